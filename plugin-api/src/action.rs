@@ -1,0 +1,382 @@
+//! Actions: function-based (a typed params struct and a function, registered
+//! with [`action!`](crate::action!)) and class-based (a type implementing
+//! [`BaseAction`]). Both validate their params before running and return JSON.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::context::{ContextError, Logger, RuntimeContext};
+use crate::failure::{ActionFailure, FailureKind};
+use crate::manifest::{ActionManifest, RunMethod};
+use crate::validate::{params_schema, parse_params};
+
+/// An action's error: a message, optional structured details (the Python
+/// `PluginError(message, details)`), and whether it was a cancellation.
+///
+/// Any `std::error::Error` converts into it, so `?` works on I/O, parse and
+/// context errors alike.
+pub struct ActionError {
+    kind: FailureKind,
+    message: String,
+    details: Value,
+}
+
+/// What an action returns.
+pub type ActionResult<T = Value> = Result<T, ActionError>;
+
+impl ActionError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { kind: FailureKind::Failed, message: message.into(), details: Value::Null }
+    }
+
+    /// The action stopped because the host asked it to.
+    pub fn cancelled() -> Self {
+        Self { kind: FailureKind::Cancelled, message: "the action was cancelled".to_owned(), details: Value::Null }
+    }
+
+    /// Adds structured details (shown in the error event).
+    pub fn with_details(mut self, details: impl Serialize) -> Self {
+        self.details = serde_json::to_value(details).unwrap_or(Value::Null);
+        self
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn details(&self) -> &Value {
+        &self.details
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == FailureKind::Cancelled
+    }
+
+    pub(crate) fn into_failure(self) -> ActionFailure {
+        ActionFailure::new(self.kind, self.message).with_details(self.details)
+    }
+}
+
+impl std::fmt::Debug for ActionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionError").field("kind", &self.kind).field("message", &self.message).field("details", &self.details).finish()
+    }
+}
+
+impl std::fmt::Display for ActionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActionError {
+    fn from(error: E) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::new(message)
+    }
+}
+
+type Runner = dyn Fn(&str, RuntimeContext) -> Result<Value, ActionFailure> + Send + Sync;
+type Validator = dyn Fn(&str) -> Result<(), ActionFailure> + Send + Sync;
+
+/// One registered action: its manifest entry and how to run it.
+pub struct ActionDef {
+    manifest: ActionManifest,
+    runner: Box<Runner>,
+    validator: Box<Validator>,
+}
+
+impl ActionDef {
+    /// A function-based action: `f(params, &ctx)`. Prefer the
+    /// [`action!`](crate::action!) macro, which names it after the function.
+    pub fn function<P, R, F>(name: &str, f: F) -> Self
+    where
+        P: DeserializeOwned + JsonSchema + 'static,
+        R: Serialize,
+        F: Fn(P, &RuntimeContext) -> ActionResult<R> + Send + Sync + 'static,
+    {
+        Self::with_params::<P>(name, move |params, ctx| {
+            let result = f(params, &ctx).map_err(ActionError::into_failure)?;
+            serde_json::to_value(result)
+                .map_err(|e| ActionFailure::new(FailureKind::Failed, format!("the result cannot be serialised to JSON: {e}")))
+        })
+    }
+
+    /// A class-based action: a type implementing [`BaseAction`].
+    pub fn class<A: BaseAction>(name: &str) -> Self {
+        Self::with_params::<A::Params>(name, |params, ctx| {
+            let mut action = A::new(ActionBase { params, ctx });
+            action.execute().map_err(ActionError::into_failure)
+        })
+    }
+
+    fn with_params<P>(name: &str, run: impl Fn(P, RuntimeContext) -> Result<Value, ActionFailure> + Send + Sync + 'static) -> Self
+    where
+        P: DeserializeOwned + JsonSchema + 'static,
+    {
+        let manifest = ActionManifest {
+            name: name.to_owned(),
+            description: String::new(),
+            method: RunMethod::default(),
+            params_schema: params_schema::<P>(),
+            result_schema: None,
+        };
+        let runner = move |json: &str, ctx: RuntimeContext| {
+            let params = parse_params::<P>(json).map_err(|e| ActionFailure::invalid_params(&e))?;
+            run(params, ctx).map(wrap_result)
+        };
+        let validator = |json: &str| parse_params::<P>(json).map(drop).map_err(|e| ActionFailure::invalid_params(&e));
+        Self { manifest, runner: Box::new(runner), validator: Box::new(validator) }
+    }
+
+    pub fn description(mut self, description: &str) -> Self {
+        self.manifest.description = description.to_owned();
+        self
+    }
+
+    /// How the platform runs it (job by default).
+    pub fn method(mut self, method: RunMethod) -> Self {
+        self.manifest.method = method;
+        self
+    }
+
+    /// Declares the JSON Schema of the result.
+    pub fn result_schema<R: JsonSchema>(mut self) -> Self {
+        self.manifest.result_schema = serde_json::to_value(schemars::schema_for!(R)).ok();
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    pub fn manifest(&self) -> &ActionManifest {
+        &self.manifest
+    }
+
+    /// Validates `params_json` and runs the action.
+    pub fn run(&self, params_json: &str, ctx: RuntimeContext) -> Result<Value, ActionFailure> {
+        (self.runner)(params_json, ctx)
+    }
+
+    /// Validates `params_json` without running the action.
+    pub fn validate(&self, params_json: &str) -> Result<(), ActionFailure> {
+        (self.validator)(params_json)
+    }
+}
+
+/// A result that is not a JSON object is wrapped as `{"result": value}`, as
+/// the Python original does, so that results are always objects.
+fn wrap_result(value: Value) -> Value {
+    match value {
+        Value::Object(_) => value,
+        other => serde_json::json!({ "result": other }),
+    }
+}
+
+/// What every class-based action holds: its validated params and its context
+/// (the Python `self.params` and `self.ctx`).
+pub struct ActionBase<P> {
+    pub params: P,
+    pub ctx: RuntimeContext,
+}
+
+/// A class-based action (the Python `BaseAction[Params]`). Embed the
+/// [`ActionBase`] you are given in your type; the helper methods forward to
+/// the context.
+///
+/// ```
+/// use plugin_api::prelude::*;
+/// # use serde::Deserialize; use schemars::JsonSchema;
+/// #[derive(Deserialize, JsonSchema)]
+/// struct Params { epochs: u64 }
+///
+/// struct Train { base: ActionBase<Params> }
+///
+/// impl BaseAction for Train {
+///     type Params = Params;
+///     fn new(base: ActionBase<Params>) -> Self { Self { base } }
+///     fn base(&self) -> &ActionBase<Params> { &self.base }
+///     fn execute(&mut self) -> ActionResult {
+///         for epoch in 0..self.params().epochs {
+///             self.set_progress(epoch + 1, self.params().epochs, Some("train"))?;
+///         }
+///         Ok(json!({ "status": "completed" }))
+///     }
+/// }
+/// ```
+pub trait BaseAction: Sized + 'static {
+    type Params: DeserializeOwned + JsonSchema + 'static;
+
+    /// Builds the action from its params and context.
+    fn new(base: ActionBase<Self::Params>) -> Self;
+
+    /// The embedded params and context.
+    fn base(&self) -> &ActionBase<Self::Params>;
+
+    /// Runs the action.
+    fn execute(&mut self) -> ActionResult;
+
+    /// The validated params (`self.params`).
+    fn params(&self) -> &Self::Params {
+        &self.base().params
+    }
+
+    /// The context (`self.ctx`).
+    fn ctx(&self) -> &RuntimeContext {
+        &self.base().ctx
+    }
+
+    /// Same as `self.ctx().log(...)`.
+    fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) {
+        self.ctx().log(event, data, file)
+    }
+
+    /// Same as `self.ctx().set_progress(...)`.
+    fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
+        self.ctx().set_progress(current, total, step)
+    }
+
+    /// Same as `self.ctx().set_metrics(...)`.
+    fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
+        self.ctx().set_metrics(value, step)
+    }
+
+    /// Same as `self.ctx().logger()`.
+    fn logger(&self) -> &Logger {
+        self.ctx().logger()
+    }
+}
+
+/// Registers a function-based action, the Rust form of
+/// `@action(params=..., description=...)`:
+///
+/// ```ignore
+/// action!(train, params = TrainParams, description = "Train a model")
+/// action!(serve_model, params = ServeParams, description = "Serve", method = RunMethod::Serve)
+/// ```
+///
+/// The action is named after the function; `name = "..."` overrides that.
+#[macro_export]
+macro_rules! action {
+    ($function:ident, params = $params:ty $(, name = $name:expr)? $(, description = $description:expr)? $(, method = $method:expr)? $(,)?) => {{
+        #[allow(unused_mut, unused_assignments)]
+        let mut name: &str = ::core::stringify!($function);
+        $( name = $name; )?
+        let def = $crate::ActionDef::function::<$params, _, _>(name, $function);
+        $( let def = def.description($description); )?
+        $( let def = def.method($method); )?
+        def
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testing::RecordingHost;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, JsonSchema)]
+    struct Params {
+        #[serde(default = "three")]
+        epochs: u64,
+    }
+
+    fn three() -> u64 {
+        3
+    }
+
+    fn train(params: Params, ctx: &RuntimeContext) -> ActionResult<u64> {
+        for epoch in 0..params.epochs {
+            ctx.set_progress(epoch + 1, params.epochs, Some("train"))?;
+        }
+        Ok(params.epochs)
+    }
+
+    struct Export {
+        base: ActionBase<Params>,
+    }
+
+    impl BaseAction for Export {
+        type Params = Params;
+        fn new(base: ActionBase<Params>) -> Self {
+            Self { base }
+        }
+        fn base(&self) -> &ActionBase<Params> {
+            &self.base
+        }
+        fn execute(&mut self) -> ActionResult {
+            self.log("exported", serde_json::json!({"n": self.params().epochs}), Some("/out/a.json"));
+            self.set_metrics(serde_json::json!({"files": 1}), "export")?;
+            Ok(serde_json::json!({"files": 1}))
+        }
+    }
+
+    fn context() -> (Arc<RecordingHost>, RuntimeContext) {
+        let host = Arc::new(RecordingHost::default());
+        (host.clone(), RuntimeContext::with_host(host))
+    }
+
+    #[test]
+    fn function_action_runs_with_defaults_and_wraps_scalar_results() {
+        let def = crate::action!(train, params = Params, description = "Train");
+        assert_eq!(def.name(), "train");
+        assert_eq!(def.manifest().description, "Train");
+        let (host, ctx) = context();
+        assert_eq!(def.run("{}", ctx).unwrap(), serde_json::json!({"result": 3}));
+        assert_eq!(host.calls().len(), 3);
+    }
+
+    #[test]
+    fn invalid_params_never_reach_the_function() {
+        let def = ActionDef::function("train", train);
+        let (host, ctx) = context();
+        let failure = def.run(r#"{"epochs": "many"}"#, ctx).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::InvalidParams);
+        assert!(failure.message.contains("epochs"), "{}", failure.message);
+        assert!(host.calls().is_empty());
+        assert!(def.validate(r#"{"epochz": 1}"#).is_err());
+        assert!(def.validate(r#"{"epochs": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn context_errors_fail_the_action_with_their_message() {
+        fn bad(_: Params, ctx: &RuntimeContext) -> ActionResult {
+            ctx.set_progress(2, 1, None)?;
+            Ok(Value::Null)
+        }
+        let (_, ctx) = context();
+        let failure = ActionDef::function("bad", bad).run("{}", ctx).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Failed);
+        assert!(failure.message.contains("current 2 is outside 0..=1"), "{}", failure.message);
+    }
+
+    #[test]
+    fn class_action_helpers_forward_to_the_context() {
+        let def = ActionDef::class::<Export>("export").method(RunMethod::Task);
+        assert_eq!(def.manifest().method, RunMethod::Task);
+        let (host, ctx) = context();
+        assert_eq!(def.run(r#"{"epochs": 1}"#, ctx).unwrap(), serde_json::json!({"files": 1}));
+        assert_eq!(host.calls(), vec!["log exported {\"n\":1} file=Some(\"/out/a.json\")", "metrics {\"files\":1} step=export"]);
+    }
+
+    #[test]
+    fn errors_keep_their_sources_and_details() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err: ActionError = io.into();
+        assert_eq!(err.message(), "no such file");
+        let failure = ActionError::new("disk full").with_details(serde_json::json!({"free": 0})).into_failure();
+        assert_eq!(failure.details, serde_json::json!({"free": 0}));
+        assert!(ActionError::cancelled().is_cancelled());
+    }
+}

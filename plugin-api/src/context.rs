@@ -1,0 +1,377 @@
+//! `RuntimeContext`: what an action receives from the host, in idiomatic
+//! Rust: progress, metrics and the three kinds of logs (through [`Logger`]),
+//! the environment, the job id, the checkpoint, the backend and agent
+//! clients, and cancellation.
+//!
+//! A context is a cheap, clonable, thread-safe handle: plugin code may move
+//! clones into worker threads.
+
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::env::PluginEnvironment;
+use crate::ffi::host_side::{context_for, ContextHost};
+use crate::ffi::plugin_side::HostHandle;
+use crate::ffi::ClientKind;
+
+/// A context call the host refused, with the host's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    #[error("set_progress: {0}")]
+    Progress(String),
+    #[error("set_metrics: {0}")]
+    Metrics(String),
+    #[error("could not serialise {what} to JSON: {reason}")]
+    Serialize { what: &'static str, reason: String },
+}
+
+/// The level of a user-facing message (`log_message`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageLevel {
+    #[default]
+    Info,
+    Warning,
+    Danger,
+    Success,
+}
+
+impl MessageLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageLevel::Info => "info",
+            MessageLevel::Warning => "warning",
+            MessageLevel::Danger => "danger",
+            MessageLevel::Success => "success",
+        }
+    }
+}
+
+impl std::str::FromStr for MessageLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "info" => Ok(MessageLevel::Info),
+            "warning" => Ok(MessageLevel::Warning),
+            "danger" => Ok(MessageLevel::Danger),
+            "success" => Ok(MessageLevel::Success),
+            other => Err(format!("unknown message level {other:?} (expected info, warning, danger or success)")),
+        }
+    }
+}
+
+/// The progress, metrics and logging half of the context (`ctx.logger()`,
+/// the Python `BaseLogger`). Every method is also available on
+/// [`RuntimeContext`] directly.
+pub struct Logger {
+    host: HostHandle,
+}
+
+impl Logger {
+    /// Sets the progress of the action, or of one `step` of it. Errors unless
+    /// `total > 0` and `current <= total`.
+    ///
+    /// Call it as often as you like: the host coalesces updates, so per-batch
+    /// progress is cheap and the final value is never lost.
+    pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
+        self.host.set_progress(current, total, step).map_err(ContextError::Progress)
+    }
+
+    /// Records metrics for a (non-empty) step; they merge with the step's
+    /// earlier metrics, later keys winning. `value` must serialise to a JSON
+    /// object.
+    pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
+        let json = to_json(&value, "metrics")?;
+        self.host.set_metrics(&json, step).map_err(ContextError::Metrics)
+    }
+
+    /// Logs a structured event, optionally about a file.
+    pub fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) {
+        self.host.log(event, &json_or_error(&data), file)
+    }
+
+    /// Logs a message for the user.
+    pub fn log_message(&self, message: &str, level: MessageLevel) {
+        self.host.log_message(message, level.as_str())
+    }
+
+    /// Logs a developer event (shown only in verbose output).
+    pub fn log_dev_event(&self, message: &str, data: Option<Value>) {
+        let data = data.map(|d| json_or_error(&d));
+        self.host.log_dev_event(message, data.as_deref())
+    }
+}
+
+fn to_json(value: &impl Serialize, what: &'static str) -> Result<String, ContextError> {
+    serde_json::to_string(value).map_err(|e| ContextError::Serialize { what, reason: e.to_string() })
+}
+
+/// Log data that cannot be serialised is replaced by a note saying why, so
+/// that the event itself is never lost.
+fn json_or_error(value: &impl Serialize) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| serde_json::json!({ "unserialisable_data": e.to_string() }).to_string())
+}
+
+/// The pretrained model an action starts from (`ctx.checkpoint()`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// `base`, or the name of a fine-tuned model.
+    pub category: String,
+    /// Path of the model file.
+    pub path: String,
+    /// Any further fields the platform sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Checkpoint {
+    /// A field by name, as in the Python dictionary (`category`, `path` or
+    /// any further field).
+    pub fn get(&self, key: &str) -> Option<Value> {
+        match key {
+            "category" => Some(Value::String(self.category.clone())),
+            "path" => Some(Value::String(self.path.clone())),
+            other => self.extra.get(other).cloned(),
+        }
+    }
+
+    /// Whether this is the base model rather than a fine-tuned one.
+    pub fn is_base(&self) -> bool {
+        self.category == "base"
+    }
+}
+
+/// A request failed, or the host could not make it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{client} request failed: {message}")]
+pub struct ClientError {
+    pub client: &'static str,
+    pub message: String,
+}
+
+/// The Synapse backend API client (`ctx.client()`).
+#[derive(Clone)]
+pub struct BackendClient {
+    ctx: RuntimeContext,
+}
+
+/// The Ray agent client (`ctx.agent_client()`).
+#[derive(Clone)]
+pub struct AgentClient {
+    ctx: RuntimeContext,
+}
+
+fn client_request(ctx: &RuntimeContext, kind: ClientKind, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+    let name = match kind {
+        ClientKind::Backend => "backend",
+        ClientKind::Agent => "agent",
+    };
+    let request = serde_json::json!({ "method": method, "path": path, "body": body });
+    let answer = ctx.inner.logger.host.client_request(kind, &request.to_string()).map_err(|message| ClientError { client: name, message })?;
+    serde_json::from_str(&answer).map_err(|e| ClientError { client: name, message: format!("the answer is not JSON: {e}") })
+}
+
+impl BackendClient {
+    /// A request to the backend API: `method` (`GET`, `POST`, ...), a path
+    /// relative to the API root, an optional JSON body.
+    pub fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+        client_request(&self.ctx, ClientKind::Backend, method, path, body)
+    }
+
+    pub fn get_data_collection(&self, id: impl std::fmt::Display) -> Result<Value, ClientError> {
+        self.request("GET", &format!("data_collections/{id}/"), None)
+    }
+
+    pub fn get_model(&self, id: impl std::fmt::Display) -> Result<Value, ClientError> {
+        self.request("GET", &format!("models/{id}/"), None)
+    }
+}
+
+impl AgentClient {
+    /// A request to the agent: `method`, a path, an optional JSON body.
+    pub fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+        client_request(&self.ctx, ClientKind::Agent, method, path, body)
+    }
+}
+
+/// The context injected into every action run.
+#[derive(Clone)]
+pub struct RuntimeContext {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    logger: Logger,
+    env: OnceLock<PluginEnvironment>,
+    job_id: OnceLock<Option<String>>,
+    checkpoint: OnceLock<Option<Checkpoint>>,
+}
+
+impl RuntimeContext {
+    pub(crate) fn from_host(host: HostHandle) -> Self {
+        let inner = ContextInner { logger: Logger { host }, env: OnceLock::new(), job_id: OnceLock::new(), checkpoint: OnceLock::new() };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// A context backed by a host in this process, through the same vtable a
+    /// loaded plugin uses: for testing actions and steps without a loader.
+    pub fn with_host<H: ContextHost>(host: Arc<H>) -> Self {
+        Self::from_host(HostHandle::new(context_for(&host)))
+    }
+
+    /// The logger: progress, metrics and logs.
+    pub fn logger(&self) -> &Logger {
+        &self.inner.logger
+    }
+
+    /// See [`Logger::set_progress`].
+    pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
+        self.inner.logger.set_progress(current, total, step)
+    }
+
+    /// See [`Logger::set_metrics`].
+    pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
+        self.inner.logger.set_metrics(value, step)
+    }
+
+    /// See [`Logger::log`].
+    pub fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) {
+        self.inner.logger.log(event, data, file)
+    }
+
+    /// See [`Logger::log_message`].
+    pub fn log_message(&self, message: &str, level: MessageLevel) {
+        self.inner.logger.log_message(message, level)
+    }
+
+    /// See [`Logger::log_dev_event`].
+    pub fn log_dev_event(&self, message: &str, data: Option<Value>) {
+        self.inner.logger.log_dev_event(message, data)
+    }
+
+    /// The environment variables this run may see.
+    pub fn env(&self) -> &PluginEnvironment {
+        self.inner.env.get_or_init(|| PluginEnvironment::from_json(&self.inner.logger.host.env_json()).unwrap_or_default())
+    }
+
+    /// The job id, when the run belongs to a job.
+    pub fn job_id(&self) -> Option<&str> {
+        self.inner.job_id.get_or_init(|| self.inner.logger.host.job_id()).as_deref()
+    }
+
+    /// The pretrained model to start from, when there is one.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.inner
+            .checkpoint
+            .get_or_init(|| self.inner.logger.host.checkpoint_json().and_then(|json| serde_json::from_str(&json).ok()))
+            .as_ref()
+    }
+
+    /// The backend API client; `None` when the host has none configured.
+    pub fn client(&self) -> Option<BackendClient> {
+        self.inner.logger.host.has_client(ClientKind::Backend).then(|| BackendClient { ctx: self.clone() })
+    }
+
+    /// The agent client; `None` when the host has none configured.
+    pub fn agent_client(&self) -> Option<AgentClient> {
+        self.inner.logger.host.has_client(ClientKind::Agent).then(|| AgentClient { ctx: self.clone() })
+    }
+
+    /// Whether the host asked the action to stop (timeout, Ctrl-C). Long
+    /// actions should check it between units of work. Always `false` with a
+    /// host older than plugin-api 1.1, which cannot cancel.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.logger.host.is_cancelled().unwrap_or(false)
+    }
+
+    /// `Err(ActionError::cancelled())` once the host asked the action to
+    /// stop: `ctx.check_cancelled()?` in a loop.
+    pub fn check_cancelled(&self) -> Result<(), crate::action::ActionError> {
+        if self.is_cancelled() {
+            Err(crate::action::ActionError::cancelled())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RecordingHost;
+
+    #[test]
+    fn calls_reach_the_host_through_the_vtable() {
+        let host = Arc::new(RecordingHost::default());
+        let ctx = RuntimeContext::with_host(host.clone());
+        ctx.set_progress(5, 10, Some("train")).unwrap();
+        ctx.set_metrics(serde_json::json!({"loss": 0.5}), "train").unwrap();
+        ctx.log("data_loaded", serde_json::json!({"count": 3}), Some("/d.csv"));
+        ctx.log_message("hi", MessageLevel::Warning);
+        ctx.log_dev_event("dbg", None);
+        let calls = host.calls();
+        assert_eq!(
+            calls,
+            vec![
+                "progress 5/10 step=Some(\"train\")",
+                "metrics {\"loss\":0.5} step=train",
+                "log data_loaded {\"count\":3} file=Some(\"/d.csv\")",
+                "message warning hi",
+                "dev_event dbg None",
+            ]
+        );
+    }
+
+    #[test]
+    fn host_errors_come_back_to_the_author() {
+        let host = Arc::new(RecordingHost::default());
+        let ctx = RuntimeContext::with_host(host);
+        let err = ctx.set_progress(11, 10, None).unwrap_err();
+        assert!(matches!(err, ContextError::Progress(_)), "{err}");
+        assert!(ctx.set_metrics(serde_json::json!({"a": 1}), "").is_err());
+    }
+
+    #[test]
+    fn env_job_and_checkpoint_are_read_once_and_typed() {
+        let host = Arc::new(RecordingHost {
+            env: [("EPOCHS".to_owned(), "3".to_owned())].into_iter().collect(),
+            job_id: Some("job-1".into()),
+            checkpoint: Some(r#"{"category":"base","path":"/m.pt","size":3}"#.into()),
+            ..Default::default()
+        });
+        let ctx = RuntimeContext::with_host(host);
+        assert_eq!(ctx.env().get_int("EPOCHS", 1), Ok(3));
+        assert_eq!(ctx.job_id(), Some("job-1"));
+        let checkpoint = ctx.checkpoint().unwrap();
+        assert!(checkpoint.is_base());
+        assert_eq!(checkpoint.get("path"), Some(Value::String("/m.pt".into())));
+        assert_eq!(checkpoint.get("size"), Some(serde_json::json!(3)));
+        assert!(ctx.client().is_none());
+        assert!(ctx.agent_client().is_none());
+    }
+
+    #[test]
+    fn the_context_keeps_the_host_alive_and_is_shareable() {
+        let host = Arc::new(RecordingHost::default());
+        let ctx = RuntimeContext::with_host(host.clone());
+        assert_eq!(Arc::strong_count(&host), 2);
+        let clone = ctx.clone();
+        std::thread::spawn(move || clone.log_message("from a thread", MessageLevel::Info)).join().unwrap();
+        drop(ctx);
+        assert_eq!(Arc::strong_count(&host), 1);
+        assert_eq!(host.calls(), vec!["message info from a thread"]);
+    }
+
+    #[test]
+    fn cancellation_is_visible() {
+        let host = Arc::new(RecordingHost::default());
+        let ctx = RuntimeContext::with_host(host.clone());
+        assert!(!ctx.is_cancelled());
+        host.cancel();
+        assert!(ctx.is_cancelled());
+        assert!(ctx.check_cancelled().is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! `PluginEnvironment`: the environment variables an action may see, with
+//! typed getters. Unlike the Python original, a value that does not parse is
+//! an error naming the key and the value, never a silent default.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// A value was present but could not be read as the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {key}={value:?} is not {expected}")]
+pub struct EnvError {
+    pub key: String,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// The environment of one action run (`ctx.env()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginEnvironment {
+    vars: BTreeMap<String, String>,
+}
+
+impl PluginEnvironment {
+    pub fn new(vars: BTreeMap<String, String>) -> Self {
+        Self { vars }
+    }
+
+    /// Reads the JSON object of strings the host sends.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json).map(Self::new)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.vars).expect("a map of strings always serialises")
+    }
+
+    /// The raw value of `key`, or `default` when it is not set.
+    pub fn get<'a>(&'a self, key: &str, default: Option<&'a str>) -> Option<&'a str> {
+        self.vars.get(key).map(String::as_str).or(default)
+    }
+
+    /// The value of `key` as a string, or `default` when it is not set.
+    pub fn get_str(&self, key: &str, default: Option<&str>) -> Option<String> {
+        self.get(key, default).map(str::to_owned)
+    }
+
+    /// The value of `key` as an integer, or `default` when it is not set.
+    pub fn get_int(&self, key: &str, default: i64) -> Result<i64, EnvError> {
+        self.parse(key, "an integer").map(|v| v.unwrap_or(default))
+    }
+
+    /// The value of `key` as a float, or `default` when it is not set.
+    pub fn get_float(&self, key: &str, default: f64) -> Result<f64, EnvError> {
+        self.parse(key, "a number").map(|v| v.unwrap_or(default))
+    }
+
+    /// The value of `key` as a boolean (`true`/`1`/`yes` or `false`/`0`/`no`,
+    /// any case), or `default` when it is not set.
+    pub fn get_bool(&self, key: &str, default: bool) -> Result<bool, EnvError> {
+        let Some(raw) = self.vars.get(key) else { return Ok(default) };
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(self.error(key, "a boolean (true/1/yes or false/0/no)")),
+        }
+    }
+
+    /// The value of `key` split on commas, each item trimmed and empty items
+    /// dropped, or `default` when it is not set.
+    pub fn get_list(&self, key: &str, default: &[&str]) -> Vec<String> {
+        match self.vars.get(key) {
+            Some(raw) => raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            None => default.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// The value of `key` parsed as any `FromStr` type, `None` when unset:
+    /// the typed getters without a default.
+    pub fn parse<T: FromStr>(&self, key: &str, expected: &'static str) -> Result<Option<T>, EnvError> {
+        match self.vars.get(key) {
+            None => Ok(None),
+            Some(raw) => raw.trim().parse().map(Some).map_err(|_| self.error(key, expected)),
+        }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.vars.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.vars.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn error(&self, key: &str, expected: &'static str) -> EnvError {
+        EnvError { key: key.to_owned(), value: self.vars.get(key).cloned().unwrap_or_default(), expected }
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for PluginEnvironment {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self::new(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> PluginEnvironment {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn get_returns_raw_value_or_default() {
+        let e = env(&[("MY_VAR", " spaced ")]);
+        assert_eq!(e.get("MY_VAR", Some("d")), Some(" spaced "));
+        assert_eq!(e.get("MISSING", Some("d")), Some("d"));
+        assert_eq!(e.get("MISSING", None), None);
+        assert_eq!(e.get_str("MISSING", Some("x")), Some("x".to_owned()));
+    }
+
+    #[test]
+    fn get_int_parses_or_names_key_and_value() {
+        let e = env(&[("BATCH_SIZE", "64"), ("BAD", "6four"), ("NEG", " -3 ")]);
+        assert_eq!(e.get_int("BATCH_SIZE", 32), Ok(64));
+        assert_eq!(e.get_int("NEG", 0), Ok(-3));
+        assert_eq!(e.get_int("MISSING", 32), Ok(32));
+        assert_eq!(e.parse::<i64>("MISSING", "an integer"), Ok(None));
+        let err = e.get_int("BAD", 32).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable BAD=\"6four\" is not an integer");
+    }
+
+    #[test]
+    fn get_float_parses_or_errors() {
+        let e = env(&[("LR", "0.01"), ("EXP", "1e-3"), ("BAD", "fast")]);
+        assert_eq!(e.get_float("LR", 0.001), Ok(0.01));
+        assert_eq!(e.get_float("EXP", 0.0), Ok(0.001));
+        assert_eq!(e.get_float("MISSING", 0.5), Ok(0.5));
+        assert!(e.get_float("BAD", 0.0).unwrap_err().to_string().contains("BAD=\"fast\""));
+    }
+
+    #[test]
+    fn get_bool_accepts_the_documented_spellings_in_any_case() {
+        for yes in ["true", "TRUE", "1", "yes", "Yes"] {
+            assert_eq!(env(&[("D", yes)]).get_bool("D", false), Ok(true), "{yes}");
+        }
+        for no in ["false", "False", "0", "no", "NO"] {
+            assert_eq!(env(&[("D", no)]).get_bool("D", true), Ok(false), "{no}");
+        }
+        assert_eq!(env(&[]).get_bool("D", true), Ok(true));
+        let err = env(&[("DEBUG", "maybe")]).get_bool("DEBUG", false).unwrap_err();
+        assert_eq!(err.key, "DEBUG");
+        assert_eq!(err.value, "maybe");
+    }
+
+    #[test]
+    fn get_list_splits_trims_and_drops_empty_items() {
+        let e = env(&[("GPU_IDS", " 0, 1 ,,2 "), ("EMPTY", "")]);
+        assert_eq!(e.get_list("GPU_IDS", &["0"]), vec!["0", "1", "2"]);
+        assert_eq!(e.get_list("EMPTY", &["0"]), Vec::<String>::new());
+        assert_eq!(e.get_list("MISSING", &["0"]), vec!["0"]);
+        assert_eq!(e.get_list("MISSING", &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let e = env(&[("A", "1"), ("B", "x,y")]);
+        assert_eq!(PluginEnvironment::from_json(&e.to_json()).unwrap(), e);
+    }
+}

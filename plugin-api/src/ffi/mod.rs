@@ -1,0 +1,197 @@
+//! The stable-ABI boundary between the loader and a plugin library.
+//!
+//! Everything that crosses the dynamic-library boundary is declared here, and
+//! this module tree is the only place in `plugin-api` with `unsafe` code:
+//!
+//! - [`PluginModule`]: the root module a plugin exports (plugin -> host);
+//! - [`HostVtable`] / [`HostContext`]: the context the host injects into every
+//!   action call (host -> plugin);
+//! - [`v1_0`]: frozen copies of the boundary as released in earlier minor
+//!   versions, used by the host to check older plugins against the layout
+//!   they were really built with;
+//! - [`plugin_side`]: the `extern "C"` entry points a plugin exports, which
+//!   catch every panic before it can reach the boundary;
+//! - [`host_side`]: loading a library, choosing the layout to check it
+//!   against, and turning a host's Rust callbacks into a [`HostVtable`].
+//!
+//! Structured values (params, results, metrics, log data, manifests, errors)
+//! cross as JSON text, so the checked layout stays small and stable while
+//! their content evolves freely.
+//!
+//! # Evolution rules (see the README's compatibility section)
+//!
+//! Both prefix types keep `#[sabi(last_prefix_field)]` on the last field of
+//! the 1.0 release for the whole 1.x series. A minor release may only append
+//! fields after it; their accessors return `Option`, `None` when the other
+//! side was built against an older minor version.
+
+pub mod host_side;
+pub mod plugin_side;
+pub mod v1_0;
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    sabi_types::VersionStrings,
+    std_types::{ROption, RResult, RStr, RString},
+    StableAbi,
+};
+
+/// The opaque state behind a [`HostContext`]: only the host knows its type.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct HostState {
+    _private: [u8; 0],
+}
+
+/// A reference to the host's state for one action run, as seen by a plugin.
+pub type HostStatePtr = *const HostState;
+
+/// The context the host passes to `run_action`: its state and the functions
+/// that act on it. The state stays valid while the plugin holds a reference
+/// taken with `retain` (and not yet given back with `release`), and during the
+/// `run_action` call itself.
+#[repr(C)]
+#[derive(StableAbi, Copy, Clone)]
+pub struct HostContext {
+    pub state: HostStatePtr,
+    pub vtable: HostVtableRef,
+}
+
+/// The host's side of the `RuntimeContext`: one function per context method.
+///
+/// Every function is thread-safe (the host synchronises internally) and never
+/// unwinds. Errors come back as `RErr` with a human-readable message.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = HostVtableRef)))]
+pub struct HostVtable {
+    /// Takes a reference on the host state (the plugin keeps the context).
+    pub retain: extern "C" fn(HostStatePtr),
+    /// Gives a reference back.
+    pub release: extern "C" fn(HostStatePtr),
+    /// `set_progress(current, total, step)`.
+    pub set_progress:
+        extern "C" fn(HostStatePtr, u64, u64, ROption<RStr<'_>>) -> RResult<(), RString>,
+    /// `set_metrics(value as a JSON object, step)`.
+    pub set_metrics: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>) -> RResult<(), RString>,
+    /// `log(event, data as JSON, file)`.
+    pub log: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>, ROption<RStr<'_>>),
+    /// `log_message(message, level)`, the level as its lowercase name.
+    pub log_message: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>),
+    /// `log_dev_event(message, data as JSON)`.
+    pub log_dev_event: extern "C" fn(HostStatePtr, RStr<'_>, ROption<RStr<'_>>),
+    /// The plugin's environment as a JSON object of strings.
+    pub env: extern "C" fn(HostStatePtr) -> RString,
+    /// The job id, if the run has one.
+    pub job_id: extern "C" fn(HostStatePtr) -> ROption<RString>,
+    /// The checkpoint as a JSON object, if the run has one.
+    #[sabi(last_prefix_field)]
+    pub checkpoint: extern "C" fn(HostStatePtr) -> ROption<RString>,
+
+    // ---- added in 1.1 ----
+    /// Whether the host asked the action to stop early.
+    pub is_cancelled: extern "C" fn(HostStatePtr) -> bool,
+    /// Whether a client of the given kind (see [`ClientKind`]) is configured.
+    pub has_client: extern "C" fn(HostStatePtr, u32) -> bool,
+    /// A request to a configured client: the request and the answer as JSON.
+    pub client_request: extern "C" fn(HostStatePtr, u32, RStr<'_>) -> RResult<RString, RString>,
+}
+
+/// Which client a `has_client` / `client_request` call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// The Synapse backend API client (`ctx.client`).
+    Backend = 0,
+    /// The Ray agent client (`ctx.agent_client`).
+    Agent = 1,
+}
+
+/// The root module every plugin library exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+pub struct PluginModule {
+    /// The plugin's manifest as JSON (see `manifest::PluginManifest`).
+    pub manifest: extern "C" fn() -> RResult<RString, RString>,
+    /// Runs an action: the context, the action name, the params as JSON.
+    /// Returns the result as JSON, or an `ActionFailure` as JSON.
+    #[sabi(last_prefix_field)]
+    pub run_action: extern "C" fn(HostContext, RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
+
+    // ---- added in 1.1 ----
+    /// Validates params for an action without running it.
+    pub validate_params: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<(), RString>,
+}
+
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "synapse_plugin";
+    const NAME: &'static str = "synapse_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The plugin-api version this crate implements (and that a plugin built
+/// against it declares in its library header).
+pub const API_VERSION: ApiVersion = ApiVersion::current();
+
+/// A plugin-api version: what a plugin was built against, or what a host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl ApiVersion {
+    const fn current() -> Self {
+        Self {
+            major: parse_u32(env!("CARGO_PKG_VERSION_MAJOR")),
+            minor: parse_u32(env!("CARGO_PKG_VERSION_MINOR")),
+            patch: parse_u32(env!("CARGO_PKG_VERSION_PATCH")),
+        }
+    }
+
+    /// Reads the version an abi_stable library header declares.
+    pub fn from_version_strings(v: &VersionStrings) -> Option<Self> {
+        let n = abi_stable::sabi_types::VersionNumber::new(*v).ok()?;
+        Some(Self { major: n.major, minor: n.minor, patch: n.patch })
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+const fn parse_u32(s: &str) -> u32 {
+    let bytes = s.as_bytes();
+    let mut value = 0u32;
+    let mut i = 0;
+    while i < bytes.len() {
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_version_matches_the_package_version() {
+        assert_eq!(API_VERSION.to_string(), env!("CARGO_PKG_VERSION"));
+        assert!(API_VERSION.major >= 1, "0.x versions cannot keep minor compatibility");
+    }
+
+    #[test]
+    fn the_exported_symbol_name_is_the_one_abi_stable_looks_up() {
+        assert_eq!(
+            plugin_side::ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! The boundary exactly as plugin-api 1.0 released it. Frozen: never edit.
+//!
+//! abi_stable refuses a library whose prefix types have fewer fields than the
+//! host's, even for the host-to-plugin vtable where the older plugin would
+//! only read the fields it knows. So the host checks a plugin that declares
+//! 1.0 against these copies (same type names, same package), and then talks
+//! to it through the current types: the fields added since 1.0 read as absent
+//! on the plugin's root module, and the plugin reads only the 1.0 prefix of
+//! the host's vtable.
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    sabi_types::VersionStrings,
+    std_types::{ROption, RResult, RStr, RString},
+    StableAbi,
+};
+
+use super::HostStatePtr;
+
+/// `HostContext` as of 1.0.
+#[repr(C)]
+#[derive(StableAbi, Copy, Clone)]
+pub struct HostContext {
+    pub state: HostStatePtr,
+    pub vtable: HostVtableRef,
+}
+
+/// `HostVtable` as of 1.0.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = HostVtableRef)))]
+pub struct HostVtable {
+    pub retain: extern "C" fn(HostStatePtr),
+    pub release: extern "C" fn(HostStatePtr),
+    pub set_progress:
+        extern "C" fn(HostStatePtr, u64, u64, ROption<RStr<'_>>) -> RResult<(), RString>,
+    pub set_metrics: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>) -> RResult<(), RString>,
+    pub log: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>, ROption<RStr<'_>>),
+    pub log_message: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>),
+    pub log_dev_event: extern "C" fn(HostStatePtr, RStr<'_>, ROption<RStr<'_>>),
+    pub env: extern "C" fn(HostStatePtr) -> RString,
+    pub job_id: extern "C" fn(HostStatePtr) -> ROption<RString>,
+    #[sabi(last_prefix_field)]
+    pub checkpoint: extern "C" fn(HostStatePtr) -> ROption<RString>,
+}
+
+/// `PluginModule` as of 1.0.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+pub struct PluginModule {
+    pub manifest: extern "C" fn() -> RResult<RString, RString>,
+    #[sabi(last_prefix_field)]
+    pub run_action: extern "C" fn(HostContext, RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
+}
+
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "synapse_plugin";
+    const NAME: &'static str = "synapse_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}

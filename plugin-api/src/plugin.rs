@@ -1,0 +1,99 @@
+//! `Plugin`: a plugin's manifest fields and its registered actions, built by
+//! the plugin author and served through the root module.
+
+use serde_json::json;
+
+use crate::action::ActionDef;
+use crate::context::RuntimeContext;
+use crate::failure::{ActionFailure, FailureKind};
+use crate::ffi::plugin_side::HostHandle;
+use crate::manifest::{Category, PluginManifest};
+
+/// A plugin under construction: `Plugin::new(code, name, version)` and then
+/// `.category(..)`, `.description(..)`, `.action(..)` for each action.
+pub struct Plugin {
+    code: String,
+    name: String,
+    version: String,
+    category: Category,
+    description: String,
+    actions: Vec<ActionDef>,
+}
+
+impl Plugin {
+    /// `code` is the plugin's unique id; `version` is usually
+    /// `env!("CARGO_PKG_VERSION")`.
+    pub fn new(code: &str, name: &str, version: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            version: version.to_owned(),
+            category: Category::default(),
+            description: String::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn category(mut self, category: Category) -> Self {
+        self.category = category;
+        self
+    }
+
+    pub fn description(mut self, description: &str) -> Self {
+        self.description = description.to_owned();
+        self
+    }
+
+    /// Registers an action. Panics if the name is taken: the loader reports
+    /// that as a broken plugin, naming the action.
+    pub fn action(mut self, action: ActionDef) -> Self {
+        assert!(
+            self.find(action.name()).is_none(),
+            "plugin {:?} registers the action {:?} twice",
+            self.code,
+            action.name()
+        );
+        self.actions.push(action);
+        self
+    }
+
+    pub fn manifest(&self) -> PluginManifest {
+        PluginManifest {
+            code: self.code.clone(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            category: self.category,
+            description: self.description.clone(),
+            actions: self.actions.iter().map(|a| a.manifest().clone()).collect(),
+        }
+    }
+
+    pub(crate) fn manifest_json(&self) -> String {
+        serde_json::to_string(&self.manifest()).expect("a manifest always serialises")
+    }
+
+    fn find(&self, action: &str) -> Option<&ActionDef> {
+        self.actions.iter().find(|a| a.name() == action)
+    }
+
+    fn find_or_fail(&self, action: &str) -> Result<&ActionDef, ActionFailure> {
+        self.find(action).ok_or_else(|| {
+            let available: Vec<&str> = self.actions.iter().map(ActionDef::name).collect();
+            ActionFailure::new(
+                FailureKind::UnknownAction,
+                format!("plugin {:?} has no action {action:?} (available: {})", self.code, available.join(", ")),
+            )
+            .with_details(json!({ "available": available }))
+        })
+    }
+
+    pub(crate) fn run(&self, action: &str, params_json: &str, host: HostHandle) -> Result<String, ActionFailure> {
+        let def = self.find_or_fail(action)?;
+        let value = def.run(params_json, RuntimeContext::from_host(host))?;
+        Ok(value.to_string())
+    }
+
+    pub(crate) fn validate(&self, action: &str, params_json: &str) -> Result<(), ActionFailure> {
+        self.find_or_fail(action)?.validate(params_json)
+    }
+}

@@ -1,0 +1,88 @@
+//! A host for unit tests of plugin code: records every context call as a
+//! line of text and applies the same argument rules as the real loader, so
+//! actions and workflow steps can be tested without loading a library.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use crate::ffi::host_side::ContextHost;
+use crate::ffi::ClientKind;
+use crate::rules;
+
+/// Records context calls; configure what it answers through its fields.
+#[derive(Default)]
+pub struct RecordingHost {
+    pub env: BTreeMap<String, String>,
+    pub job_id: Option<String>,
+    /// The checkpoint as JSON text.
+    pub checkpoint: Option<String>,
+    pub(crate) calls: Mutex<Vec<String>>,
+    pub(crate) cancelled: AtomicBool,
+}
+
+impl RecordingHost {
+    /// Every call so far, one line each, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `is_cancelled` answer true from now on.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst)
+    }
+
+    fn record(&self, line: String) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).push(line)
+    }
+}
+
+impl ContextHost for RecordingHost {
+    fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
+        rules::check_progress(current, total, step)?;
+        self.record(format!("progress {current}/{total} step={step:?}"));
+        Ok(())
+    }
+
+    fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
+        rules::check_metrics(value_json, step)?;
+        self.record(format!("metrics {value_json} step={step}"));
+        Ok(())
+    }
+
+    fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
+        self.record(format!("log {event} {data_json} file={file:?}"))
+    }
+
+    fn log_message(&self, message: &str, level: &str) {
+        self.record(format!("message {level} {message}"))
+    }
+
+    fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
+        self.record(format!("dev_event {message} {data_json:?}"))
+    }
+
+    fn env_json(&self) -> String {
+        serde_json::to_string(&self.env).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    fn job_id(&self) -> Option<String> {
+        self.job_id.clone()
+    }
+
+    fn checkpoint_json(&self) -> Option<String> {
+        self.checkpoint.clone()
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn has_client(&self, _kind: ClientKind) -> bool {
+        false
+    }
+
+    fn client_request(&self, _kind: ClientKind, _request_json: &str) -> Result<String, String> {
+        Err("no client is configured in RecordingHost".to_owned())
+    }
+}

@@ -1,0 +1,217 @@
+//! Params validation: turns the JSON params of a run into the action's typed
+//! params struct, or into a list of problems that each name the field path.
+//! Unknown fields are refused even when the struct does not say
+//! `deny_unknown_fields`: a misspelt param must not be silently ignored.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// One thing wrong with the params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    /// Dotted path of the field (`optimizer.lr`, `layers[2].size`); empty for
+    /// the params object itself.
+    pub path: String,
+    pub message: String,
+}
+
+/// The params did not validate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamsError {
+    pub problems: Vec<FieldProblem>,
+}
+
+impl std::fmt::Display for ParamsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid params: ")?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            if p.path.is_empty() {
+                f.write_str(&p.message)?;
+            } else {
+                write!(f, "{}: {}", p.path, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ParamsError {}
+
+/// Parses and validates params JSON. Reports every unknown field met before
+/// the first type error (serde stops at the first one). An empty text or `null` means "no
+/// params" and reads as `{}`, so that an action whose params all have
+/// defaults runs without any.
+pub fn parse_params<P: DeserializeOwned>(json: &str) -> Result<P, ParamsError> {
+    let value: Value = if json.trim().is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_str(json).map_err(|e| single("", format!("params are not valid JSON: {e}")))?
+    };
+    let value = if value.is_null() { Value::Object(Default::default()) } else { value };
+    if !value.is_object() {
+        return Err(single("", format!("params must be a JSON object, got {}", kind_of(&value))));
+    }
+
+    let mut unknown = Vec::new();
+    let mut record_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let deserializer = serde_ignored::Deserializer::new(&value, &mut record_unknown);
+    let parsed: Result<P, _> = serde_path_to_error::deserialize(deserializer);
+
+    let mut problems: Vec<FieldProblem> =
+        unknown.into_iter().map(|path| FieldProblem { path, message: "unknown field".to_owned() }).collect();
+    match parsed {
+        Ok(params) if problems.is_empty() => Ok(params),
+        Ok(_) => Err(ParamsError { problems }),
+        Err(e) => {
+            problems.push(problem_at(&e.path().to_string(), &e.inner().to_string()));
+            Err(ParamsError { problems })
+        }
+    }
+}
+
+/// The JSON Schema of a params type, with `additionalProperties: false` on
+/// every object that lists its properties, as validation enforces.
+pub fn params_schema<P: JsonSchema>() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(P)).unwrap_or(Value::Null);
+    close_objects(&mut schema);
+    schema
+}
+
+fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".to_owned(), Value::Bool(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
+}
+
+fn problem_at(path: &str, message: &str) -> FieldProblem {
+    let path = if path == "." { "" } else { path };
+    // serde reports a missing field at its parent: name the field itself.
+    if let Some(field) = message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
+        let full = if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") };
+        return FieldProblem { path: full, message: "missing field".to_owned() };
+    }
+    FieldProblem { path: path.to_owned(), message: message.to_owned() }
+}
+
+fn single(path: &str, message: String) -> ParamsError {
+    ParamsError { problems: vec![FieldProblem { path: path.to_owned(), message }] }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct Optimizer {
+        lr: f64,
+        #[serde(default)]
+        momentum: f64,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct TrainParams {
+        #[serde(default = "ten")]
+        epochs: u32,
+        optimizer: Optimizer,
+        #[serde(default)]
+        layers: Vec<u32>,
+    }
+
+    fn ten() -> u32 {
+        10
+    }
+
+    fn problems(json: &str) -> Vec<(String, String)> {
+        parse_params::<TrainParams>(json).unwrap_err().problems.into_iter().map(|p| (p.path, p.message)).collect()
+    }
+
+    #[test]
+    fn valid_params_parse_with_defaults() {
+        let p: TrainParams = parse_params(r#"{"optimizer": {"lr": 0.1}}"#).unwrap();
+        assert_eq!(p, TrainParams { epochs: 10, optimizer: Optimizer { lr: 0.1, momentum: 0.0 }, layers: vec![] });
+    }
+
+    #[test]
+    fn wrong_type_names_the_nested_path() {
+        let found = problems(r#"{"optimizer": {"lr": "fast"}}"#);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "optimizer.lr");
+        assert!(found[0].1.contains("invalid type"), "{found:?}");
+    }
+
+    #[test]
+    fn wrong_type_in_a_list_names_the_index() {
+        let found = problems(r#"{"optimizer": {"lr": 1}, "layers": [1, -2]}"#);
+        assert_eq!(found[0].0, "layers[1]");
+    }
+
+    #[test]
+    fn missing_field_names_the_field() {
+        assert_eq!(problems(r#"{"optimizer": {}}"#), vec![("optimizer.lr".to_owned(), "missing field".to_owned())]);
+        assert_eq!(problems("{}"), vec![("optimizer".to_owned(), "missing field".to_owned())]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_any_depth() {
+        let found = problems(r#"{"epochs": 3, "epoch": 4, "optimizer": {"lr": 1, "beta": 2}}"#);
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, vec!["epoch", "optimizer.beta"]);
+        assert!(found.iter().all(|(_, m)| m == "unknown field"));
+    }
+
+    #[test]
+    fn non_object_and_bad_json_are_refused() {
+        assert!(problems("[1]")[0].1.contains("must be a JSON object, got an array"));
+        assert!(problems("{epochs").remove(0).1.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn empty_or_null_params_mean_all_defaults() {
+        #[derive(Deserialize)]
+        struct AllDefault {
+            #[serde(default)]
+            _n: u32,
+        }
+        assert!(parse_params::<AllDefault>("").is_ok());
+        assert!(parse_params::<AllDefault>("null").is_ok());
+    }
+
+    #[test]
+    fn error_message_lists_every_problem() {
+        let err = parse_params::<TrainParams>(r#"{"epoch": 1, "optimizer": {"beta": 1, "lr": "a"}}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("invalid params: epoch: unknown field; optimizer.beta: unknown field; optimizer.lr: invalid type"), "{text}");
+    }
+
+    #[test]
+    fn schema_closes_objects_and_lists_properties() {
+        let schema = params_schema::<TrainParams>();
+        assert_eq!(schema["additionalProperties"], Value::Bool(false));
+        assert!(schema["properties"]["epochs"].is_object());
+        assert!(schema["required"].as_array().unwrap().iter().any(|v| v == "optimizer"));
+    }
+}
