@@ -336,12 +336,12 @@ mod tests {
 
     #[test]
     fn env_job_and_checkpoint_are_read_once_and_typed() {
-        let host = Arc::new(RecordingHost {
-            env: [("EPOCHS".to_owned(), "3".to_owned())].into_iter().collect(),
-            job_id: Some("job-1".into()),
-            checkpoint: Some(r#"{"category":"base","path":"/m.pt","size":3}"#.into()),
-            ..Default::default()
-        });
+        let host = Arc::new(
+            RecordingHost::default()
+                .with_env("EPOCHS", "3")
+                .with_job_id("job-1")
+                .with_checkpoint(serde_json::json!({"category": "base", "path": "/m.pt", "size": 3})),
+        );
         let ctx = RuntimeContext::with_host(host);
         assert_eq!(ctx.env().get_int("EPOCHS", 1), Ok(3));
         assert_eq!(ctx.job_id(), Some("job-1"));

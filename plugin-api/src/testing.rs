@@ -17,11 +17,28 @@ pub struct RecordingHost {
     pub job_id: Option<String>,
     /// The checkpoint as JSON text.
     pub checkpoint: Option<String>,
-    pub(crate) calls: Mutex<Vec<String>>,
-    pub(crate) cancelled: AtomicBool,
+    calls: Mutex<Vec<String>>,
+    cancelled: AtomicBool,
 }
 
 impl RecordingHost {
+    /// Adds an environment variable the plugin will see.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn with_job_id(mut self, job_id: &str) -> Self {
+        self.job_id = Some(job_id.to_owned());
+        self
+    }
+
+    /// Sets the checkpoint, as the JSON object the host would send.
+    pub fn with_checkpoint(mut self, checkpoint: serde_json::Value) -> Self {
+        self.checkpoint = Some(checkpoint.to_string());
+        self
+    }
+
     /// Every call so far, one line each, in order.
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
