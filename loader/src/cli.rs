@@ -1,0 +1,115 @@
+//! Command-line arguments of `loader` (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Discover action plugins in a folder and run their actions.
+#[derive(Debug, Parser)]
+#[command(name = "loader", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The plugin folder [default: $LOADER_PLUGIN_DIR, else ./plugins]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+
+    /// More output: dev events and loader diagnostics (-vv for debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every plugin with its version and actions, and every file that
+    /// could not be loaded with the reason.
+    List {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's actions, or one action's description and params schema.
+    Info {
+        /// Plugin code (or name, or library file stem).
+        plugin: String,
+        /// Action name.
+        action: Option<String>,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an action; its result JSON goes to stdout.
+    Run(RunArgs),
+    /// Internal: the child side of an isolated run (request on stdin,
+    /// events on stdout).
+    #[command(name = "__child", hide = true)]
+    Child,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Plugin code (or name, or library file stem).
+    pub plugin: String,
+    /// Action name.
+    pub action: String,
+
+    /// Params as JSON, or @FILE to read them from a file.
+    #[arg(long, default_value = "{}", value_name = "JSON|@FILE")]
+    pub params: String,
+
+    /// An environment variable for the plugin (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// A file of KEY=VALUE lines for the plugin's environment (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// Process variables starting with this prefix are passed to the plugin
+    /// (repeatable). Nothing else from the shell environment is.
+    #[arg(long = "env-prefix", value_name = "PREFIX", default_value = "SYNAPSE_")]
+    pub env_prefix: Vec<String>,
+
+    /// The job id the action sees.
+    #[arg(long, value_name = "ID")]
+    pub job_id: Option<String>,
+
+    /// The checkpoint: CATEGORY=PATH (category `base` or a fine-tuned model
+    /// name), or a JSON object with `category`, `path` and further fields.
+    #[arg(long, value_name = "CATEGORY=PATH|JSON")]
+    pub checkpoint: Option<String>,
+
+    /// Write the event stream as JSON lines: `jsonl` for stdout (the result
+    /// is then only in the `result` event), or a file path.
+    #[arg(long, value_name = "jsonl|PATH")]
+    pub events: Option<String>,
+
+    /// No terminal output (progress bars, messages); the result and the
+    /// JSONL stream are still written.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Validate the params and stop, without running the action.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Ask the action to cancel after this many seconds, and stop waiting
+    /// for it after a further grace period.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+
+    /// Seconds an action gets to stop after being asked to cancel.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub grace: f64,
+
+    /// Run the action in a child process (the default): a crash, an abort or
+    /// a hang becomes a reported failure, and every event before it is kept.
+    #[arg(long, overrides_with = "in_process")]
+    pub isolate: bool,
+
+    /// Run the action inside the loader's own process: a few milliseconds
+    /// faster to start, but a crashing plugin takes the loader down with it.
+    #[arg(long, overrides_with = "isolate")]
+    pub in_process: bool,
+}

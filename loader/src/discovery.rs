@@ -1,0 +1,191 @@
+//! Plugin discovery: scans a folder for the platform's library files, loads
+//! each once, and sorts the outcome into usable plugins and problem files
+//! (with the reason), so that one bad file never hides the others.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use plugin_api::ffi::host_side::{load_library, PluginLibrary};
+use plugin_api::{ApiVersion, PluginManifest};
+
+/// A plugin library that loaded and described itself.
+#[derive(Debug, Clone)]
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    pub manifest: PluginManifest,
+    pub library: PluginLibrary,
+}
+
+impl LoadedPlugin {
+    /// The plugin-api version the plugin was built against.
+    pub fn api_version(&self) -> ApiVersion {
+        self.library.api_version()
+    }
+
+    /// Whether `name` designates this plugin: its code, its name, or its
+    /// library's file stem (with or without the `lib` prefix).
+    pub fn answers_to(&self, name: &str) -> bool {
+        let stem = self.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        self.manifest.code == name || self.manifest.name == name || stem == name || stem.strip_prefix("lib") == Some(name)
+    }
+}
+
+/// A file in the plugin folder that is not a usable plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+/// The folder could not be scanned at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the plugin folder {}: {source}", path.display())]
+pub struct ScanError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub plugins: Vec<LoadedPlugin>,
+    pub problems: Vec<Problem>,
+}
+
+impl Discovery {
+    /// Scans `dir` (not recursively) for files with the platform's library
+    /// extension, in file-name order.
+    pub fn scan(dir: &Path) -> Result<Self, ScanError> {
+        let scan_error = |source| ScanError { path: dir.to_owned(), source };
+        let mut candidates: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(scan_error)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| is_library_name(path))
+            .collect();
+        candidates.sort();
+        Ok(Self::load_files(&candidates))
+    }
+
+    /// Loads the given files as plugins.
+    pub fn load_files(paths: &[PathBuf]) -> Self {
+        let mut discovery = Discovery::default();
+        let mut seen_files = HashSet::new();
+        for path in paths {
+            let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            if !seen_files.insert(canonical.clone()) {
+                continue;
+            }
+            match load_plugin(path) {
+                Ok(plugin) => discovery.add(plugin),
+                Err(reason) => discovery.problems.push(Problem { path: path.clone(), reason }),
+            }
+        }
+        discovery
+    }
+
+    fn add(&mut self, plugin: LoadedPlugin) {
+        if let Some(first) = self.plugins.iter().find(|p| p.manifest.code == plugin.manifest.code) {
+            let reason = format!(
+                "plugin code {:?} is already provided by {}; this copy is ignored",
+                plugin.manifest.code,
+                first.path.display()
+            );
+            self.problems.push(Problem { path: plugin.path, reason });
+        } else {
+            self.plugins.push(plugin);
+        }
+    }
+
+    /// The plugin called `name` (code, name or file stem).
+    pub fn find(&self, name: &str) -> Option<&LoadedPlugin> {
+        self.plugins.iter().find(|p| p.manifest.code == name).or_else(|| self.plugins.iter().find(|p| p.answers_to(name)))
+    }
+
+    /// The codes of all usable plugins.
+    pub fn codes(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.manifest.code.as_str()).collect()
+    }
+}
+
+/// Whether `path` is named like a library of this platform.
+pub fn is_library_name(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
+}
+
+fn load_plugin(path: &Path) -> Result<LoadedPlugin, String> {
+    check_file(path)?;
+    let library = load_library(path).map_err(|e| e.to_string())?;
+    let manifest_json = library.manifest_json().map_err(|e| format!("the plugin could not describe itself: {e}"))?;
+    let manifest: PluginManifest =
+        serde_json::from_str(&manifest_json).map_err(|e| format!("the plugin's manifest is not valid: {e}"))?;
+    if manifest.code.trim().is_empty() {
+        return Err("the plugin's manifest has an empty code".to_owned());
+    }
+    Ok(LoadedPlugin { path: path.to_owned(), manifest, library })
+}
+
+/// Refuses what `dlopen` would report badly, hang on, or crash on.
+fn check_file(path: &Path) -> Result<(), String> {
+    let metadata = fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    if metadata.is_dir() {
+        return Err("a directory, not a library file".to_owned());
+    }
+    if !metadata.is_file() {
+        return Err("not a regular file (a device, socket or pipe), so not a library".to_owned());
+    }
+    if metadata.len() == 0 {
+        return Err("an empty file, not a library".to_owned());
+    }
+    crate::preflight::check_library(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("loader-discovery-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn lib_name(stem: &str) -> String {
+        format!("{stem}.{}", std::env::consts::DLL_EXTENSION)
+    }
+
+    #[test]
+    fn files_that_are_not_libraries_are_reported_with_a_reason() {
+        let dir = temp_dir("bad");
+        fs::write(dir.join(lib_name("text")), "not a library").unwrap();
+        fs::write(dir.join(lib_name("empty")), "").unwrap();
+        fs::create_dir(dir.join(lib_name("folder"))).unwrap();
+        fs::write(dir.join("notes.txt"), "ignored: wrong extension").unwrap();
+        let discovery = Discovery::scan(&dir).unwrap();
+        assert!(discovery.plugins.is_empty());
+        let reasons: Vec<(String, String)> = discovery
+            .problems
+            .iter()
+            .map(|p| (p.path.file_name().unwrap().to_string_lossy().into_owned(), p.reason.clone()))
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].1.contains("empty file"), "{reasons:?}");
+        assert!(reasons[1].1.contains("directory"), "{reasons:?}");
+        assert!(reasons[2].1.contains("no ELF header") || reasons[2].1.contains("cannot open"), "{reasons:?}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_error_naming_it() {
+        let err = Discovery::scan(Path::new("/nonexistent/plugins")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/plugins"));
+    }
+}

@@ -1,0 +1,146 @@
+//! The environment a plugin sees: only what the user passes explicitly
+//! (`--env`, `--env-file`) and process variables with an allowed prefix,
+//! never the whole shell environment (the Python original leaked
+//! credentials into jobs that way).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use plugin_api::PluginEnvironment;
+
+/// The prefix of process variables passed through by default.
+pub const DEFAULT_PREFIX: &str = "SYNAPSE_";
+
+/// A malformed environment setting.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvSettingError {
+    #[error("--env {0:?} is not KEY=VALUE")]
+    NotKeyValue(String),
+    #[error("{path}:{line}: {text:?} is not KEY=VALUE")]
+    BadLine { path: PathBuf, line: usize, text: String },
+    #[error("cannot read the env file {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{0:?} is not a valid variable name (letters, digits and _, not starting with a digit)")]
+    BadName(String),
+}
+
+/// Collects the plugin's environment; later sources override earlier ones:
+/// prefixed process variables, then env files, then `--env` pairs.
+#[derive(Debug, Default, Clone)]
+pub struct EnvironmentBuilder {
+    vars: BTreeMap<String, String>,
+}
+
+impl EnvironmentBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the process variables whose names start with one of `prefixes`.
+    pub fn with_process_vars(mut self, prefixes: &[String]) -> Self {
+        for (key, value) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))) {
+            if prefixes.iter().any(|p| !p.is_empty() && key.starts_with(p.as_str())) {
+                self.vars.insert(key, value);
+            }
+        }
+        self
+    }
+
+    /// Adds the variables of a dotenv-style file: `KEY=VALUE` lines, blank
+    /// lines and `#` comments ignored, an optional `export ` prefix, values
+    /// optionally in single or double quotes.
+    pub fn with_env_file(mut self, path: &Path) -> Result<Self, EnvSettingError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EnvSettingError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let bad_line = || EnvSettingError::BadLine { path: path.to_owned(), line: index + 1, text: raw.to_owned() };
+            let (key, value) = line.split_once('=').ok_or_else(bad_line)?;
+            let key = key.trim();
+            check_name(key)?;
+            self.vars.insert(key.to_owned(), unquote(value.trim()).to_owned());
+        }
+        Ok(self)
+    }
+
+    /// Adds one `KEY=VALUE` pair (from `--env`).
+    pub fn with_pair(mut self, pair: &str) -> Result<Self, EnvSettingError> {
+        let (key, value) = pair.split_once('=').ok_or_else(|| EnvSettingError::NotKeyValue(pair.to_owned()))?;
+        check_name(key)?;
+        self.vars.insert(key.to_owned(), value.to_owned());
+        Ok(self)
+    }
+
+    pub fn build(self) -> PluginEnvironment {
+        PluginEnvironment::new(self.vars)
+    }
+}
+
+fn check_name(key: &str) -> Result<(), EnvSettingError> {
+    let valid = !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(EnvSettingError::BadName(key.to_owned()))
+    }
+}
+
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
+            return &value[1..value.len() - 1];
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_override_files_which_override_process_vars() {
+        let file = std::env::temp_dir().join(format!("loader-env-{}.env", std::process::id()));
+        std::fs::write(&file, "# comment\n\nexport EPOCHS=3\nNAME=\"quoted value\"\nLR='0.1'\n").unwrap();
+        let env = EnvironmentBuilder::new()
+            .with_env_file(&file)
+            .unwrap()
+            .with_pair("EPOCHS=9")
+            .unwrap()
+            .with_pair("EMPTY=")
+            .unwrap()
+            .build();
+        std::fs::remove_file(file).unwrap();
+        assert_eq!(env.get("EPOCHS", None), Some("9"));
+        assert_eq!(env.get("NAME", None), Some("quoted value"));
+        assert_eq!(env.get("LR", None), Some("0.1"));
+        assert_eq!(env.get("EMPTY", None), Some(""));
+    }
+
+    #[test]
+    fn only_prefixed_process_vars_pass_through() {
+        let env = EnvironmentBuilder::new().with_process_vars(&["PATH".to_owned()]).build();
+        assert!(env.contains("PATH"));
+        assert!(!env.contains("HOME"));
+        let none = EnvironmentBuilder::new().with_process_vars(&[String::new()]).build();
+        assert!(none.is_empty(), "an empty prefix must not pass everything through");
+    }
+
+    #[test]
+    fn malformed_settings_name_the_problem() {
+        assert_eq!(EnvironmentBuilder::new().with_pair("NOVALUE").unwrap_err(), EnvSettingError::NotKeyValue("NOVALUE".into()));
+        assert_eq!(EnvironmentBuilder::new().with_pair("1X=2").unwrap_err(), EnvSettingError::BadName("1X".into()));
+        let file = std::env::temp_dir().join(format!("loader-env-bad-{}.env", std::process::id()));
+        std::fs::write(&file, "OK=1\nbroken line\n").unwrap();
+        let err = EnvironmentBuilder::new().with_env_file(&file).unwrap_err();
+        std::fs::remove_file(&file).unwrap();
+        assert!(err.to_string().ends_with(":2: \"broken line\" is not KEY=VALUE"), "{err}");
+        assert!(EnvironmentBuilder::new().with_env_file(Path::new("/no/such.env")).unwrap_err().to_string().contains("/no/such.env"));
+    }
+}

@@ -1,0 +1,557 @@
+//! The JSON-lines event stream: [`JsonlSink`] writes one JSON object per
+//! event for other programs to read, and [`parse_line`] reads such a line
+//! back (to relay a child process's events).
+//!
+//! Each line has these fields, in this order:
+//!
+//! ```text
+//! {"time":"2026-11-23T23:20:00.123456Z","timestamp":1795476000.123456,
+//!  "job_id":"job-7","plugin":"demo","action":"train","kind":"progress",
+//!  "event":"progress","step":"train","level":"info","file":null,
+//!  "data":{"current":9,"elapsed":1.5,"eta":1.833,"percent":45.0,"status":"running","total":20}}
+//! ```
+//!
+//! (on one line). `time` is RFC 3339 UTC with microseconds; `timestamp` the
+//! same instant in unix seconds (as Synapse log entries carry it); `job_id`,
+//! `step` and `file` are `null` when absent; `data` is described in the
+//! [`events`](super) module docs.
+//!
+//! The sink is built for throughput (over a million events a second): each
+//! line is serialised straight into a `BufWriter`, with the run's part
+//! (`job_id`, `plugin`, `action`) serialised once per run.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::time::{self, Rfc3339};
+use super::{lock, Event, EventKind, EventSink, Level, RunInfo};
+
+const BUFFER_CAPACITY: usize = 64 * 1024;
+
+struct State<W: Write> {
+    out: BufWriter<W>,
+    /// The run `run_part` was serialised for.
+    run: Option<RunInfo>,
+    /// `,"job_id":…,"plugin":…,"action":…` for `run`.
+    run_part: Vec<u8>,
+    /// The first write error; once set, nothing more is written.
+    error: Option<String>,
+}
+
+impl<W: Write> State<W> {
+    fn set_run(&mut self, run: &RunInfo) {
+        self.run_part.clear();
+        let part = &mut self.run_part;
+        part.extend_from_slice(b",\"job_id\":");
+        write_json(part, &run.job_id);
+        part.extend_from_slice(b",\"plugin\":");
+        write_json(part, &run.plugin);
+        part.extend_from_slice(b",\"action\":");
+        write_json(part, &run.action);
+        self.run = Some(run.clone());
+    }
+
+    fn record(&mut self, result: io::Result<()>) {
+        if let Err(e) = result {
+            if self.error.is_none() {
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Serialises a value that cannot fail to serialise into a `Vec`.
+fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    if serde_json::to_writer(&mut *buf, value).is_err() {
+        buf.extend_from_slice(b"null");
+    }
+}
+
+fn json<W: Write, T: serde::Serialize + ?Sized>(out: &mut W, value: &T) -> io::Result<()> {
+    serde_json::to_writer(out, value).map_err(io::Error::from)
+}
+
+fn write_line<W: Write>(out: &mut W, run_part: &[u8], event: &Event) -> io::Result<()> {
+    let (secs, micros) = time::unix_parts(event.time);
+    out.write_all(b"{\"time\":\"")?;
+    out.write_all(Rfc3339::from_parts(secs, micros).as_bytes())?;
+    out.write_all(b"\",\"timestamp\":")?;
+    json(out, &time::unix_seconds_from_parts(secs, micros))?;
+    out.write_all(run_part)?;
+    out.write_all(b",\"kind\":\"")?;
+    out.write_all(event.kind.as_str().as_bytes())?;
+    out.write_all(b"\",\"event\":")?;
+    json(out, &event.event)?;
+    out.write_all(b",\"step\":")?;
+    json(out, &event.step)?;
+    out.write_all(b",\"level\":\"")?;
+    out.write_all(event.level.as_str().as_bytes())?;
+    out.write_all(b"\",\"file\":")?;
+    json(out, &event.file)?;
+    out.write_all(b",\"data\":")?;
+    json(out, &event.data)?;
+    out.write_all(b"}\n")
+}
+
+/// Writes each event as one JSON line to a writer (a file, stdout, a pipe).
+///
+/// Write errors never panic: the first one is kept (see
+/// [`error`](Self::error)) and the sink writes nothing after it.
+pub struct JsonlSink<W: Write + Send> {
+    state: Mutex<State<W>>,
+    flush_each: bool,
+}
+
+impl<W: Write + Send> JsonlSink<W> {
+    /// A sink that buffers lines and flushes at [`EventSink::finish`] (and
+    /// whenever its 64 KiB buffer fills). With `flush_each` it also flushes
+    /// after every line: for a pipe from a child process, so that nothing is
+    /// lost if the process later crashes.
+    pub fn new(writer: W, flush_each: bool) -> Self {
+        JsonlSink {
+            state: Mutex::new(State {
+                out: BufWriter::with_capacity(BUFFER_CAPACITY, writer),
+                run: None,
+                run_part: Vec::with_capacity(128),
+                error: None,
+            }),
+            flush_each,
+        }
+    }
+
+    /// The first write error, if any; the sink dropped everything after it.
+    pub fn error(&self) -> Option<String> {
+        lock(&self.state).error.clone()
+    }
+
+    /// Flushes buffered lines now.
+    pub fn flush(&self) -> io::Result<()> {
+        let mut state = lock(&self.state);
+        if let Some(e) = &state.error {
+            return Err(io::Error::other(e.clone()));
+        }
+        state
+            .out
+            .flush()
+            .inspect_err(|e| state.error = Some(e.to_string()))
+    }
+
+    /// Flushes and returns the writer.
+    pub fn into_inner(self) -> io::Result<W> {
+        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        state.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+impl JsonlSink<File> {
+    /// Creates (or truncates) the file at `path` and writes lines to it.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
+        File::create(path).map(|file| JsonlSink::new(file, false))
+    }
+}
+
+impl JsonlSink<io::Stdout> {
+    /// Writes lines to standard output.
+    pub fn stdout() -> Self {
+        JsonlSink::new(io::stdout(), false)
+    }
+}
+
+impl<W: Write + Send> EventSink for JsonlSink<W> {
+    fn start(&self, run: &RunInfo) {
+        let mut state = lock(&self.state);
+        if state.run.as_ref() != Some(run) {
+            state.set_run(run);
+        }
+    }
+
+    fn emit(&self, run: &RunInfo, event: &Event) {
+        let mut state = lock(&self.state);
+        if state.error.is_some() {
+            return;
+        }
+        // Robust to a missing `start` or a sink shared by successive runs;
+        // three short string comparisons per event.
+        if state.run.as_ref() != Some(run) {
+            state.set_run(run);
+        }
+        let state = &mut *state;
+        let mut result = write_line(&mut state.out, &state.run_part, event);
+        if result.is_ok() && self.flush_each {
+            result = state.out.flush();
+        }
+        state.record(result);
+    }
+
+    fn finish(&self, _run: &RunInfo) {
+        let mut state = lock(&self.state);
+        if state.error.is_none() {
+            let result = state.out.flush();
+            state.record(result);
+        }
+    }
+}
+
+/// Why a line could not be read as an event.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlParseError {
+    #[error("invalid event line: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid event time {0:?} (expected RFC 3339 such as 2026-11-23T23:20:00.123456Z)")]
+    Time(String),
+    #[error("invalid event timestamp {0} (expected unix seconds)")]
+    Timestamp(f64),
+    #[error("event line has neither `time` nor `timestamp`")]
+    MissingTime,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    time: Option<String>,
+    timestamp: Option<f64>,
+    job_id: Option<String>,
+    plugin: String,
+    action: String,
+    kind: EventKind,
+    event: String,
+    step: Option<String>,
+    level: Level,
+    file: Option<String>,
+    #[serde(default)]
+    data: Value,
+}
+
+/// Reads one line written by [`JsonlSink`] back into who produced the event
+/// and the event (surrounding whitespace, including the newline, is ignored). Unknown
+/// extra fields are ignored; `time` wins over `timestamp` when both are
+/// present. Times come back to the microsecond.
+pub fn parse_line(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
+    let line: Line = serde_json::from_str(line.trim())?;
+    let time: SystemTime = match (line.time, line.timestamp) {
+        (Some(t), _) => time::parse_rfc3339(&t).ok_or(JsonlParseError::Time(t))?,
+        (None, Some(ts)) => {
+            time::system_time_from_unix_seconds(ts).ok_or(JsonlParseError::Timestamp(ts))?
+        }
+        (None, None) => return Err(JsonlParseError::MissingTime),
+    };
+    let run = RunInfo {
+        job_id: line.job_id,
+        plugin: line.plugin,
+        action: line.action,
+    };
+    let event = Event {
+        time,
+        kind: line.kind,
+        event: line.event,
+        step: line.step,
+        level: line.level,
+        file: line.file,
+        data: line.data,
+    };
+    Ok((run, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn run() -> RunInfo {
+        RunInfo::new("demo", "train").with_job_id("job-7")
+    }
+
+    fn at(micros: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(micros)
+    }
+
+    fn write_all(run: &RunInfo, events: &[Event]) -> String {
+        let sink = JsonlSink::new(Vec::new(), false);
+        sink.start(run);
+        for e in events {
+            sink.emit(run, e);
+        }
+        sink.finish(run);
+        assert_eq!(sink.error(), None);
+        String::from_utf8(sink.into_inner().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn writes_fields_in_order() {
+        let event = Event::message(Level::Warning, "Low GPU memory")
+            .with_step("train")
+            .with_time(at(1_795_476_000_123_456));
+        let out = write_all(&run(), &[event]);
+        assert_eq!(
+            out,
+            concat!(
+                r#"{"time":"2026-11-23T23:20:00.123456Z","timestamp":1795476000.123456,"#,
+                r#""job_id":"job-7","plugin":"demo","action":"train","kind":"message","#,
+                r#""event":"message","step":"train","level":"warning","file":null,"#,
+                r#""data":{"content":"Low GPU memory"}}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn nulls_and_whole_seconds() {
+        let event = Event::dev_event("init", None).with_time(at(1_000_000));
+        let out = write_all(&RunInfo::new("p", "a"), &[event]);
+        assert_eq!(
+            out,
+            concat!(
+                r#"{"time":"1970-01-01T00:00:01.000000Z","timestamp":1.0,"job_id":null,"#,
+                r#""plugin":"p","action":"a","kind":"dev_event","event":"dev_event","#,
+                r#""step":null,"level":"debug","file":null,"data":{"data":null,"message":"init"}}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn escapes_strings_everywhere() {
+        let run = RunInfo::new("p\"lug", "a\\ct").with_job_id("j\n1");
+        let event = Event::user(
+            "we\"ird\u{1}",
+            json!({"k\"": "line\nbreak\ttab", "u": "ü→😀"}),
+        )
+        .with_step("st\"ep")
+        .with_file("C:\\data\\train.csv");
+        let out = write_all(&run, std::slice::from_ref(&event));
+        assert_eq!(out.matches('\n').count(), 1, "one line: {out}");
+        assert!(
+            out.contains(r#""job_id":"j\n1","plugin":"p\"lug","action":"a\\ct""#),
+            "{out}"
+        );
+        assert!(out.contains(r#""event":"we\"ird\u0001""#), "{out}");
+        assert!(out.contains(r#""file":"C:\\data\\train.csv""#), "{out}");
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["data"]["k\""], "line\nbreak\ttab");
+        assert_eq!(value["data"]["u"], "ü→😀");
+        assert_eq!(value["step"], "st\"ep");
+        let (back_run, back) = parse_line(&out).unwrap();
+        assert_eq!(back_run, run);
+        assert_eq!(back.data, event.data);
+    }
+
+    #[test]
+    fn round_trips_every_kind() {
+        let run = run();
+        let base = at(1_795_476_000_123_456);
+        let events = vec![
+            Event::new(EventKind::Progress, "progress", Level::Info, json!({"current": 1, "total": 2, "percent": 50.0, "elapsed": 0.5, "eta": null, "status": "running"})).with_step("train"),
+            Event::metrics("train", json!({"loss": 0.12, "accuracy": 0.95})),
+            Event::user("checkpoint_saved", json!({"epoch": 5, "path": "/model.pt"})).with_file("/model.pt"),
+            Event::message(Level::Success, "done"),
+            Event::dev_event("layers", Some(json!({"n": 12}))),
+            Event::result(json!({"ok": true, "list": [1, 2.5, "x", null]})),
+            Event::error("boom", "execution", json!({"trace": ["a", "b"]})).with_level(Level::Danger),
+            Event::user("step_start", Value::Null).with_step("export"),
+        ];
+        let events: Vec<Event> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.with_time(base + Duration::from_micros(i as u64 * 1_000_001)))
+            .collect();
+        let out = write_all(&run, &events);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), events.len());
+        for (line, event) in lines.iter().zip(&events) {
+            let (back_run, back) = parse_line(line).unwrap();
+            assert_eq!(back_run, run);
+            assert_eq!(&back, event, "{line}");
+        }
+    }
+
+    #[test]
+    fn time_is_kept_to_the_microsecond() {
+        let t = UNIX_EPOCH + Duration::new(1_795_476_000, 123_456_789);
+        let out = write_all(&run(), &[Event::result(Value::Null).with_time(t)]);
+        let (_, back) = parse_line(&out).unwrap();
+        assert_eq!(
+            back.time,
+            UNIX_EPOCH + Duration::new(1_795_476_000, 123_456_000)
+        );
+    }
+
+    #[test]
+    fn parse_accepts_timestamp_only_and_ignores_extra_fields() {
+        let line = r#"  {"timestamp":1.5,"plugin":"p","action":"a","kind":"event","event":"x","level":"critical","extra":1}  "#;
+        let (run, event) = parse_line(line).unwrap();
+        assert_eq!(event.time, at(1_500_000));
+        assert_eq!(event.level, Level::Error);
+        assert_eq!(event.data, Value::Null);
+        assert_eq!(event.step, None);
+        assert_eq!(run.job_id, None);
+    }
+
+    #[test]
+    fn parse_errors_say_what_is_wrong() {
+        let err = parse_line("not json").unwrap_err();
+        assert!(err.to_string().starts_with("invalid event line: "), "{err}");
+        let err = parse_line(r#"{"time":"yesterday","plugin":"p","action":"a","kind":"event","event":"x","level":"info"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid event time \"yesterday\""),
+            "{err}"
+        );
+        let err =
+            parse_line(r#"{"plugin":"p","action":"a","kind":"event","event":"x","level":"info"}"#)
+                .unwrap_err();
+        assert!(matches!(err, JsonlParseError::MissingTime));
+        let err = parse_line(r#"{"timestamp":1,"plugin":"p","action":"a","kind":"shout","event":"x","level":"info"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `shout`"), "{err}");
+    }
+
+    #[test]
+    fn run_part_follows_the_run_even_without_start() {
+        let sink = JsonlSink::new(Vec::new(), false);
+        let first = RunInfo::new("p", "one");
+        let second = RunInfo::new("p", "two").with_job_id("j");
+        sink.emit(&first, &Event::result(json!(1)));
+        sink.emit(&second, &Event::result(json!(2)));
+        let out = String::from_utf8(sink.into_inner().unwrap()).unwrap();
+        let runs: Vec<RunInfo> = out.lines().map(|l| parse_line(l).unwrap().0).collect();
+        assert_eq!(runs, [first, second]);
+    }
+
+    /// Fails every write after `ok_bytes` bytes, counting writes and flushes.
+    struct Failing {
+        ok_bytes: usize,
+        written: Vec<u8>,
+        flushes: usize,
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.written.len() + buf.len() > self.ok_bytes {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "pipe closed"));
+            }
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.flushes += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_errors_are_kept_not_panicked() {
+        let sink = JsonlSink::new(
+            Failing {
+                ok_bytes: 0,
+                written: Vec::new(),
+                flushes: 0,
+            },
+            false,
+        );
+        let run = run();
+        sink.start(&run);
+        sink.emit(&run, &Event::result(json!(1)));
+        assert_eq!(sink.error(), None, "still buffered");
+        sink.finish(&run);
+        assert_eq!(sink.error().as_deref(), Some("pipe closed"));
+        sink.emit(&run, &Event::result(json!(2)));
+        sink.finish(&run);
+        assert_eq!(sink.error().as_deref(), Some("pipe closed"));
+        assert!(sink.flush().is_err());
+    }
+
+    #[test]
+    fn flush_each_writes_every_line_through() {
+        let sink = JsonlSink::new(
+            Failing {
+                ok_bytes: usize::MAX,
+                written: Vec::new(),
+                flushes: 0,
+            },
+            true,
+        );
+        let run = run();
+        sink.start(&run);
+        sink.emit(&run, &Event::result(json!(1)));
+        {
+            let state = lock(&sink.state);
+            assert_eq!(
+                state
+                    .out
+                    .get_ref()
+                    .written
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count(),
+                1
+            );
+            assert_eq!(state.out.get_ref().flushes, 1);
+        }
+        sink.emit(&run, &Event::result(json!(2)));
+        let inner = sink.into_inner().unwrap();
+        assert_eq!(inner.flushes, 2);
+        assert_eq!(inner.written.iter().filter(|&&b| b == b'\n').count(), 2);
+    }
+
+    #[test]
+    fn buffered_sink_writes_only_when_full_or_finished() {
+        let sink = JsonlSink::new(
+            Failing {
+                ok_bytes: usize::MAX,
+                written: Vec::new(),
+                flushes: 0,
+            },
+            false,
+        );
+        let run = run();
+        sink.start(&run);
+        sink.emit(&run, &Event::result(json!(1)));
+        assert!(lock(&sink.state).out.get_ref().written.is_empty());
+        sink.finish(&run);
+        assert!(!lock(&sink.state).out.get_ref().written.is_empty());
+    }
+
+    #[test]
+    fn many_events_stay_parseable() {
+        let run = run();
+        let sink = JsonlSink::new(Vec::new(), false);
+        sink.start(&run);
+        for i in 0..20_000u64 {
+            sink.emit(
+                &run,
+                &Event::user("tick", json!({"i": i})).with_step("loop"),
+            );
+        }
+        sink.finish(&run);
+        let out = String::from_utf8(sink.into_inner().unwrap()).unwrap();
+        let mut n = 0;
+        for (i, line) in out.lines().enumerate() {
+            assert_eq!(parse_line(line).unwrap().1.data["i"], json!(i));
+            n += 1;
+        }
+        assert_eq!(n, 20_000);
+    }
+    /// `cargo test -p loader --release --lib events::jsonl -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing; meaningful only in release builds"]
+    fn writes_over_a_million_events_a_second() {
+        let run = run();
+        let sink = JsonlSink::new(io::sink(), false);
+        sink.start(&run);
+        let n = 2_000_000u64;
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let event = Event::user("checkpoint_saved", json!({"epoch": i, "path": "/model.pt"}))
+                .with_step("train");
+            sink.emit(&run, &event);
+        }
+        sink.finish(&run);
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        eprintln!("JsonlSink: {rate:.0} events/s (event construction included)");
+        assert!(rate > 1_000_000.0, "{rate:.0} events/s");
+    }
+}

@@ -1,0 +1,786 @@
+//! Human output of a run's events, normally to stderr.
+//!
+//! Messages are coloured by level (`[train] WARNING Low GPU memory`), user
+//! events show their data and file, metrics show as `key=value` pairs, and
+//! dev events (and anything at `debug`) appear only when verbose. On a
+//! terminal, progress is one bar line per step, redrawn in place at most
+//! every 50 ms below the messages; elsewhere each (already coalesced)
+//! progress event is one plain line. At the end of a run the bars are drawn
+//! a last time and left on screen. Colour follows [`TerminalOptions`], which
+//! [`TerminalOptions::detect_stderr`] derives from the terminal and
+//! `NO_COLOR`.
+
+use std::fmt::{self, Display};
+use std::io::{self, IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::progress::ProgressStatus;
+use super::{lock, Event, EventKind, EventSink, Level, RunInfo};
+
+/// Bars are redrawn at most this often (completions and new steps at once).
+const REDRAW_INTERVAL: Duration = Duration::from_millis(50);
+/// Longer compact data is cut to this many characters unless verbose.
+const MAX_DATA_CHARS: usize = 400;
+const BAR_WIDTH: u64 = 20;
+const MAX_NAME_CHARS: usize = 24;
+/// Label of the default (unnamed) progress step.
+const DEFAULT_STEP_LABEL: &str = "progress";
+
+const RED: &str = "31";
+const BOLD_RED: &str = "1;31";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const CYAN: &str = "36";
+const DIM: &str = "2";
+
+/// How a [`TerminalSink`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TerminalOptions {
+    /// The writer is an interactive terminal: draw progress bars in place
+    /// with ANSI cursor movement. Otherwise print one line per progress event.
+    pub tty: bool,
+    /// Use ANSI colours.
+    pub color: bool,
+    /// Show dev events, `debug`-level events and results, and never cut data.
+    pub verbose: bool,
+}
+
+impl TerminalOptions {
+    /// Plain lines, no colour, no cursor movement.
+    pub fn plain(verbose: bool) -> Self {
+        TerminalOptions {
+            tty: false,
+            color: false,
+            verbose,
+        }
+    }
+
+    /// For stderr: bars and colour when it is a terminal (and `TERM` is not
+    /// `dumb`); no colour when `NO_COLOR` is set to anything non-empty.
+    pub fn detect_stderr(verbose: bool) -> Self {
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        let tty = io::stderr().is_terminal() && !dumb;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        TerminalOptions {
+            tty,
+            color: tty && !no_color,
+            verbose,
+        }
+    }
+}
+
+/// A progress bar: the latest progress event of one step.
+#[derive(Debug, Clone)]
+struct Bar {
+    step: Option<String>,
+    current: u64,
+    total: u64,
+    percent: f64,
+    elapsed: f64,
+    eta: Option<f64>,
+    status: ProgressStatus,
+}
+
+impl Bar {
+    /// Reads a progress payload; `None` when it is not one.
+    fn from_event(event: &Event) -> Option<Bar> {
+        let d = &event.data;
+        let current = d.get("current")?.as_u64()?;
+        let total = d.get("total")?.as_u64()?.max(1);
+        let status = match d.get("status").and_then(Value::as_str) {
+            Some("completed") => ProgressStatus::Completed,
+            Some("failed") => ProgressStatus::Failed,
+            _ => ProgressStatus::Running,
+        };
+        Some(Bar {
+            step: event.step.clone(),
+            current,
+            total,
+            percent: d
+                .get("percent")
+                .and_then(Value::as_f64)
+                .unwrap_or(current as f64 * 100.0 / total as f64),
+            elapsed: d.get("elapsed").and_then(Value::as_f64).unwrap_or(0.0),
+            eta: d.get("eta").and_then(Value::as_f64),
+            status,
+        })
+    }
+
+    fn label(&self) -> &str {
+        self.step.as_deref().unwrap_or(DEFAULT_STEP_LABEL)
+    }
+}
+
+/// Seconds as `3s`, `2m05s` or `1h02m`.
+struct Secs(f64);
+
+impl Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.0.is_finite() {
+            self.0.max(0.0).round() as u64
+        } else {
+            0
+        };
+        match s {
+            0..=59 => write!(f, "{s}s"),
+            60..=3599 => write!(f, "{}m{:02}s", s / 60, s % 60),
+            _ => write!(f, "{}h{:02}m", s / 3600, s / 60 % 60),
+        }
+    }
+}
+
+/// Writes `text`, in `code`'s colour when `color`.
+fn paint(buf: &mut Vec<u8>, color: bool, code: &str, text: impl Display) {
+    // Writing to a Vec cannot fail.
+    let _ = if color {
+        write!(buf, "\x1b[{code}m{text}\x1b[0m")
+    } else {
+        write!(buf, "{text}")
+    };
+}
+
+fn level_color(level: Level) -> Option<&'static str> {
+    match level {
+        Level::Debug => Some(DIM),
+        Level::Info => None,
+        Level::Success => Some(GREEN),
+        Level::Warning => Some(YELLOW),
+        Level::Danger => Some(RED),
+        Level::Error => Some(BOLD_RED),
+    }
+}
+
+fn level_label(level: Level) -> &'static str {
+    match level {
+        Level::Debug => "DEBUG",
+        Level::Info => "INFO",
+        Level::Success => "SUCCESS",
+        Level::Warning => "WARNING",
+        Level::Danger => "DANGER",
+        Level::Error => "ERROR",
+    }
+}
+
+/// `null`, `{}` and `[]` carry nothing worth printing.
+fn is_empty_data(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+struct State<W> {
+    out: W,
+    /// What one call writes, sent in one `write_all`.
+    buf: Vec<u8>,
+    /// Scratch space for one rendered line.
+    line: Vec<u8>,
+    bars: Vec<Bar>,
+    /// How many bar lines are on screen below the cursor's line.
+    drawn: usize,
+    last_draw: Option<Instant>,
+    error: Option<String>,
+}
+
+/// Prints events for people. Generic over the writer for tests.
+pub struct TerminalSink<W: Write + Send = io::Stderr> {
+    opts: TerminalOptions,
+    state: Mutex<State<W>>,
+}
+
+impl TerminalSink<io::Stderr> {
+    /// Writes to stderr with [`TerminalOptions::detect_stderr`].
+    pub fn stderr(verbose: bool) -> Self {
+        TerminalSink::new(io::stderr(), TerminalOptions::detect_stderr(verbose))
+    }
+}
+
+impl<W: Write + Send> TerminalSink<W> {
+    pub fn new(writer: W, opts: TerminalOptions) -> Self {
+        TerminalSink {
+            opts,
+            state: Mutex::new(State {
+                out: writer,
+                buf: Vec::with_capacity(1024),
+                line: Vec::with_capacity(256),
+                bars: Vec::new(),
+                drawn: 0,
+                last_draw: None,
+                error: None,
+            }),
+        }
+    }
+
+    pub fn options(&self) -> TerminalOptions {
+        self.opts
+    }
+
+    /// The first write error, if any; nothing is written after it.
+    pub fn error(&self) -> Option<String> {
+        lock(&self.state).error.clone()
+    }
+
+    /// Returns the writer.
+    pub fn into_inner(self) -> W {
+        self.state
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .out
+    }
+
+    fn prefix(&self, buf: &mut Vec<u8>, step: Option<&str>) {
+        if let Some(step) = step {
+            let _ = write!(buf, "[{step}] ");
+        }
+    }
+
+    /// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose.
+    fn compact(&self, v: &Value) -> String {
+        let mut s = v.to_string();
+        if !self.opts.verbose {
+            if let Some((cut, _)) = s.char_indices().nth(MAX_DATA_CHARS) {
+                s.truncate(cut);
+                s.push('…');
+            }
+        }
+        s
+    }
+
+    /// Renders one non-bar line (without newline) into `buf`; false when the
+    /// event is not shown.
+    fn render_line(&self, buf: &mut Vec<u8>, event: &Event) -> bool {
+        let color = self.opts.color;
+        let verbose = self.opts.verbose;
+        if event.level == Level::Debug && !verbose && event.kind != EventKind::Progress {
+            return false;
+        }
+        let step = event.step.as_deref();
+        match event.kind {
+            EventKind::Message => {
+                self.prefix(buf, step);
+                let content = match event.data.get("content") {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => self.compact(&event.data),
+                };
+                match event.level {
+                    Level::Info => {
+                        paint(buf, color, CYAN, "INFO");
+                        let _ = write!(buf, " {content}");
+                    }
+                    level => {
+                        let code = level_color(level).unwrap_or(DIM);
+                        paint(
+                            buf,
+                            color,
+                            code,
+                            format_args!("{} {content}", level_label(level)),
+                        );
+                    }
+                }
+            }
+            EventKind::Event => {
+                self.prefix(buf, step);
+                match level_color(event.level) {
+                    Some(code) => paint(buf, color, code, &event.event),
+                    None => buf.extend_from_slice(event.event.as_bytes()),
+                }
+                if !is_empty_data(&event.data) {
+                    let _ = write!(buf, " {}", self.compact(&event.data));
+                }
+                if let Some(file) = &event.file {
+                    let _ = write!(buf, " (file: {file})");
+                }
+            }
+            EventKind::Metrics => {
+                self.prefix(buf, step);
+                paint(buf, color, CYAN, "metrics");
+                match &event.data {
+                    Value::Object(map) => {
+                        for (key, value) in map {
+                            match value {
+                                Value::String(s) => {
+                                    let _ = write!(buf, " {key}={s}");
+                                }
+                                other => {
+                                    let _ = write!(buf, " {key}={}", self.compact(other));
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        let _ = write!(buf, " {}", self.compact(other));
+                    }
+                }
+            }
+            EventKind::DevEvent => {
+                if !verbose {
+                    return false;
+                }
+                let mut text = String::new();
+                if let Some(step) = step {
+                    text.push_str(&format!("[{step}] "));
+                }
+                text.push_str("DEV ");
+                match event.data.get("message") {
+                    Some(Value::String(m)) => text.push_str(m),
+                    _ => text.push_str(&self.compact(&event.data)),
+                }
+                if let Some(data) = event.data.get("data").filter(|d| !is_empty_data(d)) {
+                    text.push(' ');
+                    text.push_str(&self.compact(data));
+                }
+                paint(buf, color, DIM, text);
+            }
+            EventKind::Result => {
+                if !verbose {
+                    return false;
+                }
+                self.prefix(buf, step);
+                paint(buf, color, GREEN, "result");
+                let _ = write!(buf, " {}", self.compact(&event.data));
+            }
+            EventKind::Error => {
+                self.prefix(buf, step);
+                let message = match event.data.get("message") {
+                    Some(Value::String(m)) => m.clone(),
+                    _ => self.compact(&event.data),
+                };
+                let kind = match event.data.get("kind") {
+                    Some(Value::String(k)) if !k.is_empty() => format!(" ({k})"),
+                    _ => String::new(),
+                };
+                paint(buf, color, BOLD_RED, format_args!("ERROR {message}{kind}"));
+                if let Some(details) = event.data.get("details").filter(|d| !is_empty_data(d)) {
+                    buf.push(b'\n');
+                    paint(
+                        buf,
+                        color,
+                        DIM,
+                        format_args!("  details: {}", self.compact(details)),
+                    );
+                }
+            }
+            EventKind::Progress => match Bar::from_event(event) {
+                Some(bar) => self.render_progress_line(buf, &bar),
+                None => {
+                    self.prefix(buf, step);
+                    let _ = write!(buf, "progress {}", self.compact(&event.data));
+                }
+            },
+        }
+        true
+    }
+
+    /// `[train] progress 9/20 45.00% eta 3s`, for non-terminal output.
+    fn render_progress_line(&self, buf: &mut Vec<u8>, bar: &Bar) {
+        self.prefix(buf, bar.step.as_deref());
+        let _ = write!(
+            buf,
+            "progress {}/{} {:.2}% ",
+            bar.current, bar.total, bar.percent
+        );
+        self.render_tail(buf, bar);
+    }
+
+    fn render_tail(&self, buf: &mut Vec<u8>, bar: &Bar) {
+        match (bar.status, bar.eta) {
+            (ProgressStatus::Completed, _) => paint(
+                buf,
+                self.opts.color,
+                GREEN,
+                format_args!("done in {}", Secs(bar.elapsed)),
+            ),
+            (ProgressStatus::Failed, _) => paint(buf, self.opts.color, RED, "failed"),
+            (ProgressStatus::Running, Some(eta)) => {
+                let _ = write!(buf, "eta {}", Secs(eta));
+            }
+            (ProgressStatus::Running, None) => buf.extend_from_slice(b"eta --"),
+        }
+    }
+
+    /// `train     [#########-----------]  45.00%  9/20  eta 3s` per step.
+    fn render_bars(&self, buf: &mut Vec<u8>, bars: &[Bar]) {
+        let width = bars
+            .iter()
+            .map(|b| b.label().chars().count().min(MAX_NAME_CHARS))
+            .max()
+            .unwrap_or(0)
+            .max(9);
+        for bar in bars {
+            let name: String = bar.label().chars().take(MAX_NAME_CHARS).collect();
+            let filled = (u128::from(bar.current.min(bar.total)) * u128::from(BAR_WIDTH)
+                / u128::from(bar.total)) as usize;
+            let code = match bar.status {
+                ProgressStatus::Running => CYAN,
+                ProgressStatus::Completed => GREEN,
+                ProgressStatus::Failed => RED,
+            };
+            let _ = write!(buf, "{name:<width$} [");
+            if filled > 0 {
+                paint(buf, self.opts.color, code, "#".repeat(filled));
+            }
+            let _ = write!(
+                buf,
+                "{}] {:>6.2}%  {}/{}  ",
+                "-".repeat(BAR_WIDTH as usize - filled),
+                bar.percent,
+                bar.current,
+                bar.total
+            );
+            self.render_tail(buf, bar);
+            buf.push(b'\n');
+        }
+    }
+}
+
+impl<W: Write> State<W> {
+    /// Moves the cursor back over the bar block and clears it.
+    fn clear_bars(&mut self) {
+        if self.drawn > 0 {
+            let _ = write!(self.buf, "\r\x1b[{}A\x1b[J", self.drawn);
+            self.drawn = 0;
+        }
+    }
+
+    fn send(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if self.error.is_none() {
+            let result = self
+                .out
+                .write_all(&self.buf)
+                .and_then(|()| self.out.flush());
+            if let Err(e) = result {
+                self.error = Some(e.to_string());
+            }
+        }
+        self.buf.clear();
+    }
+}
+
+impl<W: Write + Send> TerminalSink<W> {
+    fn draw_bars(&self, state: &mut State<W>) {
+        state.clear_bars();
+        let mut buf = std::mem::take(&mut state.buf);
+        self.render_bars(&mut buf, &state.bars);
+        state.buf = buf;
+        state.drawn = state.bars.len();
+        state.last_draw = Some(Instant::now());
+    }
+
+    fn emit_bar(&self, state: &mut State<W>, bar: Bar) {
+        let urgent = bar.status != ProgressStatus::Running;
+        let slot = state.bars.iter().position(|b| b.step == bar.step);
+        let is_new = slot.is_none();
+        match slot {
+            Some(i) => state.bars[i] = bar,
+            None => state.bars.push(bar),
+        }
+        let due = state
+            .last_draw
+            .is_none_or(|t| t.elapsed() >= REDRAW_INTERVAL);
+        if urgent || is_new || due {
+            self.draw_bars(state);
+        }
+    }
+}
+
+impl<W: Write + Send> EventSink for TerminalSink<W> {
+    fn start(&self, _run: &RunInfo) {
+        let mut state = lock(&self.state);
+        state.bars.clear();
+        state.drawn = 0;
+        state.last_draw = None;
+    }
+
+    fn emit(&self, _run: &RunInfo, event: &Event) {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        if state.error.is_some() {
+            return;
+        }
+        if self.opts.tty && event.kind == EventKind::Progress {
+            if let Some(bar) = Bar::from_event(event) {
+                self.emit_bar(state, bar);
+                state.send();
+                return;
+            }
+        }
+        let mut line = std::mem::take(&mut state.line);
+        line.clear();
+        if self.render_line(&mut line, event) {
+            state.clear_bars();
+            state.buf.extend_from_slice(&line);
+            state.buf.push(b'\n');
+            if self.opts.tty && !state.bars.is_empty() {
+                self.draw_bars(state);
+            }
+            state.send();
+        }
+        state.line = line;
+    }
+
+    fn finish(&self, _run: &RunInfo) {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        if self.opts.tty && !state.bars.is_empty() {
+            self.draw_bars(state);
+            // The final bars stay on screen as plain lines.
+            state.drawn = 0;
+        }
+        state.bars.clear();
+        state.last_draw = None;
+        state.send();
+        if state.error.is_none() {
+            if let Err(e) = state.out.flush() {
+                state.error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::progress::StepProgress;
+    use serde_json::json;
+
+    fn run() -> RunInfo {
+        RunInfo::new("demo", "train")
+    }
+
+    fn progress(
+        step: Option<&str>,
+        current: u64,
+        total: u64,
+        status: ProgressStatus,
+        eta: Option<u64>,
+    ) -> Event {
+        StepProgress {
+            current,
+            total,
+            percent: crate::events::progress::round_to(current as f64 * 100.0 / total as f64, 2),
+            elapsed: Duration::from_secs(12),
+            eta: eta.map(Duration::from_secs),
+            status,
+        }
+        .to_event(step)
+    }
+
+    fn render(opts: TerminalOptions, events: &[Event]) -> String {
+        let sink = TerminalSink::new(Vec::new(), opts);
+        let run = run();
+        sink.start(&run);
+        for e in events {
+            sink.emit(&run, e);
+        }
+        sink.finish(&run);
+        assert_eq!(sink.error(), None);
+        String::from_utf8(sink.into_inner()).unwrap()
+    }
+
+    fn sample() -> Vec<Event> {
+        vec![
+            Event::message(Level::Info, "Training started").with_step("train"),
+            Event::message(Level::Warning, "Low GPU memory").with_step("train"),
+            Event::message(Level::Success, "Saved"),
+            Event::message(Level::Danger, "Failed to load checkpoint"),
+            Event::message(Level::Debug, "noise"),
+            Event::user("checkpoint_saved", json!({"epoch": 5}))
+                .with_step("train")
+                .with_file("/model.pt"),
+            Event::user("step_start", Value::Null).with_step("export"),
+            Event::metrics(
+                "train",
+                json!({"loss": 0.12, "accuracy": 0.95, "name": "resnet"}),
+            ),
+            Event::dev_event("layers ready", Some(json!({"layers": 12}))),
+            progress(Some("train"), 9, 20, ProgressStatus::Running, Some(3)),
+            progress(Some("train"), 20, 20, ProgressStatus::Completed, None),
+            progress(None, 1, 3, ProgressStatus::Running, None),
+            progress(Some("load"), 5, 10, ProgressStatus::Failed, None),
+            Event::result(json!({"ok": true})),
+            Event::error("boom", "execution", json!({"at": "step 3"})).with_step("train"),
+            Event::error("plain", "", Value::Null),
+        ]
+    }
+
+    #[test]
+    fn plain_output_lines() {
+        let out = render(TerminalOptions::plain(false), &sample());
+        let expected = [
+            "[train] INFO Training started",
+            "[train] WARNING Low GPU memory",
+            "SUCCESS Saved",
+            "DANGER Failed to load checkpoint",
+            "[train] checkpoint_saved {\"epoch\":5} (file: /model.pt)",
+            "[export] step_start",
+            "[train] metrics accuracy=0.95 loss=0.12 name=resnet",
+            "[train] progress 9/20 45.00% eta 3s",
+            "[train] progress 20/20 100.00% done in 12s",
+            "progress 1/3 33.33% eta --",
+            "[load] progress 5/10 50.00% failed",
+            "[train] ERROR boom (execution)",
+            "  details: {\"at\":\"step 3\"}",
+            "ERROR plain",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+        assert!(!out.contains('\x1b'));
+    }
+
+    #[test]
+    fn verbose_adds_debug_dev_events_and_results() {
+        let out = render(TerminalOptions::plain(true), &sample());
+        assert!(out.contains("\nDEBUG noise\n"), "{out}");
+        assert!(
+            out.contains("\nDEV layers ready {\"layers\":12}\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nresult {\"ok\":true}\n"), "{out}");
+    }
+
+    #[test]
+    fn colours_follow_levels() {
+        let opts = TerminalOptions {
+            tty: false,
+            color: true,
+            verbose: false,
+        };
+        let out = render(opts, &sample());
+        assert!(
+            out.contains("[train] \x1b[36mINFO\x1b[0m Training started"),
+            "{out:?}"
+        );
+        assert!(
+            out.contains("[train] \x1b[33mWARNING Low GPU memory\x1b[0m"),
+            "{out:?}"
+        );
+        assert!(out.contains("\x1b[32mSUCCESS Saved\x1b[0m"), "{out:?}");
+        assert!(
+            out.contains("\x1b[31mDANGER Failed to load checkpoint\x1b[0m"),
+            "{out:?}"
+        );
+        assert!(
+            out.contains("\x1b[1;31mERROR boom (execution)\x1b[0m"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn long_data_is_cut_unless_verbose() {
+        let big = json!({"blob": "x".repeat(2000)});
+        let short = render(
+            TerminalOptions::plain(false),
+            &[Event::user("big", big.clone())],
+        );
+        assert!(short.trim_end().ends_with('…'));
+        assert!(short.chars().count() < MAX_DATA_CHARS + 20);
+        let full = render(TerminalOptions::plain(true), &[Event::user("big", big)]);
+        assert!(full.len() > 2000);
+    }
+
+    #[test]
+    fn tty_draws_bars_in_place_and_messages_above() {
+        let opts = TerminalOptions {
+            tty: true,
+            color: false,
+            verbose: false,
+        };
+        let out = render(
+            opts,
+            &[
+                progress(Some("train"), 9, 20, ProgressStatus::Running, Some(3)),
+                Event::message(Level::Warning, "Low GPU memory").with_step("train"),
+                progress(Some("export"), 0, 4, ProgressStatus::Running, None),
+                progress(Some("train"), 20, 20, ProgressStatus::Completed, None),
+            ],
+        );
+        let bar = "train     [#########-----------]  45.00%  9/20  eta 3s\n";
+        assert!(out.starts_with(bar), "{out:?}");
+        // The message clears the one-line block, prints, and redraws it.
+        assert!(
+            out.contains(&format!(
+                "{bar}\r\x1b[1A\x1b[J[train] WARNING Low GPU memory\n{bar}"
+            )),
+            "{out:?}"
+        );
+        // The new step makes a two-line block; completion redraws it.
+        assert!(out.contains("\r\x1b[2A\x1b[J"), "{out:?}");
+        let tail = out.rsplit("\x1b[J").next().unwrap();
+        assert_eq!(
+            tail,
+            "train     [####################] 100.00%  20/20  done in 12s\n\
+             export    [--------------------]   0.00%  0/4  eta --\n"
+        );
+    }
+
+    #[test]
+    fn tty_throttles_running_redraws() {
+        let opts = TerminalOptions {
+            tty: true,
+            color: false,
+            verbose: false,
+        };
+        let sink = TerminalSink::new(Vec::new(), opts);
+        let run = run();
+        sink.start(&run);
+        for i in 1..=50 {
+            sink.emit(
+                &run,
+                &progress(Some("train"), i, 100, ProgressStatus::Running, None),
+            );
+        }
+        let drawn = lock(&sink.state)
+            .out
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        assert!(drawn < 5, "{drawn} redraws within 50 ms");
+        std::thread::sleep(REDRAW_INTERVAL + Duration::from_millis(10));
+        sink.emit(
+            &run,
+            &progress(Some("train"), 51, 100, ProgressStatus::Running, None),
+        );
+        sink.finish(&run);
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        assert!(
+            out.ends_with("train     [##########----------]  51.00%  51/100  eta --\n"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(Secs(2.6).to_string(), "3s");
+        assert_eq!(Secs(125.0).to_string(), "2m05s");
+        assert_eq!(Secs(3720.0).to_string(), "1h02m");
+        assert_eq!(Secs(f64::NAN).to_string(), "0s");
+    }
+
+    struct Broken;
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_errors_are_kept_not_panicked() {
+        let sink = TerminalSink::new(Broken, TerminalOptions::plain(false));
+        let run = run();
+        sink.emit(&run, &Event::message(Level::Info, "hi"));
+        sink.emit(&run, &Event::message(Level::Info, "again"));
+        sink.finish(&run);
+        assert_eq!(sink.error().as_deref(), Some("closed"));
+    }
+}

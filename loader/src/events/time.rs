@@ -1,0 +1,501 @@
+//! Clocks and time formatting for events: an allocation-free RFC 3339 (UTC,
+//! microseconds) formatter and parser built on Howard Hinnant's days/civil
+//! algorithms, unix seconds as `f64`, and a cheap coarse monotonic clock for
+//! the progress tracker's hot path.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const MICROS_PER_SEC: i64 = 1_000_000;
+const SECS_PER_DAY: i64 = 86_400;
+/// 0000-01-01T00:00:00Z: the earliest instant a 4-digit year can show.
+const MIN_UNIX_SECS: i64 = -62_167_219_200;
+/// 9999-12-31T23:59:59Z: the latest whole second a 4-digit year can show.
+const MAX_UNIX_SECS: i64 = 253_402_300_799;
+
+/// Length of `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub const RFC3339_LEN: usize = 27;
+
+/// Splits a `SystemTime` into whole unix seconds (floored, so negative before
+/// 1970) and the microseconds within that second (`0..1_000_000`).
+/// Sub-microsecond precision is dropped (towards the past).
+pub fn unix_parts(t: SystemTime) -> (i64, u32) {
+    let total_micros: i128 = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_nanos() / 1_000) as i128,
+        Err(e) => -(e.duration().as_nanos().div_ceil(1_000) as i128),
+    };
+    let secs = total_micros.div_euclid(MICROS_PER_SEC as i128);
+    let micros = total_micros.rem_euclid(MICROS_PER_SEC as i128) as u32;
+    let secs = secs.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+    (secs, micros)
+}
+
+/// Unix time in seconds with microsecond precision, as Synapse log entries
+/// carry it in `timestamp`.
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    let (secs, micros) = unix_parts(t);
+    unix_seconds_from_parts(secs, micros)
+}
+
+/// Like [`unix_seconds`] for parts from [`unix_parts`]. One correctly
+/// rounded division of an exact integer, so the shortest decimal form of the
+/// result is the microsecond value itself (for any date before year 2255).
+pub fn unix_seconds_from_parts(secs: i64, micros: u32) -> f64 {
+    let total = secs as i128 * MICROS_PER_SEC as i128 + micros as i128;
+    total as f64 / 1e6
+}
+
+/// A formatted `YYYY-MM-DDTHH:MM:SS.ffffffZ` timestamp held on the stack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339([u8; RFC3339_LEN]);
+
+impl Rfc3339 {
+    /// Formats `t` in UTC with microseconds. Times outside years 0000..=9999
+    /// are clamped to the nearest representable instant.
+    pub fn new(t: SystemTime) -> Self {
+        let (secs, micros) = unix_parts(t);
+        Self::from_parts(secs, micros)
+    }
+
+    /// Formats parts from [`unix_parts`].
+    pub fn from_parts(secs: i64, micros: u32) -> Self {
+        let (secs, micros) = if secs < MIN_UNIX_SECS {
+            (MIN_UNIX_SECS, 0)
+        } else if secs > MAX_UNIX_SECS {
+            (MAX_UNIX_SECS, 999_999)
+        } else {
+            (secs, micros.min(999_999))
+        };
+        let days = secs.div_euclid(SECS_PER_DAY);
+        let sod = secs.rem_euclid(SECS_PER_DAY) as u32;
+        let (year, month, day) = civil_from_days(days);
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        put_digits(&mut b[0..4], year as u32);
+        put_digits(&mut b[5..7], month);
+        put_digits(&mut b[8..10], day);
+        put_digits(&mut b[11..13], sod / 3600);
+        put_digits(&mut b[14..16], sod / 60 % 60);
+        put_digits(&mut b[17..19], sod % 60);
+        put_digits(&mut b[20..26], micros);
+        Rfc3339(b)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; RFC3339_LEN] {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and the ASCII template characters are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("0000-00-00T00:00:00.000000Z")
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Writes `value` as zero-padded decimal digits filling `out` exactly
+/// (higher digits that do not fit are dropped).
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+/// Hinnant's `civil_from_days`, valid for the whole `i64`-day range we use.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based month
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (Hinnant's
+/// `days_from_civil`). `month` must be 1..=12 and `day` 1..=31.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400); // [0, 399]
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
+fn is_leap_year(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Parses an RFC 3339 timestamp such as `2026-11-23T23:20:00.123456Z` or
+/// `2026-11-24T08:20:00+09:00` (`t`/space separator and `z` accepted; up to
+/// nanoseconds kept). Returns `None` when `s` is not such a timestamp.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let sep_ok = b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't' | b' ')
+        && b[13] == b':'
+        && b[16] == b':';
+    if !sep_ok {
+        return None;
+    }
+    let year = i64::from(num(0..4)?);
+    let month = num(5..7)?;
+    let day = num(8..10)?;
+    let hour = num(11..13)?;
+    let minute = num(14..16)?;
+    let second = num(17..19)?;
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+
+    let mut i = 19;
+    let mut nanos: u32 = 0;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos = nanos * 10 + u32::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 {
+            return None;
+        }
+        for _ in digits..9 {
+            nanos *= 10;
+        }
+    }
+
+    let offset_secs: i64 = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+            let oh = digit(*h1)? * 10 + digit(*h2)?;
+            let om = digit(*m1)? * 10 + digit(*m2)?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -off
+            } else {
+                off
+            }
+        }
+        _ => return None,
+    };
+
+    let days = days_from_civil(year, month, day);
+    let secs =
+        days * SECS_PER_DAY + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+            - offset_secs;
+    Some(if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nanos)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+            + Duration::from_nanos(u64::from(nanos))
+    })
+}
+
+/// A `SystemTime` from unix seconds (the JSONL `timestamp` field), to the
+/// nearest microsecond. `None` for non-finite or absurdly large values.
+pub fn system_time_from_unix_seconds(secs: f64) -> Option<SystemTime> {
+    if !secs.is_finite() || secs.abs() > 1e15 {
+        return None;
+    }
+    let micros = (secs * 1e6).round() as i64;
+    let d = Duration::from_micros(micros.unsigned_abs());
+    Some(if micros >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    })
+}
+
+/// Which clock [`coarse_monotonic_nanos`] reads; decided on first use so a
+/// caller never sees readings of two different clocks mixed.
+const CLOCK_UNDECIDED: u8 = 0;
+const CLOCK_COARSE: u8 = 1;
+const CLOCK_INSTANT: u8 = 2;
+static CLOCK_CHOICE: AtomicU8 = AtomicU8::new(CLOCK_UNDECIDED);
+static INSTANT_BASE: OnceLock<Instant> = OnceLock::new();
+
+/// Monotonic nanoseconds since an unspecified origin, cheap enough to read on
+/// every call of a hot loop.
+///
+/// On Linux this reads `CLOCK_MONOTONIC_COARSE`: the kernel's last tick,
+/// served from the vDSO without touching a hardware counter, so it costs a
+/// few nanoseconds even on virtual machines whose TSC is not usable (where
+/// `Instant::now()` may fall back to a real system call). Its resolution is
+/// one scheduler tick (1 to 10 ms), ample for throttling at 50 to 100 ms.
+/// Elsewhere, or if the kernel refuses that clock, it falls back to
+/// `Instant`. Only compare readings of this function with each other.
+pub fn coarse_monotonic_nanos() -> u64 {
+    match CLOCK_CHOICE.load(Ordering::Relaxed) {
+        CLOCK_COARSE => {
+            if let Some(n) = coarse_clock() {
+                return n;
+            }
+            // The clock worked before, so this cannot happen; stay on the
+            // same clock rather than mixing origins.
+            0
+        }
+        CLOCK_INSTANT => instant_nanos(),
+        _ => {
+            let choice = if coarse_clock().is_some() {
+                CLOCK_COARSE
+            } else {
+                CLOCK_INSTANT
+            };
+            let chosen = match CLOCK_CHOICE.compare_exchange(
+                CLOCK_UNDECIDED,
+                choice,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => choice,
+                Err(other) => other,
+            };
+            if chosen == CLOCK_COARSE {
+                coarse_clock().unwrap_or(0)
+            } else {
+                instant_nanos()
+            }
+        }
+    }
+}
+
+fn instant_nanos() -> u64 {
+    let base = INSTANT_BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn coarse_clock() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` only writes one `timespec` through the pointer,
+    // and `ts` is a live, properly aligned local that nothing else borrows.
+    // CLOCK_MONOTONIC_COARSE has existed since Linux 2.6.32; if the kernel
+    // (or a seccomp filter) rejects it, the call returns -1 without UB and we
+    // report `None`, which makes the caller use `Instant` instead.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 || ts.tv_sec < 0 || ts.tv_nsec < 0 {
+        return None;
+    }
+    Some((ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn coarse_clock() -> Option<u64> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64, micros: u32) -> String {
+        Rfc3339::from_parts(secs, micros).as_str().to_owned()
+    }
+
+    fn time(secs: i64, nanos: u32) -> SystemTime {
+        if secs >= 0 {
+            UNIX_EPOCH + Duration::new(secs as u64, nanos)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+                + Duration::from_nanos(nanos.into())
+        }
+    }
+
+    #[test]
+    fn formats_known_dates() {
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000000Z"); // 2000 is leap
+        assert_eq!(at(951_868_800, 1), "2000-03-01T00:00:00.000001Z");
+        assert_eq!(at(946_684_799, 999_999), "1999-12-31T23:59:59.999999Z");
+        assert_eq!(at(946_684_800, 0), "2000-01-01T00:00:00.000000Z");
+        assert_eq!(at(1_709_164_800, 0), "2024-02-29T00:00:00.000000Z");
+        assert_eq!(at(1_798_070_400, 123_456), "2026-12-24T00:00:00.123456Z");
+        assert_eq!(at(1_795_476_000, 123_456), "2026-11-23T23:20:00.123456Z");
+        // 2100 is not a leap year: Feb 28 is followed by Mar 1.
+        assert_eq!(at(4_107_456_000, 0), "2100-02-28T00:00:00.000000Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(at(4_102_444_799, 0), "2099-12-31T23:59:59.000000Z");
+        assert_eq!(at(4_102_444_800, 0), "2100-01-01T00:00:00.000000Z");
+        assert_eq!(at(-1, 500_000), "1969-12-31T23:59:59.500000Z");
+        assert_eq!(at(2_147_483_647, 0), "2038-01-19T03:14:07.000000Z");
+    }
+
+    #[test]
+    fn clamps_outside_four_digit_years() {
+        assert_eq!(at(i64::MIN, 5), "0000-01-01T00:00:00.000000Z");
+        assert_eq!(at(MIN_UNIX_SECS, 0), "0000-01-01T00:00:00.000000Z");
+        assert_eq!(at(MAX_UNIX_SECS, 999_999), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(at(i64::MAX, 0), "9999-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn civil_round_trips_every_day_for_centuries() {
+        // 1600-01-01 .. 2500-01-01 covers 400-year, 100-year and 4-year rules.
+        let start = days_from_civil(1600, 1, 1);
+        let end = days_from_civil(2500, 1, 1);
+        let (mut y, mut m, mut d) = (1600i64, 1u32, 1u32);
+        for days in start..end {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            assert_eq!(days_from_civil(y, m, d), days);
+            d += 1;
+            if d > days_in_month(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(0, 1, 1) * SECS_PER_DAY, MIN_UNIX_SECS);
+    }
+
+    #[test]
+    fn system_time_parts_floor_towards_the_past() {
+        assert_eq!(unix_parts(time(1, 999_999_999)), (1, 999_999));
+        assert_eq!(
+            unix_parts(UNIX_EPOCH - Duration::from_nanos(1)),
+            (-1, 999_999)
+        );
+        assert_eq!(
+            unix_parts(UNIX_EPOCH - Duration::from_micros(1_500_000)),
+            (-2, 500_000)
+        );
+        assert_eq!(
+            Rfc3339::new(time(1_795_476_000, 123_456_789)).as_str(),
+            "2026-11-23T23:20:00.123456Z"
+        );
+    }
+
+    #[test]
+    fn unix_seconds_print_as_their_microseconds() {
+        let s = unix_seconds(time(1_795_476_000, 123_456_000));
+        assert_eq!(serde_json::to_string(&s).unwrap(), "1795476000.123456");
+        assert_eq!(unix_seconds(time(-2, 500_000_000)), -1.5);
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_common_variants() {
+        for &(secs, nanos) in &[
+            (0, 0),
+            (1_795_476_000, 123_456_000),
+            (951_782_400, 1_000),
+            (-1, 500_000_000),
+        ] {
+            let t = time(secs, nanos);
+            assert_eq!(parse_rfc3339(Rfc3339::new(t).as_str()), Some(t));
+        }
+        let base = time(1_795_476_000, 0);
+        assert_eq!(parse_rfc3339("2026-11-23T23:20:00Z"), Some(base));
+        assert_eq!(parse_rfc3339("2026-11-23t23:20:00z"), Some(base));
+        assert_eq!(parse_rfc3339("2026-11-24T08:20:00+09:00"), Some(base));
+        assert_eq!(parse_rfc3339("2026-11-23T18:50:00-04:30"), Some(base));
+        assert_eq!(
+            parse_rfc3339("2026-11-23 23:20:00.5Z"),
+            Some(time(1_795_476_000, 500_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23T23:20:00.1234567891Z"),
+            Some(time(1_795_476_000, 123_456_789))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_timestamps() {
+        for bad in [
+            "",
+            "2026-11-23",
+            "2026-11-23T23:20:00",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-11-23T24:00:00Z",
+            "2026-11-23T23:20:00.Z",
+            "2026-11-23T23:20:00+0900",
+            "2026-11-23T23:20:00Zjunk",
+            "2026/11/23T23:20:00Z",
+            "２０26-11-23T23:20:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+        assert!(parse_rfc3339("2000-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn unix_seconds_back_to_system_time() {
+        assert_eq!(
+            system_time_from_unix_seconds(1795476000.123456),
+            Some(time(1_795_476_000, 123_456_000))
+        );
+        assert_eq!(
+            system_time_from_unix_seconds(-1.5),
+            Some(time(-2, 500_000_000))
+        );
+        assert_eq!(system_time_from_unix_seconds(f64::NAN), None);
+    }
+
+    #[test]
+    fn coarse_clock_is_monotonic_and_moves() {
+        let a = coarse_monotonic_nanos();
+        std::thread::sleep(Duration::from_millis(30));
+        let b = coarse_monotonic_nanos();
+        assert!(b >= a);
+        assert!(b - a >= 15_000_000, "advanced only {} ns", b - a);
+    }
+}

@@ -1,0 +1,14 @@
+//! The plugin host as a library: discover plugin libraries in a folder
+//! ([`discovery`]), build the environment a plugin may see
+//! ([`environment`]), run an action with an injected context ([`runner`],
+//! [`host`]), and fan everything the plugin reports out to sinks
+//! ([`events`]), in this process or in an isolated child ([`isolate`]).
+//! The `loader` binary is a thin CLI over this.
+
+pub mod discovery;
+pub mod environment;
+pub mod events;
+pub mod host;
+pub mod isolate;
+pub mod preflight;
+pub mod runner;

@@ -1,0 +1,124 @@
+//! Runs one action of a loaded plugin in this process: builds the run's
+//! host, calls the plugin, and reports the outcome as the run's last event
+//! (`result` or `error`), after every progress value not yet reported.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugin_api::{ActionFailure, FailureKind};
+use serde_json::{json, Value};
+
+use crate::discovery::LoadedPlugin;
+use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
+use crate::host::{RunHost, RunSettings};
+
+/// How long an action may run, and how long it gets to stop once asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub timeout: Duration,
+    pub grace: Duration,
+}
+
+/// Runs `action` of `plugin` with `params_json`, reporting everything to
+/// `sink`. Returns the result object, or why there is none.
+///
+/// With a `deadline`, the action runs on its own thread: when the timeout
+/// passes it is asked to cancel, and if it has not returned after the grace
+/// period the run ends as timed out and the thread is abandoned (an
+/// in-process action cannot be killed; run it isolated for that).
+pub fn run_action(
+    plugin: &LoadedPlugin,
+    action: &str,
+    params_json: &str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    sink: Arc<dyn EventSink>,
+) -> Result<Value, ActionFailure> {
+    let run = RunInfo { job_id: settings.job_id.clone(), plugin: plugin.manifest.code.clone(), action: action.to_owned() };
+    sink.start(&run);
+    let cancel = settings.cancel.clone();
+    let host = Arc::new(RunHost::new(run.clone(), settings, sink.clone()));
+
+    let outcome = match plugin.manifest.action(action) {
+        None => Err(unknown_action(plugin, action)),
+        Some(_) => match deadline {
+            None => call_plugin(plugin, &host, action, params_json),
+            Some(deadline) => call_with_deadline(plugin, &host, action, params_json, deadline, || cancel.cancel()),
+        },
+    };
+
+    host.finish(outcome.is_err());
+    let last = match &outcome {
+        Ok(result) => Event::new(EventKind::Result, "result", Level::Success, result.clone()),
+        Err(failure) => failure_event(failure),
+    };
+    sink.emit(&run, &last);
+    sink.finish(&run);
+    outcome
+}
+
+/// The `error` event describing a failure.
+pub fn failure_event(failure: &ActionFailure) -> Event {
+    let data = json!({ "message": failure.message, "kind": failure.kind.as_str(), "details": failure.details });
+    Event::new(EventKind::Error, "error", Level::Error, data)
+}
+
+fn unknown_action(plugin: &LoadedPlugin, action: &str) -> ActionFailure {
+    let available = plugin.manifest.action_names();
+    ActionFailure::new(
+        FailureKind::UnknownAction,
+        format!("plugin {:?} has no action {action:?} (available: {})", plugin.manifest.code, available.join(", ")),
+    )
+    .with_details(json!({ "available": available }))
+}
+
+fn call_plugin(plugin: &LoadedPlugin, host: &Arc<RunHost>, action: &str, params_json: &str) -> Result<Value, ActionFailure> {
+    match plugin.library.run_action(host, action, params_json) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            ActionFailure::new(FailureKind::Failed, format!("the plugin returned a result that is not JSON: {e}"))
+        }),
+        Err(text) => Err(ActionFailure::from_json(&text)),
+    }
+}
+
+fn call_with_deadline(
+    plugin: &LoadedPlugin,
+    host: &Arc<RunHost>,
+    action: &str,
+    params_json: &str,
+    deadline: Deadline,
+    cancel: impl FnOnce(),
+) -> Result<Value, ActionFailure> {
+    let (sender, receiver) = mpsc::channel();
+    let (plugin, host_for_thread) = (plugin.clone(), host.clone());
+    let (action_owned, params) = (action.to_owned(), params_json.to_owned());
+    let spawned = std::thread::Builder::new().name(format!("action {action}")).spawn(move || {
+        let _ = sender.send(call_plugin(&plugin, &host_for_thread, &action_owned, &params));
+    });
+    if let Err(e) = spawned {
+        return Err(ActionFailure::new(FailureKind::Failed, format!("cannot start the action's thread: {e}")));
+    }
+    match receiver.recv_timeout(deadline.timeout) {
+        Ok(outcome) => return outcome,
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(ActionFailure::new(FailureKind::Failed, "the action's thread ended without an outcome"))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => cancel(),
+    }
+    let timeout = deadline.timeout.as_secs_f64();
+    match receiver.recv_timeout(deadline.grace) {
+        Ok(Ok(_)) | Ok(Err(ActionFailure { kind: FailureKind::Cancelled, .. })) => Err(ActionFailure::new(
+            FailureKind::TimedOut,
+            format!("the action timed out after {timeout}s and stopped when asked to cancel"),
+        )),
+        Ok(Err(failure)) => Err(failure),
+        Err(_) => Err(ActionFailure::new(
+            FailureKind::TimedOut,
+            format!(
+                "the action timed out after {timeout}s and did not stop within {}s of being asked to cancel",
+                deadline.grace.as_secs_f64()
+            ),
+        )),
+    }
+}
