@@ -16,6 +16,7 @@ pub mod ffi;
 pub mod manifest;
 pub mod plugin;
 pub mod rules;
+pub mod steps;
 pub mod testing;
 pub mod validate;
 
@@ -34,6 +35,11 @@ pub mod prelude {
         action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResult, BaseAction, Category, Checkpoint,
         MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
     };
+    pub use crate::steps::{
+        BaseStepContext, DeploymentContext, ExportContext, InferenceContext, Orchestrator, Step, StepContext,
+        StepRegistry, StepResult, TrainContext, UploadContext, WorkflowReport,
+    };
+    pub use crate::step_context;
 }
 
 #[doc(hidden)]

@@ -85,7 +85,7 @@ pub fn load_library(path: &Path) -> Result<PluginLibrary, LoadError> {
         return Err(LoadError::NoLayout { plugin: api_version });
     }
     let layout_error = |e: LibraryError| match e {
-        LibraryError::AbiInstability(_) => LoadError::Layout { plugin: api_version, reason: e.to_string() },
+        LibraryError::AbiInstability(_) => LoadError::Layout { plugin: api_version, reason: summarize_layout_error(&e.to_string()) },
         other => LoadError::Init(other.to_string()),
     };
     // Check against the layout of the newest release the plugin knows, so that
@@ -103,6 +103,24 @@ pub fn load_library(path: &Path) -> Result<PluginLibrary, LoadError> {
     let module = unsafe { header.unchecked_layout::<PluginModuleRef>() }
         .map_err(|e| LoadError::Init(e.to_string()))?;
     Ok(PluginLibrary { module, api_version })
+}
+
+/// abi_stable's layout errors print every type on the path to the mismatch,
+/// hundreds of lines. Keeps what a person needs: the path of field names
+/// from the root module to the mismatch, and the mismatch itself.
+pub fn summarize_layout_error(full: &str) -> String {
+    let Some(last_block) = full.rsplit("error(s)inside:").next() else { return full.to_owned() };
+    let fields: Vec<&str> = last_block
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("field_name:"))
+        .filter(|name| !name.is_empty() && name.chars().any(char::is_alphabetic))
+        .collect();
+    let verdict: Vec<&str> = match last_block.find("\nError:") {
+        Some(at) => last_block[at..].lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
+        None => return full.to_owned(),
+    };
+    let verdict = verdict.join(" ").replace("Error:", "").replace("Expected: ", "expected ").replace(" Found: ", ", found ");
+    format!("{} (at {})", verdict.trim(), fields.join("."))
 }
 
 fn open_header(path: &Path) -> Result<&'static LibHeader, LoadError> {

@@ -86,17 +86,22 @@ thread_local! {
 }
 
 /// Runs `f`, turning a panic into a failure with the panic's message and
-/// location. While it runs, the panic hook records the panic instead of
-/// printing it: the host reports it as an event.
-pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ActionFailure> {
+/// location.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ActionFailure> {
+    catch_panic_message(f).map_err(ActionFailure::panicked)
+}
+
+/// Runs `f`, turning a panic into its message and location. While it runs,
+/// the panic hook records the panic instead of printing it: the host
+/// reports it as an event.
+pub(crate) fn catch_panic_message<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_panic_hook();
     let was_capturing = CAPTURING.with(|c| c.replace(true));
     let result = catch_unwind(AssertUnwindSafe(f));
     CAPTURING.with(|c| c.set(was_capturing));
     result.map_err(|payload| {
         let recorded = LAST_PANIC.with(|p| p.borrow_mut().take());
-        let message = recorded.unwrap_or_else(|| super::host_side::panic_message(&*payload));
-        ActionFailure::panicked(message)
+        recorded.unwrap_or_else(|| super::host_side::panic_message(&*payload))
     })
 }
 
