@@ -1,0 +1,304 @@
+//! Sample plugin with step-based workflows: `train_pipeline` (function-based)
+//! runs load_dataset → split → train → evaluate → export on a
+//! `TrainContext`; `export_pipeline` (class-based) runs prepare → write →
+//! index on an `ExportContext`. Both take `fail_at` to make a step fail on
+//! demand, so the rollback of the completed steps can be seen.
+
+pub mod centroids;
+pub mod pipeline;
+
+use std::path::PathBuf;
+
+use plugin_api::prelude::*;
+use plugin_api::steps::{ExportContext, Orchestrator, Step, StepRegistry, StepResult, TrainContext};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Params of `train_pipeline`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TrainPipelineParams {
+    /// Points to generate.
+    #[serde(default = "default_samples")]
+    pub samples: u64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default = "default_epochs")]
+    pub epochs: u64,
+    /// Where the dataset CSV is written (default: a folder under the system temp dir).
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
+    /// Where model.json is written (default: the work folder).
+    #[serde(default)]
+    pub output_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub skip_evaluation: bool,
+    /// Make this step fail (load_dataset, split, train, evaluate or export).
+    #[serde(default)]
+    pub fail_at: Option<String>,
+}
+
+fn default_samples() -> u64 {
+    600
+}
+
+fn default_seed() -> u64 {
+    11
+}
+
+fn default_epochs() -> u64 {
+    5
+}
+
+fn default_work_dir(ctx: &RuntimeContext) -> PathBuf {
+    let run = ctx.job_id().map(str::to_owned).unwrap_or_else(|| std::process::id().to_string());
+    std::env::temp_dir().join(format!("workflow-trainer-{run}"))
+}
+
+/// The standard training workflow; a plugin can edit it (insert, remove, replace steps).
+pub fn training_steps() -> StepRegistry<TrainContext> {
+    let mut registry = StepRegistry::new();
+    let distinct = "the standard step names are distinct";
+    registry.register(pipeline::LoadDataset).expect(distinct);
+    registry.register(pipeline::Split).expect(distinct);
+    registry.register(pipeline::Train).expect(distinct);
+    registry.register(pipeline::Evaluate).expect(distinct);
+    registry.register(pipeline::Export).expect(distinct);
+    registry
+}
+
+pub fn train_pipeline(mut params: TrainPipelineParams, ctx: &RuntimeContext) -> ActionResult {
+    let work_dir = params.work_dir.clone().unwrap_or_else(|| default_work_dir(ctx));
+    params.output_dir.get_or_insert_with(|| work_dir.clone());
+    params.work_dir = Some(work_dir);
+    let mut context = TrainContext::new(ctx.clone(), serde_json::to_value(&params)?);
+    context.log_message("Training pipeline started", MessageLevel::Info);
+    let report = Orchestrator::new(training_steps()).run(&mut context);
+    if report.success {
+        context.log_message("Training pipeline completed", MessageLevel::Success);
+    } else {
+        context.log_message(&format!("Training pipeline failed; rolled back: {}", report.rolled_back.join(", ")), MessageLevel::Danger);
+    }
+    let mut result = report.into_result()?;
+    result["metrics"] = Value::Object(context.metrics.clone());
+    result["model_path"] = json!(context.model_path);
+    Ok(result)
+}
+
+/// Params of `export_pipeline`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ExportPipelineParams {
+    pub output_dir: PathBuf,
+    /// Files to write.
+    #[serde(default = "default_files")]
+    pub files: u64,
+    /// Make this step fail (prepare, write or index).
+    #[serde(default)]
+    pub fail_at: Option<String>,
+}
+
+fn default_files() -> u64 {
+    3
+}
+
+fn requested_failure(ctx: &ExportContext, name: &str) -> Result<(), ActionError> {
+    match ctx.params["fail_at"].as_str() {
+        Some(step) if step == name => Err(ActionError::new(format!("failure requested at step {name:?} (fail_at)"))),
+        _ => Ok(()),
+    }
+}
+
+struct Prepare;
+
+impl Step<ExportContext> for Prepare {
+    fn name(&self) -> &str {
+        "prepare"
+    }
+
+    fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
+        requested_failure(ctx, self.name())?;
+        let existed = ctx.output_path.exists();
+        std::fs::create_dir_all(&ctx.output_path)?;
+        Ok(StepResult::ok(json!({ "created": !existed })).with_rollback_data(json!(!existed)))
+    }
+
+    fn rollback(&mut self, ctx: &mut ExportContext, result: &StepResult) -> Result<(), ActionError> {
+        if result.rollback_data == json!(true) {
+            std::fs::remove_dir(&ctx.output_path)?;
+        }
+        Ok(())
+    }
+}
+
+struct Write;
+
+impl Step<ExportContext> for Write {
+    fn name(&self) -> &str {
+        "write"
+    }
+
+    fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
+        requested_failure(ctx, self.name())?;
+        let files = ctx.params["files"].as_u64().unwrap_or(1);
+        for i in 0..files {
+            let path = ctx.output_path.join(format!("item-{i:03}.json"));
+            std::fs::write(&path, json!({ "item": i }).to_string())?;
+            ctx.runtime_ctx.log("file_exported", json!({ "step": "write", "item": i }), Some(&path.display().to_string()));
+            ctx.exported_files.push(path);
+            ctx.total_records += 1;
+            ctx.set_progress(i + 1, files)?;
+        }
+        Ok(StepResult::ok(json!({ "files": files })))
+    }
+
+    fn rollback(&mut self, ctx: &mut ExportContext, _: &StepResult) -> Result<(), ActionError> {
+        for path in ctx.exported_files.drain(..) {
+            std::fs::remove_file(&path)?;
+        }
+        Ok(())
+    }
+
+    fn progress_weight(&self) -> f64 {
+        4.0
+    }
+}
+
+struct Index;
+
+impl Step<ExportContext> for Index {
+    fn name(&self) -> &str {
+        "index"
+    }
+
+    fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
+        requested_failure(ctx, self.name())?;
+        let path = ctx.output_path.join("index.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&ctx.exported_files)?)?;
+        Ok(StepResult::ok(json!({ "index": path })))
+    }
+}
+
+/// The export workflow as a class-based action.
+pub struct ExportPipeline {
+    base: ActionBase<ExportPipelineParams>,
+}
+
+impl BaseAction for ExportPipeline {
+    type Params = ExportPipelineParams;
+
+    fn new(base: ActionBase<ExportPipelineParams>) -> Self {
+        Self { base }
+    }
+
+    fn base(&self) -> &ActionBase<ExportPipelineParams> {
+        &self.base
+    }
+
+    fn execute(&mut self) -> ActionResult {
+        let params = serde_json::to_value(self.params())?;
+        let mut context = ExportContext::new(self.ctx().clone(), params, self.params().output_dir.clone());
+        let mut registry = StepRegistry::new();
+        registry.register(Prepare)?;
+        registry.register(Write)?;
+        registry.register(Index)?;
+        let report = Orchestrator::new(registry).run(&mut context);
+        let mut result = report.into_result()?;
+        result["exported_files"] = json!(context.exported_files);
+        Ok(result)
+    }
+}
+
+fn plugin() -> Plugin {
+    Plugin::new("workflow-trainer", "Workflow trainer", env!("CARGO_PKG_VERSION"))
+        .category(Category::NeuralNet)
+        .description("Step-based workflows with weighted progress and rollback")
+        .action(action!(
+            train_pipeline,
+            params = TrainPipelineParams,
+            description = "load_dataset → split → train → evaluate → export; fail_at makes a step fail to show rollback"
+        ))
+        .action(ActionDef::class::<ExportPipeline>("export_pipeline").description("prepare → write → index, as a class-based action"))
+}
+
+export_plugin!(plugin);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use plugin_api::testing::RecordingHost;
+
+    use super::*;
+
+    fn run(def: ActionDef, params: Value) -> (Arc<RecordingHost>, Result<Value, plugin_api::ActionFailure>) {
+        let host = Arc::new(RecordingHost::default());
+        let result = def.run(&params.to_string(), RuntimeContext::with_host(host.clone()));
+        (host, result)
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("workflow-trainer-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn train_def() -> ActionDef {
+        ActionDef::function("train_pipeline", train_pipeline)
+    }
+
+    #[test]
+    fn the_pipeline_trains_evaluates_and_exports() {
+        let dir = temp("ok");
+        let (host, result) = run(train_def(), json!({ "work_dir": dir, "epochs": 4 }));
+        let result = result.unwrap();
+        assert_eq!(result["success"], true);
+        let steps: Vec<&str> = result["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+        assert_eq!(steps, ["succeeded"; 5]);
+        assert!(result["metrics"]["val_accuracy"].as_f64().unwrap() > 0.85, "{result}");
+        assert!(dir.join("model.json").is_file() && dir.join("dataset.csv").is_file());
+        assert!(host.calls().contains(&"progress 10000/10000 step=None".to_owned()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_requested_failure_rolls_back_the_completed_steps() {
+        let dir = temp("fail");
+        let (host, result) = run(train_def(), json!({ "work_dir": dir, "fail_at": "evaluate" }));
+        let failure = result.unwrap_err();
+        assert_eq!(failure.message, "step \"evaluate\" failed: failure requested at step \"evaluate\" (fail_at)");
+        assert_eq!(failure.details["rolled_back"], json!(["train", "split", "load_dataset"]));
+        assert!(!dir.join("dataset.csv").exists(), "load_dataset's rollback removed the file");
+        assert!(host.calls().iter().any(|c| c.starts_with("message danger Training pipeline failed; rolled back: train, split, load_dataset")));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn evaluation_can_be_skipped() {
+        let dir = temp("skip");
+        let (_, result) = run(train_def(), json!({ "work_dir": dir, "skip_evaluation": true }));
+        let result = result.unwrap();
+        assert_eq!(result["steps"][3]["status"], "skipped");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_class_based_export_pipeline_runs_and_rolls_back() {
+        let dir = temp("export");
+        let def = || ActionDef::class::<ExportPipeline>("export_pipeline");
+        let (_, result) = run(def(), json!({ "output_dir": dir, "files": 2 }));
+        assert_eq!(result.unwrap()["exported_files"].as_array().unwrap().len(), 2);
+        assert!(dir.join("index.json").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let (_, result) = run(def(), json!({ "output_dir": dir, "files": 2, "fail_at": "index" }));
+        assert_eq!(result.unwrap_err().details["rolled_back"], json!(["write", "prepare"]));
+        assert!(!dir.exists(), "prepare's rollback removed the folder it created");
+    }
+
+    #[test]
+    fn the_standard_workflow_can_be_edited() {
+        let mut steps = training_steps();
+        steps.unregister("evaluate");
+        steps.insert_after("train", pipeline::Evaluate).unwrap();
+        assert_eq!(steps.names(), ["load_dataset", "split", "train", "evaluate", "export"]);
+    }
+}
