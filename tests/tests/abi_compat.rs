@@ -1,0 +1,121 @@
+//! The compatibility promise, proven on real libraries built from the
+//! fixture crates in tests/fixtures: a plugin built against an older minor
+//! plugin-api runs in this loader; a newer minor loads and gets a clear
+//! error from the one feature its host lacks; another major version, or a
+//! layout changed without a version bump, is refused at load with the reason.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn listing(dir: &std::path::Path) -> Value {
+    let output = loader(dir, &["list", "--json"], &[]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    serde_json::from_str(&stdout(&output)).expect("list --json prints JSON")
+}
+
+fn problem_for<'a>(listing: &'a Value, file: &str) -> &'a str {
+    listing["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"].as_str().unwrap().ends_with(file))
+        .unwrap_or_else(|| panic!("{file} is not reported: {listing}"))["reason"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn an_older_minor_plugin_loads_and_runs() {
+    let dir = plugin_dir(&[fixture_library("api-1.0", "legacy-plugin")]);
+    let listing = listing(dir.path());
+    let legacy = &listing["plugins"][0];
+    assert_eq!(legacy["code"], "legacy");
+    assert_eq!(legacy["plugin_api"], "1.0.0");
+
+    for mode in ["--isolate", "--in-process"] {
+        let output = loader(dir.path(), &["run", "legacy", "greet", "--env", "REGION=eu", "--job-id", "j-1", "--events", "jsonl", mode], &[]);
+        assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
+        let events = jsonl(&stdout(&output));
+        assert_envelope(&events, "legacy", "greet");
+        assert!(events.iter().any(|e| e["kind"] == "message" && e["data"]["content"] == "hello from plugin-api 1.0"));
+        let progress = of_kind(&events, "progress");
+        assert_eq!(progress.last().unwrap()["data"]["current"], 2);
+        let result = events.last().unwrap();
+        assert_eq!(result["kind"], "result");
+        assert_eq!(result["data"], json!({ "greeting": "hello", "env": { "REGION": "eu" }, "job_id": "j-1" }));
+    }
+}
+
+#[test]
+fn root_module_fields_an_older_plugin_lacks_read_as_absent() {
+    // `validate_params` arrived in 1.1: for a 1.0 plugin the loader must see
+    // it as absent (and say so), not call whatever lies past the module.
+    let dir = plugin_dir(&[fixture_library("api-1.0", "legacy-plugin")]);
+    let output = loader(dir.path(), &["run", "legacy", "greet", "--dry-run"], &[]);
+    assert_eq!(exit_code(&output), 2);
+    let text = stderr(&output);
+    assert!(text.contains("built against plugin-api 1.0.0") && text.contains("needs >= 1.1"), "{text}");
+}
+
+#[test]
+fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
+    let dir = plugin_dir(&[fixture_library("api-1.2", "future-plugin")]);
+    let listing = listing(dir.path());
+    assert_eq!(listing["plugins"][0]["plugin_api"], "1.2.0");
+
+    let output = loader(dir.path(), &["run", "future", "basic"], &[]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(result, json!({ "ok": true, "host_can_cancel": true }));
+
+    let output = loader(dir.path(), &["run", "future", "report", "--events", "jsonl"], &[]);
+    assert_eq!(exit_code(&output), 1);
+    let error = jsonl(&stdout(&output)).pop().unwrap();
+    assert_eq!(error["kind"], "error");
+    let message = error["data"]["message"].as_str().unwrap();
+    assert!(message.contains("report_artifact needs plugin-api >= 1.2"), "{message}");
+}
+
+#[test]
+fn another_major_version_is_refused_with_both_versions() {
+    let dir = plugin_dir(&[fixture_library("api-2.0", "major-plugin"), sample_library("tabular-trainer")]);
+    let listing = listing(dir.path());
+    let reason = problem_for(&listing, &library_file_name("major-plugin"));
+    assert!(reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.1.0"), "{reason}");
+    assert_eq!(listing["plugins"].as_array().unwrap().len(), 1, "the valid plugin beside it still loads");
+}
+
+#[test]
+fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
+    let dir = plugin_dir(&[fixture_library("api-1.0-changed", "changed-plugin"), sample_library("tabular-trainer")]);
+    let listing = listing(dir.path());
+    let reason = problem_for(&listing, &library_file_name("changed-plugin"));
+    assert!(reason.contains("do not match plugin-api 1.0.0"), "{reason}");
+    assert!(reason.contains("expected u64, found u32") && reason.contains("set_progress"), "{reason}");
+    assert!(reason.lines().count() == 1, "the reason is one line, not abi_stable's full dump: {reason}");
+    let output = loader(dir.path(), &["run", "tabular-trainer", "train", "--params", r#"{"epochs": 1, "samples": 100}"#, "--quiet"], &[]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+}
+
+#[test]
+fn old_new_and_current_plugins_load_side_by_side() {
+    let dir = plugin_dir(&[
+        fixture_library("api-1.0", "legacy-plugin"),
+        fixture_library("api-1.2", "future-plugin"),
+        fixture_library("probe", "probe-plugin"),
+    ]);
+    let listing = listing(dir.path());
+    let versions: Vec<(&str, &str)> = listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["code"].as_str().unwrap(), p["plugin_api"].as_str().unwrap()))
+        .collect();
+    assert_eq!(versions, vec![("future", "1.2.0"), ("legacy", "1.0.0"), ("probe", "1.1.0")]);
+    for (plugin, action) in [("legacy", "greet"), ("future", "basic"), ("probe", "echo_context")] {
+        let output = loader(dir.path(), &["run", plugin, action, "--in-process", "--quiet"], &[]);
+        assert_eq!(exit_code(&output), 0, "{plugin} {action}: {}", stderr(&output));
+    }
+}
