@@ -62,6 +62,10 @@ fn find_action<'a>(plugin: &'a LoadedPlugin, name: &str) -> Result<&'a ActionMan
     })
 }
 
+fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(), CliError> {
+    action.map(|name| find_action(plugin, name).map(drop)).unwrap_or(Ok(()))
+}
+
 fn print_json(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
@@ -121,18 +125,17 @@ fn plugin_json(plugin: &LoadedPlugin) -> Value {
 fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
     let discovery = scan(dir)?;
     let plugin = find(&discovery, dir, name)?;
-    let actions: Vec<&ActionManifest> = match action {
-        Some(action) => vec![find_action(plugin, action)?],
-        None => plugin.manifest.actions.iter().collect(),
-    };
+    find_action_if_named(plugin, action)?;
+    let manifest = plugin.full_manifest().map_err(|e| CliError::new(ExitCode::ActionFailed, format!("{}: {e}", plugin.path.display())))?;
+    let actions: Vec<&ActionManifest> = manifest.actions.iter().filter(|a| action.is_none_or(|name| a.name == name)).collect();
     if as_json {
         match action {
             Some(_) => print_json(&serde_json::to_value(actions[0]).unwrap_or_default()),
-            None => print_json(&serde_json::to_value(&plugin.manifest).unwrap_or_default()),
+            None => print_json(&serde_json::to_value(&manifest).unwrap_or_default()),
         }
         return Ok(ExitCode::Success);
     }
-    let m = &plugin.manifest;
+    let m = &manifest;
     println!("{} ({}) {} — plugin-api {}", m.name, m.code, m.version, plugin.api_version());
     if !m.description.is_empty() {
         println!("{}", m.description);

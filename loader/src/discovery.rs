@@ -23,6 +23,13 @@ impl LoadedPlugin {
         self.library.api_version()
     }
 
+    /// The full manifest, with the actions' params schemas (discovery keeps
+    /// only the summary, which is cheaper to get).
+    pub fn full_manifest(&self) -> Result<PluginManifest, String> {
+        let json = self.library.manifest_json().map_err(|e| format!("the plugin could not describe itself: {e}"))?;
+        serde_json::from_str(&json).map_err(|e| format!("the plugin's manifest is not valid: {e}"))
+    }
+
     /// Whether `name` designates this plugin: its code, its name, or its
     /// library's file stem (with or without the `lib` prefix).
     pub fn answers_to(&self, name: &str) -> bool {
@@ -123,7 +130,7 @@ pub fn is_library_name(path: &Path) -> bool {
 fn load_plugin(path: &Path) -> Result<LoadedPlugin, String> {
     check_file(path)?;
     let library = load_library(path).map_err(|e| e.to_string())?;
-    let manifest_json = library.manifest_json().map_err(|e| format!("the plugin could not describe itself: {e}"))?;
+    let manifest_json = library.manifest_summary_json().map_err(|e| format!("the plugin could not describe itself: {e}"))?;
     let manifest: PluginManifest =
         serde_json::from_str(&manifest_json).map_err(|e| format!("the plugin's manifest is not valid: {e}"))?;
     if manifest.code.trim().is_empty() {

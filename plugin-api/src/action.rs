@@ -87,9 +87,13 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActionError {
 type Runner = dyn Fn(&str, RuntimeContext) -> Result<Value, ActionFailure> + Send + Sync;
 type Validator = dyn Fn(&str) -> Result<(), ActionFailure> + Send + Sync;
 
-/// One registered action: its manifest entry and how to run it.
+/// One registered action: its manifest entry and how to run it. Schemas
+/// are generated when a manifest asks for them, not when the plugin is
+/// built, so that listing plugins runs no schema generation.
 pub struct ActionDef {
     manifest: ActionManifest,
+    params_schema: fn() -> Value,
+    result_schema: Option<fn() -> Value>,
     runner: Box<Runner>,
     validator: Box<Validator>,
 }
@@ -126,7 +130,7 @@ impl ActionDef {
             name: name.to_owned(),
             description: String::new(),
             method: RunMethod::default(),
-            params_schema: params_schema::<P>(),
+            params_schema: Value::Null,
             result_schema: None,
         };
         let runner = move |json: &str, ctx: RuntimeContext| {
@@ -134,7 +138,7 @@ impl ActionDef {
             run(params, ctx).map(wrap_result)
         };
         let validator = |json: &str| parse_params::<P>(json).map(drop).map_err(|e| ActionFailure::invalid_params(&e));
-        Self { manifest, runner: Box::new(runner), validator: Box::new(validator) }
+        Self { manifest, params_schema: params_schema::<P>, result_schema: None, runner: Box::new(runner), validator: Box::new(validator) }
     }
 
     pub fn description(mut self, description: &str) -> Self {
@@ -150,7 +154,7 @@ impl ActionDef {
 
     /// Declares the JSON Schema of the result.
     pub fn result_schema<R: JsonSchema>(mut self) -> Self {
-        self.manifest.result_schema = serde_json::to_value(schemars::schema_for!(R)).ok();
+        self.result_schema = Some(result_schema::<R>);
         self
     }
 
@@ -158,7 +162,17 @@ impl ActionDef {
         &self.manifest.name
     }
 
-    pub fn manifest(&self) -> &ActionManifest {
+    /// The action's manifest entry, with its params (and result) schemas.
+    pub fn manifest(&self) -> ActionManifest {
+        ActionManifest {
+            params_schema: (self.params_schema)(),
+            result_schema: self.result_schema.map(|schema| schema()),
+            ..self.manifest.clone()
+        }
+    }
+
+    /// The manifest entry without schemas (`params_schema` is null).
+    pub fn summary(&self) -> &ActionManifest {
         &self.manifest
     }
 
@@ -171,6 +185,10 @@ impl ActionDef {
     pub fn validate(&self, params_json: &str) -> Result<(), ActionFailure> {
         (self.validator)(params_json)
     }
+}
+
+fn result_schema<R: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(R)).unwrap_or(Value::Null)
 }
 
 /// A result that is not a JSON object is wrapped as `{"result": value}`, as
@@ -332,6 +350,8 @@ mod tests {
         let def = crate::action!(train, params = Params, description = "Train");
         assert_eq!(def.name(), "train");
         assert_eq!(def.manifest().description, "Train");
+        assert!(def.summary().params_schema.is_null(), "no schema is generated for a summary");
+        assert_eq!(def.manifest().params_schema["properties"]["epochs"]["default"], 3);
         let (host, ctx) = context();
         assert_eq!(def.run("{}", ctx).unwrap(), serde_json::json!({"result": 3}));
         assert_eq!(host.calls().len(), 3);

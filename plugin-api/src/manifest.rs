@@ -53,7 +53,8 @@ pub struct ActionManifest {
     pub description: String,
     #[serde(default)]
     pub method: RunMethod,
-    /// JSON Schema of the params object.
+    /// JSON Schema of the params object; null in a manifest summary.
+    #[serde(default)]
     pub params_schema: Value,
     /// JSON Schema of the result, when the plugin declares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

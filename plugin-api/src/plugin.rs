@@ -57,19 +57,33 @@ impl Plugin {
         self
     }
 
+    /// The plugin's manifest, with every action's schemas.
     pub fn manifest(&self) -> PluginManifest {
+        self.manifest_with(ActionDef::manifest)
+    }
+
+    /// The manifest without schemas: what listing plugins needs.
+    pub fn summary(&self) -> PluginManifest {
+        self.manifest_with(|a| a.summary().clone())
+    }
+
+    fn manifest_with(&self, action: impl Fn(&ActionDef) -> crate::manifest::ActionManifest) -> PluginManifest {
         PluginManifest {
             code: self.code.clone(),
             name: self.name.clone(),
             version: self.version.clone(),
             category: self.category,
             description: self.description.clone(),
-            actions: self.actions.iter().map(|a| a.manifest().clone()).collect(),
+            actions: self.actions.iter().map(action).collect(),
         }
     }
 
     pub(crate) fn manifest_json(&self) -> String {
         serde_json::to_string(&self.manifest()).expect("a manifest always serialises")
+    }
+
+    pub(crate) fn summary_json(&self) -> String {
+        serde_json::to_string(&self.summary()).expect("a manifest always serialises")
     }
 
     fn find(&self, action: &str) -> Option<&ActionDef> {

@@ -27,7 +27,7 @@ const MAX_DATA_CHARS: usize = 400;
 const BAR_WIDTH: u64 = 20;
 const MAX_NAME_CHARS: usize = 24;
 /// Label of the default (unnamed) progress step.
-const DEFAULT_STEP_LABEL: &str = "progress";
+const DEFAULT_STEP_LABEL: &str = "overall";
 
 const RED: &str = "31";
 const BOLD_RED: &str = "1;31";

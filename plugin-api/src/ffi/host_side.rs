@@ -171,6 +171,15 @@ impl PluginLibrary {
         result_string((self.module.manifest())())
     }
 
+    /// The manifest without schemas, cheaper to make; the full manifest from
+    /// a plugin that predates plugin-api 1.1, which added the summary.
+    pub fn manifest_summary_json(&self) -> Result<String, String> {
+        match self.module.manifest_summary() {
+            Some(summary) => result_string(summary()),
+            None => self.manifest_json(),
+        }
+    }
+
     /// Runs `action` with `params_json` and the host's context. The plugin
     /// catches its own panics and reports them as a failure.
     pub fn run_action<H: ContextHost>(&self, host: &Arc<H>, action: &str, params_json: &str) -> Result<String, String> {

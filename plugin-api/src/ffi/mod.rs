@@ -123,6 +123,9 @@ pub struct PluginModule {
     // ---- added in 1.1 ----
     /// Validates params for an action without running it.
     pub validate_params: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<(), RString>,
+    /// The manifest without the actions' schemas (cheap: listing plugins
+    /// needs no schema generation).
+    pub manifest_summary: extern "C" fn() -> RResult<RString, RString>,
 }
 
 impl RootModule for PluginModuleRef {

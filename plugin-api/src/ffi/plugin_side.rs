@@ -47,6 +47,7 @@ impl<E: PluginEntry> ModuleFor<E> {
         manifest: manifest::<E>,
         run_action: run_action::<E>,
         validate_params: validate_params::<E>,
+        manifest_summary: manifest_summary::<E>,
     }));
 
     fn module() -> PluginModuleRef {
@@ -56,6 +57,13 @@ impl<E: PluginEntry> ModuleFor<E> {
 
 extern "C" fn manifest<E: PluginEntry>() -> RResult<RString, RString> {
     match catch_panic(|| E::plugin().manifest_json()) {
+        Ok(json) => RResult::ROk(json.into()),
+        Err(failure) => RResult::RErr(failure.message.into()),
+    }
+}
+
+extern "C" fn manifest_summary<E: PluginEntry>() -> RResult<RString, RString> {
+    match catch_panic(|| E::plugin().summary_json()) {
         Ok(json) => RResult::ROk(json.into()),
         Err(failure) => RResult::RErr(failure.message.into()),
     }
