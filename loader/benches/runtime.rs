@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loader::discovery::{Discovery, LoadedPlugin};
-use loader::events::{Event, EventKind, EventSink, FanOut, JsonlSink, NullSink, RunInfo, TerminalOptions, TerminalSink};
+use loader::events::{
+    Event, EventKind, EventSink, FanOut, JsonlSink, NullSink, RunInfo, TerminalOptions, TerminalSink,
+};
 use loader::host::{RunHost, RunSettings};
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
 use loader::runner::run_action;
@@ -40,11 +42,16 @@ const CHILD_MODE: &str = "LOADER_BENCH_CHILD";
 const DISCOVERY_SIZES: [usize; 3] = [1, 10, 100];
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("loader/ is in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("loader/ is in the workspace")
+        .to_owned()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 struct Fixtures {
@@ -63,26 +70,52 @@ type RawLogLoop = extern "C" fn(RawLogCallback, *const c_void, u64);
 fn build_fixtures() -> Fixtures {
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
-        .args(["build", "--release", "--quiet", "--manifest-path", "tests/fixtures/bench/Cargo.toml", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--manifest-path",
+            "tests/fixtures/bench/Cargo.toml",
+            "--target-dir",
+        ])
         .arg(target_dir().join("fixtures"))
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the benchmark fixtures failed");
     let release = target_dir().join("fixtures").join("release");
-    let library = release.join(format!("{}bench_plugin{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    let library = release.join(format!(
+        "{}bench_plugin{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
     let discovery = Discovery::load_files(std::slice::from_ref(&library));
-    let plugin = discovery.plugins.into_iter().next().unwrap_or_else(|| panic!("bench plugin: {:?}", discovery.problems));
+    let plugin = discovery
+        .plugins
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("bench plugin: {:?}", discovery.problems));
     // SAFETY: the library is the bench plugin just built from this
     // repository (already loaded above, so this only takes a reference);
     // the symbols are its `#[no_mangle]` raw loops, whose signatures are the
     // types named here.
     let (handle, raw_cheap_loop, raw_log_loop) = unsafe {
         let handle = libloading::Library::new(&library).expect("the bench plugin opens");
-        let cheap = *handle.get::<RawCheapLoop>(b"bench_raw_cheap_loop\0").expect("bench_raw_cheap_loop");
-        let log = *handle.get::<RawLogLoop>(b"bench_raw_log_loop\0").expect("bench_raw_log_loop");
+        let cheap = *handle
+            .get::<RawCheapLoop>(b"bench_raw_cheap_loop\0")
+            .expect("bench_raw_cheap_loop");
+        let log = *handle
+            .get::<RawLogLoop>(b"bench_raw_log_loop\0")
+            .expect("bench_raw_log_loop");
         (handle, cheap, log)
     };
-    Fixtures { plugin, library, peer: release.join("jsonl-peer"), _library_handle: handle, raw_cheap_loop, raw_log_loop }
+    Fixtures {
+        plugin,
+        library,
+        peer: release.join("jsonl-peer"),
+        _library_handle: handle,
+        raw_cheap_loop,
+        raw_log_loop,
+    }
 }
 
 fn null_sink() -> Arc<dyn EventSink> {
@@ -143,7 +176,9 @@ fn context_calls(c: &mut Criterion, fixtures: &Fixtures) {
             start.elapsed()
         })
     });
-    group.bench_function("plugin_vtable", |b| b.iter_custom(|iters| timed_action(fixtures, "cheap_calls", iters, null_sink())));
+    group.bench_function("plugin_vtable", |b| {
+        b.iter_custom(|iters| timed_action(fixtures, "cheap_calls", iters, null_sink()))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("1_context_call_log");
@@ -164,7 +199,9 @@ fn context_calls(c: &mut Criterion, fixtures: &Fixtures) {
             start.elapsed()
         })
     });
-    group.bench_function("plugin_vtable", |b| b.iter_custom(|iters| timed_action(fixtures, "log_calls", iters, null_sink())));
+    group.bench_function("plugin_vtable", |b| {
+        b.iter_custom(|iters| timed_action(fixtures, "log_calls", iters, null_sink()))
+    });
     group.finish();
 }
 
@@ -179,13 +216,21 @@ impl EventSink for ProgressCounter {
     fn emit(&self, _: &RunInfo, event: &Event) {
         if event.kind == EventKind::Progress {
             self.count.fetch_add(1, Ordering::Relaxed);
-            self.last_current.store(event.data["current"].as_u64().unwrap_or(0), Ordering::Relaxed);
+            self.last_current
+                .store(event.data["current"].as_u64().unwrap_or(0), Ordering::Relaxed);
         }
     }
 }
 
 fn progress_sinks(counter: Arc<ProgressCounter>) -> Arc<dyn EventSink> {
-    let terminal = TerminalSink::new(std::io::sink(), TerminalOptions { tty: true, color: true, verbose: false });
+    let terminal = TerminalSink::new(
+        std::io::sink(),
+        TerminalOptions {
+            tty: true,
+            color: true,
+            verbose: false,
+        },
+    );
     let jsonl = JsonlSink::new(std::io::sink(), false);
     Arc::new(FanOut::new().with(terminal).with(jsonl).with(counter))
 }
@@ -198,7 +243,11 @@ fn progress(c: &mut Criterion, fixtures: &Fixtures) -> (u64, u64, Duration) {
     group.finish();
     let counter = Arc::new(ProgressCounter::default());
     let elapsed = timed_action(fixtures, "progress_calls", 1_000_000, progress_sinks(counter.clone()));
-    (counter.count.load(Ordering::Relaxed), counter.last_current.load(Ordering::Relaxed), elapsed)
+    (
+        counter.count.load(Ordering::Relaxed),
+        counter.last_current.load(Ordering::Relaxed),
+        elapsed,
+    )
 }
 
 fn throughput(c: &mut Criterion, fixtures: &Fixtures) {
@@ -219,7 +268,11 @@ fn throughput(c: &mut Criterion, fixtures: &Fixtures) {
 fn plugin_folder(library: &Path, n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary folder");
     for i in 0..n {
-        let name = format!("{}bench_copy_{i:03}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+        let name = format!(
+            "{}bench_copy_{i:03}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
         std::fs::copy(library, dir.path().join(name)).expect("copy the bench plugin");
     }
     dir
@@ -233,7 +286,12 @@ fn child_scan(mode: &str, dir: &Path) -> Duration {
         .output()
         .expect("the child runs");
     let text = String::from_utf8_lossy(&output.stdout);
-    let nanos: u64 = text.trim().parse().unwrap_or_else(|_| panic!("child {mode} printed {text:?}, stderr {}", String::from_utf8_lossy(&output.stderr)));
+    let nanos: u64 = text.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "child {mode} printed {text:?}, stderr {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
     Duration::from_nanos(nanos)
 }
 
@@ -247,14 +305,19 @@ fn child_main(mode: &str) {
             assert!(!discovery.plugins.is_empty());
         }
         "raw" => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir).expect("read_dir").map(|e| e.expect("entry").path()).collect();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").path())
+                .collect();
             files.sort();
             for file in files {
                 // SAFETY: the files are copies of the bench plugin; looking up
                 // a symbol reads nothing through it.
                 unsafe {
                     let library = libloading::Library::new(&file).expect("dlopen");
-                    library.get::<*const c_void>(abi_stable::library::ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()).expect("dlsym");
+                    library
+                        .get::<*const c_void>(abi_stable::library::ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes())
+                        .expect("dlsym");
                     std::mem::forget(library);
                 }
             }
@@ -265,7 +328,10 @@ fn child_main(mode: &str) {
 }
 
 fn discovery(c: &mut Criterion, fixtures: &Fixtures) -> tempfile::TempDir {
-    let folders: Vec<(usize, tempfile::TempDir)> = DISCOVERY_SIZES.iter().map(|&n| (n, plugin_folder(&fixtures.library, n))).collect();
+    let folders: Vec<(usize, tempfile::TempDir)> = DISCOVERY_SIZES
+        .iter()
+        .map(|&n| (n, plugin_folder(&fixtures.library, n)))
+        .collect();
     let mut group = c.benchmark_group("4_discovery");
     group.sample_size(10);
     for (n, dir) in &folders {
@@ -302,7 +368,9 @@ fn peer_run(peer: &Path, kind: &str, count: u64, host: &RunHost) -> Duration {
             }
             _ => break,
         };
-        writeln!(answers, "{answer}").and_then(|_| answers.flush()).expect("answer the peer");
+        writeln!(answers, "{answer}")
+            .and_then(|_| answers.flush())
+            .expect("answer the peer");
     }
     drop(answers);
     child.wait().expect("the peer ends");
@@ -313,13 +381,20 @@ fn peer(c: &mut Criterion, fixtures: &Fixtures) {
     let host = RunHost::new(run_info(), RunSettings::default(), null_sink());
     let mut group = c.benchmark_group("5_peer_process_jsonl");
     group.sample_size(10);
-    group.bench_function("is_cancelled", |b| b.iter_custom(|iters| peer_run(&fixtures.peer, "cheap", iters, &host)));
-    group.bench_function("log", |b| b.iter_custom(|iters| peer_run(&fixtures.peer, "log", iters, &host)));
+    group.bench_function("is_cancelled", |b| {
+        b.iter_custom(|iters| peer_run(&fixtures.peer, "cheap", iters, &host))
+    });
+    group.bench_function("log", |b| {
+        b.iter_custom(|iters| peer_run(&fixtures.peer, "log", iters, &host))
+    });
     group.finish();
 }
 
 fn isolated(fixtures: &Fixtures, action: &str, params: &str) -> Duration {
-    let child = ChildCommand { program: PathBuf::from(env!("CARGO_BIN_EXE_loader")), args: vec!["__child".to_owned()] };
+    let child = ChildCommand {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_loader")),
+        args: vec!["__child".to_owned()],
+    };
     let start = Instant::now();
     let outcome = run_isolated(
         &child,
@@ -345,18 +420,30 @@ fn isolation(c: &mut Criterion, fixtures: &Fixtures) {
             (0..iters)
                 .map(|_| {
                     let start = Instant::now();
-                    run_action(&fixtures.plugin, "noop", "{}", RunSettings::default(), None, null_sink()).expect("noop");
+                    run_action(
+                        &fixtures.plugin,
+                        "noop",
+                        "{}",
+                        RunSettings::default(),
+                        None,
+                        null_sink(),
+                    )
+                    .expect("noop");
                     start.elapsed()
                 })
                 .sum()
         })
     });
-    group.bench_function("isolated", |b| b.iter_custom(|iters| (0..iters).map(|_| isolated(fixtures, "noop", "{}")).sum()));
+    group.bench_function("isolated", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| isolated(fixtures, "noop", "{}")).sum())
+    });
     group.finish();
 
     let mut group = c.benchmark_group("6_isolation_per_event");
     group.sample_size(10);
-    group.bench_function("in_process", |b| b.iter_custom(|iters| timed_action(fixtures, "log_calls", iters, null_sink())));
+    group.bench_function("in_process", |b| {
+        b.iter_custom(|iters| timed_action(fixtures, "log_calls", iters, null_sink()))
+    });
     group.bench_function("isolated", |b| {
         b.iter_custom(|iters| isolated(fixtures, "log_calls", &format!(r#"{{"count": {iters}}}"#)))
     });
@@ -375,19 +462,33 @@ fn list_peak_memory(dir: &Path) -> Option<u64> {
         .stdout(Stdio::null())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&output.stderr).lines().last()?.trim().parse().ok()
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The mean time per iteration criterion estimated in this run, in ns.
 fn estimate(path: &str) -> Option<f64> {
-    let file = target_dir().join("criterion").join(path).join("new").join("estimates.json");
+    let file = target_dir()
+        .join("criterion")
+        .join(path)
+        .join("new")
+        .join("estimates.json");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
     json["mean"]["point_estimate"].as_f64()
 }
 
 fn row(what: &str, value: Option<f64>, reference: Option<f64>, reference_name: &str) {
     match (value, reference) {
-        (Some(v), Some(r)) => println!("| {what} | {} | {} ({reference_name}) | {:.2}x |", human(v), human(r), v / r),
+        (Some(v), Some(r)) => println!(
+            "| {what} | {} | {} ({reference_name}) | {:.2}x |",
+            human(v),
+            human(r),
+            v / r
+        ),
         (Some(v), None) => println!("| {what} | {} | | |", human(v)),
         _ => {}
     }
@@ -410,13 +511,33 @@ fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
     for call in ["is_cancelled", "log"] {
         let group = format!("1_context_call_{call}");
         let vtable = estimate(&format!("{group}/plugin_vtable"));
-        row(&format!("`{call}` through the plugin vtable"), vtable, estimate(&format!("{group}/raw_fn_pointer")), "raw extern \"C\" fn pointer");
-        row(&format!("`{call}` through the plugin vtable"), vtable, estimate(&format!("{group}/direct_host_call")), "direct Rust call");
+        row(
+            &format!("`{call}` through the plugin vtable"),
+            vtable,
+            estimate(&format!("{group}/raw_fn_pointer")),
+            "raw extern \"C\" fn pointer",
+        );
+        row(
+            &format!("`{call}` through the plugin vtable"),
+            vtable,
+            estimate(&format!("{group}/direct_host_call")),
+            "direct Rust call",
+        );
     }
     let per_progress = estimate("2_progress_every_iteration/set_progress_terminal_and_jsonl");
-    row("`set_progress` per call, terminal + JSONL sinks on", per_progress, Some(50.0), "the 50 ns target");
+    row(
+        "`set_progress` per call, terminal + JSONL sinks on",
+        per_progress,
+        Some(50.0),
+        "the 50 ns target",
+    );
     if let Some(ns) = estimate("3_event_throughput/log_to_jsonl_file") {
-        println!("| `log` into a JSONL file | {} per event = {:.2} M events/s | 1 M events/s (target) | {:.2}x |", human(ns), 1e3 / ns, 1e3 / ns);
+        println!(
+            "| `log` into a JSONL file | {} per event = {:.2} M events/s | 1 M events/s (target) | {:.2}x |",
+            human(ns),
+            1e3 / ns,
+            1e3 / ns
+        );
     }
     for n in DISCOVERY_SIZES {
         row(
@@ -434,8 +555,18 @@ fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
             "plugin vtable",
         );
     }
-    row("a run with `--isolate` (noop action)", estimate("6_isolation_per_run/isolated"), estimate("6_isolation_per_run/in_process"), "in-process run");
-    row("a `log` event with `--isolate`", estimate("6_isolation_per_event/isolated"), estimate("6_isolation_per_event/in_process"), "in-process");
+    row(
+        "a run with `--isolate` (noop action)",
+        estimate("6_isolation_per_run/isolated"),
+        estimate("6_isolation_per_run/in_process"),
+        "in-process run",
+    );
+    row(
+        "a `log` event with `--isolate`",
+        estimate("6_isolation_per_event/isolated"),
+        estimate("6_isolation_per_event/in_process"),
+        "in-process",
+    );
     if let Some((events, last, elapsed)) = progress {
         println!(
             "\n1,000,000 `set_progress` calls took {:.1} ms and emitted {events} progress events; the last one reported current = {last}.",
@@ -443,7 +574,10 @@ fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
         );
     }
     match memory {
-        Some(kib) => println!("Peak memory of `loader list` over 100 plugins: {:.1} MiB.", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "Peak memory of `loader list` over 100 plugins: {:.1} MiB.",
+            kib as f64 / 1024.0
+        ),
         None => println!("Peak memory of `loader list`: not measured (/usr/bin/time is missing)."),
     }
 }
@@ -454,7 +588,9 @@ fn main() {
         return;
     }
     let fixtures = build_fixtures();
-    let mut c = Criterion::default().output_directory(&target_dir().join("criterion")).configure_from_args();
+    let mut c = Criterion::default()
+        .output_directory(&target_dir().join("criterion"))
+        .configure_from_args();
     context_calls(&mut c, &fixtures);
     let progress_counts = progress(&mut c, &fixtures);
     throughput(&mut c, &fixtures);

@@ -36,7 +36,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os(PLUGIN_DIR_VAR).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("plugins"))
+    flag.or_else(|| std::env::var_os(PLUGIN_DIR_VAR).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("plugins"))
 }
 
 fn scan(dir: &Path) -> Result<Discovery, CliError> {
@@ -49,7 +50,11 @@ fn scan(dir: &Path) -> Result<Discovery, CliError> {
 
 fn find<'a>(discovery: &'a Discovery, dir: &Path, name: &str) -> Result<&'a LoadedPlugin, CliError> {
     discovery.find(name).ok_or_else(|| {
-        let mut details = vec![format!("plugins in {}: {}", dir.display(), discovery.codes().join(", "))];
+        let mut details = vec![format!(
+            "plugins in {}: {}",
+            dir.display(),
+            discovery.codes().join(", ")
+        )];
         details.extend(discovery.problems.iter().map(|p| format!("not loaded: {p}")));
         CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {}", dir.display())).with_details(details)
     })
@@ -57,8 +62,11 @@ fn find<'a>(discovery: &'a Discovery, dir: &Path, name: &str) -> Result<&'a Load
 
 fn find_action<'a>(plugin: &'a LoadedPlugin, name: &str) -> Result<&'a ActionManifest, CliError> {
     plugin.manifest.action(name).ok_or_else(|| {
-        CliError::new(ExitCode::NotFound, format!("plugin {:?} has no action {name:?}", plugin.manifest.code))
-            .with_details(vec![format!("actions: {}", plugin.manifest.action_names().join(", "))])
+        CliError::new(
+            ExitCode::NotFound,
+            format!("plugin {:?} has no action {name:?}", plugin.manifest.code),
+        )
+        .with_details(vec![format!("actions: {}", plugin.manifest.action_names().join(", "))])
     })
 }
 
@@ -67,15 +75,21 @@ fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
 }
 
 fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
     let discovery = scan(dir)?;
     if as_json {
         let plugins: Vec<Value> = discovery.plugins.iter().map(plugin_json).collect();
-        let problems: Vec<Value> =
-            discovery.problems.iter().map(|p| json!({ "path": p.path, "reason": p.reason })).collect();
+        let problems: Vec<Value> = discovery
+            .problems
+            .iter()
+            .map(|p| json!({ "path": p.path, "reason": p.reason }))
+            .collect();
         print_json(&json!({ "plugin_dir": dir, "plugins": plugins, "problems": problems }));
         return Ok(ExitCode::Success);
     }
@@ -84,7 +98,14 @@ fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
     }
     for plugin in &discovery.plugins {
         let m = &plugin.manifest;
-        println!("{} {}  ({}, plugin-api {})  {}", m.code, m.version, category_name(m), plugin.api_version(), plugin.path.display());
+        println!(
+            "{} {}  ({}, plugin-api {})  {}",
+            m.code,
+            m.version,
+            category_name(m),
+            plugin.api_version(),
+            plugin.path.display()
+        );
         if !m.description.is_empty() {
             println!("  {}", m.description);
         }
@@ -103,7 +124,10 @@ fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
 }
 
 fn category_name(manifest: &plugin_api::PluginManifest) -> String {
-    serde_json::to_value(manifest.category).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(manifest.category)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn plugin_json(plugin: &LoadedPlugin) -> Value {
@@ -126,8 +150,14 @@ fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<E
     let discovery = scan(dir)?;
     let plugin = find(&discovery, dir, name)?;
     find_action_if_named(plugin, action)?;
-    let manifest = plugin.full_manifest().map_err(|e| CliError::new(ExitCode::ActionFailed, format!("{}: {e}", plugin.path.display())))?;
-    let actions: Vec<&ActionManifest> = manifest.actions.iter().filter(|a| action.is_none_or(|name| a.name == name)).collect();
+    let manifest = plugin
+        .full_manifest()
+        .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("{}: {e}", plugin.path.display())))?;
+    let actions: Vec<&ActionManifest> = manifest
+        .actions
+        .iter()
+        .filter(|a| action.is_none_or(|name| a.name == name))
+        .collect();
     if as_json {
         match action {
             Some(_) => print_json(&serde_json::to_value(actions[0]).unwrap_or_default()),
@@ -136,7 +166,13 @@ fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<E
         return Ok(ExitCode::Success);
     }
     let m = &manifest;
-    println!("{} ({}) {} — plugin-api {}", m.name, m.code, m.version, plugin.api_version());
+    println!(
+        "{} ({}) {} — plugin-api {}",
+        m.name,
+        m.code,
+        m.version,
+        plugin.api_version()
+    );
     if !m.description.is_empty() {
         println!("{}", m.description);
     }
@@ -200,8 +236,12 @@ fn read_checkpoint(arg: &str) -> Result<Value, CliError> {
         return Ok(value);
     }
     match arg.split_once('=') {
-        Some((category, path)) if !category.is_empty() && !path.is_empty() => Ok(json!({ "category": category, "path": path })),
-        _ => Err(CliError::usage(format!("--checkpoint {arg:?} is not CATEGORY=PATH or a JSON object"))),
+        Some((category, path)) if !category.is_empty() && !path.is_empty() => {
+            Ok(json!({ "category": category, "path": path }))
+        }
+        _ => Err(CliError::usage(format!(
+            "--checkpoint {arg:?} is not CATEGORY=PATH or a JSON object"
+        ))),
     }
 }
 
@@ -214,15 +254,28 @@ fn settings(args: &RunArgs) -> Result<RunSettings, CliError> {
         env = env.with_pair(pair).map_err(|e| CliError::usage(e.to_string()))?;
     }
     let checkpoint = args.checkpoint.as_deref().map(read_checkpoint).transpose()?;
-    Ok(RunSettings { env: env.build(), job_id: args.job_id.clone(), checkpoint, ..RunSettings::default() })
+    Ok(RunSettings {
+        env: env.build(),
+        job_id: args.job_id.clone(),
+        checkpoint,
+        ..RunSettings::default()
+    })
 }
 
 fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
     let seconds = |value: f64, flag: &str| {
-        Duration::try_from_secs_f64(value).map_err(|_| CliError::usage(format!("{flag} must be a non-negative number of seconds")))
+        Duration::try_from_secs_f64(value)
+            .map_err(|_| CliError::usage(format!("{flag} must be a non-negative number of seconds")))
     };
     let grace = seconds(args.grace, "--grace")?;
-    args.timeout.map(|t| Ok(Deadline { timeout: seconds(t, "--timeout")?, grace })).transpose()
+    args.timeout
+        .map(|t| {
+            Ok(Deadline {
+                timeout: seconds(t, "--timeout")?,
+                grace,
+            })
+        })
+        .transpose()
 }
 
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
@@ -237,10 +290,14 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), Cl
         None => {}
         Some("jsonl") | Some("-") => {
             jsonl_on_stdout = true;
-            sinks.push(JsonlSink::new(Box::new(std::io::stdout()) as Box<dyn Write + Send>, false));
+            sinks.push(JsonlSink::new(
+                Box::new(std::io::stdout()) as Box<dyn Write + Send>,
+                false,
+            ));
         }
         Some(path) => {
-            let file = File::create(path).map_err(|e| CliError::usage(format!("cannot create the events file {path}: {e}")))?;
+            let file = File::create(path)
+                .map_err(|e| CliError::usage(format!("cannot create the events file {path}: {e}")))?;
             sinks.push(JsonlSink::new(Box::new(file) as Box<dyn Write + Send>, false));
         }
     }
@@ -275,10 +332,24 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let outcome = if args.in_process {
         run_action(plugin, &args.action, &params, settings, deadline, sink)
     } else {
-        let child = ChildCommand::current_exe(&["__child"])
-            .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to isolate the run: {e}")))?;
+        let child = ChildCommand::current_exe(&["__child"]).map_err(|e| {
+            CliError::new(
+                ExitCode::ActionFailed,
+                format!("cannot find the loader executable to isolate the run: {e}"),
+            )
+        })?;
         let code = plugin.manifest.code.clone();
-        run_isolated(&child, &plugin.path, &code, &args.action, &params, settings, deadline, &interrupts, sink)
+        run_isolated(
+            &child,
+            &plugin.path,
+            &code,
+            &args.action,
+            &params,
+            settings,
+            deadline,
+            &interrupts,
+            sink,
+        )
     };
     match outcome {
         Ok(result) => {
@@ -292,7 +363,9 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             if !failure.details.is_null() {
                 details.push(format!("details: {}", failure.details));
             }
-            Err(CliError::new(ExitCode::for_failure(failure.kind), failure.message).with_details(details).shown(!args.quiet))
+            Err(CliError::new(ExitCode::for_failure(failure.kind), failure.message)
+                .with_details(details)
+                .shown(!args.quiet))
         }
     }
 }

@@ -26,7 +26,10 @@ impl LoadedPlugin {
     /// The full manifest, with the actions' params schemas (discovery keeps
     /// only the summary, which is cheaper to get).
     pub fn full_manifest(&self) -> Result<PluginManifest, String> {
-        let json = self.library.manifest_json().map_err(|e| format!("the plugin could not describe itself: {e}"))?;
+        let json = self
+            .library
+            .manifest_json()
+            .map_err(|e| format!("the plugin could not describe itself: {e}"))?;
         serde_json::from_str(&json).map_err(|e| format!("the plugin's manifest is not valid: {e}"))
     }
 
@@ -34,7 +37,10 @@ impl LoadedPlugin {
     /// library's file stem (with or without the `lib` prefix).
     pub fn answers_to(&self, name: &str) -> bool {
         let stem = self.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        self.manifest.code == name || self.manifest.name == name || stem == name || stem.strip_prefix("lib") == Some(name)
+        self.manifest.code == name
+            || self.manifest.name == name
+            || stem == name
+            || stem.strip_prefix("lib") == Some(name)
     }
 }
 
@@ -71,7 +77,10 @@ impl Discovery {
     /// Scans `dir` (not recursively) for files with the platform's library
     /// extension, in file-name order.
     pub fn scan(dir: &Path) -> Result<Self, ScanError> {
-        let scan_error = |source| ScanError { path: dir.to_owned(), source };
+        let scan_error = |source| ScanError {
+            path: dir.to_owned(),
+            source,
+        };
         let mut candidates: Vec<PathBuf> = fs::read_dir(dir)
             .map_err(scan_error)?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -92,7 +101,10 @@ impl Discovery {
             }
             match load_plugin(path) {
                 Ok(plugin) => discovery.add(plugin),
-                Err(reason) => discovery.problems.push(Problem { path: path.clone(), reason }),
+                Err(reason) => discovery.problems.push(Problem {
+                    path: path.clone(),
+                    reason,
+                }),
             }
         }
         discovery
@@ -105,7 +117,10 @@ impl Discovery {
                 plugin.manifest.code,
                 first.path.display()
             );
-            self.problems.push(Problem { path: plugin.path, reason });
+            self.problems.push(Problem {
+                path: plugin.path,
+                reason,
+            });
         } else {
             self.plugins.push(plugin);
         }
@@ -113,7 +128,10 @@ impl Discovery {
 
     /// The plugin called `name` (code, name or file stem).
     pub fn find(&self, name: &str) -> Option<&LoadedPlugin> {
-        self.plugins.iter().find(|p| p.manifest.code == name).or_else(|| self.plugins.iter().find(|p| p.answers_to(name)))
+        self.plugins
+            .iter()
+            .find(|p| p.manifest.code == name)
+            .or_else(|| self.plugins.iter().find(|p| p.answers_to(name)))
     }
 
     /// The codes of all usable plugins.
@@ -124,19 +142,26 @@ impl Discovery {
 
 /// Whether `path` is named like a library of this platform.
 pub fn is_library_name(path: &Path) -> bool {
-    path.extension().is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
+    path.extension()
+        .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
 }
 
 fn load_plugin(path: &Path) -> Result<LoadedPlugin, String> {
     check_file(path)?;
     let library = load_library(path).map_err(|e| e.to_string())?;
-    let manifest_json = library.manifest_summary_json().map_err(|e| format!("the plugin could not describe itself: {e}"))?;
+    let manifest_json = library
+        .manifest_summary_json()
+        .map_err(|e| format!("the plugin could not describe itself: {e}"))?;
     let manifest: PluginManifest =
         serde_json::from_str(&manifest_json).map_err(|e| format!("the plugin's manifest is not valid: {e}"))?;
     if manifest.code.trim().is_empty() {
         return Err("the plugin's manifest has an empty code".to_owned());
     }
-    Ok(LoadedPlugin { path: path.to_owned(), manifest, library })
+    Ok(LoadedPlugin {
+        path: path.to_owned(),
+        manifest,
+        library,
+    })
 }
 
 /// Refuses what `dlopen` would report badly, hang on, or crash on.
@@ -181,12 +206,20 @@ mod tests {
         let reasons: Vec<(String, String)> = discovery
             .problems
             .iter()
-            .map(|p| (p.path.file_name().unwrap().to_string_lossy().into_owned(), p.reason.clone()))
+            .map(|p| {
+                (
+                    p.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    p.reason.clone(),
+                )
+            })
             .collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
         assert!(reasons[0].1.contains("empty file"), "{reasons:?}");
         assert!(reasons[1].1.contains("directory"), "{reasons:?}");
-        assert!(reasons[2].1.contains("no ELF header") || reasons[2].1.contains("cannot open"), "{reasons:?}");
+        assert!(
+            reasons[2].1.contains("no ELF header") || reasons[2].1.contains("cannot open"),
+            "{reasons:?}"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 

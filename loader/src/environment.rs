@@ -38,7 +38,9 @@ impl EnvironmentBuilder {
 
     /// Adds the process variables whose names start with one of `prefixes`.
     pub fn with_process_vars(mut self, prefixes: &[String]) -> Self {
-        for (key, value) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))) {
+        for (key, value) in
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        {
             if prefixes.iter().any(|p| !p.is_empty() && key.starts_with(p.as_str())) {
                 self.vars.insert(key, value);
             }
@@ -50,15 +52,21 @@ impl EnvironmentBuilder {
     /// lines and `#` comments ignored, an optional `export ` prefix, values
     /// optionally in single or double quotes.
     pub fn with_env_file(mut self, path: &Path) -> Result<Self, EnvSettingError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EnvSettingError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| EnvSettingError::Unreadable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let line = line.strip_prefix("export ").unwrap_or(line);
-            let bad_line = || EnvSettingError::BadLine { path: path.to_owned(), line: index + 1, text: raw.to_owned() };
+            let bad_line = || EnvSettingError::BadLine {
+                path: path.to_owned(),
+                line: index + 1,
+                text: raw.to_owned(),
+            };
             let (key, value) = line.split_once('=').ok_or_else(bad_line)?;
             let key = key.trim();
             check_name(key)?;
@@ -69,7 +77,9 @@ impl EnvironmentBuilder {
 
     /// Adds one `KEY=VALUE` pair (from `--env`).
     pub fn with_pair(mut self, pair: &str) -> Result<Self, EnvSettingError> {
-        let (key, value) = pair.split_once('=').ok_or_else(|| EnvSettingError::NotKeyValue(pair.to_owned()))?;
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| EnvSettingError::NotKeyValue(pair.to_owned()))?;
         check_name(key)?;
         self.vars.insert(key.to_owned(), value.to_owned());
         Ok(self)
@@ -125,7 +135,9 @@ mod tests {
 
     #[test]
     fn only_prefixed_process_vars_pass_through() {
-        let env = EnvironmentBuilder::new().with_process_vars(&["PATH".to_owned()]).build();
+        let env = EnvironmentBuilder::new()
+            .with_process_vars(&["PATH".to_owned()])
+            .build();
         assert!(env.contains("PATH"));
         assert!(!env.contains("HOME"));
         let none = EnvironmentBuilder::new().with_process_vars(&[String::new()]).build();
@@ -134,13 +146,26 @@ mod tests {
 
     #[test]
     fn malformed_settings_name_the_problem() {
-        assert_eq!(EnvironmentBuilder::new().with_pair("NOVALUE").unwrap_err(), EnvSettingError::NotKeyValue("NOVALUE".into()));
-        assert_eq!(EnvironmentBuilder::new().with_pair("1X=2").unwrap_err(), EnvSettingError::BadName("1X".into()));
+        assert_eq!(
+            EnvironmentBuilder::new().with_pair("NOVALUE").unwrap_err(),
+            EnvSettingError::NotKeyValue("NOVALUE".into())
+        );
+        assert_eq!(
+            EnvironmentBuilder::new().with_pair("1X=2").unwrap_err(),
+            EnvSettingError::BadName("1X".into())
+        );
         let file = std::env::temp_dir().join(format!("loader-env-bad-{}.env", std::process::id()));
         std::fs::write(&file, "OK=1\nbroken line\n").unwrap();
         let err = EnvironmentBuilder::new().with_env_file(&file).unwrap_err();
         std::fs::remove_file(&file).unwrap();
-        assert!(err.to_string().ends_with(":2: \"broken line\" is not KEY=VALUE"), "{err}");
-        assert!(EnvironmentBuilder::new().with_env_file(Path::new("/no/such.env")).unwrap_err().to_string().contains("/no/such.env"));
+        assert!(
+            err.to_string().ends_with(":2: \"broken line\" is not KEY=VALUE"),
+            "{err}"
+        );
+        assert!(EnvironmentBuilder::new()
+            .with_env_file(Path::new("/no/such.env"))
+            .unwrap_err()
+            .to_string()
+            .contains("/no/such.env"));
     }
 }

@@ -41,7 +41,12 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: Vec::new(), shown: false }
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            shown: false,
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {

@@ -127,7 +127,11 @@ impl RunHost {
     /// Returns how many calls arrived after the end so far.
     pub fn finish(&self, failed: bool) -> u64 {
         if failed {
-            let running = self.progress.snapshot().into_iter().filter(|(_, p)| p.status == ProgressStatus::Running);
+            let running = self
+                .progress
+                .snapshot()
+                .into_iter()
+                .filter(|(_, p)| p.status == ProgressStatus::Running);
             for (step, _) in running {
                 if let Some(event) = self.progress.mark_failed(step.as_deref()) {
                     self.sink.emit(&self.run, &event);
@@ -162,17 +166,6 @@ fn step_of(data: &Value) -> Option<String> {
     data.get("step").and_then(Value::as_str).map(str::to_owned)
 }
 
-fn message_level(level: &str) -> Level {
-    match level {
-        "warning" => Level::Warning,
-        "danger" => Level::Danger,
-        "success" => Level::Success,
-        "debug" => Level::Debug,
-        "error" => Level::Error,
-        _ => Level::Info,
-    }
-}
-
 impl ContextHost for RunHost {
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         self.ended_error()?;
@@ -200,12 +193,23 @@ impl ContextHost for RunHost {
     }
 
     fn log_message(&self, message: &str, level: &str) {
-        self.emit(Event::new(EventKind::Message, "message", message_level(level), json!({ "content": message })));
+        let level = level.parse().unwrap_or(Level::Info);
+        self.emit(Event::new(
+            EventKind::Message,
+            "message",
+            level,
+            json!({ "content": message }),
+        ));
     }
 
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
         let data = data_json.map(parse_data).unwrap_or(Value::Null);
-        self.emit(Event::new(EventKind::DevEvent, "dev_event", Level::Debug, json!({ "message": message, "data": data })));
+        self.emit(Event::new(
+            EventKind::DevEvent,
+            "dev_event",
+            Level::Debug,
+            json!({ "message": message, "data": data }),
+        ));
     }
 
     fn env_json(&self) -> String {
@@ -229,7 +233,10 @@ impl ContextHost for RunHost {
     }
 
     fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String> {
-        let client = self.clients.get(kind).ok_or_else(|| format!("no {kind:?} client is configured"))?;
+        let client = self
+            .clients
+            .get(kind)
+            .ok_or_else(|| format!("no {kind:?} client is configured"))?;
         let request: Value = serde_json::from_str(request_json).map_err(|e| format!("the request is not JSON: {e}"))?;
         client.request(&request).map(|answer| answer.to_string())
     }
@@ -243,8 +250,15 @@ mod tests {
 
     fn host_with_sink() -> (Arc<RunHost>, Arc<MemorySink>) {
         let sink = Arc::new(MemorySink::default());
-        let run = RunInfo { job_id: Some("j1".into()), plugin: "p".into(), action: "a".into() };
-        let settings = RunSettings { progress_interval: Duration::from_secs(3600), ..Default::default() };
+        let run = RunInfo {
+            job_id: Some("j1".into()),
+            plugin: "p".into(),
+            action: "a".into(),
+        };
+        let settings = RunSettings {
+            progress_interval: Duration::from_secs(3600),
+            ..Default::default()
+        };
         (Arc::new(RunHost::new(run, settings, sink.clone())), sink)
     }
 
@@ -264,7 +278,11 @@ mod tests {
         assert_eq!(events[1].level, Level::Warning);
         assert_eq!(events[1].data, json!({"content": "careful"}));
         assert_eq!(events[2].data, json!({"message": "dbg", "data": {"layers": 2}}));
-        assert_eq!(events[4].data, json!({"loss": 1.0, "acc": 0.5}), "metrics merge per step");
+        assert_eq!(
+            events[4].data,
+            json!({"loss": 1.0, "acc": 0.5}),
+            "metrics merge per step"
+        );
     }
 
     #[test]
@@ -274,20 +292,40 @@ mod tests {
         for i in 1..=1000 {
             ctx.set_progress(i, 2000, Some("batch")).unwrap();
         }
-        assert_eq!(sink.events().len(), 1, "only the first update is emitted within the interval");
+        assert_eq!(
+            sink.events().len(),
+            1,
+            "only the first update is emitted within the interval"
+        );
         host.finish(false);
         let events = sink.events();
         assert_eq!(events.len(), 2);
-        assert_eq!(events[1].data["current"], json!(1000), "the final value is flushed at the end");
+        assert_eq!(
+            events[1].data["current"],
+            json!(1000),
+            "the final value is flushed at the end"
+        );
     }
 
     #[test]
     fn bad_progress_and_metrics_are_refused_with_a_reason() {
         let (host, _) = host_with_sink();
         let ctx = RuntimeContext::with_host(host);
-        assert!(ctx.set_progress(3, 2, None).unwrap_err().to_string().contains("outside 0..=2"));
-        assert!(ctx.set_metrics(json!({"a": 1}), "").unwrap_err().to_string().contains("non-empty step"));
-        assert!(ctx.set_metrics(json!([1]), "s").unwrap_err().to_string().contains("JSON object"));
+        assert!(ctx
+            .set_progress(3, 2, None)
+            .unwrap_err()
+            .to_string()
+            .contains("outside 0..=2"));
+        assert!(ctx
+            .set_metrics(json!({"a": 1}), "")
+            .unwrap_err()
+            .to_string()
+            .contains("non-empty step"));
+        assert!(ctx
+            .set_metrics(json!([1]), "s")
+            .unwrap_err()
+            .to_string()
+            .contains("JSON object"));
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub struct ChildCommand {
 impl ChildCommand {
     /// The running executable with `args`: the loader re-running itself.
     pub fn current_exe(args: &[&str]) -> std::io::Result<Self> {
-        Ok(Self { program: std::env::current_exe()?, args: args.iter().map(|s| (*s).to_owned()).collect() })
+        Ok(Self {
+            program: std::env::current_exe()?,
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+        })
     }
 }
 
@@ -73,9 +76,23 @@ pub fn run_isolated(
     interrupt: &Interrupts,
     sink: Arc<dyn EventSink>,
 ) -> Result<Value, ActionFailure> {
-    let run = RunInfo { job_id: settings.job_id.clone(), plugin: plugin_code.to_owned(), action: action.to_owned() };
+    let run = RunInfo {
+        job_id: settings.job_id.clone(),
+        plugin: plugin_code.to_owned(),
+        action: action.to_owned(),
+    };
     sink.start(&run);
-    let supervised = supervise(child, library, action, params_json, settings, deadline, interrupt, &run, &*sink);
+    let supervised = supervise(
+        child,
+        library,
+        action,
+        params_json,
+        settings,
+        deadline,
+        interrupt,
+        &run,
+        &*sink,
+    );
     if let (Err(failure), false) = (&supervised.result, supervised.error_relayed) {
         sink.emit(&run, &failure_event(failure));
     }
@@ -92,7 +109,10 @@ struct Supervised {
 
 impl Supervised {
     fn parent_failure(failure: ActionFailure) -> Self {
-        Self { result: Err(failure), error_relayed: false }
+        Self {
+            result: Err(failure),
+            error_relayed: false,
+        }
     }
 }
 
@@ -185,7 +205,10 @@ fn supervise(
                 ),
             ));
         } else if interrupt.count() > 1 {
-            kill_reason = Some(ActionFailure::new(FailureKind::Cancelled, "interrupted twice: the action was killed"));
+            kill_reason = Some(ActionFailure::new(
+                FailureKind::Cancelled,
+                "interrupted twice: the action was killed",
+            ));
         }
         if kill_reason.is_some() {
             let _ = child.kill();
@@ -201,7 +224,10 @@ fn supervise(
     match last {
         Some(event) if event.kind == EventKind::Result && status.success() => {
             sink.emit(run, &event);
-            Supervised { result: Ok(event.data), error_relayed: false }
+            Supervised {
+                result: Ok(event.data),
+                error_relayed: false,
+            }
         }
         Some(event) if event.kind == EventKind::Error => {
             let failure = failure_from_event(&event);
@@ -212,7 +238,10 @@ fn supervise(
                 ));
             }
             sink.emit(run, &event);
-            Supervised { result: Err(failure), error_relayed: true }
+            Supervised {
+                result: Err(failure),
+                error_relayed: true,
+            }
         }
         _ => Supervised::parent_failure(crashed(describe_exit(status))),
     }
@@ -224,7 +253,10 @@ fn crashed(message: String) -> ActionFailure {
 
 fn spawn(command: &ChildCommand) -> std::io::Result<Child> {
     let mut cmd = Command::new(&command.program);
-    cmd.args(&command.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.args(&command.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -273,7 +305,10 @@ pub fn describe_exit(status: ExitStatus) -> String {
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
-            return format!("the action crashed: its process was killed by signal {signal} ({})", signal_name(signal));
+            return format!(
+                "the action crashed: its process was killed by signal {signal} ({})",
+                signal_name(signal)
+            );
         }
     }
     match status.code() {
@@ -308,7 +343,11 @@ pub fn signal_name(signal: i32) -> &'static str {
 pub fn serve_child() -> i32 {
     let mut input = BufReader::new(std::io::stdin());
     let mut first = String::new();
-    let request: IsolatedRun = match input.read_line(&mut first).ok().and_then(|_| serde_json::from_str(&first).ok()) {
+    let request: IsolatedRun = match input
+        .read_line(&mut first)
+        .ok()
+        .and_then(|_| serde_json::from_str(&first).ok())
+    {
         Some(request) => request,
         None => {
             eprintln!("loader: the isolated process expects a run request on stdin");
@@ -327,7 +366,10 @@ pub fn serve_child() -> i32 {
         }
     });
 
-    let sink: Arc<dyn EventSink> = Arc::new(JsonlSink::new(Box::new(std::io::stdout()) as Box<dyn Write + Send>, true));
+    let sink: Arc<dyn EventSink> = Arc::new(JsonlSink::new(
+        Box::new(std::io::stdout()) as Box<dyn Write + Send>,
+        true,
+    ));
     let discovery = Discovery::load_files(std::slice::from_ref(&request.library));
     let settings = RunSettings {
         env: PluginEnvironment::new(request.env),
@@ -338,8 +380,16 @@ pub fn serve_child() -> i32 {
         ..RunSettings::default()
     };
     let Some(plugin) = discovery.plugins.first() else {
-        let reason = discovery.problems.first().map(|p| p.to_string()).unwrap_or_else(|| "no plugin".to_owned());
-        let run = RunInfo { job_id: settings.job_id.clone(), plugin: String::new(), action: request.action };
+        let reason = discovery
+            .problems
+            .first()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "no plugin".to_owned());
+        let run = RunInfo {
+            job_id: settings.job_id.clone(),
+            plugin: String::new(),
+            action: request.action,
+        };
         sink.start(&run);
         sink.emit(&run, &failure_event(&ActionFailure::new(FailureKind::Failed, reason)));
         sink.finish(&run);

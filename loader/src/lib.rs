@@ -12,3 +12,8 @@ pub mod host;
 pub mod isolate;
 pub mod preflight;
 pub mod runner;
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

@@ -30,23 +30,39 @@ struct Reader {
 impl Reader {
     fn u16(&self, b: &[u8], at: usize) -> u16 {
         let bytes = [b[at], b[at + 1]];
-        if self.little_endian { u16::from_le_bytes(bytes) } else { u16::from_be_bytes(bytes) }
+        if self.little_endian {
+            u16::from_le_bytes(bytes)
+        } else {
+            u16::from_be_bytes(bytes)
+        }
     }
 
     fn u32(&self, b: &[u8], at: usize) -> u32 {
         let bytes = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if self.little_endian { u32::from_le_bytes(bytes) } else { u32::from_be_bytes(bytes) }
+        if self.little_endian {
+            u32::from_le_bytes(bytes)
+        } else {
+            u32::from_be_bytes(bytes)
+        }
     }
 
     fn u64(&self, b: &[u8], at: usize) -> u64 {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&b[at..at + 8]);
-        if self.little_endian { u64::from_le_bytes(bytes) } else { u64::from_be_bytes(bytes) }
+        if self.little_endian {
+            u64::from_le_bytes(bytes)
+        } else {
+            u64::from_be_bytes(bytes)
+        }
     }
 
     /// A word: 8 bytes in 64-bit files, 4 in 32-bit ones.
     fn word(&self, b: &[u8], at: usize, wide: bool) -> u64 {
-        if wide { self.u64(b, at) } else { u64::from(self.u32(b, at)) }
+        if wide {
+            self.u64(b, at)
+        } else {
+            u64::from(self.u32(b, at))
+        }
     }
 }
 
@@ -63,13 +79,19 @@ fn check_elf(path: &Path) -> Result<(), String> {
         2 => true,
         other => return Err(format!("not a valid ELF file: unknown class {other}")),
     };
-    let reader = Reader { little_endian: header[5] == 1 };
+    let reader = Reader {
+        little_endian: header[5] == 1,
+    };
     let header_len = if wide { 64 } else { 52 };
     if read < header_len {
         return Err(format!("truncated: {len} bytes, shorter than an ELF header"));
     }
     if (wide != cfg!(target_pointer_width = "64")) || (reader.little_endian != cfg!(target_endian = "little")) {
-        return Err(format!("built for a {}-bit {}-endian machine, not this one", if wide { 64 } else { 32 }, if reader.little_endian { "little" } else { "big" }));
+        return Err(format!(
+            "built for a {}-bit {}-endian machine, not this one",
+            if wide { 64 } else { 32 },
+            if reader.little_endian { "little" } else { "big" }
+        ));
     }
     if reader.u16(&header, 16) != ET_DYN {
         return Err("not a shared library (ELF type is not a shared object)".to_owned());
@@ -77,13 +99,25 @@ fn check_elf(path: &Path) -> Result<(), String> {
     let machine = reader.u16(&header, 18);
     if let Some(expected) = this_machine() {
         if machine != expected {
-            return Err(format!("built for another architecture (ELF machine {machine}, this machine is {expected})"));
+            return Err(format!(
+                "built for another architecture (ELF machine {machine}, this machine is {expected})"
+            ));
         }
     }
-    let (ph_off, sh_off) = if wide { (reader.u64(&header, 32), reader.u64(&header, 40)) } else { (u64::from(reader.u32(&header, 28)), u64::from(reader.u32(&header, 32))) };
+    let (ph_off, sh_off) = if wide {
+        (reader.u64(&header, 32), reader.u64(&header, 40))
+    } else {
+        (u64::from(reader.u32(&header, 28)), u64::from(reader.u32(&header, 32)))
+    };
     let at = if wide { 54 } else { 42 };
-    let (ph_size, ph_num) = (u64::from(reader.u16(&header, at)), u64::from(reader.u16(&header, at + 2)));
-    let (sh_size, sh_num) = (u64::from(reader.u16(&header, at + 4)), u64::from(reader.u16(&header, at + 6)));
+    let (ph_size, ph_num) = (
+        u64::from(reader.u16(&header, at)),
+        u64::from(reader.u16(&header, at + 2)),
+    );
+    let (sh_size, sh_num) = (
+        u64::from(reader.u16(&header, at + 4)),
+        u64::from(reader.u16(&header, at + 6)),
+    );
 
     let truncated = |what: &str, end: u64| format!("truncated: {what} ends at byte {end} but the file has {len} bytes");
     let ph_end = ph_off.saturating_add(ph_size.saturating_mul(ph_num));
@@ -96,7 +130,9 @@ fn check_elf(path: &Path) -> Result<(), String> {
     }
     let table_len = usize::try_from(ph_size * ph_num).map_err(|_| "program header table too large".to_owned())?;
     let mut table = vec![0u8; table_len];
-    file.seek(SeekFrom::Start(ph_off)).and_then(|_| file.read_exact(&mut table)).map_err(|e| format!("cannot read the program headers: {e}"))?;
+    file.seek(SeekFrom::Start(ph_off))
+        .and_then(|_| file.read_exact(&mut table))
+        .map_err(|e| format!("cannot read the program headers: {e}"))?;
     let entry_min = if wide { 56 } else { 32 };
     if ph_num > 0 && (ph_size as usize) < entry_min {
         return Err("not a valid ELF file: program header entries too small".to_owned());
@@ -105,7 +141,11 @@ fn check_elf(path: &Path) -> Result<(), String> {
         if reader.u32(entry, 0) != PT_LOAD {
             continue;
         }
-        let (offset, file_size) = if wide { (reader.word(entry, 8, true), reader.word(entry, 32, true)) } else { (reader.word(entry, 4, false), reader.word(entry, 16, false)) };
+        let (offset, file_size) = if wide {
+            (reader.word(entry, 8, true), reader.word(entry, 32, true))
+        } else {
+            (reader.word(entry, 4, false), reader.word(entry, 16, false))
+        };
         let end = offset.saturating_add(file_size);
         if end > len {
             return Err(truncated("a loadable segment", end));
@@ -152,7 +192,11 @@ mod tests {
     /// Some shared library of this machine: the C library the tests link.
     fn system_library() -> Vec<u8> {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("libc.so") || p.contains("libc-")).unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("libc.so") || p.contains("libc-"))
+            .unwrap();
         std::fs::read(libc).unwrap()
     }
 
@@ -164,7 +208,10 @@ mod tests {
         for cut in [10, 60, 1000, whole.len() / 3, whole.len() - 1] {
             let path = temp_file("cut", &whole[..cut]);
             let err = check_library(&path).unwrap_err();
-            assert!(err.contains("truncated") || err.contains("ELF header"), "cut at {cut}: {err}");
+            assert!(
+                err.contains("truncated") || err.contains("ELF header"),
+                "cut at {cut}: {err}"
+            );
         }
         std::fs::remove_file(ok).unwrap();
     }

@@ -35,7 +35,11 @@ pub fn run_action(
     deadline: Option<Deadline>,
     sink: Arc<dyn EventSink>,
 ) -> Result<Value, ActionFailure> {
-    let run = RunInfo { job_id: settings.job_id.clone(), plugin: plugin.manifest.code.clone(), action: action.to_owned() };
+    let run = RunInfo {
+        job_id: settings.job_id.clone(),
+        plugin: plugin.manifest.code.clone(),
+        action: action.to_owned(),
+    };
     sink.start(&run);
     let cancel = settings.cancel.clone();
     let host = Arc::new(RunHost::new(run.clone(), settings, sink.clone()));
@@ -68,15 +72,27 @@ fn unknown_action(plugin: &LoadedPlugin, action: &str) -> ActionFailure {
     let available = plugin.manifest.action_names();
     ActionFailure::new(
         FailureKind::UnknownAction,
-        format!("plugin {:?} has no action {action:?} (available: {})", plugin.manifest.code, available.join(", ")),
+        format!(
+            "plugin {:?} has no action {action:?} (available: {})",
+            plugin.manifest.code,
+            available.join(", ")
+        ),
     )
     .with_details(json!({ "available": available }))
 }
 
-fn call_plugin(plugin: &LoadedPlugin, host: &Arc<RunHost>, action: &str, params_json: &str) -> Result<Value, ActionFailure> {
+fn call_plugin(
+    plugin: &LoadedPlugin,
+    host: &Arc<RunHost>,
+    action: &str,
+    params_json: &str,
+) -> Result<Value, ActionFailure> {
     match plugin.library.run_action(host, action, params_json) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| {
-            ActionFailure::new(FailureKind::Failed, format!("the plugin returned a result that is not JSON: {e}"))
+            ActionFailure::new(
+                FailureKind::Failed,
+                format!("the plugin returned a result that is not JSON: {e}"),
+            )
         }),
         Err(text) => Err(ActionFailure::from_json(&text)),
     }
@@ -93,22 +109,34 @@ fn call_with_deadline(
     let (sender, receiver) = mpsc::channel();
     let (plugin, host_for_thread) = (plugin.clone(), host.clone());
     let (action_owned, params) = (action.to_owned(), params_json.to_owned());
-    let spawned = std::thread::Builder::new().name(format!("action {action}")).spawn(move || {
-        let _ = sender.send(call_plugin(&plugin, &host_for_thread, &action_owned, &params));
-    });
+    let spawned = std::thread::Builder::new()
+        .name(format!("action {action}"))
+        .spawn(move || {
+            let _ = sender.send(call_plugin(&plugin, &host_for_thread, &action_owned, &params));
+        });
     if let Err(e) = spawned {
-        return Err(ActionFailure::new(FailureKind::Failed, format!("cannot start the action's thread: {e}")));
+        return Err(ActionFailure::new(
+            FailureKind::Failed,
+            format!("cannot start the action's thread: {e}"),
+        ));
     }
     match receiver.recv_timeout(deadline.timeout) {
         Ok(outcome) => return outcome,
         Err(mpsc::RecvTimeoutError::Disconnected) => {
-            return Err(ActionFailure::new(FailureKind::Failed, "the action's thread ended without an outcome"))
+            return Err(ActionFailure::new(
+                FailureKind::Failed,
+                "the action's thread ended without an outcome",
+            ))
         }
         Err(mpsc::RecvTimeoutError::Timeout) => cancel(),
     }
     let timeout = deadline.timeout.as_secs_f64();
     match receiver.recv_timeout(deadline.grace) {
-        Ok(Ok(_)) | Ok(Err(ActionFailure { kind: FailureKind::Cancelled, .. })) => Err(ActionFailure::new(
+        Ok(Ok(_))
+        | Ok(Err(ActionFailure {
+            kind: FailureKind::Cancelled,
+            ..
+        })) => Err(ActionFailure::new(
             FailureKind::TimedOut,
             format!("the action timed out after {timeout}s and stopped when asked to cancel"),
         )),

@@ -28,12 +28,20 @@ pub type ActionResult<T = Value> = Result<T, ActionError>;
 
 impl ActionError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Failed, message: message.into(), details: Value::Null }
+        Self {
+            kind: FailureKind::Failed,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     /// The action stopped because the host asked it to.
     pub fn cancelled() -> Self {
-        Self { kind: FailureKind::Cancelled, message: "the action was cancelled".to_owned(), details: Value::Null }
+        Self {
+            kind: FailureKind::Cancelled,
+            message: "the action was cancelled".to_owned(),
+            details: Value::Null,
+        }
     }
 
     /// Adds structured details (shown in the error event).
@@ -61,7 +69,11 @@ impl ActionError {
 
 impl std::fmt::Debug for ActionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActionError").field("kind", &self.kind).field("message", &self.message).field("details", &self.details).finish()
+        f.debug_struct("ActionError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("details", &self.details)
+            .finish()
     }
 }
 
@@ -109,8 +121,12 @@ impl ActionDef {
     {
         Self::with_params::<P>(name, move |params, ctx| {
             let result = f(params, &ctx).map_err(ActionError::into_failure)?;
-            serde_json::to_value(result)
-                .map_err(|e| ActionFailure::new(FailureKind::Failed, format!("the result cannot be serialised to JSON: {e}")))
+            serde_json::to_value(result).map_err(|e| {
+                ActionFailure::new(
+                    FailureKind::Failed,
+                    format!("the result cannot be serialised to JSON: {e}"),
+                )
+            })
         })
     }
 
@@ -122,7 +138,10 @@ impl ActionDef {
         })
     }
 
-    fn with_params<P>(name: &str, run: impl Fn(P, RuntimeContext) -> Result<Value, ActionFailure> + Send + Sync + 'static) -> Self
+    fn with_params<P>(
+        name: &str,
+        run: impl Fn(P, RuntimeContext) -> Result<Value, ActionFailure> + Send + Sync + 'static,
+    ) -> Self
     where
         P: DeserializeOwned + JsonSchema + 'static,
     {
@@ -137,8 +156,18 @@ impl ActionDef {
             let params = parse_params::<P>(json).map_err(|e| ActionFailure::invalid_params(&e))?;
             run(params, ctx).map(wrap_result)
         };
-        let validator = |json: &str| parse_params::<P>(json).map(drop).map_err(|e| ActionFailure::invalid_params(&e));
-        Self { manifest, params_schema: params_schema::<P>, result_schema: None, runner: Box::new(runner), validator: Box::new(validator) }
+        let validator = |json: &str| {
+            parse_params::<P>(json)
+                .map(drop)
+                .map_err(|e| ActionFailure::invalid_params(&e))
+        };
+        Self {
+            manifest,
+            params_schema: params_schema::<P>,
+            result_schema: None,
+            runner: Box::new(runner),
+            validator: Box::new(validator),
+        }
     }
 
     pub fn description(mut self, description: &str) -> Self {
@@ -334,7 +363,11 @@ mod tests {
             &self.base
         }
         fn execute(&mut self) -> ActionResult {
-            self.log("exported", serde_json::json!({"n": self.params().epochs}), Some("/out/a.json"));
+            self.log(
+                "exported",
+                serde_json::json!({"n": self.params().epochs}),
+                Some("/out/a.json"),
+            );
             self.set_metrics(serde_json::json!({"files": 1}), "export")?;
             Ok(serde_json::json!({"files": 1}))
         }
@@ -350,7 +383,10 @@ mod tests {
         let def = crate::action!(train, params = Params, description = "Train");
         assert_eq!(def.name(), "train");
         assert_eq!(def.manifest().description, "Train");
-        assert!(def.summary().params_schema.is_null(), "no schema is generated for a summary");
+        assert!(
+            def.summary().params_schema.is_null(),
+            "no schema is generated for a summary"
+        );
         assert_eq!(def.manifest().params_schema["properties"]["epochs"]["default"], 3);
         let (host, ctx) = context();
         assert_eq!(def.run("{}", ctx).unwrap(), serde_json::json!({"result": 3}));
@@ -378,7 +414,11 @@ mod tests {
         let (_, ctx) = context();
         let failure = ActionDef::function("bad", bad).run("{}", ctx).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Failed);
-        assert!(failure.message.contains("current 2 is outside 0..=1"), "{}", failure.message);
+        assert!(
+            failure.message.contains("current 2 is outside 0..=1"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]
@@ -386,8 +426,17 @@ mod tests {
         let def = ActionDef::class::<Export>("export").method(RunMethod::Task);
         assert_eq!(def.manifest().method, RunMethod::Task);
         let (host, ctx) = context();
-        assert_eq!(def.run(r#"{"epochs": 1}"#, ctx).unwrap(), serde_json::json!({"files": 1}));
-        assert_eq!(host.calls(), vec!["log exported {\"n\":1} file=Some(\"/out/a.json\")", "metrics {\"files\":1} step=export"]);
+        assert_eq!(
+            def.run(r#"{"epochs": 1}"#, ctx).unwrap(),
+            serde_json::json!({"files": 1})
+        );
+        assert_eq!(
+            host.calls(),
+            vec![
+                "log exported {\"n\":1} file=Some(\"/out/a.json\")",
+                "metrics {\"files\":1} step=export"
+            ]
+        );
     }
 
     #[test]
@@ -395,7 +444,9 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         let err: ActionError = io.into();
         assert_eq!(err.message(), "no such file");
-        let failure = ActionError::new("disk full").with_details(serde_json::json!({"free": 0})).into_failure();
+        let failure = ActionError::new("disk full")
+            .with_details(serde_json::json!({"free": 0}))
+            .into_failure();
         assert_eq!(failure.details, serde_json::json!({"free": 0}));
         assert!(ActionError::cancelled().is_cancelled());
     }

@@ -57,7 +57,9 @@ impl std::str::FromStr for MessageLevel {
             "warning" => Ok(MessageLevel::Warning),
             "danger" => Ok(MessageLevel::Danger),
             "success" => Ok(MessageLevel::Success),
-            other => Err(format!("unknown message level {other:?} (expected info, warning, danger or success)")),
+            other => Err(format!(
+                "unknown message level {other:?} (expected info, warning, danger or success)"
+            )),
         }
     }
 }
@@ -76,7 +78,9 @@ impl Logger {
     /// Call it as often as you like: the host coalesces updates, so per-batch
     /// progress is cheap and the final value is never lost.
     pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
-        self.host.set_progress(current, total, step).map_err(ContextError::Progress)
+        self.host
+            .set_progress(current, total, step)
+            .map_err(ContextError::Progress)
     }
 
     /// Records metrics for a (non-empty) step; they merge with the step's
@@ -105,7 +109,10 @@ impl Logger {
 }
 
 fn to_json(value: &impl Serialize, what: &'static str) -> Result<String, ContextError> {
-    serde_json::to_string(value).map_err(|e| ContextError::Serialize { what, reason: e.to_string() })
+    serde_json::to_string(value).map_err(|e| ContextError::Serialize {
+        what,
+        reason: e.to_string(),
+    })
 }
 
 /// Log data that cannot be serialised is replaced by a note saying why, so
@@ -164,14 +171,28 @@ pub struct AgentClient {
     ctx: RuntimeContext,
 }
 
-fn client_request(ctx: &RuntimeContext, kind: ClientKind, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+fn client_request(
+    ctx: &RuntimeContext,
+    kind: ClientKind,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, ClientError> {
     let name = match kind {
         ClientKind::Backend => "backend",
         ClientKind::Agent => "agent",
     };
     let request = serde_json::json!({ "method": method, "path": path, "body": body });
-    let answer = ctx.inner.logger.host.client_request(kind, &request.to_string()).map_err(|message| ClientError { client: name, message })?;
-    serde_json::from_str(&answer).map_err(|e| ClientError { client: name, message: format!("the answer is not JSON: {e}") })
+    let answer = ctx
+        .inner
+        .logger
+        .host
+        .client_request(kind, &request.to_string())
+        .map_err(|message| ClientError { client: name, message })?;
+    serde_json::from_str(&answer).map_err(|e| ClientError {
+        client: name,
+        message: format!("the answer is not JSON: {e}"),
+    })
 }
 
 impl BackendClient {
@@ -212,7 +233,12 @@ struct ContextInner {
 
 impl RuntimeContext {
     pub(crate) fn from_host(host: HostHandle) -> Self {
-        let inner = ContextInner { logger: Logger { host }, env: OnceLock::new(), job_id: OnceLock::new(), checkpoint: OnceLock::new() };
+        let inner = ContextInner {
+            logger: Logger { host },
+            env: OnceLock::new(),
+            job_id: OnceLock::new(),
+            checkpoint: OnceLock::new(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -254,30 +280,49 @@ impl RuntimeContext {
 
     /// The environment variables this run may see.
     pub fn env(&self) -> &PluginEnvironment {
-        self.inner.env.get_or_init(|| PluginEnvironment::from_json(&self.inner.logger.host.env_json()).unwrap_or_default())
+        self.inner
+            .env
+            .get_or_init(|| PluginEnvironment::from_json(&self.inner.logger.host.env_json()).unwrap_or_default())
     }
 
     /// The job id, when the run belongs to a job.
     pub fn job_id(&self) -> Option<&str> {
-        self.inner.job_id.get_or_init(|| self.inner.logger.host.job_id()).as_deref()
+        self.inner
+            .job_id
+            .get_or_init(|| self.inner.logger.host.job_id())
+            .as_deref()
     }
 
     /// The pretrained model to start from, when there is one.
     pub fn checkpoint(&self) -> Option<&Checkpoint> {
         self.inner
             .checkpoint
-            .get_or_init(|| self.inner.logger.host.checkpoint_json().and_then(|json| serde_json::from_str(&json).ok()))
+            .get_or_init(|| {
+                self.inner
+                    .logger
+                    .host
+                    .checkpoint_json()
+                    .and_then(|json| serde_json::from_str(&json).ok())
+            })
             .as_ref()
     }
 
     /// The backend API client; `None` when the host has none configured.
     pub fn client(&self) -> Option<BackendClient> {
-        self.inner.logger.host.has_client(ClientKind::Backend).then(|| BackendClient { ctx: self.clone() })
+        self.inner
+            .logger
+            .host
+            .has_client(ClientKind::Backend)
+            .then(|| BackendClient { ctx: self.clone() })
     }
 
     /// The agent client; `None` when the host has none configured.
     pub fn agent_client(&self) -> Option<AgentClient> {
-        self.inner.logger.host.has_client(ClientKind::Agent).then(|| AgentClient { ctx: self.clone() })
+        self.inner
+            .logger
+            .host
+            .has_client(ClientKind::Agent)
+            .then(|| AgentClient { ctx: self.clone() })
     }
 
     /// Whether the host asked the action to stop (timeout, Ctrl-C). Long
@@ -359,7 +404,9 @@ mod tests {
         let ctx = RuntimeContext::with_host(host.clone());
         assert_eq!(Arc::strong_count(&host), 2);
         let clone = ctx.clone();
-        std::thread::spawn(move || clone.log_message("from a thread", MessageLevel::Info)).join().unwrap();
+        std::thread::spawn(move || clone.log_message("from a thread", MessageLevel::Info))
+            .join()
+            .unwrap();
         drop(ctx);
         assert_eq!(Arc::strong_count(&host), 1);
         assert_eq!(host.calls(), vec!["message info from a thread"]);

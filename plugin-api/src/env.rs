@@ -57,7 +57,9 @@ impl PluginEnvironment {
     /// The value of `key` as a boolean (`true`/`1`/`yes` or `false`/`0`/`no`,
     /// any case), or `default` when it is not set.
     pub fn get_bool(&self, key: &str, default: bool) -> Result<bool, EnvError> {
-        let Some(raw) = self.vars.get(key) else { return Ok(default) };
+        let Some(raw) = self.vars.get(key) else {
+            return Ok(default);
+        };
         match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(true),
             "false" | "0" | "no" => Ok(false),
@@ -69,7 +71,12 @@ impl PluginEnvironment {
     /// dropped, or `default` when it is not set.
     pub fn get_list(&self, key: &str, default: &[&str]) -> Vec<String> {
         match self.vars.get(key) {
-            Some(raw) => raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             None => default.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -100,7 +107,11 @@ impl PluginEnvironment {
     }
 
     fn error(&self, key: &str, expected: &'static str) -> EnvError {
-        EnvError { key: key.to_owned(), value: self.vars.get(key).cloned().unwrap_or_default(), expected }
+        EnvError {
+            key: key.to_owned(),
+            value: self.vars.get(key).cloned().unwrap_or_default(),
+            expected,
+        }
     }
 }
 
@@ -144,7 +155,11 @@ mod tests {
         assert_eq!(e.get_float("LR", 0.001), Ok(0.01));
         assert_eq!(e.get_float("EXP", 0.0), Ok(0.001));
         assert_eq!(e.get_float("MISSING", 0.5), Ok(0.5));
-        assert!(e.get_float("BAD", 0.0).unwrap_err().to_string().contains("BAD=\"fast\""));
+        assert!(e
+            .get_float("BAD", 0.0)
+            .unwrap_err()
+            .to_string()
+            .contains("BAD=\"fast\""));
     }
 
     #[test]

@@ -52,7 +52,11 @@ pub struct ActionFailure {
 
 impl ActionFailure {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), details: Value::Null }
+        Self {
+            kind,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -61,7 +65,10 @@ impl ActionFailure {
     }
 
     pub fn panicked(message: impl Into<String>) -> Self {
-        Self::new(FailureKind::Panicked, format!("the action panicked: {}", message.into()))
+        Self::new(
+            FailureKind::Panicked,
+            format!("the action panicked: {}", message.into()),
+        )
     }
 
     pub fn invalid_params(error: &ParamsError) -> Self {
@@ -70,7 +77,8 @@ impl ActionFailure {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"kind\":\"failed\",\"message\":{:?}}}", self.message))
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| format!("{{\"kind\":\"failed\",\"message\":{:?}}}", self.message))
     }
 
     /// Reads a failure sent by a plugin. Text that is not a failure object

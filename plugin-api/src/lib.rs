@@ -21,7 +21,9 @@ pub mod testing;
 pub mod validate;
 
 pub use action::{ActionBase, ActionDef, ActionError, ActionResult, BaseAction};
-pub use context::{AgentClient, BackendClient, Checkpoint, ClientError, ContextError, Logger, MessageLevel, RuntimeContext};
+pub use context::{
+    AgentClient, BackendClient, Checkpoint, ClientError, ContextError, Logger, MessageLevel, RuntimeContext,
+};
 pub use env::{EnvError, PluginEnvironment};
 pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};
@@ -31,15 +33,15 @@ pub use serde_json::{json, Value};
 
 /// Everything an action author usually needs.
 pub mod prelude {
-    pub use crate::{
-        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResult, BaseAction, Category, Checkpoint,
-        MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
-    };
+    pub use crate::step_context;
     pub use crate::steps::{
         BaseStepContext, DeploymentContext, ExportContext, InferenceContext, Orchestrator, Step, StepContext,
         StepRegistry, StepResult, TrainContext, UploadContext, WorkflowReport,
     };
-    pub use crate::step_context;
+    pub use crate::{
+        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResult, BaseAction, Category,
+        Checkpoint, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
+    };
 }
 
 #[doc(hidden)]

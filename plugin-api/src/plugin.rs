@@ -95,7 +95,11 @@ impl Plugin {
             let available: Vec<&str> = self.actions.iter().map(ActionDef::name).collect();
             ActionFailure::new(
                 FailureKind::UnknownAction,
-                format!("plugin {:?} has no action {action:?} (available: {})", self.code, available.join(", ")),
+                format!(
+                    "plugin {:?} has no action {action:?} (available: {})",
+                    self.code,
+                    available.join(", ")
+                ),
             )
             .with_details(json!({ "available": available }))
         })

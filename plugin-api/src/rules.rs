@@ -41,14 +41,22 @@ mod tests {
     fn progress_bounds() {
         assert!(check_progress(0, 10, None).is_ok());
         assert!(check_progress(10, 10, Some("train")).is_ok());
-        assert_eq!(check_progress(1, 0, None).unwrap_err(), "total must be greater than 0, got 0");
-        assert_eq!(check_progress(11, 10, Some("train")).unwrap_err(), "current 11 is outside 0..=10 (step \"train\")");
+        assert_eq!(
+            check_progress(1, 0, None).unwrap_err(),
+            "total must be greater than 0, got 0"
+        );
+        assert_eq!(
+            check_progress(11, 10, Some("train")).unwrap_err(),
+            "current 11 is outside 0..=10 (step \"train\")"
+        );
     }
 
     #[test]
     fn metrics_need_step_and_object() {
         assert!(check_metrics(r#"{"loss": 1}"#, "train").is_ok());
-        assert!(check_metrics(r#"{"loss": 1}"#, " ").unwrap_err().contains("non-empty step"));
+        assert!(check_metrics(r#"{"loss": 1}"#, " ")
+            .unwrap_err()
+            .contains("non-empty step"));
         assert!(check_metrics("[1]", "train").unwrap_err().contains("JSON object"));
     }
 }

@@ -52,9 +52,16 @@ pub fn parse_params<P: DeserializeOwned>(json: &str) -> Result<P, ParamsError> {
     } else {
         serde_json::from_str(json).map_err(|e| single("", format!("params are not valid JSON: {e}")))?
     };
-    let value = if value.is_null() { Value::Object(Default::default()) } else { value };
+    let value = if value.is_null() {
+        Value::Object(Default::default())
+    } else {
+        value
+    };
     if !value.is_object() {
-        return Err(single("", format!("params must be a JSON object, got {}", kind_of(&value))));
+        return Err(single(
+            "",
+            format!("params must be a JSON object, got {}", kind_of(&value)),
+        ));
     }
 
     let mut unknown = Vec::new();
@@ -62,8 +69,13 @@ pub fn parse_params<P: DeserializeOwned>(json: &str) -> Result<P, ParamsError> {
     let deserializer = serde_ignored::Deserializer::new(&value, &mut record_unknown);
     let parsed: Result<P, _> = serde_path_to_error::deserialize(deserializer);
 
-    let mut problems: Vec<FieldProblem> =
-        unknown.into_iter().map(|path| FieldProblem { path, message: "unknown field".to_owned() }).collect();
+    let mut problems: Vec<FieldProblem> = unknown
+        .into_iter()
+        .map(|path| FieldProblem {
+            path,
+            message: "unknown field".to_owned(),
+        })
+        .collect();
     match parsed {
         Ok(params) if problems.is_empty() => Ok(params),
         Ok(_) => Err(ParamsError { problems }),
@@ -98,15 +110,33 @@ fn close_objects(schema: &mut Value) {
 fn problem_at(path: &str, message: &str) -> FieldProblem {
     let path = if path == "." { "" } else { path };
     // serde reports a missing field at its parent: name the field itself.
-    if let Some(field) = message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
-        let full = if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") };
-        return FieldProblem { path: full, message: "missing field".to_owned() };
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        let full = if path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return FieldProblem {
+            path: full,
+            message: "missing field".to_owned(),
+        };
     }
-    FieldProblem { path: path.to_owned(), message: message.to_owned() }
+    FieldProblem {
+        path: path.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 fn single(path: &str, message: String) -> ParamsError {
-    ParamsError { problems: vec![FieldProblem { path: path.to_owned(), message }] }
+    ParamsError {
+        problems: vec![FieldProblem {
+            path: path.to_owned(),
+            message,
+        }],
+    }
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -146,13 +176,25 @@ mod tests {
     }
 
     fn problems(json: &str) -> Vec<(String, String)> {
-        parse_params::<TrainParams>(json).unwrap_err().problems.into_iter().map(|p| (p.path, p.message)).collect()
+        parse_params::<TrainParams>(json)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| (p.path, p.message))
+            .collect()
     }
 
     #[test]
     fn valid_params_parse_with_defaults() {
         let p: TrainParams = parse_params(r#"{"optimizer": {"lr": 0.1}}"#).unwrap();
-        assert_eq!(p, TrainParams { epochs: 10, optimizer: Optimizer { lr: 0.1, momentum: 0.0 }, layers: vec![] });
+        assert_eq!(
+            p,
+            TrainParams {
+                epochs: 10,
+                optimizer: Optimizer { lr: 0.1, momentum: 0.0 },
+                layers: vec![]
+            }
+        );
     }
 
     #[test]
@@ -171,8 +213,14 @@ mod tests {
 
     #[test]
     fn missing_field_names_the_field() {
-        assert_eq!(problems(r#"{"optimizer": {}}"#), vec![("optimizer.lr".to_owned(), "missing field".to_owned())]);
-        assert_eq!(problems("{}"), vec![("optimizer".to_owned(), "missing field".to_owned())]);
+        assert_eq!(
+            problems(r#"{"optimizer": {}}"#),
+            vec![("optimizer.lr".to_owned(), "missing field".to_owned())]
+        );
+        assert_eq!(
+            problems("{}"),
+            vec![("optimizer".to_owned(), "missing field".to_owned())]
+        );
     }
 
     #[test]
@@ -204,7 +252,12 @@ mod tests {
     fn error_message_lists_every_problem() {
         let err = parse_params::<TrainParams>(r#"{"epoch": 1, "optimizer": {"beta": 1, "lr": "a"}}"#).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("invalid params: epoch: unknown field; optimizer.beta: unknown field; optimizer.lr: invalid type"), "{text}");
+        assert!(
+            text.starts_with(
+                "invalid params: epoch: unknown field; optimizer.beta: unknown field; optimizer.lr: invalid type"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

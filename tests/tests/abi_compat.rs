@@ -35,16 +35,36 @@ fn an_older_minor_plugin_loads_and_runs() {
     assert_eq!(legacy["plugin_api"], "1.0.0");
 
     for mode in ["--isolate", "--in-process"] {
-        let output = loader(dir.path(), &["run", "legacy", "greet", "--env", "REGION=eu", "--job-id", "j-1", "--events", "jsonl", mode], &[]);
+        let output = loader(
+            dir.path(),
+            &[
+                "run",
+                "legacy",
+                "greet",
+                "--env",
+                "REGION=eu",
+                "--job-id",
+                "j-1",
+                "--events",
+                "jsonl",
+                mode,
+            ],
+            &[],
+        );
         assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
         let events = jsonl(&stdout(&output));
         assert_envelope(&events, "legacy", "greet");
-        assert!(events.iter().any(|e| e["kind"] == "message" && e["data"]["content"] == "hello from plugin-api 1.0"));
+        assert!(events
+            .iter()
+            .any(|e| e["kind"] == "message" && e["data"]["content"] == "hello from plugin-api 1.0"));
         let progress = of_kind(&events, "progress");
         assert_eq!(progress.last().unwrap()["data"]["current"], 2);
         let result = events.last().unwrap();
         assert_eq!(result["kind"], "result");
-        assert_eq!(result["data"], json!({ "greeting": "hello", "env": { "REGION": "eu" }, "job_id": "j-1" }));
+        assert_eq!(
+            result["data"],
+            json!({ "greeting": "hello", "env": { "REGION": "eu" }, "job_id": "j-1" })
+        );
     }
 }
 
@@ -56,7 +76,10 @@ fn root_module_fields_an_older_plugin_lacks_read_as_absent() {
     let output = loader(dir.path(), &["run", "legacy", "greet", "--dry-run"], &[]);
     assert_eq!(exit_code(&output), 2);
     let text = stderr(&output);
-    assert!(text.contains("built against plugin-api 1.0.0") && text.contains("needs >= 1.1"), "{text}");
+    assert!(
+        text.contains("built against plugin-api 1.0.0") && text.contains("needs >= 1.1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -80,22 +103,52 @@ fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
 
 #[test]
 fn another_major_version_is_refused_with_both_versions() {
-    let dir = plugin_dir(&[fixture_library("api-2.0", "major-plugin"), sample_library("tabular-trainer")]);
+    let dir = plugin_dir(&[
+        fixture_library("api-2.0", "major-plugin"),
+        sample_library("tabular-trainer"),
+    ]);
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("major-plugin"));
-    assert!(reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.1.0"), "{reason}");
-    assert_eq!(listing["plugins"].as_array().unwrap().len(), 1, "the valid plugin beside it still loads");
+    assert!(
+        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.1.0"),
+        "{reason}"
+    );
+    assert_eq!(
+        listing["plugins"].as_array().unwrap().len(),
+        1,
+        "the valid plugin beside it still loads"
+    );
 }
 
 #[test]
 fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
-    let dir = plugin_dir(&[fixture_library("api-1.0-changed", "changed-plugin"), sample_library("tabular-trainer")]);
+    let dir = plugin_dir(&[
+        fixture_library("api-1.0-changed", "changed-plugin"),
+        sample_library("tabular-trainer"),
+    ]);
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("changed-plugin"));
     assert!(reason.contains("do not match plugin-api 1.0.0"), "{reason}");
-    assert!(reason.contains("expected u64, found u32") && reason.contains("set_progress"), "{reason}");
-    assert!(reason.lines().count() == 1, "the reason is one line, not abi_stable's full dump: {reason}");
-    let output = loader(dir.path(), &["run", "tabular-trainer", "train", "--params", r#"{"epochs": 1, "samples": 100}"#, "--quiet"], &[]);
+    assert!(
+        reason.contains("expected u64, found u32") && reason.contains("set_progress"),
+        "{reason}"
+    );
+    assert!(
+        reason.lines().count() == 1,
+        "the reason is one line, not abi_stable's full dump: {reason}"
+    );
+    let output = loader(
+        dir.path(),
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            r#"{"epochs": 1, "samples": 100}"#,
+            "--quiet",
+        ],
+        &[],
+    );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
 
@@ -113,7 +166,10 @@ fn old_new_and_current_plugins_load_side_by_side() {
         .iter()
         .map(|p| (p["code"].as_str().unwrap(), p["plugin_api"].as_str().unwrap()))
         .collect();
-    assert_eq!(versions, vec![("future", "1.2.0"), ("legacy", "1.0.0"), ("probe", "1.1.0")]);
+    assert_eq!(
+        versions,
+        vec![("future", "1.2.0"), ("legacy", "1.0.0"), ("probe", "1.1.0")]
+    );
     for (plugin, action) in [("legacy", "greet"), ("future", "basic"), ("probe", "echo_context")] {
         let output = loader(dir.path(), &["run", plugin, action, "--in-process", "--quiet"], &[]);
         assert_eq!(exit_code(&output), 0, "{plugin} {action}: {}", stderr(&output));

@@ -13,7 +13,10 @@ use serde_json::Value;
 
 /// A plugin folder with one valid sample plugin and every kind of bad file.
 fn folder_of_bad_files() -> tempfile::TempDir {
-    let dir = plugin_dir(&[sample_library("tabular-trainer"), fixture_library("probe", "plain-cdylib")]);
+    let dir = plugin_dir(&[
+        sample_library("tabular-trainer"),
+        fixture_library("probe", "plain-cdylib"),
+    ]);
     let path = dir.path();
     let name = |stem: &str| path.join(library_file_name(stem));
     std::fs::write(name("text"), "# not a library, just text with a library's extension\n").unwrap();
@@ -36,7 +39,14 @@ fn reason_of<'a>(problems: &'a [Value], stem: &str) -> &'a str {
     let file = library_file_name(stem);
     problems
         .iter()
-        .find(|p| Path::new(p["path"].as_str().unwrap()).file_name().unwrap().to_str().unwrap() == file)
+        .find(|p| {
+            Path::new(p["path"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                == file
+        })
         .unwrap_or_else(|| panic!("{file} is not reported: {problems:?}"))["reason"]
         .as_str()
         .unwrap()
@@ -44,7 +54,10 @@ fn reason_of<'a>(problems: &'a [Value], stem: &str) -> &'a str {
 
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -74,9 +87,25 @@ fn every_bad_file_is_reported_and_the_valid_plugin_still_runs() {
     // As root the unreadable copy is readable: it is then a second copy of
     // the exporter, which is fine. Everything else must be refused.
     assert!(codes.contains(&"tabular-trainer"), "{codes:?}");
-    assert!(codes.iter().all(|c| *c == "tabular-trainer" || *c == "dataset-exporter"), "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == "tabular-trainer" || *c == "dataset-exporter"),
+        "{codes:?}"
+    );
 
-    let output = loader(dir.path(), &["run", "tabular-trainer", "train", "--params", r#"{"epochs": 1, "samples": 100}"#, "--quiet"], &[]);
+    let output = loader(
+        dir.path(),
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            r#"{"epochs": 1, "samples": 100}"#,
+            "--quiet",
+        ],
+        &[],
+    );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
 
@@ -95,11 +124,19 @@ fn run_probe(action: &str, extra: &[&str]) -> (i32, Vec<Value>, String) {
 
 fn assert_earlier_events_kept(events: &[Value], what: &str) {
     assert!(
-        events.iter().any(|e| e["kind"] == "message" && e["data"]["content"] == format!("about to {what}")),
+        events
+            .iter()
+            .any(|e| e["kind"] == "message" && e["data"]["content"] == format!("about to {what}")),
         "the message before the failure was lost: {events:?}"
     );
-    assert!(events.iter().any(|e| e["event"] == "before_failure"), "the event before the failure was lost");
-    assert!(events.iter().any(|e| e["kind"] == "progress" && e["step"] == "probe"), "the progress before the failure was lost");
+    assert!(
+        events.iter().any(|e| e["event"] == "before_failure"),
+        "the event before the failure was lost"
+    );
+    assert!(
+        events.iter().any(|e| e["kind"] == "progress" && e["step"] == "probe"),
+        "the progress before the failure was lost"
+    );
 }
 
 fn final_error(events: &[Value]) -> &Value {
@@ -116,7 +153,13 @@ fn a_panic_is_a_failed_action_in_both_modes() {
         assert_earlier_events_kept(&events, "panic");
         let error = final_error(&events);
         assert_eq!(error["kind"], "panicked");
-        assert!(error["message"].as_str().unwrap().contains("probe panicked on purpose (at "), "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("probe panicked on purpose (at "),
+            "{error}"
+        );
     }
 }
 
@@ -145,7 +188,10 @@ fn a_segfault_is_reported_with_its_signal() {
     assert_earlier_events_kept(&events, "segfault");
     let error = final_error(&events);
     assert_eq!(error["kind"], "crashed");
-    assert!(error["message"].as_str().unwrap().contains("signal 11 (SIGSEGV)"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("signal 11 (SIGSEGV)"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -157,7 +203,10 @@ fn an_action_that_never_returns_is_killed_after_the_grace_period() {
     let error = final_error(&events);
     assert_eq!(error["kind"], "timed_out");
     assert!(error["message"].as_str().unwrap().contains("was killed"), "{error}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the loader did not wait for ever");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the loader did not wait for ever"
+    );
 }
 
 #[test]
@@ -166,7 +215,9 @@ fn a_cancellable_action_stops_when_asked() {
         let (code, events, _) = run_probe("wait_for_cancel", &["--timeout", "0.3", mode]);
         assert_eq!(code, 1, "{mode}");
         assert!(
-            events.iter().any(|e| e["kind"] == "message" && e["data"]["content"] == "stopping: cancelled"),
+            events
+                .iter()
+                .any(|e| e["kind"] == "message" && e["data"]["content"] == "stopping: cancelled"),
             "{mode}: the action saw is_cancelled() turn true: {events:?}"
         );
         assert_eq!(final_error(&events)["kind"], "timed_out", "{mode}");
@@ -186,17 +237,31 @@ fn ctrl_c_asks_the_action_to_cancel() {
     use std::process::{Command, Stdio};
     let dir = probe_dir();
     let child = Command::new(loader_bin())
-        .args(["--plugins", dir.path().to_str().unwrap(), "run", "probe", "wait_for_cancel", "--events", "jsonl"])
+        .args([
+            "--plugins",
+            dir.path().to_str().unwrap(),
+            "run",
+            "probe",
+            "wait_for_cancel",
+            "--events",
+            "jsonl",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let events = jsonl(&String::from_utf8_lossy(&output.stdout));
-    assert!(events.iter().any(|e| e["data"]["content"] == "stopping: cancelled"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["data"]["content"] == "stopping: cancelled"),
+        "{events:?}"
+    );
     assert_eq!(final_error(&events)["kind"], "cancelled");
 }

@@ -12,12 +12,27 @@ fn run_pipeline(params: Value) -> (i32, Vec<Value>, String) {
     let work = tempfile::tempdir().unwrap();
     let mut params = params;
     params["work_dir"] = json!(work.path());
-    let output = loader(dir.path(), &["run", "workflow-trainer", "train_pipeline", "--params", &params.to_string(), "--events", "jsonl"], &[]);
+    let output = loader(
+        dir.path(),
+        &[
+            "run",
+            "workflow-trainer",
+            "train_pipeline",
+            "--params",
+            &params.to_string(),
+            "--events",
+            "jsonl",
+        ],
+        &[],
+    );
     (exit_code(&output), jsonl(&stdout(&output)), stderr(&output))
 }
 
 fn events_named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["kind"] == "event" && e["event"] == name).collect()
+    events
+        .iter()
+        .filter(|e| e["kind"] == "event" && e["event"] == name)
+        .collect()
 }
 
 const STEPS: [&str; 5] = ["load_dataset", "split", "train", "evaluate", "export"];
@@ -28,18 +43,34 @@ fn the_workflow_reports_each_step_and_overall_progress() {
     assert_eq!(code, 0, "{stderr}");
     assert_envelope(&events, "workflow-trainer", "train_pipeline");
 
-    let started: Vec<&str> = events_named(&events, "step_start").iter().map(|e| e["step"].as_str().unwrap()).collect();
+    let started: Vec<&str> = events_named(&events, "step_start")
+        .iter()
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
     assert_eq!(started, STEPS);
     let ended = events_named(&events, "step_end");
     assert_eq!(ended.len(), 5);
-    assert!(ended.iter().all(|e| e["data"]["success"] == true && e["data"]["elapsed"].is_number()));
+    assert!(ended
+        .iter()
+        .all(|e| e["data"]["success"] == true && e["data"]["elapsed"].is_number()));
 
     for step in STEPS {
-        let last = events.iter().filter(|e| e["kind"] == "progress" && e["step"] == step).last();
-        assert_eq!(last.unwrap_or_else(|| panic!("no progress for {step}"))["data"]["percent"], 100.0, "{step}");
+        let last = events.iter().rfind(|e| e["kind"] == "progress" && e["step"] == step);
+        assert_eq!(
+            last.unwrap_or_else(|| panic!("no progress for {step}"))["data"]["percent"],
+            100.0,
+            "{step}"
+        );
     }
-    let overall: Vec<f64> = events.iter().filter(|e| e["kind"] == "progress" && e["step"].is_null()).map(|e| e["data"]["percent"].as_f64().unwrap()).collect();
-    assert!(overall.windows(2).all(|w| w[0] <= w[1]), "overall progress never decreases: {overall:?}");
+    let overall: Vec<f64> = events
+        .iter()
+        .filter(|e| e["kind"] == "progress" && e["step"].is_null())
+        .map(|e| e["data"]["percent"].as_f64().unwrap())
+        .collect();
+    assert!(
+        overall.windows(2).all(|w| w[0] <= w[1]),
+        "overall progress never decreases: {overall:?}"
+    );
     assert_eq!(*overall.last().unwrap(), 100.0);
 
     let result = events.last().unwrap();
@@ -69,14 +100,28 @@ fn a_failing_step_rolls_back_the_completed_ones_in_reverse_order() {
             ("rollback_end", "load_dataset"),
         ]
     );
-    let failed = events_named(&events, "step_end").into_iter().find(|e| e["step"] == "evaluate").unwrap();
+    let failed = events_named(&events, "step_end")
+        .into_iter()
+        .find(|e| e["step"] == "evaluate")
+        .unwrap();
     assert_eq!(failed["data"]["success"], false);
-    assert!(events_named(&events, "step_start").iter().all(|e| e["step"] != "export"), "no step runs after the failure");
+    assert!(
+        events_named(&events, "step_start")
+            .iter()
+            .all(|e| e["step"] != "export"),
+        "no step runs after the failure"
+    );
 
     let error = events.last().unwrap();
     assert_eq!(error["kind"], "error");
     assert_eq!(error["data"]["kind"], "failed");
-    assert!(error["data"]["message"].as_str().unwrap().starts_with("step \"evaluate\" failed"));
-    assert_eq!(error["data"]["details"]["rolled_back"], json!(["train", "split", "load_dataset"]));
+    assert!(error["data"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("step \"evaluate\" failed"));
+    assert_eq!(
+        error["data"]["details"]["rolled_back"],
+        json!(["train", "split", "load_dataset"])
+    );
     assert!(stderr.contains("rolled back: train, split, load_dataset"), "{stderr}");
 }

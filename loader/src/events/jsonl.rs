@@ -136,10 +136,7 @@ impl<W: Write + Send> JsonlSink<W> {
         if let Some(e) = &state.error {
             return Err(io::Error::other(e.clone()));
         }
-        state
-            .out
-            .flush()
-            .inspect_err(|e| state.error = Some(e.to_string()))
+        state.out.flush().inspect_err(|e| state.error = Some(e.to_string()))
     }
 
     /// Flushes and returns the writer.
@@ -235,9 +232,7 @@ pub fn parse_line(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
     let line: Line = serde_json::from_str(line.trim())?;
     let time: SystemTime = match (line.time, line.timestamp) {
         (Some(t), _) => time::parse_rfc3339(&t).ok_or(JsonlParseError::Time(t))?,
-        (None, Some(ts)) => {
-            time::system_time_from_unix_seconds(ts).ok_or(JsonlParseError::Timestamp(ts))?
-        }
+        (None, Some(ts)) => time::system_time_from_unix_seconds(ts).ok_or(JsonlParseError::Timestamp(ts))?,
         (None, None) => return Err(JsonlParseError::MissingTime),
     };
     let run = RunInfo {
@@ -318,12 +313,9 @@ mod tests {
     #[test]
     fn escapes_strings_everywhere() {
         let run = RunInfo::new("p\"lug", "a\\ct").with_job_id("j\n1");
-        let event = Event::user(
-            "we\"ird\u{1}",
-            json!({"k\"": "line\nbreak\ttab", "u": "ü→😀"}),
-        )
-        .with_step("st\"ep")
-        .with_file("C:\\data\\train.csv");
+        let event = Event::user("we\"ird\u{1}", json!({"k\"": "line\nbreak\ttab", "u": "ü→😀"}))
+            .with_step("st\"ep")
+            .with_file("C:\\data\\train.csv");
         let out = write_all(&run, std::slice::from_ref(&event));
         assert_eq!(out.matches('\n').count(), 1, "one line: {out}");
         assert!(
@@ -346,7 +338,13 @@ mod tests {
         let run = run();
         let base = at(1_795_476_000_123_456);
         let events = vec![
-            Event::new(EventKind::Progress, "progress", Level::Info, json!({"current": 1, "total": 2, "percent": 50.0, "elapsed": 0.5, "eta": null, "status": "running"})).with_step("train"),
+            Event::new(
+                EventKind::Progress,
+                "progress",
+                Level::Info,
+                json!({"current": 1, "total": 2, "percent": 50.0, "elapsed": 0.5, "eta": null, "status": "running"}),
+            )
+            .with_step("train"),
             Event::metrics("train", json!({"loss": 0.12, "accuracy": 0.95})),
             Event::user("checkpoint_saved", json!({"epoch": 5, "path": "/model.pt"})).with_file("/model.pt"),
             Event::message(Level::Success, "done"),
@@ -375,10 +373,7 @@ mod tests {
         let t = UNIX_EPOCH + Duration::new(1_795_476_000, 123_456_789);
         let out = write_all(&run(), &[Event::result(Value::Null).with_time(t)]);
         let (_, back) = parse_line(&out).unwrap();
-        assert_eq!(
-            back.time,
-            UNIX_EPOCH + Duration::new(1_795_476_000, 123_456_000)
-        );
+        assert_eq!(back.time, UNIX_EPOCH + Duration::new(1_795_476_000, 123_456_000));
     }
 
     #[test]
@@ -396,16 +391,14 @@ mod tests {
     fn parse_errors_say_what_is_wrong() {
         let err = parse_line("not json").unwrap_err();
         assert!(err.to_string().starts_with("invalid event line: "), "{err}");
-        let err = parse_line(r#"{"time":"yesterday","plugin":"p","action":"a","kind":"event","event":"x","level":"info"}"#).unwrap_err();
-        assert!(
-            err.to_string().contains("invalid event time \"yesterday\""),
-            "{err}"
-        );
         let err =
-            parse_line(r#"{"plugin":"p","action":"a","kind":"event","event":"x","level":"info"}"#)
+            parse_line(r#"{"time":"yesterday","plugin":"p","action":"a","kind":"event","event":"x","level":"info"}"#)
                 .unwrap_err();
+        assert!(err.to_string().contains("invalid event time \"yesterday\""), "{err}");
+        let err = parse_line(r#"{"plugin":"p","action":"a","kind":"event","event":"x","level":"info"}"#).unwrap_err();
         assert!(matches!(err, JsonlParseError::MissingTime));
-        let err = parse_line(r#"{"timestamp":1,"plugin":"p","action":"a","kind":"shout","event":"x","level":"info"}"#).unwrap_err();
+        let err = parse_line(r#"{"timestamp":1,"plugin":"p","action":"a","kind":"shout","event":"x","level":"info"}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("unknown variant `shout`"), "{err}");
     }
 
@@ -479,16 +472,7 @@ mod tests {
         sink.emit(&run, &Event::result(json!(1)));
         {
             let state = lock(&sink.state);
-            assert_eq!(
-                state
-                    .out
-                    .get_ref()
-                    .written
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count(),
-                1
-            );
+            assert_eq!(state.out.get_ref().written.iter().filter(|&&b| b == b'\n').count(), 1);
             assert_eq!(state.out.get_ref().flushes, 1);
         }
         sink.emit(&run, &Event::result(json!(2)));
@@ -521,10 +505,7 @@ mod tests {
         let sink = JsonlSink::new(Vec::new(), false);
         sink.start(&run);
         for i in 0..20_000u64 {
-            sink.emit(
-                &run,
-                &Event::user("tick", json!({"i": i})).with_step("loop"),
-            );
+            sink.emit(&run, &Event::user("tick", json!({"i": i})).with_step("loop"));
         }
         sink.finish(&run);
         let out = String::from_utf8(sink.into_inner().unwrap()).unwrap();
@@ -545,8 +526,7 @@ mod tests {
         let n = 2_000_000u64;
         let started = std::time::Instant::now();
         for i in 0..n {
-            let event = Event::user("checkpoint_saved", json!({"epoch": i, "path": "/model.pt"}))
-                .with_step("train");
+            let event = Event::user("checkpoint_saved", json!({"epoch": i, "path": "/model.pt"})).with_step("train");
             sink.emit(&run, &event);
         }
         sink.finish(&run);

@@ -75,8 +75,7 @@ mod tests {
     fn later_keys_overwrite_and_others_stay() {
         let book = MetricsBook::new();
         assert_eq!(
-            book.merge("train", obj(json!({"loss": 0.5, "epoch": 1})))
-                .unwrap(),
+            book.merge("train", obj(json!({"loss": 0.5, "epoch": 1}))).unwrap(),
             json!({"loss": 0.5, "epoch": 1})
         );
         assert_eq!(
@@ -84,10 +83,7 @@ mod tests {
                 .unwrap(),
             json!({"loss": 0.12, "epoch": 1, "accuracy": 0.95})
         );
-        assert_eq!(
-            book.merge("eval", obj(json!({"f1": 0.8}))).unwrap(),
-            json!({"f1": 0.8})
-        );
+        assert_eq!(book.merge("eval", obj(json!({"f1": 0.8}))).unwrap(), json!({"f1": 0.8}));
         assert_eq!(book.get("train").unwrap()["loss"], json!(0.12));
         assert_eq!(book.get("missing"), None);
         let names: Vec<_> = book.snapshot().into_iter().map(|(s, _)| s).collect();
@@ -97,11 +93,8 @@ mod tests {
     #[test]
     fn merge_is_shallow() {
         let book = MetricsBook::new();
-        book.merge("s", obj(json!({"per_class": {"a": 1, "b": 2}})))
-            .unwrap();
-        let merged = book
-            .merge("s", obj(json!({"per_class": {"a": 3}})))
-            .unwrap();
+        book.merge("s", obj(json!({"per_class": {"a": 1, "b": 2}}))).unwrap();
+        let merged = book.merge("s", obj(json!({"per_class": {"a": 3}}))).unwrap();
         assert_eq!(merged, json!({"per_class": {"a": 3}}));
     }
 

@@ -219,12 +219,7 @@ impl Event {
     /// `ctx.log_message(content, level)`: event `message`, data `{content}`.
     pub fn message(level: Level, content: impl Into<String>) -> Self {
         let content: String = content.into();
-        Event::new(
-            EventKind::Message,
-            "message",
-            level,
-            json!({ "content": content }),
-        )
+        Event::new(EventKind::Message, "message", level, json!({ "content": content }))
     }
 
     /// `ctx.log_dev_event(message, data)`: event `dev_event` at `debug`,
@@ -383,9 +378,7 @@ impl FanOut {
 
 impl fmt::Debug for FanOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FanOut")
-            .field("sinks", &self.sinks.len())
-            .finish()
+        f.debug_struct("FanOut").field("sinks", &self.sinks.len()).finish()
     }
 }
 
@@ -582,10 +575,7 @@ mod tests {
             assert_eq!(level.as_str().parse::<Level>().unwrap(), level);
         }
         assert_eq!("critical".parse::<Level>().unwrap(), Level::Error);
-        assert_eq!(
-            serde_json::from_str::<Level>("\"critical\"").unwrap(),
-            Level::Error
-        );
+        assert_eq!(serde_json::from_str::<Level>("\"critical\"").unwrap(), Level::Error);
         assert_eq!(
             "loud".parse::<Level>().unwrap_err().to_string(),
             "unknown log level 'loud' (expected debug, info, success, warning, danger or error)"
@@ -608,10 +598,7 @@ mod tests {
         assert_eq!(d.data, json!({"message": "init", "data": null}));
 
         let u = Event::user("checkpoint_saved", json!({"epoch": 5})).with_file("/model.pt");
-        assert_eq!(
-            (u.kind, u.event.as_str()),
-            (EventKind::Event, "checkpoint_saved")
-        );
+        assert_eq!((u.kind, u.event.as_str()), (EventKind::Event, "checkpoint_saved"));
         assert_eq!(u.file.as_deref(), Some("/model.pt"));
 
         let e = Event::error("boom", "execution", json!({"at": 3}));
@@ -626,9 +613,7 @@ mod tests {
         assert_eq!(Event::result(json!(1)).kind, EventKind::Result);
         assert_eq!(Event::user("x", Value::Null).with_step_opt(None).step, None);
         assert_eq!(
-            Event::user("x", Value::Null)
-                .with_level(Level::Danger)
-                .level,
+            Event::user("x", Value::Null).with_level(Level::Danger).level,
             Level::Danger
         );
     }
@@ -690,11 +675,7 @@ mod tests {
         let out = String::from_utf8(lock(&captured.0).clone()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
-        assert!(
-            lines[0].starts_with(" WARN plugin: Low GPU memory"),
-            "{}",
-            lines[0]
-        );
+        assert!(lines[0].starts_with(" WARN plugin: Low GPU memory"), "{}", lines[0]);
         for field in [
             "plugin=demo",
             "action=train",
@@ -704,11 +685,7 @@ mod tests {
         ] {
             assert!(lines[0].contains(field), "{field} missing in {}", lines[0]);
         }
-        assert!(
-            lines[1].starts_with(" INFO plugin: {\"epoch\":2}"),
-            "{}",
-            lines[1]
-        );
+        assert!(lines[1].starts_with(" INFO plugin: {\"epoch\":2}"), "{}", lines[1]);
         assert!(lines[1].contains("event=saved"), "{}", lines[1]);
         assert!(!lines[1].contains("step="), "{}", lines[1]);
         assert!(lines[2].starts_with("ERROR plugin: boom"), "{}", lines[2]);

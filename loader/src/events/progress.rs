@@ -265,12 +265,7 @@ impl ProgressTracker {
     ///
     /// When `current` goes backwards (a step reused for each epoch, say), the
     /// step restarts: elapsed time and the rate estimate start over.
-    pub fn update(
-        &self,
-        step: Option<&str>,
-        current: u64,
-        total: u64,
-    ) -> Result<Option<Event>, ProgressError> {
+    pub fn update(&self, step: Option<&str>, current: u64, total: u64) -> Result<Option<Event>, ProgressError> {
         if total == 0 || current > total {
             return Err(invalid(step, current, total));
         }
@@ -299,10 +294,7 @@ impl ProgressTracker {
             };
             match st.emitted {
                 Some(last) if last == st.latest() => return Ok(None),
-                Some(_)
-                    if current != total
-                        && now.saturating_sub(st.last_emit) < self.min_interval_ns =>
-                {
+                Some(_) if current != total && now.saturating_sub(st.last_emit) < self.min_interval_ns => {
                     return Ok(None)
                 }
                 _ => {}
@@ -369,11 +361,7 @@ fn invalid(step: Option<&str>, current: u64, total: u64) -> ProgressError {
     if total == 0 {
         ProgressError::ZeroTotal { current, step }
     } else {
-        ProgressError::OutOfRange {
-            current,
-            total,
-            step,
-        }
+        ProgressError::OutOfRange { current, total, step }
     }
 }
 
@@ -394,10 +382,7 @@ mod tests {
     fn invalid_values_are_refused_with_their_step() {
         let t = ProgressTracker::default();
         let err = t.update(Some("train"), 12, 10).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "progress current 12 is outside 0..=10 (step 'train')"
-        );
+        assert_eq!(err.to_string(), "progress current 12 is outside 0..=10 (step 'train')");
         assert_eq!(
             t.update(None, 0, 0).unwrap_err().to_string(),
             "progress total must be greater than 0, got 0"
@@ -409,20 +394,14 @@ mod tests {
                 step: Some("load".into())
             }
         );
-        assert!(
-            t.snapshot().is_empty(),
-            "refused values must not create steps"
-        );
+        assert!(t.snapshot().is_empty(), "refused values must not create steps");
         assert!(t.update(None, 0, 1).unwrap().is_some());
     }
 
     #[test]
     fn first_update_and_completion_are_always_emitted() {
         let t = ProgressTracker::new(Duration::from_secs(3600));
-        let first = t
-            .update(Some("train"), 0, 10)
-            .unwrap()
-            .expect("first update");
+        let first = t.update(Some("train"), 0, 10).unwrap().expect("first update");
         assert_eq!(first.kind, EventKind::Progress);
         assert_eq!(first.event, "progress");
         assert_eq!(first.step.as_deref(), Some("train"));
@@ -432,25 +411,16 @@ mod tests {
         assert_eq!(first.data["eta"], Value::Null);
 
         for i in 1..10 {
-            assert!(
-                t.update(Some("train"), i, 10).unwrap().is_none(),
-                "update {i}"
-            );
+            assert!(t.update(Some("train"), i, 10).unwrap().is_none(), "update {i}");
         }
-        let done = t
-            .update(Some("train"), 10, 10)
-            .unwrap()
-            .expect("completion");
+        let done = t.update(Some("train"), 10, 10).unwrap().expect("completion");
         assert_eq!(data(&done), (10, 10, "completed"));
         assert_eq!(done.data["percent"], json!(100.0));
         assert_eq!(done.data["eta"], json!(0.0));
         // The same completed value is emitted once only.
         assert!(t.update(Some("train"), 10, 10).unwrap().is_none());
         // A distinct completed value is emitted again.
-        let bigger = t
-            .update(Some("train"), 20, 20)
-            .unwrap()
-            .expect("new completion");
+        let bigger = t.update(Some("train"), 20, 20).unwrap().expect("new completion");
         assert_eq!(data(&bigger), (20, 20, "completed"));
         assert!(t.flush().is_empty());
     }
@@ -506,32 +476,19 @@ mod tests {
         assert!(t.update(Some("train"), 1, 3).unwrap().is_some());
         assert!(t.update(None, 1, 2).unwrap().is_some());
         for round in 0..3 {
-            assert!(
-                t.update(Some("download"), 2, 4).unwrap().is_none(),
-                "round {round}"
-            );
+            assert!(t.update(Some("download"), 2, 4).unwrap().is_none(), "round {round}");
             assert!(t.update(Some("train"), 2, 3).unwrap().is_none());
             assert!(t.update(None, 1, 2).unwrap().is_none());
         }
         let snap = t.snapshot();
         let keys: Vec<_> = snap.iter().map(|(k, _)| k.clone()).collect();
-        assert_eq!(
-            keys,
-            [Some("download".to_owned()), Some("train".to_owned()), None]
-        );
+        assert_eq!(keys, [Some("download".to_owned()), Some("train".to_owned()), None]);
         assert_eq!(snap[1].1.percent, 66.67);
         assert_eq!(snap[2].1.percent, 50.0);
-        let flushed: Vec<_> = t
-            .flush()
-            .iter()
-            .map(|e| (e.step.clone(), data(e).0))
-            .collect();
+        let flushed: Vec<_> = t.flush().iter().map(|e| (e.step.clone(), data(e).0)).collect();
         assert_eq!(
             flushed,
-            [
-                (Some("download".to_owned()), 2),
-                (Some("train".to_owned()), 2)
-            ]
+            [(Some("download".to_owned()), 2), (Some("train".to_owned()), 2)]
         );
     }
 
@@ -543,10 +500,7 @@ mod tests {
             assert!(t.update(Some(name), 1, 2).unwrap().is_some());
         }
         for name in names.iter().rev() {
-            assert!(
-                t.update(Some(name), 1, 2).unwrap().is_none(),
-                "{name} seen as new"
-            );
+            assert!(t.update(Some(name), 1, 2).unwrap().is_none(), "{name} seen as new");
         }
         assert_eq!(t.snapshot().len(), 500);
     }
@@ -577,10 +531,7 @@ mod tests {
         let elapsed = e.data["elapsed"].as_f64().unwrap();
         let eta = e.data["eta"].as_f64().unwrap();
         assert!((0.02..5.0).contains(&elapsed), "elapsed {elapsed}");
-        assert!(
-            (eta - 3.0 * elapsed).abs() < 0.01,
-            "eta {eta} for elapsed {elapsed}"
-        );
+        assert!((eta - 3.0 * elapsed).abs() < 0.01, "eta {eta} for elapsed {elapsed}");
 
         // Going backwards restarts the step's clock and rate baseline.
         std::thread::sleep(Duration::from_millis(20));
@@ -624,10 +575,7 @@ mod tests {
             h.join().unwrap();
         }
         assert!(t.flush().is_empty(), "completions were emitted by update");
-        assert!(t
-            .snapshot()
-            .iter()
-            .all(|(_, p)| p.status == ProgressStatus::Completed));
+        assert!(t.snapshot().iter().all(|(_, p)| p.status == ProgressStatus::Completed));
     }
 
     /// `cargo test -p loader --release --lib events::progress -- --ignored`

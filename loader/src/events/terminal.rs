@@ -227,10 +227,7 @@ impl<W: Write + Send> TerminalSink<W> {
 
     /// Returns the writer.
     pub fn into_inner(self) -> W {
-        self.state
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .out
+        self.state.into_inner().unwrap_or_else(|p| p.into_inner()).out
     }
 
     fn prefix(&self, buf: &mut Vec<u8>, step: Option<&str>) {
@@ -274,12 +271,7 @@ impl<W: Write + Send> TerminalSink<W> {
                     }
                     level => {
                         let code = level_color(level).unwrap_or(DIM);
-                        paint(
-                            buf,
-                            color,
-                            code,
-                            format_args!("{} {content}", level_label(level)),
-                        );
+                        paint(buf, color, code, format_args!("{} {content}", level_label(level)));
                     }
                 }
             }
@@ -357,12 +349,7 @@ impl<W: Write + Send> TerminalSink<W> {
                 paint(buf, color, BOLD_RED, format_args!("ERROR {message}{kind}"));
                 if let Some(details) = event.data.get("details").filter(|d| !is_empty_data(d)) {
                     buf.push(b'\n');
-                    paint(
-                        buf,
-                        color,
-                        DIM,
-                        format_args!("  details: {}", self.compact(details)),
-                    );
+                    paint(buf, color, DIM, format_args!("  details: {}", self.compact(details)));
                 }
             }
             EventKind::Progress => match Bar::from_event(event) {
@@ -379,11 +366,7 @@ impl<W: Write + Send> TerminalSink<W> {
     /// `[train] progress 9/20 45.00% eta 3s`, for non-terminal output.
     fn render_progress_line(&self, buf: &mut Vec<u8>, bar: &Bar) {
         self.prefix(buf, bar.step.as_deref());
-        let _ = write!(
-            buf,
-            "progress {}/{} {:.2}% ",
-            bar.current, bar.total, bar.percent
-        );
+        let _ = write!(buf, "progress {}/{} {:.2}% ", bar.current, bar.total, bar.percent);
         self.render_tail(buf, bar);
     }
 
@@ -413,8 +396,8 @@ impl<W: Write + Send> TerminalSink<W> {
             .max(9);
         for bar in bars {
             let name: String = bar.label().chars().take(MAX_NAME_CHARS).collect();
-            let filled = (u128::from(bar.current.min(bar.total)) * u128::from(BAR_WIDTH)
-                / u128::from(bar.total)) as usize;
+            let filled =
+                (u128::from(bar.current.min(bar.total)) * u128::from(BAR_WIDTH) / u128::from(bar.total)) as usize;
             let code = match bar.status {
                 ProgressStatus::Running => CYAN,
                 ProgressStatus::Completed => GREEN,
@@ -452,10 +435,7 @@ impl<W: Write> State<W> {
             return;
         }
         if self.error.is_none() {
-            let result = self
-                .out
-                .write_all(&self.buf)
-                .and_then(|()| self.out.flush());
+            let result = self.out.write_all(&self.buf).and_then(|()| self.out.flush());
             if let Err(e) = result {
                 self.error = Some(e.to_string());
             }
@@ -482,9 +462,7 @@ impl<W: Write + Send> TerminalSink<W> {
             Some(i) => state.bars[i] = bar,
             None => state.bars.push(bar),
         }
-        let due = state
-            .last_draw
-            .is_none_or(|t| t.elapsed() >= REDRAW_INTERVAL);
+        let due = state.last_draw.is_none_or(|t| t.elapsed() >= REDRAW_INTERVAL);
         if urgent || is_new || due {
             self.draw_bars(state);
         }
@@ -555,13 +533,7 @@ mod tests {
         RunInfo::new("demo", "train")
     }
 
-    fn progress(
-        step: Option<&str>,
-        current: u64,
-        total: u64,
-        status: ProgressStatus,
-        eta: Option<u64>,
-    ) -> Event {
+    fn progress(step: Option<&str>, current: u64, total: u64, status: ProgressStatus, eta: Option<u64>) -> Event {
         StepProgress {
             current,
             total,
@@ -596,10 +568,7 @@ mod tests {
                 .with_step("train")
                 .with_file("/model.pt"),
             Event::user("step_start", Value::Null).with_step("export"),
-            Event::metrics(
-                "train",
-                json!({"loss": 0.12, "accuracy": 0.95, "name": "resnet"}),
-            ),
+            Event::metrics("train", json!({"loss": 0.12, "accuracy": 0.95, "name": "resnet"})),
             Event::dev_event("layers ready", Some(json!({"layers": 12}))),
             progress(Some("train"), 9, 20, ProgressStatus::Running, Some(3)),
             progress(Some("train"), 20, 20, ProgressStatus::Completed, None),
@@ -638,10 +607,7 @@ mod tests {
     fn verbose_adds_debug_dev_events_and_results() {
         let out = render(TerminalOptions::plain(true), &sample());
         assert!(out.contains("\nDEBUG noise\n"), "{out}");
-        assert!(
-            out.contains("\nDEV layers ready {\"layers\":12}\n"),
-            "{out}"
-        );
+        assert!(out.contains("\nDEV layers ready {\"layers\":12}\n"), "{out}");
         assert!(out.contains("\nresult {\"ok\":true}\n"), "{out}");
     }
 
@@ -653,32 +619,20 @@ mod tests {
             verbose: false,
         };
         let out = render(opts, &sample());
-        assert!(
-            out.contains("[train] \x1b[36mINFO\x1b[0m Training started"),
-            "{out:?}"
-        );
-        assert!(
-            out.contains("[train] \x1b[33mWARNING Low GPU memory\x1b[0m"),
-            "{out:?}"
-        );
+        assert!(out.contains("[train] \x1b[36mINFO\x1b[0m Training started"), "{out:?}");
+        assert!(out.contains("[train] \x1b[33mWARNING Low GPU memory\x1b[0m"), "{out:?}");
         assert!(out.contains("\x1b[32mSUCCESS Saved\x1b[0m"), "{out:?}");
         assert!(
             out.contains("\x1b[31mDANGER Failed to load checkpoint\x1b[0m"),
             "{out:?}"
         );
-        assert!(
-            out.contains("\x1b[1;31mERROR boom (execution)\x1b[0m"),
-            "{out:?}"
-        );
+        assert!(out.contains("\x1b[1;31mERROR boom (execution)\x1b[0m"), "{out:?}");
     }
 
     #[test]
     fn long_data_is_cut_unless_verbose() {
         let big = json!({"blob": "x".repeat(2000)});
-        let short = render(
-            TerminalOptions::plain(false),
-            &[Event::user("big", big.clone())],
-        );
+        let short = render(TerminalOptions::plain(false), &[Event::user("big", big.clone())]);
         assert!(short.trim_end().ends_with('…'));
         assert!(short.chars().count() < MAX_DATA_CHARS + 20);
         let full = render(TerminalOptions::plain(true), &[Event::user("big", big)]);
@@ -705,9 +659,7 @@ mod tests {
         assert!(out.starts_with(bar), "{out:?}");
         // The message clears the one-line block, prints, and redraws it.
         assert!(
-            out.contains(&format!(
-                "{bar}\r\x1b[1A\x1b[J[train] WARNING Low GPU memory\n{bar}"
-            )),
+            out.contains(&format!("{bar}\r\x1b[1A\x1b[J[train] WARNING Low GPU memory\n{bar}")),
             "{out:?}"
         );
         // The new step makes a two-line block; completion redraws it.
@@ -731,22 +683,12 @@ mod tests {
         let run = run();
         sink.start(&run);
         for i in 1..=50 {
-            sink.emit(
-                &run,
-                &progress(Some("train"), i, 100, ProgressStatus::Running, None),
-            );
+            sink.emit(&run, &progress(Some("train"), i, 100, ProgressStatus::Running, None));
         }
-        let drawn = lock(&sink.state)
-            .out
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let drawn = lock(&sink.state).out.iter().filter(|&&b| b == b'\n').count();
         assert!(drawn < 5, "{drawn} redraws within 50 ms");
         std::thread::sleep(REDRAW_INTERVAL + Duration::from_millis(10));
-        sink.emit(
-            &run,
-            &progress(Some("train"), 51, 100, ProgressStatus::Running, None),
-        );
+        sink.emit(&run, &progress(Some("train"), 51, 100, ProgressStatus::Running, None));
         sink.finish(&run);
         let out = String::from_utf8(sink.into_inner()).unwrap();
         assert!(

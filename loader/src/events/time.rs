@@ -168,11 +168,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
             c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
         })
     };
-    let sep_ok = b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't' | b' ')
-        && b[13] == b':'
-        && b[16] == b':';
+    let sep_ok = b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't' | b' ') && b[13] == b':' && b[16] == b':';
     if !sep_ok {
         return None;
     }
@@ -232,14 +228,11 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     };
 
     let days = days_from_civil(year, month, day);
-    let secs =
-        days * SECS_PER_DAY + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
-            - offset_secs;
+    let secs = days * SECS_PER_DAY + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second) - offset_secs;
     Some(if secs >= 0 {
         UNIX_EPOCH + Duration::new(secs as u64, nanos)
     } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-            + Duration::from_nanos(u64::from(nanos))
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(u64::from(nanos))
     })
 }
 
@@ -251,11 +244,7 @@ pub fn system_time_from_unix_seconds(secs: f64) -> Option<SystemTime> {
     }
     let micros = (secs * 1e6).round() as i64;
     let d = Duration::from_micros(micros.unsigned_abs());
-    Some(if micros >= 0 {
-        UNIX_EPOCH + d
-    } else {
-        UNIX_EPOCH - d
-    })
+    Some(if micros >= 0 { UNIX_EPOCH + d } else { UNIX_EPOCH - d })
 }
 
 /// Which clock [`coarse_monotonic_nanos`] reads; decided on first use so a
@@ -293,15 +282,11 @@ pub fn coarse_monotonic_nanos() -> u64 {
             } else {
                 CLOCK_INSTANT
             };
-            let chosen = match CLOCK_CHOICE.compare_exchange(
-                CLOCK_UNDECIDED,
-                choice,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => choice,
-                Err(other) => other,
-            };
+            let chosen =
+                match CLOCK_CHOICE.compare_exchange(CLOCK_UNDECIDED, choice, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => choice,
+                    Err(other) => other,
+                };
             if chosen == CLOCK_COARSE {
                 coarse_clock().unwrap_or(0)
             } else {
@@ -318,10 +303,7 @@ fn instant_nanos() -> u64 {
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn coarse_clock() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `clock_gettime` only writes one `timespec` through the pointer,
     // and `ts` is a live, properly aligned local that nothing else borrows.
     // CLOCK_MONOTONIC_COARSE has existed since Linux 2.6.32; if the kernel
@@ -351,8 +333,7 @@ mod tests {
         if secs >= 0 {
             UNIX_EPOCH + Duration::new(secs as u64, nanos)
         } else {
-            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-                + Duration::from_nanos(nanos.into())
+            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(nanos.into())
         }
     }
 
@@ -409,14 +390,8 @@ mod tests {
     #[test]
     fn system_time_parts_floor_towards_the_past() {
         assert_eq!(unix_parts(time(1, 999_999_999)), (1, 999_999));
-        assert_eq!(
-            unix_parts(UNIX_EPOCH - Duration::from_nanos(1)),
-            (-1, 999_999)
-        );
-        assert_eq!(
-            unix_parts(UNIX_EPOCH - Duration::from_micros(1_500_000)),
-            (-2, 500_000)
-        );
+        assert_eq!(unix_parts(UNIX_EPOCH - Duration::from_nanos(1)), (-1, 999_999));
+        assert_eq!(unix_parts(UNIX_EPOCH - Duration::from_micros(1_500_000)), (-2, 500_000));
         assert_eq!(
             Rfc3339::new(time(1_795_476_000, 123_456_789)).as_str(),
             "2026-11-23T23:20:00.123456Z"
@@ -483,10 +458,7 @@ mod tests {
             system_time_from_unix_seconds(1795476000.123456),
             Some(time(1_795_476_000, 123_456_000))
         );
-        assert_eq!(
-            system_time_from_unix_seconds(-1.5),
-            Some(time(-2, 500_000_000))
-        );
+        assert_eq!(system_time_from_unix_seconds(-1.5), Some(time(-2, 500_000_000)));
         assert_eq!(system_time_from_unix_seconds(f64::NAN), None);
     }
 

@@ -11,7 +11,10 @@ use abi_stable::prefix_type::WithMetadata;
 use abi_stable::staticref;
 use abi_stable::std_types::{ROption, RResult, RStr, RString};
 
-use super::{v1_0, ApiVersion, ClientKind, HostContext, HostState, HostStatePtr, HostVtable, HostVtableRef, PluginModuleRef, API_VERSION};
+use super::{
+    v1_0, ApiVersion, ClientKind, HostContext, HostState, HostStatePtr, HostVtable, HostVtableRef, PluginModuleRef,
+    API_VERSION,
+};
 
 /// What the host does for each context method. The loader implements this;
 /// the boundary turns it into a [`HostVtable`].
@@ -65,7 +68,9 @@ pub struct PluginLibrary {
 
 impl std::fmt::Debug for PluginLibrary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginLibrary").field("api_version", &self.api_version).finish()
+        f.debug_struct("PluginLibrary")
+            .field("api_version", &self.api_version)
+            .finish()
     }
 }
 
@@ -79,13 +84,19 @@ pub fn load_library(path: &Path) -> Result<PluginLibrary, LoadError> {
     let api_version = ApiVersion::from_version_strings(&header.version_strings())
         .ok_or_else(|| LoadError::UnreadableVersion(format!("{:?}", header.version_strings())))?;
     if api_version.major != API_VERSION.major {
-        return Err(LoadError::IncompatibleMajor { plugin: api_version, host: API_VERSION });
+        return Err(LoadError::IncompatibleMajor {
+            plugin: api_version,
+            host: API_VERSION,
+        });
     }
     if header.layout().is_none() {
         return Err(LoadError::NoLayout { plugin: api_version });
     }
     let layout_error = |e: LibraryError| match e {
-        LibraryError::AbiInstability(_) => LoadError::Layout { plugin: api_version, reason: summarize_layout_error(&e.to_string()) },
+        LibraryError::AbiInstability(_) => LoadError::Layout {
+            plugin: api_version,
+            reason: summarize_layout_error(&e.to_string()),
+        },
         other => LoadError::Init(other.to_string()),
     };
     // Check against the layout of the newest release the plugin knows, so that
@@ -100,8 +111,7 @@ pub fn load_library(path: &Path) -> Result<PluginLibrary, LoadError> {
     // one with the same prefix fields, and abi_stable stores the plugin's own
     // field count beside its module: accessors of fields the plugin lacks
     // return `None` instead of reading past its struct.
-    let module = unsafe { header.unchecked_layout::<PluginModuleRef>() }
-        .map_err(|e| LoadError::Init(e.to_string()))?;
+    let module = unsafe { header.unchecked_layout::<PluginModuleRef>() }.map_err(|e| LoadError::Init(e.to_string()))?;
     Ok(PluginLibrary { module, api_version })
 }
 
@@ -109,17 +119,27 @@ pub fn load_library(path: &Path) -> Result<PluginLibrary, LoadError> {
 /// hundreds of lines. Keeps what a person needs: the path of field names
 /// from the root module to the mismatch, and the mismatch itself.
 pub fn summarize_layout_error(full: &str) -> String {
-    let Some(last_block) = full.rsplit("error(s)inside:").next() else { return full.to_owned() };
+    let Some(last_block) = full.rsplit("error(s)inside:").next() else {
+        return full.to_owned();
+    };
     let fields: Vec<&str> = last_block
         .lines()
         .filter_map(|l| l.trim().strip_prefix("field_name:"))
         .filter(|name| !name.is_empty() && name.chars().any(char::is_alphabetic))
         .collect();
     let verdict: Vec<&str> = match last_block.find("\nError:") {
-        Some(at) => last_block[at..].lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
+        Some(at) => last_block[at..]
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect(),
         None => return full.to_owned(),
     };
-    let verdict = verdict.join(" ").replace("Error:", "").replace("Expected: ", "expected ").replace(" Found: ", ", found ");
+    let verdict = verdict
+        .join(" ")
+        .replace("Error:", "")
+        .replace("Expected: ", "expected ")
+        .replace(" Found: ", ", found ");
     format!("{} (at {})", verdict.trim(), fields.join("."))
 }
 
@@ -136,7 +156,9 @@ fn open_header(path: &Path) -> Result<&'static LibHeader, LoadError> {
             .get::<AbiHeaderRef>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes())
             .map_err(|e| LoadError::NoRootModule(e.to_string()))?
     };
-    let header = header_ref.upgrade().map_err(|e| LoadError::InvalidHeader(e.to_string()))?;
+    let header = header_ref
+        .upgrade()
+        .map_err(|e| LoadError::InvalidHeader(e.to_string()))?;
     // abi_stable hands out `'static` references into the library: it must stay
     // loaded for the rest of the process.
     std::mem::forget(library);
@@ -191,7 +213,11 @@ impl PluginLibrary {
     /// predates plugin-api 1.1, which added this entry point.
     pub fn validate_params(&self, action: &str, params_json: &str) -> Option<Result<(), String>> {
         let validate = self.module.validate_params()?;
-        Some(validate(action.into(), params_json.into()).into_result().map_err(String::from))
+        Some(
+            validate(action.into(), params_json.into())
+                .into_result()
+                .map_err(String::from),
+        )
     }
 }
 
@@ -203,7 +229,10 @@ fn result_string(result: RResult<RString, RString>) -> Result<String, String> {
 /// alive for the duration of the call it is passed to; the plugin takes its
 /// own reference (`retain`) if it keeps the context longer.
 pub fn context_for<H: ContextHost>(host: &Arc<H>) -> HostContext {
-    HostContext { state: Arc::as_ptr(host).cast::<HostState>(), vtable: VtableFor::<H>::VTABLE }
+    HostContext {
+        state: Arc::as_ptr(host).cast::<HostState>(),
+        vtable: VtableFor::<H>::VTABLE,
+    }
 }
 
 struct VtableFor<H>(std::marker::PhantomData<H>);
@@ -277,20 +306,43 @@ extern "C" fn release<H: ContextHost>(state: HostStatePtr) {
     unsafe { Arc::decrement_strong_count(state.cast::<H>()) }
 }
 
-extern "C" fn set_progress<H: ContextHost>(state: HostStatePtr, current: u64, total: u64, step: ROption<RStr<'_>>) -> RResult<(), RString> {
-    with_host(state, |m| RResult::RErr(host_panicked(m)), |h: &H| {
-        h.set_progress(current, total, opt_str(&step)).map_err(RString::from).into()
-    })
+extern "C" fn set_progress<H: ContextHost>(
+    state: HostStatePtr,
+    current: u64,
+    total: u64,
+    step: ROption<RStr<'_>>,
+) -> RResult<(), RString> {
+    with_host(
+        state,
+        |m| RResult::RErr(host_panicked(m)),
+        |h: &H| {
+            h.set_progress(current, total, opt_str(&step))
+                .map_err(RString::from)
+                .into()
+        },
+    )
 }
 
-extern "C" fn set_metrics<H: ContextHost>(state: HostStatePtr, value: RStr<'_>, step: RStr<'_>) -> RResult<(), RString> {
-    with_host(state, |m| RResult::RErr(host_panicked(m)), |h: &H| {
-        h.set_metrics(value.as_str(), step.as_str()).map_err(RString::from).into()
-    })
+extern "C" fn set_metrics<H: ContextHost>(
+    state: HostStatePtr,
+    value: RStr<'_>,
+    step: RStr<'_>,
+) -> RResult<(), RString> {
+    with_host(
+        state,
+        |m| RResult::RErr(host_panicked(m)),
+        |h: &H| {
+            h.set_metrics(value.as_str(), step.as_str())
+                .map_err(RString::from)
+                .into()
+        },
+    )
 }
 
 extern "C" fn log<H: ContextHost>(state: HostStatePtr, event: RStr<'_>, data: RStr<'_>, file: ROption<RStr<'_>>) {
-    with_host(state, drop, |h: &H| h.log(event.as_str(), data.as_str(), opt_str(&file)))
+    with_host(state, drop, |h: &H| {
+        h.log(event.as_str(), data.as_str(), opt_str(&file))
+    })
 }
 
 extern "C" fn log_message<H: ContextHost>(state: HostStatePtr, message: RStr<'_>, level: RStr<'_>) {
@@ -310,7 +362,11 @@ extern "C" fn job_id<H: ContextHost>(state: HostStatePtr) -> ROption<RString> {
 }
 
 extern "C" fn checkpoint<H: ContextHost>(state: HostStatePtr) -> ROption<RString> {
-    with_host(state, |_| ROption::RNone, |h: &H| h.checkpoint_json().map(RString::from).into())
+    with_host(
+        state,
+        |_| ROption::RNone,
+        |h: &H| h.checkpoint_json().map(RString::from).into(),
+    )
 }
 
 extern "C" fn is_cancelled<H: ContextHost>(state: HostStatePtr) -> bool {
@@ -318,12 +374,28 @@ extern "C" fn is_cancelled<H: ContextHost>(state: HostStatePtr) -> bool {
 }
 
 extern "C" fn has_client<H: ContextHost>(state: HostStatePtr, kind: u32) -> bool {
-    with_host(state, |_| false, |h: &H| client_kind(kind).is_some_and(|k| h.has_client(k)))
+    with_host(
+        state,
+        |_| false,
+        |h: &H| client_kind(kind).is_some_and(|k| h.has_client(k)),
+    )
 }
 
-extern "C" fn client_request<H: ContextHost>(state: HostStatePtr, kind: u32, request: RStr<'_>) -> RResult<RString, RString> {
-    with_host(state, |m| RResult::RErr(host_panicked(m)), |h: &H| match client_kind(kind) {
-        Some(kind) => h.client_request(kind, request.as_str()).map(RString::from).map_err(RString::from).into(),
-        None => RResult::RErr(format!("unknown client kind {kind}").into()),
-    })
+extern "C" fn client_request<H: ContextHost>(
+    state: HostStatePtr,
+    kind: u32,
+    request: RStr<'_>,
+) -> RResult<RString, RString> {
+    with_host(
+        state,
+        |m| RResult::RErr(host_panicked(m)),
+        |h: &H| match client_kind(kind) {
+            Some(kind) => h
+                .client_request(kind, request.as_str())
+                .map(RString::from)
+                .map_err(RString::from)
+                .into(),
+            None => RResult::RErr(format!("unknown client kind {kind}").into()),
+        },
+    )
 }

@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
-use abi_stable::library::{CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader};
+use abi_stable::library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult};
 use abi_stable::prefix_type::WithMetadata;
 use abi_stable::staticref;
 use abi_stable::std_types::{RResult, RStr, RString};
@@ -69,7 +69,11 @@ extern "C" fn manifest_summary<E: PluginEntry>() -> RResult<RString, RString> {
     }
 }
 
-extern "C" fn run_action<E: PluginEntry>(context: HostContext, action: RStr<'_>, params: RStr<'_>) -> RResult<RString, RString> {
+extern "C" fn run_action<E: PluginEntry>(
+    context: HostContext,
+    action: RStr<'_>,
+    params: RStr<'_>,
+) -> RResult<RString, RString> {
     let outcome = catch_panic(|| {
         let host = HostHandle::new(context);
         E::plugin().run(action.as_str(), params.as_str(), host)
@@ -161,7 +165,9 @@ impl HostHandle {
 
     pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         let step = step.map(RStr::from).into();
-        (self.context.vtable.set_progress())(self.context.state, current, total, step).into_result().map_err(String::from)
+        (self.context.vtable.set_progress())(self.context.state, current, total, step)
+            .into_result()
+            .map_err(String::from)
     }
 
     pub fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
@@ -171,7 +177,12 @@ impl HostHandle {
     }
 
     pub fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        (self.context.vtable.log())(self.context.state, event.into(), data_json.into(), file.map(RStr::from).into())
+        (self.context.vtable.log())(
+            self.context.state,
+            event.into(),
+            data_json.into(),
+            file.map(RStr::from).into(),
+        )
     }
 
     pub fn log_message(&self, message: &str, level: &str) {
@@ -187,11 +198,15 @@ impl HostHandle {
     }
 
     pub fn job_id(&self) -> Option<String> {
-        (self.context.vtable.job_id())(self.context.state).map(String::from).into_option()
+        (self.context.vtable.job_id())(self.context.state)
+            .map(String::from)
+            .into_option()
     }
 
     pub fn checkpoint_json(&self) -> Option<String> {
-        (self.context.vtable.checkpoint())(self.context.state).map(String::from).into_option()
+        (self.context.vtable.checkpoint())(self.context.state)
+            .map(String::from)
+            .into_option()
     }
 
     /// `None` when the host predates plugin-api 1.1 (it cannot cancel).
@@ -201,12 +216,22 @@ impl HostHandle {
 
     /// Whether the host has this client; `false` when the host predates 1.1.
     pub fn has_client(&self, kind: ClientKind) -> bool {
-        self.context.vtable.has_client().is_some_and(|f| f(self.context.state, kind as u32))
+        self.context
+            .vtable
+            .has_client()
+            .is_some_and(|f| f(self.context.state, kind as u32))
     }
 
     pub fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String> {
-        let request = self.context.vtable.client_request().ok_or_else(|| host_too_old("client requests", ADDED_IN_1_1))?;
-        request(self.context.state, kind as u32, request_json.into()).into_result().map(String::from).map_err(String::from)
+        let request = self
+            .context
+            .vtable
+            .client_request()
+            .ok_or_else(|| host_too_old("client requests", ADDED_IN_1_1))?;
+        request(self.context.state, kind as u32, request_json.into())
+            .into_result()
+            .map(String::from)
+            .map_err(String::from)
     }
 }
 

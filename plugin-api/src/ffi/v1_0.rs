@@ -34,8 +34,7 @@ pub struct HostContext {
 pub struct HostVtable {
     pub retain: extern "C" fn(HostStatePtr),
     pub release: extern "C" fn(HostStatePtr),
-    pub set_progress:
-        extern "C" fn(HostStatePtr, u64, u64, ROption<RStr<'_>>) -> RResult<(), RString>,
+    pub set_progress: extern "C" fn(HostStatePtr, u64, u64, ROption<RStr<'_>>) -> RResult<(), RString>,
     pub set_metrics: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>) -> RResult<(), RString>,
     pub log: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>, ROption<RStr<'_>>),
     pub log_message: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>),

@@ -36,7 +36,14 @@ pub struct BaseStepContext {
 
 impl BaseStepContext {
     pub fn new(runtime_ctx: RuntimeContext) -> Self {
-        Self { runtime_ctx, current_step: None, results: Vec::new(), plan: ProgressPlan::default(), overall: 0, step_total: None }
+        Self {
+            runtime_ctx,
+            current_step: None,
+            results: Vec::new(),
+            plan: ProgressPlan::default(),
+            overall: 0,
+            step_total: None,
+        }
     }
 
     /// The step running now.
@@ -57,7 +64,8 @@ impl BaseStepContext {
     /// Progress of the current step (its bar), which also advances the
     /// overall progress by the step's weighted share.
     pub fn set_progress(&mut self, current: u64, total: u64) -> Result<(), ContextError> {
-        self.runtime_ctx.set_progress(current, total, self.current_step.as_deref())?;
+        self.runtime_ctx
+            .set_progress(current, total, self.current_step.as_deref())?;
         self.step_total = Some(total);
         let fraction = current as f64 / total as f64;
         self.advance_overall(self.plan.before + self.plan.weight * fraction)
@@ -84,7 +92,11 @@ impl BaseStepContext {
     }
 
     pub(super) fn start_workflow(&mut self, total_weight: f64) {
-        self.plan = ProgressPlan { before: 0.0, weight: 0.0, total: total_weight };
+        self.plan = ProgressPlan {
+            before: 0.0,
+            weight: 0.0,
+            total: total_weight,
+        };
         self.overall = 0;
         self.results.clear();
     }
@@ -100,7 +112,8 @@ impl BaseStepContext {
     /// the end of its share.
     pub(super) fn complete_step(&mut self) -> Result<(), ContextError> {
         let total = self.step_total.unwrap_or(1);
-        self.runtime_ctx.set_progress(total, total, self.current_step.as_deref())?;
+        self.runtime_ctx
+            .set_progress(total, total, self.current_step.as_deref())?;
         self.advance_overall(self.plan.before + self.plan.weight)
     }
 

@@ -51,7 +51,13 @@ pub struct InferenceContext {
 
 impl InferenceContext {
     pub fn new(runtime_ctx: RuntimeContext, requests: Vec<Value>, batch_size: usize) -> Self {
-        Self { base: BaseStepContext::new(runtime_ctx), model_id: None, requests, results: Vec::new(), batch_size: batch_size.max(1) }
+        Self {
+            base: BaseStepContext::new(runtime_ctx),
+            model_id: None,
+            requests,
+            results: Vec::new(),
+            batch_size: batch_size.max(1),
+        }
     }
 }
 
@@ -68,7 +74,13 @@ pub struct ExportContext {
 
 impl ExportContext {
     pub fn new(runtime_ctx: RuntimeContext, params: Value, output_path: PathBuf) -> Self {
-        Self { base: BaseStepContext::new(runtime_ctx), params, output_path, exported_files: Vec::new(), total_records: 0 }
+        Self {
+            base: BaseStepContext::new(runtime_ctx),
+            params,
+            output_path,
+            exported_files: Vec::new(),
+            total_records: 0,
+        }
     }
 }
 
@@ -86,7 +98,13 @@ pub struct UploadContext {
 
 impl UploadContext {
     pub fn new(runtime_ctx: RuntimeContext, params: Value, source_path: PathBuf) -> Self {
-        Self { base: BaseStepContext::new(runtime_ctx), params, source_path, organized_files: Map::new(), uploaded: Vec::new() }
+        Self {
+            base: BaseStepContext::new(runtime_ctx),
+            params,
+            source_path,
+            organized_files: Map::new(),
+            uploaded: Vec::new(),
+        }
     }
 }
 

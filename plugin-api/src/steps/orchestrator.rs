@@ -63,7 +63,11 @@ pub struct WorkflowReport {
 impl WorkflowReport {
     /// The names of the steps with this status.
     pub fn names_with(&self, status: StepStatus) -> Vec<&str> {
-        self.steps.iter().filter(|s| s.status == status).map(|s| s.name.as_str()).collect()
+        self.steps
+            .iter()
+            .filter(|s| s.status == status)
+            .map(|s| s.name.as_str())
+            .collect()
     }
 
     /// The action's result: the report as JSON when the workflow succeeded,
@@ -102,13 +106,23 @@ impl<C: StepContext> Orchestrator<C> {
         let weights: Vec<f64> = steps.iter().map(|s| s.progress_weight().max(0.0)).collect();
         let total_weight: f64 = weights.iter().sum();
         // With no usable weights every step counts the same.
-        let weights: Vec<f64> = if total_weight > 0.0 { weights } else { vec![1.0; steps.len()] };
+        let weights: Vec<f64> = if total_weight > 0.0 {
+            weights
+        } else {
+            vec![1.0; steps.len()]
+        };
         let total_weight: f64 = weights.iter().sum();
         ctx.base_mut().start_workflow(total_weight);
 
         let mut outcomes: Vec<StepOutcome> = steps
             .iter()
-            .map(|s| StepOutcome { name: s.name().to_owned(), status: StepStatus::NotRun, elapsed: 0.0, data: Value::Null, error: None })
+            .map(|s| StepOutcome {
+                name: s.name().to_owned(),
+                status: StepStatus::NotRun,
+                elapsed: 0.0,
+                data: Value::Null,
+                error: None,
+            })
             .collect();
         let mut completed: Vec<(usize, StepResult)> = Vec::new();
         let mut failure: Option<(Option<String>, String)> = None;
@@ -121,7 +135,8 @@ impl<C: StepContext> Orchestrator<C> {
                 break;
             }
             ctx.base_mut().begin_step(&name, done_weight, weights[index]);
-            ctx.base().log("step_start", json!({ "index": index, "total_steps": outcomes.len() }));
+            ctx.base()
+                .log("step_start", json!({ "index": index, "total_steps": outcomes.len() }));
             let step_started = Instant::now();
 
             let result = if step.can_skip(ctx) {
@@ -134,7 +149,10 @@ impl<C: StepContext> Orchestrator<C> {
                 }
             };
             let elapsed = step_started.elapsed().as_secs_f64();
-            ctx.base().log("step_end", json!({ "elapsed": elapsed, "success": result.success, "skipped": result.skipped }));
+            ctx.base().log(
+                "step_end",
+                json!({ "elapsed": elapsed, "success": result.success, "skipped": result.skipped }),
+            );
 
             let outcome = &mut outcomes[index];
             outcome.elapsed = elapsed;
@@ -143,10 +161,17 @@ impl<C: StepContext> Orchestrator<C> {
             ctx.base_mut().record(&name, result.clone());
             if !result.success {
                 outcome.status = StepStatus::Failed;
-                failure = Some((Some(name), result.error.clone().unwrap_or_else(|| "the step failed".to_owned())));
+                failure = Some((
+                    Some(name),
+                    result.error.clone().unwrap_or_else(|| "the step failed".to_owned()),
+                ));
                 break;
             }
-            outcome.status = if result.skipped { StepStatus::Skipped } else { StepStatus::Succeeded };
+            outcome.status = if result.skipped {
+                StepStatus::Skipped
+            } else {
+                StepStatus::Succeeded
+            };
             if let Err(e) = ctx.base_mut().complete_step() {
                 failure = Some((Some(outcome.name.clone()), e.to_string()));
                 break;
@@ -183,7 +208,10 @@ impl<C: StepContext> Orchestrator<C> {
                             outcomes[index].status = StepStatus::RolledBack;
                             report.rolled_back.push(outcomes[index].name.clone());
                         }
-                        Err(error) => report.rollback_failures.push(RollbackFailure { step: outcomes[index].name.clone(), error }),
+                        Err(error) => report.rollback_failures.push(RollbackFailure {
+                            step: outcomes[index].name.clone(),
+                            error,
+                        }),
                     }
                 }
                 let _ = ctx.base_mut().end_workflow(false);
@@ -206,7 +234,10 @@ fn roll_back<C: StepContext>(step: &mut dyn Step<C>, ctx: &mut C, result: &StepR
         Ok(Err(error)) => Err(error.message().to_owned()),
         Err(panic) => Err(format!("the rollback panicked: {panic}")),
     };
-    ctx.base().log("rollback_end", json!({ "success": outcome.is_ok(), "error": outcome.as_ref().err() }));
+    ctx.base().log(
+        "rollback_end",
+        json!({ "success": outcome.is_ok(), "error": outcome.as_ref().err() }),
+    );
     outcome
 }
 
@@ -260,7 +291,10 @@ mod tests {
         }
 
         fn rollback(&mut self, _: &mut BaseStepContext, result: &StepResult) -> Result<(), ActionError> {
-            self.journal.lock().unwrap().push(format!("rollback {} {}", self.name, result.rollback_data));
+            self.journal
+                .lock()
+                .unwrap()
+                .push(format!("rollback {} {}", self.name, result.rollback_data));
             if self.rollback_fails {
                 Err(ActionError::new("cannot undo"))
             } else {
@@ -285,62 +319,120 @@ mod tests {
         let journal = Arc::new(Mutex::new(Vec::new()));
         let mut registry = StepRegistry::new();
         for &(name, behaviour, weight) in steps {
-            registry.register(TestStep { name, behaviour, weight, rollback_fails: false, journal: journal.clone() }).unwrap();
+            registry
+                .register(TestStep {
+                    name,
+                    behaviour,
+                    weight,
+                    rollback_fails: false,
+                    journal: journal.clone(),
+                })
+                .unwrap();
         }
-        Workflow { ctx: BaseStepContext::new(RuntimeContext::with_host(host.clone())), host, journal, registry }
+        Workflow {
+            ctx: BaseStepContext::new(RuntimeContext::with_host(host.clone())),
+            host,
+            journal,
+            registry,
+        }
     }
 
     fn overall_progress(host: &RecordingHost) -> Vec<u64> {
         host.calls()
             .iter()
-            .filter_map(|c| c.strip_prefix("progress ").and_then(|rest| rest.strip_suffix(&format!("/{OVERALL_SCALE} step=None"))))
+            .filter_map(|c| {
+                c.strip_prefix("progress ")
+                    .and_then(|rest| rest.strip_suffix(&format!("/{OVERALL_SCALE} step=None")))
+            })
             .map(|n| n.parse().unwrap())
             .collect()
     }
 
     #[test]
     fn steps_run_in_order_and_overall_progress_is_weighted_monotonic_and_exact() {
-        let Workflow { host, mut ctx, journal, registry } =
-            workflow(&[("load", Behaviour::Succeed, 1.0), ("train", Behaviour::Succeed, 3.0), ("export", Behaviour::Succeed, 1.0)]);
+        let Workflow {
+            host,
+            mut ctx,
+            journal,
+            registry,
+        } = workflow(&[
+            ("load", Behaviour::Succeed, 1.0),
+            ("train", Behaviour::Succeed, 3.0),
+            ("export", Behaviour::Succeed, 1.0),
+        ]);
         let report = Orchestrator::new(registry).run(&mut ctx);
         assert!(report.success);
-        assert_eq!(*journal.lock().unwrap(), ["execute load", "execute train", "execute export"]);
+        assert_eq!(
+            *journal.lock().unwrap(),
+            ["execute load", "execute train", "execute export"]
+        );
         let overall = overall_progress(&host);
         assert!(overall.windows(2).all(|w| w[0] < w[1]), "never decreasing: {overall:?}");
         assert_eq!(*overall.last().unwrap(), OVERALL_SCALE, "exactly the total at the end");
         assert!(overall.contains(&2000), "load (weight 1 of 5) ends at 20%: {overall:?}");
         assert!(overall.contains(&8000), "train (weight 3) ends at 80%: {overall:?}");
-        assert_eq!(overall[overall.len() - 2], OVERALL_SCALE - 1, "100% only once the workflow has ended");
-        assert!(host.calls().contains(&"progress 2/4 step=Some(\"train\")".to_owned()), "per-step progress under the step's name");
+        assert_eq!(
+            overall[overall.len() - 2],
+            OVERALL_SCALE - 1,
+            "100% only once the workflow has ended"
+        );
+        assert!(
+            host.calls().contains(&"progress 2/4 step=Some(\"train\")".to_owned()),
+            "per-step progress under the step's name"
+        );
         assert_eq!(ctx.step_results().len(), 3);
         assert_eq!(ctx.result_of("train").unwrap().data, json!({ "step": "train" }));
     }
 
     #[test]
     fn step_events_carry_the_step_and_timing() {
-        let Workflow { host, mut ctx, registry, .. } = workflow(&[("load", Behaviour::Succeed, 1.0)]);
+        let Workflow {
+            host,
+            mut ctx,
+            registry,
+            ..
+        } = workflow(&[("load", Behaviour::Succeed, 1.0)]);
         Orchestrator::new(registry).run(&mut ctx);
         let calls = host.calls();
         let start = calls.iter().find(|c| c.starts_with("log step_start")).unwrap();
-        assert!(start.contains("\"step\":\"load\"") && start.contains("\"total_steps\":1"), "{start}");
+        assert!(
+            start.contains("\"step\":\"load\"") && start.contains("\"total_steps\":1"),
+            "{start}"
+        );
         let end = calls.iter().find(|c| c.starts_with("log step_end")).unwrap();
-        assert!(end.contains("\"success\":true") && end.contains("\"skipped\":false") && end.contains("\"elapsed\":"), "{end}");
+        assert!(
+            end.contains("\"success\":true") && end.contains("\"skipped\":false") && end.contains("\"elapsed\":"),
+            "{end}"
+        );
     }
 
     #[test]
     fn a_skipped_step_counts_as_done() {
-        let Workflow { host, mut ctx, journal, registry } = workflow(&[("load", Behaviour::Succeed, 1.0), ("evaluate", Behaviour::Skip, 1.0)]);
+        let Workflow {
+            host,
+            mut ctx,
+            journal,
+            registry,
+        } = workflow(&[("load", Behaviour::Succeed, 1.0), ("evaluate", Behaviour::Skip, 1.0)]);
         let report = Orchestrator::new(registry).run(&mut ctx);
         assert!(report.success);
         assert_eq!(report.names_with(StepStatus::Skipped), ["evaluate"]);
         assert_eq!(*journal.lock().unwrap(), ["execute load"]);
         assert_eq!(*overall_progress(&host).last().unwrap(), OVERALL_SCALE);
-        assert!(host.calls().iter().any(|c| c.starts_with("log step_end") && c.contains("\"skipped\":true")));
+        assert!(host
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("log step_end") && c.contains("\"skipped\":true")));
     }
 
     #[test]
     fn a_failure_stops_the_run_and_rolls_back_in_reverse_order() {
-        let Workflow { host, mut ctx, journal, registry } = workflow(&[
+        let Workflow {
+            host,
+            mut ctx,
+            journal,
+            registry,
+        } = workflow(&[
             ("load", Behaviour::Succeed, 1.0),
             ("skipme", Behaviour::Skip, 1.0),
             ("train", Behaviour::Succeed, 1.0),
@@ -356,13 +448,26 @@ mod tests {
         assert_eq!(report.names_with(StepStatus::Skipped), ["skipme"]);
         assert_eq!(
             *journal.lock().unwrap(),
-            ["execute load", "execute train", "execute evaluate", "rollback train \"train\"", "rollback load \"load\""]
+            [
+                "execute load",
+                "execute train",
+                "execute evaluate",
+                "rollback train \"train\"",
+                "rollback load \"load\""
+            ]
         );
-        let rollback_events: Vec<String> = host.calls().into_iter().filter(|c| c.starts_with("log rollback_")).collect();
+        let rollback_events: Vec<String> = host
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("log rollback_"))
+            .collect();
         assert_eq!(rollback_events.len(), 4);
         assert!(rollback_events[0].contains("rollback_start") && rollback_events[0].contains("\"step\":\"train\""));
         assert!(rollback_events[3].contains("rollback_end") && rollback_events[3].contains("\"step\":\"load\""));
-        assert!(overall_progress(&host).iter().all(|&p| p < OVERALL_SCALE), "a failed run never reports 100%");
+        assert!(
+            overall_progress(&host).iter().all(|&p| p < OVERALL_SCALE),
+            "a failed run never reports 100%"
+        );
 
         let error = report.into_result().unwrap_err();
         assert_eq!(error.message(), "step \"evaluate\" failed: evaluate broke");
@@ -374,19 +479,32 @@ mod tests {
         let host = Arc::new(RecordingHost::default());
         let journal = Arc::new(Mutex::new(Vec::new()));
         let mut registry = StepRegistry::new();
-        let step = |name, behaviour, rollback_fails| TestStep { name, behaviour, weight: 1.0, rollback_fails, journal: journal.clone() };
+        let step = |name, behaviour, rollback_fails| TestStep {
+            name,
+            behaviour,
+            weight: 1.0,
+            rollback_fails,
+            journal: journal.clone(),
+        };
         registry.register(step("a", Behaviour::Succeed, false)).unwrap();
         registry.register(step("b", Behaviour::Succeed, true)).unwrap();
         registry.register(step("c", Behaviour::Fail, false)).unwrap();
         let mut ctx = BaseStepContext::new(RuntimeContext::with_host(host));
         let report = Orchestrator::new(registry).run(&mut ctx);
-        assert_eq!(report.rollback_failures, [RollbackFailure { step: "b".into(), error: "cannot undo".into() }]);
+        assert_eq!(
+            report.rollback_failures,
+            [RollbackFailure {
+                step: "b".into(),
+                error: "cannot undo".into()
+            }]
+        );
         assert_eq!(report.rolled_back, ["a"]);
     }
 
     #[test]
     fn a_panicking_step_is_a_failure_with_its_message() {
-        let Workflow { mut ctx, registry, .. } = workflow(&[("load", Behaviour::Succeed, 1.0), ("train", Behaviour::Panic, 1.0)]);
+        let Workflow { mut ctx, registry, .. } =
+            workflow(&[("load", Behaviour::Succeed, 1.0), ("train", Behaviour::Panic, 1.0)]);
         let report = Orchestrator::new(registry).run(&mut ctx);
         assert_eq!(report.failed_step.as_deref(), Some("train"));
         let error = report.error.clone().unwrap();
@@ -396,7 +514,12 @@ mod tests {
 
     #[test]
     fn cancellation_between_steps_fails_and_rolls_back() {
-        let Workflow { host, mut ctx, registry, .. } = workflow(&[("load", Behaviour::Succeed, 1.0), ("train", Behaviour::Succeed, 1.0)]);
+        let Workflow {
+            host,
+            mut ctx,
+            registry,
+            ..
+        } = workflow(&[("load", Behaviour::Succeed, 1.0), ("train", Behaviour::Succeed, 1.0)]);
         struct CancelAfterFirst(Arc<RecordingHost>);
         impl Step<BaseStepContext> for CancelAfterFirst {
             fn name(&self) -> &str {

@@ -78,7 +78,10 @@ impl<C> StepRegistry<C> {
         self.steps
             .iter()
             .position(|s| s.name() == name)
-            .ok_or_else(|| StepError::NotFound { name: name.to_owned(), available: self.names().join(", ") })
+            .ok_or_else(|| StepError::NotFound {
+                name: name.to_owned(),
+                available: self.names().join(", "),
+            })
     }
 
     fn check_new(&self, name: &str) -> Result<(), StepError> {
@@ -123,7 +126,10 @@ mod tests {
     fn duplicates_and_unknown_anchors_are_errors() {
         let mut registry = StepRegistry::new();
         registry.register(Named("load")).unwrap();
-        assert_eq!(registry.register(Named("load")), Err(StepError::Duplicate("load".into())));
+        assert_eq!(
+            registry.register(Named("load")),
+            Err(StepError::Duplicate("load".into()))
+        );
         let err = registry.insert_after("nope", Named("x")).unwrap_err();
         assert_eq!(err.to_string(), "no step named \"nope\" (steps: load)");
         assert_eq!(registry.len(), 1);

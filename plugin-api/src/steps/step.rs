@@ -21,23 +21,40 @@ pub struct StepResult {
 }
 
 fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 impl StepResult {
     /// A successful step with its data.
     pub fn ok(data: Value) -> Self {
-        Self { success: true, data, error: None, rollback_data: Value::Null, skipped: false, timestamp: now() }
+        Self {
+            success: true,
+            data,
+            error: None,
+            rollback_data: Value::Null,
+            skipped: false,
+            timestamp: now(),
+        }
     }
 
     /// A failed step.
     pub fn failed(error: impl Into<String>) -> Self {
-        Self { success: false, error: Some(error.into()), ..Self::ok(Value::Null) }
+        Self {
+            success: false,
+            error: Some(error.into()),
+            ..Self::ok(Value::Null)
+        }
     }
 
     /// A skipped step (counts as done).
     pub fn skipped() -> Self {
-        Self { skipped: true, ..Self::ok(Value::Null) }
+        Self {
+            skipped: true,
+            ..Self::ok(Value::Null)
+        }
     }
 
     /// Records what rollback needs.

@@ -57,9 +57,15 @@ impl ExportAction {
     fn prepare_output_dir(&self) -> Result<(), ActionError> {
         let dir = &self.params().output_dir;
         std::fs::create_dir_all(dir).map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
-        let has_files = std::fs::read_dir(dir).map_err(|e| ActionError::new(format!("cannot read {}: {e}", dir.display())))?.next().is_some();
+        let has_files = std::fs::read_dir(dir)
+            .map_err(|e| ActionError::new(format!("cannot read {}: {e}", dir.display())))?
+            .next()
+            .is_some();
         if has_files && !self.params().overwrite {
-            return Err(ActionError::new(format!("{} is not empty; pass \"overwrite\": true to write into it", dir.display())));
+            return Err(ActionError::new(format!(
+                "{} is not empty; pass \"overwrite\": true to write into it",
+                dir.display()
+            )));
         }
         Ok(())
     }
@@ -70,8 +76,16 @@ impl ExportAction {
         let path = self.params().output_dir.join(&name);
         let text = format.encode(records)?;
         std::fs::write(&path, &text).map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
-        let file = ExportedFile { file: name, records: records.len() as u64, bytes: text.len() as u64 };
-        self.log("file_exported", json!({ "records": file.records, "bytes": file.bytes }), Some(&path.display().to_string()));
+        let file = ExportedFile {
+            file: name,
+            records: records.len() as u64,
+            bytes: text.len() as u64,
+        };
+        self.log(
+            "file_exported",
+            json!({ "records": file.records, "bytes": file.bytes }),
+            Some(&path.display().to_string()),
+        );
         self.written.push(file);
         Ok(())
     }
@@ -81,7 +95,10 @@ impl BaseAction for ExportAction {
     type Params = ExportParams;
 
     fn new(base: ActionBase<ExportParams>) -> Self {
-        Self { base, written: Vec::new() }
+        Self {
+            base,
+            written: Vec::new(),
+        }
     }
 
     fn base(&self) -> &ActionBase<ExportParams> {
@@ -95,7 +112,10 @@ impl BaseAction for ExportAction {
         self.prepare_output_dir()?;
         let (total, shard_size) = (self.params().records, self.params().shard_size);
         let shards = total.div_ceil(shard_size).max(1);
-        self.logger().log_message(&format!("Exporting {total} records in {shards} files"), MessageLevel::Info);
+        self.logger().log_message(
+            &format!("Exporting {total} records in {shards} files"),
+            MessageLevel::Info,
+        );
         for shard in 0..shards {
             self.ctx().check_cancelled()?;
             let start = shard * shard_size;
@@ -105,11 +125,22 @@ impl BaseAction for ExportAction {
         }
         let manifest_path = self.params().output_dir.join("manifest.json");
         let manifest = serde_json::to_string_pretty(&self.written)?;
-        std::fs::write(&manifest_path, manifest).map_err(|e| ActionError::new(format!("cannot write {}: {e}", manifest_path.display())))?;
-        self.log("manifest_written", json!({ "files": self.written.len() }), Some(&manifest_path.display().to_string()));
+        std::fs::write(&manifest_path, manifest)
+            .map_err(|e| ActionError::new(format!("cannot write {}: {e}", manifest_path.display())))?;
+        self.log(
+            "manifest_written",
+            json!({ "files": self.written.len() }),
+            Some(&manifest_path.display().to_string()),
+        );
         let bytes: u64 = self.written.iter().map(|f| f.bytes).sum();
-        self.set_metrics(json!({ "files": self.written.len(), "records": total, "bytes": bytes }), "export")?;
-        self.logger().log_message(&format!("Exported {total} records to {}", self.params().output_dir.display()), MessageLevel::Success);
+        self.set_metrics(
+            json!({ "files": self.written.len(), "records": total, "bytes": bytes }),
+            "export",
+        )?;
+        self.logger().log_message(
+            &format!("Exported {total} records to {}", self.params().output_dir.display()),
+            MessageLevel::Success,
+        );
         Ok(json!({ "output_dir": self.params().output_dir, "files": self.written, "records": total, "bytes": bytes }))
     }
 }
@@ -140,20 +171,26 @@ impl BaseAction for InspectAction {
     fn execute(&mut self) -> ActionResult {
         let dir: &Path = &self.params().output_dir;
         let manifest_path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| ActionError::new(format!("cannot read {}: {e}", manifest_path.display())))?;
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|e| ActionError::new(format!("cannot read {}: {e}", manifest_path.display())))?;
         let files: Vec<ExportedFile> = serde_json::from_str(&text)?;
         let mut problems = Vec::new();
         for (index, file) in files.iter().enumerate() {
             let path = dir.join(&file.file);
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.len() == file.bytes => {}
-                Ok(meta) => problems.push(json!({ "file": file.file, "expected_bytes": file.bytes, "found_bytes": meta.len() })),
+                Ok(meta) => {
+                    problems.push(json!({ "file": file.file, "expected_bytes": file.bytes, "found_bytes": meta.len() }))
+                }
                 Err(e) => problems.push(json!({ "file": file.file, "error": e.to_string() })),
             }
             self.set_progress(index as u64 + 1, files.len() as u64, Some("inspect"))?;
         }
         if !problems.is_empty() {
-            self.logger().log_message(&format!("{} files do not match the manifest", problems.len()), MessageLevel::Danger);
+            self.logger().log_message(
+                &format!("{} files do not match the manifest", problems.len()),
+                MessageLevel::Danger,
+            );
         }
         Ok(json!({ "files": files.len(), "ok": problems.is_empty(), "problems": problems }))
     }
@@ -163,8 +200,15 @@ fn plugin() -> Plugin {
     Plugin::new("dataset-exporter", "Dataset exporter", env!("CARGO_PKG_VERSION"))
         .category(Category::Export)
         .description("Exports annotation records to files, and checks exports")
-        .action(ActionDef::class::<ExportAction>("export").description("Write records in shards plus a manifest.json to output_dir"))
-        .action(ActionDef::class::<InspectAction>("inspect").description("Check an export's files against its manifest").method(RunMethod::Task))
+        .action(
+            ActionDef::class::<ExportAction>("export")
+                .description("Write records in shards plus a manifest.json to output_dir"),
+        )
+        .action(
+            ActionDef::class::<InspectAction>("inspect")
+                .description("Check an export's files against its manifest")
+                .method(RunMethod::Task),
+        )
 }
 
 export_plugin!(plugin);
@@ -183,7 +227,10 @@ mod tests {
         dir
     }
 
-    fn run(def: ActionDef, params: serde_json::Value) -> (Arc<RecordingHost>, Result<Value, plugin_api::ActionFailure>) {
+    fn run(
+        def: ActionDef,
+        params: serde_json::Value,
+    ) -> (Arc<RecordingHost>, Result<Value, plugin_api::ActionFailure>) {
         let host = Arc::new(RecordingHost::default());
         let result = def.run(&params.to_string(), RuntimeContext::with_host(host.clone()));
         (host, result)
@@ -196,20 +243,33 @@ mod tests {
     #[test]
     fn export_writes_shards_and_a_manifest_and_logs_each_file() {
         let dir = temp_dir("shards");
-        let (host, result) = run(export(), json!({ "output_dir": dir, "records": 10, "shard_size": 4, "format": "csv" }));
+        let (host, result) = run(
+            export(),
+            json!({ "output_dir": dir, "records": 10, "shard_size": 4, "format": "csv" }),
+        );
         let result = result.unwrap();
         assert_eq!(result["records"], 10);
         assert_eq!(result["files"].as_array().unwrap().len(), 3);
         let part = std::fs::read_to_string(dir.join("part-0002.csv")).unwrap();
         assert_eq!(part.lines().count(), 3, "header + the last 2 records");
-        let logged: Vec<String> = host.calls().into_iter().filter(|c| c.starts_with("log file_exported")).collect();
+        let logged: Vec<String> = host
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("log file_exported"))
+            .collect();
         assert_eq!(logged.len(), 3);
         assert!(logged[0].contains(&dir.join("part-0000.csv").display().to_string()));
 
-        let (_, inspected) = run(ActionDef::class::<InspectAction>("inspect"), json!({ "output_dir": dir }));
+        let (_, inspected) = run(
+            ActionDef::class::<InspectAction>("inspect"),
+            json!({ "output_dir": dir }),
+        );
         assert_eq!(inspected.unwrap()["ok"], true);
         std::fs::write(dir.join("part-0001.csv"), "tampered").unwrap();
-        let (_, inspected) = run(ActionDef::class::<InspectAction>("inspect"), json!({ "output_dir": dir }));
+        let (_, inspected) = run(
+            ActionDef::class::<InspectAction>("inspect"),
+            json!({ "output_dir": dir }),
+        );
         assert_eq!(inspected.unwrap()["problems"][0]["file"], "part-0001.csv");
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -43,7 +43,10 @@ pub fn generate(count: u64, seed: u64) -> Vec<Sample> {
         .map(|_| {
             let features = [rng.gaussian() * 2.0, rng.gaussian() * 2.0];
             let margin = 1.5 * features[0] - 2.0 * features[1] + 0.5 + rng.gaussian() * 0.8;
-            Sample { features, label: if margin > 0.0 { 1.0 } else { 0.0 } }
+            Sample {
+                features,
+                label: if margin > 0.0 { 1.0 } else { 0.0 },
+            }
         })
         .collect()
 }

@@ -67,22 +67,37 @@ fn default_evaluation_seed() -> u64 {
 
 /// The starting weights: the checkpoint's model if it can be read, else zeros.
 fn starting_model(ctx: &RuntimeContext) -> Model {
-    let Some(checkpoint) = ctx.checkpoint() else { return Model::default() };
+    let Some(checkpoint) = ctx.checkpoint() else {
+        return Model::default();
+    };
     match Model::load(Path::new(&checkpoint.path)) {
         Ok(model) => {
-            let kind = if checkpoint.is_base() { "base model".to_owned() } else { format!("fine-tuned model {}", checkpoint.category) };
-            ctx.log_message(&format!("Starting from checkpoint ({kind}) at {}", checkpoint.path), MessageLevel::Info);
+            let kind = if checkpoint.is_base() {
+                "base model".to_owned()
+            } else {
+                format!("fine-tuned model {}", checkpoint.category)
+            };
+            ctx.log_message(
+                &format!("Starting from checkpoint ({kind}) at {}", checkpoint.path),
+                MessageLevel::Info,
+            );
             model
         }
         Err(reason) => {
-            ctx.log_message(&format!("Checkpoint not usable, starting from scratch: {reason}"), MessageLevel::Warning);
+            ctx.log_message(
+                &format!("Checkpoint not usable, starting from scratch: {reason}"),
+                MessageLevel::Warning,
+            );
             Model::default()
         }
     }
 }
 
 fn positive(name: &str, value: i64) -> Result<u64, ActionError> {
-    u64::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| ActionError::new(format!("{name} must be a positive integer, got {value}")))
+    u64::try_from(value)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| ActionError::new(format!("{name} must be a positive integer, got {value}")))
 }
 
 pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
@@ -95,14 +110,26 @@ pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
         None => positive("BATCH_SIZE", ctx.env().get_int("BATCH_SIZE", 32)?)?,
     };
     if epochs == 0 || batch_size == 0 || params.samples < 10 {
-        return Err(ActionError::new("epochs and batch_size must be positive and samples at least 10"));
+        return Err(ActionError::new(
+            "epochs and batch_size must be positive and samples at least 10",
+        ));
     }
-    ctx.log_message(&format!("Training started: {epochs} epochs, batch size {batch_size}"), MessageLevel::Info);
+    ctx.log_message(
+        &format!("Training started: {epochs} epochs, batch size {batch_size}"),
+        MessageLevel::Info,
+    );
     let (train_set, validation_set) = data::split(data::generate(params.samples, params.seed), 0.2);
-    ctx.log("data_loaded", json!({ "train": train_set.len(), "validation": validation_set.len() }), None);
+    ctx.log(
+        "data_loaded",
+        json!({ "train": train_set.len(), "validation": validation_set.len() }),
+        None,
+    );
 
     let mut model = starting_model(ctx);
-    ctx.log_dev_event("Model initialised", Some(json!({ "kind": "logistic_regression", "features": 2, "weights": model.weights })));
+    ctx.log_dev_event(
+        "Model initialised",
+        Some(json!({ "kind": "logistic_regression", "features": 2, "weights": model.weights })),
+    );
     let batches = train_set.len().div_ceil(batch_size as usize) as u64;
     let mut last = None;
     for epoch in 0..epochs {
@@ -124,16 +151,24 @@ pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
 
     let model_path = match &params.output_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
             let path = dir.join("model.json");
             model.save(&path).map_err(ActionError::new)?;
             let path_text = path.display().to_string();
-            ctx.log("model_saved", json!({ "epochs": epochs, "val_accuracy": validation.accuracy }), Some(&path_text));
+            ctx.log(
+                "model_saved",
+                json!({ "epochs": epochs, "val_accuracy": validation.accuracy }),
+                Some(&path_text),
+            );
             Some(path_text)
         }
         None => None,
     };
-    ctx.log_message(&format!("Training completed: validation accuracy {:.3}", validation.accuracy), MessageLevel::Success);
+    ctx.log_message(
+        &format!("Training completed: validation accuracy {:.3}", validation.accuracy),
+        MessageLevel::Success,
+    );
     Ok(json!({
         "status": "completed",
         "epochs": epochs,
@@ -161,7 +196,10 @@ pub fn evaluate(params: EvaluateParams, ctx: &RuntimeContext) -> ActionResult {
     }
     let n = samples.len().max(1) as f64;
     let (loss, accuracy) = (loss / n, correct / n);
-    ctx.set_metrics(json!({ "loss": loss, "accuracy": accuracy, "samples": samples.len() }), "evaluate")?;
+    ctx.set_metrics(
+        json!({ "loss": loss, "accuracy": accuracy, "samples": samples.len() }),
+        "evaluate",
+    )?;
     Ok(json!({ "loss": loss, "accuracy": accuracy, "samples": samples.len() }))
 }
 
@@ -169,8 +207,16 @@ fn plugin() -> Plugin {
     Plugin::new("tabular-trainer", "Tabular trainer", env!("CARGO_PKG_VERSION"))
         .category(Category::NeuralNet)
         .description("Trains and evaluates a logistic regression on a generated tabular dataset")
-        .action(action!(train, params = TrainParams, description = "Train a model; epochs and batch size default to EPOCHS / BATCH_SIZE"))
-        .action(action!(evaluate, params = EvaluateParams, description = "Score a saved model on freshly generated data"))
+        .action(action!(
+            train,
+            params = TrainParams,
+            description = "Train a model; epochs and batch size default to EPOCHS / BATCH_SIZE"
+        ))
+        .action(action!(
+            evaluate,
+            params = EvaluateParams,
+            description = "Score a saved model on freshly generated data"
+        ))
 }
 
 export_plugin!(plugin);
@@ -217,31 +263,58 @@ mod tests {
         let (host, ctx) = context(RecordingHost::default());
         let result = train(params(json!({ "epochs": 3, "samples": 500, "output_dir": dir })), &ctx).unwrap();
         let model_path = result["model_path"].as_str().unwrap().to_owned();
-        assert!(host.calls().iter().any(|c| c.starts_with("log model_saved") && c.contains(&model_path)));
+        assert!(host
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("log model_saved") && c.contains(&model_path)));
 
         let (_, ctx) = context(RecordingHost::default());
-        let scores = evaluate(EvaluateParams { model_path: model_path.clone().into(), samples: 400, seed: 99 }, &ctx).unwrap();
+        let scores = evaluate(
+            EvaluateParams {
+                model_path: model_path.clone().into(),
+                samples: 400,
+                seed: 99,
+            },
+            &ctx,
+        )
+        .unwrap();
         assert!(scores["accuracy"].as_f64().unwrap() > 0.85, "{scores}");
 
         let checkpoint = json!({ "category": "base", "path": model_path });
         let (host, ctx) = context(RecordingHost::default().with_checkpoint(checkpoint));
         let warm = train(params(json!({ "epochs": 1, "samples": 500 })), &ctx).unwrap();
-        assert!(host.calls().iter().any(|c| c.contains("Starting from checkpoint (base model)")));
+        assert!(host
+            .calls()
+            .iter()
+            .any(|c| c.contains("Starting from checkpoint (base model)")));
         assert!(warm["val_accuracy"].as_f64().unwrap() > 0.85);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn an_unusable_checkpoint_is_a_warning_not_a_failure() {
-        let (host, ctx) = context(RecordingHost::default().with_checkpoint(json!({ "category": "tuned-v2", "path": "/no/model.json" })));
+        let (host, ctx) = context(
+            RecordingHost::default().with_checkpoint(json!({ "category": "tuned-v2", "path": "/no/model.json" })),
+        );
         train(params(json!({ "epochs": 1, "samples": 100 })), &ctx).unwrap();
-        assert!(host.calls().iter().any(|c| c.starts_with("message warning Checkpoint not usable")));
+        assert!(host
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("message warning Checkpoint not usable")));
     }
 
     #[test]
     fn evaluate_names_a_missing_model() {
         let (_, ctx) = context(RecordingHost::default());
-        let err = evaluate(EvaluateParams { model_path: "/no/such/model.json".into(), samples: 10, seed: 1 }, &ctx).unwrap_err();
+        let err = evaluate(
+            EvaluateParams {
+                model_path: "/no/such/model.json".into(),
+                samples: 10,
+                seed: 1,
+            },
+            &ctx,
+        )
+        .unwrap_err();
         assert!(err.message().contains("/no/such/model.json"));
     }
 
@@ -249,6 +322,8 @@ mod tests {
     fn cancellation_stops_training() {
         let (host, ctx) = context(RecordingHost::default());
         host.cancel();
-        assert!(train(params(json!({ "epochs": 2, "samples": 100 })), &ctx).unwrap_err().is_cancelled());
+        assert!(train(params(json!({ "epochs": 2, "samples": 100 })), &ctx)
+            .unwrap_err()
+            .is_cancelled());
     }
 }

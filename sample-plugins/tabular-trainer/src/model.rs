@@ -54,11 +54,15 @@ impl Model {
                 correct += 1;
             }
         }
-        Scores { loss: loss / n, accuracy: correct as f64 / n }
+        Scores {
+            loss: loss / n,
+            accuracy: correct as f64 / n,
+        }
     }
 
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the model {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read the model {}: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{} is not a model file: {e}", path.display()))
     }
 
@@ -96,7 +100,10 @@ mod tests {
     #[test]
     fn save_and_load_round_trip() {
         let path = std::env::temp_dir().join(format!("tabular-model-{}.json", std::process::id()));
-        let model = Model { weights: [1.0, -2.0], bias: 0.5 };
+        let model = Model {
+            weights: [1.0, -2.0],
+            bias: 0.5,
+        };
         model.save(&path).unwrap();
         assert_eq!(Model::load(&path).unwrap(), model);
         std::fs::write(&path, "nonsense").unwrap();

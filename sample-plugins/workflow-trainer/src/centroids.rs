@@ -17,7 +17,9 @@ const CENTRES: [(f64, f64); 3] = [(0.0, 0.0), (4.0, 1.0), (1.5, 4.5)];
 pub fn generate(count: usize, seed: u64) -> Vec<Point> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut unit = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
     (0..count)
@@ -25,7 +27,11 @@ pub fn generate(count: usize, seed: u64) -> Vec<Point> {
             let label = i % CENTRES.len();
             let (cx, cy) = CENTRES[label];
             let spread = |u: f64| (u - 0.5) * 3.0;
-            Point { x: cx + spread(unit()), y: cy + spread(unit()), label }
+            Point {
+                x: cx + spread(unit()),
+                y: cy + spread(unit()),
+                label,
+            }
         })
         .collect()
 }
@@ -38,7 +44,9 @@ pub struct Centroids {
 
 impl Centroids {
     pub fn new(classes: usize) -> Self {
-        Self { centres: vec![(0.0, 0.0); classes] }
+        Self {
+            centres: vec![(0.0, 0.0); classes],
+        }
     }
 
     /// One pass of moving each centre toward its class's points.
@@ -52,7 +60,9 @@ impl Centroids {
 
     pub fn predict(&self, x: f64, y: f64) -> usize {
         let distance = |c: &(f64, f64)| (c.0 - x).powi(2) + (c.1 - y).powi(2);
-        (0..self.centres.len()).min_by(|&a, &b| distance(&self.centres[a]).total_cmp(&distance(&self.centres[b]))).unwrap_or(0)
+        (0..self.centres.len())
+            .min_by(|&a, &b| distance(&self.centres[a]).total_cmp(&distance(&self.centres[b])))
+            .unwrap_or(0)
     }
 
     pub fn accuracy(&self, points: &[Point]) -> f64 {

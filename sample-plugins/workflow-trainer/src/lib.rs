@@ -50,7 +50,10 @@ fn default_epochs() -> u64 {
 }
 
 fn default_work_dir(ctx: &RuntimeContext) -> PathBuf {
-    let run = ctx.job_id().map(str::to_owned).unwrap_or_else(|| std::process::id().to_string());
+    let run = ctx
+        .job_id()
+        .map(str::to_owned)
+        .unwrap_or_else(|| std::process::id().to_string());
     std::env::temp_dir().join(format!("workflow-trainer-{run}"))
 }
 
@@ -76,7 +79,13 @@ pub fn train_pipeline(mut params: TrainPipelineParams, ctx: &RuntimeContext) -> 
     if report.success {
         context.log_message("Training pipeline completed", MessageLevel::Success);
     } else {
-        context.log_message(&format!("Training pipeline failed; rolled back: {}", report.rolled_back.join(", ")), MessageLevel::Danger);
+        context.log_message(
+            &format!(
+                "Training pipeline failed; rolled back: {}",
+                report.rolled_back.join(", ")
+            ),
+            MessageLevel::Danger,
+        );
     }
     let mut result = report.into_result()?;
     result["metrics"] = Value::Object(context.metrics.clone());
@@ -100,13 +109,6 @@ fn default_files() -> u64 {
     3
 }
 
-fn requested_failure(ctx: &ExportContext, name: &str) -> Result<(), ActionError> {
-    match ctx.params["fail_at"].as_str() {
-        Some(step) if step == name => Err(ActionError::new(format!("failure requested at step {name:?} (fail_at)"))),
-        _ => Ok(()),
-    }
-}
-
 struct Prepare;
 
 impl Step<ExportContext> for Prepare {
@@ -115,7 +117,7 @@ impl Step<ExportContext> for Prepare {
     }
 
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
-        requested_failure(ctx, self.name())?;
+        pipeline::fail_if_requested(&ctx.params, self.name())?;
         let existed = ctx.output_path.exists();
         std::fs::create_dir_all(&ctx.output_path)?;
         Ok(StepResult::ok(json!({ "created": !existed })).with_rollback_data(json!(!existed)))
@@ -137,12 +139,16 @@ impl Step<ExportContext> for Write {
     }
 
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
-        requested_failure(ctx, self.name())?;
+        pipeline::fail_if_requested(&ctx.params, self.name())?;
         let files = ctx.params["files"].as_u64().unwrap_or(1);
         for i in 0..files {
             let path = ctx.output_path.join(format!("item-{i:03}.json"));
             std::fs::write(&path, json!({ "item": i }).to_string())?;
-            ctx.runtime_ctx.log("file_exported", json!({ "step": "write", "item": i }), Some(&path.display().to_string()));
+            ctx.runtime_ctx.log(
+                "file_exported",
+                json!({ "step": "write", "item": i }),
+                Some(&path.display().to_string()),
+            );
             ctx.exported_files.push(path);
             ctx.total_records += 1;
             ctx.set_progress(i + 1, files)?;
@@ -170,7 +176,7 @@ impl Step<ExportContext> for Index {
     }
 
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
-        requested_failure(ctx, self.name())?;
+        pipeline::fail_if_requested(&ctx.params, self.name())?;
         let path = ctx.output_path.join("index.json");
         std::fs::write(&path, serde_json::to_string_pretty(&ctx.exported_files)?)?;
         Ok(StepResult::ok(json!({ "index": path })))
@@ -214,9 +220,13 @@ fn plugin() -> Plugin {
         .action(action!(
             train_pipeline,
             params = TrainPipelineParams,
-            description = "load_dataset → split → train → evaluate → export; fail_at makes a step fail to show rollback"
+            description =
+                "load_dataset → split → train → evaluate → export; fail_at makes a step fail to show rollback"
         ))
-        .action(ActionDef::class::<ExportPipeline>("export_pipeline").description("prepare → write → index, as a class-based action"))
+        .action(
+            ActionDef::class::<ExportPipeline>("export_pipeline")
+                .description("prepare → write → index, as a class-based action"),
+        )
 }
 
 export_plugin!(plugin);
@@ -251,7 +261,12 @@ mod tests {
         let (host, result) = run(train_def(), json!({ "work_dir": dir, "epochs": 4 }));
         let result = result.unwrap();
         assert_eq!(result["success"], true);
-        let steps: Vec<&str> = result["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+        let steps: Vec<&str> = result["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["status"].as_str().unwrap())
+            .collect();
         assert_eq!(steps, ["succeeded"; 5]);
         assert!(result["metrics"]["val_accuracy"].as_f64().unwrap() > 0.85, "{result}");
         assert!(dir.join("model.json").is_file() && dir.join("dataset.csv").is_file());
@@ -264,10 +279,24 @@ mod tests {
         let dir = temp("fail");
         let (host, result) = run(train_def(), json!({ "work_dir": dir, "fail_at": "evaluate" }));
         let failure = result.unwrap_err();
-        assert_eq!(failure.message, "step \"evaluate\" failed: failure requested at step \"evaluate\" (fail_at)");
-        assert_eq!(failure.details["rolled_back"], json!(["train", "split", "load_dataset"]));
-        assert!(!dir.join("dataset.csv").exists(), "load_dataset's rollback removed the file");
-        assert!(host.calls().iter().any(|c| c.starts_with("message danger Training pipeline failed; rolled back: train, split, load_dataset")));
+        assert_eq!(
+            failure.message,
+            "step \"evaluate\" failed: failure requested at step \"evaluate\" (fail_at)"
+        );
+        assert_eq!(
+            failure.details["rolled_back"],
+            json!(["train", "split", "load_dataset"])
+        );
+        assert!(
+            !dir.join("dataset.csv").exists(),
+            "load_dataset's rollback removed the file"
+        );
+        assert!(
+            host.calls()
+                .iter()
+                .any(|c| c
+                    .starts_with("message danger Training pipeline failed; rolled back: train, split, load_dataset"))
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -9,10 +9,12 @@ use plugin_api::steps::{Step, StepResult, TrainContext};
 
 use crate::centroids::{generate, Centroids, Point};
 
-/// Fails the step called `name` when the run asked for it (`fail_at`).
-fn fail_if_requested(ctx: &TrainContext, name: &str) -> Result<(), ActionError> {
-    if ctx.params["fail_at"].as_str() == Some(name) {
-        return Err(ActionError::new(format!("failure requested at step {name:?} (fail_at)")));
+/// Fails the step called `name` when the run's params ask for it (`fail_at`).
+pub fn fail_if_requested(params: &Value, name: &str) -> Result<(), ActionError> {
+    if params["fail_at"].as_str() == Some(name) {
+        return Err(ActionError::new(format!(
+            "failure requested at step {name:?} (fail_at)"
+        )));
     }
     Ok(())
 }
@@ -38,10 +40,11 @@ impl Step<TrainContext> for LoadDataset {
     }
 
     fn execute(&mut self, ctx: &mut TrainContext) -> Result<StepResult, ActionError> {
-        fail_if_requested(ctx, self.name())?;
+        fail_if_requested(&ctx.params, self.name())?;
         let samples = ctx.params["samples"].as_u64().unwrap_or(600) as usize;
         let work_dir = PathBuf::from(ctx.params["work_dir"].as_str().unwrap_or("."));
-        std::fs::create_dir_all(&work_dir).map_err(|e| ActionError::new(format!("cannot create {}: {e}", work_dir.display())))?;
+        std::fs::create_dir_all(&work_dir)
+            .map_err(|e| ActionError::new(format!("cannot create {}: {e}", work_dir.display())))?;
         let data = generate(samples, ctx.params["seed"].as_u64().unwrap_or(11));
         let path = work_dir.join("dataset.csv");
         let mut csv = String::from("x,y,label\n");
@@ -52,7 +55,11 @@ impl Step<TrainContext> for LoadDataset {
             }
         }
         std::fs::write(&path, csv).map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
-        ctx.runtime_ctx.log("dataset_written", json!({ "rows": data.len(), "step": self.name() }), Some(&path.display().to_string()));
+        ctx.runtime_ctx.log(
+            "dataset_written",
+            json!({ "rows": data.len(), "step": self.name() }),
+            Some(&path.display().to_string()),
+        );
         ctx.dataset = Some(json!({ "all": data }));
         ctx.data_path = Some(path.clone());
         Ok(StepResult::ok(json!({ "rows": data.len(), "path": path })).with_rollback_data(json!(path)))
@@ -77,12 +84,19 @@ impl Step<TrainContext> for Split {
     }
 
     fn execute(&mut self, ctx: &mut TrainContext) -> Result<StepResult, ActionError> {
-        fail_if_requested(ctx, self.name())?;
-        let dataset = ctx.dataset.as_ref().ok_or_else(|| ActionError::new("no dataset loaded"))?;
+        fail_if_requested(&ctx.params, self.name())?;
+        let dataset = ctx
+            .dataset
+            .as_ref()
+            .ok_or_else(|| ActionError::new("no dataset loaded"))?;
         let all = points(&dataset["all"])?;
-        let (validation, train): (Vec<(usize, Point)>, Vec<(usize, Point)>) = all.into_iter().enumerate().partition(|(i, _)| i % 5 == 0);
-        let strip = |v: Vec<(usize, Point)>| v.into_iter().map(|(_, p)| p).collect::<Vec<_>>();
-        let (train, validation) = (strip(train), strip(validation));
+        let validation: Vec<Point> = all.iter().step_by(5).copied().collect();
+        let train: Vec<Point> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 5 != 0)
+            .map(|(_, p)| *p)
+            .collect();
         ctx.set_progress(1, 1)?;
         let sizes = json!({ "train": train.len(), "validation": validation.len() });
         ctx.dataset = Some(json!({ "train": train, "validation": validation }));
@@ -104,9 +118,12 @@ impl Step<TrainContext> for Train {
     }
 
     fn execute(&mut self, ctx: &mut TrainContext) -> Result<StepResult, ActionError> {
-        fail_if_requested(ctx, self.name())?;
+        fail_if_requested(&ctx.params, self.name())?;
         let epochs = ctx.params["epochs"].as_u64().unwrap_or(5).max(1);
-        let dataset = ctx.dataset.as_ref().ok_or_else(|| ActionError::new("the dataset was not split"))?;
+        let dataset = ctx
+            .dataset
+            .as_ref()
+            .ok_or_else(|| ActionError::new("the dataset was not split"))?;
         let train = points(&dataset["train"])?;
         let mut model = Centroids::new(3);
         for epoch in 1..=epochs {
@@ -114,11 +131,14 @@ impl Step<TrainContext> for Train {
             model.epoch(&train, 0.05);
             let accuracy = model.accuracy(&train);
             ctx.set_progress(epoch, epochs)?;
-            ctx.runtime_ctx.set_metrics(json!({ "epoch": epoch, "accuracy": accuracy }), "train")?;
+            ctx.runtime_ctx
+                .set_metrics(json!({ "epoch": epoch, "accuracy": accuracy }), "train")?;
             ctx.metrics.insert("train_accuracy".to_owned(), json!(accuracy));
         }
         ctx.model = Some(serde_json::to_value(&model)?);
-        Ok(StepResult::ok(json!({ "epochs": epochs, "accuracy": model.accuracy(&train) })))
+        Ok(StepResult::ok(
+            json!({ "epochs": epochs, "accuracy": model.accuracy(&train) }),
+        ))
     }
 
     fn rollback(&mut self, ctx: &mut TrainContext, _: &StepResult) -> Result<(), ActionError> {
@@ -145,12 +165,19 @@ impl Step<TrainContext> for Evaluate {
     }
 
     fn execute(&mut self, ctx: &mut TrainContext) -> Result<StepResult, ActionError> {
-        fail_if_requested(ctx, self.name())?;
-        let model: Centroids = serde_json::from_value(ctx.model.clone().ok_or_else(|| ActionError::new("no trained model"))?)?;
-        let validation = points(&ctx.dataset.as_ref().map(|d| d["validation"].clone()).unwrap_or_default())?;
+        fail_if_requested(&ctx.params, self.name())?;
+        let model: Centroids =
+            serde_json::from_value(ctx.model.clone().ok_or_else(|| ActionError::new("no trained model"))?)?;
+        let validation = points(
+            &ctx.dataset
+                .as_ref()
+                .map(|d| d["validation"].clone())
+                .unwrap_or_default(),
+        )?;
         let accuracy = model.accuracy(&validation);
         ctx.set_progress(1, 1)?;
-        ctx.runtime_ctx.set_metrics(json!({ "val_accuracy": accuracy }), "evaluate")?;
+        ctx.runtime_ctx
+            .set_metrics(json!({ "val_accuracy": accuracy }), "evaluate")?;
         ctx.metrics.insert("val_accuracy".to_owned(), json!(accuracy));
         Ok(StepResult::ok(json!({ "val_accuracy": accuracy })))
     }
@@ -165,14 +192,19 @@ impl Step<TrainContext> for Export {
     }
 
     fn execute(&mut self, ctx: &mut TrainContext) -> Result<StepResult, ActionError> {
-        fail_if_requested(ctx, self.name())?;
+        fail_if_requested(&ctx.params, self.name())?;
         let model = ctx.model.clone().ok_or_else(|| ActionError::new("no trained model"))?;
         let dir = PathBuf::from(ctx.params["output_dir"].as_str().unwrap_or("."));
         std::fs::create_dir_all(&dir).map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("model.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&model)?).map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&model)?)
+            .map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
         ctx.set_progress(1, 1)?;
-        ctx.runtime_ctx.log("model_exported", json!({ "step": self.name() }), Some(&path.display().to_string()));
+        ctx.runtime_ctx.log(
+            "model_exported",
+            json!({ "step": self.name() }),
+            Some(&path.display().to_string()),
+        );
         ctx.model_path = Some(path.clone());
         Ok(StepResult::ok(json!({ "model_path": path })).with_rollback_data(json!(path)))
     }

@@ -14,11 +14,16 @@ use serde_json::Value;
 pub const SAMPLE_PLUGINS: &[&str] = &["tabular-trainer", "dataset-exporter", "workflow-trainer"];
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_owned()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// Where the fixture workspaces under tests/fixtures are built.
@@ -33,8 +38,14 @@ fn cargo() -> Command {
 }
 
 fn run_cargo(mut command: Command, what: &str) {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
-    assert!(output.status.success(), "building {what} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "building {what} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Builds the loader and the sample plugins (debug), once per process.
@@ -72,7 +83,9 @@ pub fn build_fixture(name: &str) -> PathBuf {
 
 pub fn loader_bin() -> PathBuf {
     build_workspace();
-    target_dir().join("debug").join(format!("loader{}", std::env::consts::EXE_SUFFIX))
+    target_dir()
+        .join("debug")
+        .join(format!("loader{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// The file name of a library built from `crate_name` on this platform.
@@ -146,7 +159,19 @@ pub fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 /// Checks the fields every event line carries.
 pub fn assert_envelope(events: &[Value], plugin: &str, action: &str) {
     for event in events {
-        for field in ["time", "timestamp", "job_id", "plugin", "action", "kind", "event", "step", "level", "file", "data"] {
+        for field in [
+            "time",
+            "timestamp",
+            "job_id",
+            "plugin",
+            "action",
+            "kind",
+            "event",
+            "step",
+            "level",
+            "file",
+            "data",
+        ] {
             assert!(event.get(field).is_some(), "event without {field}: {event}");
         }
         assert_eq!(event["plugin"], plugin, "{event}");
