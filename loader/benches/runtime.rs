@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loader::discovery::{Discovery, LoadedPlugin};
 use loader::events::{
-    Event, EventKind, EventSink, FanOut, JsonlSink, NullSink, RunInfo, TerminalOptions, TerminalSink,
+    Event, EventKind, EventSink, FanOut, Flush, JsonlSink, NullSink, RunInfo, TerminalOptions, TerminalSink,
 };
 use loader::host::{RunHost, RunSettings};
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
@@ -231,7 +231,7 @@ fn progress_sinks(counter: Arc<ProgressCounter>) -> Arc<dyn EventSink> {
             verbose: false,
         },
     );
-    let jsonl = JsonlSink::new(std::io::sink(), false);
+    let jsonl = JsonlSink::new(std::io::sink(), Flush::Buffered);
     Arc::new(FanOut::new().with(terminal).with(jsonl).with(counter))
 }
 
@@ -257,7 +257,7 @@ fn throughput(c: &mut Criterion, fixtures: &Fixtures) {
     group.bench_function("log_to_jsonl_file", |b| {
         b.iter_custom(|iters| {
             let file = std::fs::File::create(dir.path().join("events.jsonl")).expect("an events file");
-            let sink: Arc<dyn EventSink> = Arc::new(JsonlSink::new(file, false));
+            let sink: Arc<dyn EventSink> = Arc::new(JsonlSink::new(file, Flush::Buffered));
             timed_action(fixtures, "log_calls", iters, sink)
         })
     });

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use loader::discovery::{Discovery, LoadedPlugin};
 use loader::environment::EnvironmentBuilder;
-use loader::events::{EventSink, FanOut, JsonlSink, TerminalSink};
+use loader::events::{EventSink, FanOut, Flush, JsonlSink, TerminalSink, TracingSink};
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
 use loader::runner::{run_action, Deadline};
@@ -18,6 +18,9 @@ use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::exit::{CliError, ExitCode};
+
+/// The longest a JSONL line waits in the loader before its reader sees it.
+const LIVE_STREAM_DELAY: Duration = Duration::from_millis(50);
 
 /// The environment variable naming the plugin folder.
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
@@ -280,25 +283,33 @@ fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
 
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
 /// stream if asked for. Returns whether the JSONL stream took stdout.
+///
+/// The JSONL stream is live: a line reaches its reader within
+/// [`LIVE_STREAM_DELAY`]. An in-process run writes every line through at
+/// once instead, since a crashing plugin takes the loader's buffer with it.
 fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), CliError> {
-    let mut sinks = FanOut::new();
+    let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
         sinks.push(TerminalSink::stderr(verbose));
     }
+    let jsonl = |writer: Box<dyn Write + Send>| {
+        if args.in_process {
+            JsonlSink::new(writer, Flush::EachLine)
+        } else {
+            JsonlSink::live(writer, LIVE_STREAM_DELAY)
+        }
+    };
     let mut jsonl_on_stdout = false;
     match args.events.as_deref() {
         None => {}
         Some("jsonl") | Some("-") => {
             jsonl_on_stdout = true;
-            sinks.push(JsonlSink::new(
-                Box::new(std::io::stdout()) as Box<dyn Write + Send>,
-                false,
-            ));
+            sinks.push(jsonl(Box::new(std::io::stdout())));
         }
         Some(path) => {
             let file = File::create(path)
                 .map_err(|e| CliError::usage(format!("cannot create the events file {path}: {e}")))?;
-            sinks.push(JsonlSink::new(Box::new(file) as Box<dyn Write + Send>, false));
+            sinks.push(jsonl(Box::new(file)));
         }
     }
     Ok((Arc::new(sinks), jsonl_on_stdout))

@@ -328,6 +328,39 @@ mod tests {
             .contains("JSON object"));
     }
 
+    struct EchoClient;
+
+    impl Client for EchoClient {
+        fn request(&self, request: &Value) -> Result<Value, String> {
+            Ok(json!({ "echo": request }))
+        }
+    }
+
+    #[test]
+    fn configured_clients_answer_and_missing_ones_are_none() {
+        let run = RunInfo {
+            job_id: None,
+            plugin: "p".into(),
+            action: "a".into(),
+        };
+        let clients = Clients {
+            backend: Some(Arc::new(EchoClient)),
+            agent: None,
+        };
+        let settings = RunSettings {
+            clients,
+            ..Default::default()
+        };
+        let host = Arc::new(RunHost::new(run, settings, Arc::new(MemorySink::default())));
+        let ctx = RuntimeContext::with_host(host);
+        assert!(ctx.agent_client().is_none());
+        let model = ctx.client().expect("a backend client").get_model(7).unwrap();
+        assert_eq!(
+            model,
+            json!({ "echo": { "method": "GET", "path": "models/7/", "body": null } })
+        );
+    }
+
     #[test]
     fn calls_after_the_end_are_ignored_and_counted() {
         let (host, sink) = host_with_sink();

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::discovery::Discovery;
-use crate::events::{jsonl, Event, EventKind, EventSink, JsonlSink, RunInfo};
+use crate::events::{jsonl, Event, EventKind, EventSink, Flush, JsonlSink, RunInfo};
 use crate::host::{CancelFlag, RunSettings};
 use crate::runner::{failure_event, run_action, Deadline};
 
@@ -368,7 +368,7 @@ pub fn serve_child() -> i32 {
 
     let sink: Arc<dyn EventSink> = Arc::new(JsonlSink::new(
         Box::new(std::io::stdout()) as Box<dyn Write + Send>,
-        true,
+        Flush::EachLine,
     ));
     let discovery = Discovery::load_files(std::slice::from_ref(&request.library));
     let settings = RunSettings {

@@ -197,7 +197,7 @@ fn a_segfault_is_reported_with_its_signal() {
 #[test]
 fn an_action_that_never_returns_is_killed_after_the_grace_period() {
     let started = std::time::Instant::now();
-    let (code, events, _) = run_probe("hang", &["--timeout", "0.5", "--grace", "0.5"]);
+    let (code, events, _) = run_probe("hang", &["--timeout", "1", "--grace", "0.5"]);
     assert_eq!(code, 1);
     assert_earlier_events_kept(&events, "hang");
     let error = final_error(&events);
@@ -234,9 +234,10 @@ fn an_in_process_action_that_hangs_is_abandoned_after_the_grace_period() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_asks_the_action_to_cancel() {
+    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let dir = probe_dir();
-    let child = Command::new(loader_bin())
+    let mut child = Command::new(loader_bin())
         .args([
             "--plugins",
             dir.path().to_str().unwrap(),
@@ -247,18 +248,27 @@ fn ctrl_c_asks_the_action_to_cancel() {
             "jsonl",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut events = Vec::new();
+    // Interrupt once the action is running (its first event has arrived).
+    for line in lines.by_ref() {
+        let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let started = event["kind"] == "message";
+        events.push(event);
+        if started {
+            break;
+        }
+    }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let events = jsonl(&String::from_utf8_lossy(&output.stdout));
+    events.extend(lines.map(|line| serde_json::from_str::<Value>(&line.unwrap()).unwrap()));
+    assert_eq!(child.wait().unwrap().code(), Some(1));
     assert!(
         events.iter().any(|e| e["data"]["content"] == "stopping: cancelled"),
         "{events:?}"

@@ -18,13 +18,15 @@
 //!
 //! The sink is built for throughput (over a million events a second): each
 //! line is serialised straight into a `BufWriter`, with the run's part
-//! (`job_id`, `plugin`, `action`) serialised once per run.
+//! (`job_id`, `plugin`, `action`) serialised once per run. When the buffer
+//! reaches the writer is the sink's [`Flush`] policy: at the end, after every
+//! line, or within a bounded delay (for a reader following the stream live).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -99,29 +101,38 @@ fn write_line<W: Write>(out: &mut W, run_part: &[u8], event: &Event) -> io::Resu
     out.write_all(b"}\n")
 }
 
+/// When buffered lines are written through to the writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// At [`EventSink::finish`] and whenever the 64 KiB buffer fills: the
+    /// fastest, for a file read after the run.
+    Buffered,
+    /// After every line: for a pipe from a child process, or a run whose
+    /// process may crash, so that no reported event is lost.
+    EachLine,
+}
+
 /// Writes each event as one JSON line to a writer (a file, stdout, a pipe).
 ///
 /// Write errors never panic: the first one is kept (see
 /// [`error`](Self::error)) and the sink writes nothing after it.
 pub struct JsonlSink<W: Write + Send> {
-    state: Mutex<State<W>>,
-    flush_each: bool,
+    /// Shared (weakly) with the flusher thread of [`JsonlSink::live`].
+    state: Arc<Mutex<State<W>>>,
+    flush: Flush,
 }
 
 impl<W: Write + Send> JsonlSink<W> {
-    /// A sink that buffers lines and flushes at [`EventSink::finish`] (and
-    /// whenever its 64 KiB buffer fills). With `flush_each` it also flushes
-    /// after every line: for a pipe from a child process, so that nothing is
-    /// lost if the process later crashes.
-    pub fn new(writer: W, flush_each: bool) -> Self {
+    /// A sink writing through to `writer` as `flush` says.
+    pub fn new(writer: W, flush: Flush) -> Self {
         JsonlSink {
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 out: BufWriter::with_capacity(BUFFER_CAPACITY, writer),
                 run: None,
                 run_part: Vec::with_capacity(128),
                 error: None,
-            }),
-            flush_each,
+            })),
+            flush,
         }
     }
 
@@ -141,22 +152,65 @@ impl<W: Write + Send> JsonlSink<W> {
 
     /// Flushes and returns the writer.
     pub fn into_inner(self) -> io::Result<W> {
-        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut shared = self.state;
+        // A live sink's flusher holds a strong reference only while it
+        // flushes, so this waits at most for one flush.
+        let state = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(state) => break state,
+                Err(still_shared) => {
+                    shared = still_shared;
+                    std::thread::yield_now();
+                }
+            }
+        };
+        let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
         state.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+impl<W: Write + Send + 'static> JsonlSink<W> {
+    /// A buffered sink whose lines reach `writer` at most `delay` after they
+    /// were emitted, for a reader following the stream (a pipe into another
+    /// program, `tail -f`): a background thread flushes whatever is buffered
+    /// every `delay`, so a quiet action's last events are not held back. The
+    /// thread ends with the sink.
+    pub fn live(writer: W, delay: Duration) -> Self {
+        let sink = JsonlSink::new(writer, Flush::Buffered);
+        let state = Arc::downgrade(&sink.state);
+        std::thread::Builder::new()
+            .name("jsonl-flusher".into())
+            .spawn(move || flush_periodically(state, delay))
+            .map(drop)
+            .unwrap_or_else(|e| tracing::warn!("no background flushing of the JSON-lines stream: {e}"));
+        sink
+    }
+}
+
+/// The loop of a live sink's flusher thread.
+fn flush_periodically<W: Write>(state: Weak<Mutex<State<W>>>, delay: Duration) {
+    loop {
+        std::thread::sleep(delay);
+        let Some(state) = state.upgrade() else { return };
+        let mut state = lock(&state);
+        if state.error.is_none() && !state.out.buffer().is_empty() {
+            let result = state.out.flush();
+            state.record(result);
+        }
     }
 }
 
 impl JsonlSink<File> {
     /// Creates (or truncates) the file at `path` and writes lines to it.
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
-        File::create(path).map(|file| JsonlSink::new(file, false))
+        File::create(path).map(|file| JsonlSink::new(file, Flush::Buffered))
     }
 }
 
 impl JsonlSink<io::Stdout> {
     /// Writes lines to standard output.
     pub fn stdout() -> Self {
-        JsonlSink::new(io::stdout(), false)
+        JsonlSink::new(io::stdout(), Flush::Buffered)
     }
 }
 
@@ -180,7 +234,7 @@ impl<W: Write + Send> EventSink for JsonlSink<W> {
         }
         let state = &mut *state;
         let mut result = write_line(&mut state.out, &state.run_part, event);
-        if result.is_ok() && self.flush_each {
+        if result.is_ok() && self.flush == Flush::EachLine {
             result = state.out.flush();
         }
         state.record(result);
@@ -267,7 +321,7 @@ mod tests {
     }
 
     fn write_all(run: &RunInfo, events: &[Event]) -> String {
-        let sink = JsonlSink::new(Vec::new(), false);
+        let sink = JsonlSink::new(Vec::new(), Flush::Buffered);
         sink.start(run);
         for e in events {
             sink.emit(run, e);
@@ -404,7 +458,7 @@ mod tests {
 
     #[test]
     fn run_part_follows_the_run_even_without_start() {
-        let sink = JsonlSink::new(Vec::new(), false);
+        let sink = JsonlSink::new(Vec::new(), Flush::Buffered);
         let first = RunInfo::new("p", "one");
         let second = RunInfo::new("p", "two").with_job_id("j");
         sink.emit(&first, &Event::result(json!(1)));
@@ -443,7 +497,7 @@ mod tests {
                 written: Vec::new(),
                 flushes: 0,
             },
-            false,
+            Flush::Buffered,
         );
         let run = run();
         sink.start(&run);
@@ -458,14 +512,14 @@ mod tests {
     }
 
     #[test]
-    fn flush_each_writes_every_line_through() {
+    fn each_line_policy_writes_every_line_through() {
         let sink = JsonlSink::new(
             Failing {
                 ok_bytes: usize::MAX,
                 written: Vec::new(),
                 flushes: 0,
             },
-            true,
+            Flush::EachLine,
         );
         let run = run();
         sink.start(&run);
@@ -481,6 +535,43 @@ mod tests {
         assert_eq!(inner.written.iter().filter(|&&b| b == b'\n').count(), 2);
     }
 
+    /// A writer whose bytes the test can read while the sink still owns it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn live_sink_delivers_a_quiet_streams_last_line_without_finish() {
+        let written = Shared::default();
+        let sink = JsonlSink::live(written.clone(), Duration::from_millis(5));
+        let run = run();
+        sink.start(&run);
+        sink.emit(&run, &Event::result(json!(1)));
+        // No further event and no finish: only the flusher can write it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while lock(&written.0).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the line never reached the writer"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = String::from_utf8(lock(&written.0).clone()).unwrap();
+        assert_eq!(parse_line(out.trim_end()).unwrap().1.data, json!(1));
+        sink.emit(&run, &Event::result(json!(2)));
+        sink.into_inner().unwrap();
+        assert_eq!(String::from_utf8(lock(&written.0).clone()).unwrap().lines().count(), 2);
+    }
+
     #[test]
     fn buffered_sink_writes_only_when_full_or_finished() {
         let sink = JsonlSink::new(
@@ -489,7 +580,7 @@ mod tests {
                 written: Vec::new(),
                 flushes: 0,
             },
-            false,
+            Flush::Buffered,
         );
         let run = run();
         sink.start(&run);
@@ -502,7 +593,7 @@ mod tests {
     #[test]
     fn many_events_stay_parseable() {
         let run = run();
-        let sink = JsonlSink::new(Vec::new(), false);
+        let sink = JsonlSink::new(Vec::new(), Flush::Buffered);
         sink.start(&run);
         for i in 0..20_000u64 {
             sink.emit(&run, &Event::user("tick", json!({"i": i})).with_step("loop"));
@@ -521,7 +612,7 @@ mod tests {
     #[ignore = "timing; meaningful only in release builds"]
     fn writes_over_a_million_events_a_second() {
         let run = run();
-        let sink = JsonlSink::new(io::sink(), false);
+        let sink = JsonlSink::new(io::sink(), Flush::Buffered);
         sink.start(&run);
         let n = 2_000_000u64;
         let started = std::time::Instant::now();

@@ -48,7 +48,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-pub use jsonl::{parse_line, JsonlParseError, JsonlSink};
+pub use jsonl::{parse_line, Flush, JsonlParseError, JsonlSink};
 pub use metrics::{MetricsBook, MetricsError};
 pub use progress::{ProgressError, ProgressStatus, ProgressTracker, StepProgress};
 pub use terminal::{TerminalOptions, TerminalSink};
