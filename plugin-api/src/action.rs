@@ -306,9 +306,17 @@ pub trait BaseAction: Sized + 'static {
 /// Registers a function-based action, the Rust form of
 /// `@action(params=..., description=...)`:
 ///
-/// ```ignore
-/// action!(train, params = TrainParams, description = "Train a model")
-/// action!(serve_model, params = ServeParams, description = "Serve", method = RunMethod::Serve)
+/// ```
+/// # use plugin_api::{action, ActionResult, RunMethod, RuntimeContext};
+/// # use serde::Deserialize;
+/// # #[derive(Deserialize, schemars::JsonSchema)]
+/// # struct TrainParams { epochs: u32 }
+/// # fn train(p: TrainParams, _: &RuntimeContext) -> ActionResult { Ok(serde_json::json!({ "epochs": p.epochs })) }
+/// # fn serve_model(_: TrainParams, _: &RuntimeContext) -> ActionResult { Ok(serde_json::Value::Null) }
+/// let train = action!(train, params = TrainParams, description = "Train a model");
+/// let serve = action!(serve_model, params = TrainParams, description = "Serve", method = RunMethod::Serve);
+/// assert_eq!(train.name(), "train");
+/// assert_eq!(serve.name(), "serve_model");
 /// ```
 ///
 /// The action is named after the function; `name = "..."` overrides that.

@@ -52,7 +52,12 @@ pub mod __private {
 /// Exports a plugin from a `cdylib` crate. Give it a function that builds
 /// the [`Plugin`]; it is called once, on first use.
 ///
-/// ```ignore
+/// ```
+/// use plugin_api::prelude::*;
+/// # #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// # struct TrainParams { epochs: u32 }
+/// # fn train(p: TrainParams, _: &RuntimeContext) -> ActionResult { Ok(json!({ "epochs": p.epochs })) }
+///
 /// fn plugin() -> Plugin {
 ///     Plugin::new("my-plugin", "My plugin", env!("CARGO_PKG_VERSION"))
 ///         .action(action!(train, params = TrainParams, description = "Train a model"))

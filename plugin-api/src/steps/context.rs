@@ -167,9 +167,21 @@ impl StepContext for BaseStepContext {
 /// `ctx.set_progress(c, t)`, `ctx.log(..)` and `ctx.runtime_ctx` work on it
 /// directly, as in the guide.
 ///
-/// ```ignore
+/// ```
+/// use std::path::PathBuf;
+/// use std::sync::Arc;
+/// use plugin_api::prelude::*;
+/// # use plugin_api::testing::RecordingHost;
+///
 /// struct MyContext { base: BaseStepContext, files: Vec<PathBuf> }
 /// step_context!(MyContext, base);
+///
+/// # let host = Arc::new(RecordingHost::default());
+/// # let runtime_ctx = RuntimeContext::with_host(host.clone());
+/// let mut ctx = MyContext { base: BaseStepContext::new(runtime_ctx), files: Vec::new() };
+/// ctx.files.push("out/a.csv".into());
+/// ctx.log("prepared", json!({ "files": ctx.files.len() }));
+/// # assert_eq!(host.calls().len(), 1);
 /// ```
 #[macro_export]
 macro_rules! step_context {
