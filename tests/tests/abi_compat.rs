@@ -137,19 +137,7 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
         reason.lines().count() == 1,
         "the reason is one line, not abi_stable's full dump: {reason}"
     );
-    let output = loader(
-        dir.path(),
-        &[
-            "run",
-            "tabular-trainer",
-            "train",
-            "--params",
-            r#"{"epochs": 1, "samples": 100}"#,
-            "--quiet",
-        ],
-        &[],
-    );
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert_sample_trains(dir.path());
 }
 
 #[test]

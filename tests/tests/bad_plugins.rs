@@ -94,19 +94,7 @@ fn every_bad_file_is_reported_and_the_valid_plugin_still_runs() {
         "{codes:?}"
     );
 
-    let output = loader(
-        dir.path(),
-        &[
-            "run",
-            "tabular-trainer",
-            "train",
-            "--params",
-            r#"{"epochs": 1, "samples": 100}"#,
-            "--quiet",
-        ],
-        &[],
-    );
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert_sample_trains(dir.path());
 }
 
 fn probe_dir() -> tempfile::TempDir {

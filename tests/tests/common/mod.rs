@@ -182,3 +182,21 @@ pub fn assert_envelope(events: &[Value], plugin: &str, action: &str) {
 pub fn exit_code(output: &Output) -> i32 {
     output.status.code().unwrap_or(-1)
 }
+
+/// Runs a short `tabular-trainer train` from `dir` and asserts it succeeds:
+/// the valid plugin beside whatever a test put in the folder still works.
+pub fn assert_sample_trains(dir: &Path) {
+    let output = loader(
+        dir,
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            r#"{"epochs": 1, "samples": 100}"#,
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+}
