@@ -45,6 +45,10 @@ pub enum Command {
     /// events on stdout).
     #[command(name = "__child", hide = true)]
     Child,
+    /// Internal: loads the given libraries and says how far it got, so
+    /// that a library that crashes while loading is found in a child.
+    #[command(name = "__load-check", hide = true)]
+    LoadCheck { libraries: Vec<PathBuf> },
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ use loader::environment::EnvironmentBuilder;
 use loader::events::{EventSink, FanOut, Flush, JsonlSink, TerminalSink, TracingSink};
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
+use loader::load_check::{check_loading, serve_load_check};
 use loader::runner::{run_action, Deadline};
 use plugin_api::ActionManifest;
 use serde_json::{json, Value};
@@ -21,6 +22,9 @@ use crate::exit::{CliError, ExitCode};
 
 /// The longest a JSONL line waits in the loader before its reader sees it.
 const LIVE_STREAM_DELAY: Duration = Duration::from_millis(50);
+
+/// How long one library may take to load in the checking child process.
+const LOAD_CHECK_TIME_PER_FILE: Duration = Duration::from_secs(30);
 
 /// The environment variable naming the plugin folder.
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
@@ -35,6 +39,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             0 => ExitCode::Success,
             _ => ExitCode::ActionFailed,
         }),
+        Command::LoadCheck { libraries } => Ok(match serve_load_check(&libraries) {
+            0 => ExitCode::Success,
+            _ => ExitCode::ActionFailed,
+        }),
     }
 }
 
@@ -43,8 +51,25 @@ fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("plugins"))
 }
 
+/// Scans the plugin folder. Every library is first loaded in a child
+/// process (see `loader::load_check`), so that one whose loading crashes or
+/// hangs is reported and skipped instead of taking the loader down.
 fn scan(dir: &Path) -> Result<Discovery, CliError> {
-    let discovery = Discovery::scan(dir).map_err(|e| CliError::usage(e.to_string()))?;
+    let candidates = Discovery::candidates(dir).map_err(|e| CliError::usage(e.to_string()))?;
+    let mut discovery = Discovery::default();
+    match ChildCommand::current_exe(&["__load-check", "--"]) {
+        Ok(checker) => {
+            let crashed = check_loading(&checker, &candidates, LOAD_CHECK_TIME_PER_FILE, |path| {
+                discovery.load_file(path)
+            });
+            discovery.problems.extend(crashed);
+        }
+        Err(e) => {
+            tracing::warn!("cannot find the loader executable to check plugin libraries in a child: {e}");
+            candidates.iter().for_each(|path| discovery.load_file(path));
+        }
+    }
+    discovery.problems.sort_by(|a, b| a.path.cmp(&b.path));
     for problem in &discovery.problems {
         tracing::info!("skipped {problem}");
     }

@@ -71,12 +71,20 @@ pub struct ScanError {
 pub struct Discovery {
     pub plugins: Vec<LoadedPlugin>,
     pub problems: Vec<Problem>,
+    /// The canonical paths loaded so far: a file reached twice (through a
+    /// link) is loaded once.
+    seen_files: HashSet<PathBuf>,
 }
 
 impl Discovery {
     /// Scans `dir` (not recursively) for files with the platform's library
-    /// extension, in file-name order.
+    /// extension, in file-name order, and loads them.
     pub fn scan(dir: &Path) -> Result<Self, ScanError> {
+        Ok(Self::load_files(&Self::candidates(dir)?))
+    }
+
+    /// The files in `dir` named like libraries of this platform, sorted.
+    pub fn candidates(dir: &Path) -> Result<Vec<PathBuf>, ScanError> {
         let scan_error = |source| ScanError {
             path: dir.to_owned(),
             source,
@@ -87,27 +95,31 @@ impl Discovery {
             .filter(|path| is_library_name(path))
             .collect();
         candidates.sort();
-        Ok(Self::load_files(&candidates))
+        Ok(candidates)
     }
 
     /// Loads the given files as plugins.
     pub fn load_files(paths: &[PathBuf]) -> Self {
         let mut discovery = Discovery::default();
-        let mut seen_files = HashSet::new();
         for path in paths {
-            let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            if !seen_files.insert(canonical.clone()) {
-                continue;
-            }
-            match load_plugin(path) {
-                Ok(plugin) => discovery.add(plugin),
-                Err(reason) => discovery.problems.push(Problem {
-                    path: path.clone(),
-                    reason,
-                }),
-            }
+            discovery.load_file(path);
         }
         discovery
+    }
+
+    /// Loads one more file: a plugin, or a problem with the reason.
+    pub fn load_file(&mut self, path: &Path) {
+        let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        if !self.seen_files.insert(canonical) {
+            return;
+        }
+        match load_plugin(path) {
+            Ok(plugin) => self.add(plugin),
+            Err(reason) => self.problems.push(Problem {
+                path: path.to_owned(),
+                reason,
+            }),
+        }
     }
 
     fn add(&mut self, plugin: LoadedPlugin) {

@@ -251,7 +251,9 @@ fn crashed(message: String) -> ActionFailure {
     ActionFailure::new(FailureKind::Crashed, message)
 }
 
-fn spawn(command: &ChildCommand) -> std::io::Result<Child> {
+/// Starts a child with piped stdin and stdout and the parent's stderr, in
+/// its own process group (so a terminal's Ctrl-C reaches only the parent).
+pub(crate) fn spawn(command: &ChildCommand) -> std::io::Result<Child> {
     let mut cmd = Command::new(&command.program);
     cmd.args(&command.args)
         .stdin(Stdio::piped())
@@ -301,19 +303,25 @@ fn failure_from_event(event: &Event) -> ActionFailure {
 
 /// How the child ended, in words.
 pub fn describe_exit(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("the action's process exited with code {code} without reporting a result"),
+        None => format!("the action crashed: its process {}", exit_in_words(status)),
+    }
+}
+
+/// How a process ended: "was killed by signal 11 (SIGSEGV)", "exited with
+/// code 3".
+pub fn exit_in_words(status: ExitStatus) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
-            return format!(
-                "the action crashed: its process was killed by signal {signal} ({})",
-                signal_name(signal)
-            );
+            return format!("was killed by signal {signal} ({})", signal_name(signal));
         }
     }
     match status.code() {
-        Some(code) => format!("the action's process exited with code {code} without reporting a result"),
-        None => "the action's process ended without reporting a result".to_owned(),
+        Some(code) => format!("exited with code {code}"),
+        None => "ended abnormally".to_owned(),
     }
 }
 

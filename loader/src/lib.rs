@@ -2,7 +2,8 @@
 //! ([`discovery`]), build the environment a plugin may see
 //! ([`environment`]), run an action with an injected context ([`runner`],
 //! [`host`]), and fan everything the plugin reports out to sinks
-//! ([`events`]), in this process or in an isolated child ([`isolate`]).
+//! ([`events`]), in this process or in an isolated child ([`isolate`]);
+//! libraries can be test-loaded in a child first ([`load_check`]).
 //! The `loader` binary is a thin CLI over this.
 
 pub mod discovery;
@@ -10,6 +11,7 @@ pub mod environment;
 pub mod events;
 pub mod host;
 pub mod isolate;
+pub mod load_check;
 pub mod preflight;
 pub mod runner;
 

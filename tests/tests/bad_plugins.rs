@@ -1,6 +1,6 @@
 //! The loader cannot be taken down by a bad file or a bad action: every
-//! file that is not a plugin is reported with its name and reason while the
-//! valid plugins beside it load and run, and an action that panics, fails,
+//! file that is not a plugin, or that crashes whatever loads it, is reported
+//! with its name and reason while the valid plugins beside it load and run, and an action that panics, fails,
 //! aborts, segfaults or hangs becomes a reported failure with every event it
 //! reported before kept in the stream.
 
@@ -16,6 +16,7 @@ fn folder_of_bad_files() -> tempfile::TempDir {
     let dir = plugin_dir(&[
         sample_library("tabular-trainer"),
         fixture_library("probe", "plain-cdylib"),
+        fixture_library("probe", "crash-on-load"),
     ]);
     let path = dir.path();
     let name = |stem: &str| path.join(library_file_name(stem));
@@ -74,6 +75,8 @@ fn every_bad_file_is_reported_and_the_valid_plugin_still_runs() {
     assert!(reason_of(problems, "folder").contains("directory"));
     assert!(reason_of(problems, "truncated").contains("truncated"));
     assert!(reason_of(problems, "plain-cdylib").contains("not a plugin: the library exports no abi_stable root module"));
+    assert!(reason_of(problems, "crash-on-load")
+        .contains("loading this library crashed the process, which was killed by signal 6 (SIGABRT)"));
     #[cfg(unix)]
     {
         assert!(reason_of(problems, "dangling").contains("cannot read the file"));
