@@ -268,20 +268,33 @@ pub(crate) fn spawn(command: &ChildCommand) -> std::io::Result<Child> {
 }
 
 fn read_lines(child: &mut Child) -> mpsc::Receiver<Line> {
+    stdout_lines(child, |line| {
+        if line.trim().is_empty() {
+            return None;
+        }
+        Some(match jsonl::parse_line(&line) {
+            Ok((_, event)) => Line::Event(event),
+            Err(_) => Line::Garbage(line),
+        })
+    })
+}
+
+/// Reads the child's stdout on a thread, sending what `read` makes of each
+/// line (lines it returns `None` for are skipped). The channel closes when
+/// the child's stdout does.
+pub(crate) fn stdout_lines<T: Send + 'static>(
+    child: &mut Child,
+    read: impl Fn(String) -> Option<T> + Send + 'static,
+) -> mpsc::Receiver<T> {
     let (sender, receiver) = mpsc::channel();
     if let Some(stdout) = child.stdout.take() {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let parsed = match jsonl::parse_line(&line) {
-                    Ok((_, event)) => Line::Event(event),
-                    Err(_) => Line::Garbage(line),
-                };
-                if sender.send(parsed).is_err() {
-                    break;
+                if let Some(item) = read(line) {
+                    if sender.send(item).is_err() {
+                        break;
+                    }
                 }
             }
         });

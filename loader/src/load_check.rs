@@ -12,14 +12,14 @@
 //! extra process and every file is still checked. The parent loads each
 //! file as soon as the child has survived it, so the two work side by side.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::process::ExitStatus;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use crate::discovery::{Discovery, Problem};
-use crate::isolate::{exit_in_words, spawn, ChildCommand};
+use crate::isolate::{exit_in_words, spawn, stdout_lines, ChildCommand};
 
 /// Loads `paths` in child processes started from `child` (with the paths
 /// appended to its arguments), allowing each file `per_file` to load, and
@@ -141,7 +141,7 @@ fn check_batch(
         }
     };
     drop(child.stdin.take());
-    let lines = read_lines(&mut child);
+    let lines = stdout_lines(&mut child, Some);
     let mut progress = Progress::default();
     loop {
         match lines.recv_timeout(per_file) {
@@ -177,21 +177,6 @@ fn check_batch(
             why: format!("cannot wait for it: {e}"),
         },
     }
-}
-
-fn read_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    receiver
 }
 
 /// The child's side: loads each file as discovery would, saying
