@@ -12,7 +12,7 @@ use loader::environment::EnvironmentBuilder;
 use loader::events::{EventSink, FanOut, Flush, JsonlSink, TerminalSink, TracingSink};
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
-use loader::load_check::{check_loading, serve_load_check};
+use loader::load_check::{scan_supervised, serve_load_check};
 use loader::runner::{run_action, Deadline};
 use plugin_api::ActionManifest;
 use serde_json::{json, Value};
@@ -55,21 +55,14 @@ fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
 /// process (see `loader::load_check`), so that one whose loading crashes or
 /// hangs is reported and skipped instead of taking the loader down.
 fn scan(dir: &Path) -> Result<Discovery, CliError> {
-    let candidates = Discovery::candidates(dir).map_err(|e| CliError::usage(e.to_string()))?;
-    let mut discovery = Discovery::default();
-    match ChildCommand::current_exe(&["__load-check", "--"]) {
-        Ok(checker) => {
-            let crashed = check_loading(&checker, &candidates, LOAD_CHECK_TIME_PER_FILE, |path| {
-                discovery.load_file(path)
-            });
-            discovery.problems.extend(crashed);
-        }
+    let discovery = match ChildCommand::current_exe(&["__load-check", "--"]) {
+        Ok(checker) => scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE),
         Err(e) => {
             tracing::warn!("cannot find the loader executable to check plugin libraries in a child: {e}");
-            candidates.iter().for_each(|path| discovery.load_file(path));
+            Discovery::scan(dir)
         }
     }
-    discovery.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    .map_err(|e| CliError::usage(e.to_string()))?;
     for problem in &discovery.problems {
         tracing::info!("skipped {problem}");
     }

@@ -18,8 +18,22 @@ use std::process::ExitStatus;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
-use crate::discovery::{Discovery, Problem};
+use crate::discovery::{Discovery, Problem, ScanError};
 use crate::isolate::{exit_in_words, spawn, stdout_lines, ChildCommand};
+
+/// [`Discovery::scan`] under supervision: every library in `dir` is first
+/// loaded by a child started from `checker` (a program that calls
+/// [`serve_load_check`] with the paths appended to its arguments), and
+/// loaded here only once the child has survived it. Libraries that crashed
+/// or stalled the child are among the problems, in file-name order.
+pub fn scan_supervised(dir: &Path, checker: &ChildCommand, per_file: Duration) -> Result<Discovery, ScanError> {
+    let candidates = Discovery::candidates(dir)?;
+    let mut discovery = Discovery::default();
+    let crashed = check_loading(checker, &candidates, per_file, |path| discovery.load_file(path));
+    discovery.problems.extend(crashed);
+    discovery.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(discovery)
+}
 
 /// Loads `paths` in child processes started from `child` (with the paths
 /// appended to its arguments), allowing each file `per_file` to load, and

@@ -18,9 +18,10 @@
 //!
 //! The sink is built for throughput (over a million events a second): each
 //! line is serialised straight into a `BufWriter`, with the run's part
-//! (`job_id`, `plugin`, `action`) serialised once per run. When the buffer
-//! reaches the writer is the sink's [`Flush`] policy: at the end, after every
-//! line, or within a bounded delay (for a reader following the stream live).
+//! (`job_id`, `plugin`, `action`) serialised once per run. The buffer is
+//! written through at the end or after every line (see [`Flush`]), or, for
+//! a reader following the stream live, within a bounded delay
+//! ([`JsonlSink::live`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
