@@ -128,9 +128,14 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
     ]);
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("changed-plugin"));
-    assert!(reason.contains("do not match plugin-api 1.0.0"), "{reason}");
     assert!(
-        reason.contains("expected u64, found u32") && reason.contains("set_progress"),
+        reason.contains("built against plugin-api 1.0.0, but its layout is not the one plugin-api 1.0 released")
+            && reason.contains("this loader has plugin-api 1.1.0"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("at run_action (parameter 1).vtable.set_progress (parameter 2)")
+            && reason.contains("expected u64, found u32"),
         "{reason}"
     );
     assert!(

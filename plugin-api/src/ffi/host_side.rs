@@ -1,20 +1,17 @@
-//! The host's half of the boundary: loading a plugin library and checking it
-//! against the layout of the plugin-api version it declares, calling its
-//! entry points, and exposing a host's Rust callbacks as a [`HostVtable`].
+//! The host's half of the boundary: exposing a host's Rust callbacks as a
+//! [`HostVtable`] (the one part a release that adds a host function edits).
+//! Loading a library and calling its entry points is [`super::loading`],
+//! re-exported here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::sync::Arc;
 
-use abi_stable::library::{AbiHeaderRef, LibHeader, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL};
 use abi_stable::prefix_type::WithMetadata;
 use abi_stable::staticref;
 use abi_stable::std_types::{ROption, RResult, RStr, RString};
 
-use super::{
-    v1_0, ApiVersion, ClientKind, HostContext, HostState, HostStatePtr, HostVtable, HostVtableRef, PluginModuleRef,
-    API_VERSION,
-};
+pub use super::loading::{load_library, LoadError, PluginLibrary};
+use super::{ClientKind, HostContext, HostState, HostStatePtr, HostVtable, HostVtableRef};
 
 /// What the host does for each context method. The loader implements this;
 /// the boundary turns it into a [`HostVtable`].
@@ -35,194 +32,6 @@ pub trait ContextHost: Send + Sync + 'static {
     fn is_cancelled(&self) -> bool;
     fn has_client(&self, kind: ClientKind) -> bool;
     fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String>;
-}
-
-/// Why a file could not be loaded as a plugin.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot open the library: {0}")]
-    Open(String),
-    #[error("not a plugin: the library exports no abi_stable root module ({0})")]
-    NoRootModule(String),
-    #[error("not a plugin: {0}")]
-    InvalidHeader(String),
-    #[error("the plugin declares an unreadable plugin-api version ({0})")]
-    UnreadableVersion(String),
-    #[error("built for plugin-api {plugin}, but this loader has plugin-api {host}: major versions must match")]
-    IncompatibleMajor { plugin: ApiVersion, host: ApiVersion },
-    #[error("built for plugin-api {plugin} without layout information, so its ABI cannot be checked")]
-    NoLayout { plugin: ApiVersion },
-    #[error("the plugin's types do not match plugin-api {plugin} (was plugin-api changed without a version bump?): {reason}")]
-    Layout { plugin: ApiVersion, reason: String },
-    #[error("the plugin's root module failed to initialise: {0}")]
-    Init(String),
-}
-
-/// A loaded plugin library. Libraries are never unloaded (abi_stable keeps
-/// `'static` references into them), so this is cheap to copy around.
-#[derive(Clone, Copy)]
-pub struct PluginLibrary {
-    module: PluginModuleRef,
-    api_version: ApiVersion,
-}
-
-impl std::fmt::Debug for PluginLibrary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginLibrary")
-            .field("api_version", &self.api_version)
-            .finish()
-    }
-}
-
-/// Loads the library at `path`, checks that it is a plugin built against a
-/// compatible plugin-api, and initialises its root module.
-///
-/// Loading runs the library's static initialisers: a hostile library can take
-/// the process down here, which is why the loader can run plugins in a child.
-pub fn load_library(path: &Path) -> Result<PluginLibrary, LoadError> {
-    let header = open_header(path)?;
-    let api_version = ApiVersion::from_version_strings(&header.version_strings())
-        .ok_or_else(|| LoadError::UnreadableVersion(format!("{:?}", header.version_strings())))?;
-    if api_version.major != API_VERSION.major {
-        return Err(LoadError::IncompatibleMajor {
-            plugin: api_version,
-            host: API_VERSION,
-        });
-    }
-    if header.layout().is_none() {
-        return Err(LoadError::NoLayout { plugin: api_version });
-    }
-    let layout_error = |e: LibraryError| match e {
-        LibraryError::AbiInstability(_) => LoadError::Layout {
-            plugin: api_version,
-            reason: summarize_layout_error(&e.to_string()),
-        },
-        other => LoadError::Init(other.to_string()),
-    };
-    // Check against the layout of the newest release the plugin knows, so that
-    // every field it has is checked and none it lacks is required.
-    if api_version.minor == 0 {
-        header.ensure_layout::<v1_0::PluginModuleRef>().map_err(layout_error)?;
-    } else {
-        header.ensure_layout::<PluginModuleRef>().map_err(layout_error)?;
-    }
-    // SAFETY: the layout was checked just above against the release the plugin
-    // was built with. Every release's root module is a prefix of the current
-    // one with the same prefix fields, and abi_stable stores the plugin's own
-    // field count beside its module: accessors of fields the plugin lacks
-    // return `None` instead of reading past its struct.
-    let module = unsafe { header.unchecked_layout::<PluginModuleRef>() }.map_err(|e| LoadError::Init(e.to_string()))?;
-    Ok(PluginLibrary { module, api_version })
-}
-
-/// abi_stable's layout errors print every type on the path to the mismatch,
-/// hundreds of lines. Keeps what a person needs: the path of field names
-/// from the root module to the mismatch, and the mismatch itself.
-pub fn summarize_layout_error(full: &str) -> String {
-    let Some(last_block) = full.rsplit("error(s)inside:").next() else {
-        return full.to_owned();
-    };
-    let fields: Vec<&str> = last_block
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("field_name:"))
-        .filter(|name| !name.is_empty() && name.chars().any(char::is_alphabetic))
-        .collect();
-    let verdict: Vec<&str> = match last_block.find("\nError:") {
-        Some(at) => last_block[at..]
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect(),
-        None => return full.to_owned(),
-    };
-    let verdict = verdict
-        .join(" ")
-        .replace("Error:", "")
-        .replace("Expected: ", "expected ")
-        .replace(" Found: ", ", found ");
-    format!("{} (at {})", verdict.trim(), fields.join("."))
-}
-
-fn open_header(path: &Path) -> Result<&'static LibHeader, LoadError> {
-    let library = open_library(path)?;
-    // SAFETY: `ROOT_MODULE_LOADER_NAME` is the symbol under which abi_stable
-    // exports a `LibHeader` static whose first field is an `AbiHeader`; an
-    // `AbiHeaderRef` is a pointer to it, which is what libloading gives for a
-    // data symbol. Whether it really is an abi_stable header is checked by
-    // `upgrade` (magic string and abi_stable version) before anything else
-    // is read from it.
-    let header_ref: AbiHeaderRef = unsafe {
-        *library
-            .get::<AbiHeaderRef>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes())
-            .map_err(|e| LoadError::NoRootModule(e.to_string()))?
-    };
-    let header = header_ref
-        .upgrade()
-        .map_err(|e| LoadError::InvalidHeader(e.to_string()))?;
-    // abi_stable hands out `'static` references into the library: it must stay
-    // loaded for the rest of the process.
-    std::mem::forget(library);
-    Ok(header)
-}
-
-#[cfg(unix)]
-fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
-    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
-    // SAFETY: loading a library runs its initialisers; that is the inherent
-    // risk of in-process plugins, documented on `load_library`. RTLD_NOW makes
-    // a missing dependency fail here with a message instead of at a call.
-    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
-        .map(Into::into)
-        .map_err(|e| LoadError::Open(e.to_string()))
-}
-
-#[cfg(not(unix))]
-fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
-    // SAFETY: see the unix variant.
-    unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open(e.to_string()))
-}
-
-impl PluginLibrary {
-    /// The plugin-api version the plugin was built against.
-    pub fn api_version(&self) -> ApiVersion {
-        self.api_version
-    }
-
-    /// The plugin's manifest as JSON text.
-    pub fn manifest_json(&self) -> Result<String, String> {
-        result_string((self.module.manifest())())
-    }
-
-    /// The manifest without schemas, cheaper to make; the full manifest from
-    /// a plugin that predates plugin-api 1.1, which added the summary.
-    pub fn manifest_summary_json(&self) -> Result<String, String> {
-        match self.module.manifest_summary() {
-            Some(summary) => result_string(summary()),
-            None => self.manifest_json(),
-        }
-    }
-
-    /// Runs `action` with `params_json` and the host's context. The plugin
-    /// catches its own panics and reports them as a failure.
-    pub fn run_action<H: ContextHost>(&self, host: &Arc<H>, action: &str, params_json: &str) -> Result<String, String> {
-        let context = context_for(host);
-        result_string((self.module.run_action())(context, action.into(), params_json.into()))
-    }
-
-    /// Validates params without running the action; `None` when the plugin
-    /// predates plugin-api 1.1, which added this entry point.
-    pub fn validate_params(&self, action: &str, params_json: &str) -> Option<Result<(), String>> {
-        let validate = self.module.validate_params()?;
-        Some(
-            validate(action.into(), params_json.into())
-                .into_result()
-                .map_err(String::from),
-        )
-    }
-}
-
-fn result_string(result: RResult<RString, RString>) -> Result<String, String> {
-    result.into_result().map(String::from).map_err(String::from)
 }
 
 /// The context handed to a plugin for a run with this host. `host` must stay

@@ -6,13 +6,16 @@
 //! - [`PluginModule`]: the root module a plugin exports (plugin -> host);
 //! - [`HostVtable`] / [`HostContext`]: the context the host injects into every
 //!   action call (host -> plugin);
-//! - [`v1_0`]: frozen copies of the boundary as released in earlier minor
-//!   versions, used by the host to check older plugins against the layout
-//!   they were really built with;
+//! - [`v1_0`], [`v1_1`], ...: frozen copies of the boundary as each minor
+//!   version released it, listed by minor in [`releases::RELEASES`]; a
+//!   plugin declaring 1.M is checked against entry M;
 //! - [`plugin_side`]: the `extern "C"` entry points a plugin exports, which
 //!   catch every panic before it can reach the boundary;
-//! - [`host_side`]: loading a library, choosing the layout to check it
-//!   against, and turning a host's Rust callbacks into a [`HostVtable`].
+//! - [`loading`]: loading a library, choosing the layout to check it against,
+//!   and calling its entry points; [`layout_mismatch`] says what differs;
+//! - [`host_side`]: turning a host's Rust callbacks into a [`HostVtable`];
+//! - [`layout_text`]: the readable layout fingerprint committed under
+//!   `plugin-api/abi/` and checked by the layout guard's tests.
 //!
 //! Structured values (params, results, metrics, log data, manifests, errors)
 //! cross as JSON text, so the checked layout stays small and stable while
@@ -22,12 +25,22 @@
 //!
 //! Both prefix types keep `#[sabi(last_prefix_field)]` on the last field of
 //! the 1.0 release for the whole 1.x series. A minor release may only append
-//! fields after it; their accessors return `Option`, `None` when the other
-//! side was built against an older minor version.
+//! fields after the last ones; their accessors return `Option`, `None` when
+//! the other side was built against an older minor version. A release
+//! freezes its boundary as `v1_M`, adds it to [`releases::RELEASES`] and
+//! commits its layout snapshot; the layout guard's tests fail on any layout
+//! change without a version bump.
 
 pub mod host_side;
+#[cfg(test)]
+mod layout_guard;
+pub mod layout_mismatch;
+pub mod layout_text;
+pub mod loading;
 pub mod plugin_side;
+pub mod releases;
 pub mod v1_0;
+pub mod v1_1;
 
 use abi_stable::{
     declare_root_module_statics,
