@@ -3,6 +3,11 @@
 //! plugin-api runs in this loader; a newer minor loads and gets a clear
 //! error from the one feature its host lacks; another major version, or a
 //! layout changed without a version bump, is refused at load with the reason.
+//!
+//! The release rehearsal (tests/fixtures/api-1.2) is the next minor release
+//! made by the README's recipe, with a loader built against it
+//! (`future-host`): today's plugins must run in it, as they will in the
+//! real next release.
 
 mod common;
 
@@ -88,17 +93,80 @@ fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
     let listing = listing(dir.path());
     assert_eq!(listing["plugins"][0]["plugin_api"], "1.2.0");
 
-    let output = loader(dir.path(), &["run", "future", "basic"], &[]);
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    assert_eq!(result, json!({ "ok": true, "host_can_cancel": true }));
+    for mode in ["--isolate", "--in-process"] {
+        let output = loader(dir.path(), &["run", "future", "basic", mode], &[]);
+        assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
+        let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(result, json!({ "ok": true, "host_can_cancel": true }), "{mode}");
 
-    let output = loader(dir.path(), &["run", "future", "report", "--events", "jsonl"], &[]);
-    assert_eq!(exit_code(&output), 1);
-    let error = jsonl(&stdout(&output)).pop().unwrap();
-    assert_eq!(error["kind"], "error");
-    let message = error["data"]["message"].as_str().unwrap();
-    assert!(message.contains("report_artifact needs plugin-api >= 1.2"), "{message}");
+        let output = loader(dir.path(), &["run", "future", "report", "--events", "jsonl", mode], &[]);
+        assert_eq!(exit_code(&output), 1, "{mode}: {}", stderr(&output));
+        let error = jsonl(&stdout(&output)).pop().unwrap();
+        assert_eq!(error["kind"], "error", "{mode}");
+        let message = error["data"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("report_artifact needs plugin-api >= 1.2"),
+            "{mode}: {message}"
+        );
+    }
+}
+
+/// Runs the rehearsal's loader (built against plugin-api 1.2) on one
+/// library; its exit code and the JSON lines it printed.
+fn run_in_future_host(library: &std::path::Path, action: &str, params: &str) -> (i32, Vec<Value>) {
+    let host = build_fixture("api-1.2").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
+    let dir = plugin_dir(&[library.to_owned()]);
+    let copied = dir.path().join(library.file_name().unwrap());
+    let output = std::process::Command::new(host)
+        .arg(&copied)
+        .arg(action)
+        .arg(params)
+        .env_clear()
+        .output()
+        .expect("future-host runs");
+    let events = jsonl(&stdout(&output));
+    (exit_code(&output), events)
+}
+
+#[test]
+fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
+    let export_dir = tempfile::tempdir().unwrap();
+    let export_params =
+        json!({ "output_dir": export_dir.path().join("out"), "records": 10, "shard_size": 4, "format": "jsonl" });
+    let cases = [
+        (
+            sample_library("tabular-trainer"),
+            "train",
+            json!({ "epochs": 1, "samples": 100 }),
+            "1.1.0",
+        ),
+        (sample_library("dataset-exporter"), "export", export_params, "1.1.0"),
+        (fixture_library("api-1.0", "legacy-plugin"), "greet", json!({}), "1.0.0"),
+    ];
+    for (library, action, params, declared) in cases {
+        let (code, events) = run_in_future_host(&library, action, &params.to_string());
+        let name = library.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(code, 0, "{name} in the 1.2 loader: {events:?}");
+        assert_eq!(
+            events[0],
+            json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.2.0", "health": null }),
+            "{name}: a field the plugin's release lacks reads as absent"
+        );
+        assert!(
+            !of_kind(&events, "progress").is_empty(),
+            "{name} reported progress: {events:?}"
+        );
+        assert_eq!(events.last().unwrap()["kind"], "result", "{name}: {events:?}");
+    }
+}
+
+#[test]
+fn the_next_minor_release_runs_its_own_plugins_new_features() {
+    let (code, events) = run_in_future_host(&fixture_library("api-1.2", "future-plugin"), "report", "{}");
+    assert_eq!(code, 0, "{events:?}");
+    assert_eq!(events[0]["health"], "ok", "{events:?}");
+    assert_eq!(events[1], json!({ "kind": "artifact", "path": "model.bin" }));
+    assert_eq!(events[2]["data"], json!({ "reported": true }));
 }
 
 #[test]

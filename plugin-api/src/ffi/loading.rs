@@ -180,6 +180,12 @@ fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
 }
 
 impl PluginLibrary {
+    /// The plugin's root module, for fields without an accessor here (a
+    /// field the plugin lacks reads as `None`).
+    pub fn root_module(&self) -> PluginModuleRef {
+        self.module
+    }
+
     /// The plugin-api version the plugin was built against.
     pub fn api_version(&self) -> ApiVersion {
         self.api_version
