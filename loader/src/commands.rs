@@ -109,7 +109,14 @@ fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
         let problems: Vec<Value> = discovery
             .problems
             .iter()
-            .map(|p| json!({ "path": p.path, "reason": p.reason }))
+            .map(|p| {
+                json!({
+                    "path": p.path,
+                    "kind": p.kind.as_str(),
+                    "reason": p.reason,
+                    "declared_api_version": p.declared_api_version.map(|v| v.to_string()),
+                })
+            })
             .collect();
         print_json(&json!({ "plugin_dir": dir, "plugins": plugins, "problems": problems }));
         return Ok(ExitCode::Success);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use plugin_api::ffi::host_side::{load_library, PluginLibrary};
+use plugin_api::ffi::host_side::{load_library, LoadError, PluginLibrary};
 use plugin_api::{ApiVersion, PluginManifest};
 
 /// A plugin library that loaded and described itself.
@@ -48,7 +48,79 @@ impl LoadedPlugin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub path: PathBuf,
+    /// What kind of problem it is, for programs to branch on.
+    pub kind: ProblemKind,
+    /// The reason, in one line, for people.
     pub reason: String,
+    /// The plugin-api version the file declares, when it could be read.
+    pub declared_api_version: Option<ApiVersion>,
+}
+
+/// Why a file is not a usable plugin, as `list --json` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The file could not be read.
+    Unreadable,
+    /// Not a library for this machine: a directory, an empty or truncated
+    /// file, another format or architecture, or one the system cannot open.
+    NotALibrary,
+    /// A library, but not a plugin: no abi_stable root module, or one whose
+    /// header or declared version cannot be read.
+    NotAPlugin,
+    /// Built against another major version of plugin-api.
+    IncompatibleMajor,
+    /// Its layout is not the one of the plugin-api release it declares.
+    LayoutMismatch,
+    /// Its root module failed to initialise.
+    InitFailed,
+    /// It loaded, but could not describe itself (its manifest failed or is
+    /// not valid).
+    BadManifest,
+    /// Another file already provides a plugin with the same code.
+    Duplicate,
+    /// Loading it crashed or stalled the process that tried it first.
+    CrashedWhileLoading,
+}
+
+impl ProblemKind {
+    /// The kind's name in `list --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::NotALibrary => "not_a_library",
+            ProblemKind::NotAPlugin => "not_a_plugin",
+            ProblemKind::IncompatibleMajor => "incompatible_major",
+            ProblemKind::LayoutMismatch => "layout_mismatch",
+            ProblemKind::InitFailed => "init_failed",
+            ProblemKind::BadManifest => "bad_manifest",
+            ProblemKind::Duplicate => "duplicate",
+            ProblemKind::CrashedWhileLoading => "crashed_while_loading",
+        }
+    }
+
+    fn of_load_error(error: &LoadError) -> Self {
+        match error {
+            LoadError::Open(_) => ProblemKind::NotALibrary,
+            LoadError::NoRootModule(_) | LoadError::InvalidHeader(_) | LoadError::UnreadableVersion(_) => {
+                ProblemKind::NotAPlugin
+            }
+            LoadError::IncompatibleMajor { .. } => ProblemKind::IncompatibleMajor,
+            LoadError::NoLayout { .. } | LoadError::Layout { .. } => ProblemKind::LayoutMismatch,
+            LoadError::Init(_) => ProblemKind::InitFailed,
+        }
+    }
+}
+
+impl Problem {
+    /// A problem with no declared plugin-api version.
+    pub fn new(path: PathBuf, kind: ProblemKind, reason: String) -> Self {
+        Self {
+            path,
+            kind,
+            reason,
+            declared_api_version: None,
+        }
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -115,9 +187,11 @@ impl Discovery {
         }
         match load_plugin(path) {
             Ok(plugin) => self.add(plugin),
-            Err(reason) => self.problems.push(Problem {
+            Err(refusal) => self.problems.push(Problem {
                 path: path.to_owned(),
-                reason,
+                kind: refusal.kind,
+                reason: refusal.reason,
+                declared_api_version: refusal.declared_api_version,
             }),
         }
     }
@@ -130,7 +204,9 @@ impl Discovery {
                 first.path.display()
             );
             self.problems.push(Problem {
+                declared_api_version: Some(plugin.api_version()),
                 path: plugin.path,
+                kind: ProblemKind::Duplicate,
                 reason,
             });
         } else {
@@ -158,16 +234,42 @@ pub fn is_library_name(path: &Path) -> bool {
         .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
 }
 
-fn load_plugin(path: &Path) -> Result<LoadedPlugin, String> {
+/// Why [`load_plugin`] refused a file.
+struct Refusal {
+    kind: ProblemKind,
+    reason: String,
+    declared_api_version: Option<ApiVersion>,
+}
+
+impl Refusal {
+    fn new(kind: ProblemKind, reason: String) -> Self {
+        Self {
+            kind,
+            reason,
+            declared_api_version: None,
+        }
+    }
+}
+
+fn load_plugin(path: &Path) -> Result<LoadedPlugin, Refusal> {
     check_file(path)?;
-    let library = load_library(path).map_err(|e| e.to_string())?;
+    let library = load_library(path).map_err(|e| Refusal {
+        kind: ProblemKind::of_load_error(&e),
+        reason: e.to_string(),
+        declared_api_version: e.declared_api_version(),
+    })?;
+    let bad_manifest = |reason: String| Refusal {
+        kind: ProblemKind::BadManifest,
+        reason,
+        declared_api_version: Some(library.api_version()),
+    };
     let manifest_json = library
         .manifest_summary_json()
-        .map_err(|e| format!("the plugin could not describe itself: {e}"))?;
-    let manifest: PluginManifest =
-        serde_json::from_str(&manifest_json).map_err(|e| format!("the plugin's manifest is not valid: {e}"))?;
+        .map_err(|e| bad_manifest(format!("the plugin could not describe itself: {e}")))?;
+    let manifest: PluginManifest = serde_json::from_str(&manifest_json)
+        .map_err(|e| bad_manifest(format!("the plugin's manifest is not valid: {e}")))?;
     if manifest.code.trim().is_empty() {
-        return Err("the plugin's manifest has an empty code".to_owned());
+        return Err(bad_manifest("the plugin's manifest has an empty code".to_owned()));
     }
     Ok(LoadedPlugin {
         path: path.to_owned(),
@@ -177,18 +279,23 @@ fn load_plugin(path: &Path) -> Result<LoadedPlugin, String> {
 }
 
 /// Refuses what `dlopen` would report badly, hang on, or crash on.
-fn check_file(path: &Path) -> Result<(), String> {
-    let metadata = fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+fn check_file(path: &Path) -> Result<(), Refusal> {
+    let unreadable = |e: std::io::Error| Refusal::new(ProblemKind::Unreadable, format!("cannot read the file: {e}"));
+    let not_a_library = |reason: &str| Refusal::new(ProblemKind::NotALibrary, reason.to_owned());
+    let metadata = fs::metadata(path).map_err(unreadable)?;
     if metadata.is_dir() {
-        return Err("a directory, not a library file".to_owned());
+        return Err(not_a_library("a directory, not a library file"));
     }
     if !metadata.is_file() {
-        return Err("not a regular file (a device, socket or pipe), so not a library".to_owned());
+        return Err(not_a_library(
+            "not a regular file (a device, socket or pipe), so not a library",
+        ));
     }
     if metadata.len() == 0 {
-        return Err("an empty file, not a library".to_owned());
+        return Err(not_a_library("an empty file, not a library"));
     }
-    crate::preflight::check_library(path)
+    fs::File::open(path).map_err(unreadable)?;
+    crate::preflight::check_library(path).map_err(|reason| not_a_library(&reason))
 }
 
 #[cfg(test)]
@@ -226,6 +333,11 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(
+            discovery.problems.iter().all(|p| p.kind == ProblemKind::NotALibrary),
+            "{:?}",
+            discovery.problems
+        );
         assert!(reasons[0].1.contains("empty file"), "{reasons:?}");
         assert!(reasons[1].1.contains("directory"), "{reasons:?}");
         assert!(

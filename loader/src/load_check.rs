@@ -18,7 +18,7 @@ use std::process::ExitStatus;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
-use crate::discovery::{Discovery, Problem, ScanError};
+use crate::discovery::{Discovery, Problem, ProblemKind, ScanError};
 use crate::isolate::{exit_in_words, spawn, stdout_lines, ChildCommand};
 
 /// [`Discovery::scan`] under supervision: every library in `dir` is first
@@ -59,10 +59,11 @@ pub fn check_loading(
         match check_batch(child, rest, per_file, &mut on_safe) {
             BatchEnd::AllLoaded => break,
             BatchEnd::Culprit { index, reason } => {
-                problems.push(Problem {
-                    path: rest[index].clone(),
+                problems.push(Problem::new(
+                    rest[index].clone(),
+                    ProblemKind::CrashedWhileLoading,
                     reason,
-                });
+                ));
                 rest = &rest[index + 1..];
             }
             BatchEnd::Unchecked { loaded, why } => {
