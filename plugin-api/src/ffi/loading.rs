@@ -227,3 +227,66 @@ impl PluginLibrary {
 fn result_string(result: RResult<RString, RString>) -> Result<String, String> {
     result.into_result().map(String::from).map_err(String::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(minor: u32) -> ApiVersion {
+        ApiVersion {
+            major: 1,
+            minor,
+            patch: 0,
+        }
+    }
+
+    /// Whether two layouts are of the same Rust type (a layout constant may
+    /// live at several addresses).
+    fn same_type(a: &TypeLayout, b: &TypeLayout) -> bool {
+        a.get_utypeid() == b.get_utypeid()
+    }
+
+    #[test]
+    fn a_plugin_is_checked_against_the_release_it_declares() {
+        for release in &RELEASES {
+            assert!(
+                same_type(expected_layout(version(release.minor)), release.root_module),
+                "a plugin declaring 1.{} is checked against the frozen 1.{} layout",
+                release.minor,
+                release.minor
+            );
+        }
+        let newer = version(API_VERSION.minor + 1);
+        assert!(same_type(expected_layout(newer), CURRENT.root_module));
+    }
+
+    #[test]
+    fn layout_messages_say_which_side_is_older_and_what_to_do() {
+        let host = version(2);
+        let older = LoadError::Layout {
+            plugin: version(1),
+            host,
+            difference: "root module: the plugin's `PluginModule` has 3 fields where the release has 4".to_owned(),
+        }
+        .to_string();
+        assert!(
+            older.starts_with("built against plugin-api 1.1.0, but its layout is not the one plugin-api 1.1 released")
+                && older.contains("has 3 fields where the release has 4")
+                && older.contains("rebuild it against a released plugin-api 1.x")
+                && older.ends_with("(this loader has plugin-api 1.2.0)"),
+            "{older}"
+        );
+        let newer = LoadError::Layout {
+            plugin: version(3),
+            host,
+            difference: "at run_action: a different type: expected u64, found u32".to_owned(),
+        }
+        .to_string();
+        assert!(
+            newer.starts_with("built against plugin-api 1.3.0, newer than this loader's plugin-api 1.2.0")
+                && newer.contains("expected u64, found u32"),
+            "{newer}"
+        );
+        assert_eq!(older.lines().count() + newer.lines().count(), 2);
+    }
+}
