@@ -197,8 +197,8 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("changed-plugin"));
     assert!(
-        reason.contains("built against plugin-api 1.0.0, but its layout is not the one plugin-api 1.0 released")
-            && reason.contains("this loader has plugin-api 1.1.0"),
+        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.1.0")
+            && reason.contains("its layout is not the one plugin-api 1.0 released"),
         "{reason}"
     );
     assert!(

@@ -62,20 +62,26 @@ impl LoadError {
 /// A layout mismatch in one line: which side is older, against which
 /// release the plugin was checked, what differs, and what to do.
 fn layout_message(plugin: ApiVersion, host: ApiVersion, difference: &str) -> String {
-    if plugin.minor <= host.minor {
-        format!(
-            "built against plugin-api {plugin}, but its layout is not the one plugin-api {}.{} released \
-             ({difference}); it was built from a changed or unreleased plugin-api {plugin}: rebuild it \
-             against a released plugin-api {}.x (this loader has plugin-api {host})",
-            plugin.major, plugin.minor, plugin.major
-        )
-    } else {
-        format!(
-            "built against plugin-api {plugin}, newer than this loader's plugin-api {host}, and its layout \
-             does not extend {host}'s ({difference}); that plugin-api {plugin} broke the append-only rule: \
-             rebuild the plugin against a released plugin-api {}.x",
-            plugin.major
-        )
+    let released = format!("{}.{}", plugin.major, plugin.minor);
+    let rebuild = format!("rebuild the plugin against a released plugin-api {}.x", plugin.major);
+    let unreleased = format!(
+        "its layout is not the one plugin-api {released} released ({difference}); it was built from a changed \
+         or unreleased plugin-api {plugin}: {rebuild}"
+    );
+    match plugin.minor.cmp(&host.minor) {
+        std::cmp::Ordering::Less => format!(
+            "built against plugin-api {plugin}, older than this loader's plugin-api {host} (which checks it \
+             against the {released} release), but {unreleased}"
+        ),
+        std::cmp::Ordering::Equal => {
+            format!(
+                "built against plugin-api {plugin}, the release of this loader (plugin-api {host}), but {unreleased}"
+            )
+        }
+        std::cmp::Ordering::Greater => format!(
+            "built against plugin-api {plugin}, newer than this loader's plugin-api {host}, and its layout does \
+             not extend {host}'s ({difference}); that plugin-api {plugin} broke the append-only rule: {rebuild}"
+        ),
     }
 }
 
@@ -270,10 +276,10 @@ mod tests {
         }
         .to_string();
         assert!(
-            older.starts_with("built against plugin-api 1.1.0, but its layout is not the one plugin-api 1.1 released")
+            older.starts_with("built against plugin-api 1.1.0, older than this loader's plugin-api 1.2.0")
+                && older.contains("its layout is not the one plugin-api 1.1 released")
                 && older.contains("has 3 fields where the release has 4")
-                && older.contains("rebuild it against a released plugin-api 1.x")
-                && older.ends_with("(this loader has plugin-api 1.2.0)"),
+                && older.ends_with("rebuild the plugin against a released plugin-api 1.x"),
             "{older}"
         );
         let newer = LoadError::Layout {
