@@ -7,10 +7,17 @@
 //! what abi_stable records but does not mean a layout change: source lines,
 //! module paths and the crate's version (which every release changes; the
 //! version a snapshot is for is its file name and first line).
+//!
+//! abi_stable names some generic types without their arguments (`RResult`
+//! for both `RResult<(), RString>` and `RResult<RString, RString>`), so
+//! distinct types with the same name are told apart by the order they are
+//! reached in: `RResult`, `RResult#2`, ... Which of them a field refers to
+//! is then part of the text.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write;
 
+use abi_stable::std_types::UTypeId;
 use abi_stable::type_layout::{TLData, TLField, TLFunction, TypeLayout};
 
 /// A named starting point of the fingerprint.
@@ -21,49 +28,101 @@ pub struct Root {
 
 /// The fingerprint of everything reachable from `roots`, one type a block.
 pub fn describe(roots: &[Root]) -> String {
+    let order = reachable(roots.iter().map(|r| r.layout));
+    let names = Names::assign(&order);
     let mut text = String::new();
     for root in roots {
-        let _ = writeln!(text, "root {}: {}", root.label, type_name(root.layout));
+        let _ = writeln!(text, "root {}: {}", root.label, names.of(root.layout));
     }
-    let mut seen = HashSet::new();
-    let mut queue: Vec<&'static TypeLayout> = roots.iter().map(|r| r.layout).collect();
-    queue.reverse();
-    while let Some(layout) = queue.pop() {
-        if !seen.insert(layout.get_utypeid()) {
-            continue;
-        }
-        let reached = describe_type(&mut text, layout);
-        queue.extend(reached.into_iter().rev());
+    for layout in order {
+        describe_type(&mut text, layout, &names);
     }
     text
 }
 
-/// Writes one type's block; returns the types it refers to, in order.
-fn describe_type(text: &mut String, layout: &'static TypeLayout) -> Vec<&'static TypeLayout> {
+/// Every type reachable from `roots`, each once, breadth first.
+fn reachable(roots: impl Iterator<Item = &'static TypeLayout>) -> Vec<&'static TypeLayout> {
+    let mut order: Vec<&'static TypeLayout> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut queue: VecDeque<&'static TypeLayout> = roots.collect();
+    while let Some(layout) = queue.pop_front() {
+        if seen.insert(layout.get_utypeid()) {
+            order.push(layout);
+            queue.extend(references(layout));
+        }
+    }
+    order
+}
+
+/// The types a type refers to, in field order.
+fn references(layout: &'static TypeLayout) -> Vec<&'static TypeLayout> {
+    let mut found = Vec::new();
+    let phantoms: Vec<TLField> = layout.phantom_fields().iter().collect();
+    for field in fields(layout).iter().chain(&phantoms) {
+        found.push(field.layout());
+        for function in field.function_range().iter() {
+            found.extend(function.param_type_layouts.iter().map(|layout| layout()));
+            found.extend(function.return_type_layout().map(|layout| layout()));
+        }
+    }
+    found
+}
+
+fn fields(layout: &TypeLayout) -> Vec<TLField> {
+    match layout.data() {
+        TLData::Struct { fields } | TLData::Union { fields } => fields.iter().collect(),
+        TLData::Enum(e) => e.fields.iter().collect(),
+        TLData::PrefixType(p) => p.fields.iter().collect(),
+        TLData::Primitive(_) | TLData::Opaque => Vec::new(),
+    }
+}
+
+/// A unique display name for every reached type.
+struct Names(HashMap<UTypeId, String>);
+
+impl Names {
+    fn assign(order: &[&'static TypeLayout]) -> Self {
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        let mut names = HashMap::new();
+        for layout in order {
+            let base = type_name(layout);
+            let count = taken.entry(base.clone()).or_insert(0);
+            *count += 1;
+            let name = match *count {
+                1 => base,
+                n => format!("{base}#{n}"),
+            };
+            names.insert(layout.get_utypeid(), name);
+        }
+        Names(names)
+    }
+
+    fn of(&self, layout: &TypeLayout) -> String {
+        self.0
+            .get(&layout.get_utypeid())
+            .cloned()
+            .unwrap_or_else(|| type_name(layout))
+    }
+}
+
+/// Writes one type's block.
+fn describe_type(text: &mut String, layout: &'static TypeLayout, names: &Names) {
     let _ = writeln!(
         text,
         "\ntype {} in {}: size {}, align {}, {:?}, {}",
-        type_name(layout),
+        names.of(layout),
         layout.package(),
         layout.size(),
         layout.alignment(),
         layout.repr_attr(),
         kind(layout),
     );
-    let mut reached = Vec::new();
-    let fields = match layout.data() {
-        TLData::Struct { fields } | TLData::Union { fields } => fields.iter().collect(),
-        TLData::Enum(e) => e.fields.iter().collect(),
-        TLData::PrefixType(p) => p.fields.iter().collect(),
-        TLData::Primitive(_) | TLData::Opaque => Vec::new(),
-    };
-    for field in fields {
-        describe_field(text, "field", &field, &mut reached);
+    for field in fields(layout) {
+        describe_field(text, "field", &field, names);
     }
     for field in layout.phantom_fields().iter() {
-        describe_field(text, "phantom", &field, &mut reached);
+        describe_field(text, "phantom", &field, names);
     }
-    reached
 }
 
 fn kind(layout: &TypeLayout) -> String {
@@ -85,46 +144,34 @@ fn kind(layout: &TypeLayout) -> String {
     }
 }
 
-fn describe_field(text: &mut String, what: &str, field: &TLField, reached: &mut Vec<&'static TypeLayout>) {
-    let layout = field.layout();
-    let _ = write!(text, "  {what} {}: {}", field.name(), type_name(layout));
-    reached.push(layout);
+fn describe_field(text: &mut String, what: &str, field: &TLField, names: &Names) {
+    let _ = write!(text, "  {what} {}: {}", field.name(), names.of(field.layout()));
     for function in field.function_range().iter() {
-        let _ = write!(text, " = {}", signature(&function, reached));
+        let _ = write!(text, " = {}", signature(&function, names));
     }
     text.push('\n');
 }
 
-/// `fn(param: Type, ...) -> Type`, with the parameters' and return's types
-/// added to `reached`.
-fn signature(function: &TLFunction, reached: &mut Vec<&'static TypeLayout>) -> String {
-    let names = function.param_names.as_str().split([',', ';']);
+/// `fn(param: Type, ...) -> Type`.
+fn signature(function: &TLFunction, names: &Names) -> String {
+    let param_names = function.param_names.as_str().split([',', ';']);
     let params: Vec<String> = function
         .param_type_layouts
         .iter()
-        .zip(names.chain(std::iter::repeat("")))
-        .map(|(layout, name)| {
-            let layout = layout();
-            reached.push(layout);
-            match name {
-                "" => type_name(layout),
-                name => format!("{name}: {}", type_name(layout)),
-            }
+        .zip(param_names.chain(std::iter::repeat("")))
+        .map(|(layout, name)| match name {
+            "" => names.of(layout()),
+            name => format!("{name}: {}", names.of(layout())),
         })
         .collect();
-    let returns = match function.return_type_layout() {
-        Some(layout) => {
-            let layout = layout();
-            reached.push(layout);
-            type_name(layout)
-        }
-        None => "()".to_owned(),
-    };
+    let returns = function
+        .return_type_layout()
+        .map_or_else(|| "()".to_owned(), |layout| names.of(layout()));
     let qualifier = if function.fn_qualifs.is_unsafe() { "unsafe " } else { "" };
     format!("{qualifier}fn({}) -> {returns}", params.join(", "))
 }
 
-/// The type's name with its generic arguments, spaced once.
+/// The type's name as abi_stable prints it, spaced once.
 fn type_name(layout: &TypeLayout) -> String {
     layout
         .full_type()
