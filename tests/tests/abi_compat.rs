@@ -112,12 +112,14 @@ fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
 }
 
 /// Runs the rehearsal's loader (built against plugin-api 1.2) on one
-/// library; its exit code and the JSON lines it printed.
-fn run_in_future_host(library: &std::path::Path, action: &str, params: &str) -> (i32, Vec<Value>) {
+/// library, in a child process when `isolate`; its exit code and the JSON
+/// lines it printed.
+fn run_in_future_host(library: &std::path::Path, action: &str, params: &str, isolate: bool) -> (i32, Vec<Value>) {
     let host = build_fixture("api-1.2").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
     let dir = plugin_dir(&[library.to_owned()]);
     let copied = dir.path().join(library.file_name().unwrap());
     let output = std::process::Command::new(host)
+        .args(isolate.then_some("--isolate"))
         .arg(&copied)
         .arg(action)
         .arg(params)
@@ -131,8 +133,7 @@ fn run_in_future_host(library: &std::path::Path, action: &str, params: &str) -> 
 #[test]
 fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
     let export_dir = tempfile::tempdir().unwrap();
-    let export_params =
-        json!({ "output_dir": export_dir.path().join("out"), "records": 10, "shard_size": 4, "format": "jsonl" });
+    let export_params = json!({ "output_dir": export_dir.path().join("out"), "records": 10, "shard_size": 4, "format": "jsonl", "overwrite": true });
     let cases = [
         (
             sample_library("tabular-trainer"),
@@ -143,26 +144,31 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
         (sample_library("dataset-exporter"), "export", export_params, "1.1.0"),
         (fixture_library("api-1.0", "legacy-plugin"), "greet", json!({}), "1.0.0"),
     ];
-    for (library, action, params, declared) in cases {
-        let (code, events) = run_in_future_host(&library, action, &params.to_string());
-        let name = library.file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(code, 0, "{name} in the 1.2 loader: {events:?}");
-        assert_eq!(
-            events[0],
-            json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.2.0", "health": null }),
-            "{name}: a field the plugin's release lacks reads as absent"
-        );
-        assert!(
-            !of_kind(&events, "progress").is_empty(),
-            "{name} reported progress: {events:?}"
-        );
-        assert_eq!(events.last().unwrap()["kind"], "result", "{name}: {events:?}");
+    for isolate in [true, false] {
+        for (library, action, params, declared) in &cases {
+            let (code, events) = run_in_future_host(library, action, &params.to_string(), isolate);
+            let name = format!(
+                "{} (isolated: {isolate})",
+                library.file_name().unwrap().to_string_lossy()
+            );
+            assert_eq!(code, 0, "{name} in the 1.2 loader: {events:?}");
+            assert_eq!(
+                events[0],
+                json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.2.0", "health": null }),
+                "{name}: a field the plugin's release lacks reads as absent"
+            );
+            assert!(
+                !of_kind(&events, "progress").is_empty(),
+                "{name} reported progress: {events:?}"
+            );
+            assert_eq!(events.last().unwrap()["kind"], "result", "{name}: {events:?}");
+        }
     }
 }
 
 #[test]
 fn the_next_minor_release_runs_its_own_plugins_new_features() {
-    let (code, events) = run_in_future_host(&fixture_library("api-1.2", "future-plugin"), "report", "{}");
+    let (code, events) = run_in_future_host(&fixture_library("api-1.2", "future-plugin"), "report", "{}", true);
     assert_eq!(code, 0, "{events:?}");
     assert_eq!(events[0]["health"], "ok", "{events:?}");
     assert_eq!(events[1], json!({ "kind": "artifact", "path": "model.bin" }));
