@@ -110,7 +110,7 @@ pub fn committed_snapshot(major: u32, minor: u32, built: &str) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::super::releases::{Release, CURRENT, RELEASES};
-    use super::super::{v1_1, API_VERSION};
+    use super::super::{test_layouts, v1_1, API_VERSION};
     use super::*;
 
     #[test]
@@ -156,32 +156,10 @@ mod tests {
         compare(&committed, &built, &what).unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// plugin-api 1.1 with one root-module field appended and no version
-    /// bump: what commit 442edfa did with `manifest_summary`.
-    #[allow(dead_code)] // only the layouts of these types are used
-    mod appended_without_bump {
-        use abi_stable::std_types::{RResult, RStr, RString};
-        use abi_stable::StableAbi;
-
-        use super::super::super::v1_1::HostContext;
-
-        #[repr(C)]
-        #[derive(StableAbi)]
-        #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
-        pub struct PluginModule {
-            pub manifest: extern "C" fn() -> RResult<RString, RString>,
-            #[sabi(last_prefix_field)]
-            pub run_action: extern "C" fn(HostContext, RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
-            pub validate_params: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<(), RString>,
-            pub manifest_summary: extern "C" fn() -> RResult<RString, RString>,
-            pub health: extern "C" fn() -> RString,
-        }
-    }
-
     #[test]
     fn the_guard_fails_on_one_appended_field_without_a_bump_and_says_what_to_do() {
         let released = Release::of::<v1_1::PluginModuleRef, v1_1::HostVtableRef>(1);
-        let changed = Release::of::<appended_without_bump::PluginModuleRef, v1_1::HostVtableRef>(1);
+        let changed = Release::of::<test_layouts::appended_field::PluginModuleRef, v1_1::HostVtableRef>(1);
         let committed = snapshot_text(1, &released);
         let error = compare(&committed, &snapshot_text(1, &changed), "changed").unwrap_err();
         assert!(error.contains("committed: (empty line)"), "{error}");
@@ -191,6 +169,21 @@ mod tests {
         );
         assert!(
             error.contains("bump `version`") && error.contains(UPDATE_VARIABLE),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_guard_fails_on_one_changed_parameter_without_a_bump() {
+        let released = Release::of::<v1_1::PluginModuleRef, v1_1::HostVtableRef>(1);
+        let changed = Release::of::<
+            test_layouts::changed_parameter::PluginModuleRef,
+            test_layouts::changed_parameter::HostVtableRef,
+        >(1);
+        let error = compare(&snapshot_text(1, &released), &snapshot_text(1, &changed), "changed").unwrap_err();
+        assert!(
+            error.contains("committed: field set_progress: AFunctionPointer = fn(*const HostState, u64, u64,")
+                && error.contains("built now: field set_progress: AFunctionPointer = fn(*const HostState, u64, u32,"),
             "{error}"
         );
     }

@@ -174,56 +174,8 @@ fn describe_instability(
 mod tests {
     use abi_stable::StableAbi;
 
-    use super::super::{v1_0, v1_1};
+    use super::super::{test_layouts, v1_0, v1_1};
     use super::*;
-
-    /// plugin-api 1.1 with one parameter of one host function changed, as a
-    /// careless edit without a version bump would make it.
-    #[allow(dead_code)] // only the layouts of these types are used
-    mod changed {
-        use abi_stable::std_types::{ROption, RResult, RStr, RString};
-        use abi_stable::StableAbi;
-
-        use super::super::super::HostStatePtr;
-
-        #[repr(C)]
-        #[derive(StableAbi, Copy, Clone)]
-        pub struct HostContext {
-            pub state: HostStatePtr,
-            pub vtable: HostVtableRef,
-        }
-
-        #[repr(C)]
-        #[derive(StableAbi)]
-        #[sabi(kind(Prefix(prefix_ref = HostVtableRef)))]
-        pub struct HostVtable {
-            pub retain: extern "C" fn(HostStatePtr),
-            pub release: extern "C" fn(HostStatePtr),
-            pub set_progress: extern "C" fn(HostStatePtr, u64, u32, ROption<RStr<'_>>) -> RResult<(), RString>,
-            pub set_metrics: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>) -> RResult<(), RString>,
-            pub log: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>, ROption<RStr<'_>>),
-            pub log_message: extern "C" fn(HostStatePtr, RStr<'_>, RStr<'_>),
-            pub log_dev_event: extern "C" fn(HostStatePtr, RStr<'_>, ROption<RStr<'_>>),
-            pub env: extern "C" fn(HostStatePtr) -> RString,
-            pub job_id: extern "C" fn(HostStatePtr) -> ROption<RString>,
-            #[sabi(last_prefix_field)]
-            pub checkpoint: extern "C" fn(HostStatePtr) -> ROption<RString>,
-            pub is_cancelled: extern "C" fn(HostStatePtr) -> bool,
-            pub has_client: extern "C" fn(HostStatePtr, u32) -> bool,
-            pub client_request: extern "C" fn(HostStatePtr, u32, RStr<'_>) -> RResult<RString, RString>,
-        }
-
-        #[repr(C)]
-        #[derive(StableAbi)]
-        #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
-        pub struct PluginModule {
-            pub manifest: extern "C" fn() -> RResult<RString, RString>,
-            #[sabi(last_prefix_field)]
-            pub run_action: extern "C" fn(HostContext, RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
-            pub validate_params: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<(), RString>,
-            pub manifest_summary: extern "C" fn() -> RResult<RString, RString>,
-        }
-    }
 
     #[test]
     fn a_missing_field_is_named_and_counted_the_right_way_round() {
@@ -239,7 +191,11 @@ mod tests {
 
     #[test]
     fn a_changed_parameter_is_reported_with_its_field_path() {
-        let difference = check(v1_1::PluginModuleRef::LAYOUT, changed::PluginModuleRef::LAYOUT).unwrap_err();
+        let difference = check(
+            v1_1::PluginModuleRef::LAYOUT,
+            test_layouts::changed_parameter::PluginModuleRef::LAYOUT,
+        )
+        .unwrap_err();
         assert!(
             difference.contains("run_action (parameter 1).vtable.set_progress (parameter 3)")
                 && difference.contains("expected u64, found u32"),

@@ -39,6 +39,8 @@ pub mod layout_text;
 pub mod loading;
 pub mod plugin_side;
 pub mod releases;
+#[cfg(test)]
+mod test_layouts;
 pub mod v1_0;
 pub mod v1_1;
 mod version;
