@@ -62,6 +62,18 @@ impl ActionError {
         self.kind == FailureKind::Cancelled
     }
 
+    /// What kind of failure this is (`failed`, `cancelled`, ...).
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// The same error reported as another kind (a workflow keeps the kind
+    /// of the step that failed: a cancelled step cancels the workflow).
+    pub fn with_kind(mut self, kind: FailureKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     pub(crate) fn into_failure(self) -> ActionFailure {
         ActionFailure::new(self.kind, self.message).with_details(self.details)
     }
@@ -283,7 +295,7 @@ pub trait BaseAction: Sized + 'static {
     }
 
     /// Same as `self.ctx().log(...)`.
-    fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) {
+    fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) -> Result<(), ContextError> {
         self.ctx().log(event, data, file)
     }
 
@@ -375,7 +387,7 @@ mod tests {
                 "exported",
                 serde_json::json!({"n": self.params().epochs}),
                 Some("/out/a.json"),
-            );
+            )?;
             self.set_metrics(serde_json::json!({"files": 1}), "export")?;
             Ok(serde_json::json!({"files": 1}))
         }

@@ -74,10 +74,10 @@ pub fn train_pipeline(mut params: TrainPipelineParams, ctx: &RuntimeContext) -> 
     params.output_dir.get_or_insert_with(|| work_dir.clone());
     params.work_dir = Some(work_dir);
     let mut context = TrainContext::new(ctx.clone(), serde_json::to_value(&params)?);
-    context.log_message("Training pipeline started", MessageLevel::Info);
+    context.log_message("Training pipeline started", MessageLevel::Info)?;
     let report = Orchestrator::new(training_steps()).run(&mut context);
     if report.success {
-        context.log_message("Training pipeline completed", MessageLevel::Success);
+        context.log_message("Training pipeline completed", MessageLevel::Success)?;
     } else {
         context.log_message(
             &format!(
@@ -85,7 +85,7 @@ pub fn train_pipeline(mut params: TrainPipelineParams, ctx: &RuntimeContext) -> 
                 report.rolled_back.join(", ")
             ),
             MessageLevel::Danger,
-        );
+        )?;
     }
     let mut result = report.into_result()?;
     result["metrics"] = Value::Object(context.metrics.clone());
@@ -144,11 +144,8 @@ impl Step<ExportContext> for Write {
         for i in 0..files {
             let path = ctx.output_path.join(format!("item-{i:03}.json"));
             std::fs::write(&path, json!({ "item": i }).to_string())?;
-            ctx.runtime_ctx.log(
-                "file_exported",
-                json!({ "step": "write", "item": i }),
-                Some(&path.display().to_string()),
-            );
+            ctx.runtime_ctx
+                .log("file_exported", json!({ "item": i }), Some(&path.display().to_string()))?;
             ctx.exported_files.push(path);
             ctx.total_records += 1;
             ctx.set_progress(i + 1, files)?;
