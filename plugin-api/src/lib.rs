@@ -14,6 +14,7 @@ pub mod env;
 pub mod envelope;
 pub mod failure;
 pub mod ffi;
+pub mod lax;
 pub mod logger;
 pub mod manifest;
 pub mod plugin;
