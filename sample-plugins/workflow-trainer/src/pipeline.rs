@@ -131,9 +131,7 @@ impl Step<TrainContext> for Train {
             model.epoch(&train, 0.05);
             let accuracy = model.accuracy(&train);
             ctx.set_progress(epoch, epochs)?;
-            ctx.runtime_ctx
-                .set_metrics(json!({ "epoch": epoch, "accuracy": accuracy }), "train")?;
-            ctx.metrics.insert("train_accuracy".to_owned(), json!(accuracy));
+            ctx.set_metrics(json!({ "epoch": epoch, "accuracy": accuracy }))?;
         }
         ctx.model = Some(serde_json::to_value(&model)?);
         Ok(StepResult::ok(
@@ -176,9 +174,7 @@ impl Step<TrainContext> for Evaluate {
         )?;
         let accuracy = model.accuracy(&validation);
         ctx.set_progress(1, 1)?;
-        ctx.runtime_ctx
-            .set_metrics(json!({ "val_accuracy": accuracy }), "evaluate")?;
-        ctx.metrics.insert("val_accuracy".to_owned(), json!(accuracy));
+        ctx.set_metrics(json!({ "val_accuracy": accuracy }))?;
         Ok(StepResult::ok(json!({ "val_accuracy": accuracy })))
     }
 }
