@@ -1,6 +1,8 @@
 //! `PluginEnvironment`: the environment variables an action may see, with
-//! typed getters. Unlike the Python original, a value that does not parse is
-//! an error naming the key and the value, never a silent default.
+//! typed getters. A value that does not parse is an error naming the key and
+//! the value. The Python original raises too for `get_int` / `get_float`,
+//! but its `get_bool` silently reads anything it does not know as `false`;
+//! here `get_bool` refuses it as well.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -14,8 +14,8 @@
 //! `progress_failed` entry asks the host to mark that step's progress as
 //! failed, the Python `set_progress_failed`), and a message's step rides on its level
 //! string as `level@step` (level names never contain `@`). The data of an
-//! entry is kept exactly as the plugin gave it. A host older than 1.2
-//! shows the envelope as the data and reads an unknown level as `info`; it
+//! entry is kept exactly as the plugin gave it. A host that predates the
+//! envelope shows it as the data and reads an unknown level as `info`; it
 //! never fails.
 
 use serde_json::{Map, Value};
