@@ -351,22 +351,28 @@ pub trait BaseAction: Sized + 'static {
 /// # struct TrainParams { epochs: u32 }
 /// # fn train(p: TrainParams, _: &RuntimeContext) -> ActionResult { Ok(serde_json::json!({ "epochs": p.epochs })) }
 /// # fn serve_model(_: TrainParams, _: &RuntimeContext) -> ActionResult { Ok(serde_json::Value::Null) }
+/// let strict = action!(train, params = TrainParams, name = "train_strict", strict = true);
 /// let train = action!(train, params = TrainParams, description = "Train a model");
 /// let serve = action!(serve_model, params = TrainParams, description = "Serve", method = RunMethod::Serve);
 /// assert_eq!(train.name(), "train");
+/// assert!(train.validate(r#"{"epochs": "3"}"#).is_ok(), "lax by default, as pydantic");
+/// assert!(strict.validate(r#"{"epochs": "3"}"#).is_err());
 /// assert_eq!(serve.name(), "serve_model");
 /// ```
 ///
 /// The action is named after the function; `name = "..."` overrides that.
+/// `strict = true` reads its params strictly (see
+/// [`ActionDef::strict_params`]).
 #[macro_export]
 macro_rules! action {
-    ($function:ident, params = $params:ty $(, name = $name:expr)? $(, description = $description:expr)? $(, method = $method:expr)? $(,)?) => {{
+    ($function:ident, params = $params:ty $(, name = $name:expr)? $(, description = $description:expr)? $(, method = $method:expr)? $(, strict = $strict:expr)? $(,)?) => {{
         #[allow(unused_mut, unused_assignments)]
         let mut name: &str = ::core::stringify!($function);
         $( name = $name; )?
         let def = $crate::ActionDef::function::<$params, _, _>(name, $function);
         $( let def = def.description($description); )?
         $( let def = def.method($method); )?
+        $( let def = if $strict { def.strict_params() } else { def }; )?
         def
     }};
 }
