@@ -2,7 +2,8 @@
 //! runs load_dataset → split → train → evaluate → export on a
 //! `TrainContext`; `export_pipeline` (class-based) runs prepare → write →
 //! index on an `ExportContext`. Both take `fail_at` to make a step fail on
-//! demand, so the rollback of the completed steps can be seen.
+//! demand, so the rollback (the failed step first, then the completed ones
+//! in reverse) can be seen.
 
 pub mod centroids;
 pub mod pipeline;
