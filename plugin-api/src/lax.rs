@@ -314,11 +314,10 @@ fn to_number(value: &Value) -> Option<Value> {
 /// pydantic's lax bool.
 fn to_boolean(value: &Value) -> Option<Value> {
     match value {
-        Value::Number(n) => match n.as_f64()? {
-            x if x == 0.0 => Some(Value::Bool(false)),
-            x if x == 1.0 => Some(Value::Bool(true)),
-            _ => None,
-        },
+        Value::Number(n) => {
+            let x = n.as_f64()?;
+            (x == 0.0 || x == 1.0).then_some(Value::Bool(x == 1.0))
+        }
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
             "0" | "off" | "f" | "false" | "n" | "no" => Some(Value::Bool(false)),
             "1" | "on" | "t" | "true" | "y" | "yes" => Some(Value::Bool(true)),
