@@ -24,14 +24,28 @@ pub use crate::logger::{ContextError, Logger, MessageLevel, ProgressSnapshot, Pr
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// `base`, or the name of a fine-tuned model; empty when not given.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "string_or_null",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub category: String,
-    /// Path of the model file; empty when not given.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Path of the model file; empty when not given (or `null`).
+    #[serde(
+        default,
+        deserialize_with = "string_or_null",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub path: String,
     /// Any further fields the platform sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A checkpoint field that may be `null` (read as empty).
+fn string_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 impl Checkpoint {
