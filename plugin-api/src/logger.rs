@@ -237,7 +237,7 @@ impl Logger {
         file: Option<&str>,
     ) -> Result<(), ContextError> {
         self.check_open()?;
-        let data = Value::Object(to_object(&data, "log data")?).to_string();
+        let data = object_json(&data, "log data")?;
         let attributes = EntryAttributes {
             step: self.get_step(),
             level: (level != MessageLevel::Info).then(|| level.as_str().to_owned()),
@@ -375,6 +375,24 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// Serialises `value` straight to JSON text, which must be an object
+/// (checked on the text's first byte: serde_json writes no leading space).
+fn object_json(value: &impl Serialize, what: &'static str) -> Result<String, ContextError> {
+    let text = serde_json::to_string(value).map_err(|e| ContextError::Serialize {
+        what,
+        reason: e.to_string(),
+    })?;
+    let got = match text.as_bytes().first() {
+        Some(b'{') => return Ok(text),
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    };
+    Err(ContextError::NotAnObject { what, got })
+}
+
 /// Serialises `value`, which must be a JSON object.
 fn to_object(value: &impl Serialize, what: &'static str) -> Result<Map<String, Value>, ContextError> {
     match serde_json::to_value(value) {
@@ -440,8 +458,16 @@ mod tests {
         let (host, ctx) = context();
         let err = ctx.log("e", json!([1, 2]), None).unwrap_err();
         assert_eq!(err.to_string(), "log data must be a JSON object, got an array");
-        assert!(ctx.log("e", Value::Null, None).is_err());
-        assert!(ctx.log("e", 3, None).is_err());
+        for (data, got) in [
+            (Value::Null, "null"),
+            (json!(3), "a number"),
+            (json!(-1.5), "a number"),
+            (json!("text"), "a string"),
+            (json!(false), "a boolean"),
+        ] {
+            let err = ctx.log("e", &data, None).unwrap_err();
+            assert_eq!(err, ContextError::NotAnObject { what: "log data", got }, "{data}");
+        }
         assert!(host.calls().is_empty(), "nothing was sent");
         #[derive(Serialize)]
         struct Rows {
