@@ -18,7 +18,7 @@
 //! envelope shows it as the data and reads an unknown level as `info`; it
 //! never fails.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The reserved key that marks an envelope.
 pub const ENVELOPE_KEY: &str = "$synapse_entry";
@@ -38,26 +38,33 @@ impl EntryAttributes {
     }
 }
 
-/// Wraps `data` (JSON text) with `attributes`; returns `data` unchanged when
-/// there is nothing to add, so step-less entries look as they always did.
+/// Wraps `data_json` (valid JSON text) with `attributes`; returns it
+/// unchanged when there is nothing to add, so step-less entries look as they
+/// always did. The data is copied as text, never re-parsed.
 pub fn wrap(data_json: &str, attributes: &EntryAttributes) -> String {
     if attributes.is_empty() {
         return data_json.to_owned();
     }
-    let data: Value = serde_json::from_str(data_json).unwrap_or_else(|_| Value::String(data_json.to_owned()));
-    let mut envelope = Map::new();
-    envelope.insert(ENVELOPE_KEY.to_owned(), Value::from(1));
-    if let Some(step) = &attributes.step {
-        envelope.insert("step".to_owned(), Value::String(step.clone()));
+    let mut envelope = String::with_capacity(data_json.len() + 64);
+    envelope.push_str("{\"");
+    envelope.push_str(ENVELOPE_KEY);
+    envelope.push_str("\":1");
+    for (key, value) in [
+        ("step", &attributes.step),
+        ("level", &attributes.level),
+        ("progress", &attributes.progress),
+    ] {
+        if let Some(value) = value {
+            envelope.push_str(",\"");
+            envelope.push_str(key);
+            envelope.push_str("\":");
+            envelope.push_str(&Value::String(value.clone()).to_string());
+        }
     }
-    if let Some(level) = &attributes.level {
-        envelope.insert("level".to_owned(), Value::String(level.clone()));
-    }
-    if let Some(progress) = &attributes.progress {
-        envelope.insert("progress".to_owned(), Value::String(progress.clone()));
-    }
-    envelope.insert("data".to_owned(), data);
-    Value::Object(envelope).to_string()
+    envelope.push_str(",\"data\":");
+    envelope.push_str(data_json);
+    envelope.push('}');
+    envelope
 }
 
 /// Splits a parsed data value into its attributes and the data as given.
@@ -116,6 +123,17 @@ mod tests {
             json!({"step": "mine", "n": [1, 2]}),
             "the data keeps its own keys"
         );
+    }
+
+    #[test]
+    fn names_with_quotes_are_escaped() {
+        let attributes = EntryAttributes {
+            step: Some("a \"quoted\" step".into()),
+            ..Default::default()
+        };
+        let (found, data) = unwrap(serde_json::from_str(&wrap("null", &attributes)).unwrap());
+        assert_eq!(found.step.as_deref(), Some("a \"quoted\" step"));
+        assert_eq!(data, Value::Null);
     }
 
     #[test]
