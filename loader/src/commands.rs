@@ -251,14 +251,18 @@ fn read_params(arg: &str) -> Result<String, CliError> {
     Ok(text)
 }
 
-/// Reads `--checkpoint`: `CATEGORY=PATH` or a JSON object.
+/// Reads `--checkpoint`: `CATEGORY=PATH` or a JSON object, kept as given
+/// (as the original keeps its checkpoint dict; `category` and `path` may be
+/// absent or null, but are strings otherwise).
 fn read_checkpoint(arg: &str) -> Result<Value, CliError> {
     if arg.trim_start().starts_with('{') {
         let value: Value =
             serde_json::from_str(arg).map_err(|e| CliError::usage(format!("--checkpoint is not valid JSON: {e}")))?;
         for field in ["category", "path"] {
-            if !value.get(field).is_some_and(Value::is_string) {
-                return Err(CliError::usage(format!("--checkpoint needs a string field {field:?}")));
+            if value.get(field).is_some_and(|v| !v.is_string() && !v.is_null()) {
+                return Err(CliError::usage(format!(
+                    "--checkpoint field {field:?} must be a string"
+                )));
             }
         }
         return Ok(value);

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use plugin_api::envelope::{self, EntryAttributes};
 use plugin_api::ffi::host_side::ContextHost;
 use plugin_api::ffi::ClientKind;
 use plugin_api::{rules, PluginEnvironment};
@@ -161,9 +162,20 @@ fn parse_data(data_json: &str) -> Value {
     serde_json::from_str(data_json).unwrap_or_else(|_| json!({ "unparsed": data_json }))
 }
 
-/// The step an event belongs to: the `step` field of its data, if any.
-fn step_of(data: &Value) -> Option<String> {
-    data.get("step").and_then(Value::as_str).map(str::to_owned)
+/// Splits log data into what the plugin attached (step, level; see
+/// `plugin_api::envelope`) and the data as the plugin gave it.
+fn unwrap_entry(data_json: &str) -> (EntryAttributes, Value) {
+    let (mut attributes, data) = envelope::unwrap(parse_data(data_json));
+    if attributes.is_empty() {
+        // Plugins built against plugin-api 1.0/1.1 put the step in the data.
+        attributes.step = data.get("step").and_then(Value::as_str).map(str::to_owned);
+    }
+    (attributes, data)
+}
+
+/// A level name the plugin sent; unknown names read as `info`.
+fn level_of(name: Option<&str>) -> Level {
+    name.and_then(|name| name.parse().ok()).unwrap_or(Level::Info)
 }
 
 impl ContextHost for RunHost {
@@ -184,32 +196,44 @@ impl ContextHost for RunHost {
     }
 
     fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        let data = parse_data(data_json);
-        let step = step_of(&data);
-        let mut event = Event::new(EventKind::Event, event, Level::Info, data);
-        event.step = step;
+        let (attributes, data) = unwrap_entry(data_json);
+        if attributes.progress.as_deref() == Some("failed") {
+            if let Some(event) = self.progress.mark_failed(attributes.step.as_deref()) {
+                self.emit(event);
+            }
+            return;
+        }
+        let mut event = Event::new(EventKind::Event, event, level_of(attributes.level.as_deref()), data);
+        event.step = attributes.step;
         event.file = file.map(str::to_owned);
         self.emit(event);
     }
 
     fn log_message(&self, message: &str, level: &str) {
-        let level = level.parse().unwrap_or(Level::Info);
-        self.emit(Event::new(
+        let (level, step) = envelope::split_message_level(level);
+        let mut event = Event::new(
             EventKind::Message,
             "message",
-            level,
+            level_of(Some(level)),
             json!({ "content": message }),
-        ));
+        );
+        event.step = step.map(str::to_owned);
+        self.emit(event);
     }
 
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        let data = data_json.map(parse_data).unwrap_or(Value::Null);
-        self.emit(Event::new(
+        let (attributes, data) = match data_json {
+            Some(json) => envelope::unwrap(parse_data(json)),
+            None => (EntryAttributes::default(), Value::Null),
+        };
+        let mut event = Event::new(
             EventKind::DevEvent,
             "dev_event",
             Level::Debug,
             json!({ "message": message, "data": data }),
-        ));
+        );
+        event.step = attributes.step;
+        self.emit(event);
     }
 
     fn env_json(&self) -> String {
@@ -266,9 +290,9 @@ mod tests {
     fn context_calls_become_events() {
         let (host, sink) = host_with_sink();
         let ctx = RuntimeContext::with_host(host.clone());
-        ctx.log("step_start", json!({"step": "load"}), Some("/d.csv"));
-        ctx.log_message("careful", MessageLevel::Warning);
-        ctx.log_dev_event("dbg", Some(json!({"layers": 2})));
+        ctx.log("step_start", json!({"step": "load"}), Some("/d.csv")).unwrap();
+        ctx.log_message("careful", MessageLevel::Warning).unwrap();
+        ctx.log_dev_event("dbg", Some(json!({"layers": 2}))).unwrap();
         ctx.set_metrics(json!({"loss": 1.0}), "train").unwrap();
         ctx.set_metrics(json!({"acc": 0.5}), "train").unwrap();
         let events = sink.events();
@@ -283,6 +307,35 @@ mod tests {
             json!({"loss": 1.0, "acc": 0.5}),
             "metrics merge per step"
         );
+    }
+
+    #[test]
+    fn entries_attributed_to_a_step_keep_their_data_and_level() {
+        let (host, sink) = host_with_sink();
+        let ctx = RuntimeContext::with_host(host.clone());
+        ctx.logger().set_step(Some("train"));
+        ctx.log("epoch", json!({"step": "mine", "n": 1}), None).unwrap();
+        ctx.log_message("too hot", MessageLevel::Critical).unwrap();
+        ctx.logger().debug("noise").unwrap();
+        ctx.log_dev_event("dbg", None).unwrap();
+        ctx.set_progress(1, 2, None).unwrap();
+        ctx.logger().set_progress_failed(Some("train")).unwrap();
+        let events = sink.events();
+        assert_eq!(events[0].step.as_deref(), Some("train"));
+        assert_eq!(events[0].data, json!({"step": "mine", "n": 1}), "data kept as given");
+        assert_eq!(
+            (events[1].step.as_deref(), events[1].level),
+            (Some("train"), Level::Critical)
+        );
+        assert_eq!(events[1].data, json!({"content": "too hot"}));
+        assert_eq!((events[2].event.as_str(), events[2].level), ("debug", Level::Debug));
+        assert_eq!(events[2].data, json!({"content": "noise"}));
+        assert_eq!(events[3].step.as_deref(), Some("train"));
+        assert_eq!(events[3].data, json!({"message": "dbg", "data": null}));
+        assert_eq!(events[4].step.as_deref(), Some("train"));
+        assert_eq!(events.len(), 6, "{events:#?}");
+        assert_eq!(events[5].kind, EventKind::Progress);
+        assert_eq!(events[5].level, Level::Error, "a failed bar: {:?}", events[5]);
     }
 
     #[test]
@@ -366,7 +419,7 @@ mod tests {
         let (host, sink) = host_with_sink();
         let ctx = RuntimeContext::with_host(host.clone());
         host.finish(false);
-        ctx.log_message("late", MessageLevel::Info);
+        ctx.log_message("late", MessageLevel::Info).unwrap();
         assert!(ctx.set_progress(1, 2, None).is_err());
         assert!(sink.events().is_empty());
         assert_eq!(host.finish(false), 2);

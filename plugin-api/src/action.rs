@@ -2,6 +2,8 @@
 //! with [`action!`](crate::action!)) and class-based (a type implementing
 //! [`BaseAction`]). Both validate their params before running and return JSON.
 
+use std::sync::{Arc, OnceLock};
+
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -10,7 +12,7 @@ use serde_json::Value;
 use crate::context::{ContextError, Logger, RuntimeContext};
 use crate::failure::{ActionFailure, FailureKind};
 use crate::manifest::{ActionManifest, RunMethod};
-use crate::validate::{params_schema, parse_params};
+use crate::validate::{params_schema, parse_params_with, ParamsMode};
 
 /// An action's error: a message, optional structured details (the Python
 /// `PluginError(message, details)`), and whether it was a cancellation.
@@ -62,6 +64,18 @@ impl ActionError {
         self.kind == FailureKind::Cancelled
     }
 
+    /// What kind of failure this is (`failed`, `cancelled`, ...).
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// The same error reported as another kind (a workflow keeps the kind
+    /// of the step that failed: a cancelled step cancels the workflow).
+    pub fn with_kind(mut self, kind: FailureKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     pub(crate) fn into_failure(self) -> ActionFailure {
         ActionFailure::new(self.kind, self.message).with_details(self.details)
     }
@@ -96,8 +110,8 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActionError {
     }
 }
 
-type Runner = dyn Fn(&str, RuntimeContext) -> Result<Value, ActionFailure> + Send + Sync;
-type Validator = dyn Fn(&str) -> Result<(), ActionFailure> + Send + Sync;
+type Runner = dyn Fn(&str, ParamsMode, RuntimeContext) -> Result<Value, ActionFailure> + Send + Sync;
+type Validator = dyn Fn(&str, ParamsMode) -> Result<(), ActionFailure> + Send + Sync;
 
 /// One registered action: its manifest entry and how to run it. Schemas
 /// are generated when a manifest asks for them, not when the plugin is
@@ -106,6 +120,7 @@ pub struct ActionDef {
     manifest: ActionManifest,
     params_schema: fn() -> Value,
     result_schema: Option<fn() -> Value>,
+    params_mode: ParamsMode,
     runner: Box<Runner>,
     validator: Box<Validator>,
 }
@@ -152,22 +167,45 @@ impl ActionDef {
             params_schema: Value::Null,
             result_schema: None,
         };
-        let runner = move |json: &str, ctx: RuntimeContext| {
-            let params = parse_params::<P>(json).map_err(|e| ActionFailure::invalid_params(&e))?;
-            run(params, ctx).map(wrap_result)
-        };
-        let validator = |json: &str| {
-            parse_params::<P>(json)
-                .map(drop)
+        // The schema guides params reading; made on first use, then kept.
+        let schema = Arc::new(OnceLock::new());
+        let parse = move |json: &str, mode: ParamsMode| {
+            parse_params_with::<P>(json, schema.get_or_init(params_schema::<P>), mode)
                 .map_err(|e| ActionFailure::invalid_params(&e))
         };
+        let validate = parse.clone();
+        let runner = move |json: &str, mode: ParamsMode, ctx: RuntimeContext| {
+            let params = parse(json, mode)?;
+            run(params, ctx).map(wrap_result)
+        };
+        let validator = move |json: &str, mode: ParamsMode| validate(json, mode).map(drop);
         Self {
             manifest,
             params_schema: params_schema::<P>,
             result_schema: None,
+            params_mode: ParamsMode::Lax,
             runner: Box::new(runner),
             validator: Box::new(validator),
         }
+    }
+
+    /// Reads this action's params strictly: no conversion of `"5"` to 5 or
+    /// `"yes"` to `true` (by default params are read as pydantic's lax mode
+    /// reads them, as the original does).
+    ///
+    /// ```
+    /// # use plugin_api::{ActionDef, ActionResult, RuntimeContext};
+    /// # #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// # struct P { epochs: u32 }
+    /// # fn train(p: P, _: &RuntimeContext) -> ActionResult<u32> { Ok(p.epochs) }
+    /// let lax = ActionDef::function("train", train);
+    /// assert!(lax.validate(r#"{"epochs": "5"}"#).is_ok());
+    /// let strict = ActionDef::function("train", train).strict_params();
+    /// assert!(strict.validate(r#"{"epochs": "5"}"#).is_err());
+    /// ```
+    pub fn strict_params(mut self) -> Self {
+        self.params_mode = ParamsMode::Strict;
+        self
     }
 
     pub fn description(mut self, description: &str) -> Self {
@@ -207,12 +245,12 @@ impl ActionDef {
 
     /// Validates `params_json` and runs the action.
     pub fn run(&self, params_json: &str, ctx: RuntimeContext) -> Result<Value, ActionFailure> {
-        (self.runner)(params_json, ctx)
+        (self.runner)(params_json, self.params_mode, ctx)
     }
 
     /// Validates `params_json` without running the action.
     pub fn validate(&self, params_json: &str) -> Result<(), ActionFailure> {
-        (self.validator)(params_json)
+        (self.validator)(params_json, self.params_mode)
     }
 }
 
@@ -283,7 +321,7 @@ pub trait BaseAction: Sized + 'static {
     }
 
     /// Same as `self.ctx().log(...)`.
-    fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) {
+    fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) -> Result<(), ContextError> {
         self.ctx().log(event, data, file)
     }
 
@@ -313,22 +351,28 @@ pub trait BaseAction: Sized + 'static {
 /// # struct TrainParams { epochs: u32 }
 /// # fn train(p: TrainParams, _: &RuntimeContext) -> ActionResult { Ok(serde_json::json!({ "epochs": p.epochs })) }
 /// # fn serve_model(_: TrainParams, _: &RuntimeContext) -> ActionResult { Ok(serde_json::Value::Null) }
+/// let strict = action!(train, params = TrainParams, name = "train_strict", strict = true);
 /// let train = action!(train, params = TrainParams, description = "Train a model");
 /// let serve = action!(serve_model, params = TrainParams, description = "Serve", method = RunMethod::Serve);
 /// assert_eq!(train.name(), "train");
+/// assert!(train.validate(r#"{"epochs": "3"}"#).is_ok(), "lax by default, as pydantic");
+/// assert!(strict.validate(r#"{"epochs": "3"}"#).is_err());
 /// assert_eq!(serve.name(), "serve_model");
 /// ```
 ///
 /// The action is named after the function; `name = "..."` overrides that.
+/// `strict = true` reads its params strictly (see
+/// [`ActionDef::strict_params`]).
 #[macro_export]
 macro_rules! action {
-    ($function:ident, params = $params:ty $(, name = $name:expr)? $(, description = $description:expr)? $(, method = $method:expr)? $(,)?) => {{
+    ($function:ident, params = $params:ty $(, name = $name:expr)? $(, description = $description:expr)? $(, method = $method:expr)? $(, strict = $strict:expr)? $(,)?) => {{
         #[allow(unused_mut, unused_assignments)]
         let mut name: &str = ::core::stringify!($function);
         $( name = $name; )?
         let def = $crate::ActionDef::function::<$params, _, _>(name, $function);
         $( let def = def.description($description); )?
         $( let def = def.method($method); )?
+        $( let def = if $strict { def.strict_params() } else { def }; )?
         def
     }};
 }
@@ -375,7 +419,7 @@ mod tests {
                 "exported",
                 serde_json::json!({"n": self.params().epochs}),
                 Some("/out/a.json"),
-            );
+            )?;
             self.set_metrics(serde_json::json!({"files": 1}), "export")?;
             Ok(serde_json::json!({"files": 1}))
         }

@@ -1,5 +1,5 @@
 //! `RuntimeContext`: what an action receives from the host, in idiomatic
-//! Rust: progress, metrics and the three kinds of logs (through [`Logger`]),
+//! Rust: progress, metrics and the logs (through [`Logger`]),
 //! the environment, the job id, the checkpoint, the backend and agent
 //! clients, and cancellation.
 //!
@@ -15,123 +15,37 @@ use crate::env::PluginEnvironment;
 use crate::ffi::host_side::{context_for, ContextHost};
 use crate::ffi::plugin_side::HostHandle;
 use crate::ffi::ClientKind;
+pub use crate::logger::{ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus};
 
-/// A context call the host refused, with the host's reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContextError {
-    #[error("set_progress: {0}")]
-    Progress(String),
-    #[error("set_metrics: {0}")]
-    Metrics(String),
-    #[error("could not serialise {what} to JSON: {reason}")]
-    Serialize { what: &'static str, reason: String },
-}
-
-/// The level of a user-facing message (`log_message`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageLevel {
-    #[default]
-    Info,
-    Warning,
-    Danger,
-    Success,
-}
-
-impl MessageLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageLevel::Info => "info",
-            MessageLevel::Warning => "warning",
-            MessageLevel::Danger => "danger",
-            MessageLevel::Success => "success",
-        }
-    }
-}
-
-impl std::str::FromStr for MessageLevel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "info" => Ok(MessageLevel::Info),
-            "warning" => Ok(MessageLevel::Warning),
-            "danger" => Ok(MessageLevel::Danger),
-            "success" => Ok(MessageLevel::Success),
-            other => Err(format!(
-                "unknown message level {other:?} (expected info, warning, danger or success)"
-            )),
-        }
-    }
-}
-
-/// The progress, metrics and logging half of the context (`ctx.logger()`,
-/// the Python `BaseLogger`). Every method is also available on
-/// [`RuntimeContext`] directly.
-pub struct Logger {
-    host: HostHandle,
-}
-
-impl Logger {
-    /// Sets the progress of the action, or of one `step` of it. Errors unless
-    /// `total > 0` and `current <= total`.
-    ///
-    /// Call it as often as you like: the host coalesces updates, so per-batch
-    /// progress is cheap and the final value is never lost.
-    pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
-        self.host
-            .set_progress(current, total, step)
-            .map_err(ContextError::Progress)
-    }
-
-    /// Records metrics for a (non-empty) step; they merge with the step's
-    /// earlier metrics, later keys winning. `value` must serialise to a JSON
-    /// object.
-    pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
-        let json = to_json(&value, "metrics")?;
-        self.host.set_metrics(&json, step).map_err(ContextError::Metrics)
-    }
-
-    /// Logs a structured event, optionally about a file.
-    pub fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) {
-        self.host.log(event, &json_or_error(&data), file)
-    }
-
-    /// Logs a message for the user.
-    pub fn log_message(&self, message: &str, level: MessageLevel) {
-        self.host.log_message(message, level.as_str())
-    }
-
-    /// Logs a developer event (shown only in verbose output).
-    pub fn log_dev_event(&self, message: &str, data: Option<Value>) {
-        let data = data.map(|d| json_or_error(&d));
-        self.host.log_dev_event(message, data.as_deref())
-    }
-}
-
-fn to_json(value: &impl Serialize, what: &'static str) -> Result<String, ContextError> {
-    serde_json::to_string(value).map_err(|e| ContextError::Serialize {
-        what,
-        reason: e.to_string(),
-    })
-}
-
-/// Log data that cannot be serialised is replaced by a note saying why, so
-/// that the event itself is never lost.
-fn json_or_error(value: &impl Serialize) -> String {
-    serde_json::to_string(value)
-        .unwrap_or_else(|e| serde_json::json!({ "unserialisable_data": e.to_string() }).to_string())
-}
-
-/// The pretrained model an action starts from (`ctx.checkpoint()`).
+/// The pretrained model an action starts from (`ctx.checkpoint()`). As in
+/// the original, it is kept as given: a checkpoint without `category` or
+/// `path` is still a checkpoint (the missing field reads as empty here and
+/// as `None` through [`get`](Self::get), and is not written back).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Checkpoint {
-    /// `base`, or the name of a fine-tuned model.
+    /// `base`, or the name of a fine-tuned model; empty when not given.
+    #[serde(
+        default,
+        deserialize_with = "string_or_null",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub category: String,
-    /// Path of the model file.
+    /// Path of the model file; empty when not given (or `null`).
+    #[serde(
+        default,
+        deserialize_with = "string_or_null",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub path: String,
     /// Any further fields the platform sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A checkpoint field that may be `null` (read as empty).
+fn string_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 impl Checkpoint {
@@ -139,8 +53,11 @@ impl Checkpoint {
     /// any further field).
     pub fn get(&self, key: &str) -> Option<Value> {
         match key {
-            "category" => Some(Value::String(self.category.clone())),
-            "path" => Some(Value::String(self.path.clone())),
+            "category" => Some(&self.category)
+                .filter(|c| !c.is_empty())
+                .cloned()
+                .map(Value::String),
+            "path" => Some(&self.path).filter(|p| !p.is_empty()).cloned().map(Value::String),
             other => self.extra.get(other).cloned(),
         }
     }
@@ -186,7 +103,7 @@ fn client_request(
     let answer = ctx
         .inner
         .logger
-        .host
+        .host()
         .client_request(kind, &request.to_string())
         .map_err(|message| ClientError { client: name, message })?;
     serde_json::from_str(&answer).map_err(|e| ClientError {
@@ -234,7 +151,7 @@ struct ContextInner {
 impl RuntimeContext {
     pub(crate) fn from_host(host: HostHandle) -> Self {
         let inner = ContextInner {
-            logger: Logger { host },
+            logger: Logger::new(host),
             env: OnceLock::new(),
             job_id: OnceLock::new(),
             checkpoint: OnceLock::new(),
@@ -263,18 +180,18 @@ impl RuntimeContext {
         self.inner.logger.set_metrics(value, step)
     }
 
-    /// See [`Logger::log`].
-    pub fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) {
+    /// See [`Logger::log`]: `data` must be a JSON object.
+    pub fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) -> Result<(), ContextError> {
         self.inner.logger.log(event, data, file)
     }
 
     /// See [`Logger::log_message`].
-    pub fn log_message(&self, message: &str, level: MessageLevel) {
+    pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
         self.inner.logger.log_message(message, level)
     }
 
     /// See [`Logger::log_dev_event`].
-    pub fn log_dev_event(&self, message: &str, data: Option<Value>) {
+    pub fn log_dev_event(&self, message: &str, data: Option<Value>) -> Result<(), ContextError> {
         self.inner.logger.log_dev_event(message, data)
     }
 
@@ -282,14 +199,14 @@ impl RuntimeContext {
     pub fn env(&self) -> &PluginEnvironment {
         self.inner
             .env
-            .get_or_init(|| PluginEnvironment::from_json(&self.inner.logger.host.env_json()).unwrap_or_default())
+            .get_or_init(|| PluginEnvironment::from_json(&self.inner.logger.host().env_json()).unwrap_or_default())
     }
 
     /// The job id, when the run belongs to a job.
     pub fn job_id(&self) -> Option<&str> {
         self.inner
             .job_id
-            .get_or_init(|| self.inner.logger.host.job_id())
+            .get_or_init(|| self.inner.logger.host().job_id())
             .as_deref()
     }
 
@@ -300,7 +217,7 @@ impl RuntimeContext {
             .get_or_init(|| {
                 self.inner
                     .logger
-                    .host
+                    .host()
                     .checkpoint_json()
                     .and_then(|json| serde_json::from_str(&json).ok())
             })
@@ -311,7 +228,7 @@ impl RuntimeContext {
     pub fn client(&self) -> Option<BackendClient> {
         self.inner
             .logger
-            .host
+            .host()
             .has_client(ClientKind::Backend)
             .then(|| BackendClient { ctx: self.clone() })
     }
@@ -320,7 +237,7 @@ impl RuntimeContext {
     pub fn agent_client(&self) -> Option<AgentClient> {
         self.inner
             .logger
-            .host
+            .host()
             .has_client(ClientKind::Agent)
             .then(|| AgentClient { ctx: self.clone() })
     }
@@ -329,7 +246,7 @@ impl RuntimeContext {
     /// actions should check it between units of work. Always `false` with a
     /// host older than plugin-api 1.1, which cannot cancel.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.logger.host.is_cancelled().unwrap_or(false)
+        self.inner.logger.host().is_cancelled().unwrap_or(false)
     }
 
     /// `Err(ActionError::cancelled())` once the host asked the action to
@@ -354,9 +271,10 @@ mod tests {
         let ctx = RuntimeContext::with_host(host.clone());
         ctx.set_progress(5, 10, Some("train")).unwrap();
         ctx.set_metrics(serde_json::json!({"loss": 0.5}), "train").unwrap();
-        ctx.log("data_loaded", serde_json::json!({"count": 3}), Some("/d.csv"));
-        ctx.log_message("hi", MessageLevel::Warning);
-        ctx.log_dev_event("dbg", None);
+        ctx.log("data_loaded", serde_json::json!({"count": 3}), Some("/d.csv"))
+            .unwrap();
+        ctx.log_message("hi", MessageLevel::Warning).unwrap();
+        ctx.log_dev_event("dbg", None).unwrap();
         let calls = host.calls();
         assert_eq!(
             calls,
@@ -406,10 +324,39 @@ mod tests {
         let clone = ctx.clone();
         std::thread::spawn(move || clone.log_message("from a thread", MessageLevel::Info))
             .join()
+            .unwrap()
             .unwrap();
         drop(ctx);
         assert_eq!(Arc::strong_count(&host), 1);
         assert_eq!(host.calls(), vec!["message info from a thread"]);
+    }
+
+    #[test]
+    fn a_checkpoint_without_path_is_kept_as_given() {
+        // synapse-sdk 2026.2.17 keeps `ctx.checkpoint` as the dict it was given.
+        let host = Arc::new(RecordingHost::default().with_checkpoint(serde_json::json!({"category": "base"})));
+        let ctx = RuntimeContext::with_host(host);
+        let checkpoint = ctx.checkpoint().expect("kept without a path");
+        assert!(checkpoint.is_base());
+        assert_eq!(checkpoint.path, "");
+        assert_eq!(checkpoint.get("path"), None);
+        assert_eq!(
+            serde_json::to_value(checkpoint).unwrap(),
+            serde_json::json!({"category": "base"})
+        );
+    }
+
+    #[test]
+    fn the_current_step_is_shared_by_every_clone() {
+        let host = Arc::new(RecordingHost::default());
+        let ctx = RuntimeContext::with_host(host.clone());
+        let clone = ctx.clone();
+        ctx.logger().set_step(Some("fit"));
+        std::thread::spawn(move || clone.set_progress(1, 2, None))
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(host.calls(), ["progress 1/2 step=Some(\"fit\")"]);
     }
 
     #[test]

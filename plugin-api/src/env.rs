@@ -1,6 +1,8 @@
 //! `PluginEnvironment`: the environment variables an action may see, with
-//! typed getters. Unlike the Python original, a value that does not parse is
-//! an error naming the key and the value, never a silent default.
+//! typed getters. A value that does not parse is an error naming the key and
+//! the value. The Python original raises too for `get_int` / `get_float`,
+//! but its `get_bool` silently reads anything it does not know as `false`;
+//! here `get_bool` refuses it as well.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -23,6 +25,21 @@ pub struct PluginEnvironment {
 impl PluginEnvironment {
     pub fn new(vars: BTreeMap<String, String>) -> Self {
         Self { vars }
+    }
+
+    /// One environment from several, later ones winning on the same key (the
+    /// original's `PluginEnvironment.merge(*envs)`).
+    pub fn merge<'a>(envs: impl IntoIterator<Item = &'a PluginEnvironment>) -> Self {
+        let mut vars = BTreeMap::new();
+        for env in envs {
+            vars.extend(env.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Self { vars }
+    }
+
+    /// Every variable, by name (the original's `to_dict`).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.vars.clone()
     }
 
     /// Reads the JSON object of strings the host sends.
@@ -115,6 +132,16 @@ impl PluginEnvironment {
     }
 }
 
+impl<'a> IntoIterator for &'a PluginEnvironment {
+    type Item = (&'a str, &'a str);
+    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+
+    /// Every variable in name order: `for (key, value) in ctx.env() { .. }`.
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for PluginEnvironment {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Self::new(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
@@ -183,6 +210,31 @@ mod tests {
         assert_eq!(e.get_list("EMPTY", &["0"]), Vec::<String>::new());
         assert_eq!(e.get_list("MISSING", &["0"]), vec!["0"]);
         assert_eq!(e.get_list("MISSING", &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn merge_lets_later_environments_win_and_keeps_the_rest() {
+        // synapse-sdk 2026.2.17: `PluginEnvironment.merge(a, b)` updates a
+        // dict with a, then b.
+        let base = env(&[("A", "1"), ("B", "base")]);
+        let file = env(&[("B", "file"), ("C", "3")]);
+        let merged = PluginEnvironment::merge([&base, &file]);
+        assert_eq!(
+            merged.to_map(),
+            BTreeMap::from([
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "file".to_owned()),
+                ("C".to_owned(), "3".to_owned())
+            ])
+        );
+        let keys: Vec<&str> = (&merged).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["A", "B", "C"]);
+        let mut seen = 0;
+        for (_, value) in &merged {
+            seen += value.len();
+        }
+        assert_eq!(seen, 6);
+        assert!(PluginEnvironment::merge([]).is_empty());
     }
 
     #[test]

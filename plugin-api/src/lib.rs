@@ -11,18 +11,23 @@
 pub mod action;
 pub mod context;
 pub mod env;
+pub mod envelope;
 pub mod failure;
 pub mod ffi;
+pub mod lax;
+pub mod logger;
 pub mod manifest;
 pub mod plugin;
 pub mod rules;
 pub mod steps;
 pub mod testing;
+pub mod utc;
 pub mod validate;
 
 pub use action::{ActionBase, ActionDef, ActionError, ActionResult, BaseAction};
 pub use context::{
-    AgentClient, BackendClient, Checkpoint, ClientError, ContextError, Logger, MessageLevel, RuntimeContext,
+    AgentClient, BackendClient, Checkpoint, ClientError, ContextError, Logger, MessageLevel, ProgressSnapshot,
+    ProgressStatus, RuntimeContext,
 };
 pub use env::{EnvError, PluginEnvironment};
 pub use failure::{ActionFailure, FailureKind};

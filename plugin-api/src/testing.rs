@@ -1,11 +1,15 @@
 //! A host for unit tests of plugin code: records every context call as a
 //! line of text and applies the same argument rules as the real loader, so
 //! actions and workflow steps can be tested without loading a library.
+//! Like the loader, it unwraps the step and level a plugin attaches to an
+//! entry (see [`envelope`](crate::envelope)) and shows them as
+//! ` step=NAME` / ` level=LEVEL` after the data.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use crate::envelope::{self, EntryAttributes};
 use crate::ffi::host_side::ContextHost;
 use crate::ffi::ClientKind;
 use crate::rules;
@@ -54,6 +58,31 @@ impl RecordingHost {
     }
 }
 
+/// The attributes and the data of an entry's JSON text.
+fn unwrap_json(data_json: &str) -> (EntryAttributes, serde_json::Value) {
+    match serde_json::from_str(data_json) {
+        Ok(value) => envelope::unwrap(value),
+        Err(_) => (
+            EntryAttributes::default(),
+            serde_json::Value::String(data_json.to_owned()),
+        ),
+    }
+}
+
+fn describe(attributes: &EntryAttributes) -> String {
+    let step = attributes
+        .step
+        .as_ref()
+        .map(|s| format!(" step={s}"))
+        .unwrap_or_default();
+    let level = attributes
+        .level
+        .as_ref()
+        .map(|l| format!(" level={l}"))
+        .unwrap_or_default();
+    format!("{step}{level}")
+}
+
 impl ContextHost for RecordingHost {
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         rules::check_progress(current, total, step)?;
@@ -68,15 +97,27 @@ impl ContextHost for RecordingHost {
     }
 
     fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        self.record(format!("log {event} {data_json} file={file:?}"))
+        let (attributes, data) = unwrap_json(data_json);
+        if attributes.progress.as_deref() == Some("failed") {
+            return self.record(format!("progress failed step={:?}", attributes.step));
+        }
+        self.record(format!("log {event} {data}{} file={file:?}", describe(&attributes)))
     }
 
     fn log_message(&self, message: &str, level: &str) {
-        self.record(format!("message {level} {message}"))
+        let (level, step) = envelope::split_message_level(level);
+        let step = step.map(|s| format!(" step={s}")).unwrap_or_default();
+        self.record(format!("message {level} {message}{step}"))
     }
 
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        self.record(format!("dev_event {message} {data_json:?}"))
+        match data_json.map(unwrap_json) {
+            Some((attributes, data)) => {
+                let data = (!data.is_null()).then(|| data.to_string());
+                self.record(format!("dev_event {message} {data:?}{}", describe(&attributes)))
+            }
+            None => self.record(format!("dev_event {message} None")),
+        }
     }
 
     fn env_json(&self) -> String {

@@ -1,12 +1,17 @@
 //! Params validation: turns the JSON params of a run into the action's typed
-//! params struct, or into a list of problems that each name the field path.
-//! Unknown fields are refused even when the struct does not say
-//! `deny_unknown_fields`: a misspelt param must not be silently ignored.
+//! params struct, or into the list of every problem, each naming the field
+//! path. Scalars are read as pydantic's lax mode reads them unless the
+//! action asks for strict params ([`ParamsMode`]). Unknown fields are
+//! refused even when the struct does not say `deny_unknown_fields`: a
+//! misspelt param must not be silently ignored.
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::lax;
+pub use crate::lax::ParamsMode;
 
 /// One thing wrong with the params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,17 +47,25 @@ impl std::fmt::Display for ParamsError {
 
 impl std::error::Error for ParamsError {}
 
-/// Parses and validates params JSON. Reports every unknown field met before
-/// the first type error (serde stops at the first one). An empty text or `null` means "no
+/// Parses and validates params JSON the way the original does (pydantic's
+/// lax mode: `"5"` and `5.0` read as the integer 5, `"yes"` as `true`; see
+/// [`lax`](crate::lax)), refusing unknown fields. Every problem is
+/// reported, each naming its field. An empty text or `null` means "no
 /// params" and reads as `{}`, so that an action whose params all have
 /// defaults runs without any.
-pub fn parse_params<P: DeserializeOwned>(json: &str) -> Result<P, ParamsError> {
+pub fn parse_params<P: DeserializeOwned + JsonSchema>(json: &str) -> Result<P, ParamsError> {
+    parse_params_with(json, &params_schema::<P>(), ParamsMode::Lax)
+}
+
+/// [`parse_params`] with the params type's schema given (see
+/// [`params_schema`]) and a choice of lax or strict reading.
+pub fn parse_params_with<P: DeserializeOwned>(json: &str, schema: &Value, mode: ParamsMode) -> Result<P, ParamsError> {
     let value: Value = if json.trim().is_empty() {
         Value::Object(Default::default())
     } else {
         serde_json::from_str(json).map_err(|e| single("", format!("params are not valid JSON: {e}")))?
     };
-    let value = if value.is_null() {
+    let mut value = if value.is_null() {
         Value::Object(Default::default())
     } else {
         value
@@ -64,25 +77,30 @@ pub fn parse_params<P: DeserializeOwned>(json: &str) -> Result<P, ParamsError> {
         ));
     }
 
+    let mut problems = lax::check(&mut value, schema, mode);
+
     let mut unknown = Vec::new();
     let mut record_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
     let deserializer = serde_ignored::Deserializer::new(&value, &mut record_unknown);
     let parsed: Result<P, _> = serde_path_to_error::deserialize(deserializer);
 
-    let mut problems: Vec<FieldProblem> = unknown
-        .into_iter()
-        .map(|path| FieldProblem {
+    let mut add = |problem: FieldProblem| {
+        if !problems.iter().any(|p| p.path == problem.path) {
+            problems.push(problem);
+        }
+    };
+    for path in unknown {
+        add(FieldProblem {
             path,
             message: "unknown field".to_owned(),
-        })
-        .collect();
+        });
+    }
+    if let Err(e) = &parsed {
+        add(problem_at(&e.path().to_string(), &e.inner().to_string()));
+    }
     match parsed {
         Ok(params) if problems.is_empty() => Ok(params),
-        Ok(_) => Err(ParamsError { problems }),
-        Err(e) => {
-            problems.push(problem_at(&e.path().to_string(), &e.inner().to_string()));
-            Err(ParamsError { problems })
-        }
+        _ => Err(ParamsError { problems }),
     }
 }
 
@@ -239,7 +257,7 @@ mod tests {
 
     #[test]
     fn empty_or_null_params_mean_all_defaults() {
-        #[derive(Deserialize)]
+        #[derive(Deserialize, JsonSchema)]
         struct AllDefault {
             #[serde(default)]
             _n: u32,
@@ -258,6 +276,76 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_problem_is_reported_each_naming_its_field() {
+        // pydantic (synapse-sdk 2026.2.17) lists every error of a model, not
+        // only the first.
+        let found = problems(
+            r#"{"epochs": "many", "optimizer": {"lr": "fast", "momentum": []}, "layers": [1, "x", 3], "extra": 1}"#,
+        );
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        for expected in ["epochs", "optimizer.lr", "optimizer.momentum", "layers[1]", "extra"] {
+            assert!(paths.contains(&expected), "{expected} in {found:?}");
+        }
+        assert_eq!(found.len(), 5, "{found:?}");
+        let missing = problems(r#"{"epochs": "x"}"#);
+        assert_eq!(
+            missing,
+            [
+                ("optimizer".to_owned(), "missing field".to_owned()),
+                (
+                    "epochs".to_owned(),
+                    "invalid type: expected an integer, got \"x\"".to_owned()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn scalars_are_read_as_pydantic_lax_mode_reads_them() {
+        #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+        struct Params {
+            epochs: u32,
+            lr: f64,
+            augment: bool,
+            name: Option<String>,
+            ratio: Option<f32>,
+            flags: Vec<bool>,
+        }
+        let p: Params =
+            parse_params(r#"{"epochs": "5", "lr": "0.01", "augment": "yes", "ratio": 1, "flags": ["on", 0, "False"]}"#)
+                .unwrap();
+        assert_eq!(
+            p,
+            Params {
+                epochs: 5,
+                lr: 0.01,
+                augment: true,
+                name: None,
+                ratio: Some(1.0),
+                flags: vec![true, false, false],
+            }
+        );
+        let p: Params = parse_params(r#"{"epochs": 5.0, "lr": 1, "augment": 1, "flags": []}"#).unwrap();
+        assert_eq!((p.epochs, p.augment), (5, true));
+        let err =
+            parse_params::<Params>(r#"{"epochs": 5.5, "lr": 1, "augment": true, "name": 3, "flags": []}"#).unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["epochs", "name"], "{err}");
+        assert!(err.to_string().contains("a number with a fractional part"), "{err}");
+    }
+
+    #[test]
+    fn strict_mode_refuses_what_lax_mode_converts() {
+        let schema = params_schema::<TrainParams>();
+        let json = r#"{"epochs": "5", "optimizer": {"lr": "0.1"}}"#;
+        let lax: TrainParams = parse_params_with(json, &schema, ParamsMode::Lax).unwrap();
+        assert_eq!((lax.epochs, lax.optimizer.lr), (5, 0.1));
+        let strict = parse_params_with::<TrainParams>(json, &schema, ParamsMode::Strict).unwrap_err();
+        let paths: Vec<&str> = strict.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["epochs", "optimizer.lr"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! End-to-end: the sample step-based workflow run by `loader run`, checking
 //! per-step and overall progress, step events, and the rollback of the
-//! completed steps in reverse order when a step fails.
+//! failed step and then the completed steps in reverse order when a step
+//! fails (as synapse-sdk 2026.2.17 does).
 
 mod common;
 
@@ -80,7 +81,7 @@ fn the_workflow_reports_each_step_and_overall_progress() {
 }
 
 #[test]
-fn a_failing_step_rolls_back_the_completed_ones_in_reverse_order() {
+fn a_failing_step_is_rolled_back_first_then_the_completed_ones_in_reverse_order() {
     let (code, events, stderr) = run_pipeline(json!({ "fail_at": "evaluate" }));
     assert_eq!(code, 1, "the exit code says the action failed: {stderr}");
 
@@ -92,6 +93,8 @@ fn a_failing_step_rolls_back_the_completed_ones_in_reverse_order() {
     assert_eq!(
         rollbacks,
         [
+            ("rollback_start", "evaluate"),
+            ("rollback_end", "evaluate"),
             ("rollback_start", "train"),
             ("rollback_end", "train"),
             ("rollback_start", "split"),
@@ -121,7 +124,10 @@ fn a_failing_step_rolls_back_the_completed_ones_in_reverse_order() {
         .starts_with("step \"evaluate\" failed"));
     assert_eq!(
         error["data"]["details"]["rolled_back"],
-        json!(["train", "split", "load_dataset"])
+        json!(["evaluate", "train", "split", "load_dataset"])
     );
-    assert!(stderr.contains("rolled back: train, split, load_dataset"), "{stderr}");
+    assert!(
+        stderr.contains("rolled back: evaluate, train, split, load_dataset"),
+        "{stderr}"
+    );
 }

@@ -436,7 +436,7 @@ mod tests {
         let line = r#"  {"timestamp":1.5,"plugin":"p","action":"a","kind":"event","event":"x","level":"critical","extra":1}  "#;
         let (run, event) = parse_line(line).unwrap();
         assert_eq!(event.time, at(1_500_000));
-        assert_eq!(event.level, Level::Error);
+        assert_eq!(event.level, Level::Critical);
         assert_eq!(event.data, Value::Null);
         assert_eq!(event.step, None);
         assert_eq!(run.job_id, None);

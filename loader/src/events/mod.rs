@@ -113,7 +113,7 @@ impl FromStr for EventKind {
     }
 }
 
-/// Severity of an event. Synapse's `critical` is read as [`Level::Error`].
+/// Severity of an event: the original's seven log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -122,18 +122,19 @@ pub enum Level {
     Success,
     Warning,
     Danger,
-    #[serde(alias = "critical")]
     Error,
+    Critical,
 }
 
 impl Level {
-    pub const ALL: [Level; 6] = [
+    pub const ALL: [Level; 7] = [
         Level::Debug,
         Level::Info,
         Level::Success,
         Level::Warning,
         Level::Danger,
         Level::Error,
+        Level::Critical,
     ];
 
     /// The lowercase name used in JSON.
@@ -145,6 +146,7 @@ impl Level {
             Level::Warning => "warning",
             Level::Danger => "danger",
             Level::Error => "error",
+            Level::Critical => "critical",
         }
     }
 }
@@ -158,18 +160,15 @@ impl fmt::Display for Level {
 impl FromStr for Level {
     type Err = UnknownName;
 
-    /// Accepts the lowercase names, plus `critical` (Synapse) as `error`.
+    /// Accepts the lowercase names.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "critical" {
-            return Ok(Level::Error);
-        }
         Level::ALL
             .into_iter()
             .find(|l| l.as_str() == s)
             .ok_or_else(|| UnknownName {
                 what: "log level",
                 name: s.to_owned(),
-                expected: "debug, info, success, warning, danger or error",
+                expected: "debug, info, success, warning, danger, error or critical",
             })
     }
 }
@@ -546,7 +545,7 @@ impl EventSink for TracingSink {
             Level::Debug => trace_event!(T::DEBUG, run, event, text),
             Level::Info | Level::Success => trace_event!(T::INFO, run, event, text),
             Level::Warning => trace_event!(T::WARN, run, event, text),
-            Level::Danger | Level::Error => trace_event!(T::ERROR, run, event, text),
+            Level::Danger | Level::Error | Level::Critical => trace_event!(T::ERROR, run, event, text),
         }
     }
 }
@@ -574,11 +573,11 @@ mod tests {
             assert_eq!(json, format!("\"{level}\""));
             assert_eq!(level.as_str().parse::<Level>().unwrap(), level);
         }
-        assert_eq!("critical".parse::<Level>().unwrap(), Level::Error);
-        assert_eq!(serde_json::from_str::<Level>("\"critical\"").unwrap(), Level::Error);
+        assert_eq!("critical".parse::<Level>().unwrap(), Level::Critical);
+        assert_eq!(serde_json::from_str::<Level>("\"critical\"").unwrap(), Level::Critical);
         assert_eq!(
             "loud".parse::<Level>().unwrap_err().to_string(),
-            "unknown log level 'loud' (expected debug, info, success, warning, danger or error)"
+            "unknown log level 'loud' (expected debug, info, success, warning, danger, error or critical)"
         );
         assert!("Progress".parse::<EventKind>().is_err());
     }

@@ -149,7 +149,7 @@ fn level_color(level: Level) -> Option<&'static str> {
         Level::Success => Some(GREEN),
         Level::Warning => Some(YELLOW),
         Level::Danger => Some(RED),
-        Level::Error => Some(BOLD_RED),
+        Level::Error | Level::Critical => Some(BOLD_RED),
     }
 }
 
@@ -161,6 +161,7 @@ fn level_label(level: Level) -> &'static str {
         Level::Warning => "WARNING",
         Level::Danger => "DANGER",
         Level::Error => "ERROR",
+        Level::Critical => "CRITICAL",
     }
 }
 

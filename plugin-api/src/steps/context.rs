@@ -1,15 +1,20 @@
 //! `BaseStepContext`, which every workflow context embeds: the runtime
 //! context, the step running now, the results so far, and the overall
 //! progress, which its `set_progress` advances along with the step's own.
+//!
+//! The running step is also set on the runtime context's logger, so calls
+//! made through `runtime_ctx` inside a step are attributed to it, as in the
+//! original. The overall bar is the step-less progress key, which the
+//! orchestrator writes directly: a step's own totals never land on it.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::step::StepResult;
 use crate::context::{ContextError, MessageLevel, RuntimeContext};
 
 /// Overall progress is reported as `x / OVERALL_SCALE` on the step-less key,
-/// so that its percent has two decimals.
+/// so that its percent has two decimals. While a workflow runs, only the
+/// orchestrator writes that key (step-less calls go to the running step).
 pub const OVERALL_SCALE: u64 = 10_000;
 
 /// The part of a workflow's progress the running step covers.
@@ -29,6 +34,7 @@ pub struct BaseStepContext {
     pub runtime_ctx: RuntimeContext,
     current_step: Option<String>,
     results: Vec<(String, StepResult)>,
+    errors: Vec<String>,
     plan: ProgressPlan,
     overall: u64,
     step_total: Option<u64>,
@@ -40,6 +46,7 @@ impl BaseStepContext {
             runtime_ctx,
             current_step: None,
             results: Vec::new(),
+            errors: Vec::new(),
             plan: ProgressPlan::default(),
             overall: 0,
             step_total: None,
@@ -54,6 +61,12 @@ impl BaseStepContext {
     /// Every step's result so far, in order.
     pub fn step_results(&self) -> &[(String, StepResult)] {
         &self.results
+    }
+
+    /// Errors gathered during the run (the original's `errors`: one entry
+    /// per rollback that failed).
+    pub fn errors(&self) -> &[String] {
+        &self.errors
     }
 
     /// The result of the step called `name`, if it ran.
@@ -71,24 +84,28 @@ impl BaseStepContext {
         self.advance_overall(self.plan.before + self.plan.weight * fraction)
     }
 
-    /// Logs an event for the current step (its name goes into the data as
-    /// `step`, which the host reports as the event's step).
-    pub fn log(&self, event: &str, data: impl Serialize) {
-        let mut data = match serde_json::to_value(data) {
-            Ok(Value::Object(map)) => map,
-            Ok(Value::Null) => Map::new(),
-            Ok(other) => Map::from_iter([("value".to_owned(), other)]),
-            Err(e) => Map::from_iter([("unserialisable_data".to_owned(), Value::String(e.to_string()))]),
-        };
-        if let Some(step) = &self.current_step {
-            data.insert("step".to_owned(), Value::String(step.clone()));
-        }
-        self.runtime_ctx.log(event, Value::Object(data), None)
+    /// Logs an event for the current step: `data` (a JSON object) is kept
+    /// as given and the event's `step` is the running step.
+    pub fn log(&self, event: &str, data: impl Serialize) -> Result<(), ContextError> {
+        self.runtime_ctx.log(event, data, None)
     }
 
-    /// A user-facing message (the step is not part of messages).
-    pub fn log_message(&self, message: &str, level: MessageLevel) {
+    /// A user-facing message, attributed to the running step.
+    pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
         self.runtime_ctx.log_message(message, level)
+    }
+
+    /// Metrics for the running step (merged with its earlier ones). Outside
+    /// a step it is an error, as in the original; use
+    /// [`set_metrics_for`](Self::set_metrics_for) to name the step.
+    pub fn set_metrics(&self, value: impl Serialize) -> Result<(), ContextError> {
+        let step = self.current_step.as_deref().ok_or(ContextError::NoStep)?;
+        self.runtime_ctx.set_metrics(value, step)
+    }
+
+    /// Metrics for the step called `step`.
+    pub fn set_metrics_for(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
+        self.runtime_ctx.set_metrics(value, step)
     }
 
     pub(super) fn start_workflow(&mut self, total_weight: f64) {
@@ -99,10 +116,12 @@ impl BaseStepContext {
         };
         self.overall = 0;
         self.results.clear();
+        self.errors.clear();
     }
 
     pub(super) fn begin_step(&mut self, name: &str, before: f64, weight: f64) {
         self.current_step = Some(name.to_owned());
+        self.runtime_ctx.logger().set_step(Some(name));
         self.plan.before = before;
         self.plan.weight = weight;
         self.step_total = None;
@@ -121,11 +140,18 @@ impl BaseStepContext {
         self.results.push((name.to_owned(), result));
     }
 
+    pub(super) fn record_error(&mut self, error: String) {
+        self.errors.push(error);
+    }
+
     pub(super) fn end_workflow(&mut self, completed: bool) -> Result<(), ContextError> {
         self.current_step = None;
+        self.runtime_ctx.logger().set_step(None);
         if completed {
             self.overall = OVERALL_SCALE;
-            self.runtime_ctx.set_progress(OVERALL_SCALE, OVERALL_SCALE, None)?;
+            self.runtime_ctx
+                .logger()
+                .send_progress(OVERALL_SCALE, OVERALL_SCALE, None)?;
         }
         Ok(())
     }
@@ -138,7 +164,7 @@ impl BaseStepContext {
         let units = units.min(OVERALL_SCALE - 1);
         if units > self.overall {
             self.overall = units;
-            self.runtime_ctx.set_progress(units, OVERALL_SCALE, None)?;
+            self.runtime_ctx.logger().send_progress(units, OVERALL_SCALE, None)?;
         }
         Ok(())
     }
@@ -180,8 +206,9 @@ impl StepContext for BaseStepContext {
 /// # let runtime_ctx = RuntimeContext::with_host(host.clone());
 /// let mut ctx = MyContext { base: BaseStepContext::new(runtime_ctx), files: Vec::new() };
 /// ctx.files.push("out/a.csv".into());
-/// ctx.log("prepared", json!({ "files": ctx.files.len() }));
+/// ctx.log("prepared", json!({ "files": ctx.files.len() }))?;
 /// # assert_eq!(host.calls().len(), 1);
+/// # Ok::<(), plugin_api::ContextError>(())
 /// ```
 #[macro_export]
 macro_rules! step_context {

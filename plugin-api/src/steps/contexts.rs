@@ -1,6 +1,14 @@
 //! The guide's five action-specific contexts, each embedding a
-//! `BaseStepContext` with the fields its workflows need.
+//! `BaseStepContext` and holding the state fields its counterpart in the
+//! original has (synapse-sdk 2026.2.17, `plugins/actions/*/context.py`).
+//!
+//! Every context is built the same way, `XContext::new(runtime_ctx,
+//! params)`, with every other field at the original's default; steps fill
+//! them in. Fields the original types as `Any` or `dict` are JSON values
+//! here; fields holding live Python objects (exporters, handlers,
+//! generators, storage sessions) have no counterpart.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -9,21 +17,42 @@ use super::context::BaseStepContext;
 use crate::context::RuntimeContext;
 use crate::step_context;
 
+/// The value of `key` in a params object, `None` when absent (the
+/// original's `params.get(key)`).
+fn param<'a>(params: &'a Value, key: &str) -> Option<&'a Value> {
+    params.get(key)
+}
+
 /// Training workflow state.
+///
+/// ```
+/// use std::sync::Arc;
+/// use plugin_api::prelude::*;
+/// use plugin_api::testing::RecordingHost;
+///
+/// let runtime_ctx = RuntimeContext::with_host(Arc::new(RecordingHost::default()));
+/// let mut ctx = TrainContext::new(runtime_ctx, json!({ "epochs": 3 }));
+/// assert_eq!(ctx.param("epochs"), Some(&json!(3)));
+/// ctx.model_path = Some("out/model.json".into());
+/// ctx.trial_models.push(json!({ "trial": 1 }));
+/// assert!(ctx.dataset.is_none() && ctx.tune_result.is_none());
+/// ```
 pub struct TrainContext {
     pub base: BaseStepContext,
     /// The action's params.
     pub params: Value,
     /// The dataset (or a description of it) once loaded.
     pub dataset: Option<Value>,
-    /// Where the dataset is on disk.
-    pub data_path: Option<PathBuf>,
     /// Where the trained model is (to be) written.
     pub model_path: Option<PathBuf>,
     /// The model (or its description) once trained.
     pub model: Option<Value>,
-    /// Metrics gathered by the steps.
-    pub metrics: Map<String, Value>,
+    /// Where the dataset is on disk.
+    pub data_path: Option<PathBuf>,
+    /// The result of a hyper-parameter tuning run.
+    pub tune_result: Option<Value>,
+    /// The models of the tuning trials.
+    pub trial_models: Vec<Value>,
 }
 
 impl TrainContext {
@@ -32,104 +61,266 @@ impl TrainContext {
             base: BaseStepContext::new(runtime_ctx),
             params,
             dataset: None,
-            data_path: None,
             model_path: None,
             model: None,
-            metrics: Map::new(),
+            data_path: None,
+            tune_result: None,
+            trial_models: Vec::new(),
         }
+    }
+
+    /// One param by name.
+    pub fn param(&self, key: &str) -> Option<&Value> {
+        param(&self.params, key)
     }
 }
 
 /// Inference workflow state.
+///
+/// ```
+/// use std::sync::Arc;
+/// use plugin_api::prelude::*;
+/// use plugin_api::testing::RecordingHost;
+///
+/// let runtime_ctx = RuntimeContext::with_host(Arc::new(RecordingHost::default()));
+/// let mut ctx = InferenceContext::new(runtime_ctx, json!({ "model_id": 7 }));
+/// ctx.requests.push(json!({ "image": "a.png" }));
+/// ctx.batch_size = 8;
+/// ctx.results.push(json!({ "label": "cat" }));
+/// ctx.processed_count += 1;
+/// assert_eq!((ctx.model_id, ctx.processed_count), (None, 1));
+/// ```
 pub struct InferenceContext {
     pub base: BaseStepContext,
-    pub model_id: Option<String>,
+    pub params: Value,
+    pub model_id: Option<i64>,
+    /// The model's record once fetched.
+    pub model: Option<Value>,
+    pub model_path: Option<PathBuf>,
     pub requests: Vec<Value>,
     pub results: Vec<Value>,
+    /// Requests per batch (1 by default, as in the original).
     pub batch_size: usize,
+    pub processed_count: u64,
 }
 
 impl InferenceContext {
-    pub fn new(runtime_ctx: RuntimeContext, requests: Vec<Value>, batch_size: usize) -> Self {
+    pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
+            params,
             model_id: None,
-            requests,
+            model: None,
+            model_path: None,
+            requests: Vec::new(),
             results: Vec::new(),
-            batch_size: batch_size.max(1),
+            batch_size: 1,
+            processed_count: 0,
         }
+    }
+
+    /// One param by name.
+    pub fn param(&self, key: &str) -> Option<&Value> {
+        param(&self.params, key)
     }
 }
 
 /// Export workflow state.
+///
+/// ```
+/// use std::sync::Arc;
+/// use plugin_api::prelude::*;
+/// use plugin_api::testing::RecordingHost;
+///
+/// let runtime_ctx = RuntimeContext::with_host(Arc::new(RecordingHost::default()));
+/// let mut ctx = ExportContext::new(runtime_ctx, json!({ "project": 3 }));
+/// ctx.output_path = Some(std::env::temp_dir().join("export"));
+/// ctx.total_count = 10;
+/// ctx.exported_count += 9;
+/// ctx.failed_count += 1;
+/// ctx.output_paths.insert("labels".into(), "export/labels".into());
+/// assert_eq!(ctx.label_output_dirname.as_deref(), Some("labels"));
+/// assert!(ctx.sdk_managed_original_files);
+/// ```
 pub struct ExportContext {
     pub base: BaseStepContext,
     pub params: Value,
+    /// What the fetch step found (the original's `results`).
+    pub results: Option<Value>,
+    pub total_count: u64,
+    pub exported_count: u64,
+    pub failed_count: u64,
     /// The folder the export writes into.
-    pub output_path: PathBuf,
-    /// Every file written so far.
-    pub exported_files: Vec<PathBuf>,
-    pub total_records: u64,
+    pub output_path: Option<PathBuf>,
+    pub path_root: Option<PathBuf>,
+    /// Storage settings (the original also allows a live session object).
+    pub storage: Option<Value>,
+    pub configuration: Option<Value>,
+    pub project_id: Option<i64>,
+    pub unique_export_path: Option<PathBuf>,
+    /// Folder name of the label files (`labels` by default).
+    pub label_output_dirname: Option<String>,
+    /// Whether the SDK copies the original files (true by default).
+    pub sdk_managed_original_files: bool,
+    /// Named output folders.
+    pub output_paths: BTreeMap<String, PathBuf>,
+    pub export_params: Map<String, Value>,
+    pub errors_json: Vec<Value>,
+    pub errors_original: Vec<Value>,
+    pub filename_collision_count: u64,
+    pub written_file_count: Option<u64>,
+    pub page_failures: Vec<Value>,
+    pub config: Map<String, Value>,
+    pub fetch_filters: Map<String, Value>,
+    pub last_completed_item: Option<Value>,
 }
 
 impl ExportContext {
-    pub fn new(runtime_ctx: RuntimeContext, params: Value, output_path: PathBuf) -> Self {
+    pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
             params,
-            output_path,
-            exported_files: Vec::new(),
-            total_records: 0,
+            results: None,
+            total_count: 0,
+            exported_count: 0,
+            failed_count: 0,
+            output_path: None,
+            path_root: None,
+            storage: None,
+            configuration: None,
+            project_id: None,
+            unique_export_path: None,
+            label_output_dirname: Some("labels".to_owned()),
+            sdk_managed_original_files: true,
+            output_paths: BTreeMap::new(),
+            export_params: Map::new(),
+            errors_json: Vec::new(),
+            errors_original: Vec::new(),
+            filename_collision_count: 0,
+            written_file_count: None,
+            page_failures: Vec::new(),
+            config: Map::new(),
+            fetch_filters: Map::new(),
+            last_completed_item: None,
         }
+    }
+
+    /// One param by name.
+    pub fn param(&self, key: &str) -> Option<&Value> {
+        param(&self.params, key)
     }
 }
 
 /// Upload workflow state.
+///
+/// ```
+/// use std::sync::Arc;
+/// use plugin_api::prelude::*;
+/// use plugin_api::testing::RecordingHost;
+///
+/// let runtime_ctx = RuntimeContext::with_host(Arc::new(RecordingHost::default()));
+/// let mut ctx = UploadContext::new(runtime_ctx, json!({ "name": "Batch 1", "extra_params": { "tag": "a" } }));
+/// ctx.organized_files.push(json!({ "path": "img/1.png" }));
+/// ctx.uploaded_files.push(json!({ "path": "img/1.png", "id": 11 }));
+/// assert_eq!(ctx.get_param("name"), Some(&json!("Batch 1")));
+/// assert_eq!(ctx.get_param("tag"), Some(&json!("a")), "extra_params are read too");
+/// assert!(ctx.lost_files.is_empty());
+/// ```
 pub struct UploadContext {
     pub base: BaseStepContext,
     pub params: Value,
-    /// Where the files to upload are.
-    pub source_path: PathBuf,
-    /// The files, grouped as the upload needs them (group name -> files).
-    pub organized_files: Map<String, Value>,
-    /// What has been uploaded (ids, paths) so far.
-    pub uploaded: Vec<Value>,
+    /// Allowed file extensions by file kind.
+    pub allowed_extensions: Option<BTreeMap<String, Vec<String>>>,
+    pub storage: Option<Value>,
+    pub data_collection: Option<Value>,
+    pub project: Option<Value>,
+    /// The folder the upload reads from (the original's `pathlib_cwd`).
+    pub pathlib_cwd: Option<PathBuf>,
+    /// The files, organised for upload (one object each).
+    pub organized_files: Vec<Value>,
+    pub uploaded_files: Vec<Value>,
+    /// Files that were attempted but never landed.
+    pub lost_files: Vec<String>,
+    pub data_units: Vec<Value>,
+    pub excel_metadata: Option<Value>,
 }
 
 impl UploadContext {
-    pub fn new(runtime_ctx: RuntimeContext, params: Value, source_path: PathBuf) -> Self {
+    pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
             params,
-            source_path,
-            organized_files: Map::new(),
-            uploaded: Vec::new(),
+            allowed_extensions: None,
+            storage: None,
+            data_collection: None,
+            project: None,
+            pathlib_cwd: None,
+            organized_files: Vec::new(),
+            uploaded_files: Vec::new(),
+            lost_files: Vec::new(),
+            data_units: Vec::new(),
+            excel_metadata: None,
         }
+    }
+
+    /// One param by name, looked up in `extra_params` too, as the
+    /// original's `get_param` does (the backend drops undeclared keys there).
+    pub fn get_param(&self, key: &str) -> Option<&Value> {
+        param(&self.params, key).or_else(|| self.params.get("extra_params").and_then(|extra| extra.get(key)))
     }
 }
 
 /// Deployment (serving) workflow state.
+///
+/// ```
+/// use std::sync::Arc;
+/// use plugin_api::prelude::*;
+/// use plugin_api::testing::RecordingHost;
+///
+/// let runtime_ctx = RuntimeContext::with_host(Arc::new(RecordingHost::default()));
+/// let mut ctx = DeploymentContext::new(runtime_ctx, json!({ "model_id": 7 }));
+/// ctx.serve_app_name = Some("detector".into());
+/// ctx.route_prefix = Some("/detector".into());
+/// ctx.ray_actor_options.insert("num_gpus".into(), json!(1));
+/// ctx.deployed = true;
+/// assert!(ctx.serve_options.is_empty());
+/// ```
 pub struct DeploymentContext {
     pub base: BaseStepContext,
-    pub serve_app_name: String,
-    pub route_prefix: String,
+    pub params: Value,
+    pub model_id: Option<i64>,
+    pub model: Option<Value>,
+    pub model_path: Option<PathBuf>,
+    pub serve_app_name: Option<String>,
+    pub serve_app_id: Option<i64>,
+    pub route_prefix: Option<String>,
     /// Options of the serving actor (replicas, resources).
-    pub actor_options: Value,
+    pub ray_actor_options: Map<String, Value>,
     /// Options of the serve application.
-    pub serve_options: Value,
+    pub serve_options: Map<String, Value>,
     pub deployed: bool,
 }
 
 impl DeploymentContext {
-    pub fn new(runtime_ctx: RuntimeContext, serve_app_name: &str, route_prefix: &str) -> Self {
+    pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
-            serve_app_name: serve_app_name.to_owned(),
-            route_prefix: route_prefix.to_owned(),
-            actor_options: Value::Object(Map::new()),
-            serve_options: Value::Object(Map::new()),
+            params,
+            model_id: None,
+            model: None,
+            model_path: None,
+            serve_app_name: None,
+            serve_app_id: None,
+            route_prefix: None,
+            ray_actor_options: Map::new(),
+            serve_options: Map::new(),
             deployed: false,
         }
+    }
+
+    /// One param by name.
+    pub fn param(&self, key: &str) -> Option<&Value> {
+        param(&self.params, key)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Step-based workflows (the guide's "Action-Specific Contexts"): an action
 //! built from named steps that share a context, run in order by an
 //! [`Orchestrator`] with weighted overall progress, `step_start` /
-//! `step_end` events, and rollback of the completed steps in reverse order
-//! when one fails.
+//! `step_end` events, and, when one fails, rollback of the failed step and
+//! then of the completed ones in reverse order, as the original does.
 //!
 //! - [`BaseStepContext`] holds the `runtime_ctx`, the current step and the
 //!   results so far; every workflow context embeds it ([`StepContext`]).

@@ -1,7 +1,11 @@
 //! `Orchestrator`: runs a workflow's steps in order with weighted overall
 //! progress and `step_start` / `step_end` events, stops at the first
-//! failure (an error, a failed result or a panic), and then rolls back the
-//! steps that completed, in reverse order, best effort.
+//! failure (an error, a failed result or a panic), and then rolls back, best
+//! effort, every step that ran, as the original does: the failed step first
+//! (it may have left half its output), then the completed ones in reverse.
+//! A cancelled step (or a cancellation between steps) keeps its kind, so the
+//! run ends `cancelled` (or `timed_out`, as the host decides) after rolling
+//! back.
 
 use std::time::Instant;
 
@@ -12,6 +16,7 @@ use super::context::StepContext;
 use super::registry::StepRegistry;
 use super::step::{Step, StepResult};
 use crate::action::{ActionError, ActionResult};
+use crate::failure::FailureKind;
 use crate::ffi::plugin_side::catch_panic_message;
 
 /// What happened to one step.
@@ -21,7 +26,7 @@ pub enum StepStatus {
     Succeeded,
     Skipped,
     Failed,
-    /// Succeeded, then undone after a later step failed.
+    /// Ran, then undone after it or a later step failed.
     RolledBack,
     /// Not reached because an earlier step failed.
     NotRun,
@@ -50,9 +55,17 @@ pub struct RollbackFailure {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowReport {
     pub success: bool,
+    /// Steps whose `execute` ran (skipped ones excluded), as the original's
+    /// `steps_executed`.
+    pub steps_executed: usize,
+    /// Steps in the workflow (`steps_total`).
+    pub steps_total: usize,
     pub steps: Vec<StepOutcome>,
     pub failed_step: Option<String>,
     pub error: Option<String>,
+    /// Why the workflow failed: `failed`, or `cancelled` when a step was
+    /// cancelled or the host asked the run to stop. `None` on success.
+    pub failure_kind: Option<FailureKind>,
     /// Steps undone, in the order they were rolled back.
     pub rolled_back: Vec<String>,
     pub rollback_failures: Vec<RollbackFailure>,
@@ -81,7 +94,8 @@ impl WorkflowReport {
             (_, Some(error)) => format!("the workflow failed: {error}"),
             _ => "the workflow failed".to_owned(),
         };
-        Err(ActionError::new(message).with_details(&self))
+        let kind = self.failure_kind.unwrap_or(FailureKind::Failed);
+        Err(ActionError::new(message).with_details(&self).with_kind(kind))
     }
 }
 
@@ -124,35 +138,50 @@ impl<C: StepContext> Orchestrator<C> {
                 error: None,
             })
             .collect();
-        let mut completed: Vec<(usize, StepResult)> = Vec::new();
-        let mut failure: Option<(Option<String>, String)> = None;
+        // Every step that ran (not skipped), with its result: what rollback undoes.
+        let mut executed: Vec<(usize, StepResult)> = Vec::new();
+        let mut failure: Option<Failure> = None;
         let mut done_weight = 0.0;
 
         for (index, step) in steps.iter_mut().enumerate() {
             let name = step.name().to_owned();
             if ctx.base().runtime_ctx.is_cancelled() {
-                failure = Some((None, format!("cancelled before step {name:?}")));
+                failure = Some(Failure {
+                    step: None,
+                    error: format!("cancelled before step {name:?}"),
+                    kind: FailureKind::Cancelled,
+                });
                 break;
             }
             ctx.base_mut().begin_step(&name, done_weight, weights[index]);
-            ctx.base()
+            // Workflow events are best effort: a refused log never stops the run.
+            let _ = ctx
+                .base()
                 .log("step_start", json!({ "index": index, "total_steps": outcomes.len() }));
             let step_started = Instant::now();
 
-            let result = if step.can_skip(ctx) {
+            let mut kind = FailureKind::Failed;
+            let skipped = step.can_skip(ctx);
+            let result = if skipped {
                 StepResult::skipped()
             } else {
                 match catch_panic_message(|| step.execute(ctx)) {
                     Ok(Ok(result)) => result,
-                    Ok(Err(error)) => StepResult::failed(error.message()),
+                    Ok(Err(error)) => {
+                        kind = error.kind();
+                        StepResult::failed(error.message())
+                    }
                     Err(panic) => StepResult::failed(format!("the step panicked: {panic}")),
                 }
             };
             let elapsed = step_started.elapsed().as_secs_f64();
-            ctx.base().log(
+            let _ = ctx.base().log(
                 "step_end",
                 json!({ "elapsed": elapsed, "success": result.success, "skipped": result.skipped }),
             );
+            if !skipped {
+                executed.push((index, result.clone()));
+            }
 
             let outcome = &mut outcomes[index];
             outcome.elapsed = elapsed;
@@ -161,10 +190,11 @@ impl<C: StepContext> Orchestrator<C> {
             ctx.base_mut().record(&name, result.clone());
             if !result.success {
                 outcome.status = StepStatus::Failed;
-                failure = Some((
-                    Some(name),
-                    result.error.clone().unwrap_or_else(|| "the step failed".to_owned()),
-                ));
+                failure = Some(Failure {
+                    step: Some(name),
+                    error: result.error.clone().unwrap_or_else(|| "the step failed".to_owned()),
+                    kind,
+                });
                 break;
             }
             outcome.status = if result.skipped {
@@ -173,20 +203,24 @@ impl<C: StepContext> Orchestrator<C> {
                 StepStatus::Succeeded
             };
             if let Err(e) = ctx.base_mut().complete_step() {
-                failure = Some((Some(outcome.name.clone()), e.to_string()));
+                failure = Some(Failure {
+                    step: Some(outcome.name.clone()),
+                    error: e.to_string(),
+                    kind: FailureKind::Failed,
+                });
                 break;
             }
             done_weight += weights[index];
-            if !result.skipped {
-                completed.push((index, result));
-            }
         }
 
         let mut report = WorkflowReport {
             success: failure.is_none(),
+            steps_executed: executed.len(),
+            steps_total: outcomes.len(),
             steps: Vec::new(),
             failed_step: None,
             error: None,
+            failure_kind: None,
             rolled_back: Vec::new(),
             rollback_failures: Vec::new(),
             elapsed: 0.0,
@@ -198,20 +232,25 @@ impl<C: StepContext> Orchestrator<C> {
                     report.error = Some(e.to_string());
                 }
             }
-            Some((failed_step, error)) => {
-                report.failed_step = failed_step;
-                report.error = Some(error);
-                for (index, result) in completed.into_iter().rev() {
+            Some(failure) => {
+                report.failed_step = failure.step;
+                report.error = Some(failure.error);
+                report.failure_kind = Some(failure.kind);
+                for (index, result) in executed.into_iter().rev() {
                     let step = &mut steps[index];
                     match roll_back(step.as_mut(), ctx, &result) {
                         Ok(()) => {
-                            outcomes[index].status = StepStatus::RolledBack;
+                            if outcomes[index].status != StepStatus::Failed {
+                                outcomes[index].status = StepStatus::RolledBack;
+                            }
                             report.rolled_back.push(outcomes[index].name.clone());
                         }
-                        Err(error) => report.rollback_failures.push(RollbackFailure {
-                            step: outcomes[index].name.clone(),
-                            error,
-                        }),
+                        Err(error) => {
+                            let name = outcomes[index].name.clone();
+                            ctx.base_mut()
+                                .record_error(format!("rollback failed for step {name:?}: {error}"));
+                            report.rollback_failures.push(RollbackFailure { step: name, error });
+                        }
                     }
                 }
                 let _ = ctx.base_mut().end_workflow(false);
@@ -223,18 +262,26 @@ impl<C: StepContext> Orchestrator<C> {
     }
 }
 
+/// Why a workflow stopped.
+struct Failure {
+    /// The step that failed; `None` when the run was cancelled between steps.
+    step: Option<String>,
+    error: String,
+    kind: FailureKind,
+}
+
 /// Undoes one step, emitting `rollback_start` / `rollback_end`; a failing
 /// or panicking rollback is an error, not a stop.
 fn roll_back<C: StepContext>(step: &mut dyn Step<C>, ctx: &mut C, result: &StepResult) -> Result<(), String> {
     let name = step.name().to_owned();
     ctx.base_mut().begin_step(&name, 0.0, 0.0);
-    ctx.base().log("rollback_start", json!({}));
+    let _ = ctx.base().log("rollback_start", json!({}));
     let outcome = match catch_panic_message(|| step.rollback(ctx, result)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error.message().to_owned()),
         Err(panic) => Err(format!("the rollback panicked: {panic}")),
     };
-    ctx.base().log(
+    let _ = ctx.base().log(
         "rollback_end",
         json!({ "success": outcome.is_ok(), "error": outcome.as_ref().err() }),
     );
@@ -246,7 +293,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::context::RuntimeContext;
+    use crate::context::{MessageLevel, RuntimeContext};
     use crate::steps::{BaseStepContext, OVERALL_SCALE};
     use crate::testing::RecordingHost;
 
@@ -396,7 +443,7 @@ mod tests {
         let calls = host.calls();
         let start = calls.iter().find(|c| c.starts_with("log step_start")).unwrap();
         assert!(
-            start.contains("\"step\":\"load\"") && start.contains("\"total_steps\":1"),
+            start.contains("step=load") && start.contains("\"total_steps\":1"),
             "{start}"
         );
         let end = calls.iter().find(|c| c.starts_with("log step_end")).unwrap();
@@ -426,7 +473,10 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_stops_the_run_and_rolls_back_in_reverse_order() {
+    fn a_failure_stops_the_run_and_rolls_back_the_failed_step_then_the_completed_ones() {
+        // synapse-sdk 2026.2.17 (`Orchestrator._rollback`): every executed
+        // step is rolled back in reverse, the failed one first; skipped
+        // steps are not.
         let Workflow {
             host,
             mut ctx,
@@ -443,8 +493,10 @@ mod tests {
         assert!(!report.success);
         assert_eq!(report.failed_step.as_deref(), Some("evaluate"));
         assert_eq!(report.error.as_deref(), Some("evaluate broke"));
-        assert_eq!(report.rolled_back, ["train", "load"]);
+        assert_eq!(report.rolled_back, ["evaluate", "train", "load"]);
+        assert_eq!(report.names_with(StepStatus::Failed), ["evaluate"]);
         assert_eq!(report.names_with(StepStatus::NotRun), ["export"]);
+        assert_eq!((report.steps_executed, report.steps_total), (3, 5));
         assert_eq!(report.names_with(StepStatus::Skipped), ["skipme"]);
         assert_eq!(
             *journal.lock().unwrap(),
@@ -452,6 +504,7 @@ mod tests {
                 "execute load",
                 "execute train",
                 "execute evaluate",
+                "rollback evaluate {}",
                 "rollback train \"train\"",
                 "rollback load \"load\""
             ]
@@ -461,9 +514,9 @@ mod tests {
             .into_iter()
             .filter(|c| c.starts_with("log rollback_"))
             .collect();
-        assert_eq!(rollback_events.len(), 4);
-        assert!(rollback_events[0].contains("rollback_start") && rollback_events[0].contains("\"step\":\"train\""));
-        assert!(rollback_events[3].contains("rollback_end") && rollback_events[3].contains("\"step\":\"load\""));
+        assert_eq!(rollback_events.len(), 6);
+        assert!(rollback_events[0].contains("rollback_start") && rollback_events[0].contains("step=evaluate"));
+        assert!(rollback_events[5].contains("rollback_end") && rollback_events[5].contains("step=load"));
         assert!(
             overall_progress(&host).iter().all(|&p| p < OVERALL_SCALE),
             "a failed run never reports 100%"
@@ -471,7 +524,8 @@ mod tests {
 
         let error = report.into_result().unwrap_err();
         assert_eq!(error.message(), "step \"evaluate\" failed: evaluate broke");
-        assert_eq!(error.details()["rolled_back"], json!(["train", "load"]));
+        assert_eq!(error.details()["rolled_back"], json!(["evaluate", "train", "load"]));
+        assert_eq!(error.kind(), FailureKind::Failed);
     }
 
     #[test]
@@ -498,7 +552,9 @@ mod tests {
                 error: "cannot undo".into()
             }]
         );
-        assert_eq!(report.rolled_back, ["a"]);
+        assert_eq!(report.rolled_back, ["c", "a"]);
+        assert_eq!(ctx.errors().len(), 1);
+        assert!(ctx.errors()[0].contains("\"b\""), "{:?}", ctx.errors());
     }
 
     #[test]
@@ -509,7 +565,7 @@ mod tests {
         assert_eq!(report.failed_step.as_deref(), Some("train"));
         let error = report.error.clone().unwrap();
         assert!(error.starts_with("the step panicked: train exploded"), "{error}");
-        assert_eq!(report.rolled_back, ["load"]);
+        assert_eq!(report.rolled_back, ["train", "load"]);
     }
 
     #[test]
@@ -535,5 +591,86 @@ mod tests {
         let report = Orchestrator::new(registry).run(&mut ctx);
         assert_eq!(report.error.as_deref(), Some("cancelled before step \"train\""));
         assert_eq!(report.rolled_back, ["cancel", "load"]);
+        assert_eq!(report.into_result().unwrap_err().kind(), FailureKind::Cancelled);
+    }
+
+    #[test]
+    fn a_cancelled_step_keeps_its_kind_and_is_rolled_back() {
+        struct Cancelled;
+        impl Step<BaseStepContext> for Cancelled {
+            fn name(&self) -> &str {
+                "wait"
+            }
+            fn execute(&mut self, _: &mut BaseStepContext) -> Result<StepResult, ActionError> {
+                Err(ActionError::cancelled())
+            }
+        }
+        let Workflow {
+            mut ctx,
+            journal,
+            mut registry,
+            ..
+        } = workflow(&[("load", Behaviour::Succeed, 1.0)]);
+        registry.register(Cancelled).unwrap();
+        let report = Orchestrator::new(registry).run(&mut ctx);
+        assert_eq!(report.failure_kind, Some(FailureKind::Cancelled));
+        assert_eq!(report.rolled_back, ["wait", "load"]);
+        assert_eq!(journal.lock().unwrap().last().unwrap(), "rollback load \"load\"");
+        let error = report.into_result().unwrap_err();
+        assert!(error.is_cancelled(), "{error:?}");
+    }
+
+    #[test]
+    fn the_success_summary_counts_executed_and_total_steps() {
+        // synapse-sdk 2026.2.17: `{'success': True, 'steps_executed': 1,
+        // 'steps_total': 2}` with one of two steps skipped.
+        let Workflow { mut ctx, registry, .. } =
+            workflow(&[("load", Behaviour::Succeed, 1.0), ("evaluate", Behaviour::Skip, 1.0)]);
+        let result = Orchestrator::new(registry).run(&mut ctx).into_result().unwrap();
+        assert_eq!(result["success"], true);
+        assert_eq!(result["steps_executed"], 1);
+        assert_eq!(result["steps_total"], 2);
+    }
+
+    #[test]
+    fn runtime_context_calls_inside_a_step_are_attributed_and_never_touch_the_overall_bar() {
+        struct UsesRuntimeContext;
+        impl Step<BaseStepContext> for UsesRuntimeContext {
+            fn name(&self) -> &str {
+                "fit"
+            }
+            fn execute(&mut self, ctx: &mut BaseStepContext) -> Result<StepResult, ActionError> {
+                ctx.runtime_ctx.set_progress(1, 2, None)?;
+                ctx.runtime_ctx.log("epoch", json!({"n": 1}), None)?;
+                ctx.runtime_ctx.log_message("halfway", MessageLevel::Info)?;
+                ctx.set_metrics(json!({"loss": 0.5}))?;
+                ctx.log("kept", json!({"step": "mine"}))?;
+                Ok(StepResult::default())
+            }
+        }
+        let host = Arc::new(RecordingHost::default());
+        let mut registry = StepRegistry::new();
+        registry.register(UsesRuntimeContext).unwrap();
+        let mut ctx = BaseStepContext::new(RuntimeContext::with_host(host.clone()));
+        assert!(Orchestrator::new(registry).run(&mut ctx).success);
+        let calls = host.calls();
+        for expected in [
+            "progress 1/2 step=Some(\"fit\")",
+            "log epoch {\"n\":1} step=fit file=None",
+            "message info halfway step=fit",
+            "metrics {\"loss\":0.5} step=fit",
+            "log kept {\"step\":\"mine\"} step=fit file=None",
+        ] {
+            assert!(calls.iter().any(|c| c == expected), "{expected} in {calls:#?}");
+        }
+        let step_less: Vec<&String> = calls.iter().filter(|c| c.ends_with("step=None")).collect();
+        assert!(
+            step_less
+                .iter()
+                .all(|c| c.ends_with(&format!("/{OVERALL_SCALE} step=None"))),
+            "only the overall scale on the step-less key: {step_less:?}"
+        );
+        assert_eq!(ctx.runtime_ctx.logger().get_step(), None, "cleared after the run");
+        assert!(matches!(ctx.set_metrics(json!({})), Err(crate::ContextError::NoStep)));
     }
 }

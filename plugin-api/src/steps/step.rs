@@ -2,12 +2,15 @@
 //! returns.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::action::ActionError;
+use crate::utc::UtcDateTime;
 
 /// The outcome of a step: whether it succeeded, its data, the error, what
-/// its rollback needs to undo it, whether it was skipped, and when.
+/// its rollback needs to undo it, whether it was skipped, and when. As in
+/// the original, `data` and `rollback_data` are `{}` unless given, and the
+/// timestamp is a UTC date-time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepResult {
     pub success: bool,
@@ -16,15 +19,15 @@ pub struct StepResult {
     /// What `rollback` needs to undo the step (a path it created, an id...).
     pub rollback_data: Value,
     pub skipped: bool,
-    /// Unix seconds at which the step ended.
-    pub timestamp: f64,
+    /// When the result was made (serialised as `2026-06-11T03:04:05.123456+00:00`).
+    pub timestamp: UtcDateTime,
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+impl Default for StepResult {
+    /// A successful step with no data (`StepResult()` in the original).
+    fn default() -> Self {
+        Self::ok(Value::Object(Map::new()))
+    }
 }
 
 impl StepResult {
@@ -34,9 +37,9 @@ impl StepResult {
             success: true,
             data,
             error: None,
-            rollback_data: Value::Null,
+            rollback_data: Value::Object(Map::new()),
             skipped: false,
-            timestamp: now(),
+            timestamp: UtcDateTime::now(),
         }
     }
 
@@ -45,7 +48,7 @@ impl StepResult {
         Self {
             success: false,
             error: Some(error.into()),
-            ..Self::ok(Value::Null)
+            ..Self::default()
         }
     }
 
@@ -53,7 +56,7 @@ impl StepResult {
     pub fn skipped() -> Self {
         Self {
             skipped: true,
-            ..Self::ok(Value::Null)
+            ..Self::default()
         }
     }
 
@@ -87,5 +90,26 @@ pub trait Step<C>: Send {
     /// The step's share of the overall progress, relative to the others.
     fn progress_weight(&self) -> f64 {
         1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_and_rollback_data_default_to_empty_objects_and_the_time_is_utc() {
+        // synapse-sdk 2026.2.17: `StepResult()` has data={}, rollback_data={},
+        // timestamp=datetime(..., tzinfo=timezone.utc).
+        for result in [StepResult::default(), StepResult::failed("x"), StepResult::skipped()] {
+            assert_eq!(result.data, json!({}));
+            assert_eq!(result.rollback_data, json!({}));
+            let json = serde_json::to_value(&result).unwrap();
+            let timestamp = json["timestamp"].as_str().unwrap();
+            assert!(timestamp.ends_with("+00:00") && timestamp.contains('T'), "{timestamp}");
+        }
+        assert!(StepResult::default().success);
+        assert!(StepResult::skipped().skipped);
     }
 }

@@ -85,7 +85,7 @@ impl ExportAction {
             "file_exported",
             json!({ "records": file.records, "bytes": file.bytes }),
             Some(&path.display().to_string()),
-        );
+        )?;
         self.written.push(file);
         Ok(())
     }
@@ -115,7 +115,7 @@ impl BaseAction for ExportAction {
         self.logger().log_message(
             &format!("Exporting {total} records in {shards} files"),
             MessageLevel::Info,
-        );
+        )?;
         for shard in 0..shards {
             self.ctx().check_cancelled()?;
             let start = shard * shard_size;
@@ -131,7 +131,7 @@ impl BaseAction for ExportAction {
             "manifest_written",
             json!({ "files": self.written.len() }),
             Some(&manifest_path.display().to_string()),
-        );
+        )?;
         let bytes: u64 = self.written.iter().map(|f| f.bytes).sum();
         self.set_metrics(
             json!({ "files": self.written.len(), "records": total, "bytes": bytes }),
@@ -140,7 +140,7 @@ impl BaseAction for ExportAction {
         self.logger().log_message(
             &format!("Exported {total} records to {}", self.params().output_dir.display()),
             MessageLevel::Success,
-        );
+        )?;
         Ok(json!({ "output_dir": self.params().output_dir, "files": self.written, "records": total, "bytes": bytes }))
     }
 }
@@ -190,7 +190,7 @@ impl BaseAction for InspectAction {
             self.logger().log_message(
                 &format!("{} files do not match the manifest", problems.len()),
                 MessageLevel::Danger,
-            );
+            )?;
         }
         Ok(json!({ "files": files.len(), "ok": problems.is_empty(), "problems": problems }))
     }

@@ -66,9 +66,9 @@ fn default_evaluation_seed() -> u64 {
 }
 
 /// The starting weights: the checkpoint's model if it can be read, else zeros.
-fn starting_model(ctx: &RuntimeContext) -> Model {
+fn starting_model(ctx: &RuntimeContext) -> Result<Model, ActionError> {
     let Some(checkpoint) = ctx.checkpoint() else {
-        return Model::default();
+        return Ok(Model::default());
     };
     match Model::load(Path::new(&checkpoint.path)) {
         Ok(model) => {
@@ -80,15 +80,15 @@ fn starting_model(ctx: &RuntimeContext) -> Model {
             ctx.log_message(
                 &format!("Starting from checkpoint ({kind}) at {}", checkpoint.path),
                 MessageLevel::Info,
-            );
-            model
+            )?;
+            Ok(model)
         }
         Err(reason) => {
             ctx.log_message(
                 &format!("Checkpoint not usable, starting from scratch: {reason}"),
                 MessageLevel::Warning,
-            );
-            Model::default()
+            )?;
+            Ok(Model::default())
         }
     }
 }
@@ -117,19 +117,19 @@ pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
     ctx.log_message(
         &format!("Training started: {epochs} epochs, batch size {batch_size}"),
         MessageLevel::Info,
-    );
+    )?;
     let (train_set, validation_set) = data::split(data::generate(params.samples, params.seed), 0.2);
     ctx.log(
         "data_loaded",
         json!({ "train": train_set.len(), "validation": validation_set.len() }),
         None,
-    );
+    )?;
 
-    let mut model = starting_model(ctx);
+    let mut model = starting_model(ctx)?;
     ctx.log_dev_event(
         "Model initialised",
         Some(json!({ "kind": "logistic_regression", "features": 2, "weights": model.weights })),
-    );
+    )?;
     let batches = train_set.len().div_ceil(batch_size as usize) as u64;
     let mut last = None;
     for epoch in 0..epochs {
@@ -160,7 +160,7 @@ pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
                 "model_saved",
                 json!({ "epochs": epochs, "val_accuracy": validation.accuracy }),
                 Some(&path_text),
-            );
+            )?;
             Some(path_text)
         }
         None => None,
@@ -168,7 +168,7 @@ pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
     ctx.log_message(
         &format!("Training completed: validation accuracy {:.3}", validation.accuracy),
         MessageLevel::Success,
-    );
+    )?;
     Ok(json!({
         "status": "completed",
         "epochs": epochs,

@@ -2,7 +2,8 @@
 //! runs load_dataset → split → train → evaluate → export on a
 //! `TrainContext`; `export_pipeline` (class-based) runs prepare → write →
 //! index on an `ExportContext`. Both take `fail_at` to make a step fail on
-//! demand, so the rollback of the completed steps can be seen.
+//! demand, so the rollback (the failed step first, then the completed ones
+//! in reverse) can be seen.
 
 pub mod centroids;
 pub mod pipeline;
@@ -74,10 +75,10 @@ pub fn train_pipeline(mut params: TrainPipelineParams, ctx: &RuntimeContext) -> 
     params.output_dir.get_or_insert_with(|| work_dir.clone());
     params.work_dir = Some(work_dir);
     let mut context = TrainContext::new(ctx.clone(), serde_json::to_value(&params)?);
-    context.log_message("Training pipeline started", MessageLevel::Info);
+    context.log_message("Training pipeline started", MessageLevel::Info)?;
     let report = Orchestrator::new(training_steps()).run(&mut context);
     if report.success {
-        context.log_message("Training pipeline completed", MessageLevel::Success);
+        context.log_message("Training pipeline completed", MessageLevel::Success)?;
     } else {
         context.log_message(
             &format!(
@@ -85,10 +86,15 @@ pub fn train_pipeline(mut params: TrainPipelineParams, ctx: &RuntimeContext) -> 
                 report.rolled_back.join(", ")
             ),
             MessageLevel::Danger,
-        );
+        )?;
     }
     let mut result = report.into_result()?;
-    result["metrics"] = Value::Object(context.metrics.clone());
+    // What the steps reported with set_metrics, read back from the logger.
+    let logger = ctx.logger();
+    result["metrics"] = json!({
+        "train_accuracy": logger.get_metrics(Some("train")).get("accuracy"),
+        "val_accuracy": logger.get_metrics(Some("evaluate")).get("val_accuracy"),
+    });
     result["model_path"] = json!(context.model_path);
     Ok(result)
 }
@@ -109,6 +115,22 @@ fn default_files() -> u64 {
     3
 }
 
+/// The export folder, set before the workflow runs.
+fn output_path(ctx: &ExportContext) -> Result<&std::path::Path, ActionError> {
+    ctx.output_path
+        .as_deref()
+        .ok_or_else(|| ActionError::new("the export has no output path"))
+}
+
+fn item_path(ctx: &ExportContext, index: u64) -> Result<PathBuf, ActionError> {
+    Ok(output_path(ctx)?.join(format!("item-{index:03}.json")))
+}
+
+/// The files written so far.
+fn exported_files(ctx: &ExportContext) -> Result<Vec<PathBuf>, ActionError> {
+    (0..ctx.exported_count).map(|i| item_path(ctx, i)).collect()
+}
+
 struct Prepare;
 
 impl Step<ExportContext> for Prepare {
@@ -118,14 +140,14 @@ impl Step<ExportContext> for Prepare {
 
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
-        let existed = ctx.output_path.exists();
-        std::fs::create_dir_all(&ctx.output_path)?;
+        let existed = output_path(ctx)?.exists();
+        std::fs::create_dir_all(output_path(ctx)?)?;
         Ok(StepResult::ok(json!({ "created": !existed })).with_rollback_data(json!(!existed)))
     }
 
     fn rollback(&mut self, ctx: &mut ExportContext, result: &StepResult) -> Result<(), ActionError> {
         if result.rollback_data == json!(true) {
-            std::fs::remove_dir(&ctx.output_path)?;
+            std::fs::remove_dir(output_path(ctx)?)?;
         }
         Ok(())
     }
@@ -141,25 +163,23 @@ impl Step<ExportContext> for Write {
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
         let files = ctx.params["files"].as_u64().unwrap_or(1);
+        ctx.total_count = files;
         for i in 0..files {
-            let path = ctx.output_path.join(format!("item-{i:03}.json"));
+            let path = item_path(ctx, i)?;
             std::fs::write(&path, json!({ "item": i }).to_string())?;
-            ctx.runtime_ctx.log(
-                "file_exported",
-                json!({ "step": "write", "item": i }),
-                Some(&path.display().to_string()),
-            );
-            ctx.exported_files.push(path);
-            ctx.total_records += 1;
+            ctx.runtime_ctx
+                .log("file_exported", json!({ "item": i }), Some(&path.display().to_string()))?;
+            ctx.exported_count += 1;
             ctx.set_progress(i + 1, files)?;
         }
         Ok(StepResult::ok(json!({ "files": files })))
     }
 
     fn rollback(&mut self, ctx: &mut ExportContext, _: &StepResult) -> Result<(), ActionError> {
-        for path in ctx.exported_files.drain(..) {
-            std::fs::remove_file(&path)?;
+        for i in 0..ctx.exported_count {
+            std::fs::remove_file(item_path(ctx, i)?)?;
         }
+        ctx.exported_count = 0;
         Ok(())
     }
 
@@ -177,8 +197,8 @@ impl Step<ExportContext> for Index {
 
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
-        let path = ctx.output_path.join("index.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&ctx.exported_files)?)?;
+        let path = output_path(ctx)?.join("index.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&exported_files(ctx)?)?)?;
         Ok(StepResult::ok(json!({ "index": path })))
     }
 }
@@ -201,14 +221,15 @@ impl BaseAction for ExportPipeline {
 
     fn execute(&mut self) -> ActionResult {
         let params = serde_json::to_value(self.params())?;
-        let mut context = ExportContext::new(self.ctx().clone(), params, self.params().output_dir.clone());
+        let mut context = ExportContext::new(self.ctx().clone(), params);
+        context.output_path = Some(self.params().output_dir.clone());
         let mut registry = StepRegistry::new();
         registry.register(Prepare)?;
         registry.register(Write)?;
         registry.register(Index)?;
         let report = Orchestrator::new(registry).run(&mut context);
         let mut result = report.into_result()?;
-        result["exported_files"] = json!(context.exported_files);
+        result["exported_files"] = json!(exported_files(&context)?);
         Ok(result)
     }
 }
@@ -275,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn a_requested_failure_rolls_back_the_completed_steps() {
+    fn a_requested_failure_rolls_back_the_failed_step_then_the_completed_ones() {
         let dir = temp("fail");
         let (host, result) = run(train_def(), json!({ "work_dir": dir, "fail_at": "evaluate" }));
         let failure = result.unwrap_err();
@@ -285,18 +306,15 @@ mod tests {
         );
         assert_eq!(
             failure.details["rolled_back"],
-            json!(["train", "split", "load_dataset"])
+            json!(["evaluate", "train", "split", "load_dataset"])
         );
         assert!(
             !dir.join("dataset.csv").exists(),
             "load_dataset's rollback removed the file"
         );
-        assert!(
-            host.calls()
-                .iter()
-                .any(|c| c
-                    .starts_with("message danger Training pipeline failed; rolled back: train, split, load_dataset"))
-        );
+        assert!(host.calls().iter().any(|c| c.starts_with(
+            "message danger Training pipeline failed; rolled back: evaluate, train, split, load_dataset"
+        )));
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -319,7 +337,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         let (_, result) = run(def(), json!({ "output_dir": dir, "files": 2, "fail_at": "index" }));
-        assert_eq!(result.unwrap_err().details["rolled_back"], json!(["write", "prepare"]));
+        assert_eq!(
+            result.unwrap_err().details["rolled_back"],
+            json!(["index", "write", "prepare"])
+        );
         assert!(!dir.exists(), "prepare's rollback removed the folder it created");
     }
 

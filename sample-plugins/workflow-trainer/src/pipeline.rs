@@ -57,9 +57,9 @@ impl Step<TrainContext> for LoadDataset {
         std::fs::write(&path, csv).map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
         ctx.runtime_ctx.log(
             "dataset_written",
-            json!({ "rows": data.len(), "step": self.name() }),
+            json!({ "rows": data.len() }),
             Some(&path.display().to_string()),
-        );
+        )?;
         ctx.dataset = Some(json!({ "all": data }));
         ctx.data_path = Some(path.clone());
         Ok(StepResult::ok(json!({ "rows": data.len(), "path": path })).with_rollback_data(json!(path)))
@@ -68,7 +68,7 @@ impl Step<TrainContext> for LoadDataset {
     fn rollback(&mut self, ctx: &mut TrainContext, result: &StepResult) -> Result<(), ActionError> {
         let path = PathBuf::from(result.rollback_data.as_str().unwrap_or_default());
         remove(&path)?;
-        ctx.log("dataset_removed", json!({ "path": path }));
+        ctx.log("dataset_removed", json!({ "path": path }))?;
         ctx.dataset = None;
         ctx.data_path = None;
         Ok(())
@@ -104,7 +104,7 @@ impl Step<TrainContext> for Split {
     }
 
     fn rollback(&mut self, ctx: &mut TrainContext, _: &StepResult) -> Result<(), ActionError> {
-        ctx.log("split_discarded", json!({}));
+        ctx.log("split_discarded", json!({}))?;
         Ok(())
     }
 }
@@ -131,9 +131,7 @@ impl Step<TrainContext> for Train {
             model.epoch(&train, 0.05);
             let accuracy = model.accuracy(&train);
             ctx.set_progress(epoch, epochs)?;
-            ctx.runtime_ctx
-                .set_metrics(json!({ "epoch": epoch, "accuracy": accuracy }), "train")?;
-            ctx.metrics.insert("train_accuracy".to_owned(), json!(accuracy));
+            ctx.set_metrics(json!({ "epoch": epoch, "accuracy": accuracy }))?;
         }
         ctx.model = Some(serde_json::to_value(&model)?);
         Ok(StepResult::ok(
@@ -143,7 +141,7 @@ impl Step<TrainContext> for Train {
 
     fn rollback(&mut self, ctx: &mut TrainContext, _: &StepResult) -> Result<(), ActionError> {
         ctx.model = None;
-        ctx.log("model_discarded", json!({}));
+        ctx.log("model_discarded", json!({}))?;
         Ok(())
     }
 
@@ -176,9 +174,7 @@ impl Step<TrainContext> for Evaluate {
         )?;
         let accuracy = model.accuracy(&validation);
         ctx.set_progress(1, 1)?;
-        ctx.runtime_ctx
-            .set_metrics(json!({ "val_accuracy": accuracy }), "evaluate")?;
-        ctx.metrics.insert("val_accuracy".to_owned(), json!(accuracy));
+        ctx.set_metrics(json!({ "val_accuracy": accuracy }))?;
         Ok(StepResult::ok(json!({ "val_accuracy": accuracy })))
     }
 }
@@ -200,11 +196,8 @@ impl Step<TrainContext> for Export {
         std::fs::write(&path, serde_json::to_string_pretty(&model)?)
             .map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
         ctx.set_progress(1, 1)?;
-        ctx.runtime_ctx.log(
-            "model_exported",
-            json!({ "step": self.name() }),
-            Some(&path.display().to_string()),
-        );
+        ctx.runtime_ctx
+            .log("model_exported", json!({}), Some(&path.display().to_string()))?;
         ctx.model_path = Some(path.clone());
         Ok(StepResult::ok(json!({ "model_path": path })).with_rollback_data(json!(path)))
     }

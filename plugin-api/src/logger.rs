@@ -1,0 +1,574 @@
+//! `Logger`: the progress, metrics and logging half of the context (the
+//! Python `BaseLogger`). It knows the step running now (set by the
+//! orchestrator, or by `set_step`), so step-less calls made inside a step are
+//! attributed to it; it remembers what this run reported (`get_progress`,
+//! `get_metrics`); and once `finish`ed it refuses further calls.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::envelope::{self, EntryAttributes};
+use crate::ffi::plugin_side::HostHandle;
+
+/// A context call that was refused, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    #[error("set_progress: {0}")]
+    Progress(String),
+    #[error("set_metrics: {0}")]
+    Metrics(String),
+    #[error("could not serialise {what} to JSON: {reason}")]
+    Serialize { what: &'static str, reason: String },
+    /// Log data (or metrics) must be a JSON object, as in the original.
+    #[error("{what} must be a JSON object, got {got}")]
+    NotAnObject { what: &'static str, got: &'static str },
+    /// `set_metrics` without a step, outside any running step.
+    #[error("set_metrics: a step must be given when no step is running")]
+    NoStep,
+    /// A call after [`Logger::finish`].
+    #[error("the logger is finished; no further calls are accepted")]
+    Finished,
+}
+
+/// The level of a log entry or message (the Python `LogLevel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageLevel {
+    Debug,
+    #[default]
+    Info,
+    Success,
+    Warning,
+    Danger,
+    Error,
+    Critical,
+}
+
+impl MessageLevel {
+    pub const ALL: [MessageLevel; 7] = [
+        MessageLevel::Debug,
+        MessageLevel::Info,
+        MessageLevel::Success,
+        MessageLevel::Warning,
+        MessageLevel::Danger,
+        MessageLevel::Error,
+        MessageLevel::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageLevel::Debug => "debug",
+            MessageLevel::Info => "info",
+            MessageLevel::Success => "success",
+            MessageLevel::Warning => "warning",
+            MessageLevel::Danger => "danger",
+            MessageLevel::Error => "error",
+            MessageLevel::Critical => "critical",
+        }
+    }
+}
+
+impl std::str::FromStr for MessageLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        MessageLevel::ALL
+            .into_iter()
+            .find(|level| level.as_str() == lower)
+            .ok_or_else(|| {
+                format!(
+                    "unknown message level {s:?} (expected debug, info, success, warning, danger, error or critical)"
+                )
+            })
+    }
+}
+
+/// Whether a step's progress is still running or was marked failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressStatus {
+    Running,
+    Failed,
+}
+
+/// The last progress this run reported for one step (`get_progress`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProgressSnapshot {
+    /// Percent done, rounded to two decimals (0 once failed).
+    pub percent: f64,
+    /// Estimated seconds left, from the rate so far; `None` before any work.
+    pub time_remaining: Option<f64>,
+    /// Seconds since the step's first progress (or since it restarted at 0).
+    pub elapsed_time: Option<f64>,
+    pub status: ProgressStatus,
+}
+
+/// What this run reported so far, kept plugin-side for `get_progress` and
+/// `get_metrics`.
+#[derive(Default)]
+struct Reported {
+    started: BTreeMap<Option<String>, Instant>,
+    progress: BTreeMap<Option<String>, ProgressSnapshot>,
+    metrics: BTreeMap<String, Map<String, Value>>,
+}
+
+/// The logger of one run (`ctx.logger()`). Every method is also available on
+/// [`RuntimeContext`](crate::RuntimeContext) directly; see the crate README
+/// for how each maps to the Python original.
+pub struct Logger {
+    host: HostHandle,
+    current_step: RwLock<Option<String>>,
+    finished: AtomicBool,
+    reported: Mutex<Reported>,
+}
+
+impl Logger {
+    pub(crate) fn new(host: HostHandle) -> Self {
+        Self {
+            host,
+            current_step: RwLock::new(None),
+            finished: AtomicBool::new(false),
+            reported: Mutex::new(Reported::default()),
+        }
+    }
+
+    pub(crate) fn host(&self) -> &HostHandle {
+        &self.host
+    }
+
+    /// Sets the step that step-less calls are attributed to (`None` clears
+    /// it). The orchestrator sets it around each step; every clone of the
+    /// context shares it.
+    pub fn set_step(&self, step: Option<&str>) {
+        *self.current_step.write().unwrap_or_else(|e| e.into_inner()) = step.map(str::to_owned);
+    }
+
+    /// The step running now, if any.
+    pub fn get_step(&self) -> Option<String> {
+        self.current_step.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the progress of `step`, or of the running step when `step` is
+    /// `None` (the step-less key outside steps). Errors unless `total > 0`
+    /// and `current <= total`.
+    ///
+    /// Call it as often as you like: the host coalesces updates, so per-batch
+    /// progress is cheap and the final value is never lost.
+    pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
+        let step = step.map(str::to_owned).or_else(|| self.get_step());
+        self.send_progress(current, total, step.as_deref())
+    }
+
+    /// Progress on exactly this key, with no attribution to the running step
+    /// (the orchestrator's overall bar uses the step-less key).
+    pub(crate) fn send_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
+        self.check_open()?;
+        self.host
+            .set_progress(current, total, step)
+            .map_err(ContextError::Progress)?;
+        self.remember_progress(step, current, total);
+        Ok(())
+    }
+
+    /// Marks the progress of `step` (the step-less key when `None`) as
+    /// failed, as the Python `set_progress_failed`.
+    pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
+        self.check_open()?;
+        let attributes = EntryAttributes {
+            step: step.map(str::to_owned),
+            progress: Some("failed".to_owned()),
+            ..Default::default()
+        };
+        self.host
+            .log("progress_failed", &envelope::wrap("{}", &attributes), None);
+        let mut reported = self.lock_reported();
+        let key = step.map(str::to_owned);
+        let elapsed = reported.started.get(&key).map(|t| round2(t.elapsed().as_secs_f64()));
+        reported.progress.insert(
+            key,
+            ProgressSnapshot {
+                percent: 0.0,
+                time_remaining: None,
+                elapsed_time: elapsed,
+                status: ProgressStatus::Failed,
+            },
+        );
+        Ok(())
+    }
+
+    /// Records metrics for a (non-empty) step; they merge with the step's
+    /// earlier metrics, later keys winning. `value` must serialise to a JSON
+    /// object.
+    pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
+        self.check_open()?;
+        let value = to_object(&value, "metrics")?;
+        let json = Value::Object(value.clone()).to_string();
+        self.host.set_metrics(&json, step).map_err(ContextError::Metrics)?;
+        let mut reported = self.lock_reported();
+        reported.metrics.entry(step.to_owned()).or_default().extend(value);
+        Ok(())
+    }
+
+    /// Records metrics for the running step (the Python
+    /// `logger.set_metrics(value)` without a step).
+    pub fn set_step_metrics(&self, value: impl Serialize) -> Result<(), ContextError> {
+        let step = self.get_step().ok_or(ContextError::NoStep)?;
+        self.set_metrics(value, &step)
+    }
+
+    /// Logs a structured event, optionally about a file, attributed to the
+    /// running step. `data` must be a JSON object (a map or a struct); it is
+    /// kept as given.
+    pub fn log(&self, event: &str, data: impl Serialize, file: Option<&str>) -> Result<(), ContextError> {
+        self.log_at(MessageLevel::Info, event, data, file)
+    }
+
+    /// [`log`](Self::log) at a given level (the Python `logger.log(level, ...)`).
+    pub fn log_at(
+        &self,
+        level: MessageLevel,
+        event: &str,
+        data: impl Serialize,
+        file: Option<&str>,
+    ) -> Result<(), ContextError> {
+        self.check_open()?;
+        let data = object_json(&data, "log data")?;
+        let attributes = EntryAttributes {
+            step: self.get_step(),
+            level: (level != MessageLevel::Info).then(|| level.as_str().to_owned()),
+            ..Default::default()
+        };
+        self.host.log(event, &envelope::wrap(&data, &attributes), file);
+        Ok(())
+    }
+
+    /// Logs a message for the user, attributed to the running step.
+    pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
+        self.check_open()?;
+        let step = self.get_step();
+        self.host
+            .log_message(message, &envelope::message_level(level.as_str(), step.as_deref()));
+        Ok(())
+    }
+
+    /// Logs a developer event (shown only in verbose output), attributed to
+    /// the running step.
+    pub fn log_dev_event(&self, message: &str, data: Option<Value>) -> Result<(), ContextError> {
+        self.check_open()?;
+        let attributes = EntryAttributes {
+            step: self.get_step(),
+            ..Default::default()
+        };
+        let data = data.map(|d| d.to_string());
+        let data = match (data, attributes.is_empty()) {
+            (data, true) => data,
+            (data, false) => Some(envelope::wrap(data.as_deref().unwrap_or("null"), &attributes)),
+        };
+        self.host.log_dev_event(message, data.as_deref());
+        Ok(())
+    }
+
+    /// An `info` message.
+    pub fn info(&self, message: &str) -> Result<(), ContextError> {
+        self.log_message(message, MessageLevel::Info)
+    }
+
+    /// A `debug` entry: event `debug` (not `message`, so it is not shown to
+    /// users as one), data `{content}`, as in the original.
+    pub fn debug(&self, message: &str) -> Result<(), ContextError> {
+        self.log_at(MessageLevel::Debug, "debug", json!({ "content": message }), None)
+    }
+
+    /// A `warning` message.
+    pub fn warning(&self, message: &str) -> Result<(), ContextError> {
+        self.log_message(message, MessageLevel::Warning)
+    }
+
+    /// An `error` message.
+    pub fn error(&self, message: &str) -> Result<(), ContextError> {
+        self.log_message(message, MessageLevel::Error)
+    }
+
+    /// A `critical` message.
+    pub fn critical(&self, message: &str) -> Result<(), ContextError> {
+        self.log_message(message, MessageLevel::Critical)
+    }
+
+    /// The last progress this run reported for `step` (the step-less key
+    /// when `None`).
+    pub fn get_progress(&self, step: Option<&str>) -> Option<ProgressSnapshot> {
+        self.lock_reported().progress.get(&step.map(str::to_owned)).cloned()
+    }
+
+    /// The metrics this run reported: one step's merged metrics, or, when
+    /// `step` is `None`, every step's as `{step: {...}}`.
+    pub fn get_metrics(&self, step: Option<&str>) -> Map<String, Value> {
+        let reported = self.lock_reported();
+        match step {
+            Some(step) => reported.metrics.get(step).cloned().unwrap_or_default(),
+            None => reported
+                .metrics
+                .iter()
+                .map(|(step, metrics)| (step.clone(), Value::Object(metrics.clone())))
+                .collect(),
+        }
+    }
+
+    /// Ends logging for this run: every later call is refused with
+    /// [`ContextError::Finished`].
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::Release)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<(), ContextError> {
+        if self.is_finished() {
+            Err(ContextError::Finished)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock_reported(&self) -> std::sync::MutexGuard<'_, Reported> {
+        self.reported.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Percent, elapsed time and time remaining as the original computes
+    /// them: the clock of a step starts at its first report, or again when
+    /// it reports 0.
+    fn remember_progress(&self, step: Option<&str>, current: u64, total: u64) {
+        let key = step.map(str::to_owned);
+        let mut reported = self.lock_reported();
+        let now = Instant::now();
+        let started = *reported
+            .started
+            .entry(key.clone())
+            .and_modify(|t| {
+                if current == 0 {
+                    *t = now
+                }
+            })
+            .or_insert(now);
+        let elapsed = now.duration_since(started).as_secs_f64();
+        let time_remaining = (current > 0).then(|| round2(elapsed / current as f64 * (total - current) as f64));
+        reported.progress.insert(
+            key,
+            ProgressSnapshot {
+                percent: round2(current as f64 / total as f64 * 100.0),
+                time_remaining,
+                elapsed_time: Some(round2(elapsed)),
+                status: ProgressStatus::Running,
+            },
+        );
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Serialises `value` straight to JSON text, which must be an object
+/// (checked on the text's first byte: serde_json writes no leading space).
+fn object_json(value: &impl Serialize, what: &'static str) -> Result<String, ContextError> {
+    let text = serde_json::to_string(value).map_err(|e| ContextError::Serialize {
+        what,
+        reason: e.to_string(),
+    })?;
+    let got = match text.as_bytes().first() {
+        Some(b'{') => return Ok(text),
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    };
+    Err(ContextError::NotAnObject { what, got })
+}
+
+/// Serialises `value`, which must be a JSON object.
+fn to_object(value: &impl Serialize, what: &'static str) -> Result<Map<String, Value>, ContextError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(ContextError::NotAnObject {
+            what,
+            got: kind_of(&other),
+        }),
+        Err(e) => Err(ContextError::Serialize {
+            what,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Behaviour checked against synapse-sdk 2026.2.17 (`BaseLogger` in
+    //! `synapse_sdk/loggers.py`, run side by side).
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testing::RecordingHost;
+    use crate::RuntimeContext;
+
+    fn context() -> (Arc<RecordingHost>, RuntimeContext) {
+        let host = Arc::new(RecordingHost::default());
+        (host.clone(), RuntimeContext::with_host(host))
+    }
+
+    #[test]
+    fn every_original_level_is_accepted_by_name() {
+        let names: Vec<&str> = MessageLevel::ALL.iter().map(|l| l.as_str()).collect();
+        assert_eq!(
+            names,
+            ["debug", "info", "success", "warning", "danger", "error", "critical"]
+        );
+        for name in names {
+            assert_eq!(name.parse::<MessageLevel>().unwrap().as_str(), name);
+        }
+        assert!("fatal".parse::<MessageLevel>().is_err());
+        let (host, ctx) = context();
+        ctx.log_message("boom", MessageLevel::Critical).unwrap();
+        assert_eq!(host.calls(), ["message critical boom"]);
+    }
+
+    #[test]
+    fn non_object_log_data_is_refused_as_in_the_original() {
+        // The original: `logger.log(INFO, 'e', [1, 2])` raises
+        // `TypeError: data must be a dict, got list`.
+        let (host, ctx) = context();
+        let err = ctx.log("e", json!([1, 2]), None).unwrap_err();
+        assert_eq!(err.to_string(), "log data must be a JSON object, got an array");
+        for (data, got) in [
+            (Value::Null, "null"),
+            (json!(3), "a number"),
+            (json!(-1.5), "a number"),
+            (json!("text"), "a string"),
+            (json!(false), "a boolean"),
+        ] {
+            let err = ctx.log("e", &data, None).unwrap_err();
+            assert_eq!(err, ContextError::NotAnObject { what: "log data", got }, "{data}");
+        }
+        assert!(host.calls().is_empty(), "nothing was sent");
+        #[derive(Serialize)]
+        struct Rows {
+            rows: u32,
+        }
+        ctx.log("e", Rows { rows: 2 }, None).unwrap();
+        assert_eq!(host.calls(), [r#"log e {"rows":2} file=None"#]);
+    }
+
+    #[test]
+    fn calls_inside_a_step_are_attributed_to_it() {
+        let (host, ctx) = context();
+        ctx.logger().set_step(Some("train"));
+        assert_eq!(ctx.logger().get_step().as_deref(), Some("train"));
+        ctx.set_progress(1, 2, None).unwrap();
+        ctx.log("e", json!({"a": 1}), None).unwrap();
+        ctx.log_message("hi", MessageLevel::Warning).unwrap();
+        ctx.logger().set_step_metrics(json!({"loss": 1})).unwrap();
+        ctx.set_progress(1, 1, Some("other")).unwrap();
+        ctx.logger().set_step(None);
+        ctx.set_progress(1, 4, None).unwrap();
+        assert_eq!(
+            host.calls(),
+            [
+                "progress 1/2 step=Some(\"train\")",
+                "log e {\"a\":1} step=train file=None",
+                "message warning hi step=train",
+                "metrics {\"loss\":1} step=train",
+                "progress 1/1 step=Some(\"other\")",
+                "progress 1/4 step=None",
+            ]
+        );
+        assert_eq!(ctx.logger().set_step_metrics(json!({})), Err(ContextError::NoStep));
+    }
+
+    #[test]
+    fn shortcuts_use_the_original_levels_and_events() {
+        let (host, ctx) = context();
+        let logger = ctx.logger();
+        logger.info("i").unwrap();
+        logger.debug("d").unwrap();
+        logger.warning("w").unwrap();
+        logger.error("e").unwrap();
+        logger.critical("c").unwrap();
+        assert_eq!(
+            host.calls(),
+            [
+                "message info i",
+                "log debug {\"content\":\"d\"} level=debug file=None",
+                "message warning w",
+                "message error e",
+                "message critical c",
+            ]
+        );
+    }
+
+    #[test]
+    fn progress_and_metrics_reported_so_far_can_be_read_back() {
+        let (_, ctx) = context();
+        let logger = ctx.logger();
+        assert_eq!(logger.get_progress(None), None);
+        logger.set_progress(1, 3, Some("train")).unwrap();
+        let progress = logger.get_progress(Some("train")).unwrap();
+        assert_eq!(progress.percent, 33.33);
+        assert_eq!(progress.status, ProgressStatus::Running);
+        assert!(progress.time_remaining.is_some());
+        logger.set_metrics(json!({"loss": 1.0, "acc": 0.5}), "train").unwrap();
+        logger.set_metrics(json!({"loss": 0.5}), "train").unwrap();
+        logger.set_metrics(json!({"f1": 0.1}), "eval").unwrap();
+        assert_eq!(
+            Value::Object(logger.get_metrics(Some("train"))),
+            json!({"loss": 0.5, "acc": 0.5})
+        );
+        assert_eq!(
+            Value::Object(logger.get_metrics(None)),
+            json!({"train": {"loss": 0.5, "acc": 0.5}, "eval": {"f1": 0.1}})
+        );
+        assert!(logger.get_metrics(Some("none")).is_empty());
+    }
+
+    #[test]
+    fn set_progress_failed_marks_the_step_and_tells_the_host() {
+        let (host, ctx) = context();
+        ctx.set_progress(1, 2, Some("train")).unwrap();
+        ctx.logger().set_progress_failed(Some("train")).unwrap();
+        let progress = ctx.logger().get_progress(Some("train")).unwrap();
+        assert_eq!((progress.percent, progress.status), (0.0, ProgressStatus::Failed));
+        assert_eq!(host.calls().last().unwrap(), "progress failed step=Some(\"train\")");
+    }
+
+    #[test]
+    fn a_finished_logger_refuses_every_call() {
+        let (host, ctx) = context();
+        ctx.logger().finish();
+        assert_eq!(ctx.set_progress(1, 1, None), Err(ContextError::Finished));
+        assert_eq!(ctx.set_metrics(json!({}), "s"), Err(ContextError::Finished));
+        assert_eq!(ctx.log("e", json!({}), None), Err(ContextError::Finished));
+        assert_eq!(ctx.log_message("m", MessageLevel::Info), Err(ContextError::Finished));
+        assert_eq!(ctx.log_dev_event("m", None), Err(ContextError::Finished));
+        assert_eq!(ctx.logger().info("m"), Err(ContextError::Finished));
+        assert_eq!(ctx.logger().set_progress_failed(None), Err(ContextError::Finished));
+        assert!(host.calls().is_empty());
+    }
+}
