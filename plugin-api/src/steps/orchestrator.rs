@@ -12,7 +12,7 @@ use super::context::StepContext;
 use super::registry::StepRegistry;
 use super::step::{Step, StepResult};
 use crate::action::{ActionError, ActionResult};
-use crate::ffi::plugin_side::catch_panic_message;
+use crate::ffi::panics::catch_panic_message;
 
 /// What happened to one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
