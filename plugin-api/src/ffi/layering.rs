@@ -8,7 +8,14 @@ use std::path::{Path, PathBuf};
 
 /// What the boundary's sources may name at the crate root: itself, the
 /// values that cross it as JSON, and the hidden items its macro uses.
-const BELOW_OR_SELF: &[&str] = &["ffi", "failure", "validate", "manifest", "__private", "__export_root_module"];
+const BELOW_OR_SELF: &[&str] = &[
+    "ffi",
+    "failure",
+    "validate",
+    "manifest",
+    "__private",
+    "__export_root_module",
+];
 
 /// The values layer at the bottom, and what each of its files may name.
 const VALUES: &[&str] = &["failure", "validate", "manifest"];
@@ -107,7 +114,10 @@ fn upward_references(files: &[PathBuf], allowed: &[&str], root_modules: &[String
 fn the_boundary_names_nothing_of_the_author_api() {
     let root_modules = crate_root_modules();
     for upper in ["plugin", "action", "context", "steps", "testing", "export"] {
-        assert!(root_modules.iter().any(|m| m == upper), "lib.rs declares no module {upper}");
+        assert!(
+            root_modules.iter().any(|m| m == upper),
+            "lib.rs declares no module {upper}"
+        );
     }
     let this_file = Path::new(file!()).file_name().expect("a file name");
     let files: Vec<PathBuf> = rust_files_under(&src_dir().join("ffi"))

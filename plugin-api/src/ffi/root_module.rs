@@ -54,9 +54,10 @@ macro_rules! __export_root_module {
         /// The root module abi_stable looks up (see `ffi::root_module`).
         #[doc(hidden)]
         // SAFETY: the symbol is abi_stable's root-module symbol (checked by
-        // a unit test against `ROOT_MODULE_LOADER_NAME`), defined once per
-        // library (the macro defines a fixed item name, so a second use in a
-        // crate fails to compile), with the type abi_stable reads there.
+        // a unit test against `ROOT_MODULE_LOADER_NAME`) and holds the type
+        // abi_stable reads there, a `LibHeader`; a library defines it once
+        // (a second use of the macro defines the symbol twice, which fails
+        // to build).
         #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static __PLUGIN_API_ROOT_MODULE: $crate::__private::LibHeader =
             $crate::ffi::root_module::lib_header::<$exports>();
@@ -157,7 +158,10 @@ mod tests {
     #[test]
     fn a_panic_in_a_manifest_comes_back_as_its_message() {
         let message = manifest_summary::<Fixed>().unwrap_err();
-        assert!(message.starts_with("the action panicked: summary exploded (at "), "{message}");
+        assert!(
+            message.starts_with("the action panicked: summary exploded (at "),
+            "{message}"
+        );
     }
 
     #[test]
