@@ -5,14 +5,19 @@
 //! [`Plugin`], and export it with [`export_plugin!`] from a `cdylib` crate.
 //! The loader discovers the library and runs its actions.
 //!
-//! The stable-ABI boundary itself lives in [`ffi`]; nothing else in this
-//! crate is `unsafe`.
+//! The stable-ABI boundary itself lives in [`ffi`], below the author API
+//! (see its layer diagram), and [`export`] connects the two; nothing outside
+//! [`ffi`] is `unsafe` (the crate denies `unsafe_code` elsewhere).
+
+#![deny(unsafe_code)]
 
 pub mod action;
 pub mod context;
 pub mod env;
 pub mod envelope;
+pub mod export;
 pub mod failure;
+#[allow(unsafe_code)]
 pub mod ffi;
 pub mod lax;
 pub mod logger;
@@ -75,17 +80,13 @@ macro_rules! export_plugin {
         #[doc(hidden)]
         pub struct __PluginApiEntry;
 
-        impl $crate::ffi::plugin_side::PluginEntry for __PluginApiEntry {
+        impl $crate::export::PluginEntry for __PluginApiEntry {
             fn plugin() -> &'static $crate::Plugin {
                 static PLUGIN: ::std::sync::OnceLock<$crate::Plugin> = ::std::sync::OnceLock::new();
                 PLUGIN.get_or_init($build)
             }
         }
 
-        /// The root module abi_stable looks up (see `ffi::plugin_side`).
-        #[doc(hidden)]
-        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
-        pub static __PLUGIN_API_ROOT_MODULE: $crate::__private::LibHeader =
-            $crate::ffi::plugin_side::lib_header::<__PluginApiEntry>();
+        $crate::__export_root_module!(__PluginApiEntry);
     };
 }

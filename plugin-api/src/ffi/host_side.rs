@@ -11,6 +11,7 @@ use abi_stable::staticref;
 use abi_stable::std_types::{ROption, RResult, RStr, RString};
 
 pub use super::loading::{load_library, LoadError, PluginLibrary};
+use super::panics::panic_message;
 use super::{ClientKind, HostContext, HostState, HostStatePtr, HostVtable, HostVtableRef};
 
 /// What the host does for each context method. The loader implements this;
@@ -74,17 +75,6 @@ fn with_host<H: ContextHost, R>(state: HostStatePtr, on_panic: impl FnOnce(Strin
     // or the plugin holds a reference taken with `retain`.
     let host = unsafe { &*state.cast::<H>() };
     catch_unwind(AssertUnwindSafe(|| f(host))).unwrap_or_else(|payload| on_panic(panic_message(&*payload)))
-}
-
-/// The message of a caught panic.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
 }
 
 fn opt_str<'a>(value: &'a ROption<RStr<'_>>) -> Option<&'a str> {

@@ -9,13 +9,36 @@
 //! - [`v1_0`], [`v1_1`], ...: frozen copies of the boundary as each minor
 //!   version released it, listed by minor in [`releases::RELEASES`]; a
 //!   plugin declaring 1.M is checked against entry M;
-//! - [`plugin_side`]: the `extern "C"` entry points a plugin exports, which
-//!   catch every panic before it can reach the boundary;
+//! - [`root_module`]: the `extern "C"` entry points a plugin exports,
+//!   generic over [`root_module::PluginExports`], which catch every panic
+//!   (with [`panics`]) before it can reach the boundary;
+//! - [`plugin_side`]: [`plugin_side::HostHandle`], the plugin's safe handle
+//!   on the host context (what a `RuntimeContext` holds);
 //! - [`loading`]: loading a library, choosing the layout to check it against,
 //!   and calling its entry points; [`layout_mismatch`] says what differs;
 //! - [`host_side`]: turning a host's Rust callbacks into a [`HostVtable`];
 //! - [`layout_text`]: the readable layout fingerprint committed under
 //!   `plugin-api/abi/` and checked by the layout guard's tests.
+//!
+//! # Layers
+//!
+//! The boundary sits below the author-facing API; dependencies only point
+//! down (the `layering` unit test checks that nothing here names a module
+//! above it):
+//!
+//! ```text
+//!  export            export_plugin! support: serves a Plugin through the root module
+//!    |
+//!  plugin, action,   the author API: what an action is written against
+//!  context, steps,
+//!  env, testing
+//!    |
+//!  ffi               this module: layouts, root-module entry points (generic
+//!    |               over PluginExports), HostHandle, host_side, loading, panics
+//!    |
+//!  failure,          values that cross the boundary as JSON
+//!  validate
+//! ```
 //!
 //! Structured values (params, results, metrics, log data, manifests, errors)
 //! cross as JSON text, so the checked layout stays small and stable while
@@ -33,12 +56,16 @@
 
 pub mod host_side;
 #[cfg(test)]
+mod layering;
+#[cfg(test)]
 mod layout_guard;
 pub mod layout_mismatch;
 pub mod layout_text;
 pub mod loading;
+pub mod panics;
 pub mod plugin_side;
 pub mod releases;
+pub mod root_module;
 #[cfg(test)]
 mod test_layouts;
 pub mod v1_0;
@@ -165,7 +192,7 @@ mod tests {
     #[test]
     fn the_exported_symbol_name_is_the_one_abi_stable_looks_up() {
         assert_eq!(
-            plugin_side::ROOT_MODULE_SYMBOL,
+            root_module::ROOT_MODULE_SYMBOL,
             abi_stable::library::ROOT_MODULE_LOADER_NAME
         );
     }

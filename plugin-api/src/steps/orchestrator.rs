@@ -17,7 +17,7 @@ use super::registry::StepRegistry;
 use super::step::{Step, StepResult};
 use crate::action::{ActionError, ActionResult};
 use crate::failure::FailureKind;
-use crate::ffi::plugin_side::catch_panic_message;
+use crate::ffi::panics::catch_panic_message;
 
 /// What happened to one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
