@@ -12,13 +12,14 @@ const BELOW_OR_SELF: &[&str] = &[
     "ffi",
     "failure",
     "validate",
+    "lax",
     "manifest",
     "__private",
     "__export_root_module",
 ];
 
 /// The values layer at the bottom, and what each of its files may name.
-const VALUES: &[&str] = &["failure", "validate", "manifest"];
+const VALUES: &[&str] = &["failure", "validate", "lax", "manifest"];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
