@@ -30,14 +30,16 @@
 //!  export            export_plugin! support: serves a Plugin through the root module
 //!    |
 //!  plugin, action,   the author API: what an action is written against
-//!  context, steps,
+//!  context, logger,
+//!  envelope, steps,
 //!  env, testing
 //!    |
 //!  ffi               this module: layouts, root-module entry points (generic
 //!    |               over PluginExports), HostHandle, host_side, loading, panics
 //!    |
 //!  failure,          values that cross the boundary as JSON
-//!  validate
+//!  validate, lax,
+//!  manifest
 //! ```
 //!
 //! Structured values (params, results, metrics, log data, manifests, errors)
