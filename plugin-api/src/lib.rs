@@ -11,6 +11,7 @@
 pub mod action;
 pub mod context;
 pub mod env;
+pub mod error_context;
 pub mod failure;
 pub mod ffi;
 pub mod manifest;
@@ -25,11 +26,20 @@ pub use context::{
     AgentClient, BackendClient, Checkpoint, ClientError, ContextError, Logger, MessageLevel, RuntimeContext,
 };
 pub use env::{EnvError, PluginEnvironment};
+pub use error_context::ErrorContext;
 pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};
 pub use manifest::{ActionManifest, Category, PluginManifest, RunMethod};
 pub use plugin::Plugin;
 pub use serde_json::{json, Value};
+
+// The crates a plugin's own code needs, so that `plugin-api` is its only
+// dependency: `plugin_api::serde_json::to_value`, and the derives in the
+// prelude (`#[serde(crate = "plugin_api::serde")]` tells serde's derive
+// where it is; schemars' derive finds `schemars` through the prelude).
+pub use schemars;
+pub use serde;
+pub use serde_json;
 
 /// Everything an action author usually needs.
 pub mod prelude {
@@ -40,8 +50,11 @@ pub mod prelude {
     };
     pub use crate::{
         action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResult, BaseAction, Category,
-        Checkpoint, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
+        Checkpoint, ErrorContext, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
     };
+    pub use crate::{schemars, serde, serde_json};
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
 }
 
 #[doc(hidden)]

@@ -151,8 +151,7 @@ pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
 
     let model_path = match &params.output_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join("model.json");
             model.save(&path).map_err(ActionError::new)?;
             let path_text = path.display().to_string();

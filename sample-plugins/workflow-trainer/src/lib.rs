@@ -119,13 +119,13 @@ impl Step<ExportContext> for Prepare {
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
         let existed = ctx.output_path.exists();
-        std::fs::create_dir_all(&ctx.output_path)?;
+        std::fs::create_dir_all(&ctx.output_path).with_context(|| format!("creating {}", ctx.output_path.display()))?;
         Ok(StepResult::ok(json!({ "created": !existed })).with_rollback_data(json!(!existed)))
     }
 
     fn rollback(&mut self, ctx: &mut ExportContext, result: &StepResult) -> Result<(), ActionError> {
         if result.rollback_data == json!(true) {
-            std::fs::remove_dir(&ctx.output_path)?;
+            std::fs::remove_dir(&ctx.output_path).with_context(|| format!("removing {}", ctx.output_path.display()))?;
         }
         Ok(())
     }
@@ -143,7 +143,8 @@ impl Step<ExportContext> for Write {
         let files = ctx.params["files"].as_u64().unwrap_or(1);
         for i in 0..files {
             let path = ctx.output_path.join(format!("item-{i:03}.json"));
-            std::fs::write(&path, json!({ "item": i }).to_string())?;
+            std::fs::write(&path, json!({ "item": i }).to_string())
+                .with_context(|| format!("writing {}", path.display()))?;
             ctx.runtime_ctx.log(
                 "file_exported",
                 json!({ "step": "write", "item": i }),
@@ -158,7 +159,7 @@ impl Step<ExportContext> for Write {
 
     fn rollback(&mut self, ctx: &mut ExportContext, _: &StepResult) -> Result<(), ActionError> {
         for path in ctx.exported_files.drain(..) {
-            std::fs::remove_file(&path)?;
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
         Ok(())
     }
@@ -178,7 +179,8 @@ impl Step<ExportContext> for Index {
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
         let path = ctx.output_path.join("index.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&ctx.exported_files)?)?;
+        std::fs::write(&path, serde_json::to_string_pretty(&ctx.exported_files)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(StepResult::ok(json!({ "index": path })))
     }
 }
