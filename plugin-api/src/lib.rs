@@ -6,7 +6,48 @@
 //! The loader discovers the library and runs its actions.
 //!
 //! The stable-ABI boundary itself lives in [`ffi`]; nothing else in this
-//! crate is `unsafe`.
+//! crate is `unsafe`. A plugin needs no other dependency: `serde`,
+//! `serde_json` and `schemars` are re-exported, and the [`prelude`] has
+//! the derives.
+//!
+//! A whole plugin, and a unit test of its action:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use plugin_api::prelude::*;
+//! use plugin_api::testing::RecordingHost;
+//!
+//! /// The params: validated against their JSON Schema before the action runs.
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(crate = "plugin_api::serde")]
+//! struct TrainParams {
+//!     /// Passes over the data.
+//!     #[serde(default = "three")]
+//!     epochs: u64,
+//! }
+//! fn three() -> u64 { 3 }
+//!
+//! fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
+//!     for epoch in 1..=params.epochs {
+//!         ctx.set_progress(epoch, params.epochs, Some("train"))?;
+//!     }
+//!     Ok(json!({ "epochs": params.epochs }))
+//! }
+//!
+//! fn plugin() -> Plugin {
+//!     Plugin::new("my-plugin", "My plugin", "0.1.0")
+//!         .action(action!(train, params = TrainParams, description = "Train a model"))
+//! }
+//! export_plugin!(plugin);
+//!
+//! let host = Arc::new(RecordingHost::default());
+//! let result = train(TrainParams { epochs: 2 }, &RuntimeContext::with_host(host.clone()));
+//! assert_eq!(result.unwrap(), json!({ "epochs": 2 }));
+//! assert_eq!(host.progress().len(), 2);
+//! assert_eq!(plugin().manifest().actions[0].name, "train");
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod action;
 pub mod context;

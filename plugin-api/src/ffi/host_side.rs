@@ -22,38 +22,68 @@ use super::{
 /// Implementations must be thread-safe: plugin code may call the context from
 /// several threads at once.
 pub trait ContextHost: Send + Sync + 'static {
+    /// `set_progress`; an error is the reason the call was refused.
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String>;
+    /// `set_metrics` with the value as JSON text.
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String>;
+    /// `log` with the data as JSON text.
     fn log(&self, event: &str, data_json: &str, file: Option<&str>);
+    /// `log_message` with the level's name.
     fn log_message(&self, message: &str, level: &str);
+    /// `log_dev_event` with the data as JSON text.
     fn log_dev_event(&self, message: &str, data_json: Option<&str>);
     /// The environment the plugin may see, as a JSON object of strings.
     fn env_json(&self) -> String;
+    /// The job id, if any.
     fn job_id(&self) -> Option<String>;
     /// The checkpoint as a JSON object (`category`, `path`, further fields).
     fn checkpoint_json(&self) -> Option<String>;
+    /// Whether the action has been asked to stop.
     fn is_cancelled(&self) -> bool;
+    /// Whether a client of this kind is configured.
     fn has_client(&self, kind: ClientKind) -> bool;
+    /// Sends a request (JSON text) to a client and returns its answer.
     fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String>;
 }
 
 /// Why a file could not be loaded as a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The system loader could not open the file.
     #[error("cannot open the library: {0}")]
     Open(String),
+    /// The library exports no abi_stable root module.
     #[error("not a plugin: the library exports no abi_stable root module ({0})")]
     NoRootModule(String),
+    /// The library's abi_stable header is invalid.
     #[error("not a plugin: {0}")]
     InvalidHeader(String),
+    /// The plugin's declared plugin-api version cannot be read.
     #[error("the plugin declares an unreadable plugin-api version ({0})")]
     UnreadableVersion(String),
+    /// Another major version of plugin-api.
     #[error("built for plugin-api {plugin}, but this loader has plugin-api {host}: major versions must match")]
-    IncompatibleMajor { plugin: ApiVersion, host: ApiVersion },
+    IncompatibleMajor {
+        /// The plugin's plugin-api.
+        plugin: ApiVersion,
+        /// The loader's plugin-api.
+        host: ApiVersion,
+    },
+    /// The library carries no layout information to check.
     #[error("built for plugin-api {plugin} without layout information, so its ABI cannot be checked")]
-    NoLayout { plugin: ApiVersion },
+    NoLayout {
+        /// The plugin's plugin-api.
+        plugin: ApiVersion,
+    },
+    /// The plugin's types do not match the version it declares.
     #[error("the plugin's types do not match plugin-api {plugin} (was plugin-api changed without a version bump?): {reason}")]
-    Layout { plugin: ApiVersion, reason: String },
+    Layout {
+        /// The plugin's plugin-api.
+        plugin: ApiVersion,
+        /// abi_stable's summary of the mismatch.
+        reason: String,
+    },
+    /// The root module's initialiser failed.
     #[error("the plugin's root module failed to initialise: {0}")]
     Init(String),
 }

@@ -55,7 +55,9 @@ pub type HostStatePtr = *const HostState;
 #[repr(C)]
 #[derive(StableAbi, Copy, Clone)]
 pub struct HostContext {
+    /// The host's state, opaque to the plugin.
     pub state: HostStatePtr,
+    /// The functions that act on `state`.
     pub vtable: HostVtableRef,
 }
 
@@ -141,8 +143,11 @@ pub const API_VERSION: ApiVersion = ApiVersion::current();
 /// A plugin-api version: what a plugin was built against, or what a host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiVersion {
+    /// Major version: a different one is incompatible.
     pub major: u32,
+    /// Minor version: new fields appended at the end.
     pub minor: u32,
+    /// Patch version.
     pub patch: u32,
 }
 

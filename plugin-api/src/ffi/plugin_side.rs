@@ -25,6 +25,7 @@ pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 /// Connects the generated entry points to the plugin's action registry.
 /// Implemented by [`export_plugin!`](crate::export_plugin); not by hand.
 pub trait PluginEntry: 'static {
+    /// The plugin to export.
     fn plugin() -> &'static Plugin;
 }
 
@@ -163,6 +164,7 @@ impl HostHandle {
         Self { context }
     }
 
+    /// `set_progress` through the vtable.
     pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         let step = step.map(RStr::from).into();
         (self.context.vtable.set_progress())(self.context.state, current, total, step)
@@ -170,12 +172,14 @@ impl HostHandle {
             .map_err(String::from)
     }
 
+    /// `set_metrics` through the vtable.
     pub fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
         (self.context.vtable.set_metrics())(self.context.state, value_json.into(), step.into())
             .into_result()
             .map_err(String::from)
     }
 
+    /// `log` through the vtable.
     pub fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
         (self.context.vtable.log())(
             self.context.state,
@@ -185,24 +189,29 @@ impl HostHandle {
         )
     }
 
+    /// `log_message` through the vtable.
     pub fn log_message(&self, message: &str, level: &str) {
         (self.context.vtable.log_message())(self.context.state, message.into(), level.into())
     }
 
+    /// `log_dev_event` through the vtable.
     pub fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
         (self.context.vtable.log_dev_event())(self.context.state, message.into(), data_json.map(RStr::from).into())
     }
 
+    /// The environment as JSON text.
     pub fn env_json(&self) -> String {
         (self.context.vtable.env())(self.context.state).into()
     }
 
+    /// The job id, if any.
     pub fn job_id(&self) -> Option<String> {
         (self.context.vtable.job_id())(self.context.state)
             .map(String::from)
             .into_option()
     }
 
+    /// The checkpoint as JSON text, if any.
     pub fn checkpoint_json(&self) -> Option<String> {
         (self.context.vtable.checkpoint())(self.context.state)
             .map(String::from)
@@ -222,6 +231,7 @@ impl HostHandle {
             .is_some_and(|f| f(self.context.state, kind as u32))
     }
 
+    /// A client request through the vtable (needs a 1.1 host).
     pub fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String> {
         let request = self
             .context

@@ -11,6 +11,7 @@ use crate::step_context;
 
 /// Training workflow state.
 pub struct TrainContext {
+    /// The shared step state (`runtime_ctx`, current step, results).
     pub base: BaseStepContext,
     /// The action's params.
     pub params: Value,
@@ -27,6 +28,7 @@ pub struct TrainContext {
 }
 
 impl TrainContext {
+    /// A training context with these params, before any step.
     pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -42,14 +44,20 @@ impl TrainContext {
 
 /// Inference workflow state.
 pub struct InferenceContext {
+    /// The shared step state (`runtime_ctx`, current step, results).
     pub base: BaseStepContext,
+    /// The model serving the requests, once loaded.
     pub model_id: Option<String>,
+    /// The inputs to run inference on.
     pub requests: Vec<Value>,
+    /// One output per request, in order.
     pub results: Vec<Value>,
+    /// Requests per inference batch.
     pub batch_size: usize,
 }
 
 impl InferenceContext {
+    /// An inference context for these requests, before any step.
     pub fn new(runtime_ctx: RuntimeContext, requests: Vec<Value>, batch_size: usize) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -63,16 +71,20 @@ impl InferenceContext {
 
 /// Export workflow state.
 pub struct ExportContext {
+    /// The shared step state (`runtime_ctx`, current step, results).
     pub base: BaseStepContext,
+    /// The action's params.
     pub params: Value,
     /// The folder the export writes into.
     pub output_path: PathBuf,
     /// Every file written so far.
     pub exported_files: Vec<PathBuf>,
+    /// Records written so far.
     pub total_records: u64,
 }
 
 impl ExportContext {
+    /// An export context writing into `output_path`, before any step.
     pub fn new(runtime_ctx: RuntimeContext, params: Value, output_path: PathBuf) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -86,7 +98,9 @@ impl ExportContext {
 
 /// Upload workflow state.
 pub struct UploadContext {
+    /// The shared step state (`runtime_ctx`, current step, results).
     pub base: BaseStepContext,
+    /// The action's params.
     pub params: Value,
     /// Where the files to upload are.
     pub source_path: PathBuf,
@@ -97,6 +111,7 @@ pub struct UploadContext {
 }
 
 impl UploadContext {
+    /// An upload context reading from `source_path`, before any step.
     pub fn new(runtime_ctx: RuntimeContext, params: Value, source_path: PathBuf) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -110,17 +125,22 @@ impl UploadContext {
 
 /// Deployment (serving) workflow state.
 pub struct DeploymentContext {
+    /// The shared step state (`runtime_ctx`, current step, results).
     pub base: BaseStepContext,
+    /// The name of the serving application.
     pub serve_app_name: String,
+    /// The URL prefix the application is served under.
     pub route_prefix: String,
     /// Options of the serving actor (replicas, resources).
     pub actor_options: Value,
     /// Options of the serve application.
     pub serve_options: Value,
+    /// Whether the deployment finished.
     pub deployed: bool,
 }
 
 impl DeploymentContext {
+    /// A deployment context for this application, before any step.
     pub fn new(runtime_ctx: RuntimeContext, serve_app_name: &str, route_prefix: &str) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),

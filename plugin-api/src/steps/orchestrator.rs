@@ -18,8 +18,11 @@ use crate::ffi::plugin_side::catch_panic_message;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
+    /// The step ran and succeeded.
     Succeeded,
+    /// The step chose not to run (`can_skip`).
     Skipped,
+    /// The step failed (an error, a failed result or a panic).
     Failed,
     /// Succeeded, then undone after a later step failed.
     RolledBack,
@@ -30,18 +33,24 @@ pub enum StepStatus {
 /// One step in a [`WorkflowReport`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepOutcome {
+    /// The step's name.
     pub name: String,
+    /// What happened to it.
     pub status: StepStatus,
     /// Seconds the step's `execute` took (0 when skipped or not run).
     pub elapsed: f64,
+    /// The data of its `StepResult`.
     pub data: Value,
+    /// Its error, if it failed.
     pub error: Option<String>,
 }
 
 /// A rollback that failed (the others still ran).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RollbackFailure {
+    /// The step whose rollback failed.
     pub step: String,
+    /// Why it failed.
     pub error: String,
 }
 
@@ -49,12 +58,17 @@ pub struct RollbackFailure {
 /// which steps were rolled back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowReport {
+    /// Whether every step succeeded or was skipped.
     pub success: bool,
+    /// Every step run or skipped, in order.
     pub steps: Vec<StepOutcome>,
+    /// The step that failed, if one did.
     pub failed_step: Option<String>,
+    /// Its error.
     pub error: Option<String>,
     /// Steps undone, in the order they were rolled back.
     pub rolled_back: Vec<String>,
+    /// Rollbacks that failed.
     pub rollback_failures: Vec<RollbackFailure>,
     /// Seconds the whole workflow took.
     pub elapsed: f64,
@@ -91,10 +105,12 @@ pub struct Orchestrator<C> {
 }
 
 impl<C: StepContext> Orchestrator<C> {
+    /// An orchestrator of these steps.
     pub fn new(registry: StepRegistry<C>) -> Self {
         Self { registry }
     }
 
+    /// The steps it runs.
     pub fn registry(&self) -> &StepRegistry<C> {
         &self.registry
     }
