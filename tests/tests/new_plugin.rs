@@ -94,6 +94,29 @@ fn the_readme_plugin_builds_with_only_its_listed_dependencies_and_runs() {
 }
 
 #[test]
+fn the_readme_workflow_builds_with_plugin_api_alone() {
+    let rust = readme_blocks("## Step-based workflows", "rust");
+    let export = r#"
+fn plugin() -> Plugin {
+    Plugin::new("readme-workflow", "README workflow", "0.1.0")
+        .action(action!(train, params = Params, description = "The README's workflow"))
+}
+export_plugin!(plugin);
+"#;
+    let crate_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(crate_dir.path().join("src")).unwrap();
+    let manifest = format!(
+        "[package]\nname = \"readme-workflow\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplugin-api = {{ path = {:?} }}\n\n[workspace]\n",
+        plugin_api_dir().display().to_string()
+    );
+    std::fs::write(crate_dir.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(crate_dir.path().join("src/lib.rs"), format!("{}{export}", rust[0])).unwrap();
+    let plugins = build_into_plugin_dir(crate_dir.path(), "readme-workflow");
+    let result = run_ok(plugins.path(), "readme-workflow", "train", &json!({ "epochs": 2 }));
+    assert_eq!(result["success"], true, "{result}");
+}
+
+#[test]
 fn loader_new_writes_crates_that_build_pass_their_test_and_run() {
     let parent = tempfile::tempdir().unwrap();
     let output_dir = parent.path().join("exported");
