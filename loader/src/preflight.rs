@@ -25,7 +25,10 @@ pub fn check_library(path: &Path) -> Result<(), String> {
 
 /// Reads the ELF headers with the `object` crate, through a cache that
 /// reads only the ranges asked for (the file header and the program
-/// header table), never the whole file.
+/// header table), never the whole file. It costs 9.1 µs a library against
+/// 7.2 µs for the hand-written reader it replaced (side by side, `cargo
+/// bench -p loader --bench replaced_by_crates`): about 1% of the 160 µs a
+/// plugin takes to scan and load.
 fn check_elf(path: &Path) -> Result<(), String> {
     let file = File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let len = file.metadata().map_err(|e| format!("cannot read the file: {e}"))?.len();

@@ -66,9 +66,11 @@ impl Rfc3339 {
 
     /// Formats parts from [`unix_parts`]. The calendar date comes from the
     /// `time` crate; the digits are written straight into a buffer on the
-    /// stack, because `time`'s own `format_into` costs 4x as much (372 ns
-    /// against 94 ns, `cargo bench -p loader --bench replaced_by_crates`),
-    /// a third of what an event may cost at the 1 M events/s target.
+    /// stack, because `time`'s own `format_into` costs 5x as much: 474 ns
+    /// against 87 ns for this (93 ns for the hand-written calendar code it
+    /// replaced), measured side by side by `cargo bench -p loader --bench
+    /// replaced_by_crates`; that is half of what an event may cost at the
+    /// 1 M events/s target.
     pub fn from_parts(secs: i64, micros: u32) -> Self {
         let (secs, micros) = if secs < MIN_UNIX_SECS {
             (MIN_UNIX_SECS, 0)
