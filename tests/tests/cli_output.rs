@@ -47,7 +47,10 @@ fn assert_cargo_style(text: &str) {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("error: "), "{text}");
     for line in &lines[1..lines.len() - 1] {
-        assert!(line.starts_with("  "), "a cause that is not indented: {line:?} in\n{text}");
+        assert!(
+            line.starts_with("  "),
+            "a cause that is not indented: {line:?} in\n{text}"
+        );
     }
     assert!(lines.last().unwrap().starts_with("help: "), "{text}");
     assert_eq!(text.matches("error:").count(), 1, "the error is said once:\n{text}");
@@ -88,12 +91,14 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
     );
     assert_eq!(exit_code(&output), 1);
     let text = stderr(&output);
-    let error_at = text.find("error: step \"evaluate\" failed").unwrap_or_else(|| panic!("{text}"));
-    assert!(!text.contains("ERROR"), "the terminal does not print the error a second way:\n{text}");
+    let error_at = text
+        .find("error: step \"evaluate\" failed")
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        text[error_at..].lines().skip(1).all(|l| l.starts_with("  ")),
-        "{text}"
+        !text.contains("ERROR"),
+        "the terminal does not print the error a second way:\n{text}"
     );
+    assert!(text[error_at..].lines().skip(1).all(|l| l.starts_with("  ")), "{text}");
 }
 
 #[test]
@@ -103,7 +108,10 @@ fn mistyped_names_get_a_suggestion_and_the_real_names() {
     assert_eq!(exit_code(&output), 3);
     let text = stderr(&output);
     assert_cargo_style(&text);
-    assert!(text.contains("dataset-exporter, tabular-trainer, workflow-trainer"), "{text}");
+    assert!(
+        text.contains("dataset-exporter, tabular-trainer, workflow-trainer"),
+        "{text}"
+    );
     assert!(text.contains("help: did you mean \"tabular-trainer\"?"), "{text}");
 
     let output = loader(dir.path(), &["info", "tabular-trainer", "trian"], &[]);
@@ -180,7 +188,14 @@ fn completions_and_the_man_page_are_generated_from_the_options() {
 #[test]
 fn debug_logging_shows_the_loaders_own_work() {
     let dir = samples_dir();
-    let run = ["run", "tabular-trainer", "train", "--params", r#"{"epochs": 1, "samples": 50}"#, "-q"];
+    let run = [
+        "run",
+        "tabular-trainer",
+        "train",
+        "--params",
+        r#"{"epochs": 1, "samples": 50}"#,
+        "-q",
+    ];
     let verbose: Vec<&str> = ["-vv"].iter().chain(&run).copied().collect();
     for (args, env) in [
         (verbose.as_slice(), &[][..]),

@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 /// The `lang` code blocks of the README section `heading`, in order.
 fn readme_blocks(heading: &str, lang: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
-    let start = readme.find(heading).unwrap_or_else(|| panic!("no {heading:?} in the README"));
+    let start = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?} in the README"));
     let section = &readme[start + heading.len()..];
     let section = &section[..section.find("\n## ").unwrap_or(section.len())];
     let fence = format!("```{lang}\n");
@@ -81,7 +83,11 @@ fn the_readme_plugin_builds_with_only_its_listed_dependencies_and_runs() {
 
     let crate_dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(crate_dir.path().join("src")).unwrap();
-    std::fs::write(crate_dir.path().join("Cargo.toml"), format!("{manifest}\n[workspace]\n")).unwrap();
+    std::fs::write(
+        crate_dir.path().join("Cargo.toml"),
+        format!("{manifest}\n[workspace]\n"),
+    )
+    .unwrap();
     std::fs::write(crate_dir.path().join("src/lib.rs"), &rust[0]).unwrap();
     let plugins = build_into_plugin_dir(crate_dir.path(), "my-plugin");
 
@@ -122,7 +128,12 @@ fn loader_new_writes_crates_that_build_pass_their_test_and_run() {
     let output_dir = parent.path().join("exported");
     let kinds: [(&str, &str, &str, Value); 3] = [
         ("new-function", "", "train", json!({ "epochs": 2 })),
-        ("new-class", "--class", "export", json!({ "output_dir": output_dir, "records": 2 })),
+        (
+            "new-class",
+            "--class",
+            "export",
+            json!({ "output_dir": output_dir, "records": 2 }),
+        ),
         ("new-workflow", "--workflow", "train_pipeline", json!({ "epochs": 2 })),
     ];
     for (name, flag, action, params) in kinds {
