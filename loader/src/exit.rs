@@ -112,8 +112,35 @@ fn failure_causes(failure: &ActionFailure) -> Vec<String> {
                 lines
             }
         }
+        Value::Object(report) if report.contains_key("rolled_back") => workflow_causes(report),
         details => vec![format!("details: {}", shorten(&details.to_string(), MAX_DETAILS_LEN))],
     }
+}
+
+/// A failed workflow's report as what was undone and what could not be.
+fn workflow_causes(report: &serde_json::Map<String, Value>) -> Vec<String> {
+    let names = |key: &str| -> Vec<String> {
+        report
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let rolled_back = names("rolled_back");
+    let mut causes = vec![if rolled_back.is_empty() {
+        "nothing to roll back".to_owned()
+    } else {
+        format!("rolled back: {}", rolled_back.join(", "))
+    }];
+    let failures = report.get("rollback_failures").and_then(Value::as_array);
+    for failure in failures.into_iter().flatten() {
+        causes.push(format!(
+            "rollback of {} failed: {}",
+            failure["step"].as_str().unwrap_or("?"),
+            failure["error"].as_str().unwrap_or("?")
+        ));
+    }
+    causes
 }
 
 fn is_field_error(item: &Value) -> bool {
@@ -158,6 +185,23 @@ mod tests {
             CliError::from_failure(&two).causes,
             ["epochs: expected u64", "unknown field `x`"]
         );
+    }
+
+    #[test]
+    fn a_workflow_report_says_what_was_rolled_back() {
+        let failure = ActionFailure::new(FailureKind::Failed, "step \"evaluate\" failed: boom").with_details(json!({
+            "failed_step": "evaluate",
+            "rolled_back": ["train", "split"],
+            "rollback_failures": [{ "step": "split", "error": "file busy" }],
+            "steps": [],
+        }));
+        assert_eq!(
+            CliError::from_failure(&failure).causes,
+            ["rolled back: train, split", "rollback of split failed: file busy"]
+        );
+        let nothing = ActionFailure::new(FailureKind::Failed, "step \"load\" failed")
+            .with_details(json!({ "rolled_back": [], "rollback_failures": [] }));
+        assert_eq!(CliError::from_failure(&nothing).causes, ["nothing to roll back"]);
     }
 
     #[test]

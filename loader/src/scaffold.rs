@@ -177,6 +177,15 @@ mod tests {
     }
 
     #[test]
+    fn an_api_path_without_a_crate_is_refused_with_help() {
+        let empty = tempfile::tempdir().unwrap();
+        let error = api_path(Some(empty.path()), Path::new(".")).unwrap_err();
+        assert!(error.help.unwrap().contains("--api-path"));
+        let given = api_path(Some(Path::new(BUILT_FROM_API)), Path::new("/")).unwrap();
+        assert!(given.join("Cargo.toml").is_file());
+    }
+
+    #[test]
     fn a_non_empty_folder_is_not_overwritten() {
         let parent = tempfile::tempdir().unwrap();
         std::fs::create_dir(parent.path().join("taken")).unwrap();
