@@ -29,7 +29,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a plugin's actions, or one action's description and params schema.
+    /// Show a plugin's actions, or one action, with a table of the params
+    /// (their JSON Schema with --json).
     Info {
         /// Plugin code (or name, or library file stem).
         plugin: String,
