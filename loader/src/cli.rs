@@ -29,7 +29,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a plugin's actions, or one action's description and params schema.
+    /// Show a plugin's actions, or one action, with a table of the params
+    /// (their JSON Schema with --json).
     Info {
         /// Plugin code (or name, or library file stem).
         plugin: String,
@@ -41,6 +42,15 @@ pub enum Command {
     },
     /// Run an action; its result JSON goes to stdout.
     Run(RunArgs),
+    /// Write a new plugin crate, ready to build and run.
+    New(NewArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these options.
+    Man,
     /// Internal: the child side of an isolated run (request on stdin,
     /// events on stdout).
     #[command(name = "__child", hide = true)]
@@ -116,4 +126,23 @@ pub struct RunArgs {
     /// faster to start, but a crashing plugin takes the loader down with it.
     #[arg(long, overrides_with = "isolate")]
     pub in_process: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's code (the crate and library name), e.g. `my-plugin`.
+    pub name: String,
+    /// A class-based action (`BaseAction`) instead of a function.
+    #[arg(long, conflicts_with = "workflow")]
+    pub class: bool,
+    /// A step-based workflow (`Step`s run by an `Orchestrator`).
+    #[arg(long)]
+    pub workflow: bool,
+    /// Where to create the crate's folder [default: the current folder].
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// The plugin-api crate to depend on by path [default: the repository's
+    /// when run inside it, else the one this loader was built from].
+    #[arg(long, value_name = "DIR")]
+    pub api_path: Option<PathBuf>,
 }

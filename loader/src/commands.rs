@@ -5,20 +5,23 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loader::discovery::{Discovery, LoadedPlugin};
 use loader::environment::EnvironmentBuilder;
-use loader::events::{EventSink, FanOut, Flush, JsonlSink, TerminalSink, TracingSink};
+use loader::events::{Event, EventKind, EventSink, FanOut, Flush, JsonlSink, RunInfo, TerminalSink, TracingSink};
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
 use loader::load_check::{scan_supervised, serve_load_check};
 use loader::runner::{run_action, Deadline};
-use plugin_api::ActionManifest;
+use plugin_api::{ActionFailure, ActionManifest, FailureKind};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::exit::{CliError, ExitCode};
+use crate::params_table;
+use crate::stdout::outln;
+use crate::suggest::did_you_mean;
 
 /// The longest a JSONL line waits in the loader before its reader sees it.
 const LIVE_STREAM_DELAY: Duration = Duration::from_millis(50);
@@ -35,6 +38,34 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::List { json } => list(&dir, json),
         Command::Info { plugin, action, json } => info(&dir, &plugin, action.as_deref(), json),
         Command::Run(args) => run(&dir, args, cli.verbose > 0),
+        Command::New(args) => {
+            let created = crate::scaffold::new_plugin(&args)?;
+            eprintln!(
+                "created {}: build it with `cargo build --manifest-path {}/Cargo.toml`",
+                created.display(),
+                created.display()
+            );
+            Ok(ExitCode::Success)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "loader",
+                &mut script,
+            );
+            crate::stdout::write(&String::from_utf8_lossy(&script));
+            Ok(ExitCode::Success)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut page)
+                .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("cannot render the man page: {e}")))?;
+            crate::stdout::write(&String::from_utf8_lossy(&page));
+            Ok(ExitCode::Success)
+        }
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
             _ => ExitCode::ActionFailed,
@@ -55,6 +86,8 @@ fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
 /// process (see `loader::load_check`), so that one whose loading crashes or
 /// hangs is reported and skipped instead of taking the loader down.
 fn scan(dir: &Path) -> Result<Discovery, CliError> {
+    tracing::info!("plugin folder {}", dir.display());
+    let started = Instant::now();
     let discovery = match ChildCommand::current_exe(&["__load-check", "--"]) {
         Ok(checker) => scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE),
         Err(e) => {
@@ -62,7 +95,20 @@ fn scan(dir: &Path) -> Result<Discovery, CliError> {
             Discovery::scan(dir)
         }
     }
-    .map_err(|e| CliError::usage(e.to_string()))?;
+    .map_err(|e| {
+        CliError::usage(e.to_string()).with_help(format!(
+            "point to another folder with --plugins DIR or {PLUGIN_DIR_VAR}=DIR"
+        ))
+    })?;
+    tracing::debug!(
+        "loaded {} plugin(s) and skipped {} file(s) in {:.1} ms (each library checked in a child process first)",
+        discovery.plugins.len(),
+        discovery.problems.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    for plugin in &discovery.plugins {
+        tracing::debug!("plugin {} from {}", plugin.manifest.code, plugin.path.display());
+    }
     for problem in &discovery.problems {
         tracing::info!("skipped {problem}");
     }
@@ -71,23 +117,30 @@ fn scan(dir: &Path) -> Result<Discovery, CliError> {
 
 fn find<'a>(discovery: &'a Discovery, dir: &Path, name: &str) -> Result<&'a LoadedPlugin, CliError> {
     discovery.find(name).ok_or_else(|| {
-        let mut details = vec![format!(
-            "plugins in {}: {}",
-            dir.display(),
-            discovery.codes().join(", ")
-        )];
-        details.extend(discovery.problems.iter().map(|p| format!("not loaded: {p}")));
-        CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {}", dir.display())).with_details(details)
+        let codes = discovery.codes();
+        let mut causes = vec![format!("plugins in {}: {}", dir.display(), list_or_none(&codes))];
+        causes.extend(discovery.problems.iter().map(|p| format!("not loaded: {p}")));
+        let error =
+            CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {}", dir.display())).with_causes(causes);
+        match did_you_mean(name, codes.iter().map(AsRef::as_ref)) {
+            Some(suggestion) => error.with_help(suggestion),
+            None => error,
+        }
     })
 }
 
 fn find_action<'a>(plugin: &'a LoadedPlugin, name: &str) -> Result<&'a ActionManifest, CliError> {
     plugin.manifest.action(name).ok_or_else(|| {
-        CliError::new(
+        let actions = plugin.manifest.action_names();
+        let error = CliError::new(
             ExitCode::NotFound,
             format!("plugin {:?} has no action {name:?}", plugin.manifest.code),
         )
-        .with_details(vec![format!("actions: {}", plugin.manifest.action_names().join(", "))])
+        .with_causes(vec![format!("actions: {}", list_or_none(&actions))]);
+        match did_you_mean(name, actions.iter().map(AsRef::as_ref)) {
+            Some(suggestion) => error.with_help(suggestion),
+            None => error,
+        }
     })
 }
 
@@ -95,8 +148,15 @@ fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(
     action.map(|name| find_action(plugin, name).map(drop)).unwrap_or(Ok(()))
 }
 
+fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
+    if names.is_empty() {
+        return "none".to_owned();
+    }
+    names.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
+}
+
 fn print_json(value: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );
@@ -122,11 +182,11 @@ fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::Success);
     }
     if discovery.plugins.is_empty() {
-        println!("no plugins in {}", dir.display());
+        outln!("no plugins in {}", dir.display());
     }
     for plugin in &discovery.plugins {
         let m = &plugin.manifest;
-        println!(
+        outln!(
             "{} {}  ({}, plugin-api {})  {}",
             m.code,
             m.version,
@@ -135,17 +195,17 @@ fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
             plugin.path.display()
         );
         if !m.description.is_empty() {
-            println!("  {}", m.description);
+            outln!("  {}", m.description);
         }
         let width = m.actions.iter().map(|a| a.name.len()).max().unwrap_or(0);
         for action in &m.actions {
-            println!("  {:width$}  {}", action.name, action.description);
+            outln!("  {:width$}  {}", action.name, action.description);
         }
     }
     if !discovery.problems.is_empty() {
-        println!("\nnot loaded:");
+        outln!("\nnot loaded:");
         for problem in &discovery.problems {
-            println!("  {problem}");
+            outln!("  {problem}");
         }
     }
     Ok(ExitCode::Success)
@@ -194,7 +254,7 @@ fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<E
         return Ok(ExitCode::Success);
     }
     let m = &manifest;
-    println!(
+    outln!(
         "{} ({}) {} — plugin-api {}",
         m.name,
         m.code,
@@ -202,18 +262,17 @@ fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<E
         plugin.api_version()
     );
     if !m.description.is_empty() {
-        println!("{}", m.description);
+        outln!("{}", m.description);
     }
     for a in actions {
-        println!("\naction {} ({:?})", a.name, a.method);
+        outln!("\naction {} ({:?})", a.name, a.method);
         if !a.description.is_empty() {
-            println!("  {}", a.description);
+            outln!("  {}", a.description);
         }
-        println!("params schema:");
-        print_json(&a.params_schema);
-        if let Some(result) = &a.result_schema {
-            println!("result schema:");
-            print_json(result);
+        outln!("params:");
+        crate::stdout::write(&params_table::render(&params_table::param_rows(&a.params_schema)));
+        if a.result_schema.is_some() {
+            outln!("result: see the schema with --json");
         }
     }
     Ok(ExitCode::Success)
@@ -319,7 +378,7 @@ fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
 fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), CliError> {
     let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
-        sinks.push(TerminalSink::stderr(verbose));
+        sinks.push(WithoutErrors(TerminalSink::stderr(verbose)));
     }
     let jsonl = |writer: Box<dyn Write + Send>| {
         if args.in_process {
@@ -358,7 +417,11 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
                 eprintln!("params are valid for {} {}", plugin.manifest.code, args.action);
                 Ok(ExitCode::Success)
             }
-            Some(Err(text)) => Err(CliError::usage(plugin_api::ActionFailure::from_json(&text).message)),
+            Some(Err(text)) => Err(failure_error(
+                &plugin_api::ActionFailure::from_json(&text),
+                &plugin.manifest.code,
+                &args.action,
+            )),
             None => Err(CliError::usage(format!(
                 "{} was built against plugin-api {}, which cannot validate params without running the action (needs >= 1.1)",
                 plugin.manifest.code,
@@ -398,14 +461,39 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::Success)
         }
-        Err(failure) => {
-            let mut details = Vec::new();
-            if !failure.details.is_null() {
-                details.push(format!("details: {}", failure.details));
-            }
-            Err(CliError::new(ExitCode::for_failure(failure.kind), failure.message)
-                .with_details(details)
-                .shown(!args.quiet))
+        Err(failure) => Err(failure_error(&failure, &plugin.manifest.code, &args.action)),
+    }
+}
+
+/// A failed action as an error, with advice for the kinds where there is some.
+fn failure_error(failure: &ActionFailure, plugin: &str, action: &str) -> CliError {
+    let error = CliError::from_failure(failure);
+    match failure.kind {
+        FailureKind::InvalidParams => error.with_help(format!("`loader info {plugin} {action}` shows the params")),
+        FailureKind::TimedOut => {
+            error.with_help("give it longer with --timeout SECONDS, or more time to stop with --grace SECONDS")
         }
+        FailureKind::Crashed => error.with_help("--in-process under a debugger shows where the plugin crashed"),
+        _ => error,
+    }
+}
+
+/// Passes every event but the run's error to the terminal: `main` prints
+/// that one, in the same `error:` style as every other error.
+struct WithoutErrors<S>(S);
+
+impl<S: EventSink> EventSink for WithoutErrors<S> {
+    fn start(&self, run: &RunInfo) {
+        self.0.start(run)
+    }
+
+    fn emit(&self, run: &RunInfo, event: &Event) {
+        if event.kind != EventKind::Error {
+            self.0.emit(run, event)
+        }
+    }
+
+    fn finish(&self, run: &RunInfo) {
+        self.0.finish(run)
     }
 }

@@ -160,6 +160,11 @@ fn supervise(
         Ok(child) => child,
         Err(e) => return Supervised::parent_failure(crashed(format!("cannot start the isolated process: {e}"))),
     };
+    tracing::debug!(
+        "isolated run: process {} runs {action} of {}",
+        child.id(),
+        library.display()
+    );
     let mut stdin = child.stdin.take();
     if let Some(input) = stdin.as_mut() {
         let line = serde_json::to_string(&request).expect("the request serialises");

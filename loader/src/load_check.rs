@@ -155,6 +155,7 @@ fn check_batch(
             }
         }
     };
+    tracing::debug!("load check: process {} checks {} file(s)", child.id(), paths.len());
     drop(child.stdin.take());
     let lines = stdout_lines(&mut child, Some);
     let mut progress = Progress::default();

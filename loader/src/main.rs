@@ -1,10 +1,15 @@
 //! The `loader` command: lists the plugins of a folder, shows their actions'
-//! params, and runs an action with an injected context. See the README for
-//! the options, the event schema and the exit codes.
+//! params, runs an action with an injected context, and writes new plugin
+//! crates. See the README for the options, the event schema and the exit
+//! codes.
 
 mod cli;
 mod commands;
 mod exit;
+mod params_table;
+mod scaffold;
+mod stdout;
+mod suggest;
 
 use clap::Parser;
 
@@ -13,12 +18,8 @@ fn main() {
     init_tracing(cli.verbose);
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
-        Err(error) if error.shown => error.code,
         Err(error) => {
-            eprintln!("error: {}", error.message);
-            for detail in &error.details {
-                eprintln!("  {detail}");
-            }
+            eprintln!("{error}");
             error.code
         }
     };

@@ -8,8 +8,11 @@
 //! object, or that was built for another machine.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+
+use object::elf::{FileHeader32, FileHeader64, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFMAG, ET_DYN, PT_LOAD};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{Endianness, ReadCache, ReadRef};
 
 /// Why a file cannot be a loadable library for this machine.
 pub fn check_library(path: &Path) -> Result<(), String> {
@@ -20,83 +23,54 @@ pub fn check_library(path: &Path) -> Result<(), String> {
     }
 }
 
-const PT_LOAD: u32 = 1;
-const ET_DYN: u16 = 3;
-
-struct Reader {
-    little_endian: bool,
-}
-
-impl Reader {
-    fn u16(&self, b: &[u8], at: usize) -> u16 {
-        let bytes = [b[at], b[at + 1]];
-        if self.little_endian {
-            u16::from_le_bytes(bytes)
-        } else {
-            u16::from_be_bytes(bytes)
-        }
-    }
-
-    fn u32(&self, b: &[u8], at: usize) -> u32 {
-        let bytes = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if self.little_endian {
-            u32::from_le_bytes(bytes)
-        } else {
-            u32::from_be_bytes(bytes)
-        }
-    }
-
-    fn u64(&self, b: &[u8], at: usize) -> u64 {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&b[at..at + 8]);
-        if self.little_endian {
-            u64::from_le_bytes(bytes)
-        } else {
-            u64::from_be_bytes(bytes)
-        }
-    }
-
-    /// A word: 8 bytes in 64-bit files, 4 in 32-bit ones.
-    fn word(&self, b: &[u8], at: usize, wide: bool) -> u64 {
-        if wide {
-            self.u64(b, at)
-        } else {
-            u64::from(self.u32(b, at))
-        }
-    }
-}
-
+/// Reads the ELF headers with the `object` crate, through a cache that
+/// reads only the ranges asked for (the file header and the program
+/// header table), never the whole file. It costs 9.1 µs a library against
+/// 7.2 µs for the hand-written reader it replaced (side by side, `cargo
+/// bench -p loader --bench replaced_by_crates`): about 1% of the 160 µs a
+/// plugin takes to scan and load.
 fn check_elf(path: &Path) -> Result<(), String> {
-    let mut file = File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let file = File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let len = file.metadata().map_err(|e| format!("cannot read the file: {e}"))?.len();
-    let mut header = [0u8; 64];
-    let read = read_up_to(&mut file, &mut header).map_err(|e| format!("cannot read the file: {e}"))?;
-    if read < 16 || &header[..4] != b"\x7fELF" {
-        return Err("not a shared library: no ELF header".to_owned());
-    }
-    let wide = match header[4] {
-        1 => false,
-        2 => true,
+    let data = ReadCache::new(file);
+    let ident = match data.read_bytes_at(0, 16) {
+        Ok(ident) if ident[..4] == ELFMAG => ident,
+        Err(()) if len >= 16 => return Err("cannot read the file".to_owned()),
+        _ => return Err("not a shared library: no ELF header".to_owned()),
+    };
+    let wide = match ident[4] {
+        ELFCLASS32 => false,
+        ELFCLASS64 => true,
         other => return Err(format!("not a valid ELF file: unknown class {other}")),
     };
-    let reader = Reader {
-        little_endian: header[5] == 1,
-    };
+    let little_endian = ident[5] == ELFDATA2LSB;
     let header_len = if wide { 64 } else { 52 };
-    if read < header_len {
+    if len < header_len {
         return Err(format!("truncated: {len} bytes, shorter than an ELF header"));
     }
-    if (wide != cfg!(target_pointer_width = "64")) || (reader.little_endian != cfg!(target_endian = "little")) {
+    if (wide != cfg!(target_pointer_width = "64")) || (little_endian != cfg!(target_endian = "little")) {
         return Err(format!(
             "built for a {}-bit {}-endian machine, not this one",
             if wide { 64 } else { 32 },
-            if reader.little_endian { "little" } else { "big" }
+            if little_endian { "little" } else { "big" }
         ));
     }
-    if reader.u16(&header, 16) != ET_DYN {
+    if wide {
+        check_headers::<FileHeader64<Endianness>>(&data, len)
+    } else {
+        check_headers::<FileHeader32<Endianness>>(&data, len)
+    }
+}
+
+/// The checks past the identification bytes: a shared object, for this
+/// machine, whose header tables and loadable segments lie inside the file.
+fn check_headers<H: FileHeader<Endian = Endianness>>(data: &ReadCache<File>, len: u64) -> Result<(), String> {
+    let header = H::parse(data).map_err(|e| format!("not a valid ELF file: {e}"))?;
+    let endian = header.endian().map_err(|e| format!("not a valid ELF file: {e}"))?;
+    if header.e_type(endian) != ET_DYN {
         return Err("not a shared library (ELF type is not a shared object)".to_owned());
     }
-    let machine = reader.u16(&header, 18);
+    let machine = header.e_machine(endian);
     if let Some(expected) = this_machine() {
         if machine != expected {
             return Err(format!(
@@ -104,65 +78,39 @@ fn check_elf(path: &Path) -> Result<(), String> {
             ));
         }
     }
-    let (ph_off, sh_off) = if wide {
-        (reader.u64(&header, 32), reader.u64(&header, 40))
-    } else {
-        (u64::from(reader.u32(&header, 28)), u64::from(reader.u32(&header, 32)))
-    };
-    let at = if wide { 54 } else { 42 };
-    let (ph_size, ph_num) = (
-        u64::from(reader.u16(&header, at)),
-        u64::from(reader.u16(&header, at + 2)),
-    );
-    let (sh_size, sh_num) = (
-        u64::from(reader.u16(&header, at + 4)),
-        u64::from(reader.u16(&header, at + 6)),
-    );
-
     let truncated = |what: &str, end: u64| format!("truncated: {what} ends at byte {end} but the file has {len} bytes");
-    let ph_end = ph_off.saturating_add(ph_size.saturating_mul(ph_num));
+    let table_end = |offset: u64, entry_size: u16, entries: u16| {
+        offset.saturating_add(u64::from(entry_size).saturating_mul(u64::from(entries)))
+    };
+    let ph_end = table_end(
+        header.e_phoff(endian).into(),
+        header.e_phentsize(endian),
+        header.e_phnum(endian),
+    );
     if ph_end > len {
         return Err(truncated("the program header table", ph_end));
     }
-    let sh_end = sh_off.saturating_add(sh_size.saturating_mul(sh_num));
+    let sh_end = table_end(
+        header.e_shoff(endian).into(),
+        header.e_shentsize(endian),
+        header.e_shnum(endian),
+    );
     if sh_end > len {
         return Err(truncated("the section header table", sh_end));
     }
-    let table_len = usize::try_from(ph_size * ph_num).map_err(|_| "program header table too large".to_owned())?;
-    let mut table = vec![0u8; table_len];
-    file.seek(SeekFrom::Start(ph_off))
-        .and_then(|_| file.read_exact(&mut table))
-        .map_err(|e| format!("cannot read the program headers: {e}"))?;
-    let entry_min = if wide { 56 } else { 32 };
-    if ph_num > 0 && (ph_size as usize) < entry_min {
-        return Err("not a valid ELF file: program header entries too small".to_owned());
-    }
-    for entry in table.chunks_exact(ph_size.max(1) as usize) {
-        if reader.u32(entry, 0) != PT_LOAD {
-            continue;
-        }
-        let (offset, file_size) = if wide {
-            (reader.word(entry, 8, true), reader.word(entry, 32, true))
-        } else {
-            (reader.word(entry, 4, false), reader.word(entry, 16, false))
-        };
-        let end = offset.saturating_add(file_size);
+    let segments = header
+        .program_headers(endian, data)
+        .map_err(|e| format!("not a valid ELF file: {e}"))?;
+    for segment in segments.iter().filter(|s| s.p_type(endian) == PT_LOAD) {
+        let end = segment
+            .p_offset(endian)
+            .into()
+            .saturating_add(segment.p_filesz(endian).into());
         if end > len {
             return Err(truncated("a loadable segment", end));
         }
     }
     Ok(())
-}
-
-fn read_up_to(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// The ELF machine number of this build's architecture.

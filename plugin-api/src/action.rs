@@ -29,6 +29,7 @@ pub struct ActionError {
 pub type ActionResult<T = Value> = Result<T, ActionError>;
 
 impl ActionError {
+    /// An error of the action with this message.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Failed,
@@ -52,14 +53,17 @@ impl ActionError {
         self
     }
 
+    /// The error's message.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// The structured details (`null` when there are none).
     pub fn details(&self) -> &Value {
         &self.details
     }
 
+    /// Whether the action stopped because the host asked it to.
     pub fn is_cancelled(&self) -> bool {
         self.kind == FailureKind::Cancelled
     }
@@ -208,6 +212,7 @@ impl ActionDef {
         self
     }
 
+    /// Sets the description shown by `loader list` and `loader info`.
     pub fn description(mut self, description: &str) -> Self {
         self.manifest.description = description.to_owned();
         self
@@ -225,6 +230,7 @@ impl ActionDef {
         self
     }
 
+    /// The action's name, as `loader run PLUGIN ACTION` takes it.
     pub fn name(&self) -> &str {
         &self.manifest.name
     }
@@ -270,7 +276,9 @@ fn wrap_result(value: Value) -> Value {
 /// What every class-based action holds: its validated params and its context
 /// (the Python `self.params` and `self.ctx`).
 pub struct ActionBase<P> {
+    /// The validated params.
     pub params: P,
+    /// The context the action runs with.
     pub ctx: RuntimeContext,
 }
 
@@ -299,6 +307,7 @@ pub struct ActionBase<P> {
 /// }
 /// ```
 pub trait BaseAction: Sized + 'static {
+    /// The params type: deserialised and validated against its JSON Schema before `execute`.
     type Params: DeserializeOwned + JsonSchema + 'static;
 
     /// Builds the action from its params and context.

@@ -72,7 +72,9 @@ impl Checkpoint {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{client} request failed: {message}")]
 pub struct ClientError {
+    /// Which client: `backend` or `agent`.
     pub client: &'static str,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -119,10 +121,12 @@ impl BackendClient {
         client_request(&self.ctx, ClientKind::Backend, method, path, body)
     }
 
+    /// Fetches a data collection by id (`GET data_collections/{id}`).
     pub fn get_data_collection(&self, id: impl std::fmt::Display) -> Result<Value, ClientError> {
         self.request("GET", &format!("data_collections/{id}/"), None)
     }
 
+    /// Fetches a model by id (`GET models/{id}`).
     pub fn get_model(&self, id: impl std::fmt::Display) -> Result<Value, ClientError> {
         self.request("GET", &format!("models/{id}/"), None)
     }
@@ -135,7 +139,36 @@ impl AgentClient {
     }
 }
 
-/// The context injected into every action run.
+/// The context injected into every action run: progress, metrics and logs
+/// (the methods of [`Logger`], also on the context itself), the plugin's
+/// environment, the job id, the checkpoint, the backend and agent clients,
+/// and cancellation. Cheap to clone and `Send + Sync`, so a worker thread
+/// can have its own.
+///
+/// ```
+/// use std::sync::Arc;
+/// use plugin_api::prelude::*;
+/// use plugin_api::testing::RecordingHost;
+///
+/// fn train(ctx: &RuntimeContext) -> ActionResult {
+///     let epochs = ctx.env().get_int("EPOCHS", 3)? as u64;
+///     for epoch in 1..=epochs {
+///         ctx.check_cancelled()?;
+///         ctx.set_progress(epoch, epochs, Some("train"))?;
+///         ctx.set_metrics(json!({ "epoch": epoch }), "train")?;
+///     }
+///     if let Some(checkpoint) = ctx.checkpoint() {
+///         ctx.log_message(&format!("started from {}", checkpoint.path), MessageLevel::Info);
+///     }
+///     Ok(json!({ "epochs": epochs, "job": ctx.job_id() }))
+/// }
+///
+/// // In a test, a RecordingHost stands in for the loader.
+/// let host = Arc::new(RecordingHost::default().with_env("EPOCHS", "2").with_job_id("job-7"));
+/// let result = train(&RuntimeContext::with_host(host.clone())).unwrap();
+/// assert_eq!(result, json!({ "epochs": 2, "job": "job-7" }));
+/// assert_eq!(host.progress().len(), 2);
+/// ```
 #[derive(Clone)]
 pub struct RuntimeContext {
     inner: Arc<ContextInner>,

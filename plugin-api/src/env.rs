@@ -11,8 +11,11 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("environment variable {key}={value:?} is not {expected}")]
 pub struct EnvError {
+    /// The variable's name.
     pub key: String,
+    /// The value that did not parse.
     pub value: String,
+    /// What the value should have been (`an integer`, `a number`, ...).
     pub expected: &'static str,
 }
 
@@ -23,6 +26,7 @@ pub struct PluginEnvironment {
 }
 
 impl PluginEnvironment {
+    /// An environment of exactly these variables.
     pub fn new(vars: BTreeMap<String, String>) -> Self {
         Self { vars }
     }
@@ -47,6 +51,7 @@ impl PluginEnvironment {
         serde_json::from_str(json).map(Self::new)
     }
 
+    /// The variables as a JSON object (what crosses the boundary).
     pub fn to_json(&self) -> String {
         serde_json::to_string(&self.vars).expect("a map of strings always serialises")
     }
@@ -107,18 +112,22 @@ impl PluginEnvironment {
         }
     }
 
+    /// Whether the variable is set.
     pub fn contains(&self, key: &str) -> bool {
         self.vars.contains_key(key)
     }
 
+    /// How many variables there are.
     pub fn len(&self) -> usize {
         self.vars.len()
     }
 
+    /// Whether there are no variables.
     pub fn is_empty(&self) -> bool {
         self.vars.is_empty()
     }
 
+    /// Every variable, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

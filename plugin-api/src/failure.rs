@@ -28,6 +28,7 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// The kind's name in events and JSON: `invalid_params`, `failed`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::InvalidParams => "invalid_params",
@@ -44,13 +45,17 @@ impl FailureKind {
 /// A failed action, as the host receives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionFailure {
+    /// What went wrong, by kind.
     pub kind: FailureKind,
+    /// The message for people.
     pub message: String,
+    /// Structured details (`null` when there are none).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub details: Value,
 }
 
 impl ActionFailure {
+    /// A failure of this kind with this message and no details.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -59,11 +64,13 @@ impl ActionFailure {
         }
     }
 
+    /// Sets the structured details.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
         self
     }
 
+    /// The action panicked with this message.
     pub fn panicked(message: impl Into<String>) -> Self {
         Self::new(
             FailureKind::Panicked,
@@ -71,11 +78,13 @@ impl ActionFailure {
         )
     }
 
+    /// The params did not validate: the message names the first problem, the details list them all.
     pub fn invalid_params(error: &ParamsError) -> Self {
         Self::new(FailureKind::InvalidParams, error.to_string())
             .with_details(serde_json::to_value(&error.problems).unwrap_or(Value::Null))
     }
 
+    /// The failure as JSON text (what crosses the boundary).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self)
             .unwrap_or_else(|_| format!("{{\"kind\":\"failed\",\"message\":{:?}}}", self.message))

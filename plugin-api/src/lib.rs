@@ -7,14 +7,55 @@
 //!
 //! The stable-ABI boundary itself lives in [`ffi`], below the author API
 //! (see its layer diagram), and [`export`] connects the two; nothing outside
-//! [`ffi`] is `unsafe` (the crate denies `unsafe_code` elsewhere).
+//! [`ffi`] is `unsafe` (the crate denies `unsafe_code` elsewhere). A plugin needs no other dependency: `serde`,
+//! `serde_json` and `schemars` are re-exported, and the [`prelude`] has
+//! the derives.
+//!
+//! A whole plugin, and a unit test of its action:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use plugin_api::prelude::*;
+//! use plugin_api::testing::RecordingHost;
+//!
+//! /// The params: validated against their JSON Schema before the action runs.
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(crate = "plugin_api::serde")]
+//! struct TrainParams {
+//!     /// Passes over the data.
+//!     #[serde(default = "three")]
+//!     epochs: u64,
+//! }
+//! fn three() -> u64 { 3 }
+//!
+//! fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
+//!     for epoch in 1..=params.epochs {
+//!         ctx.set_progress(epoch, params.epochs, Some("train"))?;
+//!     }
+//!     Ok(json!({ "epochs": params.epochs }))
+//! }
+//!
+//! fn plugin() -> Plugin {
+//!     Plugin::new("my-plugin", "My plugin", "0.1.0")
+//!         .action(action!(train, params = TrainParams, description = "Train a model"))
+//! }
+//! export_plugin!(plugin);
+//!
+//! let host = Arc::new(RecordingHost::default());
+//! let result = train(TrainParams { epochs: 2 }, &RuntimeContext::with_host(host.clone()));
+//! assert_eq!(result.unwrap(), json!({ "epochs": 2 }));
+//! assert_eq!(host.progress().len(), 2);
+//! assert_eq!(plugin().manifest().actions[0].name, "train");
+//! ```
 
+#![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod action;
 pub mod context;
 pub mod env;
 pub mod envelope;
+pub mod error_context;
 pub mod export;
 pub mod failure;
 #[allow(unsafe_code)]
@@ -35,11 +76,20 @@ pub use context::{
     ProgressStatus, RuntimeContext,
 };
 pub use env::{EnvError, PluginEnvironment};
+pub use error_context::ErrorContext;
 pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};
 pub use manifest::{ActionManifest, Category, PluginManifest, RunMethod};
 pub use plugin::Plugin;
 pub use serde_json::{json, Value};
+
+// The crates a plugin's own code needs, so that `plugin-api` is its only
+// dependency: `plugin_api::serde_json::to_value`, and the derives in the
+// prelude (`#[serde(crate = "plugin_api::serde")]` tells serde's derive
+// where it is; schemars' derive finds `schemars` through the prelude).
+pub use schemars;
+pub use serde;
+pub use serde_json;
 
 /// Everything an action author usually needs.
 pub mod prelude {
@@ -50,8 +100,11 @@ pub mod prelude {
     };
     pub use crate::{
         action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResult, BaseAction, Category,
-        Checkpoint, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
+        Checkpoint, ErrorContext, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
     };
+    pub use crate::{schemars, serde, serde_json};
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
 }
 
 #[doc(hidden)]

@@ -9,13 +9,21 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
+    /// Trains or runs neural networks.
     NeuralNet,
+    /// Exports data.
     Export,
+    /// Uploads data.
     Upload,
+    /// An annotation tool.
     SmartTool,
+    /// Runs after annotation.
     PostAnnotation,
+    /// Runs before annotation.
     PreAnnotation,
+    /// Validates data.
     DataValidation,
+    /// Anything else.
     #[default]
     Custom,
 }
@@ -24,9 +32,12 @@ pub enum Category {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RunMethod {
+    /// A long-running job.
     #[default]
     Job,
+    /// A short task.
     Task,
+    /// A service that keeps running.
     Serve,
 }
 
@@ -35,12 +46,17 @@ pub enum RunMethod {
 pub struct PluginManifest {
     /// Unique id of the plugin (the Synapse `code`).
     pub code: String,
+    /// The plugin's display name.
     pub name: String,
+    /// The plugin's version.
     pub version: String,
+    /// What kind of plugin it is.
     #[serde(default)]
     pub category: Category,
+    /// What the plugin does.
     #[serde(default)]
     pub description: String,
+    /// Its actions, in registration order.
     #[serde(default)]
     pub actions: Vec<ActionManifest>,
 }
@@ -48,9 +64,12 @@ pub struct PluginManifest {
 /// One action of a plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionManifest {
+    /// The action's name.
     pub name: String,
+    /// What the action does.
     #[serde(default)]
     pub description: String,
+    /// How the action is meant to be run.
     #[serde(default)]
     pub method: RunMethod,
     /// JSON Schema of the params object; null in a manifest summary.
@@ -62,10 +81,12 @@ pub struct ActionManifest {
 }
 
 impl PluginManifest {
+    /// The action of that name, if there is one.
     pub fn action(&self, name: &str) -> Option<&ActionManifest> {
         self.actions.iter().find(|a| a.name == name)
     }
 
+    /// Every action's name, in order.
     pub fn action_names(&self) -> Vec<&str> {
         self.actions.iter().map(|a| a.name.as_str()).collect()
     }

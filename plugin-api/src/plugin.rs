@@ -34,11 +34,13 @@ impl Plugin {
         }
     }
 
+    /// Sets the category (default: `Custom`).
     pub fn category(mut self, category: Category) -> Self {
         self.category = category;
         self
     }
 
+    /// Sets the description shown by `loader list`.
     pub fn description(mut self, description: &str) -> Self {
         self.description = description.to_owned();
         self

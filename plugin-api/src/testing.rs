@@ -1,14 +1,41 @@
-//! A host for unit tests of plugin code: records every context call as a
-//! line of text and applies the same argument rules as the real loader, so
-//! actions and workflow steps can be tested without loading a library.
-//! Like the loader, it unwraps the step and level a plugin attaches to an
-//! entry (see [`envelope`](crate::envelope)) and shows them as
-//! ` step=NAME` / ` level=LEVEL` after the data.
+//! A host for unit tests of plugin code: records every context call (as a
+//! typed [`HostCall`], and as a line of text) and applies the same argument
+//! rules as the real loader, so actions and workflow steps can be tested
+//! without loading a library. Like the loader, it unwraps the step and
+//! level a plugin attaches to an entry (see [`envelope`](crate::envelope)):
+//! the typed records carry them as fields, the text lines as ` step=NAME` /
+//! ` level=LEVEL` after the data.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use plugin_api::prelude::*;
+//! use plugin_api::testing::{ProgressUpdate, RecordingHost};
+//!
+//! fn train(ctx: &RuntimeContext) -> ActionResult {
+//!     for epoch in 1..=2 {
+//!         ctx.set_progress(epoch, 2, Some("train"))?;
+//!         ctx.set_metrics(json!({ "loss": 1.0 / epoch as f64 }), "train")?;
+//!     }
+//!     ctx.log_message("trained", MessageLevel::Success);
+//!     Ok(json!({ "epochs": 2 }))
+//! }
+//!
+//! let host = Arc::new(RecordingHost::default());
+//! train(&RuntimeContext::with_host(host.clone())).unwrap();
+//!
+//! assert_eq!(host.progress().last(), Some(&ProgressUpdate::new(2, 2, Some("train"))));
+//! assert_eq!(host.metrics()[1].value, json!({ "loss": 0.5 }));
+//! assert_eq!(host.messages()[0].level, MessageLevel::Success);
+//! assert_eq!(host.messages()[0].content, "trained");
+//! ```
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use serde_json::Value;
+
+use crate::context::MessageLevel;
 use crate::envelope::{self, EntryAttributes};
 use crate::ffi::host_side::ContextHost;
 use crate::ffi::ClientKind;
@@ -17,11 +44,13 @@ use crate::rules;
 /// Records context calls; configure what it answers through its fields.
 #[derive(Default)]
 pub struct RecordingHost {
+    /// The environment the plugin sees.
     pub env: BTreeMap<String, String>,
+    /// The job id the plugin sees.
     pub job_id: Option<String>,
     /// The checkpoint as JSON text.
     pub checkpoint: Option<String>,
-    calls: Mutex<Vec<String>>,
+    calls: Mutex<Vec<(String, HostCall)>>,
     cancelled: AtomicBool,
 }
 
@@ -32,6 +61,7 @@ impl RecordingHost {
         self
     }
 
+    /// Sets the job id the plugin will see.
     pub fn with_job_id(mut self, job_id: &str) -> Self {
         self.job_id = Some(job_id.to_owned());
         self
@@ -43,9 +73,59 @@ impl RecordingHost {
         self
     }
 
-    /// Every call so far, one line each, in order.
+    /// Every call so far, one line each, in order (for a quick look; the
+    /// typed accessors below are better for assertions).
     pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock_calls().iter().map(|(line, _)| line.clone()).collect()
+    }
+
+    /// Every call so far, in order, as values.
+    pub fn recorded(&self) -> Vec<HostCall> {
+        self.lock_calls().iter().map(|(_, call)| call.clone()).collect()
+    }
+
+    /// The progress updates, in order.
+    pub fn progress(&self) -> Vec<ProgressUpdate> {
+        self.select(|call| match call {
+            HostCall::Progress(update) => Some(update),
+            _ => None,
+        })
+    }
+
+    /// The metrics updates, in order.
+    pub fn metrics(&self) -> Vec<MetricsUpdate> {
+        self.select(|call| match call {
+            HostCall::Metrics(update) => Some(update),
+            _ => None,
+        })
+    }
+
+    /// The events given to `ctx.log`, in order.
+    pub fn logs(&self) -> Vec<LogEntry> {
+        self.select(|call| match call {
+            HostCall::Log(entry) => Some(entry),
+            _ => None,
+        })
+    }
+
+    /// The user-facing messages (`ctx.log_message`), in order.
+    pub fn messages(&self) -> Vec<RecordedMessage> {
+        self.select(|call| match call {
+            HostCall::Message(message) => Some(message),
+            _ => None,
+        })
+    }
+
+    /// The developer events (`ctx.log_dev_event`), in order.
+    pub fn dev_events(&self) -> Vec<DevEvent> {
+        self.select(|call| match call {
+            HostCall::DevEvent(event) => Some(event),
+            _ => None,
+        })
+    }
+
+    fn select<T>(&self, pick: impl Fn(HostCall) -> Option<T>) -> Vec<T> {
+        self.recorded().into_iter().filter_map(pick).collect()
     }
 
     /// Makes `is_cancelled` answer true from now on.
@@ -53,71 +133,86 @@ impl RecordingHost {
         self.cancelled.store(true, Ordering::SeqCst)
     }
 
-    fn record(&self, line: String) {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).push(line)
+    fn lock_calls(&self) -> std::sync::MutexGuard<'_, Vec<(String, HostCall)>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-/// The attributes and the data of an entry's JSON text.
-fn unwrap_json(data_json: &str) -> (EntryAttributes, serde_json::Value) {
-    match serde_json::from_str(data_json) {
-        Ok(value) => envelope::unwrap(value),
-        Err(_) => (
-            EntryAttributes::default(),
-            serde_json::Value::String(data_json.to_owned()),
-        ),
+    fn record(&self, line: String, call: HostCall) {
+        self.lock_calls().push((line, call))
     }
-}
-
-fn describe(attributes: &EntryAttributes) -> String {
-    let step = attributes
-        .step
-        .as_ref()
-        .map(|s| format!(" step={s}"))
-        .unwrap_or_default();
-    let level = attributes
-        .level
-        .as_ref()
-        .map(|l| format!(" level={l}"))
-        .unwrap_or_default();
-    format!("{step}{level}")
 }
 
 impl ContextHost for RecordingHost {
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         rules::check_progress(current, total, step)?;
-        self.record(format!("progress {current}/{total} step={step:?}"));
+        self.record(
+            format!("progress {current}/{total} step={step:?}"),
+            HostCall::Progress(ProgressUpdate::new(current, total, step)),
+        );
         Ok(())
     }
 
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
         rules::check_metrics(value_json, step)?;
-        self.record(format!("metrics {value_json} step={step}"));
+        self.record(
+            format!("metrics {value_json} step={step}"),
+            HostCall::Metrics(MetricsUpdate {
+                step: step.to_owned(),
+                value: parse_json(value_json),
+            }),
+        );
         Ok(())
     }
 
     fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        let (attributes, data) = unwrap_json(data_json);
+        let (attributes, data) = envelope::unwrap(parse_json(data_json));
         if attributes.progress.as_deref() == Some("failed") {
-            return self.record(format!("progress failed step={:?}", attributes.step));
+            let step = attributes.step;
+            return self.record(
+                format!("progress failed step={step:?}"),
+                HostCall::ProgressFailed { step },
+            );
         }
-        self.record(format!("log {event} {data}{} file={file:?}", describe(&attributes)))
+        self.record(
+            format!("log {event} {data}{} file={file:?}", describe(&attributes)),
+            HostCall::Log(LogEntry {
+                event: event.to_owned(),
+                data,
+                file: file.map(str::to_owned),
+                step: attributes.step,
+                level: attributes.level,
+            }),
+        )
     }
 
     fn log_message(&self, message: &str, level: &str) {
         let (level, step) = envelope::split_message_level(level);
-        let step = step.map(|s| format!(" step={s}")).unwrap_or_default();
-        self.record(format!("message {level} {message}{step}"))
+        let shown_step = step.map(|s| format!(" step={s}")).unwrap_or_default();
+        self.record(
+            format!("message {level} {message}{shown_step}"),
+            HostCall::Message(RecordedMessage {
+                level: level.parse().unwrap_or_default(),
+                content: message.to_owned(),
+                step: step.map(str::to_owned),
+            }),
+        )
     }
 
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        match data_json.map(unwrap_json) {
-            Some((attributes, data)) => {
-                let data = (!data.is_null()).then(|| data.to_string());
-                self.record(format!("dev_event {message} {data:?}{}", describe(&attributes)))
-            }
-            None => self.record(format!("dev_event {message} None")),
-        }
+        let (attributes, data) = match data_json {
+            Some(text) => envelope::unwrap(parse_json(text)),
+            None => (EntryAttributes::default(), Value::Null),
+        };
+        let data = (!data.is_null()).then_some(data);
+        let shown = data.as_ref().map(Value::to_string);
+        self.record(
+            format!("dev_event {message} {shown:?}{}", describe(&attributes)),
+            HostCall::DevEvent(DevEvent {
+                message: message.to_owned(),
+                data,
+                step: attributes.step,
+            }),
+        )
     }
 
     fn env_json(&self) -> String {
@@ -142,5 +237,183 @@ impl ContextHost for RecordingHost {
 
     fn client_request(&self, _kind: ClientKind, _request_json: &str) -> Result<String, String> {
         Err("no client is configured in RecordingHost".to_owned())
+    }
+}
+
+/// JSON text from the plugin as a value (text that is not JSON is kept as a
+/// string, so a test can still see it).
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+fn describe(attributes: &EntryAttributes) -> String {
+    let step = attributes
+        .step
+        .as_ref()
+        .map(|s| format!(" step={s}"))
+        .unwrap_or_default();
+    let level = attributes
+        .level
+        .as_ref()
+        .map(|l| format!(" level={l}"))
+        .unwrap_or_default();
+    format!("{step}{level}")
+}
+
+/// One context call recorded by [`RecordingHost`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostCall {
+    /// `set_progress`.
+    Progress(ProgressUpdate),
+    /// `set_progress_failed`: the step's progress marked as failed.
+    ProgressFailed {
+        /// The step, if one was named or running.
+        step: Option<String>,
+    },
+    /// `set_metrics`.
+    Metrics(MetricsUpdate),
+    /// `log`.
+    Log(LogEntry),
+    /// `log_message`.
+    Message(RecordedMessage),
+    /// `log_dev_event`.
+    DevEvent(DevEvent),
+}
+
+/// A `set_progress` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    /// Units done.
+    pub current: u64,
+    /// Units in all.
+    pub total: u64,
+    /// The step, if one was named.
+    pub step: Option<String>,
+}
+
+impl ProgressUpdate {
+    /// An update, to compare recorded ones with.
+    pub fn new(current: u64, total: u64, step: Option<&str>) -> Self {
+        Self {
+            current,
+            total,
+            step: step.map(str::to_owned),
+        }
+    }
+}
+
+/// A `set_metrics` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsUpdate {
+    /// The step (metrics category) it was reported under.
+    pub step: String,
+    /// The metrics as given.
+    pub value: Value,
+}
+
+/// A `log` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    /// The event name.
+    pub event: String,
+    /// The event's data.
+    pub data: Value,
+    /// The file it refers to, if any.
+    pub file: Option<String>,
+    /// The step it belongs to, if one was named or running.
+    pub step: Option<String>,
+    /// Its level, when not the default.
+    pub level: Option<String>,
+}
+
+/// A `log_message` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedMessage {
+    /// How it is shown.
+    pub level: MessageLevel,
+    /// The text.
+    pub content: String,
+    /// The step it belongs to, if one was running.
+    pub step: Option<String>,
+}
+
+/// A `log_dev_event` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevEvent {
+    /// The text.
+    pub message: String,
+    /// The data, if any.
+    pub data: Option<Value>,
+    /// The step it belongs to, if one was running.
+    pub step: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::context::RuntimeContext;
+
+    #[test]
+    fn every_kind_of_call_is_recorded_as_a_value_in_order() {
+        let host = Arc::new(RecordingHost::default());
+        let ctx = RuntimeContext::with_host(host.clone());
+        ctx.set_progress(1, 3, None).unwrap();
+        ctx.log("exported", json!({ "rows": 2 }), Some("/tmp/out.csv"));
+        ctx.log_dev_event("cache miss", Some(json!({ "key": "a" })));
+        ctx.log_dev_event("no data", None);
+        ctx.log_message("careful", MessageLevel::Warning);
+
+        assert_eq!(host.progress(), [ProgressUpdate::new(1, 3, None)]);
+        assert_eq!(
+            host.logs(),
+            [LogEntry {
+                event: "exported".to_owned(),
+                data: json!({ "rows": 2 }),
+                file: Some("/tmp/out.csv".to_owned()),
+                step: None,
+                level: None,
+            }]
+        );
+        let dev: Vec<(String, Option<Value>)> = host.dev_events().into_iter().map(|d| (d.message, d.data)).collect();
+        assert_eq!(
+            dev,
+            [
+                ("cache miss".to_owned(), Some(json!({ "key": "a" }))),
+                ("no data".to_owned(), None)
+            ]
+        );
+        assert_eq!(host.messages()[0].level, MessageLevel::Warning);
+        let kinds: Vec<&str> = host
+            .recorded()
+            .iter()
+            .map(|call| match call {
+                HostCall::Progress(_) => "progress",
+                HostCall::ProgressFailed { .. } => "progress_failed",
+                HostCall::Metrics(_) => "metrics",
+                HostCall::Log(_) => "log",
+                HostCall::Message(_) => "message",
+                HostCall::DevEvent(_) => "dev_event",
+            })
+            .collect();
+        assert_eq!(kinds, ["progress", "log", "dev_event", "dev_event", "message"]);
+        assert_eq!(host.calls().len(), 5, "the text lines stay in step with the values");
+    }
+
+    #[test]
+    fn refused_calls_are_not_recorded() {
+        let host = Arc::new(RecordingHost::default());
+        let ctx = RuntimeContext::with_host(host.clone());
+        assert!(ctx.set_progress(4, 3, None).is_err());
+        assert!(host.progress().is_empty());
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_kept_as_a_string() {
+        assert_eq!(parse_json("{not json"), Value::String("{not json".to_owned()));
+        assert_eq!(parse_json("[1]"), json!([1]));
     }
 }

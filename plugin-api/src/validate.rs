@@ -19,12 +19,14 @@ pub struct FieldProblem {
     /// Dotted path of the field (`optimizer.lr`, `layers[2].size`); empty for
     /// the params object itself.
     pub path: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
 /// The params did not validate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamsError {
+    /// Every problem found.
     pub problems: Vec<FieldProblem>,
 }
 

@@ -41,6 +41,7 @@ pub struct BaseStepContext {
 }
 
 impl BaseStepContext {
+    /// A context for a workflow run inside `runtime_ctx`, before any step.
     pub fn new(runtime_ctx: RuntimeContext) -> Self {
         Self {
             runtime_ctx,
@@ -174,7 +175,9 @@ impl BaseStepContext {
 /// it (and `Deref` to the base) in one line with
 /// [`step_context!`](crate::step_context).
 pub trait StepContext: Send {
+    /// The embedded base context.
     fn base(&self) -> &BaseStepContext;
+    /// The embedded base context, mutably.
     fn base_mut(&mut self) -> &mut BaseStepContext;
 }
 

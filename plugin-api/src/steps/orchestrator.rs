@@ -23,8 +23,11 @@ use crate::ffi::panics::catch_panic_message;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
+    /// The step ran and succeeded.
     Succeeded,
+    /// The step chose not to run (`can_skip`).
     Skipped,
+    /// The step failed (an error, a failed result or a panic).
     Failed,
     /// Ran, then undone after it or a later step failed.
     RolledBack,
@@ -35,18 +38,24 @@ pub enum StepStatus {
 /// One step in a [`WorkflowReport`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepOutcome {
+    /// The step's name.
     pub name: String,
+    /// What happened to it.
     pub status: StepStatus,
     /// Seconds the step's `execute` took (0 when skipped or not run).
     pub elapsed: f64,
+    /// The data of its `StepResult`.
     pub data: Value,
+    /// Its error, if it failed.
     pub error: Option<String>,
 }
 
 /// A rollback that failed (the others still ran).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RollbackFailure {
+    /// The step whose rollback failed.
     pub step: String,
+    /// Why it failed.
     pub error: String,
 }
 
@@ -54,20 +63,25 @@ pub struct RollbackFailure {
 /// which steps were rolled back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowReport {
+    /// Whether every step succeeded or was skipped.
     pub success: bool,
     /// Steps whose `execute` ran (skipped ones excluded), as the original's
     /// `steps_executed`.
     pub steps_executed: usize,
     /// Steps in the workflow (`steps_total`).
     pub steps_total: usize,
+    /// Every step run or skipped, in order.
     pub steps: Vec<StepOutcome>,
+    /// The step that failed, if one did.
     pub failed_step: Option<String>,
+    /// Its error.
     pub error: Option<String>,
     /// Why the workflow failed: `failed`, or `cancelled` when a step was
     /// cancelled or the host asked the run to stop. `None` on success.
     pub failure_kind: Option<FailureKind>,
     /// Steps undone, in the order they were rolled back.
     pub rolled_back: Vec<String>,
+    /// Rollbacks that failed.
     pub rollback_failures: Vec<RollbackFailure>,
     /// Seconds the whole workflow took.
     pub elapsed: f64,
@@ -105,10 +119,12 @@ pub struct Orchestrator<C> {
 }
 
 impl<C: StepContext> Orchestrator<C> {
+    /// An orchestrator of these steps.
     pub fn new(registry: StepRegistry<C>) -> Self {
         Self { registry }
     }
 
+    /// The steps it runs.
     pub fn registry(&self) -> &StepRegistry<C> {
         &self.registry
     }

@@ -6,10 +6,17 @@ use super::step::Step;
 /// A registry edit that could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
+    /// The name is taken.
     #[error("a step named {0:?} is already registered")]
     Duplicate(String),
+    /// No step has that name.
     #[error("no step named {name:?} (steps: {available})")]
-    NotFound { name: String, available: String },
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        available: String,
+    },
 }
 
 /// The steps of a workflow, in order.
@@ -24,6 +31,7 @@ impl<C> Default for StepRegistry<C> {
 }
 
 impl<C> StepRegistry<C> {
+    /// No steps yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -62,10 +70,12 @@ impl<C> StepRegistry<C> {
         self.steps.iter().map(|s| s.name()).collect()
     }
 
+    /// How many steps there are.
     pub fn len(&self) -> usize {
         self.steps.len()
     }
 
+    /// Whether there are no steps.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

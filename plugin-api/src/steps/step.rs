@@ -13,11 +13,15 @@ use crate::utc::UtcDateTime;
 /// timestamp is a UTC date-time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepResult {
+    /// Whether the step did its work.
     pub success: bool,
+    /// What the step produced (kept in the workflow report).
     pub data: Value,
+    /// Why it failed, if it did.
     pub error: Option<String>,
     /// What `rollback` needs to undo the step (a path it created, an id...).
     pub rollback_data: Value,
+    /// Whether the step was skipped.
     pub skipped: bool,
     /// When the result was made (serialised as `2026-06-11T03:04:05.123456+00:00`).
     pub timestamp: UtcDateTime,
@@ -72,8 +76,10 @@ impl StepResult {
 /// `execute` may use `?`: an error becomes a failed [`StepResult`], and so
 /// does a panic.
 pub trait Step<C>: Send {
+    /// The step's name, unique in its registry.
     fn name(&self) -> &str;
 
+    /// Does the step's work.
     fn execute(&mut self, ctx: &mut C) -> Result<StepResult, ActionError>;
 
     /// Whether the step has nothing to do this time (counted as done).

@@ -56,9 +56,9 @@ pub struct ExportAction {
 impl ExportAction {
     fn prepare_output_dir(&self) -> Result<(), ActionError> {
         let dir = &self.params().output_dir;
-        std::fs::create_dir_all(dir).map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let has_files = std::fs::read_dir(dir)
-            .map_err(|e| ActionError::new(format!("cannot read {}: {e}", dir.display())))?
+            .with_context(|| format!("reading {}", dir.display()))?
             .next()
             .is_some();
         if has_files && !self.params().overwrite {
@@ -75,7 +75,7 @@ impl ExportAction {
         let name = format!("part-{index:04}.{}", format.extension());
         let path = self.params().output_dir.join(&name);
         let text = format.encode(records)?;
-        std::fs::write(&path, &text).map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
         let file = ExportedFile {
             file: name,
             records: records.len() as u64,
@@ -125,8 +125,7 @@ impl BaseAction for ExportAction {
         }
         let manifest_path = self.params().output_dir.join("manifest.json");
         let manifest = serde_json::to_string_pretty(&self.written)?;
-        std::fs::write(&manifest_path, manifest)
-            .map_err(|e| ActionError::new(format!("cannot write {}: {e}", manifest_path.display())))?;
+        std::fs::write(&manifest_path, manifest).with_context(|| format!("writing {}", manifest_path.display()))?;
         self.log(
             "manifest_written",
             json!({ "files": self.written.len() }),
@@ -171,8 +170,8 @@ impl BaseAction for InspectAction {
     fn execute(&mut self) -> ActionResult {
         let dir: &Path = &self.params().output_dir;
         let manifest_path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| ActionError::new(format!("cannot read {}: {e}", manifest_path.display())))?;
+        let text =
+            std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
         let files: Vec<ExportedFile> = serde_json::from_str(&text)?;
         let mut problems = Vec::new();
         for (index, file) in files.iter().enumerate() {

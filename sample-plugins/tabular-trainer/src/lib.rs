@@ -151,8 +151,7 @@ pub fn train(params: TrainParams, ctx: &RuntimeContext) -> ActionResult {
 
     let model_path = match &params.output_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join("model.json");
             model.save(&path).map_err(ActionError::new)?;
             let path_text = path.display().to_string();
@@ -225,7 +224,7 @@ export_plugin!(plugin);
 mod tests {
     use std::sync::Arc;
 
-    use plugin_api::testing::RecordingHost;
+    use plugin_api::testing::{HostCall, RecordingHost};
 
     use super::*;
 
@@ -244,10 +243,16 @@ mod tests {
         let result = train(params(json!({ "samples": 600 })), &ctx).unwrap();
         assert_eq!(result["epochs"], 4, "EPOCHS comes from the environment");
         assert!(result["val_accuracy"].as_f64().unwrap() > 0.85, "{result}");
-        let calls = host.calls();
-        assert_eq!(calls.iter().filter(|c| c.contains("step=Some(\"train\")")).count(), 4);
-        assert_eq!(calls.iter().filter(|c| c.starts_with("metrics")).count(), 4);
-        assert!(calls.last().unwrap().starts_with("message success"));
+        let train_progress: Vec<u64> = host
+            .progress()
+            .iter()
+            .filter(|p| p.step.as_deref() == Some("train"))
+            .map(|p| p.current)
+            .collect();
+        assert_eq!(train_progress, [1, 2, 3, 4]);
+        assert_eq!(host.metrics().len(), 4);
+        assert_eq!(host.metrics()[3].value["epoch"], 4);
+        assert!(matches!(host.recorded().last(), Some(HostCall::Message(m)) if m.level == MessageLevel::Success));
     }
 
     #[test]
@@ -264,9 +269,9 @@ mod tests {
         let result = train(params(json!({ "epochs": 3, "samples": 500, "output_dir": dir })), &ctx).unwrap();
         let model_path = result["model_path"].as_str().unwrap().to_owned();
         assert!(host
-            .calls()
+            .logs()
             .iter()
-            .any(|c| c.starts_with("log model_saved") && c.contains(&model_path)));
+            .any(|log| log.event == "model_saved" && log.file.as_deref() == Some(model_path.as_str())));
 
         let (_, ctx) = context(RecordingHost::default());
         let scores = evaluate(
@@ -284,9 +289,9 @@ mod tests {
         let (host, ctx) = context(RecordingHost::default().with_checkpoint(checkpoint));
         let warm = train(params(json!({ "epochs": 1, "samples": 500 })), &ctx).unwrap();
         assert!(host
-            .calls()
+            .messages()
             .iter()
-            .any(|c| c.contains("Starting from checkpoint (base model)")));
+            .any(|m| m.content.contains("Starting from checkpoint (base model)")));
         assert!(warm["val_accuracy"].as_f64().unwrap() > 0.85);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -298,9 +303,9 @@ mod tests {
         );
         train(params(json!({ "epochs": 1, "samples": 100 })), &ctx).unwrap();
         assert!(host
-            .calls()
+            .messages()
             .iter()
-            .any(|c| c.starts_with("message warning Checkpoint not usable")));
+            .any(|m| m.level == MessageLevel::Warning && m.content.starts_with("Checkpoint not usable")));
     }
 
     #[test]

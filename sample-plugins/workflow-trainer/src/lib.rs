@@ -140,14 +140,16 @@ impl Step<ExportContext> for Prepare {
 
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
-        let existed = output_path(ctx)?.exists();
-        std::fs::create_dir_all(output_path(ctx)?)?;
+        let output = output_path(ctx)?;
+        let existed = output.exists();
+        std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
         Ok(StepResult::ok(json!({ "created": !existed })).with_rollback_data(json!(!existed)))
     }
 
     fn rollback(&mut self, ctx: &mut ExportContext, result: &StepResult) -> Result<(), ActionError> {
         if result.rollback_data == json!(true) {
-            std::fs::remove_dir(output_path(ctx)?)?;
+            let output = output_path(ctx)?;
+            std::fs::remove_dir(&output).with_context(|| format!("removing {}", output.display()))?;
         }
         Ok(())
     }
@@ -166,7 +168,8 @@ impl Step<ExportContext> for Write {
         ctx.total_count = files;
         for i in 0..files {
             let path = item_path(ctx, i)?;
-            std::fs::write(&path, json!({ "item": i }).to_string())?;
+            std::fs::write(&path, json!({ "item": i }).to_string())
+                .with_context(|| format!("writing {}", path.display()))?;
             ctx.runtime_ctx
                 .log("file_exported", json!({ "item": i }), Some(&path.display().to_string()))?;
             ctx.exported_count += 1;
@@ -177,7 +180,8 @@ impl Step<ExportContext> for Write {
 
     fn rollback(&mut self, ctx: &mut ExportContext, _: &StepResult) -> Result<(), ActionError> {
         for i in 0..ctx.exported_count {
-            std::fs::remove_file(item_path(ctx, i)?)?;
+            let path = item_path(ctx, i)?;
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
         ctx.exported_count = 0;
         Ok(())
@@ -198,7 +202,8 @@ impl Step<ExportContext> for Index {
     fn execute(&mut self, ctx: &mut ExportContext) -> Result<StepResult, ActionError> {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
         let path = output_path(ctx)?.join("index.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&exported_files(ctx)?)?)?;
+        std::fs::write(&path, serde_json::to_string_pretty(&exported_files(ctx)?)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(StepResult::ok(json!({ "index": path })))
     }
 }

@@ -43,8 +43,7 @@ impl Step<TrainContext> for LoadDataset {
         fail_if_requested(&ctx.params, self.name())?;
         let samples = ctx.params["samples"].as_u64().unwrap_or(600) as usize;
         let work_dir = PathBuf::from(ctx.params["work_dir"].as_str().unwrap_or("."));
-        std::fs::create_dir_all(&work_dir)
-            .map_err(|e| ActionError::new(format!("cannot create {}: {e}", work_dir.display())))?;
+        std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
         let data = generate(samples, ctx.params["seed"].as_u64().unwrap_or(11));
         let path = work_dir.join("dataset.csv");
         let mut csv = String::from("x,y,label\n");
@@ -54,7 +53,7 @@ impl Step<TrainContext> for LoadDataset {
                 ctx.set_progress(i as u64 + 1, data.len() as u64)?;
             }
         }
-        std::fs::write(&path, csv).map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
         ctx.runtime_ctx.log(
             "dataset_written",
             json!({ "rows": data.len() }),
@@ -191,10 +190,10 @@ impl Step<TrainContext> for Export {
         fail_if_requested(&ctx.params, self.name())?;
         let model = ctx.model.clone().ok_or_else(|| ActionError::new("no trained model"))?;
         let dir = PathBuf::from(ctx.params["output_dir"].as_str().unwrap_or("."));
-        std::fs::create_dir_all(&dir).map_err(|e| ActionError::new(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("model.json");
         std::fs::write(&path, serde_json::to_string_pretty(&model)?)
-            .map_err(|e| ActionError::new(format!("cannot write {}: {e}", path.display())))?;
+            .with_context(|| format!("writing {}", path.display()))?;
         ctx.set_progress(1, 1)?;
         ctx.runtime_ctx
             .log("model_exported", json!({}), Some(&path.display().to_string()))?;
