@@ -34,6 +34,7 @@
 //! Host-side events such as step boundaries use kind `event` with their own
 //! names (`step_start`, `step_end`, ...).
 
+pub mod escape;
 pub mod jsonl;
 pub mod metrics;
 pub mod progress;
@@ -489,6 +490,8 @@ impl EventSink for NullSink {
 /// (`success` as INFO, `danger` as ERROR), fields `plugin`, `action`,
 /// `job_id`, `kind`, `event`, `step`, `file`, and the message: a message's
 /// content, a dev event's or error's message, otherwise the compact data.
+/// Its output is for people, so control characters are escaped
+/// ([`escape`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TracingSink;
 
@@ -507,9 +510,9 @@ macro_rules! trace_event {
             action = %$run.action,
             job_id = $run.job_id.as_deref(),
             kind = $event.kind.as_str(),
-            event = %$event.event,
-            step = $event.step.as_deref(),
-            file = $event.file.as_deref(),
+            event = %escape::Escaped(&$event.event),
+            step = $event.step.as_deref().map(escape::escape),
+            file = $event.file.as_deref().map(escape::escape),
             "{}",
             $text
         )
@@ -532,8 +535,8 @@ impl fmt::Display for TextOf<'_> {
             _ => None,
         };
         match field {
-            Some(Value::String(s)) => f.write_str(s),
-            _ => write!(f, "{}", event.data),
+            Some(Value::String(s)) => write!(f, "{}", escape::Escaped(s)),
+            _ => write!(f, "{}", escape::Escaped(&event.data.to_string())),
         }
     }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::escape::{escape, Escaped};
 use super::progress::ProgressStatus;
 use super::{lock, Event, EventKind, EventSink, Level, RunInfo};
 
@@ -232,11 +233,12 @@ impl<W: Write + Send> TerminalSink<W> {
 
     fn prefix(&self, buf: &mut Vec<u8>, step: Option<&str>) {
         if let Some(step) = step {
-            let _ = write!(buf, "[{step}] ");
+            let _ = write!(buf, "[{}] ", Escaped(step));
         }
     }
 
-    /// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose.
+    /// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose, with
+    /// the control characters JSON leaves as they are (C1, bidi) escaped.
     fn compact(&self, v: &Value) -> String {
         let mut s = v.to_string();
         if !self.opts.verbose {
@@ -245,7 +247,7 @@ impl<W: Write + Send> TerminalSink<W> {
                 s.push('…');
             }
         }
-        s
+        escape(&s)
     }
 
     /// Renders one non-bar line (without newline) into `buf`; false when the
@@ -261,7 +263,7 @@ impl<W: Write + Send> TerminalSink<W> {
             EventKind::Message => {
                 self.prefix(buf, step);
                 let content = match event.data.get("content") {
-                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::String(s)) => escape(s),
                     _ => self.compact(&event.data),
                 };
                 match event.level {
@@ -278,14 +280,16 @@ impl<W: Write + Send> TerminalSink<W> {
             EventKind::Event => {
                 self.prefix(buf, step);
                 match level_color(event.level) {
-                    Some(code) => paint(buf, color, code, &event.event),
-                    None => buf.extend_from_slice(event.event.as_bytes()),
+                    Some(code) => paint(buf, color, code, Escaped(&event.event)),
+                    None => {
+                        let _ = write!(buf, "{}", Escaped(&event.event));
+                    }
                 }
                 if !is_empty_data(&event.data) {
                     let _ = write!(buf, " {}", self.compact(&event.data));
                 }
                 if let Some(file) = &event.file {
-                    let _ = write!(buf, " (file: {file})");
+                    let _ = write!(buf, " (file: {})", Escaped(file));
                 }
             }
             EventKind::Metrics => {
@@ -296,10 +300,10 @@ impl<W: Write + Send> TerminalSink<W> {
                         for (key, value) in map {
                             match value {
                                 Value::String(s) => {
-                                    let _ = write!(buf, " {key}={s}");
+                                    let _ = write!(buf, " {}={}", Escaped(key), Escaped(s));
                                 }
                                 other => {
-                                    let _ = write!(buf, " {key}={}", self.compact(other));
+                                    let _ = write!(buf, " {}={}", Escaped(key), self.compact(other));
                                 }
                             }
                         }
@@ -315,11 +319,11 @@ impl<W: Write + Send> TerminalSink<W> {
                 }
                 let mut text = String::new();
                 if let Some(step) = step {
-                    text.push_str(&format!("[{step}] "));
+                    text.push_str(&format!("[{}] ", Escaped(step)));
                 }
                 text.push_str("DEV ");
                 match event.data.get("message") {
-                    Some(Value::String(m)) => text.push_str(m),
+                    Some(Value::String(m)) => text.push_str(&escape(m)),
                     _ => text.push_str(&self.compact(&event.data)),
                 }
                 if let Some(data) = event.data.get("data").filter(|d| !is_empty_data(d)) {
@@ -339,11 +343,11 @@ impl<W: Write + Send> TerminalSink<W> {
             EventKind::Error => {
                 self.prefix(buf, step);
                 let message = match event.data.get("message") {
-                    Some(Value::String(m)) => m.clone(),
+                    Some(Value::String(m)) => escape(m),
                     _ => self.compact(&event.data),
                 };
                 let kind = match event.data.get("kind") {
-                    Some(Value::String(k)) if !k.is_empty() => format!(" ({k})"),
+                    Some(Value::String(k)) if !k.is_empty() => format!(" ({})", Escaped(k)),
                     _ => String::new(),
                 };
                 paint(buf, color, BOLD_RED, format_args!("ERROR {message}{kind}"));
@@ -390,12 +394,12 @@ impl<W: Write + Send> TerminalSink<W> {
     fn render_bars(&self, buf: &mut Vec<u8>, bars: &[Bar]) {
         let width = bars
             .iter()
-            .map(|b| b.label().chars().count().min(MAX_NAME_CHARS))
+            .map(|b| escape(b.label()).chars().count().min(MAX_NAME_CHARS))
             .max()
             .unwrap_or(0)
             .max(9);
         for bar in bars {
-            let name: String = bar.label().chars().take(MAX_NAME_CHARS).collect();
+            let name: String = escape(bar.label()).chars().take(MAX_NAME_CHARS).collect();
             let filled =
                 (u128::from(bar.current.min(bar.total)) * u128::from(BAR_WIDTH) / u128::from(bar.total)) as usize;
             let code = match bar.status {
@@ -695,6 +699,45 @@ mod tests {
             out.ends_with("train     [##########----------]  51.00%  51/100  eta --\n"),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_everywhere() {
+        let hostile = "\x1b]0;owned\x07\x1b[2J\r\0\u{202e}txt";
+        let shown = "\\x1b]0;owned\\x07\\x1b[2J\\r\\0\\u{202e}txt";
+        let events = [
+            Event::message(Level::Info, hostile).with_step(hostile),
+            Event::message(Level::Warning, hostile),
+            Event::user(hostile, json!({ "k": hostile })).with_file(hostile),
+            Event::metrics("s", json!({ hostile: hostile })),
+            Event::dev_event(hostile, Some(json!(hostile))),
+            Event::error(hostile, hostile, json!(hostile)),
+            progress(Some(hostile), 1, 2, ProgressStatus::Running, None),
+        ];
+        for opts in [
+            TerminalOptions::plain(true),
+            TerminalOptions { tty: true, color: true, verbose: true },
+        ] {
+            let out = render(opts, &events);
+            let without_own_codes = out
+                .replace("\x1b[0m", "")
+                .replace("\x1b[36m", "")
+                .replace("\x1b[33m", "")
+                .replace("\x1b[1;31m", "")
+                .replace("\x1b[31m", "")
+                .replace("\x1b[2m", "")
+                .replace("\r\x1b[1A\x1b[J", "");
+            assert!(
+                !without_own_codes.chars().any(|c| c != '\n' && super::super::escape::needs_escape(c)),
+                "{out:?}"
+            );
+            assert!(out.contains(&format!("[{shown}] ")), "{out:?}");
+            assert!(out.contains(&format!("WARNING {shown}")), "{out:?}");
+            assert!(out.contains(&format!("(file: {shown})")), "{out:?}");
+            assert!(out.contains(&format!("{shown}={shown}")), "{out:?}");
+            assert!(out.contains(&format!("ERROR {shown} ({shown})")), "{out:?}");
+            assert!(out.contains("\\u{202e}txt\""), "JSON data escapes the rest: {out:?}");
+        }
     }
 
     #[test]
