@@ -1,6 +1,7 @@
 //! Runs one action of a loaded plugin in this process: builds the run's
 //! host, calls the plugin, and reports the outcome as the run's last event
-//! (`result` or `error`), after every progress value not yet reported.
+//! (`result` or `error`, with `dropped_late_calls`), after every progress
+//! value not yet reported and every step's merged metrics.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -52,13 +53,17 @@ pub fn run_action(
         },
     };
 
-    host.finish(outcome.is_err());
+    let dropped = host.finish(outcome.is_err());
     let last = match &outcome {
         Ok(result) => Event::new(EventKind::Result, "result", Level::Success, result.clone()),
         Err(failure) => failure_event(failure),
     };
-    sink.emit(&run, &last);
+    sink.emit(&run, &last.with_dropped_late_calls(dropped));
     sink.finish(&run);
+    let dropped = host.late_calls();
+    if dropped > 0 {
+        tracing::warn!("{dropped} context calls made after the action had returned (by threads it left running) were dropped");
+    }
     outcome
 }
 

@@ -99,6 +99,10 @@ fn write_line<W: Write>(out: &mut W, run_part: &[u8], event: &Event) -> io::Resu
     json(out, &event.file)?;
     out.write_all(b",\"data\":")?;
     json(out, &event.data)?;
+    if let Some(count) = event.dropped_late_calls {
+        out.write_all(b",\"dropped_late_calls\":")?;
+        json(out, &count)?;
+    }
     out.write_all(b"}\n")
 }
 
@@ -277,6 +281,8 @@ struct Line {
     file: Option<String>,
     #[serde(default)]
     data: Value,
+    #[serde(default)]
+    dropped_late_calls: Option<u64>,
 }
 
 /// Reads one line written by [`JsonlSink`] back into who produced the event
@@ -303,6 +309,7 @@ pub fn parse_line(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
         level: line.level,
         file: line.file,
         data: line.data,
+        dropped_late_calls: line.dropped_late_calls,
     };
     Ok((run, event))
 }

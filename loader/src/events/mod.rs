@@ -196,6 +196,10 @@ pub struct Event {
     pub level: Level,
     pub file: Option<String>,
     pub data: Value,
+    /// On a run's last event (`result` or `error`): how many context calls
+    /// arrived after the action had returned (from threads it left running)
+    /// and were dropped. `None` on every other event.
+    pub dropped_late_calls: Option<u64>,
 }
 
 impl Event {
@@ -209,6 +213,7 @@ impl Event {
             level,
             file: None,
             data,
+            dropped_late_calls: None,
         }
     }
 
@@ -278,6 +283,12 @@ impl Event {
 
     pub fn with_level(mut self, level: Level) -> Self {
         self.level = level;
+        self
+    }
+
+    /// Marks a run's last event with the count of dropped late calls.
+    pub fn with_dropped_late_calls(mut self, count: u64) -> Self {
+        self.dropped_late_calls = Some(count);
         self
     }
 

@@ -293,6 +293,9 @@ impl<W: Write + Send> TerminalSink<W> {
                 }
             }
             EventKind::Metrics => {
+                if event.event == super::metrics::SUMMARY_EVENT && !verbose {
+                    return false;
+                }
                 self.prefix(buf, step);
                 paint(buf, color, CYAN, "metrics");
                 match &event.data {
