@@ -233,14 +233,22 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
     interrupts
 }
 
-/// Reads `--params`: inline JSON or `@file`.
-fn read_params(arg: &str) -> Result<String, CliError> {
+/// Reads `--params`: inline JSON or `@file` (a regular file of at most
+/// `--max-params-bytes`). The text is checked to be JSON without building
+/// it in memory, and passed on as it is: the plugin parses it once.
+fn read_params(arg: &str, max_bytes: u64) -> Result<String, CliError> {
     let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| CliError::usage(format!("cannot read the params file {path}: {e}")))?,
+        Some(path) => loader::input_file::read_text(
+            Path::new(path),
+            "params file",
+            max_bytes,
+            " (raise it with --max-params-bytes)",
+        )
+        .map_err(|e| CliError::usage(e.to_string()))?,
         None => arg.to_owned(),
     };
-    serde_json::from_str::<Value>(&text).map_err(|e| CliError::usage(format!("--params is not valid JSON: {e}")))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| CliError::usage(format!("--params is not valid JSON: {e}")))?;
     Ok(text)
 }
 
@@ -334,7 +342,7 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), Cl
 }
 
 fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
-    let params = read_params(&args.params)?;
+    let params = read_params(&args.params, args.max_params_bytes)?;
     let settings = settings(&args)?;
     let deadline = deadline(&args)?;
     let discovery = scan(dir)?;
