@@ -1,7 +1,6 @@
 //! The `list`, `info` and `run` commands: turn parsed arguments into calls
 //! of the loader library and its output into text, JSON and an exit code.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +8,9 @@ use std::time::Duration;
 
 use loader::discovery::{Discovery, LoadedPlugin};
 use loader::environment::EnvironmentBuilder;
-use loader::events::{EventSink, FanOut, Flush, JsonlSink, TerminalSink, TracingSink};
+use loader::events::{
+    open_events_file, EventSink, FanOut, Flush, JsonlSink, MappedJsonlSink, TerminalSink, TracingSink,
+};
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
 use loader::load_check::{scan_supervised, serve_load_check};
@@ -307,38 +308,76 @@ fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
         .transpose()
 }
 
+/// Where a run's JSONL stream went, to check once the run is over: an
+/// event that could not be written is an error, never a silent loss.
+struct EventsOutput {
+    name: String,
+    first_error: Box<dyn Fn() -> Option<String>>,
+}
+
+impl EventsOutput {
+    fn new<S: EventSink + 'static>(name: &str, sink: &Arc<S>, error: fn(&S) -> Option<String>) -> Self {
+        let sink = sink.clone();
+        EventsOutput {
+            name: name.to_owned(),
+            first_error: Box::new(move || error(&sink)),
+        }
+    }
+
+    fn failure(&self) -> Option<CliError> {
+        (self.first_error)().map(|error| {
+            CliError::new(
+                ExitCode::EventsLost,
+                format!("events could not be written to {}: {error}; the event stream is incomplete", self.name),
+            )
+        })
+    }
+}
+
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
 /// stream if asked for. Returns whether the JSONL stream took stdout.
 ///
 /// The JSONL stream is live: a line reaches its reader within
-/// [`LIVE_STREAM_DELAY`]. An in-process run writes every line through at
-/// once instead, since a crashing plugin takes the loader's buffer with it.
-fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), CliError> {
+/// [`LIVE_STREAM_DELAY`]. An in-process run writes a regular file through a
+/// shared mapping (every line is in the file at once, see
+/// `loader::events::file`), and other destinations a line at a time, since a
+/// crashing plugin takes the loader's buffer with it. An events file is
+/// locked for the run: a second run naming it is refused.
+fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool, Option<EventsOutput>), CliError> {
     let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
         sinks.push(TerminalSink::stderr(verbose));
     }
     let jsonl = |writer: Box<dyn Write + Send>| {
-        if args.in_process {
+        Arc::new(if args.in_process {
             JsonlSink::new(writer, Flush::EachLine)
         } else {
             JsonlSink::live(writer, LIVE_STREAM_DELAY)
-        }
+        })
     };
     let mut jsonl_on_stdout = false;
-    match args.events.as_deref() {
-        None => {}
+    let output = match args.events.as_deref() {
+        None => None,
         Some("jsonl") | Some("-") => {
             jsonl_on_stdout = true;
-            sinks.push(jsonl(Box::new(std::io::stdout())));
+            let sink = jsonl(Box::new(std::io::stdout()));
+            sinks.push(sink.clone());
+            Some(EventsOutput::new("stdout", &sink, JsonlSink::error))
         }
         Some(path) => {
-            let file = File::create(path)
-                .map_err(|e| CliError::usage(format!("cannot create the events file {path}: {e}")))?;
-            sinks.push(jsonl(Box::new(file)));
+            let opened = open_events_file(Path::new(path)).map_err(|e| CliError::new(ExitCode::EventsLost, e.to_string()))?;
+            if opened.regular && args.in_process {
+                let sink = Arc::new(MappedJsonlSink::new(opened.file));
+                sinks.push(sink.clone());
+                Some(EventsOutput::new(path, &sink, MappedJsonlSink::error))
+            } else {
+                let sink = jsonl(Box::new(opened.file));
+                sinks.push(sink.clone());
+                Some(EventsOutput::new(path, &sink, JsonlSink::error))
+            }
         }
-    }
-    Ok((Arc::new(sinks), jsonl_on_stdout))
+    };
+    Ok((Arc::new(sinks), jsonl_on_stdout, output))
 }
 
 fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
@@ -364,7 +403,7 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
         };
     }
 
-    let (sink, jsonl_on_stdout) = sinks(&args, verbose)?;
+    let (sink, jsonl_on_stdout, events_output) = sinks(&args, verbose)?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {
         run_action(plugin, &args.action, &params, settings, deadline, sink)
@@ -388,14 +427,18 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             sink,
         )
     };
+    let events_failure = events_output.and_then(|output| output.failure());
     match outcome {
         Ok(result) => {
             if !jsonl_on_stdout {
                 print_json(&result);
             }
-            Ok(ExitCode::Success)
+            events_failure.map_or(Ok(ExitCode::Success), Err)
         }
         Err(failure) => {
+            if let Some(lost) = events_failure {
+                eprintln!("error: {}", lost.message);
+            }
             let mut details = Vec::new();
             if !failure.details.is_null() {
                 details.push(format!("details: {}", failure.details));

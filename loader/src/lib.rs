@@ -10,12 +10,14 @@
 pub mod discovery;
 pub mod environment;
 pub mod events;
+pub mod exit_guard;
 pub mod host;
 pub mod input_file;
 pub mod isolate;
 pub mod load_check;
 pub mod preflight;
 pub mod runner;
+mod sys;
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -11,6 +11,7 @@ use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
 
 use crate::discovery::LoadedPlugin;
+use crate::exit_guard::ActionGuard;
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
 use crate::host::{RunHost, RunSettings};
 
@@ -23,6 +24,9 @@ pub struct Deadline {
 
 /// Runs `action` of `plugin` with `params_json`, reporting everything to
 /// `sink`. Returns the result object, or why there is none.
+///
+/// If the action ends the process with `exit()` before returning, an
+/// `error` event of kind `exited` is still emitted (see [`crate::exit_guard`]).
 ///
 /// With a `deadline`, the action runs on its own thread: when the timeout
 /// passes it is asked to cancel, and if it has not returned after the grace
@@ -45,6 +49,7 @@ pub fn run_action(
     let cancel = settings.cancel.clone();
     let host = Arc::new(RunHost::new(run.clone(), settings, sink.clone()));
 
+    let guard = ActionGuard::new(&run, &host, &sink);
     let outcome = match plugin.manifest.action(action) {
         None => Err(unknown_action(plugin, action)),
         Some(_) => match deadline {
@@ -52,6 +57,7 @@ pub fn run_action(
             Some(deadline) => call_with_deadline(plugin, &host, action, params_json, deadline, || cancel.cancel()),
         },
     };
+    drop(guard);
 
     let dropped = host.finish(outcome.is_err());
     let last = match &outcome {

@@ -155,6 +155,14 @@ impl<W: Write + Send> JsonlSink<W> {
         state.out.flush().inspect_err(|e| state.error = Some(e.to_string()))
     }
 
+    /// Flushes, then runs `f` on the writer (to close it, say); an error of
+    /// either is kept as the sink's error.
+    pub fn finish_writer(&self, f: impl FnOnce(&mut W) -> io::Result<()>) {
+        let mut state = lock(&self.state);
+        let result = state.out.flush().and_then(|()| f(state.out.get_mut()));
+        state.record(result);
+    }
+
     /// Flushes and returns the writer.
     pub fn into_inner(self) -> io::Result<W> {
         let mut shared = self.state;

@@ -35,6 +35,7 @@
 //! names (`step_start`, `step_end`, ...).
 
 pub mod escape;
+pub mod file;
 pub mod jsonl;
 pub mod metrics;
 pub mod progress;
@@ -49,6 +50,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+pub use file::{open_events_file, EventsFile, EventsFileError, MappedJsonlSink, MappedWriter};
 pub use jsonl::{parse_line, Flush, JsonlParseError, JsonlSink};
 pub use metrics::{MetricsBook, MetricsError};
 pub use progress::{ProgressError, ProgressStatus, ProgressTracker, StepProgress};
