@@ -328,7 +328,10 @@ impl EventsOutput {
         (self.first_error)().map(|error| {
             CliError::new(
                 ExitCode::EventsLost,
-                format!("events could not be written to {}: {error}; the event stream is incomplete", self.name),
+                format!(
+                    "events could not be written to {}: {error}; the event stream is incomplete",
+                    self.name
+                ),
             )
         })
     }
@@ -365,7 +368,8 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool, Opt
             Some(EventsOutput::new("stdout", &sink, JsonlSink::error))
         }
         Some(path) => {
-            let opened = open_events_file(Path::new(path)).map_err(|e| CliError::new(ExitCode::EventsLost, e.to_string()))?;
+            let opened =
+                open_events_file(Path::new(path)).map_err(|e| CliError::new(ExitCode::EventsLost, e.to_string()))?;
             if opened.regular && args.in_process {
                 let sink = Arc::new(MappedJsonlSink::new(opened.file));
                 sinks.push(sink.clone());

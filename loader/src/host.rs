@@ -355,7 +355,11 @@ mod tests {
         let events = sink.events();
         assert_eq!(events.len(), 5);
         assert_eq!(events[3].data, json!({"loss": 1.0}));
-        assert_eq!(events[4].data, json!({"acc": 0.5}), "a metrics event carries its call's keys");
+        assert_eq!(
+            events[4].data,
+            json!({"acc": 0.5}),
+            "a metrics event carries its call's keys"
+        );
         host.finish(false);
         let events = sink.events();
         assert_eq!(events.len(), 6);
@@ -485,7 +489,10 @@ mod tests {
                 logger.join().unwrap();
             }
             assert_eq!(sink.len(), seen_at_close, "round {round}: an event after the close");
-            assert!(host.late_calls() > 0, "round {round}: the loggers ran on after the close");
+            assert!(
+                host.late_calls() > 0,
+                "round {round}: the loggers ran on after the close"
+            );
         }
     }
 }

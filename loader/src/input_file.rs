@@ -25,9 +25,17 @@ pub const DEFAULT_MAX_PARAMS_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InputFileError {
     #[error("cannot read the {what} {path}: {reason}")]
-    Unreadable { what: &'static str, path: PathBuf, reason: String },
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("the {what} {path} is {kind}, not a regular file")]
-    NotRegular { what: &'static str, path: PathBuf, kind: &'static str },
+    NotRegular {
+        what: &'static str,
+        path: PathBuf,
+        kind: &'static str,
+    },
     #[error("the {what} {path} is larger than the limit of {limit} bytes{hint}")]
     TooLarge {
         what: &'static str,

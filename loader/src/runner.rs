@@ -11,8 +11,8 @@ use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
 
 use crate::discovery::LoadedPlugin;
-use crate::exit_guard::ActionGuard;
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
+use crate::exit_guard::ActionGuard;
 use crate::host::{RunHost, RunSettings};
 
 /// How long an action may run, and how long it gets to stop once asked.
@@ -68,7 +68,9 @@ pub fn run_action(
     sink.finish(&run);
     let dropped = host.late_calls();
     if dropped > 0 {
-        tracing::warn!("{dropped} context calls made after the action had returned (by threads it left running) were dropped");
+        tracing::warn!(
+            "{dropped} context calls made after the action had returned (by threads it left running) were dropped"
+        );
     }
     outcome
 }

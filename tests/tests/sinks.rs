@@ -87,7 +87,17 @@ fn metrics_events_grow_linearly_with_distinct_keys() {
         let events_arg = events_file.to_str().unwrap();
         let output = loader(
             dir.path(),
-            &["run", "flood", "metrics", "--params", r#"{"count": 10000}"#, "--events", events_arg, "-q", mode],
+            &[
+                "run",
+                "flood",
+                "metrics",
+                "--params",
+                r#"{"count": 10000}"#,
+                "--events",
+                events_arg,
+                "-q",
+                mode,
+            ],
             &[],
         );
         assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
@@ -98,13 +108,20 @@ fn metrics_events_grow_linearly_with_distinct_keys() {
         let events = events_in(&events_file);
         let metrics = of_kind(&events, "metrics");
         assert!(
-            metrics.iter().filter(|m| m["event"] == "metrics").all(|m| m["data"].as_object().unwrap().len() == 1),
+            metrics
+                .iter()
+                .filter(|m| m["event"] == "metrics")
+                .all(|m| m["data"].as_object().unwrap().len() == 1),
             "{mode}: every metrics event carries its call's key only"
         );
         let summary: Vec<_> = metrics.iter().filter(|m| m["event"] == "metrics_summary").collect();
         assert_eq!(summary.len(), 1, "{mode}");
         assert_eq!(summary[0]["step"], "keys");
-        assert_eq!(summary[0]["data"].as_object().unwrap().len(), 10_000, "{mode}: the merged view");
+        assert_eq!(
+            summary[0]["data"].as_object().unwrap().len(),
+            10_000,
+            "{mode}: the merged view"
+        );
         assert_eq!(summary[0]["data"]["key_9999"], 9999);
         assert_eq!(events.last().unwrap()["kind"], "result", "{mode}");
     }
@@ -119,7 +136,10 @@ fn bad_input_files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
     std::fs::write(&big, format!("[{}0]", "0,".repeat(1_500_000))).unwrap();
     vec![
         (fifo, "is a FIFO (named pipe), not a regular file"),
-        (PathBuf::from("/dev/urandom"), "is a character device, not a regular file"),
+        (
+            PathBuf::from("/dev/urandom"),
+            "is a character device, not a regular file",
+        ),
         (dir.to_owned(), "is a directory, not a regular file"),
         (big, "is larger than the limit of"),
     ]
@@ -133,7 +153,15 @@ fn params_files_that_are_not_regular_or_too_big_are_refused_at_once() {
         let arg = format!("@{}", path.display());
         let output = run_within(
             dir.path(),
-            &["run", "flood", "count_items", "--params", &arg, "--max-params-bytes", "1000000"],
+            &[
+                "run",
+                "flood",
+                "count_items",
+                "--params",
+                &arg,
+                "--max-params-bytes",
+                "1000000",
+            ],
             Duration::from_secs(20),
         );
         let err = stderr(&output);
@@ -154,7 +182,11 @@ fn a_big_params_file_within_the_limit_reaches_the_action() {
     std::fs::write(&params, format!("{{\"items\": [{}0]}}", "7,".repeat(200_000))).unwrap();
     let arg = format!("@{}", params.display());
     for mode in MODES {
-        let output = loader(dir.path(), &["run", "flood", "count_items", "--params", &arg, "-q", mode], &[]);
+        let output = loader(
+            dir.path(),
+            &["run", "flood", "count_items", "--params", &arg, "-q", mode],
+            &[],
+        );
         assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
         let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
         assert_eq!(result["items"], 200_001, "{mode}");
@@ -169,12 +201,23 @@ fn env_files_that_are_not_regular_or_too_big_are_refused_at_once() {
         let path_arg = path.to_str().unwrap();
         let output = run_within(
             dir.path(),
-            &["run", "flood", "log", "--params", r#"{"count": 1}"#, "--env-file", path_arg],
+            &[
+                "run",
+                "flood",
+                "log",
+                "--params",
+                r#"{"count": 1}"#,
+                "--env-file",
+                path_arg,
+            ],
             Duration::from_secs(20),
         );
         let err = stderr(&output);
         assert_eq!(exit_code(&output), 2, "{path_arg}: {err}");
-        assert!(err.contains(&format!("the env file {path_arg} {reason}")), "{path_arg}: {err}");
+        assert!(
+            err.contains(&format!("the env file {path_arg} {reason}")),
+            "{path_arg}: {err}"
+        );
     }
 }
 
@@ -184,7 +227,17 @@ fn an_events_destination_that_fails_is_an_error_with_exit_4() {
     for mode in MODES {
         let output = loader(
             dir.path(),
-            &["run", "flood", "log", "--params", r#"{"count": 100}"#, "--events", "/dev/full", "-q", mode],
+            &[
+                "run",
+                "flood",
+                "log",
+                "--params",
+                r#"{"count": 100}"#,
+                "--events",
+                "/dev/full",
+                "-q",
+                mode,
+            ],
             &[],
         );
         let err = stderr(&output);
@@ -197,12 +250,25 @@ fn an_events_destination_that_fails_is_an_error_with_exit_4() {
         let missing = "/nonexistent-loader-dir/events.jsonl";
         let output = loader(
             dir.path(),
-            &["run", "flood", "log", "--params", r#"{"count": 1}"#, "--events", missing, "-q", mode],
+            &[
+                "run",
+                "flood",
+                "log",
+                "--params",
+                r#"{"count": 1}"#,
+                "--events",
+                missing,
+                "-q",
+                mode,
+            ],
             &[],
         );
         let err = stderr(&output);
         assert_eq!(exit_code(&output), 4, "{mode}: {err}");
-        assert!(err.contains(&format!("cannot open the events file {missing}")), "{mode}: {err}");
+        assert!(
+            err.contains(&format!("cannot open the events file {missing}")),
+            "{mode}: {err}"
+        );
     }
 }
 
@@ -212,7 +278,17 @@ fn a_closed_events_pipe_is_an_error_with_exit_4() {
     for mode in MODES {
         let mut child = loader_command(
             dir.path(),
-            &["run", "flood", "log", "--params", r#"{"count": 100000}"#, "--events", "jsonl", "-q", mode],
+            &[
+                "run",
+                "flood",
+                "log",
+                "--params",
+                r#"{"count": 100000}"#,
+                "--events",
+                "jsonl",
+                "-q",
+                mode,
+            ],
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -235,37 +311,52 @@ fn a_second_run_on_the_same_events_file_is_refused_and_the_first_keeps_its_event
         let events_arg = events_file.to_str().unwrap();
         // The isolated run ends itself (its child is killed after the
         // timeout); the in-process one, which has no child, is killed below.
-        let first = KillOnDrop(loader_command(
+        let first = KillOnDrop(
+            loader_command(
+                dir.path(),
+                &[
+                    "run",
+                    "flood",
+                    "log",
+                    "--params",
+                    r#"{"count": 100000000}"#,
+                    "--events",
+                    events_arg,
+                    "-q",
+                    "--timeout",
+                    "4",
+                    "--grace",
+                    "0.5",
+                    mode,
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the first run starts"),
+        );
+        let started = Instant::now();
+        while !events_file.exists() || events_in(&events_file).len() < 10 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{mode}: the first run wrote nothing"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let second = loader(
             dir.path(),
             &[
                 "run",
                 "flood",
                 "log",
                 "--params",
-                r#"{"count": 100000000}"#,
+                r#"{"count": 5}"#,
                 "--events",
                 events_arg,
                 "-q",
-                "--timeout",
-                "4",
-                "--grace",
-                "0.5",
                 mode,
             ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the first run starts"));
-        let started = Instant::now();
-        while !events_file.exists() || events_in(&events_file).len() < 10 {
-            assert!(started.elapsed() < Duration::from_secs(60), "{mode}: the first run wrote nothing");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let second = loader(
-            dir.path(),
-            &["run", "flood", "log", "--params", r#"{"count": 5}"#, "--events", events_arg, "-q", mode],
             &[],
         );
         let mut first = first;
@@ -293,7 +384,10 @@ fn a_second_run_on_the_same_events_file_is_refused_and_the_first_keeps_its_event
                 e["data"]["i"].as_u64().unwrap()
             })
             .collect();
-        assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{mode}: in order, none missing");
+        assert!(
+            ticks.windows(2).all(|w| w[1] == w[0] + 1),
+            "{mode}: in order, none missing"
+        );
     }
 }
 
@@ -322,7 +416,10 @@ fn calls_from_a_thread_left_running_never_follow_the_result_and_are_counted() {
             assert_eq!(exit_code(&output), 0, "{mode} round {round}: {}", stderr(&output));
             let events = events_in(&events_file);
             let last = events.last().expect("events");
-            assert_eq!(last["kind"], "result", "{mode} round {round}: an event after the result");
+            assert_eq!(
+                last["kind"], "result",
+                "{mode} round {round}: an event after the result"
+            );
             assert_eq!(of_kind(&events, "result").len(), 1, "{mode} round {round}");
             dropped += last["dropped_late_calls"]
                 .as_u64()
@@ -362,7 +459,10 @@ fn exit_inside_an_in_process_action_is_a_failure_with_its_events() {
         let events = jsonl(&events);
         assert_eq!(events[0]["event"], "before_exit");
         let last = events.last().unwrap();
-        assert_eq!((&last["kind"], &last["data"]["kind"]), (&Value::from("error"), &Value::from("exited")));
+        assert_eq!(
+            (&last["kind"], &last["data"]["kind"]),
+            (&Value::from("error"), &Value::from("exited"))
+        );
     }
 }
 
@@ -387,7 +487,11 @@ fn terminal_output_shows_control_characters_escaped_and_jsonl_keeps_them() {
         assert_eq!(exit_code(&output), 1, "{mode}");
         let raw = &output.stderr;
         for byte in [0x1b, b'\r', 0, 0x07] {
-            assert!(!raw.contains(&byte), "{mode}: byte {byte:#x} reached stderr: {:?}", stderr(&output));
+            assert!(
+                !raw.contains(&byte),
+                "{mode}: byte {byte:#x} reached stderr: {:?}",
+                stderr(&output)
+            );
         }
         let err = stderr(&output);
         assert!(!err.contains('\u{202e}'), "{mode}: {err}");
@@ -398,9 +502,15 @@ fn terminal_output_shows_control_characters_escaped_and_jsonl_keeps_them() {
 
         let events = events_in(&events_file);
         let message = of_kind(&events, "message")[0];
-        assert_eq!(message["data"]["content"], HOSTILE, "{mode}: JSONL keeps the text exactly");
+        assert_eq!(
+            message["data"]["content"], HOSTILE,
+            "{mode}: JSONL keeps the text exactly"
+        );
         let logged = of_kind(&events, "event")[0];
-        assert_eq!((&logged["event"], &logged["file"]), (&Value::from(HOSTILE), &Value::from(HOSTILE)));
+        assert_eq!(
+            (&logged["event"], &logged["file"]),
+            (&Value::from(HOSTILE), &Value::from(HOSTILE))
+        );
         assert_eq!(logged["data"]["text"], HOSTILE);
         assert_eq!(of_kind(&events, "error")[0]["data"]["message"], HOSTILE);
     }

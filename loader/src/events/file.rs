@@ -273,6 +273,10 @@ mod tests {
         let run = RunInfo::new("p", "a");
         sink.emit(&run, &Event::message(Level::Info, "lost"));
         sink.finish(&run);
-        assert!(sink.error().is_some_and(|e| e.contains("No space left")), "{:?}", sink.error());
+        assert!(
+            sink.error().is_some_and(|e| e.contains("No space left")),
+            "{:?}",
+            sink.error()
+        );
     }
 }

@@ -63,7 +63,13 @@ impl MetricsBook {
         lock(&self.steps)
             .iter()
             .map(|(step, merged)| {
-                Event::new(EventKind::Metrics, SUMMARY_EVENT, Level::Info, Value::Object(merged.clone())).with_step(step)
+                Event::new(
+                    EventKind::Metrics,
+                    SUMMARY_EVENT,
+                    Level::Info,
+                    Value::Object(merged.clone()),
+                )
+                .with_step(step)
             })
             .collect()
     }
@@ -101,8 +107,14 @@ mod tests {
         assert_eq!((first.kind, first.event.as_str()), (EventKind::Metrics, "metrics"));
         assert_eq!(first.step.as_deref(), Some("train"));
         assert_eq!(first.data, json!({"loss": 0.5, "epoch": 1}));
-        let second = book.merge("train", obj(json!({"loss": 0.12, "accuracy": 0.95}))).unwrap();
-        assert_eq!(second.data, json!({"loss": 0.12, "accuracy": 0.95}), "only the call's keys");
+        let second = book
+            .merge("train", obj(json!({"loss": 0.12, "accuracy": 0.95})))
+            .unwrap();
+        assert_eq!(
+            second.data,
+            json!({"loss": 0.12, "accuracy": 0.95}),
+            "only the call's keys"
+        );
         book.merge("eval", obj(json!({"f1": 0.8}))).unwrap();
         assert_eq!(
             Value::Object(book.get("train").unwrap()),
@@ -110,7 +122,10 @@ mod tests {
         );
         assert_eq!(book.get("missing"), None);
         let summary = book.summary_events();
-        let steps: Vec<_> = summary.iter().map(|e| (e.step.clone().unwrap(), e.data.clone())).collect();
+        let steps: Vec<_> = summary
+            .iter()
+            .map(|e| (e.step.clone().unwrap(), e.data.clone()))
+            .collect();
         assert_eq!(
             steps,
             [
@@ -118,7 +133,9 @@ mod tests {
                 ("eval".to_owned(), json!({"f1": 0.8}))
             ]
         );
-        assert!(summary.iter().all(|e| e.event == SUMMARY_EVENT && e.kind == EventKind::Metrics));
+        assert!(summary
+            .iter()
+            .all(|e| e.event == SUMMARY_EVENT && e.kind == EventKind::Metrics));
     }
 
     #[test]

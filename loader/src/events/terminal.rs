@@ -214,7 +214,11 @@ impl TerminalSink<io::Stderr> {
     /// Writes to stderr with [`TerminalOptions::detect_stderr`], buffered
     /// (see the module docs).
     pub fn stderr(verbose: bool) -> Self {
-        TerminalSink::buffered(io::stderr(), TerminalOptions::detect_stderr(verbose), TERMINAL_FLUSH_DELAY)
+        TerminalSink::buffered(
+            io::stderr(),
+            TerminalOptions::detect_stderr(verbose),
+            TERMINAL_FLUSH_DELAY,
+        )
     }
 }
 
@@ -785,7 +789,11 @@ mod tests {
         ];
         for opts in [
             TerminalOptions::plain(true),
-            TerminalOptions { tty: true, color: true, verbose: true },
+            TerminalOptions {
+                tty: true,
+                color: true,
+                verbose: true,
+            },
         ] {
             let out = render(opts, &events);
             let without_own_codes = out
@@ -797,7 +805,9 @@ mod tests {
                 .replace("\x1b[2m", "")
                 .replace("\r\x1b[1A\x1b[J", "");
             assert!(
-                !without_own_codes.chars().any(|c| c != '\n' && super::super::escape::needs_escape(c)),
+                !without_own_codes
+                    .chars()
+                    .any(|c| c != '\n' && super::super::escape::needs_escape(c)),
                 "{out:?}"
             );
             assert!(out.contains(&format!("[{shown}] ")), "{out:?}");
@@ -818,10 +828,16 @@ mod tests {
         for i in 0..1000 {
             sink.emit(&run, &Event::message(Level::Info, format!("line {i}")));
         }
-        assert!(shared.text().lines().count() < 1000, "lines are gathered, not written one by one");
+        assert!(
+            shared.text().lines().count() < 1000,
+            "lines are gathered, not written one by one"
+        );
         let started = Instant::now();
         while !shared.text().contains("line 999\n") {
-            assert!(started.elapsed() < Duration::from_secs(10), "the flusher never wrote the last line");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the flusher never wrote the last line"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         sink.emit(&run, &Event::message(Level::Info, "last"));
