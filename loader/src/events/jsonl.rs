@@ -14,7 +14,8 @@
 //! (on one line). `time` is RFC 3339 UTC with microseconds; `timestamp` the
 //! same instant in unix seconds (as Synapse log entries carry it); `job_id`,
 //! `step` and `file` are `null` when absent; `data` is described in the
-//! [`events`](super) module docs.
+//! [`events`](super) module docs. A run's last event (`result` or `error`)
+//! has one more field after `data`: `dropped_late_calls`.
 //!
 //! The sink is built for throughput (over a million events a second): each
 //! line is serialised straight into a `BufWriter`, with the run's part

@@ -15,7 +15,8 @@
 //! | kind        | `event`                 | `data`                                                  |
 //! |-------------|-------------------------|---------------------------------------------------------|
 //! | `progress`  | `"progress"`            | `{current, total, percent, elapsed, eta, status}`       |
-//! | `metrics`   | `"metrics"`             | the merged metrics object of the event's step           |
+//! | `metrics`   | `"metrics"`             | the keys of one `set_metrics` call                      |
+//! | `metrics`   | `"metrics_summary"`     | a step's merged metrics, once per step at the run's end |
 //! | `event`     | the user's event name   | the user's data, as given                               |
 //! | `message`   | `"message"`             | `{content}`                                             |
 //! | `dev_event` | `"dev_event"`           | `{message, data}` (`data` is `null` when none was given) |
