@@ -480,19 +480,22 @@ mod tests {
                     })
                 })
                 .collect();
-            std::thread::sleep(Duration::from_millis(2));
+            let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+                let started = Instant::now();
+                while !done() {
+                    assert!(started.elapsed() < Duration::from_secs(20), "round {round}: {what}");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            };
+            wait_for("the loggers never logged", &|| sink.len() > 0);
             host.finish(false);
             let seen_at_close = sink.len();
-            std::thread::sleep(Duration::from_millis(2));
+            wait_for("the loggers never called after the close", &|| host.late_calls() > 0);
             stop.store(true, Ordering::Relaxed);
             for logger in loggers {
                 logger.join().unwrap();
             }
             assert_eq!(sink.len(), seen_at_close, "round {round}: an event after the close");
-            assert!(
-                host.late_calls() > 0,
-                "round {round}: the loggers ran on after the close"
-            );
         }
     }
 }
