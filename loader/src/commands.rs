@@ -225,7 +225,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
         if counter.count() == 1 {
             eprintln!("\ninterrupted: asking the action to stop (Ctrl-C again to kill it)");
         } else if in_process || counter.count() > 2 {
-            std::process::exit(ExitCode::ActionFailed as i32);
+            loader::exit_guard::exit_on_interrupt(ExitCode::ActionFailed as i32);
         }
     });
     if let Err(e) = installed {

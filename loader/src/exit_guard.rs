@@ -15,6 +15,7 @@
 //! are still in a mapped events file; running the action isolated (the
 //! default) reports all of them as a failure.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use serde_json::json;
@@ -34,6 +35,16 @@ struct RunningAction {
 
 static RUNNING: Mutex<Option<RunningAction>> = Mutex::new(None);
 static HOOK: Once = Once::new();
+/// Set when the loader itself ends the process on the user's request.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ends the process with `code` because the user asked to (a second
+/// Ctrl-C): a running action's run then ends with an `error` event of kind
+/// `cancelled` instead of `exited`.
+pub fn exit_on_interrupt(code: i32) -> ! {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    std::process::exit(code)
+}
 
 /// Marks an action as running in this process until dropped.
 pub struct ActionGuard(());
@@ -65,15 +76,19 @@ extern "C" fn report_exit() {
         return;
     };
     let dropped = running.host.finish(true);
+    let (message, kind) = if INTERRUPTED.load(Ordering::SeqCst) {
+        ("the run was interrupted while the action was running", "cancelled")
+    } else {
+        (
+            "the action ended the whole process (it called exit()) before returning",
+            EXITED_KIND,
+        )
+    };
     let error = Event::new(
         EventKind::Error,
         "error",
         Level::Error,
-        json!({
-            "message": "the action ended the whole process (it called exit()) before returning",
-            "kind": EXITED_KIND,
-            "details": null,
-        }),
+        json!({ "message": message, "kind": kind, "details": null }),
     )
     .with_dropped_late_calls(dropped);
     running.sink.emit(&running.run, &error);
