@@ -12,8 +12,10 @@
 //!    /dev/null) in-process, against the goal of <= 500 ns.
 //!
 //! Each figure comes from GNU time (`/usr/bin/time`) around one run; the
-//! bench says so and stops if it is missing. Isolated runs measure the
-//! loader (the parent), not the child running the plugin. Run with
+//! bench says so and stops if it is missing. GNU time's peak RSS is the
+//! largest of the process and the children it waited for: for an isolated
+//! run, the larger of the loader and the child running the plugin (for the
+//! flood of events, the loader). Run with
 //! `cargo bench -p loader --bench memory`; `LOADER_MEMORY_EVENTS` changes
 //! the 5 million.
 
