@@ -337,8 +337,16 @@ impl EventsOutput {
     }
 }
 
+/// A run's sinks, and where its JSONL stream goes.
+struct RunSinks {
+    sink: Arc<dyn EventSink>,
+    /// The JSONL stream took stdout (so the result is not printed there).
+    jsonl_on_stdout: bool,
+    output: Option<EventsOutput>,
+}
+
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
-/// stream if asked for. Returns whether the JSONL stream took stdout.
+/// stream if asked for.
 ///
 /// The JSONL stream is live: a line reaches its reader within
 /// [`LIVE_STREAM_DELAY`]. An in-process run writes a regular file through a
@@ -346,7 +354,7 @@ impl EventsOutput {
 /// `loader::events::file`), and other destinations a line at a time, since a
 /// crashing plugin takes the loader's buffer with it. An events file is
 /// locked for the run: a second run naming it is refused.
-fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool, Option<EventsOutput>), CliError> {
+fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
     let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
         sinks.push(TerminalSink::stderr(verbose));
@@ -381,7 +389,11 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool, Opt
             }
         }
     };
-    Ok((Arc::new(sinks), jsonl_on_stdout, output))
+    Ok(RunSinks {
+        sink: Arc::new(sinks),
+        jsonl_on_stdout,
+        output,
+    })
 }
 
 fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
@@ -407,7 +419,11 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
         };
     }
 
-    let (sink, jsonl_on_stdout, events_output) = sinks(&args, verbose)?;
+    let RunSinks {
+        sink,
+        jsonl_on_stdout,
+        output: events_output,
+    } = sinks(&args, verbose)?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {
         run_action(plugin, &args.action, &params, settings, deadline, sink)

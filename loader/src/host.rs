@@ -487,7 +487,7 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             };
-            wait_for("the loggers never logged", &|| sink.len() > 0);
+            wait_for("the loggers never logged", &|| !sink.is_empty());
             host.finish(false);
             let seen_at_close = sink.len();
             wait_for("the loggers never called after the close", &|| host.late_calls() > 0);
