@@ -520,3 +520,31 @@ fn terminal_output_shows_control_characters_escaped_and_jsonl_keeps_them() {
         assert_eq!(of_kind(&events, "error")[0]["data"]["message"], HOSTILE);
     }
 }
+
+/// An in-process plugin that crashes takes the loader with it, but every
+/// event it emitted before is in the events file (the shared mapping), and
+/// no partial line is.
+#[test]
+fn events_emitted_before_an_in_process_crash_are_in_the_file() {
+    let dir = plugin_dir(&[fixture_library("probe", "probe-plugin")]);
+    for action in ["segfault", "abort"] {
+        let events_file = dir.path().join(format!("{action}.jsonl"));
+        let output = loader(
+            dir.path(),
+            &[
+                "run",
+                "probe",
+                action,
+                "--events",
+                events_file.to_str().unwrap(),
+                "-q",
+                "--in-process",
+            ],
+            &[],
+        );
+        assert!(output.status.code().is_none(), "{action}: the loader was killed by a signal");
+        let events = events_in(&events_file);
+        let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+        assert_eq!(names, ["message", "progress", "before_failure"], "{action}");
+    }
+}
