@@ -378,7 +378,7 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
         Some(path) => {
             let opened =
                 open_events_file(Path::new(path)).map_err(|e| CliError::new(ExitCode::EventsLost, e.to_string()))?;
-            if opened.regular && args.in_process {
+            if opened.mappable && args.in_process {
                 let sink = Arc::new(MappedJsonlSink::new(opened.file));
                 sinks.push(sink.clone());
                 Some(EventsOutput::new(path, &sink, MappedJsonlSink::error))

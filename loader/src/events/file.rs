@@ -60,6 +60,9 @@ pub struct EventsFile {
     pub file: File,
     /// A regular file, locked and emptied; otherwise written as it is.
     pub regular: bool,
+    /// Opened for reading too, as a shared mapping needs (a file we may
+    /// only write is written with `write`).
+    pub mappable: bool,
 }
 
 /// Opens `path` for a run's events: a regular file is created if needed,
@@ -69,14 +72,16 @@ pub fn open_events_file(path: &Path) -> Result<EventsFile, EventsFileError> {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    let file = OpenOptions::new()
+    let read_write = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .custom_flags(libc::O_NOCTTY)
-        .open(path)
-        .or_else(|_| OpenOptions::new().write(true).open(path))
+        .open(path);
+    let mappable = read_write.is_ok();
+    let file = read_write
+        .or_else(|_| OpenOptions::new().write(true).custom_flags(libc::O_NOCTTY).open(path))
         .map_err(open_error)?;
     let regular = file.metadata().map_err(open_error)?.file_type().is_file();
     if regular {
@@ -85,7 +90,11 @@ pub fn open_events_file(path: &Path) -> Result<EventsFile, EventsFileError> {
         }
         file.set_len(0).map_err(open_error)?;
     }
-    Ok(EventsFile { file, regular })
+    Ok(EventsFile {
+        file,
+        regular,
+        mappable: mappable && regular,
+    })
 }
 
 /// Writes into a regular file through shared mappings of it, one window at
