@@ -71,12 +71,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The JSON lines of an events file, up to the NUL padding a run that did
-/// not finish leaves after them.
+/// The complete JSON lines of an events file: up to the NUL padding a run
+/// that did not finish leaves after them, and without a last line still
+/// being written.
 fn events_in(path: &Path) -> Vec<Value> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    jsonl(std::str::from_utf8(&bytes[..end]).expect("UTF-8 events"))
+    let written = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let complete = bytes[..written].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    jsonl(std::str::from_utf8(&bytes[..complete]).expect("UTF-8 events"))
 }
 
 #[test]
