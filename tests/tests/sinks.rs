@@ -61,14 +61,37 @@ fn run_within(dir: &Path, args: &[&str], limit: Duration) -> Output {
     wait_within(child, limit, &format!("loader {args:?}"))
 }
 
-/// A child killed and waited for when dropped, even by a failing test.
+/// A child killed and waited for when dropped, even by a failing test,
+/// with the processes it started (an isolated run's child, which lives in a
+/// process group of its own).
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        let descendants = descendants_of(self.0.id());
         let _ = self.0.kill();
         let _ = self.0.wait();
+        for pid in descendants {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
     }
+}
+
+/// The processes below `pid`, from /proc (children of every thread).
+fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for task in tasks {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            found.push(child);
+            found.extend(descendants_of(child));
+        }
+    }
+    found
 }
 
 /// The complete JSON lines of an events file: up to the NUL padding a run
@@ -544,7 +567,10 @@ fn events_emitted_before_an_in_process_crash_are_in_the_file() {
             ],
             &[],
         );
-        assert!(output.status.code().is_none(), "{action}: the loader was killed by a signal");
+        assert!(
+            output.status.code().is_none(),
+            "{action}: the loader was killed by a signal"
+        );
         let events = events_in(&events_file);
         let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
         assert_eq!(names, ["message", "progress", "before_failure"], "{action}");
