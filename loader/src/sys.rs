@@ -1,13 +1,15 @@
 //! The loader's calls into the operating system that Rust's standard
 //! library does not offer safely: a coarse monotonic clock, an exclusive
 //! advisory file lock, reserving file space, a shared writable mapping of a
-//! file, and an exit hook. Every `unsafe` block of the crate is here, each
-//! with the reason it holds.
+//! file, a helper process that cuts a file to its written length when the
+//! loader dies, and an exit hook. Every `unsafe` block of the crate is
+//! here, each with the reason it holds.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds; `None` where it is unavailable.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -153,4 +155,126 @@ pub fn exit_immediately(code: i32) -> ! {
     // SAFETY: `_exit` ends the process; it is always safe to call and
     // never returns.
     unsafe { libc::_exit(code) }
+}
+
+/// A length shared with a helper process that, once this process has ended
+/// (however: returned, crashed, killed by SIGKILL), cuts a file to that
+/// length. It is how a file written through a mapping loses its reserved
+/// tail even when the writer dies without a chance to cut it.
+#[derive(Debug)]
+pub struct TruncateOnDeath {
+    /// One shared anonymous page holding the length, seen by both processes.
+    length: NonNull<AtomicU64>,
+    /// The write end of a pipe whose read end the helper waits on: it reads
+    /// end-of-file when every copy of this end is closed, that is when this
+    /// process has ended or dropped this value.
+    alive: Option<OwnedFd>,
+    helper: libc::pid_t,
+}
+
+// SAFETY: the shared page is only accessed through the `AtomicU64` in it,
+// which is `Sync`; the descriptor and pid are plain values.
+unsafe impl Send for TruncateOnDeath {}
+// SAFETY: as above; `&self` methods only do atomic stores and loads.
+unsafe impl Sync for TruncateOnDeath {}
+
+const PAGE: usize = 4096;
+
+impl TruncateOnDeath {
+    /// Starts the helper for `file` (its descriptor is shared with the
+    /// helper, which keeps it, and so any `flock` on it, until it is done).
+    pub fn start(file: &File) -> io::Result<Self> {
+        // SAFETY: a fresh anonymous shared mapping chosen by the kernel,
+        // overlapping nothing; zero-filled, which is a valid `AtomicU64` 0.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let length = NonNull::new(page.cast::<AtomicU64>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let mut ends = [0 as libc::c_int; 2];
+        // SAFETY: `pipe2` writes two descriptors into the array it is given,
+        // which is live and two `c_int`s long.
+        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            let error = io::Error::last_os_error();
+            // SAFETY: unmapping the page mapped above, used by nobody yet.
+            unsafe { libc::munmap(page, PAGE) };
+            return Err(error);
+        }
+        let (read_end, write_end) = (ends[0], ends[1]);
+        let fd = file.as_raw_fd();
+        // SAFETY: after `fork` the child runs only async-signal-safe calls
+        // (sigaction via `signal`, close, read, ftruncate, _exit) on values
+        // computed before the fork, and never returns into Rust code, so the
+        // locks and allocator state other threads left in the copy of the
+        // address space are never touched.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: the helper's whole life; see the comment on `fork`.
+            unsafe {
+                for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE] {
+                    libc::signal(signal, libc::SIG_IGN);
+                }
+                libc::close(write_end);
+                let mut byte = 0u8;
+                loop {
+                    let n = libc::read(read_end, (&mut byte as *mut u8).cast(), 1);
+                    if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                        break;
+                    }
+                }
+                let written = (*length.as_ptr()).load(Ordering::Acquire);
+                libc::ftruncate(fd, written as libc::off_t);
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: closing our copy of the read end, which only the helper
+        // uses; `write_end` is a descriptor we own from here on.
+        let alive = unsafe {
+            libc::close(read_end);
+            OwnedFd::from_raw_fd(write_end)
+        };
+        if pid < 0 {
+            let error = io::Error::last_os_error();
+            drop(alive);
+            // SAFETY: unmapping the page mapped above; there is no helper.
+            unsafe { libc::munmap(page, PAGE) };
+            return Err(error);
+        }
+        Ok(TruncateOnDeath {
+            length,
+            alive: Some(alive),
+            helper: pid,
+        })
+    }
+
+    /// The length to cut the file to.
+    pub fn set(&self, length: u64) {
+        // SAFETY: `length` points into the shared page this value owns
+        // until it is dropped.
+        unsafe { self.length.as_ref() }.store(length, Ordering::Release);
+    }
+}
+
+impl Drop for TruncateOnDeath {
+    fn drop(&mut self) {
+        // Closing the pipe lets the helper cut the file and end; wait for it
+        // so that the file is final (and its lock released) on return.
+        self.alive = None;
+        let mut status = 0;
+        // SAFETY: waiting for our own child, by its pid, once; then
+        // unmapping the page mapped in `start`, used by no one any more.
+        unsafe {
+            while libc::waitpid(self.helper, &mut status, 0) < 0 && *libc::__errno_location() == libc::EINTR {}
+            libc::munmap(self.length.as_ptr().cast(), PAGE);
+        }
+    }
 }

@@ -548,7 +548,7 @@ fn terminal_output_shows_control_characters_escaped_and_jsonl_keeps_them() {
 
 /// An in-process plugin that crashes takes the loader with it, but every
 /// event it emitted before is in the events file (the shared mapping), and
-/// no partial line is.
+/// the file is cut to its lines (by the helper process) all the same.
 #[test]
 fn events_emitted_before_an_in_process_crash_are_in_the_file() {
     let dir = plugin_dir(&[fixture_library("probe", "probe-plugin")]);
@@ -571,6 +571,11 @@ fn events_emitted_before_an_in_process_crash_are_in_the_file() {
             output.status.code().is_none(),
             "{action}: the loader was killed by a signal"
         );
+        // The helper that cuts the file shares the loader's stdout and
+        // stderr, so once they are closed the file is final.
+        let bytes = std::fs::read(&events_file).unwrap();
+        assert!(!bytes.contains(&0), "{action}: the file was cut to its lines");
+        assert!(bytes.ends_with(b"\n"), "{action}");
         let events = events_in(&events_file);
         let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
         assert_eq!(names, ["message", "progress", "before_failure"], "{action}");

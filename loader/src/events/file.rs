@@ -28,10 +28,15 @@
 //! the file.
 //!
 //! At the end of the run (the sink's `finish`) the file is cut to the bytes
-//! written. Until then, and after a crash, the file is longer than its
-//! lines: the reserved rest of the current window is NUL bytes. A reader
-//! following the file live, or reading it after a crash, stops at the first
-//! NUL byte. Every complete line before it is an event that was emitted.
+//! written. Until then the file is longer than its lines: the reserved rest
+//! of the current window is NUL bytes, so a reader following the file live
+//! stops at the first NUL byte. If the process dies first (a crash, even
+//! SIGKILL), a small helper process forked when the file was opened, which
+//! waits on a pipe for the loader to end and shares the written length with
+//! it through a shared page, cuts the file to its lines a moment later
+//! (`sys::TruncateOnDeath`); were the helper missing, the padding would
+//! stay, and every complete line before it is still an event that was
+//! emitted.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -40,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 use super::jsonl::{Flush, JsonlSink};
 use super::{Event, EventSink, RunInfo};
-use crate::sys::{self, SharedMapping};
+use crate::sys::{self, SharedMapping, TruncateOnDeath};
 
 /// How much of the file is mapped (and reserved) at a time.
 pub const WINDOW_BYTES: usize = 8 * 1024 * 1024;
@@ -109,6 +114,8 @@ pub struct MappedWriter {
     /// Bytes written from the start of the file.
     written: u64,
     window_bytes: usize,
+    /// Cuts the file to `written` if this process dies before `close`.
+    cut_on_death: Option<TruncateOnDeath>,
 }
 
 impl MappedWriter {
@@ -119,12 +126,16 @@ impl MappedWriter {
 
     /// With windows of `window_bytes` (a multiple of the page size).
     pub fn with_window(file: File, window_bytes: usize) -> Self {
+        let cut_on_death = TruncateOnDeath::start(&file)
+            .inspect_err(|e| tracing::warn!("an events file left by a crash will end with NUL padding: {e}"))
+            .ok();
         MappedWriter {
             file,
             window: None,
             window_start: 0,
             written: 0,
             window_bytes,
+            cut_on_death,
         }
     }
 
@@ -165,6 +176,11 @@ impl Write for MappedWriter {
         let n = bytes.len().min(window.len() - offset);
         window.write_at(offset, &bytes[..n]);
         self.written += n as u64;
+        // Only whole lines count for the cut: a line split over two windows
+        // counts once its second part is in.
+        if let (Some(cut), Some(b'\n')) = (&self.cut_on_death, bytes[..n].last()) {
+            cut.set(self.written);
+        }
         Ok(n)
     }
 
