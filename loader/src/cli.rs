@@ -72,6 +72,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "{}", value_name = "JSON|@FILE")]
     pub params: String,
 
+    /// The largest params file `--params @FILE` reads, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = loader::input_file::DEFAULT_MAX_PARAMS_BYTES)]
+    pub max_params_bytes: u64,
+
     /// An environment variable for the plugin (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

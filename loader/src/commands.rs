@@ -1,7 +1,6 @@
 //! The `list`, `info` and `run` commands: turn parsed arguments into calls
 //! of the loader library and its output into text, JSON and an exit code.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use loader::discovery::{Discovery, LoadedPlugin};
 use loader::environment::EnvironmentBuilder;
-use loader::events::{Event, EventKind, EventSink, FanOut, Flush, JsonlSink, RunInfo, TerminalSink, TracingSink};
+use loader::events::{
+    open_events_file, Event, EventKind, EventSink, FanOut, Flush, JsonlSink, MappedJsonlSink, RunInfo, TerminalSink,
+    TracingSink,
+};
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
 use loader::load_check::{scan_supervised, serve_load_check};
@@ -290,7 +292,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
         if counter.count() == 1 {
             eprintln!("\ninterrupted: asking the action to stop (Ctrl-C again to kill it)");
         } else if in_process || counter.count() > 2 {
-            std::process::exit(ExitCode::ActionFailed as i32);
+            loader::exit_guard::exit_on_interrupt(ExitCode::ActionFailed as i32);
         }
     });
     if let Err(e) = installed {
@@ -299,14 +301,22 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
     interrupts
 }
 
-/// Reads `--params`: inline JSON or `@file`.
-fn read_params(arg: &str) -> Result<String, CliError> {
+/// Reads `--params`: inline JSON or `@file` (a regular file of at most
+/// `--max-params-bytes`). The text is checked to be JSON without building
+/// it in memory, and passed on as it is: the plugin parses it once.
+fn read_params(arg: &str, max_bytes: u64) -> Result<String, CliError> {
     let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| CliError::usage(format!("cannot read the params file {path}: {e}")))?,
+        Some(path) => loader::input_file::read_text(
+            Path::new(path),
+            "params file",
+            max_bytes,
+            " (raise it with --max-params-bytes)",
+        )
+        .map_err(|e| CliError::usage(e.to_string()))?,
         None => arg.to_owned(),
     };
-    serde_json::from_str::<Value>(&text).map_err(|e| CliError::usage(format!("--params is not valid JSON: {e}")))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| CliError::usage(format!("--params is not valid JSON: {e}")))?;
     Ok(text)
 }
 
@@ -369,42 +379,96 @@ fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
         .transpose()
 }
 
+/// Where a run's JSONL stream went, to check once the run is over: an
+/// event that could not be written is an error, never a silent loss.
+struct EventsOutput {
+    name: String,
+    first_error: Box<dyn Fn() -> Option<String>>,
+}
+
+impl EventsOutput {
+    fn new<S: EventSink + 'static>(name: &str, sink: &Arc<S>, error: fn(&S) -> Option<String>) -> Self {
+        let sink = sink.clone();
+        EventsOutput {
+            name: name.to_owned(),
+            first_error: Box::new(move || error(&sink)),
+        }
+    }
+
+    fn failure(&self) -> Option<CliError> {
+        (self.first_error)().map(|error| {
+            CliError::new(
+                ExitCode::EventsLost,
+                format!(
+                    "events could not be written to {}: {error}; the event stream is incomplete",
+                    self.name
+                ),
+            )
+        })
+    }
+}
+
+/// A run's sinks, and where its JSONL stream goes.
+struct RunSinks {
+    sink: Arc<dyn EventSink>,
+    /// The JSONL stream took stdout (so the result is not printed there).
+    jsonl_on_stdout: bool,
+    output: Option<EventsOutput>,
+}
+
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
-/// stream if asked for. Returns whether the JSONL stream took stdout.
+/// stream if asked for.
 ///
 /// The JSONL stream is live: a line reaches its reader within
-/// [`LIVE_STREAM_DELAY`]. An in-process run writes every line through at
-/// once instead, since a crashing plugin takes the loader's buffer with it.
-fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), CliError> {
+/// [`LIVE_STREAM_DELAY`]. An in-process run writes a regular file through a
+/// shared mapping (every line is in the file at once, see
+/// `loader::events::file`), and other destinations a line at a time, since a
+/// crashing plugin takes the loader's buffer with it. An events file is
+/// locked for the run: a second run naming it is refused.
+fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
     let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
         sinks.push(WithoutErrors(TerminalSink::stderr(verbose)));
     }
     let jsonl = |writer: Box<dyn Write + Send>| {
-        if args.in_process {
+        Arc::new(if args.in_process {
             JsonlSink::new(writer, Flush::EachLine)
         } else {
             JsonlSink::live(writer, LIVE_STREAM_DELAY)
-        }
+        })
     };
     let mut jsonl_on_stdout = false;
-    match args.events.as_deref() {
-        None => {}
+    let output = match args.events.as_deref() {
+        None => None,
         Some("jsonl") | Some("-") => {
             jsonl_on_stdout = true;
-            sinks.push(jsonl(Box::new(std::io::stdout())));
+            let sink = jsonl(Box::new(std::io::stdout()));
+            sinks.push(sink.clone());
+            Some(EventsOutput::new("stdout", &sink, JsonlSink::error))
         }
         Some(path) => {
-            let file = File::create(path)
-                .map_err(|e| CliError::usage(format!("cannot create the events file {path}: {e}")))?;
-            sinks.push(jsonl(Box::new(file)));
+            let opened =
+                open_events_file(Path::new(path)).map_err(|e| CliError::new(ExitCode::EventsLost, e.to_string()))?;
+            if opened.mappable && args.in_process {
+                let sink = Arc::new(MappedJsonlSink::new(opened.file));
+                sinks.push(sink.clone());
+                Some(EventsOutput::new(path, &sink, MappedJsonlSink::error))
+            } else {
+                let sink = jsonl(Box::new(opened.file));
+                sinks.push(sink.clone());
+                Some(EventsOutput::new(path, &sink, JsonlSink::error))
+            }
         }
-    }
-    Ok((Arc::new(sinks), jsonl_on_stdout))
+    };
+    Ok(RunSinks {
+        sink: Arc::new(sinks),
+        jsonl_on_stdout,
+        output,
+    })
 }
 
 fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
-    let params = read_params(&args.params)?;
+    let params = read_params(&args.params, args.max_params_bytes)?;
     let settings = settings(&args)?;
     let deadline = deadline(&args)?;
     let discovery = scan(dir)?;
@@ -430,7 +494,11 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
         };
     }
 
-    let (sink, jsonl_on_stdout) = sinks(&args, verbose)?;
+    let RunSinks {
+        sink,
+        jsonl_on_stdout,
+        output: events_output,
+    } = sinks(&args, verbose)?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {
         run_action(plugin, &args.action, &params, settings, deadline, sink)
@@ -454,14 +522,20 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             sink,
         )
     };
+    let events_failure = events_output.and_then(|output| output.failure());
     match outcome {
         Ok(result) => {
             if !jsonl_on_stdout {
                 print_json(&result);
             }
-            Ok(ExitCode::Success)
+            events_failure.map_or(Ok(ExitCode::Success), Err)
         }
-        Err(failure) => Err(failure_error(&failure, &plugin.manifest.code, &args.action)),
+        Err(failure) => {
+            if let Some(lost) = events_failure {
+                eprintln!("{lost}");
+            }
+            Err(failure_error(&failure, &plugin.manifest.code, &args.action))
+        }
     }
 }
 

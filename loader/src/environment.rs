@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use plugin_api::PluginEnvironment;
 
+use crate::input_file::{self, InputFileError, MAX_ENV_FILE_BYTES};
+
 /// The prefix of process variables passed through by default.
 pub const DEFAULT_PREFIX: &str = "SYNAPSE_";
 
@@ -18,8 +20,8 @@ pub enum EnvSettingError {
     NotKeyValue(String),
     #[error("{path}:{line}: {text:?} is not KEY=VALUE")]
     BadLine { path: PathBuf, line: usize, text: String },
-    #[error("cannot read the env file {path}: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    #[error(transparent)]
+    File(#[from] InputFileError),
     #[error("{0:?} is not a valid variable name (letters, digits and _, not starting with a digit)")]
     BadName(String),
 }
@@ -50,12 +52,10 @@ impl EnvironmentBuilder {
 
     /// Adds the variables of a dotenv-style file: `KEY=VALUE` lines, blank
     /// lines and `#` comments ignored, an optional `export ` prefix, values
-    /// optionally in single or double quotes.
+    /// optionally in single or double quotes. Only a regular file of at
+    /// most [`MAX_ENV_FILE_BYTES`] is read (see [`input_file`]).
     pub fn with_env_file(mut self, path: &Path) -> Result<Self, EnvSettingError> {
-        let text = std::fs::read_to_string(path).map_err(|e| EnvSettingError::Unreadable {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let text = input_file::read_text(path, "env file", MAX_ENV_FILE_BYTES, "")?;
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {

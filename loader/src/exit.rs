@@ -20,6 +20,11 @@ pub enum ExitCode {
     Usage = 2,
     /// No plugin or action of that name.
     NotFound = 3,
+    /// The event stream (`--events`) could not be written: the file could
+    /// not be opened or is locked by another run, the disk is full, the pipe
+    /// was closed. Also shown as a message; an action failure keeps its own
+    /// code.
+    EventsLost = 4,
 }
 
 impl ExitCode {

@@ -1,10 +1,15 @@
 //! The loader's side of `RuntimeContext` for one action run: validates what
 //! the plugin reports, coalesces progress, merges metrics, and turns every
 //! call into an [`Event`] for the run's sink.
+//!
+//! When the action returns, its context is closed ([`RunHost::finish`]):
+//! every reporting call already under way is waited for, and every later
+//! one (from a thread the plugin left running) is dropped and counted, so
+//! nothing reaches the sink after the run's last event.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plugin_api::envelope::{self, EntryAttributes};
 use plugin_api::ffi::host_side::ContextHost;
@@ -88,8 +93,71 @@ pub struct RunHost {
     checkpoint_json: Option<String>,
     clients: Clients,
     cancel: CancelFlag,
-    finished: AtomicBool,
-    late_calls: AtomicU64,
+    gate: Gate,
+}
+
+/// How long closing a run waits for reporting calls already under way (a
+/// sink blocked on a full pipe, say) before it carries on without them.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Lets reporting calls through until the run is closed, and knows how many
+/// are under way, so that closing can wait for them.
+#[derive(Debug, Default)]
+struct Gate {
+    in_flight: AtomicU64,
+    closed: AtomicBool,
+    late: AtomicU64,
+}
+
+/// A reporting call let through; the call is under way until it drops.
+struct Pass<'a>(&'a Gate);
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Gate {
+    /// A pass while the run is open; `None` (and one more late call) after.
+    fn enter(&self) -> Option<Pass<'_>> {
+        // Announce the call before looking at `closed`, and `close` sets
+        // `closed` before reading `in_flight` (all SeqCst): either the call
+        // sees the run closed, or `close` sees the call and waits for it.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let pass = Pass(self);
+        if self.closed.load(Ordering::SeqCst) {
+            drop(pass);
+            self.late.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(pass)
+    }
+
+    /// Refuses new calls, then waits (up to [`CLOSE_WAIT`]) for the ones
+    /// under way. False when it was already closed.
+    fn close(&self) -> bool {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let started = Instant::now();
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            if started.elapsed() > CLOSE_WAIT {
+                tracing::warn!("a context call still running {CLOSE_WAIT:?} after the action ended was not waited for");
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn late_calls(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
+    }
 }
 
 impl RunHost {
@@ -104,8 +172,7 @@ impl RunHost {
             checkpoint_json: settings.checkpoint.map(|c| c.to_string()),
             clients: settings.clients,
             cancel: settings.cancel,
-            finished: AtomicBool::new(false),
-            late_calls: AtomicU64::new(0),
+            gate: Gate::default(),
         }
     }
 
@@ -116,17 +183,21 @@ impl RunHost {
     /// Sends an event to the run's sink, unless the action has ended: a
     /// plugin that kept its context past the end is ignored (and counted).
     pub fn emit(&self, event: Event) {
-        if self.finished.load(Ordering::Acquire) {
-            self.late_calls.fetch_add(1, Ordering::Relaxed);
-            return;
+        if let Some(_pass) = self.gate.enter() {
+            self.sink.emit(&self.run, &event);
         }
-        self.sink.emit(&self.run, &event);
     }
 
-    /// Ends the run: emits the progress values not reported yet, so the final
-    /// value of every step is never lost, and stops accepting events.
-    /// Returns how many calls arrived after the end so far.
+    /// Ends the run: closes the context (waiting for reporting calls under
+    /// way, dropping later ones), then emits the progress values not reported
+    /// yet, so the final value of every step is never lost, and each step's
+    /// merged metrics (`metrics_summary`). Returns how many calls were
+    /// dropped so far; [`late_calls`](Self::late_calls) counts on. Calling
+    /// it again only returns the count.
     pub fn finish(&self, failed: bool) -> u64 {
+        if !self.gate.close() {
+            return self.gate.late_calls();
+        }
         if failed {
             let running = self
                 .progress
@@ -142,17 +213,27 @@ impl RunHost {
         for event in self.progress.flush() {
             self.sink.emit(&self.run, &event);
         }
-        self.finished.store(true, Ordering::Release);
-        self.late_calls.load(Ordering::Relaxed)
+        for event in self.metrics.summary_events() {
+            self.sink.emit(&self.run, &event);
+        }
+        self.gate.late_calls()
     }
 
-    fn ended_error(&self) -> Result<(), String> {
-        if self.finished.load(Ordering::Acquire) {
-            self.late_calls.fetch_add(1, Ordering::Relaxed);
-            Err("the action has already ended; this call was ignored".to_owned())
-        } else {
-            Ok(())
-        }
+    /// How many context calls arrived after the run was closed.
+    pub fn late_calls(&self) -> u64 {
+        self.gate.late_calls()
+    }
+
+    /// Whether [`finish`](Self::finish) has closed the run.
+    pub fn is_finished(&self) -> bool {
+        self.gate.is_closed()
+    }
+
+    /// A pass for a reporting call, or the error a late one gets.
+    fn enter(&self) -> Result<Pass<'_>, String> {
+        self.gate
+            .enter()
+            .ok_or_else(|| "the action has already ended; this call was ignored".to_owned())
     }
 }
 
@@ -180,18 +261,18 @@ fn level_of(name: Option<&str>) -> Level {
 
 impl ContextHost for RunHost {
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
-        self.ended_error()?;
+        let _pass = self.enter()?;
         if let Some(event) = self.progress.update(step, current, total).map_err(|e| e.to_string())? {
-            self.emit(event);
+            self.sink.emit(&self.run, &event);
         }
         Ok(())
     }
 
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
-        self.ended_error()?;
+        let _pass = self.enter()?;
         let value = rules::metrics_object(value_json)?;
-        let merged = self.metrics.merge(step, value).map_err(|e| e.to_string())?;
-        self.emit(Event::new(EventKind::Metrics, "metrics", Level::Info, merged).with_step(step));
+        let event = self.metrics.merge(step, value).map_err(|e| e.to_string())?;
+        self.sink.emit(&self.run, &event);
         Ok(())
     }
 
@@ -297,15 +378,26 @@ mod tests {
         ctx.set_metrics(json!({"acc": 0.5}), "train").unwrap();
         let events = sink.events();
         assert_eq!(events.len(), 5);
+        assert_eq!(events[3].data, json!({"loss": 1.0}));
+        assert_eq!(
+            events[4].data,
+            json!({"acc": 0.5}),
+            "a metrics event carries its call's keys"
+        );
+        host.finish(false);
+        let events = sink.events();
+        assert_eq!(events.len(), 6);
+        assert_eq!(events[5].event, "metrics_summary");
+        assert_eq!(events[5].step.as_deref(), Some("train"));
         assert_eq!(events[0].step.as_deref(), Some("load"));
         assert_eq!(events[0].file.as_deref(), Some("/d.csv"));
         assert_eq!(events[1].level, Level::Warning);
         assert_eq!(events[1].data, json!({"content": "careful"}));
         assert_eq!(events[2].data, json!({"message": "dbg", "data": {"layers": 2}}));
         assert_eq!(
-            events[4].data,
+            events[5].data,
             json!({"loss": 1.0, "acc": 0.5}),
-            "metrics merge per step"
+            "the summary has the step's merged metrics"
         );
     }
 
@@ -423,5 +515,40 @@ mod tests {
         assert!(ctx.set_progress(1, 2, None).is_err());
         assert!(sink.events().is_empty());
         assert_eq!(host.finish(false), 2);
+    }
+
+    #[test]
+    fn closing_waits_for_calls_under_way_and_nothing_follows_it() {
+        for round in 0..50 {
+            let (host, sink) = host_with_sink();
+            let ctx = RuntimeContext::with_host(host.clone());
+            let stop = Arc::new(AtomicBool::new(false));
+            let loggers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (ctx, stop) = (ctx.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            ctx.log("tick", json!({}), None);
+                        }
+                    })
+                })
+                .collect();
+            let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+                let started = Instant::now();
+                while !done() {
+                    assert!(started.elapsed() < Duration::from_secs(20), "round {round}: {what}");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            };
+            wait_for("the loggers never logged", &|| !sink.is_empty());
+            host.finish(false);
+            let seen_at_close = sink.len();
+            wait_for("the loggers never called after the close", &|| host.late_calls() > 0);
+            stop.store(true, Ordering::Relaxed);
+            for logger in loggers {
+                logger.join().unwrap();
+            }
+            assert_eq!(sink.len(), seen_at_close, "round {round}: an event after the close");
+        }
     }
 }

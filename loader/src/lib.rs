@@ -1,6 +1,7 @@
 //! The plugin host as a library: discover plugin libraries in a folder
 //! ([`discovery`]), build the environment a plugin may see
-//! ([`environment`]), run an action with an injected context ([`runner`],
+//! ([`environment`]) from input files read with bounds ([`input_file`]),
+//! run an action with an injected context ([`runner`],
 //! [`host`]), and fan everything the plugin reports out to sinks
 //! ([`events`]), in this process or in an isolated child ([`isolate`]);
 //! libraries can be test-loaded in a child first ([`load_check`]).
@@ -9,11 +10,14 @@
 pub mod discovery;
 pub mod environment;
 pub mod events;
+pub mod exit_guard;
 pub mod host;
+pub mod input_file;
 pub mod isolate;
 pub mod load_check;
 pub mod preflight;
 pub mod runner;
+mod sys;
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -1,6 +1,7 @@
 //! Runs one action of a loaded plugin in this process: builds the run's
 //! host, calls the plugin, and reports the outcome as the run's last event
-//! (`result` or `error`), after every progress value not yet reported.
+//! (`result` or `error`, with `dropped_late_calls`), after every progress
+//! value not yet reported and every step's merged metrics.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::discovery::LoadedPlugin;
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
+use crate::exit_guard::ActionGuard;
 use crate::host::{RunHost, RunSettings};
 
 /// How long an action may run, and how long it gets to stop once asked.
@@ -22,6 +24,9 @@ pub struct Deadline {
 
 /// Runs `action` of `plugin` with `params_json`, reporting everything to
 /// `sink`. Returns the result object, or why there is none.
+///
+/// If the action ends the process with `exit()` before returning, an
+/// `error` event of kind `exited` is still emitted (see [`crate::exit_guard`]).
 ///
 /// With a `deadline`, the action runs on its own thread: when the timeout
 /// passes it is asked to cancel, and if it has not returned after the grace
@@ -44,6 +49,7 @@ pub fn run_action(
     let cancel = settings.cancel.clone();
     let host = Arc::new(RunHost::new(run.clone(), settings, sink.clone()));
 
+    let guard = ActionGuard::new(&run, &host, &sink);
     let outcome = match plugin.manifest.action(action) {
         None => Err(unknown_action(plugin, action)),
         Some(_) => match deadline {
@@ -51,14 +57,21 @@ pub fn run_action(
             Some(deadline) => call_with_deadline(plugin, &host, action, params_json, deadline, || cancel.cancel()),
         },
     };
+    drop(guard);
 
-    host.finish(outcome.is_err());
+    let dropped = host.finish(outcome.is_err());
     let last = match &outcome {
         Ok(result) => Event::new(EventKind::Result, "result", Level::Success, result.clone()),
         Err(failure) => failure_event(failure),
     };
-    sink.emit(&run, &last);
+    sink.emit(&run, &last.with_dropped_late_calls(dropped));
     sink.finish(&run);
+    let dropped = host.late_calls();
+    if dropped > 0 {
+        tracing::warn!(
+            "{dropped} context calls made after the action had returned (by threads it left running) were dropped"
+        );
+    }
     outcome
 }
 

@@ -14,7 +14,8 @@
 //! (on one line). `time` is RFC 3339 UTC with microseconds; `timestamp` the
 //! same instant in unix seconds (as Synapse log entries carry it); `job_id`,
 //! `step` and `file` are `null` when absent; `data` is described in the
-//! [`events`](super) module docs.
+//! [`events`](super) module docs. A run's last event (`result` or `error`)
+//! has one more field after `data`: `dropped_late_calls`.
 //!
 //! The sink is built for throughput (over a million events a second): each
 //! line is serialised straight into a `BufWriter`, with the run's part
@@ -99,6 +100,10 @@ fn write_line<W: Write>(out: &mut W, run_part: &[u8], event: &Event) -> io::Resu
     json(out, &event.file)?;
     out.write_all(b",\"data\":")?;
     json(out, &event.data)?;
+    if let Some(count) = event.dropped_late_calls {
+        out.write_all(b",\"dropped_late_calls\":")?;
+        json(out, &count)?;
+    }
     out.write_all(b"}\n")
 }
 
@@ -149,6 +154,14 @@ impl<W: Write + Send> JsonlSink<W> {
             return Err(io::Error::other(e.clone()));
         }
         state.out.flush().inspect_err(|e| state.error = Some(e.to_string()))
+    }
+
+    /// Flushes, then runs `f` on the writer (to close it, say); an error of
+    /// either is kept as the sink's error.
+    pub fn finish_writer(&self, f: impl FnOnce(&mut W) -> io::Result<()>) {
+        let mut state = lock(&self.state);
+        let result = state.out.flush().and_then(|()| f(state.out.get_mut()));
+        state.record(result);
     }
 
     /// Flushes and returns the writer.
@@ -277,6 +290,8 @@ struct Line {
     file: Option<String>,
     #[serde(default)]
     data: Value,
+    #[serde(default)]
+    dropped_late_calls: Option<u64>,
 }
 
 /// Reads one line written by [`JsonlSink`] back into who produced the event
@@ -303,6 +318,7 @@ pub fn parse_line(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
         level: line.level,
         file: line.file,
         data: line.data,
+        dropped_late_calls: line.dropped_late_calls,
     };
     Ok((run, event))
 }

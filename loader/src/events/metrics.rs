@@ -1,12 +1,22 @@
 //! Per-step metrics as `set_metrics` builds them: each call merges its keys
-//! into the step's object (later keys overwrite, shallowly) and the merged
-//! object is what a `metrics` event carries.
+//! into the step's object (later keys overwrite, shallowly).
+//!
+//! A `metrics` event carries only the keys of the call that produced it, so
+//! the event stream grows with what the plugin reports, not with the square
+//! of it (an action setting 10,000 distinct keys one by one would otherwise
+//! write 50 million keys). The merged view is not lost: at the end of a run
+//! the host emits one `metrics_summary` event per step with every key
+//! ([`MetricsBook::summary_events`]), and [`MetricsBook::get`] and
+//! [`MetricsBook::snapshot`] give it to programs embedding the host.
 
 use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use super::lock;
+use super::{lock, Event, EventKind, Level};
+
+/// The event name of a step's merged metrics, emitted at the end of a run.
+pub const SUMMARY_EVENT: &str = "metrics_summary";
 
 /// Why a `set_metrics` call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,9 +37,10 @@ impl MetricsBook {
         MetricsBook::default()
     }
 
-    /// Merges `value` into `step`'s metrics and returns the merged object.
-    /// A step name that is empty or only whitespace is refused.
-    pub fn merge(&self, step: &str, value: Map<String, Value>) -> Result<Value, MetricsError> {
+    /// Merges `value` into `step`'s metrics and returns the `metrics` event
+    /// to emit, which carries `value` only. A step name that is empty or only
+    /// whitespace is refused.
+    pub fn merge(&self, step: &str, value: Map<String, Value>) -> Result<Event, MetricsError> {
         if step.trim().is_empty() {
             return Err(MetricsError::EmptyStep);
         }
@@ -41,8 +52,26 @@ impl MetricsBook {
                 &mut steps.last_mut().expect("just pushed").1
             }
         };
-        merged.extend(value);
-        Ok(Value::Object(merged.clone()))
+        merged.extend(value.iter().map(|(k, v)| (k.clone(), v.clone())));
+        drop(steps);
+        Ok(Event::metrics(step, Value::Object(value)))
+    }
+
+    /// One `metrics_summary` event per step that reported metrics, in
+    /// first-reported order, each with the step's merged metrics.
+    pub fn summary_events(&self) -> Vec<Event> {
+        lock(&self.steps)
+            .iter()
+            .map(|(step, merged)| {
+                Event::new(
+                    EventKind::Metrics,
+                    SUMMARY_EVENT,
+                    Level::Info,
+                    Value::Object(merged.clone()),
+                )
+                .with_step(step)
+            })
+            .collect()
     }
 
     /// The merged metrics of `step`, if it reported any.
@@ -72,30 +101,62 @@ mod tests {
     }
 
     #[test]
-    fn later_keys_overwrite_and_others_stay() {
+    fn events_carry_the_call_and_the_book_keeps_the_merge() {
         let book = MetricsBook::new();
+        let first = book.merge("train", obj(json!({"loss": 0.5, "epoch": 1}))).unwrap();
+        assert_eq!((first.kind, first.event.as_str()), (EventKind::Metrics, "metrics"));
+        assert_eq!(first.step.as_deref(), Some("train"));
+        assert_eq!(first.data, json!({"loss": 0.5, "epoch": 1}));
+        let second = book
+            .merge("train", obj(json!({"loss": 0.12, "accuracy": 0.95})))
+            .unwrap();
         assert_eq!(
-            book.merge("train", obj(json!({"loss": 0.5, "epoch": 1}))).unwrap(),
-            json!({"loss": 0.5, "epoch": 1})
+            second.data,
+            json!({"loss": 0.12, "accuracy": 0.95}),
+            "only the call's keys"
         );
+        book.merge("eval", obj(json!({"f1": 0.8}))).unwrap();
         assert_eq!(
-            book.merge("train", obj(json!({"loss": 0.12, "accuracy": 0.95})))
-                .unwrap(),
+            Value::Object(book.get("train").unwrap()),
             json!({"loss": 0.12, "epoch": 1, "accuracy": 0.95})
         );
-        assert_eq!(book.merge("eval", obj(json!({"f1": 0.8}))).unwrap(), json!({"f1": 0.8}));
-        assert_eq!(book.get("train").unwrap()["loss"], json!(0.12));
         assert_eq!(book.get("missing"), None);
-        let names: Vec<_> = book.snapshot().into_iter().map(|(s, _)| s).collect();
-        assert_eq!(names, ["train", "eval"]);
+        let summary = book.summary_events();
+        let steps: Vec<_> = summary
+            .iter()
+            .map(|e| (e.step.clone().unwrap(), e.data.clone()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("train".to_owned(), json!({"loss": 0.12, "epoch": 1, "accuracy": 0.95})),
+                ("eval".to_owned(), json!({"f1": 0.8}))
+            ]
+        );
+        assert!(summary
+            .iter()
+            .all(|e| e.event == SUMMARY_EVENT && e.kind == EventKind::Metrics));
     }
 
     #[test]
     fn merge_is_shallow() {
         let book = MetricsBook::new();
         book.merge("s", obj(json!({"per_class": {"a": 1, "b": 2}}))).unwrap();
-        let merged = book.merge("s", obj(json!({"per_class": {"a": 3}}))).unwrap();
-        assert_eq!(merged, json!({"per_class": {"a": 3}}));
+        book.merge("s", obj(json!({"per_class": {"a": 3}}))).unwrap();
+        assert_eq!(Value::Object(book.get("s").unwrap()), json!({"per_class": {"a": 3}}));
+    }
+
+    #[test]
+    fn events_grow_linearly_with_distinct_keys() {
+        let book = MetricsBook::new();
+        let total: usize = (0..10_000)
+            .map(|i| {
+                let event = book.merge("s", obj(json!({ format!("key_{i}"): i }))).unwrap();
+                event.data.as_object().unwrap().len()
+            })
+            .sum();
+        assert_eq!(total, 10_000);
+        assert_eq!(book.summary_events()[0].data.as_object().unwrap().len(), 10_000);
     }
 
     #[test]

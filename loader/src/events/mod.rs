@@ -15,7 +15,8 @@
 //! | kind        | `event`                 | `data`                                                  |
 //! |-------------|-------------------------|---------------------------------------------------------|
 //! | `progress`  | `"progress"`            | `{current, total, percent, elapsed, eta, status}`       |
-//! | `metrics`   | `"metrics"`             | the merged metrics object of the event's step           |
+//! | `metrics`   | `"metrics"`             | the keys of one `set_metrics` call                      |
+//! | `metrics`   | `"metrics_summary"`     | a step's merged metrics, once per step at the run's end |
 //! | `event`     | the user's event name   | the user's data, as given                               |
 //! | `message`   | `"message"`             | `{content}`                                             |
 //! | `dev_event` | `"dev_event"`           | `{message, data}` (`data` is `null` when none was given) |
@@ -34,6 +35,8 @@
 //! Host-side events such as step boundaries use kind `event` with their own
 //! names (`step_start`, `step_end`, ...).
 
+pub mod escape;
+pub mod file;
 pub mod jsonl;
 pub mod metrics;
 pub mod progress;
@@ -48,6 +51,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+pub use file::{open_events_file, EventsFile, EventsFileError, MappedJsonlSink, MappedWriter};
 pub use jsonl::{parse_line, Flush, JsonlParseError, JsonlSink};
 pub use metrics::{MetricsBook, MetricsError};
 pub use progress::{ProgressError, ProgressStatus, ProgressTracker, StepProgress};
@@ -194,6 +198,10 @@ pub struct Event {
     pub level: Level,
     pub file: Option<String>,
     pub data: Value,
+    /// On a run's last event (`result` or `error`): how many context calls
+    /// arrived after the action had returned (from threads it left running)
+    /// and were dropped. `None` on every other event.
+    pub dropped_late_calls: Option<u64>,
 }
 
 impl Event {
@@ -207,6 +215,7 @@ impl Event {
             level,
             file: None,
             data,
+            dropped_late_calls: None,
         }
     }
 
@@ -276,6 +285,12 @@ impl Event {
 
     pub fn with_level(mut self, level: Level) -> Self {
         self.level = level;
+        self
+    }
+
+    /// Marks a run's last event with the count of dropped late calls.
+    pub fn with_dropped_late_calls(mut self, count: u64) -> Self {
+        self.dropped_late_calls = Some(count);
         self
     }
 
@@ -488,6 +503,8 @@ impl EventSink for NullSink {
 /// (`success` as INFO, `danger` as ERROR), fields `plugin`, `action`,
 /// `job_id`, `kind`, `event`, `step`, `file`, and the message: a message's
 /// content, a dev event's or error's message, otherwise the compact data.
+/// Its output is for people, so control characters are escaped
+/// ([`escape`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TracingSink;
 
@@ -506,9 +523,9 @@ macro_rules! trace_event {
             action = %$run.action,
             job_id = $run.job_id.as_deref(),
             kind = $event.kind.as_str(),
-            event = %$event.event,
-            step = $event.step.as_deref(),
-            file = $event.file.as_deref(),
+            event = %escape::Escaped(&$event.event),
+            step = $event.step.as_deref().map(escape::escape),
+            file = $event.file.as_deref().map(escape::escape),
             "{}",
             $text
         )
@@ -531,8 +548,8 @@ impl fmt::Display for TextOf<'_> {
             _ => None,
         };
         match field {
-            Some(Value::String(s)) => f.write_str(s),
-            _ => write!(f, "{}", event.data),
+            Some(Value::String(s)) => write!(f, "{}", escape::Escaped(s)),
+            _ => write!(f, "{}", escape::Escaped(&event.data.to_string())),
         }
     }
 }

@@ -8,17 +8,32 @@
 //! progress event is one plain line. At the end of a run the bars are drawn
 //! a last time and left on screen. Colour follows [`TerminalOptions`], which
 //! [`TerminalOptions::detect_stderr`] derives from the terminal and
-//! `NO_COLOR`.
+//! `NO_COLOR`. Text from the plugin is printed with its control characters
+//! escaped ([`super::escape`]).
+//!
+//! So that printing is never what slows a chatty action down, the sink
+//! [`TerminalSink::stderr`] uses is buffered: lines are collected and
+//! written when 64 KiB have gathered, at the end of the run, and by a
+//! background thread at most [`TERMINAL_FLUSH_DELAY`] after they were
+//! emitted (so an idle action's last lines show at once). Lines still in the
+//! buffer when the process is killed are lost from the terminal, never from
+//! the JSON-lines stream, which is the run's record.
 
 use std::fmt::{self, Display};
 use std::io::{self, IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::escape::{escape, is_clean, Escaped};
 use super::progress::ProgressStatus;
 use super::{lock, Event, EventKind, EventSink, Level, RunInfo};
+
+/// The longest a line waits in a buffered sink before reaching the terminal.
+pub const TERMINAL_FLUSH_DELAY: Duration = Duration::from_millis(50);
+/// A buffered sink writes once this much has gathered.
+const BUFFER_LIMIT: usize = 64 * 1024;
 
 /// Bars are redrawn at most this often (completions and new steps at once).
 const REDRAW_INTERVAL: Duration = Duration::from_millis(50);
@@ -191,13 +206,49 @@ struct State<W> {
 /// Prints events for people. Generic over the writer for tests.
 pub struct TerminalSink<W: Write + Send = io::Stderr> {
     opts: TerminalOptions,
-    state: Mutex<State<W>>,
+    /// Shared (weakly) with the flusher thread of a buffered sink.
+    state: Arc<Mutex<State<W>>>,
+    buffered: bool,
 }
 
 impl TerminalSink<io::Stderr> {
-    /// Writes to stderr with [`TerminalOptions::detect_stderr`].
+    /// Writes to stderr with [`TerminalOptions::detect_stderr`], buffered
+    /// (see the module docs).
     pub fn stderr(verbose: bool) -> Self {
-        TerminalSink::new(io::stderr(), TerminalOptions::detect_stderr(verbose))
+        TerminalSink::buffered(
+            io::stderr(),
+            TerminalOptions::detect_stderr(verbose),
+            TERMINAL_FLUSH_DELAY,
+        )
+    }
+}
+
+impl<W: Write + Send + 'static> TerminalSink<W> {
+    /// A sink that collects lines and writes them when 64 KiB have
+    /// gathered, at the end of a run, and at most `delay` after they were
+    /// emitted (from a background thread that ends with the sink).
+    pub fn buffered(writer: W, opts: TerminalOptions, delay: Duration) -> Self {
+        let mut sink = TerminalSink::new(writer, opts);
+        sink.buffered = true;
+        let state = Arc::downgrade(&sink.state);
+        std::thread::Builder::new()
+            .name("terminal-flusher".into())
+            .spawn(move || flush_periodically(state, delay))
+            .map(drop)
+            .unwrap_or_else(|e| {
+                tracing::warn!("terminal output is written line by line (no flusher thread: {e})");
+                sink.buffered = false;
+            });
+        sink
+    }
+}
+
+/// The loop of a buffered sink's flusher thread.
+fn flush_periodically<W: Write>(state: Weak<Mutex<State<W>>>, delay: Duration) {
+    loop {
+        std::thread::sleep(delay);
+        let Some(state) = state.upgrade() else { return };
+        lock(&state).send(false);
     }
 }
 
@@ -205,7 +256,8 @@ impl<W: Write + Send> TerminalSink<W> {
     pub fn new(writer: W, opts: TerminalOptions) -> Self {
         TerminalSink {
             opts,
-            state: Mutex::new(State {
+            buffered: false,
+            state: Arc::new(Mutex::new(State {
                 out: writer,
                 buf: Vec::with_capacity(1024),
                 line: Vec::with_capacity(256),
@@ -213,7 +265,7 @@ impl<W: Write + Send> TerminalSink<W> {
                 drawn: 0,
                 last_draw: None,
                 error: None,
-            }),
+            })),
         }
     }
 
@@ -226,18 +278,33 @@ impl<W: Write + Send> TerminalSink<W> {
         lock(&self.state).error.clone()
     }
 
-    /// Returns the writer.
+    /// Writes what is buffered and returns the writer.
     pub fn into_inner(self) -> W {
-        self.state.into_inner().unwrap_or_else(|p| p.into_inner()).out
+        let mut shared = self.state;
+        // A buffered sink's flusher holds a strong reference only while it
+        // flushes, so this waits at most for one flush.
+        let state = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(state) => break state,
+                Err(still_shared) => {
+                    shared = still_shared;
+                    std::thread::yield_now();
+                }
+            }
+        };
+        let mut state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+        state.send(false);
+        state.out
     }
 
     fn prefix(&self, buf: &mut Vec<u8>, step: Option<&str>) {
         if let Some(step) = step {
-            let _ = write!(buf, "[{step}] ");
+            let _ = write!(buf, "[{}] ", Escaped(step));
         }
     }
 
-    /// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose.
+    /// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose, with
+    /// the control characters JSON leaves as they are (C1, bidi) escaped.
     fn compact(&self, v: &Value) -> String {
         let mut s = v.to_string();
         if !self.opts.verbose {
@@ -246,7 +313,11 @@ impl<W: Write + Send> TerminalSink<W> {
                 s.push('…');
             }
         }
-        s
+        if is_clean(&s) {
+            s
+        } else {
+            escape(&s)
+        }
     }
 
     /// Renders one non-bar line (without newline) into `buf`; false when the
@@ -262,7 +333,7 @@ impl<W: Write + Send> TerminalSink<W> {
             EventKind::Message => {
                 self.prefix(buf, step);
                 let content = match event.data.get("content") {
-                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::String(s)) => escape(s),
                     _ => self.compact(&event.data),
                 };
                 match event.level {
@@ -279,17 +350,22 @@ impl<W: Write + Send> TerminalSink<W> {
             EventKind::Event => {
                 self.prefix(buf, step);
                 match level_color(event.level) {
-                    Some(code) => paint(buf, color, code, &event.event),
-                    None => buf.extend_from_slice(event.event.as_bytes()),
+                    Some(code) => paint(buf, color, code, Escaped(&event.event)),
+                    None => {
+                        let _ = write!(buf, "{}", Escaped(&event.event));
+                    }
                 }
                 if !is_empty_data(&event.data) {
                     let _ = write!(buf, " {}", self.compact(&event.data));
                 }
                 if let Some(file) = &event.file {
-                    let _ = write!(buf, " (file: {file})");
+                    let _ = write!(buf, " (file: {})", Escaped(file));
                 }
             }
             EventKind::Metrics => {
+                if event.event == super::metrics::SUMMARY_EVENT && !verbose {
+                    return false;
+                }
                 self.prefix(buf, step);
                 paint(buf, color, CYAN, "metrics");
                 match &event.data {
@@ -297,10 +373,10 @@ impl<W: Write + Send> TerminalSink<W> {
                         for (key, value) in map {
                             match value {
                                 Value::String(s) => {
-                                    let _ = write!(buf, " {key}={s}");
+                                    let _ = write!(buf, " {}={}", Escaped(key), Escaped(s));
                                 }
                                 other => {
-                                    let _ = write!(buf, " {key}={}", self.compact(other));
+                                    let _ = write!(buf, " {}={}", Escaped(key), self.compact(other));
                                 }
                             }
                         }
@@ -316,11 +392,11 @@ impl<W: Write + Send> TerminalSink<W> {
                 }
                 let mut text = String::new();
                 if let Some(step) = step {
-                    text.push_str(&format!("[{step}] "));
+                    text.push_str(&format!("[{}] ", Escaped(step)));
                 }
                 text.push_str("DEV ");
                 match event.data.get("message") {
-                    Some(Value::String(m)) => text.push_str(m),
+                    Some(Value::String(m)) => text.push_str(&escape(m)),
                     _ => text.push_str(&self.compact(&event.data)),
                 }
                 if let Some(data) = event.data.get("data").filter(|d| !is_empty_data(d)) {
@@ -340,11 +416,11 @@ impl<W: Write + Send> TerminalSink<W> {
             EventKind::Error => {
                 self.prefix(buf, step);
                 let message = match event.data.get("message") {
-                    Some(Value::String(m)) => m.clone(),
+                    Some(Value::String(m)) => escape(m),
                     _ => self.compact(&event.data),
                 };
                 let kind = match event.data.get("kind") {
-                    Some(Value::String(k)) if !k.is_empty() => format!(" ({k})"),
+                    Some(Value::String(k)) if !k.is_empty() => format!(" ({})", Escaped(k)),
                     _ => String::new(),
                 };
                 paint(buf, color, BOLD_RED, format_args!("ERROR {message}{kind}"));
@@ -391,12 +467,12 @@ impl<W: Write + Send> TerminalSink<W> {
     fn render_bars(&self, buf: &mut Vec<u8>, bars: &[Bar]) {
         let width = bars
             .iter()
-            .map(|b| b.label().chars().count().min(MAX_NAME_CHARS))
+            .map(|b| escape(b.label()).chars().count().min(MAX_NAME_CHARS))
             .max()
             .unwrap_or(0)
             .max(9);
         for bar in bars {
-            let name: String = bar.label().chars().take(MAX_NAME_CHARS).collect();
+            let name: String = escape(bar.label()).chars().take(MAX_NAME_CHARS).collect();
             let filled =
                 (u128::from(bar.current.min(bar.total)) * u128::from(BAR_WIDTH) / u128::from(bar.total)) as usize;
             let code = match bar.status {
@@ -431,8 +507,9 @@ impl<W: Write> State<W> {
         }
     }
 
-    fn send(&mut self) {
-        if self.buf.is_empty() {
+    /// Writes the buffer out, unless `keep` and it is still small.
+    fn send(&mut self, keep: bool) {
+        if self.buf.is_empty() || (keep && self.buf.len() < BUFFER_LIMIT) {
             return;
         }
         if self.error.is_none() {
@@ -487,7 +564,7 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         if self.opts.tty && event.kind == EventKind::Progress {
             if let Some(bar) = Bar::from_event(event) {
                 self.emit_bar(state, bar);
-                state.send();
+                state.send(self.buffered);
                 return;
             }
         }
@@ -500,7 +577,7 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
             if self.opts.tty && !state.bars.is_empty() {
                 self.draw_bars(state);
             }
-            state.send();
+            state.send(self.buffered);
         }
         state.line = line;
     }
@@ -515,7 +592,7 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         }
         state.bars.clear();
         state.last_draw = None;
-        state.send();
+        state.send(false);
         if state.error.is_none() {
             if let Err(e) = state.out.flush() {
                 state.error = Some(e.to_string());
@@ -696,6 +773,97 @@ mod tests {
             out.ends_with("train     [##########----------]  51.00%  51/100  eta --\n"),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_everywhere() {
+        let hostile = "\x1b]0;owned\x07\x1b[2J\r\0\u{202e}txt";
+        let shown = "\\x1b]0;owned\\x07\\x1b[2J\\r\\0\\u{202e}txt";
+        let events = [
+            Event::message(Level::Info, hostile).with_step(hostile),
+            Event::message(Level::Warning, hostile),
+            Event::user(hostile, json!({ "k": hostile })).with_file(hostile),
+            Event::metrics("s", json!({ hostile: hostile })),
+            Event::dev_event(hostile, Some(json!(hostile))),
+            Event::error(hostile, hostile, json!(hostile)),
+            progress(Some(hostile), 1, 2, ProgressStatus::Running, None),
+        ];
+        for opts in [
+            TerminalOptions::plain(true),
+            TerminalOptions {
+                tty: true,
+                color: true,
+                verbose: true,
+            },
+        ] {
+            let out = render(opts, &events);
+            let without_own_codes = out
+                .replace("\x1b[0m", "")
+                .replace("\x1b[36m", "")
+                .replace("\x1b[33m", "")
+                .replace("\x1b[1;31m", "")
+                .replace("\x1b[31m", "")
+                .replace("\x1b[2m", "")
+                .replace("\r\x1b[1A\x1b[J", "");
+            assert!(
+                !without_own_codes
+                    .chars()
+                    .any(|c| c != '\n' && super::super::escape::needs_escape(c)),
+                "{out:?}"
+            );
+            assert!(out.contains(&format!("[{shown}] ")), "{out:?}");
+            assert!(out.contains(&format!("WARNING {shown}")), "{out:?}");
+            assert!(out.contains(&format!("(file: {shown})")), "{out:?}");
+            assert!(out.contains(&format!("{shown}={shown}")), "{out:?}");
+            assert!(out.contains(&format!("ERROR {shown} ({shown})")), "{out:?}");
+            assert!(out.contains("\\u{202e}txt\""), "JSON data escapes the rest: {out:?}");
+        }
+    }
+
+    #[test]
+    fn a_buffered_sink_writes_late_lines_within_the_delay_and_all_at_the_end() {
+        let shared = SharedBuf::default();
+        let sink = TerminalSink::buffered(shared.clone(), TerminalOptions::plain(false), Duration::from_millis(20));
+        let run = run();
+        sink.start(&run);
+        for i in 0..1000 {
+            sink.emit(&run, &Event::message(Level::Info, format!("line {i}")));
+        }
+        assert!(
+            shared.text().lines().count() < 1000,
+            "lines are gathered, not written one by one"
+        );
+        let started = Instant::now();
+        while !shared.text().contains("line 999\n") {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the flusher never wrote the last line"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sink.emit(&run, &Event::message(Level::Info, "last"));
+        sink.finish(&run);
+        assert!(shared.text().ends_with("INFO line 999\nINFO last\n"));
+        assert_eq!(shared.text().lines().count(), 1001);
+    }
+
+    #[derive(Clone, Default)]
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl SharedBuf {
+        fn text(&self) -> String {
+            String::from_utf8(lock(&self.0).clone()).unwrap()
+        }
+    }
+
+    impl Write for SharedBuf {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            lock(&self.0).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

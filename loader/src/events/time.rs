@@ -209,25 +209,7 @@ fn instant_nanos() -> u64 {
     u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn coarse_clock() -> Option<u64> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `clock_gettime` only writes one `timespec` through the pointer,
-    // and `ts` is a live, properly aligned local that nothing else borrows.
-    // CLOCK_MONOTONIC_COARSE has existed since Linux 2.6.32; if the kernel
-    // (or a seccomp filter) rejects it, the call returns -1 without UB and we
-    // report `None`, which makes the caller use `Instant` instead.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if rc != 0 || ts.tv_sec < 0 || ts.tv_nsec < 0 {
-        return None;
-    }
-    Some((ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn coarse_clock() -> Option<u64> {
-    None
-}
+use crate::sys::coarse_clock;
 
 #[cfg(test)]
 mod tests {

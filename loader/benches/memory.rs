@@ -1,0 +1,188 @@
+//! Whole-process figures of `loader run` with the flood fixture plugin
+//! (tests/fixtures/flood, built here in release mode), printed as tables:
+//!
+//! 1. peak RSS of the loader for an action logging 5 million events,
+//!    in-process and isolated, with `--events FILE` and with `--events
+//!    jsonl` into /dev/null, against the goal of < 64 MB;
+//! 2. events a second through the CLI for 1 million `ctx.log` calls with
+//!    `--events FILE`, in both modes, against the goal of >= 1 M/s; both by
+//!    wall-clock time and by the CPU time the process used (user + system),
+//!    which is what a loaded machine does not distort;
+//! 3. the cost of a `log` with the default sinks (terminal on stderr, here
+//!    /dev/null) in-process, against the goal of <= 500 ns.
+//!
+//! Each figure comes from GNU time (`/usr/bin/time`) around one run; the
+//! bench says so and stops if it is missing. GNU time's peak RSS is the
+//! largest of the process and the children it waited for: for an isolated
+//! run, the larger of the loader and the child running the plugin (for the
+//! flood of events, the loader). Run with
+//! `cargo bench -p loader --bench memory`; `LOADER_MEMORY_EVENTS` changes
+//! the 5 million.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const TIME: &str = "/usr/bin/time";
+const MEMORY_GOAL_MB: f64 = 64.0;
+const THROUGHPUT_GOAL: f64 = 1_000_000.0;
+const LOG_COST_GOAL_NS: f64 = 500.0;
+const THROUGHPUT_EVENTS: u64 = 1_000_000;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("loader/ is in the workspace")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Builds the flood fixture in release mode; returns a plugin folder
+/// holding only it.
+fn flood_plugin_dir() -> tempfile::TempDir {
+    let fixtures = target_dir().join("fixtures");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--manifest-path"])
+        .arg(workspace_root().join("tests/fixtures/flood/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&fixtures)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the flood fixture failed");
+    let library = format!(
+        "{}flood_plugin{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::copy(fixtures.join("release").join(&library), dir.path().join(&library)).expect("copy the plugin");
+    dir
+}
+
+/// What GNU time reported for one run.
+struct Measured {
+    max_rss_kb: u64,
+    wall_s: f64,
+    cpu_s: f64,
+    exit: i32,
+}
+
+/// Runs `loader run flood log {count}` with `extra` arguments under GNU
+/// time; stdout and stderr of the loader go to /dev/null.
+fn measure(dir: &Path, count: u64, extra: &[&str]) -> Measured {
+    let report = tempfile::NamedTempFile::new().expect("a temporary file");
+    let params = format!("{{\"count\": {count}}}");
+    let status = Command::new(TIME)
+        .arg("-o")
+        .arg(report.path())
+        .args(["-f", "%M %e %U %S"])
+        .arg(env!("CARGO_BIN_EXE_loader"))
+        .arg("--plugins")
+        .arg(dir)
+        .args(["run", "flood", "log", "--params", &params])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("GNU time runs");
+    let text = std::fs::read_to_string(report.path()).expect("GNU time's report");
+    let last = text.lines().last().unwrap_or_default();
+    let fields: Vec<f64> = last.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    assert_eq!(fields.len(), 4, "unexpected GNU time output: {text}");
+    Measured {
+        max_rss_kb: fields[0] as u64,
+        wall_s: fields[1],
+        cpu_s: fields[2] + fields[3],
+        exit: status.code().unwrap_or(-1),
+    }
+}
+
+fn check(ok: bool) -> &'static str {
+    if ok {
+        "✓"
+    } else {
+        "✗"
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if !Path::new(TIME).exists() {
+        println!("memory bench skipped: {TIME} (GNU time) is missing");
+        return;
+    }
+    let events: u64 = std::env::var("LOADER_MEMORY_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000_000);
+    let dir = flood_plugin_dir();
+    let events_file = dir.path().join("events.jsonl");
+    let events_path = events_file.to_str().expect("a UTF-8 temporary path");
+    println!("load average before: {}", load_average());
+
+    println!("\npeak RSS of the loader, {events} ctx.log events (goal < {MEMORY_GOAL_MB} MB)\n");
+    println!("| mode | events to | peak RSS | exit | goal |");
+    println!("|---|---|---|---|---|");
+    for mode in ["--in-process", "--isolate"] {
+        for (label, destination) in [("file", events_path), ("jsonl on stdout (/dev/null)", "jsonl")] {
+            let m = measure(dir.path(), events, &["--events", destination, "-q", mode]);
+            let mb = m.max_rss_kb as f64 / 1024.0;
+            println!(
+                "| {mode} | {label} | {mb:.1} MB | {} | {} |",
+                m.exit,
+                check(mb < MEMORY_GOAL_MB && m.exit == 0)
+            );
+            let _ = std::fs::remove_file(&events_file);
+        }
+    }
+
+    println!("\nevents a second through the CLI, {THROUGHPUT_EVENTS} ctx.log, --events FILE (goal >= 1 M/s)\n");
+    println!("| mode | wall | by wall | CPU (user+sys) | by CPU | goal by CPU |");
+    println!("|---|---|---|---|---|---|");
+    for mode in ["--in-process", "--isolate"] {
+        let m = measure(dir.path(), THROUGHPUT_EVENTS, &["--events", events_path, "-q", mode]);
+        let by_wall = THROUGHPUT_EVENTS as f64 / m.wall_s.max(1e-3);
+        let by_cpu = THROUGHPUT_EVENTS as f64 / m.cpu_s.max(1e-3);
+        println!(
+            "| {mode} | {:.2} s | {:.2} M/s | {:.2} s | {:.2} M/s | {} |",
+            m.wall_s,
+            by_wall / 1e6,
+            m.cpu_s,
+            by_cpu / 1e6,
+            check(by_cpu >= THROUGHPUT_GOAL)
+        );
+        let _ = std::fs::remove_file(&events_file);
+    }
+
+    println!("\na ctx.log with the default sinks (terminal on stderr), in-process (goal <= {LOG_COST_GOAL_NS} ns)\n");
+    let quiet = measure(dir.path(), THROUGHPUT_EVENTS, &["-q", "--in-process"]);
+    let terminal = measure(dir.path(), THROUGHPUT_EVENTS, &["--in-process"]);
+    let per_log = |m: &Measured| m.cpu_s * 1e9 / THROUGHPUT_EVENTS as f64;
+    println!("| sinks | CPU a log (whole process) | wall a log | goal |");
+    println!("|---|---|---|---|");
+    println!(
+        "| terminal on stderr | {:.0} ns | {:.0} ns | {} |",
+        per_log(&terminal),
+        terminal.wall_s * 1e9 / THROUGHPUT_EVENTS as f64,
+        check(per_log(&terminal) <= LOG_COST_GOAL_NS)
+    );
+    println!(
+        "| none (-q) | {:.0} ns | {:.0} ns | |",
+        per_log(&quiet),
+        quiet.wall_s * 1e9 / THROUGHPUT_EVENTS as f64
+    );
+    println!("\nload average after: {}", load_average());
+}
