@@ -11,8 +11,8 @@ use loader::discovery::{Discovery, LoadedPlugin};
 use loader::environment::EnvironmentBuilder;
 use loader::events::{EventSink, FanOut, Flush, JsonlSink, TerminalSink, TracingSink};
 use loader::host::RunSettings;
-use loader::isolate::{run_isolated, ChildCommand, Interrupts};
-use loader::load_check::{scan_supervised, serve_load_check};
+use loader::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOptions};
+use loader::load_check::{scan_supervised, serve_load_check, SupervisedScanError};
 use loader::runner::{run_action, Deadline};
 use plugin_api::ActionManifest;
 use serde_json::{json, Value};
@@ -20,27 +20,33 @@ use serde_json::{json, Value};
 use crate::cli::{Cli, Command, RunArgs};
 use crate::exit::{CliError, ExitCode};
 
-/// The longest a JSONL line waits in the loader before its reader sees it.
-const LIVE_STREAM_DELAY: Duration = Duration::from_millis(50);
-
 /// How long one library may take to load in the checking child process.
 const LOAD_CHECK_TIME_PER_FILE: Duration = Duration::from_secs(30);
+
+/// The longest `--timeout` or `--grace` accepted: a year.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// The smallest `--max-event-bytes` accepted (a result must still fit).
+const MIN_EVENT_BYTES: usize = 1024;
 
 /// The environment variable naming the plugin folder.
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let dir = plugin_dir(cli.plugins);
+    let checked = !cli.no_load_check;
     match cli.command {
-        Command::List { json } => list(&dir, json),
-        Command::Info { plugin, action, json } => info(&dir, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&dir, args, cli.verbose > 0),
+        Command::List { json } => list(&dir, checked, json),
+        Command::Info { plugin, action, json } => info(&dir, checked, &plugin, action.as_deref(), json),
+        Command::Run(args) => run(&dir, checked, args, cli.verbose > 0),
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
+            2 => ExitCode::Usage,
             _ => ExitCode::ActionFailed,
         }),
-        Command::LoadCheck { libraries } => Ok(match serve_load_check(&libraries) {
+        Command::LoadCheck => Ok(match serve_load_check() {
             0 => ExitCode::Success,
+            2 => ExitCode::Usage,
             _ => ExitCode::ActionFailed,
         }),
     }
@@ -51,18 +57,26 @@ fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("plugins"))
 }
 
-/// Scans the plugin folder. Every library is first loaded in a child
-/// process (see `loader::load_check`), so that one whose loading crashes or
-/// hangs is reported and skipped instead of taking the loader down.
-fn scan(dir: &Path) -> Result<Discovery, CliError> {
-    let discovery = match ChildCommand::current_exe(&["__load-check", "--"]) {
-        Ok(checker) => scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE),
-        Err(e) => {
-            tracing::warn!("cannot find the loader executable to check plugin libraries in a child: {e}");
-            Discovery::scan(dir)
-        }
-    }
-    .map_err(|e| CliError::usage(e.to_string()))?;
+/// Scans the plugin folder. Unless `checked` is false (`--no-load-check`),
+/// every library is first loaded in a child process (see
+/// `loader::load_check`), so that one whose loading crashes or hangs is
+/// reported and skipped instead of taking the loader down; when that check
+/// cannot run, nothing is loaded and the command fails.
+fn scan(dir: &Path, checked: bool) -> Result<Discovery, CliError> {
+    let check_failed = |why: String| {
+        CliError::new(ExitCode::LoadCheckFailed, why)
+            .with_details(vec!["use --no-load-check to load the plugins without the check".to_owned()])
+    };
+    let discovery = if checked {
+        let checker = ChildCommand::current_exe(&["__load-check"])
+            .map_err(|e| check_failed(format!("cannot find the loader executable to check plugin libraries: {e}")))?;
+        scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE).map_err(|e| match e {
+            SupervisedScanError::Scan(e) => CliError::usage(e.to_string()),
+            SupervisedScanError::Check(e) => check_failed(e.to_string()),
+        })?
+    } else {
+        Discovery::scan(dir).map_err(|e| CliError::usage(e.to_string()))?
+    };
     for problem in &discovery.problems {
         tracing::info!("skipped {problem}");
     }
@@ -102,8 +116,8 @@ fn print_json(value: &Value) {
     );
 }
 
-fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir)?;
+fn list(dir: &Path, checked: bool, as_json: bool) -> Result<ExitCode, CliError> {
+    let discovery = scan(dir, checked)?;
     if as_json {
         let plugins: Vec<Value> = discovery.plugins.iter().map(plugin_json).collect();
         let problems: Vec<Value> = discovery
@@ -167,8 +181,8 @@ fn plugin_json(plugin: &LoadedPlugin) -> Value {
     })
 }
 
-fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir)?;
+fn info(dir: &Path, checked: bool, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
+    let discovery = scan(dir, checked)?;
     let plugin = find(&discovery, dir, name)?;
     find_action_if_named(plugin, action)?;
     let manifest = plugin
@@ -212,9 +226,11 @@ fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<E
     Ok(ExitCode::Success)
 }
 
-/// Ctrl-C asks the action to cancel (in-process: through the run's cancel
-/// flag; isolated: the supervisor forwards it). A second Ctrl-C kills an
-/// isolated action, or ends the loader when the action runs in-process.
+/// Ctrl-C, SIGTERM and SIGHUP ask the action to cancel (in-process: through
+/// the run's cancel flag; isolated: the supervisor forwards it, and kills
+/// the action's process group if it has not stopped after the grace
+/// period). A second one kills an isolated action, or ends the loader when
+/// the action runs in-process.
 fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
     let interrupts = Interrupts::default();
     let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
@@ -283,11 +299,18 @@ fn settings(args: &RunArgs) -> Result<RunSettings, CliError> {
     })
 }
 
+/// A number of seconds from the command line: finite, not negative, at
+/// most [`MAX_SECONDS`].
+fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
+    if !(0.0..=MAX_SECONDS).contains(&value) {
+        return Err(CliError::usage(format!(
+            "{flag} must be a number of seconds from 0 to {MAX_SECONDS} (a year), not {value}"
+        )));
+    }
+    Duration::try_from_secs_f64(value).map_err(|e| CliError::usage(format!("{flag}: {e}")))
+}
+
 fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
-    let seconds = |value: f64, flag: &str| {
-        Duration::try_from_secs_f64(value)
-            .map_err(|_| CliError::usage(format!("{flag} must be a non-negative number of seconds")))
-    };
     let grace = seconds(args.grace, "--grace")?;
     args.timeout
         .map(|t| {
@@ -302,9 +325,11 @@ fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
 /// stream if asked for. Returns whether the JSONL stream took stdout.
 ///
-/// The JSONL stream is live: a line reaches its reader within
-/// [`LIVE_STREAM_DELAY`]. An in-process run writes every line through at
-/// once instead, since a crashing plugin takes the loader's buffer with it.
+/// The JSONL stream is live. An isolated run's supervisor flushes it
+/// whenever the child's events stop coming for a moment, so lines are
+/// buffered only while more are arriving; an in-process run writes every
+/// line through at once, since a crashing plugin takes the loader's buffer
+/// with it.
 fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), CliError> {
     let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
@@ -314,7 +339,7 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), Cl
         if args.in_process {
             JsonlSink::new(writer, Flush::EachLine)
         } else {
-            JsonlSink::live(writer, LIVE_STREAM_DELAY)
+            JsonlSink::new(writer, Flush::Buffered)
         }
     };
     let mut jsonl_on_stdout = false;
@@ -333,11 +358,17 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), Cl
     Ok((Arc::new(sinks), jsonl_on_stdout))
 }
 
-fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params)?;
     let settings = settings(&args)?;
     let deadline = deadline(&args)?;
-    let discovery = scan(dir)?;
+    let grace = seconds(args.grace, "--grace")?;
+    if args.max_event_bytes < MIN_EVENT_BYTES {
+        return Err(CliError::usage(format!(
+            "--max-event-bytes must be at least {MIN_EVENT_BYTES}"
+        )));
+    }
+    let discovery = scan(dir, checked)?;
     let plugin = find(&discovery, dir, &args.plugin)?;
     find_action(plugin, &args.action)?;
 
@@ -368,7 +399,12 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             )
         })?;
         let code = plugin.manifest.code.clone();
-        run_isolated(
+        let options = IsolationOptions {
+            max_event_bytes: args.max_event_bytes,
+            interrupt_grace: grace,
+            ..IsolationOptions::default()
+        };
+        run_isolated_with(
             &child,
             &plugin.path,
             &code,
@@ -378,6 +414,7 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             deadline,
             &interrupts,
             sink,
+            options,
         )
     };
     match outcome {

@@ -16,6 +16,9 @@ pub enum ExitCode {
     Usage = 2,
     /// No plugin or action of that name.
     NotFound = 3,
+    /// The plugin libraries could not be checked in a separate process
+    /// before loading (`--no-load-check` loads them without the check).
+    LoadCheckFailed = 4,
 }
 
 impl ExitCode {

@@ -14,6 +14,7 @@ pub mod isolate;
 pub mod load_check;
 pub mod preflight;
 pub mod runner;
+mod sys;
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

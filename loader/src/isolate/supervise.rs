@@ -1,0 +1,358 @@
+//! The supervisor of one isolated run: starts the child, feeds it its
+//! request, relays its events and output to the sinks through a bounded
+//! queue (flushing the sinks whenever the queue runs dry, so a reader sees
+//! each event within a few milliseconds), applies the deadline and
+//! interrupts, waits for the child's exit, kills the child's process group,
+//! and decides the outcome: a result counts only when it came through the
+//! channel and the child then exited normally.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
+
+use super::channel::relay_events;
+use super::child_env::child_environment;
+use super::output::relay_output;
+use super::process::{spawn_with_channel, ChildOutput};
+use super::{
+    describe_exit, exit_in_words, ChildCommand, Interrupts, IsolatedRun, IsolationOptions, Relayed, Stream,
+    CANCEL_LINE,
+};
+use crate::events::{Event, EventKind, EventSink, RunInfo};
+use crate::runner::Deadline;
+use crate::sys;
+
+/// Batches of events waiting for the sinks; a full queue stops the readers,
+/// which stops the child when its channel's buffer fills.
+const QUEUE_BATCHES: usize = 8;
+
+/// How often deadlines are checked when nothing arrives.
+const TICK: Duration = Duration::from_millis(20);
+
+/// How long output and events written before the child's exit may take to
+/// arrive once its process group is dead (only a process that left the
+/// group can hold a pipe open that long).
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// How a supervised child ended, and whether its own `error` event (rather
+/// than one made by the parent) was relayed.
+pub struct Supervised {
+    pub result: Result<serde_json::Value, ActionFailure>,
+    pub error_relayed: bool,
+}
+
+impl Supervised {
+    fn parent_failure(failure: ActionFailure) -> Self {
+        Self {
+            result: Err(failure),
+            error_relayed: false,
+        }
+    }
+}
+
+fn crashed(message: String) -> ActionFailure {
+    ActionFailure::new(FailureKind::Crashed, message)
+}
+
+/// Writes the request, then a cancel line for each message on `cancels`.
+fn control(mut channel: UnixStream, request: String, cancels: Receiver<()>) {
+    if channel
+        .write_all(request.as_bytes())
+        .and_then(|()| channel.write_all(b"\n"))
+        .is_err()
+    {
+        return;
+    }
+    for () in cancels.iter() {
+        if writeln!(channel, "{CANCEL_LINE}").is_err() {
+            return;
+        }
+    }
+}
+
+fn thread(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name.to_owned()).spawn(body).map(drop)
+}
+
+/// What the supervisor has seen of the child so far.
+#[derive(Default)]
+struct Seen {
+    exited_at: Option<Instant>,
+    channel_closed: bool,
+    outputs_open: u8,
+    terminal: Option<Event>,
+    terminal_too_large: Option<(EventKind, u64)>,
+    /// Events not yet flushed through the sinks.
+    unflushed: bool,
+}
+
+impl Seen {
+    fn take(&mut self, message: Relayed, run: &RunInfo, sink: &dyn EventSink) {
+        match message {
+            Relayed::Events(events) => {
+                for event in events {
+                    if matches!(event.kind, EventKind::Result | EventKind::Error) {
+                        if self.terminal.is_none() && self.terminal_too_large.is_none() {
+                            self.terminal = Some(event);
+                        } else {
+                            tracing::warn!("the isolated process reported a second outcome; it was ignored");
+                        }
+                    } else {
+                        sink.emit(run, &event);
+                        self.unflushed = true;
+                    }
+                }
+            }
+            Relayed::TerminalTooLarge { kind, bytes } => {
+                if self.terminal.is_none() {
+                    self.terminal_too_large = Some((kind, bytes));
+                }
+            }
+            Relayed::ChannelClosed => self.channel_closed = true,
+            Relayed::OutputClosed => self.outputs_open = self.outputs_open.saturating_sub(1),
+            Relayed::Exited => self.exited_at = Some(Instant::now()),
+        }
+    }
+
+    fn drained(&self) -> bool {
+        match self.exited_at {
+            None => false,
+            Some(at) => (self.channel_closed && self.outputs_open == 0) || at.elapsed() >= DRAIN,
+        }
+    }
+}
+
+/// Cancelling and killing: what has been asked of the child, and why it
+/// was killed.
+struct Stopping<'a> {
+    started: Instant,
+    deadline: Option<Deadline>,
+    interrupts: &'a Interrupts,
+    interrupt_grace: Duration,
+    cancel_sent_at: Option<Instant>,
+    cancels: Sender<()>,
+    killed: Option<ActionFailure>,
+}
+
+impl Stopping<'_> {
+    fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|d| self.started.elapsed() >= d.timeout)
+    }
+
+    /// Asks the child to cancel or kills it, as the deadline and interrupts
+    /// say; returns whether it must be killed now.
+    fn check(&mut self) -> bool {
+        if self.killed.is_some() {
+            return false;
+        }
+        let interrupted = self.interrupts.count() > 0;
+        if (self.timed_out() || interrupted) && self.cancel_sent_at.is_none() {
+            self.cancel_sent_at = Some(Instant::now());
+            let _ = self.cancels.send(());
+        }
+        let elapsed = self.started.elapsed();
+        if let Some(d) = self.deadline {
+            if d.timeout.checked_add(d.grace).is_some_and(|limit| elapsed >= limit) {
+                self.killed = Some(ActionFailure::new(
+                    FailureKind::TimedOut,
+                    format!(
+                        "the action timed out after {}s and did not stop within {}s of being asked to cancel; it was killed",
+                        d.timeout.as_secs_f64(),
+                        d.grace.as_secs_f64()
+                    ),
+                ));
+                return true;
+            }
+        }
+        if self.interrupts.count() > 1 {
+            self.killed = Some(ActionFailure::new(
+                FailureKind::Cancelled,
+                "interrupted twice: the action was killed",
+            ));
+            return true;
+        }
+        let grace_over = self
+            .cancel_sent_at
+            .is_some_and(|at| at.elapsed() >= self.interrupt_grace);
+        if interrupted && grace_over {
+            self.killed = Some(ActionFailure::new(
+                FailureKind::Cancelled,
+                format!(
+                    "interrupted: the action did not stop within {}s of being asked to cancel; it was killed",
+                    self.interrupt_grace.as_secs_f64()
+                ),
+            ));
+            return true;
+        }
+        false
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn supervise(
+    child_command: &ChildCommand,
+    request: &IsolatedRun,
+    plugin_env: &PluginEnvironment,
+    deadline: Option<Deadline>,
+    interrupts: &Interrupts,
+    options: &IsolationOptions,
+    run: &RunInfo,
+    sink: &dyn EventSink,
+) -> Supervised {
+    let env = child_environment(std::env::vars_os(), plugin_env);
+    let mut spawned = match spawn_with_channel(child_command, env, ChildOutput::Piped) {
+        Ok(spawned) => spawned,
+        Err(e) => return Supervised::parent_failure(crashed(format!("cannot start the isolated process: {e}"))),
+    };
+    let (queue_sender, queue) = mpsc::sync_channel(QUEUE_BATCHES);
+    let (cancels, cancel_requests) = mpsc::channel();
+    let mut seen = Seen::default();
+    if let Err(e) = start_threads(&mut spawned, request, options, &queue_sender, cancel_requests, &mut seen) {
+        return Supervised::parent_failure(crashed(format!("cannot supervise the isolated process: {e}")));
+    }
+    drop(queue_sender);
+
+    let mut stopping = Stopping {
+        started: Instant::now(),
+        deadline,
+        interrupts,
+        interrupt_grace: options.interrupt_grace,
+        cancel_sent_at: None,
+        cancels,
+        killed: None,
+    };
+    loop {
+        let message = if seen.unflushed {
+            match queue.try_recv() {
+                Ok(message) => Some(message),
+                Err(TryRecvError::Empty) => {
+                    sink.flush();
+                    seen.unflushed = false;
+                    None
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match queue.recv_timeout(TICK) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        if let Some(message) = message {
+            let exit = matches!(message, Relayed::Exited);
+            seen.take(message, run, sink);
+            if exit {
+                // Nothing the action started outlives it.
+                spawned.group.kill();
+            }
+        }
+        if seen.drained() {
+            break;
+        }
+        if seen.exited_at.is_none() && stopping.check() {
+            spawned.group.kill();
+        }
+    }
+    sink.flush();
+    spawned.group.kill();
+    let status = match spawned.child.wait() {
+        Ok(status) => status,
+        Err(e) => return Supervised::parent_failure(crashed(format!("cannot wait for the isolated process: {e}"))),
+    };
+    if let Some(failure) = stopping.killed.take() {
+        return Supervised::parent_failure(failure);
+    }
+    outcome(seen, status, &stopping, run, sink)
+}
+
+/// Starts the threads that write the request and read the child.
+fn start_threads(
+    spawned: &mut super::Spawned,
+    request: &IsolatedRun,
+    options: &IsolationOptions,
+    queue: &SyncSender<Relayed>,
+    cancel_requests: Receiver<()>,
+    seen: &mut Seen,
+) -> std::io::Result<()> {
+    let request = serde_json::to_string(request).map_err(std::io::Error::other)?;
+    let writer = spawned.channel.try_clone()?;
+    thread("isolated-control", move || control(writer, request, cancel_requests))?;
+    let reader = spawned.channel.try_clone()?;
+    let (sender, max_event_bytes) = (queue.clone(), options.max_event_bytes);
+    thread("isolated-events", move || relay_events(reader, max_event_bytes, sender))?;
+    if let Some(stdout) = spawned.stdout.take() {
+        let (sender, limits) = (queue.clone(), options.output);
+        thread("isolated-stdout", move || relay_output(stdout, Stream::Stdout, limits, sender))?;
+        seen.outputs_open += 1;
+    }
+    if let Some(stderr) = spawned.stderr.take() {
+        let (sender, limits) = (queue.clone(), options.output);
+        thread("isolated-stderr", move || relay_output(stderr, Stream::Stderr, limits, sender))?;
+        seen.outputs_open += 1;
+    }
+    let (sender, pid) = (queue.clone(), spawned.child.id());
+    thread("isolated-exit", move || {
+        if let Err(e) = sys::wait_for_exit_unreaped(pid) {
+            tracing::warn!("cannot wait for the isolated process: {e}");
+        }
+        let _ = sender.send(Relayed::Exited);
+    })
+}
+
+/// The run's outcome from what the child reported and how it exited.
+fn outcome(
+    seen: Seen,
+    status: std::process::ExitStatus,
+    stopping: &Stopping,
+    run: &RunInfo,
+    sink: &dyn EventSink,
+) -> Supervised {
+    match seen.terminal {
+        Some(event) if event.kind == EventKind::Result => {
+            if !status.success() {
+                return Supervised::parent_failure(crashed(format!(
+                    "the action reported a result, but its process then {}; the result was discarded",
+                    exit_in_words(status)
+                )));
+            }
+            sink.emit(run, &event);
+            Supervised {
+                result: Ok(event.data),
+                error_relayed: false,
+            }
+        }
+        Some(event) => {
+            let failure = failure_from_event(&event);
+            if failure.kind == FailureKind::Cancelled && stopping.timed_out() {
+                return Supervised::parent_failure(ActionFailure::new(
+                    FailureKind::TimedOut,
+                    "the action timed out and stopped when asked to cancel",
+                ));
+            }
+            sink.emit(run, &event);
+            Supervised {
+                result: Err(failure),
+                error_relayed: true,
+            }
+        }
+        None => match seen.terminal_too_large {
+            Some((kind, bytes)) => Supervised::parent_failure(ActionFailure::new(
+                FailureKind::Failed,
+                format!(
+                    "the action's {kind} ({bytes} bytes) was larger than the event size limit (--max-event-bytes) and was dropped"
+                ),
+            )),
+            None => Supervised::parent_failure(crashed(describe_exit(status))),
+        },
+    }
+}
+
+fn failure_from_event(event: &Event) -> ActionFailure {
+    let kind = serde_json::from_value(event.data["kind"].clone()).unwrap_or(FailureKind::Failed);
+    let message = event.data["message"].as_str().unwrap_or("the action failed").to_owned();
+    ActionFailure::new(kind, message).with_details(event.data["details"].clone())
+}

@@ -1,0 +1,137 @@
+//! The operating-system calls the supervisor of isolated runs needs and
+//! the standard library does not offer: handing a child its event channel
+//! as fd 3, tying the child's life to the loader's, waiting for a child's
+//! exit without reaping it, and killing a whole process group. Every
+//! `unsafe` block of the process supervision lives here, each with the
+//! reason it holds.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// The fd number a child finds its channel to the loader on.
+pub const CHANNEL_FD: RawFd = 3;
+
+/// Makes `command` start its process in a new process group, with
+/// `channel` as fd [`CHANNEL_FD`], and (on Linux) with SIGTERM delivered to
+/// it when the loader dies; a child whose loader died before that was set
+/// up exits at once. `channel` must stay open until the command is spawned.
+pub fn prepare_child(command: &mut Command, channel: &UnixStream) {
+    let channel_fd = channel.as_raw_fd();
+    let parent = std::process::id();
+    command.process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (dup2, fcntl, prctl, getppid, _exit)
+    // on plain integers copied in; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            if channel_fd == CHANNEL_FD {
+                let flags = libc::fcntl(CHANNEL_FD, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(CHANNEL_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(channel_fd, CHANNEL_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The child's side: takes fd [`CHANNEL_FD`] as its channel to the loader,
+/// after checking it is a socket, and marks it close-on-exec so that
+/// programs the plugin starts do not inherit it.
+pub fn take_channel() -> io::Result<UnixStream> {
+    // SAFETY: fstat only writes into the zeroed struct it is given.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on any fd number is sound; a closed fd is an error.
+    if unsafe { libc::fstat(CHANNEL_FD, &mut stat) } != 0 {
+        return Err(io::Error::other(format!(
+            "fd {CHANNEL_FD} is not open: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::other(format!("fd {CHANNEL_FD} is not a socket")));
+    }
+    // SAFETY: setting a descriptor flag on an open fd.
+    if unsafe { libc::fcntl(CHANNEL_FD, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd 3 is an open socket (checked above) that nothing else in
+    // this process owns: the loader's child takes it exactly once, at start.
+    Ok(unsafe { UnixStream::from_raw_fd(CHANNEL_FD) })
+}
+
+/// Sends SIGKILL to every process of the process group `group`.
+pub fn kill_group(group: u32) {
+    let Ok(group) = libc::pid_t::try_from(group) else { return };
+    if group <= 1 {
+        return;
+    }
+    // SAFETY: kill only sends a signal; a negative pid names a group, and
+    // `group` is the id of a group the loader created (never 0, 1 or -1).
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+}
+
+/// The child's side: kills the child's own process group, itself included
+/// (used when the loader is gone).
+pub fn kill_own_group() -> ! {
+    // SAFETY: kill(0, ...) signals the caller's own process group, which
+    // the loader created for this child alone.
+    unsafe { libc::kill(0, libc::SIGKILL) };
+    std::process::exit(1)
+}
+
+/// The child's side: on SIGTERM or SIGHUP (SIGTERM is what the kernel sends
+/// when the loader dies, see [`prepare_child`]) the whole process group is
+/// killed, so that nothing the plugin started outlives the loader.
+pub fn kill_group_on_termination() {
+    extern "C" fn on_signal(_: libc::c_int) {
+        // SAFETY: kill is async-signal-safe; 0 names this process's group.
+        unsafe { libc::kill(0, libc::SIGKILL) };
+    }
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installs a handler that only calls the async-signal-safe
+        // kill; the sigaction struct is fully initialised before use.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Blocks until the process `pid` (a child of this process) has exited,
+/// leaving it a zombie: its pid, and so its process group id, cannot be
+/// reused until it is reaped, so the group can still be killed safely.
+pub fn wait_for_exit_unreaped(pid: u32) -> io::Result<()> {
+    let pid = libc::id_t::from(pid);
+    loop {
+        // SAFETY: waitid writes only into the zeroed siginfo it is given;
+        // WNOWAIT leaves the child to be reaped by `Child::wait`.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
