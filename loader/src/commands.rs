@@ -238,7 +238,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
         counter.interrupt();
         cancel.cancel();
         if counter.count() == 1 {
-            eprintln!("\ninterrupted: asking the action to stop (Ctrl-C again to kill it)");
+            eprintln!("\ninterrupted: asking the action to stop (interrupt again to kill it)");
         } else if in_process || counter.count() > 2 {
             std::process::exit(ExitCode::ActionFailed as i32);
         }
