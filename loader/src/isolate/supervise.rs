@@ -356,3 +356,96 @@ fn failure_from_event(event: &Event) -> ActionFailure {
     let message = event.data["message"].as_str().unwrap_or("the action failed").to_owned();
     ActionFailure::new(kind, message).with_details(event.data["details"].clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::MemorySink;
+    use crate::host::RunSettings;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    /// A stand-in child: a shell script with the channel on fd 3.
+    fn script(body: &str) -> ChildCommand {
+        ChildCommand {
+            program: "sh".into(),
+            args: vec!["-c".into(), body.into()],
+        }
+    }
+
+    const RESULT: &str = r#"{"timestamp":1,"plugin":"p","action":"a","kind":"result","event":"result","step":null,"level":"success","file":null,"data":{"ok":true}}"#;
+
+    fn run(child: &ChildCommand, deadline: Option<Deadline>) -> (Result<serde_json::Value, ActionFailure>, Vec<Event>) {
+        let sink = Arc::new(MemorySink::new());
+        let result = super::super::run_isolated(
+            child,
+            std::path::Path::new("/nonexistent.so"),
+            "p",
+            "a",
+            "{}",
+            RunSettings::default(),
+            deadline,
+            &Interrupts::default(),
+            sink.clone(),
+        );
+        (result, sink.events())
+    }
+
+    #[test]
+    fn a_result_on_the_channel_followed_by_a_normal_exit_counts() {
+        let (result, events) = run(&script(&format!("echo '{RESULT}' >&3")), None);
+        assert_eq!(result.unwrap(), json!({ "ok": true }));
+        assert_eq!(events.last().unwrap().kind, EventKind::Result);
+    }
+
+    #[test]
+    fn a_result_followed_by_a_failing_exit_is_discarded() {
+        let (result, _) = run(&script(&format!("echo '{RESULT}' >&3; exit 3")), None);
+        let failure = result.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Crashed);
+        assert!(failure.message.contains("result was discarded"), "{}", failure.message);
+    }
+
+    #[test]
+    fn a_result_printed_on_stdout_is_output_not_a_result() {
+        let (result, events) = run(&script(&format!("echo '{RESULT}'; echo oops >&2")), None);
+        assert_eq!(result.unwrap_err().kind, FailureKind::Crashed);
+        let output: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Output)
+            .map(|e| (e.data["stream"].as_str().unwrap().to_owned(), e.data["text"].as_str().unwrap().to_owned()))
+            .collect();
+        assert!(output.contains(&("stdout".to_owned(), RESULT.to_owned())), "{output:?}");
+        assert!(output.contains(&("stderr".to_owned(), "oops".to_owned())), "{output:?}");
+    }
+
+    #[test]
+    fn a_background_process_holding_the_pipes_does_not_hold_up_the_run() {
+        let started = Instant::now();
+        let (result, _) = run(&script(&format!("sleep 300 & echo '{RESULT}' >&3")), None);
+        assert!(result.is_ok());
+        assert!(started.elapsed() < Duration::from_secs(30), "waited for the pipes' end");
+    }
+
+    #[test]
+    fn a_child_that_ignores_the_deadline_is_killed_with_its_group() {
+        let deadline = Deadline {
+            timeout: Duration::from_millis(200),
+            grace: Duration::from_millis(200),
+        };
+        let (result, _) = run(&script("sleep 300 & sleep 300"), Some(deadline));
+        let failure = result.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::TimedOut);
+        assert!(failure.message.contains("was killed"), "{}", failure.message);
+    }
+
+    #[test]
+    fn durations_too_large_to_add_never_kill() {
+        let deadline = Deadline {
+            timeout: Duration::MAX,
+            grace: Duration::MAX,
+        };
+        let (result, _) = run(&script(&format!("echo '{RESULT}' >&3")), Some(deadline));
+        assert!(result.is_ok());
+    }
+}
