@@ -1,17 +1,16 @@
 //! The parent's end of the event channel: reads the child's events (one
 //! JSON line each, in the JSONL format, on the channel's own socket) and
-//! passes them on in batches through a bounded queue, so a child that
-//! reports faster than the sinks write is slowed down instead of filling
-//! memory. An event longer than the size limit is skipped as it streams
+//! passes them on in batches, waiting while the sinks take each batch, so
+//! a child that reports faster than the sinks write is slowed down instead
+//! of filling memory. An event longer than the size limit is skipped as it streams
 //! by (never held whole) and replaced by an `event_too_large` note.
 
 use std::io::Read;
-use std::sync::mpsc::SyncSender;
 
 use serde_json::json;
 
 use super::lines::{Lines, Piece};
-use super::Relayed;
+use super::{RelayTarget, Relayed};
 use crate::events::{jsonl, Event, EventKind, Level};
 
 /// The default limit on one event, in bytes of its JSON line.
@@ -37,7 +36,7 @@ struct Gathering {
 /// Reads the channel to its end, sending [`Relayed::Events`] batches (and
 /// [`Relayed::TerminalTooLarge`] when the result itself was too large),
 /// then [`Relayed::ChannelClosed`].
-pub fn relay_events(reader: impl Read, max_event_bytes: usize, queue: SyncSender<Relayed>) {
+pub fn relay_events(reader: impl Read, max_event_bytes: usize, queue: impl RelayTarget) {
     let mut lines = Lines::new(reader, PIECE.min(max_event_bytes.max(1)));
     let mut gathering = Gathering::default();
     let mut batch: Vec<Event> = Vec::new();
@@ -57,13 +56,11 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, queue: SyncSender
                     batch.push(note);
                     if let Some(kind) = terminal {
                         let events = std::mem::take(&mut batch);
-                        if queue.send(Relayed::Events(events)).is_err()
-                            || queue
-                                .send(Relayed::TerminalTooLarge {
-                                    kind,
-                                    bytes: done.oversized,
-                                })
-                                .is_err()
+                        if !queue.relay(Relayed::Events(events))
+                            || !queue.relay(Relayed::TerminalTooLarge {
+                                kind,
+                                bytes: done.oversized,
+                            })
                         {
                             return;
                         }
@@ -73,7 +70,7 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, queue: SyncSender
                 }
             }
             Ok(Piece::Idle) => {
-                if !batch.is_empty() && queue.send(Relayed::Events(std::mem::take(&mut batch))).is_err() {
+                if !batch.is_empty() && !queue.relay(Relayed::Events(std::mem::take(&mut batch))) {
                     return;
                 }
                 continue;
@@ -82,16 +79,16 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, queue: SyncSender
         }
         continue_or_send(&mut batch, &queue);
     }
-    if !batch.is_empty() && queue.send(Relayed::Events(batch)).is_err() {
+    if !batch.is_empty() && !queue.relay(Relayed::Events(batch)) {
         return;
     }
-    let _ = queue.send(Relayed::ChannelClosed);
+    queue.relay(Relayed::ChannelClosed);
 }
 
 /// Sends a full batch (a closed queue is noticed at the next send).
-fn continue_or_send(batch: &mut Vec<Event>, queue: &SyncSender<Relayed>) {
+fn continue_or_send(batch: &mut Vec<Event>, queue: &impl RelayTarget) {
     if batch.len() >= BATCH {
-        let _ = queue.send(Relayed::Events(std::mem::take(batch)));
+        queue.relay(Relayed::Events(std::mem::take(batch)));
     }
 }
 

@@ -11,6 +11,11 @@
 //! on stdout or stderr is relayed as `output` events ([`output`]), and a
 //! result counts only if the child then exits normally.
 //!
+//! The readers of the channel and the pipes write each batch into the
+//! sinks themselves and flush them ([`relay`]): nothing queues up in the
+//! loader, a child reporting faster than the sinks write is slowed down,
+//! and a reader of the stream sees each event as soon as the child pauses.
+//!
 //! The supervisor ([`supervise`]) waits for the child's exit, not for the
 //! end of its pipes (which programs the plugin started may hold open), and
 //! then kills the child's whole process group: nothing the action started
@@ -26,6 +31,7 @@ mod child;
 pub(crate) mod lines;
 pub mod output;
 mod process;
+mod relay;
 mod supervise;
 
 use std::path::{Path, PathBuf};
@@ -169,7 +175,7 @@ pub fn run_isolated_with(
         interrupt,
         &options,
         &run,
-        &*sink,
+        &sink,
     );
     if let (Err(failure), false) = (&supervised.result, supervised.error_relayed) {
         sink.emit(&run, &failure_event(failure));
@@ -178,8 +184,7 @@ pub fn run_isolated_with(
     supervised.result
 }
 
-/// What the readers of a child send the supervisor, through one bounded
-/// queue.
+/// What the readers of a child pass on (see [`RelayTarget`]).
 pub(crate) enum Relayed {
     /// Events in the order they were read (from the channel, or `output`).
     Events(Vec<Event>),
@@ -191,6 +196,19 @@ pub(crate) enum Relayed {
     OutputClosed,
     /// The child process exited (it is not reaped yet).
     Exited,
+}
+
+/// Where the readers of a child pass what they read; `relay` returns
+/// false when nobody takes it any more (the reader then stops). It may
+/// block: that is the back-pressure that slows a child down.
+pub(crate) trait RelayTarget {
+    fn relay(&self, message: Relayed) -> bool;
+}
+
+impl RelayTarget for std::sync::mpsc::SyncSender<Relayed> {
+    fn relay(&self, message: Relayed) -> bool {
+        self.send(message).is_ok()
+    }
 }
 
 /// Counts interrupts (Ctrl-C, SIGTERM, SIGHUP) sent to the parent.

@@ -9,13 +9,12 @@
 //! it prints is only ever output: it cannot end, fail or fake a run.
 
 use std::io::Read;
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::lines::{Lines, Piece};
-use super::Relayed;
+use super::{RelayTarget, Relayed};
 use crate::events::{Event, EventKind, Level};
 
 /// How much of a plugin's output is relayed.
@@ -157,15 +156,15 @@ impl Relay {
     }
 
     /// Sends the batch; false when nobody listens any more.
-    fn send(&mut self, queue: &SyncSender<Relayed>) -> bool {
-        self.batch.is_empty() || queue.send(Relayed::Events(std::mem::take(&mut self.batch))).is_ok()
+    fn send(&mut self, queue: &impl RelayTarget) -> bool {
+        self.batch.is_empty() || queue.relay(Relayed::Events(std::mem::take(&mut self.batch)))
     }
 }
 
 /// Reads `reader` (the child's `stream`) to its end, sending `output`
-/// events to `queue` in batches (blocking while the queue is full), then
+/// events to `queue` in batches (waiting while the sinks take each), then
 /// [`Relayed::OutputClosed`].
-pub(crate) fn relay_output(reader: impl Read, stream: Stream, limits: OutputLimits, queue: SyncSender<Relayed>) {
+pub(crate) fn relay_output(reader: impl Read, stream: Stream, limits: OutputLimits, queue: impl RelayTarget) {
     let mut lines = Lines::new(reader, limits.line_cap);
     let mut relay = Relay {
         stream,
@@ -197,7 +196,7 @@ pub(crate) fn relay_output(reader: impl Read, stream: Stream, limits: OutputLimi
     }
     relay.note_dropped();
     if relay.send(&queue) {
-        let _ = queue.send(Relayed::OutputClosed);
+        queue.relay(Relayed::OutputClosed);
     }
 }
 

@@ -1,14 +1,15 @@
 //! The supervisor of one isolated run: starts the child, feeds it its
-//! request, relays its events and output to the sinks through a bounded
-//! queue (flushing the sinks whenever the queue runs dry, so a reader sees
-//! each event within a few milliseconds), applies the deadline and
-//! interrupts, waits for the child's exit, kills the child's process group,
-//! and decides the outcome: a result counts only when it came through the
-//! channel and the child then exited normally.
+//! request, has its events and output relayed to the sinks ([`relay`]),
+//! applies the deadline and interrupts, waits for the child's exit, kills
+//! the child's process group, and decides the outcome: a result counts only
+//! when it came through the channel and the child then exited normally.
+//!
+//! [`relay`]: super::relay
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
@@ -17,17 +18,14 @@ use super::channel::relay_events;
 use super::child_env::child_environment;
 use super::output::relay_output;
 use super::process::{spawn_with_channel, ChildOutput};
+use super::relay::{SinkRelay, Terminal};
 use super::{
-    describe_exit, exit_in_words, ChildCommand, Interrupts, IsolatedRun, IsolationOptions, Relayed, Stream,
-    CANCEL_LINE,
+    describe_exit, exit_in_words, ChildCommand, Interrupts, IsolatedRun, IsolationOptions, RelayTarget, Relayed,
+    Stream, CANCEL_LINE,
 };
 use crate::events::{Event, EventKind, EventSink, RunInfo};
 use crate::runner::Deadline;
 use crate::sys;
-
-/// Batches of events waiting for the sinks; a full queue stops the readers,
-/// which stops the child when its channel's buffer fills.
-const QUEUE_BATCHES: usize = 8;
 
 /// How often deadlines are checked when nothing arrives.
 const TICK: Duration = Duration::from_millis(20);
@@ -77,43 +75,21 @@ fn thread(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<(
     std::thread::Builder::new().name(name.to_owned()).spawn(body).map(drop)
 }
 
-/// What the supervisor has seen of the child so far.
+/// Which of the child's streams have ended, and when it exited.
 #[derive(Default)]
 struct Seen {
     exited_at: Option<Instant>,
     channel_closed: bool,
     outputs_open: u8,
-    terminal: Option<Event>,
-    terminal_too_large: Option<(EventKind, u64)>,
-    /// Events not yet flushed through the sinks.
-    unflushed: bool,
 }
 
 impl Seen {
-    fn take(&mut self, message: Relayed, run: &RunInfo, sink: &dyn EventSink) {
-        match message {
-            Relayed::Events(events) => {
-                for event in events {
-                    if matches!(event.kind, EventKind::Result | EventKind::Error) {
-                        if self.terminal.is_none() && self.terminal_too_large.is_none() {
-                            self.terminal = Some(event);
-                        } else {
-                            tracing::warn!("the isolated process reported a second outcome; it was ignored");
-                        }
-                    } else {
-                        sink.emit(run, &event);
-                        self.unflushed = true;
-                    }
-                }
-            }
-            Relayed::TerminalTooLarge { kind, bytes } => {
-                if self.terminal.is_none() {
-                    self.terminal_too_large = Some((kind, bytes));
-                }
-            }
+    fn take(&mut self, notice: Relayed) {
+        match notice {
             Relayed::ChannelClosed => self.channel_closed = true,
             Relayed::OutputClosed => self.outputs_open = self.outputs_open.saturating_sub(1),
             Relayed::Exited => self.exited_at = Some(Instant::now()),
+            Relayed::Events(_) | Relayed::TerminalTooLarge { .. } => {}
         }
     }
 
@@ -200,20 +176,21 @@ pub fn supervise(
     interrupts: &Interrupts,
     options: &IsolationOptions,
     run: &RunInfo,
-    sink: &dyn EventSink,
+    sink: &Arc<dyn EventSink>,
 ) -> Supervised {
     let env = child_environment(std::env::vars_os(), plugin_env);
     let mut spawned = match spawn_with_channel(child_command, env, ChildOutput::Piped) {
         Ok(spawned) => spawned,
         Err(e) => return Supervised::parent_failure(crashed(format!("cannot start the isolated process: {e}"))),
     };
-    let (queue_sender, queue) = mpsc::sync_channel(QUEUE_BATCHES);
+    let (notices_sender, notices) = mpsc::channel();
+    let relay = Arc::new(SinkRelay::new(run.clone(), sink.clone(), notices_sender));
     let (cancels, cancel_requests) = mpsc::channel();
     let mut seen = Seen::default();
-    if let Err(e) = start_threads(&mut spawned, request, options, &queue_sender, cancel_requests, &mut seen) {
+    if let Err(e) = start_threads(&mut spawned, request, options, &relay, cancel_requests, &mut seen) {
+        relay.close();
         return Supervised::parent_failure(crashed(format!("cannot supervise the isolated process: {e}")));
     }
-    drop(queue_sender);
 
     let mut stopping = Stopping {
         started: Instant::now(),
@@ -225,30 +202,17 @@ pub fn supervise(
         killed: None,
     };
     loop {
-        let message = if seen.unflushed {
-            match queue.try_recv() {
-                Ok(message) => Some(message),
-                Err(TryRecvError::Empty) => {
-                    sink.flush();
-                    seen.unflushed = false;
-                    None
+        match notices.recv_timeout(TICK) {
+            Ok(notice) => {
+                let exit = matches!(notice, Relayed::Exited);
+                seen.take(notice);
+                if exit {
+                    // Nothing the action started outlives it.
+                    spawned.group.kill();
                 }
-                Err(TryRecvError::Disconnected) => break,
             }
-        } else {
-            match queue.recv_timeout(TICK) {
-                Ok(message) => Some(message),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        };
-        if let Some(message) = message {
-            let exit = matches!(message, Relayed::Exited);
-            seen.take(message, run, sink);
-            if exit {
-                // Nothing the action started outlives it.
-                spawned.group.kill();
-            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
         if seen.drained() {
             break;
@@ -257,7 +221,7 @@ pub fn supervise(
             spawned.group.kill();
         }
     }
-    sink.flush();
+    let terminal = relay.close();
     spawned.group.kill();
     let status = match spawned.child.wait() {
         Ok(status) => status,
@@ -266,7 +230,7 @@ pub fn supervise(
     if let Some(failure) = stopping.killed.take() {
         return Supervised::parent_failure(failure);
     }
-    outcome(seen, status, &stopping, run, sink)
+    outcome(terminal, status, &stopping, run, &**sink)
 }
 
 /// Starts the threads that write the request and read the child.
@@ -274,7 +238,7 @@ fn start_threads(
     spawned: &mut super::Spawned,
     request: &IsolatedRun,
     options: &IsolationOptions,
-    queue: &SyncSender<Relayed>,
+    relay: &Arc<SinkRelay>,
     cancel_requests: Receiver<()>,
     seen: &mut Seen,
 ) -> std::io::Result<()> {
@@ -282,36 +246,36 @@ fn start_threads(
     let writer = spawned.channel.try_clone()?;
     thread("isolated-control", move || control(writer, request, cancel_requests))?;
     let reader = spawned.channel.try_clone()?;
-    let (sender, max_event_bytes) = (queue.clone(), options.max_event_bytes);
+    let (sender, max_event_bytes) = (relay.clone(), options.max_event_bytes);
     thread("isolated-events", move || relay_events(reader, max_event_bytes, sender))?;
     if let Some(stdout) = spawned.stdout.take() {
-        let (sender, limits) = (queue.clone(), options.output);
+        let (sender, limits) = (relay.clone(), options.output);
         thread("isolated-stdout", move || relay_output(stdout, Stream::Stdout, limits, sender))?;
         seen.outputs_open += 1;
     }
     if let Some(stderr) = spawned.stderr.take() {
-        let (sender, limits) = (queue.clone(), options.output);
+        let (sender, limits) = (relay.clone(), options.output);
         thread("isolated-stderr", move || relay_output(stderr, Stream::Stderr, limits, sender))?;
         seen.outputs_open += 1;
     }
-    let (sender, pid) = (queue.clone(), spawned.child.id());
+    let (sender, pid) = (relay.clone(), spawned.child.id());
     thread("isolated-exit", move || {
         if let Err(e) = sys::wait_for_exit_unreaped(pid) {
             tracing::warn!("cannot wait for the isolated process: {e}");
         }
-        let _ = sender.send(Relayed::Exited);
+        sender.relay(Relayed::Exited);
     })
 }
 
 /// The run's outcome from what the child reported and how it exited.
 fn outcome(
-    seen: Seen,
+    terminal: Terminal,
     status: std::process::ExitStatus,
     stopping: &Stopping,
     run: &RunInfo,
     sink: &dyn EventSink,
 ) -> Supervised {
-    match seen.terminal {
+    match terminal.event {
         Some(event) if event.kind == EventKind::Result => {
             if !status.success() {
                 return Supervised::parent_failure(crashed(format!(
@@ -339,7 +303,7 @@ fn outcome(
                 error_relayed: true,
             }
         }
-        None => match seen.terminal_too_large {
+        None => match terminal.too_large {
             Some((kind, bytes)) => Supervised::parent_failure(ActionFailure::new(
                 FailureKind::Failed,
                 format!(
