@@ -100,7 +100,9 @@ pub fn check_loading(
                 rest = &rest[index + 1..];
             }
             BatchEnd::Unchecked { loaded, why } if loaded > 0 => {
-                tracing::warn!("the load-checking process stopped between files ({why}); checking the rest in a new one");
+                tracing::warn!(
+                    "the load-checking process stopped between files ({why}); checking the rest in a new one"
+                );
                 rest = &rest[loaded..];
             }
             BatchEnd::Unchecked { why, .. } => {
@@ -163,7 +165,10 @@ impl Progress {
             },
             None if self.loaded == expected => {
                 if !status.success() {
-                    tracing::warn!("the load-checking process {} after loading every file", exit_in_words(status));
+                    tracing::warn!(
+                        "the load-checking process {} after loading every file",
+                        exit_in_words(status)
+                    );
                 }
                 BatchEnd::AllLoaded
             }
@@ -347,8 +352,8 @@ done"#;
     /// Runs a check and returns (files passed on, problems).
     fn check(checker: &ChildCommand, files: &[PathBuf], per_file: Duration) -> (Vec<PathBuf>, Vec<Problem>) {
         let mut safe = Vec::new();
-        let problems = check_loading(checker, files, per_file, |path| safe.push(path.to_owned()))
-            .expect("the check runs");
+        let problems =
+            check_loading(checker, files, per_file, |path| safe.push(path.to_owned())).expect("the check runs");
         (safe, problems)
     }
 
@@ -392,8 +397,10 @@ done"#;
         };
         let files = paths(&["a.so", "b.so"]);
         let mut safe = Vec::new();
-        let error = check_loading(&missing, &files, Duration::from_secs(1), |path| safe.push(path.to_owned()))
-            .unwrap_err();
+        let error = check_loading(&missing, &files, Duration::from_secs(1), |path| {
+            safe.push(path.to_owned())
+        })
+        .unwrap_err();
         assert!(safe.is_empty());
         assert_eq!(error.unchecked, 2);
         assert!(error.to_string().contains("cannot start it"), "{error}");

@@ -76,7 +76,9 @@ pub fn take_channel() -> io::Result<UnixStream> {
 
 /// Sends SIGKILL to every process of the process group `group`.
 pub fn kill_group(group: u32) {
-    let Ok(group) = libc::pid_t::try_from(group) else { return };
+    let Ok(group) = libc::pid_t::try_from(group) else {
+        return;
+    };
     if group <= 1 {
         return;
     }

@@ -43,12 +43,16 @@ mod linux {
     fn tagged_processes(tag: &str) -> Vec<(u32, String)> {
         let needle = format!("{TAG_VAR}={tag}");
         let mut found = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return found;
+        };
         for entry in entries.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
             if environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
                 let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
                 found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
@@ -215,7 +219,11 @@ mod linux {
     fn a_forged_result_line_is_only_output_and_exit_0_without_a_result_is_a_crash() {
         let run = run_hostile("forge_result", &["--isolate"], &[]);
         assert_eq!(run.code, 1, "{}", run.stderr);
-        assert!(run.result().is_none(), "the forged result was accepted: {:?}", run.events);
+        assert!(
+            run.result().is_none(),
+            "the forged result was accepted: {:?}",
+            run.events
+        );
         assert!(run.output_text("stdout").contains(r#""kind":"result""#));
         let error = run.error();
         assert_eq!(error["kind"], "crashed");
@@ -262,7 +270,9 @@ mod linux {
         assert_eq!(run.result().unwrap()["written"], 64u64 << 20);
         let output: Vec<_> = run.events.iter().filter(|e| e["kind"] == "output").collect();
         assert!(
-            output.iter().all(|e| e["data"]["text"].as_str().map_or(0, str::len) <= 4096),
+            output
+                .iter()
+                .all(|e| e["data"]["text"].as_str().map_or(0, str::len) <= 4096),
             "a relayed piece is longer than the line cap"
         );
         let dropped: u64 = run
@@ -270,29 +280,36 @@ mod linux {
             .iter()
             .map(|e| e["data"]["bytes"].as_u64().unwrap())
             .sum();
-        let relayed: u64 = run.events.iter()
+        let relayed: u64 = run
+            .events
+            .iter()
             .filter(|e| e["event"] == "output")
             .map(|e| e["data"]["text"].as_str().unwrap().len() as u64)
             .sum();
         assert!(dropped > 0, "the drop was not noted");
-        assert_eq!(relayed + dropped, 64u64 << 20, "every byte is relayed or counted as dropped");
+        assert_eq!(
+            relayed + dropped,
+            64u64 << 20,
+            "every byte is relayed or counted as dropped"
+        );
     }
 
     #[test]
     fn the_child_sees_only_the_listed_variables_and_its_own() {
         let env = [("AWS_SECRET_ACCESS_KEY", "hunter2"), ("LANG", "C.UTF-8")];
-        let run = run_hostile(
-            "read_env_secret",
-            &["--isolate", "--env", "HOSTILE_GIVEN=yes"],
-            &env,
-        );
+        let run = run_hostile("read_env_secret", &["--isolate", "--env", "HOSTILE_GIVEN=yes"], &env);
         assert_eq!(run.code, 0, "{}", run.stderr);
         let seen = run.result().unwrap();
         assert_eq!(seen["secret_visible"], false, "{seen}");
         assert_eq!(seen["given"], "yes");
         assert_eq!(seen["context_given"], "yes");
         assert_eq!(seen["has_path"], true);
-        let mut names: Vec<&str> = seen["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        let mut names: Vec<&str> = seen["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
         names.sort_unstable();
         assert_eq!(names, ["HOSTILE_GIVEN", TAG_VAR, "LANG", "PATH"]);
     }
@@ -309,7 +326,13 @@ mod linux {
     fn an_event_over_the_size_limit_becomes_a_note_and_the_run_goes_on() {
         let run = run_hostile(
             "big_event",
-            &["--isolate", "--max-event-bytes", "100000", "--params", r#"{"bytes": 300000}"#],
+            &[
+                "--isolate",
+                "--max-event-bytes",
+                "100000",
+                "--params",
+                r#"{"bytes": 300000}"#,
+            ],
             &[],
         );
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -326,13 +349,22 @@ mod linux {
     fn a_result_over_the_size_limit_is_a_failure_naming_the_limit() {
         let run = run_hostile(
             "big_result",
-            &["--isolate", "--max-event-bytes", "10000", "--params", r#"{"bytes": 50000}"#],
+            &[
+                "--isolate",
+                "--max-event-bytes",
+                "10000",
+                "--params",
+                r#"{"bytes": 50000}"#,
+            ],
             &[],
         );
         assert_eq!(run.code, 1, "{}", run.stderr);
         let error = run.error();
         assert_eq!(error["kind"], "failed");
-        assert!(error["message"].as_str().unwrap().contains("--max-event-bytes"), "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("--max-event-bytes"),
+            "{error}"
+        );
         assert_before_kept(&run, "return a big result");
     }
 
@@ -370,17 +402,35 @@ mod linux {
             args.extend_from_slice(bad);
             let output = loader(dir.path(), &args, &[]);
             assert_eq!(exit_code(&output), 2, "{bad:?}: {}", stderr(&output));
-            assert!(stderr(&output).contains("must be a number of seconds"), "{}", stderr(&output));
+            assert!(
+                stderr(&output).contains("must be a number of seconds"),
+                "{}",
+                stderr(&output)
+            );
         }
     }
 
     /// Starts a run that waits (after starting `sleep 300`) and returns the
     /// loader once the action is running.
-    fn start_waiting_run(dir: &Path, tag: &str, params: &str) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    fn start_waiting_run(
+        dir: &Path,
+        tag: &str,
+        params: &str,
+    ) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
         let mut child = loader_command(
             dir,
             tag,
-            &["run", "hostile", "hang_until_cancelled", "--events", "jsonl", "--params", params, "--grace", "1"],
+            &[
+                "run",
+                "hostile",
+                "hang_until_cancelled",
+                "--events",
+                "jsonl",
+                "--params",
+                params,
+                "--grace",
+                "1",
+            ],
             &[],
         )
         .stdout(Stdio::piped())
@@ -420,7 +470,10 @@ mod linux {
     #[test]
     fn sigterm_or_sighup_cancels_the_run_and_nothing_is_left() {
         for name in ["TERM", "HUP"] {
-            for params in [r#"{"spawn_sleep": true}"#, r#"{"spawn_sleep": true, "ignore_cancel": true}"#] {
+            for params in [
+                r#"{"spawn_sleep": true}"#,
+                r#"{"spawn_sleep": true, "ignore_cancel": true}"#,
+            ] {
                 let dir = hostile_dir();
                 let tag = new_tag(&format!("sig{name}"));
                 let (mut child, lines) = start_waiting_run(dir.path(), &tag, params);
@@ -451,7 +504,12 @@ mod linux {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p["path"].as_str().unwrap().to_owned(), p["reason"].as_str().unwrap().to_owned()))
+            .map(|p| {
+                (
+                    p["path"].as_str().unwrap().to_owned(),
+                    p["reason"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     }
 

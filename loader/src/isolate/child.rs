@@ -91,17 +91,19 @@ pub fn serve_child() -> i32 {
 /// Reads the loader's cancel lines on a thread; when the channel closes,
 /// the loader is gone, and so goes everything this run started.
 fn follow_the_loader(mut requests: BufReader<UnixStream>, cancel: CancelFlag) {
-    let spawned = std::thread::Builder::new().name("loader-channel".into()).spawn(move || {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match requests.read_line(&mut line) {
-                Ok(0) | Err(_) => sys::kill_own_group(),
-                Ok(_) if line.trim() == CANCEL_LINE => cancel.cancel(),
-                Ok(_) => {}
+    let spawned = std::thread::Builder::new()
+        .name("loader-channel".into())
+        .spawn(move || {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match requests.read_line(&mut line) {
+                    Ok(0) | Err(_) => sys::kill_own_group(),
+                    Ok(_) if line.trim() == CANCEL_LINE => cancel.cancel(),
+                    Ok(_) => {}
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         eprintln!("loader: cannot follow the loader's requests ({e}); cancelling will not work");
     }

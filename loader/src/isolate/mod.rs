@@ -26,8 +26,8 @@
 //! The child side is [`serve_child`].
 
 mod channel;
-pub mod child_env;
 mod child;
+pub mod child_env;
 pub(crate) mod lines;
 pub mod output;
 mod process;

@@ -223,11 +223,19 @@ mod tests {
     #[test]
     fn lines_become_output_events_decoded_lossily() {
         let events = relayed(b"bad \xff\xfe bytes\n\r50%", OutputLimits::default());
-        let texts: Vec<_> = events.iter().map(|e| e.data["text"].as_str().unwrap().to_owned()).collect();
+        let texts: Vec<_> = events
+            .iter()
+            .map(|e| e.data["text"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(texts, ["bad \u{fffd}\u{fffd} bytes", "\r50%"]);
-        assert!(events.iter().all(|e| e.kind == EventKind::Output && e.data["stream"] == "stdout"));
+        assert!(events
+            .iter()
+            .all(|e| e.kind == EventKind::Output && e.data["stream"] == "stdout"));
         assert_eq!(events[0].data["partial"], false);
-        assert_eq!(events[1].data["partial"], true, "the line had not ended when it was relayed");
+        assert_eq!(
+            events[1].data["partial"], true,
+            "the line had not ended when it was relayed"
+        );
     }
 
     #[test]
@@ -239,7 +247,12 @@ mod tests {
         let events = relayed(b"abcdefghij\n", limits);
         let pieces: Vec<_> = events
             .iter()
-            .map(|e| (e.data["text"].as_str().unwrap().to_owned(), e.data["partial"].as_bool().unwrap()))
+            .map(|e| {
+                (
+                    e.data["text"].as_str().unwrap().to_owned(),
+                    e.data["partial"].as_bool().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             pieces,
@@ -260,7 +273,10 @@ mod tests {
         let note = events.last().unwrap();
         assert_eq!(note.event, "output_dropped");
         assert_eq!(note.level, Level::Warning);
-        assert_eq!((note.data["lines"].as_u64(), note.data["bytes"].as_u64()), (Some(2), Some(2)));
+        assert_eq!(
+            (note.data["lines"].as_u64(), note.data["bytes"].as_u64()),
+            (Some(2), Some(2))
+        );
     }
 
     #[test]

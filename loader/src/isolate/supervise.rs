@@ -250,12 +250,16 @@ fn start_threads(
     thread("isolated-events", move || relay_events(reader, max_event_bytes, sender))?;
     if let Some(stdout) = spawned.stdout.take() {
         let (sender, limits) = (relay.clone(), options.output);
-        thread("isolated-stdout", move || relay_output(stdout, Stream::Stdout, limits, sender))?;
+        thread("isolated-stdout", move || {
+            relay_output(stdout, Stream::Stdout, limits, sender)
+        })?;
         seen.outputs_open += 1;
     }
     if let Some(stderr) = spawned.stderr.take() {
         let (sender, limits) = (relay.clone(), options.output);
-        thread("isolated-stderr", move || relay_output(stderr, Stream::Stderr, limits, sender))?;
+        thread("isolated-stderr", move || {
+            relay_output(stderr, Stream::Stderr, limits, sender)
+        })?;
         seen.outputs_open += 1;
     }
     let (sender, pid) = (relay.clone(), spawned.child.id());
@@ -377,7 +381,12 @@ mod tests {
         let output: Vec<_> = events
             .iter()
             .filter(|e| e.kind == EventKind::Output)
-            .map(|e| (e.data["stream"].as_str().unwrap().to_owned(), e.data["text"].as_str().unwrap().to_owned()))
+            .map(|e| {
+                (
+                    e.data["stream"].as_str().unwrap().to_owned(),
+                    e.data["text"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         assert!(output.contains(&("stdout".to_owned(), RESULT.to_owned())), "{output:?}");
         assert!(output.contains(&("stderr".to_owned(), "oops".to_owned())), "{output:?}");
