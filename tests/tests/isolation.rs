@@ -543,6 +543,24 @@ mod linux {
     }
 
     #[test]
+    fn a_load_check_that_cannot_run_stops_the_loader_with_code_4() {
+        let dir = hostile_dir();
+        // With four file descriptors, the checking child's channel cannot
+        // be made: the loader must say so, not load the files unchecked.
+        let script = format!(
+            "ulimit -n 4 && exec {} --plugins {} list --json",
+            loader_bin().display(),
+            dir.path().display()
+        );
+        let output = Command::new("sh").args(["-c", &script]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("cannot check plugin libraries in a separate process"), "{stderr}");
+        assert!(stderr.contains("--no-load-check"), "{stderr}");
+        assert!(output.stdout.is_empty(), "nothing was listed");
+    }
+
+    #[test]
     fn without_the_load_check_libraries_load_directly_when_asked() {
         let dir = hostile_dir();
         let output = loader(dir.path(), &["--no-load-check", "list", "--json"], &[]);
