@@ -137,3 +137,90 @@ pub fn wait_for_exit_unreaped(pid: u32) -> io::Result<()> {
         }
     }
 }
+
+/// The signals after which a crashing child still sends its pending events.
+const CRASH_SIGNALS: [libc::c_int; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT];
+
+/// What [`on_exit_or_crash`] registered.
+struct ExitHooks {
+    at_exit: fn(),
+    on_crash: fn(),
+    /// The actions the crash handler replaced, in [`CRASH_SIGNALS`] order.
+    previous: [libc::sigaction; CRASH_SIGNALS.len()],
+}
+
+// SAFETY: the saved `sigaction` structs are plain data, only read after
+// they were written (the OnceLock publishes them).
+unsafe impl Sync for ExitHooks {}
+unsafe impl Send for ExitHooks {}
+
+static EXIT_HOOKS: std::sync::OnceLock<ExitHooks> = std::sync::OnceLock::new();
+
+/// Calls `at_exit` when the process exits through `exit()`, and `on_crash`
+/// (which must be async-signal-safe) on SIGSEGV, SIGBUS, SIGILL, SIGFPE or
+/// SIGABRT, before the signal's previous action takes its course. Once
+/// per process; later calls do nothing.
+pub fn on_exit_or_crash(at_exit: fn(), on_crash: fn()) {
+    extern "C" fn exit_hook() {
+        if let Some(hooks) = EXIT_HOOKS.get() {
+            (hooks.at_exit)();
+        }
+    }
+    extern "C" fn crash_hook(signal: libc::c_int) {
+        let Some(hooks) = EXIT_HOOKS.get() else { return };
+        (hooks.on_crash)();
+        if let Some(index) = CRASH_SIGNALS.iter().position(|&s| s == signal) {
+            // SAFETY: restores the action saved before ours was installed;
+            // sigaction is async-signal-safe. Returning re-raises a fault
+            // (the instruction runs again) and abort() raises SIGABRT
+            // again, now with the previous action.
+            unsafe { libc::sigaction(signal, &hooks.previous[index], std::ptr::null_mut()) };
+        }
+    }
+    // SAFETY: zeroed sigaction structs are valid "default action" values,
+    // overwritten by sigaction with the current actions.
+    let mut previous: [libc::sigaction; CRASH_SIGNALS.len()] = unsafe { std::mem::zeroed() };
+    for (signal, slot) in CRASH_SIGNALS.iter().zip(previous.iter_mut()) {
+        // SAFETY: reads the current action of a valid signal into `slot`.
+        unsafe { libc::sigaction(*signal, std::ptr::null(), slot) };
+    }
+    if EXIT_HOOKS
+        .set(ExitHooks {
+            at_exit,
+            on_crash,
+            previous,
+        })
+        .is_err()
+    {
+        return;
+    }
+    // SAFETY: registers a plain extern "C" function, valid for the whole
+    // life of the process.
+    unsafe { libc::atexit(exit_hook) };
+    for signal in CRASH_SIGNALS {
+        // SAFETY: installs a handler on the alternate signal stack (Rust
+        // threads have one) that calls only the registered async-signal-
+        // safe function and sigaction; the struct is fully initialised.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = crash_hook as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Writes all of `bytes` to `fd` with the raw `write` system call, as a
+/// signal handler may; gives up on an error.
+pub fn write_all_raw(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: write reads at most `bytes.len()` bytes from a valid slice.
+        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match written {
+            n if n > 0 => bytes = &bytes[n as usize..],
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
+}

@@ -247,6 +247,21 @@ mod linux {
     }
 
     #[test]
+    fn every_event_reported_right_before_a_crash_or_exit_is_kept() {
+        for (end, signal) in [("abort", "SIGABRT"), ("segfault", "SIGSEGV"), ("exit", "code 0")] {
+            let params = format!(r#"{{"count": 30000, "end": "{end}"}}"#);
+            let run = run_hostile("flood_then_die", &["--isolate", "--params", &params], &[]);
+            assert_eq!(run.code, 1, "{end}: {}", run.stderr);
+            let ticks = run.of_event("tick");
+            assert_eq!(ticks.len(), 30_000, "{end}: events reported before the end were lost");
+            assert_eq!(ticks[29_999]["data"]["i"], 29_999);
+            let error = run.error();
+            assert_eq!(error["kind"], "crashed", "{end}");
+            assert!(error["message"].as_str().unwrap().contains(signal), "{end}: {error}");
+        }
+    }
+
+    #[test]
     fn a_spawned_sleep_neither_hangs_the_loader_nor_survives_the_run() {
         let started = Instant::now();
         let run = run_hostile("spawn_sleep", &["--isolate"], &[]);
@@ -555,7 +570,10 @@ mod linux {
         let output = Command::new("sh").args(["-c", &script]).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(4), "{stderr}");
-        assert!(stderr.contains("cannot check plugin libraries in a separate process"), "{stderr}");
+        assert!(
+            stderr.contains("cannot check plugin libraries in a separate process"),
+            "{stderr}"
+        );
         assert!(stderr.contains("--no-load-check"), "{stderr}");
         assert!(output.stdout.is_empty(), "nothing was listed");
     }

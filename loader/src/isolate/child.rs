@@ -1,7 +1,8 @@
 //! The child's side of an isolated run (`loader __child`): takes its
 //! channel to the loader from fd 3, reads the run request from it, loads
 //! the one library, runs the action in-process and writes each event to
-//! the channel as it happens. Cancel lines from the loader set the run's
+//! the channel as it happens (batched while the channel is busy, see
+//! [`ChannelWriter`]). Cancel lines from the loader set the run's
 //! cancel flag; when the channel closes (the loader is gone) or the loader
 //! dies (SIGTERM from the kernel), the child kills its whole process group.
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
 
+use super::child_writer::ChannelWriter;
 use super::{IsolatedRun, CANCEL_LINE};
 use crate::discovery::Discovery;
 use crate::events::{EventSink, Flush, JsonlSink, RunInfo};
@@ -53,8 +55,15 @@ pub fn serve_child() -> i32 {
     let cancel = CancelFlag::default();
     follow_the_loader(requests, cancel.clone());
 
+    let writer = match ChannelWriter::start(events) {
+        Ok(writer) => writer,
+        Err(e) => {
+            eprintln!("loader: cannot write to the channel to the loader: {e}");
+            return 2;
+        }
+    };
     let sink: Arc<dyn EventSink> = Arc::new(JsonlSink::new(
-        Box::new(events) as Box<dyn Write + Send>,
+        Box::new(writer.clone()) as Box<dyn Write + Send>,
         Flush::EachLine,
     ));
     let discovery = Discovery::load_files(std::slice::from_ref(&request.library));
@@ -80,9 +89,12 @@ pub fn serve_child() -> i32 {
         sink.start(&run);
         sink.emit(&run, &failure_event(&ActionFailure::new(FailureKind::Failed, reason)));
         sink.finish(&run);
+        writer.drain();
         return 1;
     };
-    match run_action(plugin, &request.action, &request.params, settings, None, sink) {
+    let outcome = run_action(plugin, &request.action, &request.params, settings, None, sink);
+    writer.drain();
+    match outcome {
         Ok(_) => 0,
         Err(_) => 1,
     }

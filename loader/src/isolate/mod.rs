@@ -28,6 +28,7 @@
 mod channel;
 mod child;
 pub mod child_env;
+mod child_writer;
 pub(crate) mod lines;
 pub mod output;
 mod process;
