@@ -3,20 +3,20 @@
 //! The parent starts a child (normally the `loader` binary itself) in a
 //! process group of its own, with a cleared environment
 //! ([`child_env`]), stdin from `/dev/null`, stdout and stderr piped, and a
-//! socket as fd 3: the event channel ([`channel`]). On the channel the
+//! socket as fd 3: the event channel (module `channel`). On the channel the
 //! parent sends an [`IsolatedRun`] as one JSON line, then `cancel` lines;
-//! the child sends its events back as JSON lines, each written through as
-//! it happens, so everything the action reported before a crash reaches the
-//! parent. Only the channel can report a result: whatever the plugin prints
+//! the child sends its events back as JSON lines, batched while the
+//! channel is busy and drained even on a crash (module `child_writer`), so
+//! everything the action reported before a crash reaches the parent. Only the channel can report a result: whatever the plugin prints
 //! on stdout or stderr is relayed as `output` events ([`output`]), and a
 //! result counts only if the child then exits normally.
 //!
 //! The readers of the channel and the pipes write each batch into the
-//! sinks themselves and flush them ([`relay`]): nothing queues up in the
+//! sinks themselves and flush them (module `relay`): nothing queues up in the
 //! loader, a child reporting faster than the sinks write is slowed down,
 //! and a reader of the stream sees each event as soon as the child pauses.
 //!
-//! The supervisor ([`supervise`]) waits for the child's exit, not for the
+//! The supervisor (module `supervise`) waits for the child's exit, not for the
 //! end of its pipes (which programs the plugin started may hold open), and
 //! then kills the child's whole process group: nothing the action started
 //! outlives the run. The child is tied to the loader's life: on Linux it
