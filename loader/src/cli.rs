@@ -16,6 +16,12 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Load plugin libraries without first loading them in a checking
+    /// child process (by default a library that crashes while loading is
+    /// found there and skipped; without the check it takes the loader down).
+    #[arg(long, global = true)]
+    pub no_load_check: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,14 +57,15 @@ pub enum Command {
     },
     /// Print the man page (roff), generated from these options.
     Man,
-    /// Internal: the child side of an isolated run (request on stdin,
-    /// events on stdout).
+    /// Internal: the child side of an isolated run (request and events on
+    /// its channel to the loader, fd 3).
     #[command(name = "__child", hide = true)]
     Child,
-    /// Internal: loads the given libraries and says how far it got, so
-    /// that a library that crashes while loading is found in a child.
+    /// Internal: loads the libraries listed on its channel to the loader
+    /// (fd 3) and says there how far it got, so that a library that
+    /// crashes while loading is found in a child.
     #[command(name = "__load-check", hide = true)]
-    LoadCheck { libraries: Vec<PathBuf> },
+    LoadCheck,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +132,11 @@ pub struct RunArgs {
     /// a hang becomes a reported failure, and every event before it is kept.
     #[arg(long, overrides_with = "in_process")]
     pub isolate: bool,
+
+    /// The largest event (bytes of its JSON line) relayed from an isolated
+    /// action; a larger one is replaced by an `event_too_large` note.
+    #[arg(long, value_name = "BYTES", default_value_t = loader::isolate::DEFAULT_MAX_EVENT_BYTES)]
+    pub max_event_bytes: usize,
 
     /// Run the action inside the loader's own process: a few milliseconds
     /// faster to start, but a crashing plugin takes the loader down with it.

@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loader::discovery::{Discovery, LoadedPlugin};
+use loader::discovery::{Discovery, LoadedPlugin, ScanError};
 use loader::environment::EnvironmentBuilder;
 use loader::events::{
     open_events_file, Event, EventKind, EventSink, FanOut, Flush, JsonlSink, MappedJsonlSink, RunInfo, TerminalSink,
     TracingSink,
 };
 use loader::host::RunSettings;
-use loader::isolate::{run_isolated, ChildCommand, Interrupts};
-use loader::load_check::{scan_supervised, serve_load_check};
+use loader::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOptions};
+use loader::load_check::{scan_supervised, serve_load_check, SupervisedScanError};
 use loader::runner::{run_action, Deadline};
 use plugin_api::{ActionFailure, ActionManifest, FailureKind};
 use serde_json::{json, Value};
@@ -25,21 +25,25 @@ use crate::params_table;
 use crate::stdout::outln;
 use crate::suggest::did_you_mean;
 
-/// The longest a JSONL line waits in the loader before its reader sees it.
-const LIVE_STREAM_DELAY: Duration = Duration::from_millis(50);
-
 /// How long one library may take to load in the checking child process.
 const LOAD_CHECK_TIME_PER_FILE: Duration = Duration::from_secs(30);
+
+/// The longest `--timeout` or `--grace` accepted: a year.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// The smallest `--max-event-bytes` accepted (a result must still fit).
+const MIN_EVENT_BYTES: usize = 1024;
 
 /// The environment variable naming the plugin folder.
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let dir = plugin_dir(cli.plugins);
+    let checked = !cli.no_load_check;
     match cli.command {
-        Command::List { json } => list(&dir, json),
-        Command::Info { plugin, action, json } => info(&dir, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&dir, args, cli.verbose > 0),
+        Command::List { json } => list(&dir, checked, json),
+        Command::Info { plugin, action, json } => info(&dir, checked, &plugin, action.as_deref(), json),
+        Command::Run(args) => run(&dir, checked, args, cli.verbose > 0),
         Command::New(args) => {
             let created = crate::scaffold::new_plugin(&args)?;
             eprintln!(
@@ -70,10 +74,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
+            2 => ExitCode::Usage,
             _ => ExitCode::ActionFailed,
         }),
-        Command::LoadCheck { libraries } => Ok(match serve_load_check(&libraries) {
+        Command::LoadCheck => Ok(match serve_load_check() {
             0 => ExitCode::Success,
+            2 => ExitCode::Usage,
             _ => ExitCode::ActionFailed,
         }),
     }
@@ -84,29 +90,39 @@ fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("plugins"))
 }
 
-/// Scans the plugin folder. Every library is first loaded in a child
-/// process (see `loader::load_check`), so that one whose loading crashes or
-/// hangs is reported and skipped instead of taking the loader down.
-fn scan(dir: &Path) -> Result<Discovery, CliError> {
+/// Scans the plugin folder. Unless `checked` is false (`--no-load-check`),
+/// every library is first loaded in a child process (see
+/// `loader::load_check`), so that one whose loading crashes or hangs is
+/// reported and skipped instead of taking the loader down; when that check
+/// cannot run, nothing is loaded and the command fails.
+fn scan(dir: &Path, checked: bool) -> Result<Discovery, CliError> {
+    let check_failed = |why: String| {
+        CliError::new(ExitCode::LoadCheckFailed, why)
+            .with_help("use --no-load-check to load the plugins without the check")
+    };
     tracing::info!("plugin folder {}", dir.display());
     let started = Instant::now();
-    let discovery = match ChildCommand::current_exe(&["__load-check", "--"]) {
-        Ok(checker) => scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE),
-        Err(e) => {
-            tracing::warn!("cannot find the loader executable to check plugin libraries in a child: {e}");
-            Discovery::scan(dir)
-        }
-    }
-    .map_err(|e| {
+    let missing_folder = |e: ScanError| {
         CliError::usage(e.to_string()).with_help(format!(
             "point to another folder with --plugins DIR or {PLUGIN_DIR_VAR}=DIR"
         ))
-    })?;
+    };
+    let discovery = if checked {
+        let checker = ChildCommand::current_exe(&["__load-check"])
+            .map_err(|e| check_failed(format!("cannot find the loader executable to check plugin libraries: {e}")))?;
+        scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE).map_err(|e| match e {
+            SupervisedScanError::Scan(e) => missing_folder(e),
+            SupervisedScanError::Check(e) => check_failed(e.to_string()),
+        })?
+    } else {
+        Discovery::scan(dir).map_err(missing_folder)?
+    };
     tracing::debug!(
-        "loaded {} plugin(s) and skipped {} file(s) in {:.1} ms (each library checked in a child process first)",
+        "loaded {} plugin(s) and skipped {} file(s) in {:.1} ms{}",
         discovery.plugins.len(),
         discovery.problems.len(),
-        started.elapsed().as_secs_f64() * 1000.0
+        started.elapsed().as_secs_f64() * 1000.0,
+        if checked { " (each library checked in a child process first)" } else { "" }
     );
     for plugin in &discovery.plugins {
         tracing::debug!("plugin {} from {}", plugin.manifest.code, plugin.path.display());
@@ -164,8 +180,8 @@ fn print_json(value: &Value) {
     );
 }
 
-fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir)?;
+fn list(dir: &Path, checked: bool, as_json: bool) -> Result<ExitCode, CliError> {
+    let discovery = scan(dir, checked)?;
     if as_json {
         let plugins: Vec<Value> = discovery.plugins.iter().map(plugin_json).collect();
         let problems: Vec<Value> = discovery
@@ -236,8 +252,8 @@ fn plugin_json(plugin: &LoadedPlugin) -> Value {
     })
 }
 
-fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir)?;
+fn info(dir: &Path, checked: bool, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
+    let discovery = scan(dir, checked)?;
     let plugin = find(&discovery, dir, name)?;
     find_action_if_named(plugin, action)?;
     let manifest = plugin
@@ -280,9 +296,11 @@ fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<E
     Ok(ExitCode::Success)
 }
 
-/// Ctrl-C asks the action to cancel (in-process: through the run's cancel
-/// flag; isolated: the supervisor forwards it). A second Ctrl-C kills an
-/// isolated action, or ends the loader when the action runs in-process.
+/// Ctrl-C, SIGTERM and SIGHUP ask the action to cancel (in-process: through
+/// the run's cancel flag; isolated: the supervisor forwards it, and kills
+/// the action's process group if it has not stopped after the grace
+/// period). A second one kills an isolated action, or ends the loader when
+/// the action runs in-process.
 fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
     let interrupts = Interrupts::default();
     let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
@@ -290,7 +308,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
         counter.interrupt();
         cancel.cancel();
         if counter.count() == 1 {
-            eprintln!("\ninterrupted: asking the action to stop (Ctrl-C again to kill it)");
+            eprintln!("\ninterrupted: asking the action to stop (interrupt again to kill it)");
         } else if in_process || counter.count() > 2 {
             loader::exit_guard::exit_on_interrupt(ExitCode::ActionFailed as i32);
         }
@@ -363,11 +381,18 @@ fn settings(args: &RunArgs) -> Result<RunSettings, CliError> {
     })
 }
 
+/// A number of seconds from the command line: finite, not negative, at
+/// most [`MAX_SECONDS`].
+fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
+    if !(0.0..=MAX_SECONDS).contains(&value) {
+        return Err(CliError::usage(format!(
+            "{flag} must be a number of seconds from 0 to {MAX_SECONDS} (a year), not {value}"
+        )));
+    }
+    Duration::try_from_secs_f64(value).map_err(|e| CliError::usage(format!("{flag}: {e}")))
+}
+
 fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
-    let seconds = |value: f64, flag: &str| {
-        Duration::try_from_secs_f64(value)
-            .map_err(|_| CliError::usage(format!("{flag} must be a non-negative number of seconds")))
-    };
     let grace = seconds(args.grace, "--grace")?;
     args.timeout
         .map(|t| {
@@ -419,9 +444,10 @@ struct RunSinks {
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
 /// stream if asked for.
 ///
-/// The JSONL stream is live: a line reaches its reader within
-/// [`LIVE_STREAM_DELAY`]. An in-process run writes a regular file through a
-/// shared mapping (every line is in the file at once, see
+/// The JSONL stream is live. An isolated run's supervisor flushes it
+/// whenever the child's events stop coming for a moment, so lines are
+/// buffered only while more are arriving. An in-process run writes a regular
+/// file through a shared mapping (every line is in the file at once, see
 /// `loader::events::file`), and other destinations a line at a time, since a
 /// crashing plugin takes the loader's buffer with it. An events file is
 /// locked for the run: a second run naming it is refused.
@@ -434,7 +460,7 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
         Arc::new(if args.in_process {
             JsonlSink::new(writer, Flush::EachLine)
         } else {
-            JsonlSink::live(writer, LIVE_STREAM_DELAY)
+            JsonlSink::new(writer, Flush::Buffered)
         })
     };
     let mut jsonl_on_stdout = false;
@@ -467,11 +493,17 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
     })
 }
 
-fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
     let settings = settings(&args)?;
     let deadline = deadline(&args)?;
-    let discovery = scan(dir)?;
+    let grace = seconds(args.grace, "--grace")?;
+    if args.max_event_bytes < MIN_EVENT_BYTES {
+        return Err(CliError::usage(format!(
+            "--max-event-bytes must be at least {MIN_EVENT_BYTES}"
+        )));
+    }
+    let discovery = scan(dir, checked)?;
     let plugin = find(&discovery, dir, &args.plugin)?;
     find_action(plugin, &args.action)?;
 
@@ -510,7 +542,12 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             )
         })?;
         let code = plugin.manifest.code.clone();
-        run_isolated(
+        let options = IsolationOptions {
+            max_event_bytes: args.max_event_bytes,
+            interrupt_grace: grace,
+            ..IsolationOptions::default()
+        };
+        run_isolated_with(
             &child,
             &plugin.path,
             &code,
@@ -520,6 +557,7 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
             deadline,
             &interrupts,
             sink,
+            options,
         )
     };
     let events_failure = events_output.and_then(|output| output.failure());

@@ -25,6 +25,9 @@ pub enum ExitCode {
     /// was closed. Also shown as a message; an action failure keeps its own
     /// code.
     EventsLost = 4,
+    /// The plugin libraries could not be checked in a separate process
+    /// before loading (`--no-load-check` loads them without the check).
+    LoadCheckFailed = 5,
 }
 
 impl ExitCode {

@@ -5,54 +5,88 @@
 //! problem file naming the signal, and the loader goes on with the others.
 //!
 //! The child (the loader's hidden `__load-check` command, see
-//! [`serve_load_check`]) gets the files as arguments and writes
-//! `loading N` before and `loaded N` after loading the N-th. When it dies
-//! or stalls, the file it was loading is the culprit; the parent records it
-//! and starts a new child for the files after it, so one bad file costs one
-//! extra process and every file is still checked. The parent loads each
-//! file as soon as the child has survived it, so the two work side by side.
+//! [`serve_load_check`]) gets the list of files on its channel to the
+//! loader (a socket as fd 3, as an isolated run's child does; the list is
+//! NUL-separated, so any number of files of any name fits), and answers on
+//! the same channel `loading N` before and `loaded N` after loading the
+//! N-th. What the libraries print goes to `/dev/null`: nothing a library
+//! writes can pass for the child's answer. When the child dies or stalls,
+//! the file it was loading is the culprit; the parent records it and starts
+//! a new child for the files after it, so one bad file costs one extra
+//! process and every file is still checked. The parent loads each file as
+//! soon as the child has survived it, so the two work side by side.
+//!
+//! If the check itself cannot run (no checking process can be started, or
+//! one dies without getting anywhere), the scan fails with a
+//! [`LoadCheckError`]: files are never loaded unchecked behind the user's
+//! back.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use crate::discovery::{Discovery, Problem, ProblemKind, ScanError};
-use crate::isolate::{exit_in_words, spawn, stdout_lines, ChildCommand};
+use crate::isolate::child_env::child_environment;
+use crate::isolate::{exit_in_words, spawn_with_channel, ChildCommand, ChildOutput};
+use crate::sys;
+
+/// The check could not run, so the files it did not reach were not loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot check plugin libraries in a separate process ({why}); {unchecked} file(s) were not loaded")]
+pub struct LoadCheckError {
+    pub why: String,
+    pub unchecked: usize,
+}
+
+/// Why a supervised scan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisedScanError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Check(#[from] LoadCheckError),
+}
 
 /// [`Discovery::scan`] under supervision: every library in `dir` is first
 /// loaded by a child started from `checker` (a program that calls
-/// [`serve_load_check`] with the paths appended to its arguments), and
-/// loaded here only once the child has survived it. Libraries that crashed
-/// or stalled the child are among the problems, in file-name order.
-pub fn scan_supervised(dir: &Path, checker: &ChildCommand, per_file: Duration) -> Result<Discovery, ScanError> {
+/// [`serve_load_check`]), and loaded here only once the child has survived
+/// it. Libraries that crashed or stalled the child are among the problems,
+/// in file-name order.
+pub fn scan_supervised(
+    dir: &Path,
+    checker: &ChildCommand,
+    per_file: Duration,
+) -> Result<Discovery, SupervisedScanError> {
     let candidates = Discovery::candidates(dir)?;
     let mut discovery = Discovery::default();
-    let crashed = check_loading(checker, &candidates, per_file, |path| discovery.load_file(path));
+    let crashed = check_loading(checker, &candidates, per_file, |path| discovery.load_file(path))?;
     discovery.problems.extend(crashed);
     discovery.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(discovery)
 }
 
-/// Loads `paths` in child processes started from `child` (with the paths
-/// appended to its arguments), allowing each file `per_file` to load, and
-/// calls `on_safe` with each file, in order, as soon as the child has
-/// survived loading it: the caller loads it in its own process meanwhile,
-/// so the check costs little more than the slower of the two. Returns the
-/// files whose loading crashed or stalled the child.
+/// Loads `paths` in child processes started from `child`, allowing each
+/// file `per_file` to load, and calls `on_safe` with each file, in order,
+/// as soon as the child has survived loading it: the caller loads it in
+/// its own process meanwhile, so the check costs little more than the
+/// slower of the two. Returns the files whose loading crashed or stalled
+/// the child.
 ///
 /// Files that load but are not plugins are safe here: in-process loading
-/// reports them with its own reason. If no checking process can be started,
-/// or one dies between files, the files it did not reach are passed to
-/// `on_safe` unchecked (with a warning): the check is a safety net, and it
-/// never hides a plugin.
+/// reports them with its own reason. A checking process that dies between
+/// files is replaced; one that cannot be started, or dies before its first
+/// file, ends the check with an error naming how many files were not
+/// checked (and not passed on).
 pub fn check_loading(
     child: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
     mut on_safe: impl FnMut(&Path),
-) -> Vec<Problem> {
+) -> Result<Vec<Problem>, LoadCheckError> {
     let mut problems = Vec::new();
     let mut rest = paths;
     while !rest.is_empty() {
@@ -66,18 +100,21 @@ pub fn check_loading(
                 ));
                 rest = &rest[index + 1..];
             }
-            BatchEnd::Unchecked { loaded, why } => {
-                let unchecked = &rest[loaded..];
+            BatchEnd::Unchecked { loaded, why } if loaded > 0 => {
                 tracing::warn!(
-                    "could not check {} plugin file(s) in a separate process ({why}); loading them directly",
-                    unchecked.len()
+                    "the load-checking process stopped between files ({why}); checking the rest in a new one"
                 );
-                unchecked.iter().for_each(|path| on_safe(path));
-                break;
+                rest = &rest[loaded..];
+            }
+            BatchEnd::Unchecked { why, .. } => {
+                return Err(LoadCheckError {
+                    why,
+                    unchecked: rest.len(),
+                })
             }
         }
     }
-    problems
+    Ok(problems)
 }
 
 /// How one checking process ended.
@@ -127,7 +164,15 @@ impl Progress {
                     exit_in_words(status)
                 ),
             },
-            None if status.success() && self.loaded == expected => BatchEnd::AllLoaded,
+            None if self.loaded == expected => {
+                if !status.success() {
+                    tracing::warn!(
+                        "the load-checking process {} after loading every file",
+                        exit_in_words(status)
+                    );
+                }
+                BatchEnd::AllLoaded
+            }
             None => BatchEnd::Unchecked {
                 loaded: self.loaded,
                 why: format!("the checking process {}", exit_in_words(status)),
@@ -136,18 +181,45 @@ impl Progress {
     }
 }
 
+/// The list a checking process reads: the paths, each followed by NUL.
+fn path_list(paths: &[PathBuf]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for path in paths {
+        list.extend_from_slice(path.as_os_str().as_bytes());
+        list.push(0);
+    }
+    list
+}
+
+/// Reads the checking process's answer lines on a thread.
+fn answer_lines(channel: UnixStream) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = crate::isolate::lines::Lines::new(channel, 256);
+        loop {
+            match lines.next() {
+                Ok(crate::isolate::lines::Piece::Line(line)) => {
+                    if sender.send(String::from_utf8_lossy(line).into_owned()).is_err() {
+                        return;
+                    }
+                }
+                Ok(crate::isolate::lines::Piece::Part(_)) | Ok(crate::isolate::lines::Piece::Idle) => {}
+                Ok(crate::isolate::lines::Piece::End) | Err(_) => return,
+            }
+        }
+    });
+    receiver
+}
+
 fn check_batch(
     child_command: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
     on_safe: &mut dyn FnMut(&Path),
 ) -> BatchEnd {
-    let mut command = child_command.clone();
-    command
-        .args
-        .extend(paths.iter().map(|p| p.as_os_str().to_string_lossy().into_owned()));
-    let mut child = match spawn(&command) {
-        Ok(child) => child,
+    let env = child_environment(std::env::vars_os(), &Default::default());
+    let mut spawned = match spawn_with_channel(child_command, env, ChildOutput::Discarded) {
+        Ok(spawned) => spawned,
         Err(e) => {
             return BatchEnd::Unchecked {
                 loaded: 0,
@@ -155,9 +227,22 @@ fn check_batch(
             }
         }
     };
-    tracing::debug!("load check: process {} checks {} file(s)", child.id(), paths.len());
-    drop(child.stdin.take());
-    let lines = stdout_lines(&mut child, Some);
+    tracing::debug!("load check: process {} checks {} file(s)", spawned.child.id(), paths.len());
+    let (mut writer, reader) = match (spawned.channel.try_clone(), spawned.channel.try_clone()) {
+        (Ok(writer), Ok(reader)) => (writer, reader),
+        (Err(e), _) | (_, Err(e)) => {
+            return BatchEnd::Unchecked {
+                loaded: 0,
+                why: format!("cannot talk to it: {e}"),
+            }
+        }
+    };
+    let list = path_list(paths);
+    std::thread::spawn(move || {
+        let _ = writer.write_all(&list);
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+    });
+    let lines = answer_lines(reader);
     let mut progress = Progress::default();
     loop {
         match lines.recv_timeout(per_file) {
@@ -168,8 +253,8 @@ fn check_batch(
             }
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                spawned.group.kill();
+                let _ = spawned.child.wait();
                 return match progress.loading {
                     Some(index) => BatchEnd::Culprit {
                         index,
@@ -186,7 +271,7 @@ fn check_batch(
             }
         }
     }
-    match child.wait() {
+    match spawned.child.wait() {
         Ok(status) => progress.end(status, paths.len()),
         Err(e) => BatchEnd::Unchecked {
             loaded: progress.loaded,
@@ -195,16 +280,35 @@ fn check_batch(
     }
 }
 
-/// The child's side: loads each file as discovery would, saying
-/// `loading N` before and `loaded N` after, flushed. Returns the exit code.
-pub fn serve_load_check(paths: &[PathBuf]) -> i32 {
-    let mut out = std::io::stdout().lock();
+/// The child's side: reads the NUL-separated file list from its channel
+/// (fd 3), then loads each file as discovery would, saying `loading N`
+/// before and `loaded N` after on the channel. Returns the exit code.
+pub fn serve_load_check() -> i32 {
+    let mut channel = match sys::take_channel() {
+        Ok(channel) => channel,
+        Err(e) => {
+            eprintln!("loader: the load check expects its channel to the loader on fd 3 ({e})");
+            return 2;
+        }
+    };
+    sys::kill_group_on_termination();
+    let mut list = Vec::new();
+    if let Err(e) = channel.read_to_end(&mut list) {
+        eprintln!("loader: cannot read the list of files to check: {e}");
+        return 2;
+    }
+    let paths: Vec<PathBuf> = list
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+        .collect();
+    drop(list);
     for (index, path) in paths.iter().enumerate() {
-        if say(&mut out, "loading", index).is_err() {
+        if say(&mut channel, "loading", index).is_err() {
             return 1;
         }
         load(path);
-        if say(&mut out, "loaded", index).is_err() {
+        if say(&mut channel, "loaded", index).is_err() {
             return 1;
         }
     }
@@ -212,7 +316,7 @@ pub fn serve_load_check(paths: &[PathBuf]) -> i32 {
 }
 
 fn say(out: &mut impl Write, what: &str, index: usize) -> std::io::Result<()> {
-    writeln!(out, "{what} {index}").and_then(|()| out.flush())
+    writeln!(out, "{what} {index}")
 }
 
 fn load(path: &Path) {
@@ -228,13 +332,13 @@ mod tests {
     /// speaks the same protocol and crashes or hangs on files named so.
     fn fake_checker() -> ChildCommand {
         let script = r#"i=0
-for f in "$@"; do
-  echo "loading $i"
+for f in $(tr '\0' ' ' <&3); do
+  echo "loading $i" >&3
   case "$f" in
     *crash*) kill -SEGV $$ ;;
     *hang*) exec sleep 60 ;;
   esac
-  echo "loaded $i"
+  echo "loaded $i" >&3
   i=$((i+1))
 done"#;
         ChildCommand {
@@ -250,7 +354,8 @@ done"#;
     /// Runs a check and returns (files passed on, problems).
     fn check(checker: &ChildCommand, files: &[PathBuf], per_file: Duration) -> (Vec<PathBuf>, Vec<Problem>) {
         let mut safe = Vec::new();
-        let problems = check_loading(checker, files, per_file, |path| safe.push(path.to_owned()));
+        let problems =
+            check_loading(checker, files, per_file, |path| safe.push(path.to_owned())).expect("the check runs");
         (safe, problems)
     }
 
@@ -287,25 +392,56 @@ done"#;
     }
 
     #[test]
-    fn without_a_checking_process_every_file_is_passed_on_unchecked() {
+    fn without_a_checking_process_nothing_is_passed_on_and_the_check_fails() {
         let missing = ChildCommand {
             program: "/nonexistent/loader".into(),
             args: Vec::new(),
         };
         let files = paths(&["a.so", "b.so"]);
-        let (safe, problems) = check(&missing, &files, Duration::from_secs(1));
-        assert_eq!(safe, files);
-        assert!(problems.is_empty());
+        let mut safe = Vec::new();
+        let error = check_loading(&missing, &files, Duration::from_secs(1), |path| {
+            safe.push(path.to_owned())
+        })
+        .unwrap_err();
+        assert!(safe.is_empty());
+        assert_eq!(error.unchecked, 2);
+        assert!(error.to_string().contains("cannot start it"), "{error}");
     }
 
     #[test]
-    fn a_checker_that_dies_between_files_passes_the_rest_on_once() {
+    fn a_checker_that_dies_before_any_file_fails_the_check() {
+        let dies = ChildCommand {
+            program: "sh".into(),
+            args: vec!["-c".into(), "exit 3".into()],
+        };
+        let files = paths(&["a.so"]);
+        let error = check_loading(&dies, &files, Duration::from_secs(30), |_| {}).unwrap_err();
+        assert!(error.why.contains("exited with code 3"), "{error}");
+    }
+
+    #[test]
+    fn what_a_library_prints_cannot_pass_for_the_answer() {
+        let spoofer = ChildCommand {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                "cat <&3 >/dev/null; echo 'loading 0' >&3; echo 'loaded 0'; echo 'loaded 0' >&2; kill -ABRT $$".into(),
+            ],
+        };
+        let files = paths(&["spoof.so", "b.so"]);
+        let (safe, problems) = check(&spoofer, &files[..1], Duration::from_secs(30));
+        assert!(safe.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].reason.contains("SIGABRT"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_checker_that_dies_between_files_is_replaced_for_the_rest() {
         let dies_after_first = ChildCommand {
             program: "sh".into(),
             args: vec![
                 "-c".into(),
-                "echo 'loading 0'; echo 'loaded 0'; exit 3".into(),
-                "sh".into(),
+                "cat <&3 >/dev/null; echo 'loading 0' >&3; echo 'loaded 0' >&3; exit 3".into(),
             ],
         };
         let files = paths(&["a.so", "b.so", "c.so"]);

@@ -255,8 +255,12 @@ impl<W: Write + Send> EventSink for JsonlSink<W> {
     }
 
     fn finish(&self, _run: &RunInfo) {
+        EventSink::flush(self);
+    }
+
+    fn flush(&self) {
         let mut state = lock(&self.state);
-        if state.error.is_none() {
+        if state.error.is_none() && !state.out.buffer().is_empty() {
             let result = state.out.flush();
             state.record(result);
         }

@@ -22,6 +22,8 @@
 //! | `dev_event` | `"dev_event"`           | `{message, data}` (`data` is `null` when none was given) |
 //! | `result`    | `"result"`              | the action's result JSON                                |
 //! | `error`     | `"error"`               | `{message, kind, details}`                              |
+//! | `output`    | `"output"`              | `{stream, text, partial}`: a line the isolated plugin printed on `stdout`/`stderr` |
+//! | `output`    | `"output_dropped"`      | `{stream, lines, bytes, message}`: output over the rate limit |
 //!
 //! Progress fields: `current` and `total` are integers with
 //! `0 <= current <= total` and `total > 0`; `percent` is `current / total *
@@ -68,10 +70,12 @@ pub enum EventKind {
     DevEvent,
     Result,
     Error,
+    /// What an isolated plugin printed on its stdout or stderr.
+    Output,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Progress,
         EventKind::Metrics,
         EventKind::Event,
@@ -79,10 +83,11 @@ impl EventKind {
         EventKind::DevEvent,
         EventKind::Result,
         EventKind::Error,
+        EventKind::Output,
     ];
 
     /// The name used in JSON: `progress`, `metrics`, `event`, `message`,
-    /// `dev_event`, `result`, `error`.
+    /// `dev_event`, `result`, `error`, `output`.
     pub const fn as_str(self) -> &'static str {
         match self {
             EventKind::Progress => "progress",
@@ -92,6 +97,7 @@ impl EventKind {
             EventKind::DevEvent => "dev_event",
             EventKind::Result => "result",
             EventKind::Error => "error",
+            EventKind::Output => "output",
         }
     }
 }
@@ -112,7 +118,7 @@ impl FromStr for EventKind {
             .ok_or_else(|| UnknownName {
                 what: "event kind",
                 name: s.to_owned(),
-                expected: "progress, metrics, event, message, dev_event, result or error",
+                expected: "progress, metrics, event, message, dev_event, result, error or output",
             })
     }
 }
@@ -334,6 +340,10 @@ pub trait EventSink: Send + Sync {
 
     /// Called once at the end of a run; must flush everything.
     fn finish(&self, _run: &RunInfo) {}
+
+    /// Writes through what is buffered, e.g. when no more events are
+    /// coming for a while (a reader following the stream sees them).
+    fn flush(&self) {}
 }
 
 impl<S: EventSink + ?Sized> EventSink for Box<S> {
@@ -346,6 +356,9 @@ impl<S: EventSink + ?Sized> EventSink for Box<S> {
     fn finish(&self, run: &RunInfo) {
         (**self).finish(run)
     }
+    fn flush(&self) {
+        (**self).flush()
+    }
 }
 
 impl<S: EventSink + ?Sized> EventSink for Arc<S> {
@@ -357,6 +370,9 @@ impl<S: EventSink + ?Sized> EventSink for Arc<S> {
     }
     fn finish(&self, run: &RunInfo) {
         (**self).finish(run)
+    }
+    fn flush(&self) {
+        (**self).flush()
     }
 }
 
@@ -412,6 +428,12 @@ impl EventSink for FanOut {
     fn finish(&self, run: &RunInfo) {
         for sink in &self.sinks {
             sink.finish(run);
+        }
+    }
+
+    fn flush(&self) {
+        for sink in &self.sinks {
+            sink.flush();
         }
     }
 }
@@ -545,6 +567,7 @@ impl fmt::Display for TextOf<'_> {
         let field = match event.kind {
             EventKind::Message => event.data.get("content"),
             EventKind::DevEvent | EventKind::Error => event.data.get("message"),
+            EventKind::Output => event.data.get("text").or_else(|| event.data.get("message")),
             _ => None,
         };
         match field {

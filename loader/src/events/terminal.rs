@@ -429,6 +429,18 @@ impl<W: Write + Send> TerminalSink<W> {
                     paint(buf, color, DIM, format_args!("  details: {}", self.compact(details)));
                 }
             }
+            EventKind::Output => {
+                let stream = event.data.get("stream").and_then(Value::as_str).unwrap_or("output");
+                let text = match event.data.get("text").or_else(|| event.data.get("message")) {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => self.compact(&event.data),
+                };
+                paint(buf, color, DIM, format_args!("[{stream}] "));
+                match level_color(event.level) {
+                    Some(code) if event.level != Level::Info => paint(buf, color, code, text),
+                    _ => buf.extend_from_slice(text.as_bytes()),
+                }
+            }
             EventKind::Progress => match Bar::from_event(event) {
                 Some(bar) => self.render_progress_line(buf, &bar),
                 None => {

@@ -2,8 +2,7 @@
 //! library does not offer safely: a coarse monotonic clock, an exclusive
 //! advisory file lock, reserving file space, a shared writable mapping of a
 //! file, a helper process that cuts a file to its written length when the
-//! loader dies, and an exit hook. Every `unsafe` block of the crate is
-//! here, each with the reason it holds.
+//! loader dies, and an exit hook. Each `unsafe` block says why it holds.
 
 use std::fs::File;
 use std::io;

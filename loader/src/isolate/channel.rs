@@ -1,0 +1,235 @@
+//! The parent's end of the event channel: reads the child's events (one
+//! JSON line each, in the JSONL format, on the channel's own socket) and
+//! passes them on in batches, waiting while the sinks take each batch, so
+//! a child that reports faster than the sinks write is slowed down instead
+//! of filling memory. An event longer than the size limit is skipped as it streams
+//! by (never held whole) and replaced by an `event_too_large` note.
+
+use std::io::Read;
+
+use serde_json::json;
+
+use super::lines::{Lines, Piece};
+use super::{RelayTarget, Relayed};
+use crate::events::{jsonl, Event, EventKind, Level};
+
+/// The default limit on one event, in bytes of its JSON line.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// The most events sent in one batch.
+const BATCH: usize = 256;
+
+/// The piece size lines are read in; a longer event is gathered from pieces.
+const PIECE: usize = 64 * 1024;
+
+/// How much of an oversized event is kept to say what it was.
+const OVERSIZED_PREFIX: usize = 1024;
+
+/// An event line being gathered from pieces.
+#[derive(Default)]
+struct Gathering {
+    bytes: Vec<u8>,
+    /// Bytes of a line found too long, of which only a prefix is kept.
+    oversized: u64,
+}
+
+/// Reads the channel to its end, sending [`Relayed::Events`] batches (and
+/// [`Relayed::TerminalTooLarge`] when the result itself was too large),
+/// then [`Relayed::ChannelClosed`].
+pub fn relay_events(reader: impl Read, max_event_bytes: usize, queue: impl RelayTarget) {
+    let mut lines = Lines::new(reader, PIECE.min(max_event_bytes.max(1)));
+    let mut gathering = Gathering::default();
+    let mut batch: Vec<Event> = Vec::new();
+    loop {
+        match lines.next() {
+            Ok(Piece::Part(part)) => gather(&mut gathering, part, max_event_bytes),
+            Ok(Piece::Line(line)) => {
+                if gathering.bytes.is_empty() && gathering.oversized == 0 {
+                    push_parsed(&mut batch, line);
+                    continue_or_send(&mut batch, &queue);
+                    continue;
+                }
+                gather(&mut gathering, line, max_event_bytes);
+                let done = std::mem::take(&mut gathering);
+                if done.oversized > 0 {
+                    let (note, terminal) = too_large(&done.bytes, done.oversized, max_event_bytes);
+                    batch.push(note);
+                    if let Some(kind) = terminal {
+                        let events = std::mem::take(&mut batch);
+                        if !queue.relay(Relayed::Events(events))
+                            || !queue.relay(Relayed::TerminalTooLarge {
+                                kind,
+                                bytes: done.oversized,
+                            })
+                        {
+                            return;
+                        }
+                    }
+                } else {
+                    push_parsed(&mut batch, &done.bytes);
+                }
+            }
+            Ok(Piece::Idle) => {
+                if !batch.is_empty() && !queue.relay(Relayed::Events(std::mem::take(&mut batch))) {
+                    return;
+                }
+                continue;
+            }
+            Ok(Piece::End) | Err(_) => break,
+        }
+        continue_or_send(&mut batch, &queue);
+    }
+    if !batch.is_empty() && !queue.relay(Relayed::Events(batch)) {
+        return;
+    }
+    queue.relay(Relayed::ChannelClosed);
+}
+
+/// Sends a full batch (a closed queue is noticed at the next send).
+fn continue_or_send(batch: &mut Vec<Event>, queue: &impl RelayTarget) {
+    if batch.len() >= BATCH {
+        queue.relay(Relayed::Events(std::mem::take(batch)));
+    }
+}
+
+fn gather(gathering: &mut Gathering, piece: &[u8], max_event_bytes: usize) {
+    if gathering.oversized > 0 {
+        gathering.oversized += piece.len() as u64;
+        return;
+    }
+    if gathering.bytes.len() + piece.len() > max_event_bytes {
+        gathering.oversized = (gathering.bytes.len() + piece.len()) as u64;
+        let keep = OVERSIZED_PREFIX.saturating_sub(gathering.bytes.len()).min(piece.len());
+        gathering.bytes.extend_from_slice(&piece[..keep]);
+        gathering.bytes.truncate(OVERSIZED_PREFIX);
+        gathering.bytes.shrink_to(OVERSIZED_PREFIX);
+        return;
+    }
+    gathering.bytes.extend_from_slice(piece);
+}
+
+fn push_parsed(batch: &mut Vec<Event>, line: &[u8]) {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match std::str::from_utf8(line).map_err(|e| e.to_string()).and_then(|text| {
+        jsonl::parse_line(text)
+            .map(|(_, event)| event)
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(event) => batch.push(event),
+        Err(e) => tracing::warn!("the isolated process sent a line that is not an event ({e})"),
+    }
+}
+
+/// The note replacing an event of `bytes` bytes beginning with `prefix`,
+/// and the event's kind when it was the run's result or error.
+fn too_large(prefix: &[u8], bytes: u64, limit: usize) -> (Event, Option<EventKind>) {
+    let kind = string_field(prefix, "kind").and_then(|k| k.parse::<EventKind>().ok());
+    let name = string_field(prefix, "event");
+    let what = match (&kind, &name) {
+        (Some(kind), Some(name)) => format!("a {kind} event ({name:?})"),
+        _ => "an event".to_owned(),
+    };
+    let note = Event::new(
+        EventKind::Event,
+        "event_too_large",
+        Level::Warning,
+        json!({
+            "message": format!("{what} of {bytes} bytes was dropped: events are limited to {limit} bytes (--max-event-bytes)"),
+            "kind": kind.map(|k| k.as_str()),
+            "event": name,
+            "bytes": bytes,
+            "limit": limit,
+        }),
+    );
+    let terminal = kind.filter(|k| matches!(k, EventKind::Result | EventKind::Error));
+    (note, terminal)
+}
+
+/// The value of `"field":"value"` in the beginning of a JSON line, when it
+/// is a plain string without escapes.
+fn string_field(prefix: &[u8], field: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(prefix);
+    let key = format!("\"{field}\":\"");
+    let start = text.find(&key)? + key.len();
+    let rest = &text[start..];
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| rest[..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{EventSink, Flush, JsonlSink, RunInfo};
+    use std::sync::mpsc::sync_channel;
+
+    fn lines_of(events: &[Event]) -> Vec<u8> {
+        let sink = JsonlSink::new(Vec::new(), Flush::Buffered);
+        let run = RunInfo::new("demo", "train");
+        for event in events {
+            sink.emit(&run, event);
+        }
+        sink.into_inner().unwrap()
+    }
+
+    fn relayed(input: &[u8], limit: usize) -> (Vec<Event>, Vec<(EventKind, u64)>) {
+        let (sender, receiver) = sync_channel(1_000_000);
+        relay_events(input, limit, sender);
+        let (mut events, mut terminal) = (Vec::new(), Vec::new());
+        for message in receiver.iter() {
+            match message {
+                Relayed::Events(batch) => events.extend(batch),
+                Relayed::TerminalTooLarge { kind, bytes } => terminal.push((kind, bytes)),
+                Relayed::ChannelClosed => break,
+                _ => panic!("unexpected message"),
+            }
+        }
+        (events, terminal)
+    }
+
+    #[test]
+    fn events_come_through_in_order() {
+        let sent: Vec<Event> = (0..1000).map(|i| Event::user("tick", json!({ "i": i }))).collect();
+        let (events, _) = relayed(&lines_of(&sent), DEFAULT_MAX_EVENT_BYTES);
+        assert_eq!(events.len(), 1000);
+        assert_eq!(events[999].data["i"], 999);
+    }
+
+    #[test]
+    fn an_event_over_the_limit_becomes_a_note_and_the_next_ones_still_come() {
+        let big = "x".repeat(300_000);
+        let sent = [
+            Event::user("small", json!(1)),
+            Event::user("huge", json!({ "blob": big })),
+            Event::user("after", json!(2)),
+        ];
+        let (events, terminal) = relayed(&lines_of(&sent), 100_000);
+        let names: Vec<_> = events.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(names, ["small", "event_too_large", "after"]);
+        let note = &events[1].data;
+        assert_eq!(note["event"], "huge");
+        assert_eq!(note["kind"], "event");
+        assert_eq!(note["limit"], 100_000);
+        assert!(note["bytes"].as_u64().unwrap() > 300_000);
+        assert!(terminal.is_empty());
+    }
+
+    #[test]
+    fn a_result_over_the_limit_is_reported_as_such() {
+        let sent = [Event::result(json!({ "blob": "y".repeat(5000) }))];
+        let (events, terminal) = relayed(&lines_of(&sent), 1000);
+        assert_eq!(events[0].event, "event_too_large");
+        assert_eq!(terminal.len(), 1);
+        assert_eq!(terminal[0].0, EventKind::Result);
+    }
+
+    #[test]
+    fn garbage_is_skipped() {
+        let mut input = b"not json\n\xff\xfe\n\n".to_vec();
+        input.extend(lines_of(&[Event::user("ok", json!(1))]));
+        let (events, _) = relayed(&input, DEFAULT_MAX_EVENT_BYTES);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event, "ok");
+    }
+}

@@ -1,0 +1,272 @@
+//! Crash isolation: runs an action in a child process and relays its events.
+//!
+//! The parent starts a child (normally the `loader` binary itself) in a
+//! process group of its own, with a cleared environment
+//! ([`child_env`]), stdin from `/dev/null`, stdout and stderr piped, and a
+//! socket as fd 3: the event channel (module `channel`). On the channel the
+//! parent sends an [`IsolatedRun`] as one JSON line, then `cancel` lines;
+//! the child sends its events back as JSON lines, batched while the
+//! channel is busy and drained even on a crash (module `child_writer`), so
+//! everything the action reported before a crash reaches the parent. Only the channel can report a result: whatever the plugin prints
+//! on stdout or stderr is relayed as `output` events ([`output`]), and a
+//! result counts only if the child then exits normally.
+//!
+//! The readers of the channel and the pipes write each batch into the
+//! sinks themselves and flush them (module `relay`): nothing queues up in the
+//! loader, a child reporting faster than the sinks write is slowed down,
+//! and a reader of the stream sees each event as soon as the child pauses.
+//!
+//! The supervisor (module `supervise`) waits for the child's exit, not for the
+//! end of its pipes (which programs the plugin started may hold open), and
+//! then kills the child's whole process group: nothing the action started
+//! outlives the run. The child is tied to the loader's life: on Linux it
+//! gets SIGTERM when the loader dies, and it kills its group then, or when
+//! its channel to the loader closes.
+//!
+//! The child side is [`serve_child`].
+
+mod channel;
+mod child;
+pub mod child_env;
+mod child_writer;
+pub(crate) mod lines;
+pub mod output;
+mod process;
+mod relay;
+mod supervise;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugin_api::ActionFailure;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use channel::DEFAULT_MAX_EVENT_BYTES;
+pub use child::serve_child;
+pub use output::{OutputLimits, Stream};
+pub(crate) use process::{spawn_with_channel, ChildOutput, Spawned};
+
+use crate::events::{Event, EventKind, EventSink, RunInfo};
+use crate::host::RunSettings;
+use crate::runner::{failure_event, Deadline};
+
+/// The request a parent sends its child.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsolatedRun {
+    pub library: PathBuf,
+    pub action: String,
+    pub params: String,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub job_id: Option<String>,
+    pub checkpoint: Option<Value>,
+    pub progress_interval_ms: u64,
+}
+
+/// The line a parent writes to ask the child's action to cancel.
+const CANCEL_LINE: &str = "cancel";
+
+/// How to start the child: a program and the arguments that make it call
+/// [`serve_child`] (for the loader binary, its hidden `__child` command).
+#[derive(Debug, Clone)]
+pub struct ChildCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl ChildCommand {
+    /// The running executable with `args`: the loader re-running itself.
+    pub fn current_exe(args: &[&str]) -> std::io::Result<Self> {
+        Ok(Self {
+            program: std::env::current_exe()?,
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    }
+}
+
+/// Limits of an isolated run beyond its deadline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IsolationOptions {
+    /// The largest event, in bytes of its JSON line, relayed from the
+    /// child; a larger one becomes an `event_too_large` note.
+    pub max_event_bytes: usize,
+    /// How much of the plugin's stdout and stderr is relayed.
+    pub output: OutputLimits,
+    /// How long an interrupted action gets to stop before it is killed.
+    pub interrupt_grace: Duration,
+}
+
+impl Default for IsolationOptions {
+    fn default() -> Self {
+        IsolationOptions {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            output: OutputLimits::default(),
+            interrupt_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs `action` of the plugin library at `library` in a child process,
+/// relaying its events to `sink`, with the default [`IsolationOptions`].
+/// A crash, an abort or a kill becomes a failed action naming the signal;
+/// `interrupt` (e.g. Ctrl-C) asks the action to cancel, and a second
+/// interrupt, or the grace period passing, kills it.
+#[allow(clippy::too_many_arguments)]
+pub fn run_isolated(
+    child: &ChildCommand,
+    library: &Path,
+    plugin_code: &str,
+    action: &str,
+    params_json: &str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    interrupt: &Interrupts,
+    sink: Arc<dyn EventSink>,
+) -> Result<Value, ActionFailure> {
+    run_isolated_with(
+        child,
+        library,
+        plugin_code,
+        action,
+        params_json,
+        settings,
+        deadline,
+        interrupt,
+        sink,
+        IsolationOptions::default(),
+    )
+}
+
+/// [`run_isolated`] with explicit [`IsolationOptions`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_isolated_with(
+    child: &ChildCommand,
+    library: &Path,
+    plugin_code: &str,
+    action: &str,
+    params_json: &str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    interrupt: &Interrupts,
+    sink: Arc<dyn EventSink>,
+    options: IsolationOptions,
+) -> Result<Value, ActionFailure> {
+    let run = RunInfo {
+        job_id: settings.job_id.clone(),
+        plugin: plugin_code.to_owned(),
+        action: action.to_owned(),
+    };
+    sink.start(&run);
+    let request = IsolatedRun {
+        library: library.to_owned(),
+        action: action.to_owned(),
+        params: params_json.to_owned(),
+        env: settings.env.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        job_id: settings.job_id.clone(),
+        checkpoint: settings.checkpoint.clone(),
+        progress_interval_ms: u64::try_from(settings.progress_interval.as_millis()).unwrap_or(u64::MAX),
+    };
+    let supervised = supervise::supervise(
+        child,
+        &request,
+        &settings.env,
+        deadline,
+        interrupt,
+        &options,
+        &run,
+        &sink,
+    );
+    if let (Err(failure), false) = (&supervised.result, supervised.error_relayed) {
+        sink.emit(&run, &failure_event(failure));
+    }
+    sink.finish(&run);
+    supervised.result
+}
+
+/// What the readers of a child pass on (see [`RelayTarget`]).
+pub(crate) enum Relayed {
+    /// Events in the order they were read (from the channel, or `output`).
+    Events(Vec<Event>),
+    /// The run's result or error was larger than the event size limit.
+    TerminalTooLarge { kind: EventKind, bytes: u64 },
+    /// The event channel reached its end.
+    ChannelClosed,
+    /// One of stdout and stderr reached its end.
+    OutputClosed,
+    /// The child process exited (it is not reaped yet).
+    Exited,
+}
+
+/// Where the readers of a child pass what they read; `relay` returns
+/// false when nobody takes it any more (the reader then stops). It may
+/// block: that is the back-pressure that slows a child down.
+pub(crate) trait RelayTarget {
+    fn relay(&self, message: Relayed) -> bool;
+}
+
+impl RelayTarget for std::sync::mpsc::SyncSender<Relayed> {
+    fn relay(&self, message: Relayed) -> bool {
+        self.send(message).is_ok()
+    }
+}
+
+/// Counts interrupts (Ctrl-C, SIGTERM, SIGHUP) sent to the parent.
+#[derive(Debug, Default, Clone)]
+pub struct Interrupts(Arc<std::sync::atomic::AtomicU32>);
+
+impl Interrupts {
+    pub fn interrupt(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn count(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// How the child ended, in words.
+pub fn describe_exit(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("the action's process exited with code {code} without reporting a result"),
+        None => format!("the action crashed: its process {}", exit_in_words(status)),
+    }
+}
+
+/// How a process ended: "was killed by signal 11 (SIGSEGV)", "exited with
+/// code 3".
+pub fn exit_in_words(status: ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("was killed by signal {signal} ({})", signal_name(signal));
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with code {code}"),
+        None => "ended abnormally".to_owned(),
+    }
+}
+
+/// The conventional name of a POSIX signal number.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        31 => "SIGSYS",
+        _ => "unknown signal",
+    }
+}

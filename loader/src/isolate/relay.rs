@@ -1,0 +1,97 @@
+//! Where the readers of an isolated child deliver: straight into the run's
+//! sinks, on the reader's own thread, so a batch is written (and flushed,
+//! so a reader of the stream sees it at once) before the next one is read:
+//! the back-pressure that keeps the loader's memory bounded. The run's
+//! result or error is kept aside for the supervisor, which decides the
+//! outcome; once the supervisor closes the relay, nothing more reaches the
+//! sinks, whatever a process still holding the child's pipes writes.
+
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use super::{RelayTarget, Relayed};
+use crate::events::{Event, EventKind, EventSink, RunInfo};
+
+/// What the child reported as its outcome.
+#[derive(Default)]
+pub struct Terminal {
+    /// The first `result` or `error` event from the channel.
+    pub event: Option<Event>,
+    /// The outcome was too large to relay: its kind and size.
+    pub too_large: Option<(EventKind, u64)>,
+}
+
+#[derive(Default)]
+struct State {
+    closed: bool,
+    terminal: Terminal,
+}
+
+/// The relay of one run, shared by its reader threads.
+pub struct SinkRelay {
+    run: RunInfo,
+    sink: Arc<dyn EventSink>,
+    state: Mutex<State>,
+    /// Stream ends and the child's exit, for the supervisor.
+    notices: Mutex<Sender<Relayed>>,
+}
+
+impl SinkRelay {
+    pub fn new(run: RunInfo, sink: Arc<dyn EventSink>, notices: Sender<Relayed>) -> Self {
+        SinkRelay {
+            run,
+            sink,
+            state: Mutex::new(State::default()),
+            notices: Mutex::new(notices),
+        }
+    }
+
+    /// Stops relaying and returns the outcome the child reported.
+    pub fn close(&self) -> Terminal {
+        let mut state = crate::events::lock(&self.state);
+        state.closed = true;
+        self.sink.flush();
+        std::mem::take(&mut state.terminal)
+    }
+
+    fn notify(&self, message: Relayed) -> bool {
+        crate::events::lock(&self.notices).send(message).is_ok()
+    }
+}
+
+impl RelayTarget for Arc<SinkRelay> {
+    fn relay(&self, message: Relayed) -> bool {
+        let mut state = crate::events::lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        match message {
+            Relayed::Events(events) => {
+                for event in events {
+                    let terminal = &mut state.terminal;
+                    if matches!(event.kind, EventKind::Result | EventKind::Error) {
+                        if terminal.event.is_none() && terminal.too_large.is_none() {
+                            terminal.event = Some(event);
+                        } else {
+                            tracing::warn!("the isolated process reported a second outcome; it was ignored");
+                        }
+                    } else {
+                        self.sink.emit(&self.run, &event);
+                    }
+                }
+                self.sink.flush();
+                true
+            }
+            Relayed::TerminalTooLarge { kind, bytes } => {
+                if state.terminal.event.is_none() {
+                    state.terminal.too_large = Some((kind, bytes));
+                }
+                true
+            }
+            notice => {
+                drop(state);
+                self.notify(notice)
+            }
+        }
+    }
+}

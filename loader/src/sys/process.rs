@@ -1,0 +1,226 @@
+//! The operating-system calls the supervisor of isolated runs needs and
+//! the standard library does not offer: handing a child its event channel
+//! as fd 3, tying the child's life to the loader's, waiting for a child's
+//! exit without reaping it, and killing a whole process group. Every
+//! `unsafe` block of the process supervision lives here, each with the
+//! reason it holds.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// The fd number a child finds its channel to the loader on.
+pub const CHANNEL_FD: RawFd = 3;
+
+/// Makes `command` start its process in a new process group, with
+/// `channel` as fd [`CHANNEL_FD`], and (on Linux) with SIGTERM delivered to
+/// it when the loader dies; a child whose loader died before that was set
+/// up exits at once. `channel` must stay open until the command is spawned.
+pub fn prepare_child(command: &mut Command, channel: &UnixStream) {
+    let channel_fd = channel.as_raw_fd();
+    let parent = std::process::id();
+    command.process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (dup2, fcntl, prctl, getppid, _exit)
+    // on plain integers copied in; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            if channel_fd == CHANNEL_FD {
+                let flags = libc::fcntl(CHANNEL_FD, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(CHANNEL_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(channel_fd, CHANNEL_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The child's side: takes fd [`CHANNEL_FD`] as its channel to the loader,
+/// after checking it is a socket, and marks it close-on-exec so that
+/// programs the plugin starts do not inherit it.
+pub fn take_channel() -> io::Result<UnixStream> {
+    // SAFETY: fstat only writes into the zeroed struct it is given.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on any fd number is sound; a closed fd is an error.
+    if unsafe { libc::fstat(CHANNEL_FD, &mut stat) } != 0 {
+        return Err(io::Error::other(format!(
+            "fd {CHANNEL_FD} is not open: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::other(format!("fd {CHANNEL_FD} is not a socket")));
+    }
+    // SAFETY: setting a descriptor flag on an open fd.
+    if unsafe { libc::fcntl(CHANNEL_FD, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd 3 is an open socket (checked above) that nothing else in
+    // this process owns: the loader's child takes it exactly once, at start.
+    Ok(unsafe { UnixStream::from_raw_fd(CHANNEL_FD) })
+}
+
+/// Sends SIGKILL to every process of the process group `group`.
+pub fn kill_group(group: u32) {
+    let Ok(group) = libc::pid_t::try_from(group) else {
+        return;
+    };
+    if group <= 1 {
+        return;
+    }
+    // SAFETY: kill only sends a signal; a negative pid names a group, and
+    // `group` is the id of a group the loader created (never 0, 1 or -1).
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+}
+
+/// The child's side: kills the child's own process group, itself included
+/// (used when the loader is gone).
+pub fn kill_own_group() -> ! {
+    // SAFETY: kill(0, ...) signals the caller's own process group, which
+    // the loader created for this child alone.
+    unsafe { libc::kill(0, libc::SIGKILL) };
+    std::process::exit(1)
+}
+
+/// The child's side: on SIGTERM or SIGHUP (SIGTERM is what the kernel sends
+/// when the loader dies, see [`prepare_child`]) the whole process group is
+/// killed, so that nothing the plugin started outlives the loader.
+pub fn kill_group_on_termination() {
+    extern "C" fn on_signal(_: libc::c_int) {
+        // SAFETY: kill is async-signal-safe; 0 names this process's group.
+        unsafe { libc::kill(0, libc::SIGKILL) };
+    }
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installs a handler that only calls the async-signal-safe
+        // kill; the sigaction struct is fully initialised before use.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Blocks until the process `pid` (a child of this process) has exited,
+/// leaving it a zombie: its pid, and so its process group id, cannot be
+/// reused until it is reaped, so the group can still be killed safely.
+pub fn wait_for_exit_unreaped(pid: u32) -> io::Result<()> {
+    let pid = libc::id_t::from(pid);
+    loop {
+        // SAFETY: waitid writes only into the zeroed siginfo it is given;
+        // WNOWAIT leaves the child to be reaped by `Child::wait`.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// The signals after which a crashing child still sends its pending events.
+const CRASH_SIGNALS: [libc::c_int; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT];
+
+/// What [`on_exit_or_crash`] registered.
+struct ExitHooks {
+    at_exit: fn(),
+    on_crash: fn(),
+    /// The actions the crash handler replaced, in [`CRASH_SIGNALS`] order.
+    previous: [libc::sigaction; CRASH_SIGNALS.len()],
+}
+
+// SAFETY: the saved `sigaction` structs are plain data, only read after
+// they were written (the OnceLock publishes them).
+unsafe impl Sync for ExitHooks {}
+unsafe impl Send for ExitHooks {}
+
+static EXIT_HOOKS: std::sync::OnceLock<ExitHooks> = std::sync::OnceLock::new();
+
+/// Calls `at_exit` when the process exits through `exit()`, and `on_crash`
+/// (which must be async-signal-safe) on SIGSEGV, SIGBUS, SIGILL, SIGFPE or
+/// SIGABRT, before the signal's previous action takes its course. Once
+/// per process; later calls do nothing.
+pub fn on_exit_or_crash(at_exit: fn(), on_crash: fn()) {
+    extern "C" fn exit_hook() {
+        if let Some(hooks) = EXIT_HOOKS.get() {
+            (hooks.at_exit)();
+        }
+    }
+    extern "C" fn crash_hook(signal: libc::c_int) {
+        let Some(hooks) = EXIT_HOOKS.get() else { return };
+        (hooks.on_crash)();
+        if let Some(index) = CRASH_SIGNALS.iter().position(|&s| s == signal) {
+            // SAFETY: restores the action saved before ours was installed;
+            // sigaction is async-signal-safe. Returning re-raises a fault
+            // (the instruction runs again) and abort() raises SIGABRT
+            // again, now with the previous action.
+            unsafe { libc::sigaction(signal, &hooks.previous[index], std::ptr::null_mut()) };
+        }
+    }
+    // SAFETY: zeroed sigaction structs are valid "default action" values,
+    // overwritten by sigaction with the current actions.
+    let mut previous: [libc::sigaction; CRASH_SIGNALS.len()] = unsafe { std::mem::zeroed() };
+    for (signal, slot) in CRASH_SIGNALS.iter().zip(previous.iter_mut()) {
+        // SAFETY: reads the current action of a valid signal into `slot`.
+        unsafe { libc::sigaction(*signal, std::ptr::null(), slot) };
+    }
+    if EXIT_HOOKS
+        .set(ExitHooks {
+            at_exit,
+            on_crash,
+            previous,
+        })
+        .is_err()
+    {
+        return;
+    }
+    // SAFETY: registers a plain extern "C" function, valid for the whole
+    // life of the process.
+    unsafe { libc::atexit(exit_hook) };
+    for signal in CRASH_SIGNALS {
+        // SAFETY: installs a handler on the alternate signal stack (Rust
+        // threads have one) that calls only the registered async-signal-
+        // safe function and sigaction; the struct is fully initialised.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = crash_hook as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Writes all of `bytes` to `fd` with the raw `write` system call, as a
+/// signal handler may; gives up on an error.
+pub fn write_all_raw(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: write reads at most `bytes.len()` bytes from a valid slice.
+        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match written {
+            n if n > 0 => bytes = &bytes[n as usize..],
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
+}
