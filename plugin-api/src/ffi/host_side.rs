@@ -25,8 +25,8 @@ pub trait ContextHost: Send + Sync + 'static {
     /// `set_metrics` with the value as JSON object text and the step's name;
     /// an error is the reason the call was refused.
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String>;
-    /// `log(event, data, file)` with the data as JSON text (possibly in an
-    /// [`envelope`](crate::envelope)).
+    /// `log(event, data, file)` with the data as JSON text (possibly wrapped
+    /// in the plugin's step and level envelope).
     fn log(&self, event: &str, data_json: &str, file: Option<&str>);
     /// `log_message` with the level's lowercase name (`level@step` when attributed to a step).
     fn log_message(&self, message: &str, level: &str);
