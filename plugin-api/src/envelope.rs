@@ -26,13 +26,16 @@ pub const ENVELOPE_KEY: &str = "$synapse_entry";
 /// What an envelope says about its entry besides the data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntryAttributes {
+    /// The step the entry is attributed to (`step`).
     pub step: Option<String>,
+    /// The entry's level name (`level`), for a `log` entry that is not `info`.
     pub level: Option<String>,
     /// `failed` marks the step's progress as failed.
     pub progress: Option<String>,
 }
 
 impl EntryAttributes {
+    /// Whether there is nothing to say besides the data (then no envelope is written).
     pub fn is_empty(&self) -> bool {
         self.step.is_none() && self.level.is_none() && self.progress.is_none()
     }

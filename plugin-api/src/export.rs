@@ -12,6 +12,7 @@ use crate::plugin::Plugin;
 /// The plugin a library exports, built once on first use. Implemented by
 /// [`export_plugin!`](crate::export_plugin); not by hand.
 pub trait PluginEntry: 'static {
+    /// The exported plugin, built on the first call and the same one after.
     fn plugin() -> &'static Plugin;
 }
 

@@ -24,8 +24,10 @@ use crate::validate::FieldProblem;
 /// checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ParamsMode {
+    /// Converts scalars as pydantic's lax mode does (the default, as in the original).
     #[default]
     Lax,
+    /// Only checks: a scalar of the wrong type is a problem, never converted.
     Strict,
 }
 

@@ -48,7 +48,7 @@
 //! assert_eq!(plugin().manifest().actions[0].name, "train");
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod action;

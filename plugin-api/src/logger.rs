@@ -18,15 +18,28 @@ use crate::ffi::plugin_side::HostHandle;
 /// A context call that was refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContextError {
+    /// The host refused `set_progress` (its reason).
     #[error("set_progress: {0}")]
     Progress(String),
+    /// The host refused `set_metrics` (its reason).
     #[error("set_metrics: {0}")]
     Metrics(String),
+    /// A value could not be turned into JSON.
     #[error("could not serialise {what} to JSON: {reason}")]
-    Serialize { what: &'static str, reason: String },
+    Serialize {
+        /// What was being serialised (`metrics`, `log data`...).
+        what: &'static str,
+        /// serde_json's error.
+        reason: String,
+    },
     /// Log data (or metrics) must be a JSON object, as in the original.
     #[error("{what} must be a JSON object, got {got}")]
-    NotAnObject { what: &'static str, got: &'static str },
+    NotAnObject {
+        /// What had to be an object.
+        what: &'static str,
+        /// What it was instead (`an array`, `a string`...).
+        got: &'static str,
+    },
     /// `set_metrics` without a step, outside any running step.
     #[error("set_metrics: a step must be given when no step is running")]
     NoStep,
@@ -39,17 +52,25 @@ pub enum ContextError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageLevel {
+    /// Detail for developers (`ctx.debug`).
     Debug,
+    /// Shown normally (the default).
     #[default]
     Info,
+    /// Something finished well.
     Success,
+    /// Something the user should look at.
     Warning,
+    /// Something went wrong.
     Danger,
+    /// An error.
     Error,
+    /// A critical error.
     Critical,
 }
 
 impl MessageLevel {
+    /// Every level, from `Debug` to `Critical`.
     pub const ALL: [MessageLevel; 7] = [
         MessageLevel::Debug,
         MessageLevel::Info,
@@ -60,6 +81,7 @@ impl MessageLevel {
         MessageLevel::Critical,
     ];
 
+    /// The level's lowercase name, as the original writes it (`info`, `danger`...).
     pub fn as_str(self) -> &'static str {
         match self {
             MessageLevel::Debug => "debug",
@@ -92,7 +114,9 @@ impl std::str::FromStr for MessageLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProgressStatus {
+    /// Still running (or finished normally).
     Running,
+    /// Marked failed with `set_progress_failed`.
     Failed,
 }
 
@@ -105,6 +129,7 @@ pub struct ProgressSnapshot {
     pub time_remaining: Option<f64>,
     /// Seconds since the step's first progress (or since it restarted at 0).
     pub elapsed_time: Option<f64>,
+    /// Whether the step is running or was marked failed.
     pub status: ProgressStatus,
 }
 
@@ -325,6 +350,7 @@ impl Logger {
         self.finished.store(true, Ordering::Release)
     }
 
+    /// Whether [`finish`](Self::finish) was called.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
     }

@@ -11,14 +11,17 @@ use serde::{Serialize, Serializer};
 pub struct UtcDateTime(SystemTime);
 
 impl UtcDateTime {
+    /// The current time.
     pub fn now() -> Self {
         Self(SystemTime::now())
     }
 
+    /// The date-time at `time`.
     pub fn from_system_time(time: SystemTime) -> Self {
         Self(time)
     }
 
+    /// This date-time as a `SystemTime`.
     pub fn system_time(self) -> SystemTime {
         self.0
     }

@@ -20,18 +20,29 @@ use super::{ClientKind, HostContext, HostState, HostStatePtr, HostVtable, HostVt
 /// Implementations must be thread-safe: plugin code may call the context from
 /// several threads at once.
 pub trait ContextHost: Send + Sync + 'static {
+    /// `set_progress(current, total, step)`; an error is the reason the call was refused.
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String>;
+    /// `set_metrics` with the value as JSON object text and the step's name;
+    /// an error is the reason the call was refused.
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String>;
+    /// `log(event, data, file)` with the data as JSON text (possibly wrapped
+    /// in the plugin's step and level envelope).
     fn log(&self, event: &str, data_json: &str, file: Option<&str>);
+    /// `log_message` with the level's lowercase name (`level@step` when attributed to a step).
     fn log_message(&self, message: &str, level: &str);
+    /// `log_dev_event` with the data as JSON text, if any.
     fn log_dev_event(&self, message: &str, data_json: Option<&str>);
     /// The environment the plugin may see, as a JSON object of strings.
     fn env_json(&self) -> String;
+    /// The job id, if the run has one.
     fn job_id(&self) -> Option<String>;
     /// The checkpoint as a JSON object (`category`, `path`, further fields).
     fn checkpoint_json(&self) -> Option<String>;
+    /// Whether the action has been asked to stop.
     fn is_cancelled(&self) -> bool;
+    /// Whether a client of this kind is configured.
     fn has_client(&self, kind: ClientKind) -> bool;
+    /// Sends a request (JSON text) to a client and returns its answer (JSON text) or why it failed.
     fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String>;
 }
 

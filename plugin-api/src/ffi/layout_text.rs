@@ -22,7 +22,9 @@ use abi_stable::type_layout::{TLData, TLField, TLFunction, TypeLayout};
 
 /// A named starting point of the fingerprint.
 pub struct Root {
+    /// The name the fingerprint's `root` line gives this starting point.
     pub label: &'static str,
+    /// The layout described, with every type it reaches.
     pub layout: &'static TypeLayout,
 }
 

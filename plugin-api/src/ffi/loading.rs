@@ -17,28 +17,48 @@ use super::{layout_mismatch, ApiVersion, PluginModuleRef, API_VERSION};
 /// versions where they matter, and what the plugin author can do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be opened as a dynamic library (the loader's reason).
     #[error("cannot open the library: {0}")]
     Open(String),
+    /// The library has no abi_stable root module symbol.
     #[error("not a plugin: the library exports no abi_stable root module ({0})")]
     NoRootModule(String),
+    /// The library's abi_stable header is invalid (the reason).
     #[error("not a plugin: {0}")]
     InvalidHeader(String),
+    /// The plugin-api version in the header could not be read.
     #[error("the plugin declares an unreadable plugin-api version ({0})")]
     UnreadableVersion(String),
+    /// The plugin's major version differs from this loader's.
     #[error(
         "built against plugin-api {plugin}, but this loader has plugin-api {host}: major versions must match; \
          rebuild the plugin against plugin-api {}.x",
         host.major
     )]
-    IncompatibleMajor { plugin: ApiVersion, host: ApiVersion },
+    IncompatibleMajor {
+        /// The version the plugin declares.
+        plugin: ApiVersion,
+        /// This loader's version.
+        host: ApiVersion,
+    },
+    /// The plugin's header carries no layout to check.
     #[error("built against plugin-api {plugin} without layout information, so its ABI cannot be checked")]
-    NoLayout { plugin: ApiVersion },
+    NoLayout {
+        /// The version the plugin declares.
+        plugin: ApiVersion,
+    },
+    /// The plugin's layout is not that of the release it declares (or, when
+    /// it is newer than this loader, does not extend this loader's).
     #[error("{}", layout_message(*plugin, *host, difference))]
     Layout {
+        /// The version the plugin declares.
         plugin: ApiVersion,
+        /// This loader's version.
         host: ApiVersion,
+        /// Where the layouts differ.
         difference: String,
     },
+    /// The root module could not be initialised (the reason).
     #[error("the plugin's root module failed to initialise: {0}")]
     Init(String),
 }

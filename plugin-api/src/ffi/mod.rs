@@ -102,7 +102,9 @@ pub type HostStatePtr = *const HostState;
 #[repr(C)]
 #[derive(StableAbi, Copy, Clone)]
 pub struct HostContext {
+    /// The host's state, opaque to the plugin.
     pub state: HostStatePtr,
+    /// The functions that act on `state`.
     pub vtable: HostVtableRef,
 }
 

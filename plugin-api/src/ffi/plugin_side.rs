@@ -34,6 +34,7 @@ impl HostHandle {
         Self { context }
     }
 
+    /// `set_progress(current, total, step)` through the vtable; an error is the host's reason.
     pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         let step = step.map(RStr::from).into();
         (self.context.vtable.set_progress())(self.context.state, current, total, step)
@@ -41,12 +42,14 @@ impl HostHandle {
             .map_err(String::from)
     }
 
+    /// `set_metrics` (the value as JSON object text) through the vtable; an error is the host's reason.
     pub fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
         (self.context.vtable.set_metrics())(self.context.state, value_json.into(), step.into())
             .into_result()
             .map_err(String::from)
     }
 
+    /// `log(event, data as JSON text, file)` through the vtable.
     pub fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
         (self.context.vtable.log())(
             self.context.state,
@@ -56,24 +59,29 @@ impl HostHandle {
         )
     }
 
+    /// `log_message(message, level name)` through the vtable.
     pub fn log_message(&self, message: &str, level: &str) {
         (self.context.vtable.log_message())(self.context.state, message.into(), level.into())
     }
 
+    /// `log_dev_event(message, data as JSON text)` through the vtable.
     pub fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
         (self.context.vtable.log_dev_event())(self.context.state, message.into(), data_json.map(RStr::from).into())
     }
 
+    /// The plugin's environment as a JSON object of strings.
     pub fn env_json(&self) -> String {
         (self.context.vtable.env())(self.context.state).into()
     }
 
+    /// The job id, if the run has one.
     pub fn job_id(&self) -> Option<String> {
         (self.context.vtable.job_id())(self.context.state)
             .map(String::from)
             .into_option()
     }
 
+    /// The checkpoint as a JSON object (`category`, `path`, further fields), if the run has one.
     pub fn checkpoint_json(&self) -> Option<String> {
         (self.context.vtable.checkpoint())(self.context.state)
             .map(String::from)
@@ -93,6 +101,8 @@ impl HostHandle {
             .is_some_and(|f| f(self.context.state, kind as u32))
     }
 
+    /// A request (JSON text) to a client, answered as JSON text; the
+    /// [`host_too_old`] error when the host predates 1.1.
     pub fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String> {
         let request = self
             .context

@@ -12,6 +12,7 @@ use super::{v1_0, v1_1, API_VERSION};
 /// One released minor version's boundary.
 #[derive(Clone, Copy)]
 pub struct Release {
+    /// The minor version: this entry is plugin-api 1.`minor`.
     pub minor: u32,
     /// The layout abi_stable checks: the root module's prefix reference,
     /// from which the host context and its vtable are reachable.

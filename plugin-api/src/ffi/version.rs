@@ -10,8 +10,11 @@ pub const API_VERSION: ApiVersion = ApiVersion::current();
 /// A plugin-api version: what a plugin was built against, or what a host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiVersion {
+    /// Major version: a different one is incompatible.
     pub major: u32,
+    /// Minor version: a later one only appends to the boundary.
     pub minor: u32,
+    /// Patch version: no effect on the boundary.
     pub patch: u32,
 }
 

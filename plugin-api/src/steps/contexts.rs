@@ -38,6 +38,7 @@ fn param<'a>(params: &'a Value, key: &str) -> Option<&'a Value> {
 /// assert!(ctx.dataset.is_none() && ctx.tune_result.is_none());
 /// ```
 pub struct TrainContext {
+    /// The shared step state (`runtime_ctx`, current step, step results, errors).
     pub base: BaseStepContext,
     /// The action's params.
     pub params: Value,
@@ -56,6 +57,7 @@ pub struct TrainContext {
 }
 
 impl TrainContext {
+    /// A context holding these params, every other field at the original's default.
     pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -91,20 +93,28 @@ impl TrainContext {
 /// assert_eq!((ctx.model_id, ctx.processed_count), (None, 1));
 /// ```
 pub struct InferenceContext {
+    /// The shared step state (`runtime_ctx`, current step, step results, errors).
     pub base: BaseStepContext,
+    /// The action's params.
     pub params: Value,
+    /// The ID of the model used for inference.
     pub model_id: Option<i64>,
     /// The model's record once fetched.
     pub model: Option<Value>,
+    /// Local path of the downloaded (extracted) model.
     pub model_path: Option<PathBuf>,
+    /// The input requests to process.
     pub requests: Vec<Value>,
+    /// The inference results.
     pub results: Vec<Value>,
     /// Requests per batch (1 by default, as in the original).
     pub batch_size: usize,
+    /// How many items have been processed.
     pub processed_count: u64,
 }
 
 impl InferenceContext {
+    /// A context holding these params, every other field at the original's default.
     pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -143,20 +153,29 @@ impl InferenceContext {
 /// assert!(ctx.sdk_managed_original_files);
 /// ```
 pub struct ExportContext {
+    /// The shared step state (`runtime_ctx`, current step, step results, errors).
     pub base: BaseStepContext,
+    /// The action's params.
     pub params: Value,
     /// What the fetch step found (the original's `results`).
     pub results: Option<Value>,
+    /// How many items there are to export.
     pub total_count: u64,
+    /// How many items were exported.
     pub exported_count: u64,
+    /// How many items failed to export.
     pub failed_count: u64,
     /// The folder the export writes into.
     pub output_path: Option<PathBuf>,
+    /// The root path of the export output.
     pub path_root: Option<PathBuf>,
     /// Storage settings (the original also allows a live session object).
     pub storage: Option<Value>,
+    /// The project's configuration.
     pub configuration: Option<Value>,
+    /// The project ID taken from the filter.
     pub project_id: Option<i64>,
+    /// This run's own export folder (set by the initialise step).
     pub unique_export_path: Option<PathBuf>,
     /// Folder name of the label files (`labels` by default).
     pub label_output_dirname: Option<String>,
@@ -164,18 +183,29 @@ pub struct ExportContext {
     pub sdk_managed_original_files: bool,
     /// Named output folders.
     pub output_paths: BTreeMap<String, PathBuf>,
+    /// The built export parameters (set by the prepare step).
     pub export_params: Map<String, Value>,
+    /// Errors saving the JSON files.
     pub errors_json: Vec<Value>,
+    /// Errors saving the original files.
     pub errors_original: Vec<Value>,
+    /// Output-filename collisions resolved by renaming (0: no rename happened).
     pub filename_collision_count: u64,
+    /// Files present in the label folder after saving (`None` when there is no
+    /// standard label folder).
     pub written_file_count: Option<u64>,
+    /// Pages that failed every retry, when partial results are allowed.
     pub page_failures: Vec<Value>,
+    /// The action's configuration.
     pub config: Map<String, Value>,
+    /// The filters of the first fetch, reused with a cursor to resume.
     pub fetch_filters: Map<String, Value>,
+    /// The last original item the save loop finished with (a resume continues after it).
     pub last_completed_item: Option<Value>,
 }
 
 impl ExportContext {
+    /// A context holding these params, every other field at the original's default.
     pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -227,25 +257,34 @@ impl ExportContext {
 /// assert!(ctx.lost_files.is_empty());
 /// ```
 pub struct UploadContext {
+    /// The shared step state (`runtime_ctx`, current step, step results, errors).
     pub base: BaseStepContext,
+    /// The action's params.
     pub params: Value,
     /// Allowed file extensions by file kind.
     pub allowed_extensions: Option<BTreeMap<String, Vec<String>>>,
+    /// The storage's configuration (set by the init step).
     pub storage: Option<Value>,
+    /// The data collection's configuration (set by the init step).
     pub data_collection: Option<Value>,
+    /// The project's configuration (set by the init step).
     pub project: Option<Value>,
     /// The folder the upload reads from (the original's `pathlib_cwd`).
     pub pathlib_cwd: Option<PathBuf>,
     /// The files, organised for upload (one object each).
     pub organized_files: Vec<Value>,
+    /// The files uploaded successfully (set by the upload step).
     pub uploaded_files: Vec<Value>,
     /// Files that were attempted but never landed.
     pub lost_files: Vec<String>,
+    /// The data units created (set by the generate step).
     pub data_units: Vec<Value>,
+    /// The parsed Excel metadata (set by the metadata step).
     pub excel_metadata: Option<Value>,
 }
 
 impl UploadContext {
+    /// A context holding these params, every other field at the original's default.
     pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
@@ -286,22 +325,32 @@ impl UploadContext {
 /// assert!(ctx.serve_options.is_empty());
 /// ```
 pub struct DeploymentContext {
+    /// The shared step state (`runtime_ctx`, current step, step results, errors).
     pub base: BaseStepContext,
+    /// The action's params.
     pub params: Value,
+    /// The ID of the model to deploy.
     pub model_id: Option<i64>,
+    /// The model's record from the backend.
     pub model: Option<Value>,
+    /// Local path of the model's artifacts.
     pub model_path: Option<PathBuf>,
+    /// The name of the Ray Serve application.
     pub serve_app_name: Option<String>,
+    /// The ID of the created serve application.
     pub serve_app_id: Option<i64>,
+    /// The URL route prefix the deployment is served under.
     pub route_prefix: Option<String>,
     /// Options of the serving actor (replicas, resources).
     pub ray_actor_options: Map<String, Value>,
     /// Options of the serve application.
     pub serve_options: Map<String, Value>,
+    /// Whether the deployment succeeded.
     pub deployed: bool,
 }
 
 impl DeploymentContext {
+    /// A context holding these params, every other field at the original's default.
     pub fn new(runtime_ctx: RuntimeContext, params: Value) -> Self {
         Self {
             base: BaseStepContext::new(runtime_ctx),
