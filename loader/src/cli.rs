@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Load every library of the folder instead of taking unchanged ones'
+    /// descriptions from the manifest cache (for debugging).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

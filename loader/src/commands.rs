@@ -3,38 +3,37 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loader::discovery::{Discovery, LoadedPlugin};
+use loader::discovery::LoadedPlugin;
 use loader::environment::EnvironmentBuilder;
 use loader::events::{EventSink, FanOut, Flush, JsonlSink, TerminalSink, TracingSink};
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
-use loader::load_check::{scan_supervised, serve_load_check};
+use loader::load_check::serve_load_check;
+use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
 use plugin_api::ActionManifest;
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::exit::{CliError, ExitCode};
+use crate::plugin_folder::PluginFolder;
 
 /// The longest a JSONL line waits in the loader before its reader sees it.
 const LIVE_STREAM_DELAY: Duration = Duration::from_millis(50);
-
-/// How long one library may take to load in the checking child process.
-const LOAD_CHECK_TIME_PER_FILE: Duration = Duration::from_secs(30);
 
 /// The environment variable naming the plugin folder.
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
-    let dir = plugin_dir(cli.plugins);
+    let folder = || PluginFolder::open(&plugin_dir(cli.plugins.clone()), !cli.no_cache);
     match cli.command {
-        Command::List { json } => list(&dir, json),
-        Command::Info { plugin, action, json } => info(&dir, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&dir, args, cli.verbose > 0),
+        Command::List { json } => list(&mut folder(), json),
+        Command::Info { plugin, action, json } => info(&mut folder(), &plugin, action.as_deref(), json),
+        Command::Run(args) => run(&mut folder(), args, cli.verbose > 0),
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
             _ => ExitCode::ActionFailed,
@@ -49,36 +48,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
 fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os(PLUGIN_DIR_VAR).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("plugins"))
-}
-
-/// Scans the plugin folder. Every library is first loaded in a child
-/// process (see `loader::load_check`), so that one whose loading crashes or
-/// hangs is reported and skipped instead of taking the loader down.
-fn scan(dir: &Path) -> Result<Discovery, CliError> {
-    let discovery = match ChildCommand::current_exe(&["__load-check", "--"]) {
-        Ok(checker) => scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE),
-        Err(e) => {
-            tracing::warn!("cannot find the loader executable to check plugin libraries in a child: {e}");
-            Discovery::scan(dir)
-        }
-    }
-    .map_err(|e| CliError::usage(e.to_string()))?;
-    for problem in &discovery.problems {
-        tracing::info!("skipped {problem}");
-    }
-    Ok(discovery)
-}
-
-fn find<'a>(discovery: &'a Discovery, dir: &Path, name: &str) -> Result<&'a LoadedPlugin, CliError> {
-    discovery.find(name).ok_or_else(|| {
-        let mut details = vec![format!(
-            "plugins in {}: {}",
-            dir.display(),
-            discovery.codes().join(", ")
-        )];
-        details.extend(discovery.problems.iter().map(|p| format!("not loaded: {p}")));
-        CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {}", dir.display())).with_details(details)
-    })
 }
 
 fn find_action<'a>(plugin: &'a LoadedPlugin, name: &str) -> Result<&'a ActionManifest, CliError> {
@@ -102,8 +71,9 @@ fn print_json(value: &Value) {
     );
 }
 
-fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir)?;
+fn list(folder: &mut PluginFolder, as_json: bool) -> Result<ExitCode, CliError> {
+    let discovery = folder.scan()?;
+    let dir = folder.dir();
     if as_json {
         let plugins: Vec<Value> = discovery.plugins.iter().map(plugin_json).collect();
         let problems: Vec<Value> = discovery
@@ -124,7 +94,7 @@ fn list(dir: &Path, as_json: bool) -> Result<ExitCode, CliError> {
             m.code,
             m.version,
             category_name(m),
-            plugin.api_version(),
+            plugin.api_version,
             plugin.path.display()
         );
         if !m.description.is_empty() {
@@ -151,7 +121,7 @@ fn category_name(manifest: &plugin_api::PluginManifest) -> String {
         .unwrap_or_default()
 }
 
-fn plugin_json(plugin: &LoadedPlugin) -> Value {
+fn plugin_json(plugin: &CatalogPlugin) -> Value {
     let m = &plugin.manifest;
     json!({
         "code": m.code,
@@ -160,16 +130,15 @@ fn plugin_json(plugin: &LoadedPlugin) -> Value {
         "category": m.category,
         "description": m.description,
         "path": plugin.path,
-        "plugin_api": plugin.api_version().to_string(),
+        "plugin_api": plugin.api_version.to_string(),
         "actions": m.actions.iter().map(|a| json!({
             "name": a.name, "description": a.description, "method": a.method,
         })).collect::<Vec<_>>(),
     })
 }
 
-fn info(dir: &Path, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir)?;
-    let plugin = find(&discovery, dir, name)?;
+fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
+    let plugin = &folder.find(name)?;
     find_action_if_named(plugin, action)?;
     let manifest = plugin
         .full_manifest()
@@ -333,12 +302,11 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), Cl
     Ok((Arc::new(sinks), jsonl_on_stdout))
 }
 
-fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params)?;
     let settings = settings(&args)?;
     let deadline = deadline(&args)?;
-    let discovery = scan(dir)?;
-    let plugin = find(&discovery, dir, &args.plugin)?;
+    let plugin = &folder.find(&args.plugin)?;
     find_action(plugin, &args.action)?;
 
     if args.dry_run {

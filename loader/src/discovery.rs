@@ -36,12 +36,15 @@ impl LoadedPlugin {
     /// Whether `name` designates this plugin: its code, its name, or its
     /// library's file stem (with or without the `lib` prefix).
     pub fn answers_to(&self, name: &str) -> bool {
-        let stem = self.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        self.manifest.code == name
-            || self.manifest.name == name
-            || stem == name
-            || stem.strip_prefix("lib") == Some(name)
+        answers_to(&self.path, &self.manifest, name)
     }
+}
+
+/// Whether `name` designates the plugin `manifest` loaded from `path`: its
+/// code, its name, or the file stem (with or without the `lib` prefix).
+pub fn answers_to(path: &Path, manifest: &PluginManifest, name: &str) -> bool {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    manifest.code == name || manifest.name == name || stem == name || stem.strip_prefix("lib") == Some(name)
 }
 
 /// A file in the plugin folder that is not a usable plugin.
@@ -124,15 +127,8 @@ impl Discovery {
 
     fn add(&mut self, plugin: LoadedPlugin) {
         if let Some(first) = self.plugins.iter().find(|p| p.manifest.code == plugin.manifest.code) {
-            let reason = format!(
-                "plugin code {:?} is already provided by {}; this copy is ignored",
-                plugin.manifest.code,
-                first.path.display()
-            );
-            self.problems.push(Problem {
-                path: plugin.path,
-                reason,
-            });
+            self.problems
+                .push(duplicate_code(&plugin.path, &plugin.manifest.code, &first.path));
         } else {
             self.plugins.push(plugin);
         }
@@ -152,13 +148,26 @@ impl Discovery {
     }
 }
 
+/// The problem of a second library with a plugin code already taken by
+/// the library at `first`.
+pub fn duplicate_code(path: &Path, code: &str, first: &Path) -> Problem {
+    Problem {
+        path: path.to_owned(),
+        reason: format!(
+            "plugin code {code:?} is already provided by {}; this copy is ignored",
+            first.display()
+        ),
+    }
+}
+
 /// Whether `path` is named like a library of this platform.
 pub fn is_library_name(path: &Path) -> bool {
     path.extension()
         .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
 }
 
-fn load_plugin(path: &Path) -> Result<LoadedPlugin, String> {
+/// Loads one library as a plugin, or says why it is not one.
+pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, String> {
     check_file(path)?;
     let library = load_library(path).map_err(|e| e.to_string())?;
     let manifest_json = library

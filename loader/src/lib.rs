@@ -3,7 +3,8 @@
 //! ([`environment`]), run an action with an injected context ([`runner`],
 //! [`host`]), and fan everything the plugin reports out to sinks
 //! ([`events`]), in this process or in an isolated child ([`isolate`]);
-//! libraries can be test-loaded in a child first ([`load_check`]).
+//! libraries can be test-loaded in a child first ([`load_check`]), and what
+//! they said is remembered until they change ([`manifest_cache`]).
 //! The `loader` binary is a thin CLI over this.
 
 pub mod discovery;
@@ -12,6 +13,7 @@ pub mod events;
 pub mod host;
 pub mod isolate;
 pub mod load_check;
+pub mod manifest_cache;
 pub mod preflight;
 pub mod runner;
 

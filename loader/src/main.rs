@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod plugin_folder;
 
 use clap::Parser;
 
