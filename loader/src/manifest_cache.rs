@@ -260,9 +260,11 @@ impl ManifestCache {
             return;
         }
         let same = entries.len() == self.entries.len()
-            && entries
-                .iter()
-                .all(|(path, entry)| self.entries.get(path).is_some_and(|old| old.examined_at == entry.examined_at));
+            && entries.iter().all(|(path, entry)| {
+                self.entries
+                    .get(path)
+                    .is_some_and(|old| old.examined_at == entry.examined_at)
+            });
         self.changed |= !same;
         self.entries = entries;
     }
@@ -378,7 +380,9 @@ impl CatalogPlugin {
             Some(Ok(plugin)) if plugin.manifest == self.manifest && plugin.api_version() == self.api_version => {
                 Ok(plugin)
             }
-            _ => Err(StaleEntry { path: self.path.clone() }),
+            _ => Err(StaleEntry {
+                path: self.path.clone(),
+            }),
         }
     }
 }
@@ -581,7 +585,11 @@ mod tests {
     }
 
     fn reasons(catalog: &Catalog) -> Vec<(PathBuf, String)> {
-        catalog.problems.iter().map(|p| (p.path.clone(), p.reason.clone())).collect()
+        catalog
+            .problems
+            .iter()
+            .map(|p| (p.path.clone(), p.reason.clone()))
+            .collect()
     }
 
     #[test]
@@ -626,7 +634,11 @@ mod tests {
             .map(|p| p.path.file_stem().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(files, ["a", "c", "d"]);
-        assert!(catalog.problems[0].reason.contains("empty file"), "{:?}", catalog.problems);
+        assert!(
+            catalog.problems[0].reason.contains("empty file"),
+            "{:?}",
+            catalog.problems
+        );
         assert!(!cache.entries.contains_key(&plugins.path().join(lib_name("b"))));
     }
 
@@ -646,7 +658,9 @@ mod tests {
         };
         assert_eq!(cached_count(), 1);
         assert_eq!(
-            ManifestCache::open(cache_dir.path(), plugins.path(), "another loader build").entries.len(),
+            ManifestCache::open(cache_dir.path(), plugins.path(), "another loader build")
+                .entries
+                .len(),
             0
         );
         fs::write(&file, &saved[..saved.len() / 2]).unwrap();
