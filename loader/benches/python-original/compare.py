@@ -27,7 +27,7 @@ def timed(command):
 
 
 def loader_command(loader, plugin_dir, action, count, *mode):
-    params = '{"count": %d}' % count
+    params = '{}' if action == 'noop' else '{"count": %d}' % count
     return [loader, '--plugins', plugin_dir, 'run', 'bench', action, '--params', params, *mode]
 
 
