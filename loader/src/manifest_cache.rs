@@ -360,11 +360,6 @@ impl CatalogPlugin {
         discovery::answers_to(&self.path, &self.manifest, name)
     }
 
-    /// Whether the scan took this plugin from the cache instead of loading it.
-    pub fn from_cache(&self) -> bool {
-        self.loaded.is_none()
-    }
-
     /// The loaded plugin, ready to run. One the scan took from the cache is
     /// load-checked and loaded now, and must describe itself as its cache
     /// entry did; otherwise the cache was stale and nothing is returned.
@@ -404,7 +399,87 @@ struct Candidate {
     path: PathBuf,
     canonical: PathBuf,
     stamp: Option<FileStamp>,
+    /// The outcome the cache has for the file, if it can be trusted.
     cached: Option<Outcome>,
+}
+
+/// What loading gave for the files the cache could not answer for.
+type FreshOutcomes = HashMap<PathBuf, Result<LoadedPlugin, String>>;
+
+/// A file's outcome, and where it came from.
+enum Known {
+    Cached(Outcome),
+    Loaded(Result<LoadedPlugin, String>),
+}
+
+/// Reads each file's stamp and looks it up in the cache.
+fn examine(paths: Vec<PathBuf>, cache: &ManifestCache) -> Vec<Candidate> {
+    paths
+        .into_iter()
+        .map(|path| {
+            let stamp = FileStamp::of(&path);
+            let cached = cache.trusted(&path, stamp.as_ref()).cloned();
+            let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            Candidate {
+                path,
+                canonical,
+                stamp,
+                cached,
+            }
+        })
+        .collect()
+}
+
+/// Loads the files without a trusted cache entry (a second name of a file
+/// already loaded is skipped, as [`Discovery`] does); returns what loading
+/// gave and the files that crashed or stalled the checking child.
+fn load_unknown(candidates: &[Candidate], loading: Loading) -> (FreshOutcomes, Vec<Problem>) {
+    let to_load: Vec<PathBuf> = candidates
+        .iter()
+        .filter(|c| c.cached.is_none())
+        .map(|c| c.path.clone())
+        .collect();
+    let canonical: HashMap<&Path, &Path> = candidates
+        .iter()
+        .map(|c| (c.path.as_path(), c.canonical.as_path()))
+        .collect();
+    let mut loaded_files = HashSet::new();
+    let mut fresh = FreshOutcomes::new();
+    let crashed = loading.check(&to_load, |path| {
+        if loaded_files.insert(canonical.get(path).copied().unwrap_or(path).to_owned()) {
+            fresh.insert(path.to_owned(), discovery::load_plugin(path));
+        }
+    });
+    (fresh, crashed)
+}
+
+/// The cache entries after a scan: the trusted ones kept as they were, the
+/// loaded files recorded as examined at `examined_at`; nothing for files
+/// that are gone, have no stamp, or crashed the checking child.
+fn entries_after_scan(
+    candidates: &[Candidate],
+    fresh: &FreshOutcomes,
+    cache: &ManifestCache,
+    examined_at: Timestamp,
+) -> HashMap<PathBuf, Entry> {
+    let mut entries = HashMap::new();
+    for candidate in candidates {
+        let Some(stamp) = candidate.stamp else {
+            continue;
+        };
+        let entry = match (&candidate.cached, fresh.get(&candidate.path)) {
+            (Some(_), _) => cache.entries[&candidate.path].clone(),
+            (None, Some(loaded)) => Entry {
+                path: candidate.path.clone(),
+                stamp,
+                examined_at,
+                outcome: Outcome::of(loaded),
+            },
+            (None, None) => continue,
+        };
+        entries.insert(candidate.path.clone(), entry);
+    }
+    entries
 }
 
 impl Catalog {
@@ -415,96 +490,51 @@ impl Catalog {
     /// cached: they are checked again on every scan.
     pub fn scan(dir: &Path, cache: &mut ManifestCache, loading: Loading) -> Result<Self, ScanError> {
         let examined_at = Timestamp::now();
-        let candidates: Vec<Candidate> = Discovery::candidates(dir)?
-            .into_iter()
-            .map(|path| {
-                let stamp = FileStamp::of(&path);
-                let cached = cache.trusted(&path, stamp.as_ref()).cloned();
-                let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-                Candidate {
-                    path,
-                    canonical,
-                    stamp,
-                    cached,
-                }
-            })
-            .collect();
-
-        let to_load: Vec<PathBuf> = candidates
-            .iter()
-            .filter(|c| c.cached.is_none())
-            .map(|c| c.path.clone())
-            .collect();
-        let canonical: HashMap<&Path, &Path> = candidates
-            .iter()
-            .map(|c| (c.path.as_path(), c.canonical.as_path()))
-            .collect();
-        let mut loaded_files = HashSet::new();
-        let mut fresh: HashMap<PathBuf, Result<LoadedPlugin, String>> = HashMap::new();
-        let crashed = loading.check(&to_load, |path| {
-            // A second name of a file already loaded is skipped, as Discovery does.
-            if loaded_files.insert(canonical.get(path).copied().unwrap_or(path).to_owned()) {
-                fresh.insert(path.to_owned(), discovery::load_plugin(path));
-            }
-        });
-
-        let mut entries = HashMap::new();
-        for candidate in &candidates {
-            let outcome = match (&candidate.cached, fresh.get(&candidate.path)) {
-                (Some(cached), _) => cached.clone(),
-                (None, Some(loaded)) => Outcome::of(loaded),
-                (None, None) => continue,
-            };
-            if let Some(stamp) = candidate.stamp {
-                let examined_at = match &candidate.cached {
-                    Some(_) => cache.entries[&candidate.path].examined_at,
-                    None => examined_at,
-                };
-                let entry = Entry {
-                    path: candidate.path.clone(),
-                    stamp,
-                    examined_at,
-                    outcome,
-                };
-                entries.insert(candidate.path.clone(), entry);
-            }
-        }
+        let candidates = examine(Discovery::candidates(dir)?, cache);
+        let (fresh, crashed) = load_unknown(&candidates, loading);
+        let entries = entries_after_scan(&candidates, &fresh, cache, examined_at);
         cache.replace(entries);
+        Ok(Self::assemble(candidates, fresh, crashed))
+    }
 
+    /// The catalog of the examined files, in file-name order as
+    /// [`Discovery`] builds it: a second name of a file is skipped, a
+    /// second library with a taken code is a problem.
+    fn assemble(candidates: Vec<Candidate>, mut fresh: FreshOutcomes, crashed: Vec<Problem>) -> Self {
         let mut catalog = Catalog {
             loaded: fresh.len(),
             ..Catalog::default()
         };
         let mut seen = HashSet::new();
         for candidate in candidates {
-            let loaded = fresh.remove(&candidate.path);
-            if candidate.cached.is_none() && loaded.is_none() {
-                continue;
-            }
+            let outcome = match (candidate.cached, fresh.remove(&candidate.path)) {
+                (Some(cached), _) => Known::Cached(cached),
+                (None, Some(loaded)) => Known::Loaded(loaded),
+                (None, None) => continue,
+            };
             if !seen.insert(candidate.canonical) {
                 continue;
             }
-            match (candidate.cached, loaded) {
-                (Some(outcome), _) => {
+            match outcome {
+                Known::Cached(outcome) => {
                     catalog.cached += 1;
                     catalog.add_cached(&candidate.path, outcome);
                 }
-                (None, Some(Ok(plugin))) => catalog.add(CatalogPlugin::new(
+                Known::Loaded(Ok(plugin)) => catalog.add(CatalogPlugin::new(
                     &candidate.path,
                     plugin.manifest.clone(),
                     plugin.api_version(),
                     Some(plugin),
                 )),
-                (None, Some(Err(reason))) => catalog.problems.push(Problem {
+                Known::Loaded(Err(reason)) => catalog.problems.push(Problem {
                     path: candidate.path,
                     reason,
                 }),
-                (None, None) => {}
             }
         }
         catalog.problems.extend(crashed);
         catalog.problems.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(catalog)
+        catalog
     }
 
     fn add_cached(&mut self, path: &Path, outcome: Outcome) {

@@ -32,7 +32,7 @@ def loader_command(loader, plugin_dir, action, count, *mode):
 
 
 def human(seconds):
-    return f'{seconds * 1e3:.1f} ms' if seconds < 10 else f'{seconds:.1f} s'
+    return f'{seconds * 1e3:.1f} ms' if seconds < 1 else f'{seconds:.2f} s'
 
 
 def main():
