@@ -51,7 +51,7 @@ def main():
     print('|---|---|---|---|---|---|---|')
     for title, original, isolated, in_process in rows:
         ratio = original / isolated
-        met = ' ✓' if ratio >= GOAL else ''
+        met = ' ✓' if ratio >= GOAL else ' ✗'
         print(
             f'| {title} | {human(original)} | {human(isolated)} | {ratio:.0f}x | ≥ {GOAL:.0f}x{met} '
             f'| {human(in_process)} | {original / in_process:.0f}x |'
