@@ -261,3 +261,19 @@ fn no_cache_neither_reads_nor_writes_the_cache() {
     assert!(stdout(&output).contains("alpha"));
     assert!(!cache_home.path().join("synapse-loader").exists());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_second_name_for_a_plugin_is_treated_as_without_the_cache() {
+    let setup = Setup::new();
+    std::os::unix::fs::symlink(lib_path(setup.dir(), "alpha"), lib_path(setup.dir(), "zz-alias")).expect("a link");
+    std::os::unix::fs::symlink(lib_path(setup.dir(), "gamma"), lib_path(setup.dir(), "0-alias")).expect("a link");
+    for _ in 0..2 {
+        let list = setup.list_as_without_cache();
+        assert_eq!(codes(&list), ["gamma", "alpha", "beta"]);
+        assert!(problem_reasons(&list).is_empty(), "{list}");
+    }
+    // The second name of a file is skipped, so it names no plugin.
+    assert_eq!(setup.run_as_without_cache("zz-alias"), 3);
+    assert_eq!(setup.run_as_without_cache("0-alias"), 0);
+}
