@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_load_check: bool,
 
+    /// Load every library of the folder instead of taking unchanged ones'
+    /// descriptions from the manifest cache (for debugging).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

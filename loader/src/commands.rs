@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use loader::discovery::{Discovery, LoadedPlugin, ScanError};
+use loader::discovery::LoadedPlugin;
 use loader::environment::EnvironmentBuilder;
 use loader::events::{
     open_events_file, Event, EventKind, EventSink, FanOut, Flush, JsonlSink, MappedJsonlSink, RunInfo, TerminalSink,
@@ -14,7 +14,8 @@ use loader::events::{
 };
 use loader::host::RunSettings;
 use loader::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOptions};
-use loader::load_check::{scan_supervised, serve_load_check, SupervisedScanError};
+use loader::load_check::serve_load_check;
+use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
 use plugin_api::{ActionFailure, ActionManifest, FailureKind};
 use serde_json::{json, Value};
@@ -22,11 +23,9 @@ use serde_json::{json, Value};
 use crate::cli::{Cli, Command, RunArgs};
 use crate::exit::{CliError, ExitCode};
 use crate::params_table;
+use crate::plugin_folder::PluginFolder;
 use crate::stdout::outln;
 use crate::suggest::did_you_mean;
-
-/// How long one library may take to load in the checking child process.
-const LOAD_CHECK_TIME_PER_FILE: Duration = Duration::from_secs(30);
 
 /// The longest `--timeout` or `--grace` accepted: a year.
 const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
@@ -38,12 +37,11 @@ const MIN_EVENT_BYTES: usize = 1024;
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
-    let dir = plugin_dir(cli.plugins);
-    let checked = !cli.no_load_check;
+    let folder = || PluginFolder::open(&plugin_dir(cli.plugins.clone()), !cli.no_cache, !cli.no_load_check);
     match cli.command {
-        Command::List { json } => list(&dir, checked, json),
-        Command::Info { plugin, action, json } => info(&dir, checked, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&dir, checked, args, cli.verbose > 0),
+        Command::List { json } => list(&mut folder()?, json),
+        Command::Info { plugin, action, json } => info(&mut folder()?, &plugin, action.as_deref(), json),
+        Command::Run(args) => run(&mut folder()?, args, cli.verbose > 0),
         Command::New(args) => {
             let created = crate::scaffold::new_plugin(&args)?;
             eprintln!(
@@ -90,63 +88,6 @@ fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("plugins"))
 }
 
-/// Scans the plugin folder. Unless `checked` is false (`--no-load-check`),
-/// every library is first loaded in a child process (see
-/// `loader::load_check`), so that one whose loading crashes or hangs is
-/// reported and skipped instead of taking the loader down; when that check
-/// cannot run, nothing is loaded and the command fails.
-fn scan(dir: &Path, checked: bool) -> Result<Discovery, CliError> {
-    let check_failed = |why: String| {
-        CliError::new(ExitCode::LoadCheckFailed, why)
-            .with_help("use --no-load-check to load the plugins without the check")
-    };
-    tracing::info!("plugin folder {}", dir.display());
-    let started = Instant::now();
-    let missing_folder = |e: ScanError| {
-        CliError::usage(e.to_string()).with_help(format!(
-            "point to another folder with --plugins DIR or {PLUGIN_DIR_VAR}=DIR"
-        ))
-    };
-    let discovery = if checked {
-        let checker = ChildCommand::current_exe(&["__load-check"])
-            .map_err(|e| check_failed(format!("cannot find the loader executable to check plugin libraries: {e}")))?;
-        scan_supervised(dir, &checker, LOAD_CHECK_TIME_PER_FILE).map_err(|e| match e {
-            SupervisedScanError::Scan(e) => missing_folder(e),
-            SupervisedScanError::Check(e) => check_failed(e.to_string()),
-        })?
-    } else {
-        Discovery::scan(dir).map_err(missing_folder)?
-    };
-    tracing::debug!(
-        "loaded {} plugin(s) and skipped {} file(s) in {:.1} ms{}",
-        discovery.plugins.len(),
-        discovery.problems.len(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        if checked { " (each library checked in a child process first)" } else { "" }
-    );
-    for plugin in &discovery.plugins {
-        tracing::debug!("plugin {} from {}", plugin.manifest.code, plugin.path.display());
-    }
-    for problem in &discovery.problems {
-        tracing::info!("skipped {problem}");
-    }
-    Ok(discovery)
-}
-
-fn find<'a>(discovery: &'a Discovery, dir: &Path, name: &str) -> Result<&'a LoadedPlugin, CliError> {
-    discovery.find(name).ok_or_else(|| {
-        let codes = discovery.codes();
-        let mut causes = vec![format!("plugins in {}: {}", dir.display(), list_or_none(&codes))];
-        causes.extend(discovery.problems.iter().map(|p| format!("not loaded: {p}")));
-        let error =
-            CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {}", dir.display())).with_causes(causes);
-        match did_you_mean(name, codes.iter().map(AsRef::as_ref)) {
-            Some(suggestion) => error.with_help(suggestion),
-            None => error,
-        }
-    })
-}
-
 fn find_action<'a>(plugin: &'a LoadedPlugin, name: &str) -> Result<&'a ActionManifest, CliError> {
     plugin.manifest.action(name).ok_or_else(|| {
         let actions = plugin.manifest.action_names();
@@ -180,8 +121,9 @@ fn print_json(value: &Value) {
     );
 }
 
-fn list(dir: &Path, checked: bool, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir, checked)?;
+fn list(folder: &mut PluginFolder, as_json: bool) -> Result<ExitCode, CliError> {
+    let discovery = folder.scan()?;
+    let dir = folder.dir();
     if as_json {
         let plugins: Vec<Value> = discovery.plugins.iter().map(plugin_json).collect();
         let problems: Vec<Value> = discovery
@@ -209,7 +151,7 @@ fn list(dir: &Path, checked: bool, as_json: bool) -> Result<ExitCode, CliError> 
             m.code,
             m.version,
             category_name(m),
-            plugin.api_version(),
+            plugin.api_version,
             plugin.path.display()
         );
         if !m.description.is_empty() {
@@ -236,7 +178,7 @@ fn category_name(manifest: &plugin_api::PluginManifest) -> String {
         .unwrap_or_default()
 }
 
-fn plugin_json(plugin: &LoadedPlugin) -> Value {
+fn plugin_json(plugin: &CatalogPlugin) -> Value {
     let m = &plugin.manifest;
     json!({
         "code": m.code,
@@ -245,16 +187,15 @@ fn plugin_json(plugin: &LoadedPlugin) -> Value {
         "category": m.category,
         "description": m.description,
         "path": plugin.path,
-        "plugin_api": plugin.api_version().to_string(),
+        "plugin_api": plugin.api_version.to_string(),
         "actions": m.actions.iter().map(|a| json!({
             "name": a.name, "description": a.description, "method": a.method,
         })).collect::<Vec<_>>(),
     })
 }
 
-fn info(dir: &Path, checked: bool, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
-    let discovery = scan(dir, checked)?;
-    let plugin = find(&discovery, dir, name)?;
+fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
+    let plugin = &folder.find(name)?;
     find_action_if_named(plugin, action)?;
     let manifest = plugin
         .full_manifest()
@@ -493,7 +434,7 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
     })
 }
 
-fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
     let settings = settings(&args)?;
     let deadline = deadline(&args)?;
@@ -503,8 +444,7 @@ fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCo
             "--max-event-bytes must be at least {MIN_EVENT_BYTES}"
         )));
     }
-    let discovery = scan(dir, checked)?;
-    let plugin = find(&discovery, dir, &args.plugin)?;
+    let plugin = &folder.find(&args.plugin)?;
     find_action(plugin, &args.action)?;
 
     if args.dry_run {

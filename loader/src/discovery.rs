@@ -36,12 +36,15 @@ impl LoadedPlugin {
     /// Whether `name` designates this plugin: its code, its name, or its
     /// library's file stem (with or without the `lib` prefix).
     pub fn answers_to(&self, name: &str) -> bool {
-        let stem = self.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        self.manifest.code == name
-            || self.manifest.name == name
-            || stem == name
-            || stem.strip_prefix("lib") == Some(name)
+        answers_to(&self.path, &self.manifest, name)
     }
+}
+
+/// Whether `name` designates the plugin `manifest` loaded from `path`: its
+/// code, its name, or the file stem (with or without the `lib` prefix).
+pub fn answers_to(path: &Path, manifest: &PluginManifest, name: &str) -> bool {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    manifest.code == name || manifest.name == name || stem == name || stem.strip_prefix("lib") == Some(name)
 }
 
 /// A file in the plugin folder that is not a usable plugin.
@@ -57,7 +60,8 @@ pub struct Problem {
 }
 
 /// Why a file is not a usable plugin, as `list --json` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// The file could not be read.
     Unreadable,
@@ -187,28 +191,14 @@ impl Discovery {
         }
         match load_plugin(path) {
             Ok(plugin) => self.add(plugin),
-            Err(refusal) => self.problems.push(Problem {
-                path: path.to_owned(),
-                kind: refusal.kind,
-                reason: refusal.reason,
-                declared_api_version: refusal.declared_api_version,
-            }),
+            Err(refusal) => self.problems.push(refusal.into_problem(path)),
         }
     }
 
     fn add(&mut self, plugin: LoadedPlugin) {
         if let Some(first) = self.plugins.iter().find(|p| p.manifest.code == plugin.manifest.code) {
-            let reason = format!(
-                "plugin code {:?} is already provided by {}; this copy is ignored",
-                plugin.manifest.code,
-                first.path.display()
-            );
-            self.problems.push(Problem {
-                declared_api_version: Some(plugin.api_version()),
-                path: plugin.path,
-                kind: ProblemKind::Duplicate,
-                reason,
-            });
+            let problem = duplicate_code(&plugin.path, &plugin.manifest.code, &first.path, plugin.api_version());
+            self.problems.push(problem);
         } else {
             self.plugins.push(plugin);
         }
@@ -228,17 +218,36 @@ impl Discovery {
     }
 }
 
+/// The problem of a second library with a plugin code already taken by
+/// the library at `first`.
+pub fn duplicate_code(path: &Path, code: &str, first: &Path, declared: ApiVersion) -> Problem {
+    Problem {
+        path: path.to_owned(),
+        kind: ProblemKind::Duplicate,
+        reason: format!(
+            "plugin code {code:?} is already provided by {}; this copy is ignored",
+            first.display()
+        ),
+        declared_api_version: Some(declared),
+    }
+}
+
 /// Whether `path` is named like a library of this platform.
 pub fn is_library_name(path: &Path) -> bool {
     path.extension()
         .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
 }
 
-/// Why [`load_plugin`] refused a file.
-struct Refusal {
-    kind: ProblemKind,
-    reason: String,
-    declared_api_version: Option<ApiVersion>,
+/// Why [`load_plugin`] refused a file: what a [`Problem`] says, without
+/// the path (the manifest cache keeps it per file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What kind of problem it is.
+    pub kind: ProblemKind,
+    /// The reason, for people.
+    pub reason: String,
+    /// The plugin-api version the file declares, where it could be read.
+    pub declared_api_version: Option<ApiVersion>,
 }
 
 impl Refusal {
@@ -249,9 +258,20 @@ impl Refusal {
             declared_api_version: None,
         }
     }
+
+    /// The problem of the file at `path`.
+    pub fn into_problem(self, path: &Path) -> Problem {
+        Problem {
+            path: path.to_owned(),
+            kind: self.kind,
+            reason: self.reason,
+            declared_api_version: self.declared_api_version,
+        }
+    }
 }
 
-fn load_plugin(path: &Path) -> Result<LoadedPlugin, Refusal> {
+/// Loads one library as a plugin, or says why it is not one.
+pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, Refusal> {
     check_file(path)?;
     let library = load_library(path).map_err(|e| Refusal {
         kind: ProblemKind::of_load_error(&e),

@@ -4,7 +4,8 @@
 //! run an action with an injected context ([`runner`],
 //! [`host`]), and fan everything the plugin reports out to sinks
 //! ([`events`]), in this process or in an isolated child ([`isolate`]);
-//! libraries can be test-loaded in a child first ([`load_check`]).
+//! libraries can be test-loaded in a child first ([`load_check`]), and what
+//! they said is remembered until they change ([`manifest_cache`]).
 //! The `loader` binary is a thin CLI over this.
 
 pub mod discovery;
@@ -15,6 +16,7 @@ pub mod host;
 pub mod input_file;
 pub mod isolate;
 pub mod load_check;
+pub mod manifest_cache;
 pub mod preflight;
 pub mod runner;
 mod sys;

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod exit;
 mod params_table;
+mod plugin_folder;
 mod scaffold;
 mod stdout;
 mod suggest;

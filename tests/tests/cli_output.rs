@@ -209,7 +209,7 @@ fn debug_logging_shows_the_loaders_own_work() {
             "plugin folder",
             "plugin tabular-trainer from",
             "load check: process",
-            "loaded 3 plugin(s)",
+            "found 3 plugin(s)",
             " ms ",
             "isolated run: process",
         ] {

@@ -1,0 +1,62 @@
+"""Times the same three workloads in the Rust runtime (the `loader` CLI) and
+in the Python original (its LocalExecutor), whole processes, in interleaved
+rounds, and prints the medians side by side with the ratios.
+
+Usage: python compare.py LOADER PLUGIN_DIR ROUNDS  (see compare.sh)
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+GOAL = 50.0
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = [
+    ('a trivial action', 'noop', 0),
+    ('1 M set_progress', 'progress_calls', 1_000_000),
+    ('100 k log', 'log_calls', 100_000),
+]
+
+
+def timed(command):
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def loader_command(loader, plugin_dir, action, count, *mode):
+    params = '{}' if action == 'noop' else '{"count": %d}' % count
+    return [loader, '--plugins', plugin_dir, 'run', 'bench', action, '--params', params, *mode]
+
+
+def human(seconds):
+    return f'{seconds * 1e3:.1f} ms' if seconds < 1 else f'{seconds:.2f} s'
+
+
+def main():
+    loader, plugin_dir, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    python = sys.executable
+    rows = []
+    for title, action, count in WORKLOADS:
+        original, isolated, in_process = [], [], []
+        for _ in range(rounds):
+            original.append(timed([python, os.path.join(HERE, 'bench_actions.py'), action, str(count)]))
+            isolated.append(timed(loader_command(loader, plugin_dir, action, count)))
+            in_process.append(timed(loader_command(loader, plugin_dir, action, count, '--in-process')))
+        rows.append((title, *map(statistics.median, (original, isolated, in_process))))
+    print(f'\nmedians of {rounds} interleaved rounds, whole processes, output to /dev/null\n')
+    print('| workload | Python original (LocalExecutor) | Rust, isolated (default) | ratio | goal | Rust, --in-process | ratio |')
+    print('|---|---|---|---|---|---|---|')
+    for title, original, isolated, in_process in rows:
+        ratio = original / isolated
+        met = ' ✓' if ratio >= GOAL else ' ✗'
+        print(
+            f'| {title} | {human(original)} | {human(isolated)} | {ratio:.0f}x | ≥ {GOAL:.0f}x{met} '
+            f'| {human(in_process)} | {original / in_process:.0f}x |'
+        )
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,313 @@
+//! A scan of a plugin folder through the manifest cache: the same plugins
+//! and problems a [`Discovery`] scan finds, with each file unchanged since
+//! the cache recorded it described from there instead of loaded.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plugin_api::{ApiVersion, PluginManifest};
+
+use super::{Entry, FileStamp, ManifestCache, Outcome, Timestamp};
+use crate::discovery::{self, Discovery, LoadedPlugin, Problem, Refusal};
+use crate::isolate::ChildCommand;
+use crate::load_check::{check_loading, LoadCheckError, SupervisedScanError};
+
+/// How the files the cache cannot answer for are loaded.
+#[derive(Debug, Clone, Copy)]
+pub enum Loading<'a> {
+    /// Each is loaded first by a child process started from this command
+    /// (see [`check_loading`]), allowed this long a file, and in this
+    /// process only once the child survived it.
+    Supervised(&'a ChildCommand, Duration),
+    /// Each is loaded in this process directly.
+    Direct,
+}
+
+impl Loading<'_> {
+    /// Calls `on_safe` with each of `paths` that is safe to load here, in
+    /// order; returns those whose loading crashed or stalled the child, or
+    /// the error that kept the check from running (the files it did not
+    /// reach are not passed on).
+    fn check(self, paths: &[PathBuf], mut on_safe: impl FnMut(&Path)) -> Result<Vec<Problem>, LoadCheckError> {
+        match self {
+            Loading::Supervised(checker, per_file) => check_loading(checker, paths, per_file, on_safe),
+            Loading::Direct => {
+                paths.iter().for_each(|path| on_safe(path));
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+/// A plugin a scan found: described by the cache, or loaded by the scan.
+#[derive(Debug, Clone)]
+pub struct CatalogPlugin {
+    pub path: PathBuf,
+    /// The manifest summary (no params schemas), as in [`LoadedPlugin`].
+    pub manifest: PluginManifest,
+    pub api_version: ApiVersion,
+    /// The library, when the scan loaded it.
+    loaded: Option<LoadedPlugin>,
+}
+
+/// A plugin taken from the cache turned out different when loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: the manifest cache's description of this file is stale", path.display())]
+pub struct StaleEntry {
+    pub path: PathBuf,
+}
+
+/// Why a plugin the scan found could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginLoadError {
+    #[error(transparent)]
+    Stale(#[from] StaleEntry),
+    #[error(transparent)]
+    Check(#[from] LoadCheckError),
+}
+
+impl CatalogPlugin {
+    fn new(path: &Path, manifest: PluginManifest, api_version: ApiVersion, loaded: Option<LoadedPlugin>) -> Self {
+        Self {
+            path: path.to_owned(),
+            manifest,
+            api_version,
+            loaded,
+        }
+    }
+
+    /// Whether `name` designates this plugin (see [`LoadedPlugin::answers_to`]).
+    pub fn answers_to(&self, name: &str) -> bool {
+        discovery::answers_to(&self.path, &self.manifest, name)
+    }
+
+    /// The loaded plugin, ready to run. One the scan took from the cache is
+    /// load-checked and loaded now, and must describe itself as its cache
+    /// entry did; otherwise the cache was stale and nothing is returned.
+    /// When the load check cannot run, the plugin is not loaded.
+    pub fn load(&self, loading: Loading) -> Result<LoadedPlugin, PluginLoadError> {
+        if let Some(plugin) = &self.loaded {
+            return Ok(plugin.clone());
+        }
+        let mut loaded = None;
+        loading.check(std::slice::from_ref(&self.path), |path| {
+            loaded = Some(discovery::load_plugin(path))
+        })?;
+        match loaded {
+            Some(Ok(plugin)) if plugin.manifest == self.manifest && plugin.api_version() == self.api_version => {
+                Ok(plugin)
+            }
+            _ => Err(StaleEntry {
+                path: self.path.clone(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// What a scan found, as [`Discovery`] would find it (the same plugins in
+/// the same order, the same problems), without loading unchanged files.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub plugins: Vec<CatalogPlugin>,
+    pub problems: Vec<Problem>,
+    /// How many files' outcomes came from the cache.
+    pub cached: usize,
+    /// How many files were loaded (and load-checked, when supervised).
+    pub loaded: usize,
+}
+
+/// One library file of the folder, as examined by a scan.
+struct Candidate {
+    path: PathBuf,
+    canonical: PathBuf,
+    stamp: Option<FileStamp>,
+    /// The outcome the cache has for the file, if it can be trusted.
+    cached: Option<Outcome>,
+}
+
+/// What loading gave for the files the cache could not answer for.
+type FreshOutcomes = HashMap<PathBuf, Result<LoadedPlugin, Refusal>>;
+
+/// A file's outcome, and where it came from.
+enum Known {
+    Cached(Outcome),
+    Loaded(Result<LoadedPlugin, Refusal>),
+}
+
+/// Reads each file's stamp and looks it up in the cache.
+fn examine(paths: Vec<PathBuf>, cache: &ManifestCache) -> Vec<Candidate> {
+    paths
+        .into_iter()
+        .map(|path| {
+            let stamp = FileStamp::of(&path);
+            let cached = cache.trusted(&path, stamp.as_ref()).cloned();
+            let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            Candidate {
+                path,
+                canonical,
+                stamp,
+                cached,
+            }
+        })
+        .collect()
+}
+
+/// Loads the files without a trusted cache entry (a second name of a file
+/// already loaded is skipped, as [`Discovery`] does); returns what loading
+/// gave and the files that crashed or stalled the checking child, or why
+/// the check could not run.
+fn load_unknown(candidates: &[Candidate], loading: Loading) -> Result<(FreshOutcomes, Vec<Problem>), LoadCheckError> {
+    let to_load: Vec<PathBuf> = candidates
+        .iter()
+        .filter(|c| c.cached.is_none())
+        .map(|c| c.path.clone())
+        .collect();
+    let canonical: HashMap<&Path, &Path> = candidates
+        .iter()
+        .map(|c| (c.path.as_path(), c.canonical.as_path()))
+        .collect();
+    let mut loaded_files = HashSet::new();
+    let mut fresh = FreshOutcomes::new();
+    let crashed = loading.check(&to_load, |path| {
+        if loaded_files.insert(canonical.get(path).copied().unwrap_or(path).to_owned()) {
+            fresh.insert(path.to_owned(), discovery::load_plugin(path));
+        }
+    })?;
+    Ok((fresh, crashed))
+}
+
+/// The cache entries after a scan: the trusted ones kept as they were, the
+/// loaded files recorded as examined at `examined_at`; nothing for files
+/// that are gone, have no stamp, or crashed the checking child.
+fn entries_after_scan(
+    candidates: &[Candidate],
+    fresh: &FreshOutcomes,
+    cache: &ManifestCache,
+    examined_at: Timestamp,
+) -> HashMap<PathBuf, Entry> {
+    let mut entries = HashMap::new();
+    for candidate in candidates {
+        let Some(stamp) = candidate.stamp else {
+            continue;
+        };
+        let entry = match (&candidate.cached, fresh.get(&candidate.path)) {
+            (Some(_), _) => cache.entries[&candidate.path].clone(),
+            (None, Some(loaded)) => Entry {
+                path: candidate.path.clone(),
+                stamp,
+                examined_at,
+                outcome: Outcome::of(loaded),
+            },
+            (None, None) => continue,
+        };
+        entries.insert(candidate.path.clone(), entry);
+    }
+    entries
+}
+
+impl Catalog {
+    /// Scans `dir` like [`Discovery::scan`]: takes the outcome of each file
+    /// unchanged since `cache` recorded it from there, loads the others as
+    /// `loading` says, and records their outcomes in `cache` (save it
+    /// afterwards). Files that crashed or stalled a checking child are not
+    /// cached: they are checked again on every scan. When the check cannot
+    /// run, the scan fails and the cache is left as it was.
+    pub fn scan(dir: &Path, cache: &mut ManifestCache, loading: Loading) -> Result<Self, SupervisedScanError> {
+        let examined_at = Timestamp::now();
+        let candidates = examine(Discovery::candidates(dir)?, cache);
+        let (fresh, crashed) = load_unknown(&candidates, loading)?;
+        let entries = entries_after_scan(&candidates, &fresh, cache, examined_at);
+        cache.replace(entries);
+        Ok(Self::assemble(candidates, fresh, crashed))
+    }
+
+    /// The catalog of the examined files, in file-name order as
+    /// [`Discovery`] builds it: a second name of a file is skipped, a
+    /// second library with a taken code is a problem.
+    fn assemble(candidates: Vec<Candidate>, mut fresh: FreshOutcomes, crashed: Vec<Problem>) -> Self {
+        let mut catalog = Catalog {
+            loaded: fresh.len(),
+            ..Catalog::default()
+        };
+        let mut seen = HashSet::new();
+        for candidate in candidates {
+            let outcome = match (candidate.cached, fresh.remove(&candidate.path)) {
+                (Some(cached), _) => Known::Cached(cached),
+                (None, Some(loaded)) => Known::Loaded(loaded),
+                (None, None) => continue,
+            };
+            if !seen.insert(candidate.canonical) {
+                continue;
+            }
+            match outcome {
+                Known::Cached(outcome) => {
+                    catalog.cached += 1;
+                    catalog.add_cached(&candidate.path, outcome);
+                }
+                Known::Loaded(Ok(plugin)) => catalog.add(CatalogPlugin::new(
+                    &candidate.path,
+                    plugin.manifest.clone(),
+                    plugin.api_version(),
+                    Some(plugin),
+                )),
+                Known::Loaded(Err(refusal)) => catalog.problems.push(refusal.into_problem(&candidate.path)),
+            }
+        }
+        catalog.problems.extend(crashed);
+        catalog.problems.sort_by(|a, b| a.path.cmp(&b.path));
+        catalog
+    }
+
+    fn add_cached(&mut self, path: &Path, outcome: Outcome) {
+        match outcome {
+            Outcome::Plugin {
+                manifest,
+                api_version: [major, minor, patch],
+            } => self.add(CatalogPlugin::new(
+                path,
+                manifest,
+                ApiVersion { major, minor, patch },
+                None,
+            )),
+            Outcome::Problem {
+                kind,
+                reason,
+                declared_api_version,
+            } => self.problems.push(Problem {
+                path: path.to_owned(),
+                kind,
+                reason,
+                declared_api_version: declared_api_version.map(|[major, minor, patch]| ApiVersion { major, minor, patch }),
+            }),
+        }
+    }
+
+    /// Adds a plugin, or a problem when its code is taken (the first file
+    /// in name order keeps it, as in [`Discovery`]).
+    fn add(&mut self, plugin: CatalogPlugin) {
+        match self.plugins.iter().find(|p| p.manifest.code == plugin.manifest.code) {
+            Some(first) => {
+                let problem =
+                    discovery::duplicate_code(&plugin.path, &plugin.manifest.code, &first.path, plugin.api_version);
+                self.problems.push(problem);
+            }
+            None => self.plugins.push(plugin),
+        }
+    }
+
+    /// The plugin called `name`, as [`Discovery::find`] finds it.
+    pub fn find(&self, name: &str) -> Option<&CatalogPlugin> {
+        self.plugins
+            .iter()
+            .find(|p| p.manifest.code == name)
+            .or_else(|| self.plugins.iter().find(|p| p.answers_to(name)))
+    }
+
+    /// The codes of all usable plugins.
+    pub fn codes(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.manifest.code.as_str()).collect()
+    }
+}

@@ -1,0 +1,160 @@
+//! The plugin folder as the commands see it: unless `--no-load-check`,
+//! every library is first loaded in a checking child (see
+//! `loader::load_check`), so one whose loading crashes or hangs is reported
+//! and skipped instead of taking the loader down, and when that check
+//! cannot run nothing is loaded and the command fails; and what each
+//! library said is kept in the manifest cache (see `loader::manifest_cache`),
+//! so an unchanged library is neither loaded nor checked again to be listed
+//! or found, and `run` loads only its plugin.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use loader::discovery::{LoadedPlugin, ScanError};
+use loader::isolate::ChildCommand;
+use loader::load_check::SupervisedScanError;
+use loader::manifest_cache::{host_identity, Catalog, Loading, ManifestCache, PluginLoadError};
+
+use crate::commands::PLUGIN_DIR_VAR;
+use crate::exit::{CliError, ExitCode};
+use crate::suggest::did_you_mean;
+
+/// How long one library may take to load in the checking child process.
+const LOAD_CHECK_TIME_PER_FILE: Duration = Duration::from_secs(30);
+
+pub struct PluginFolder {
+    dir: PathBuf,
+    cache: ManifestCache,
+    /// The checking child's command; `None` when the check is off.
+    checker: Option<ChildCommand>,
+}
+
+impl PluginFolder {
+    /// The folder `dir`, through the user's manifest cache unless `use_cache`
+    /// is false (or there is no cache folder: no `$XDG_CACHE_HOME` or
+    /// `$HOME`), its libraries load-checked unless `checked` is false. Fails
+    /// (exit 5) when the check is on but the loader's executable, which
+    /// runs it, cannot be found.
+    pub fn open(dir: &Path, use_cache: bool, checked: bool) -> Result<Self, CliError> {
+        tracing::info!("plugin folder {}", dir.display());
+        let cache = match (use_cache, ManifestCache::default_dir(), host_identity()) {
+            (true, Some(cache_dir), Some(host)) => ManifestCache::open(&cache_dir, dir, &host),
+            _ => ManifestCache::disabled(),
+        };
+        let checker = checked
+            .then(|| {
+                ChildCommand::current_exe(&["__load-check"]).map_err(|e| {
+                    check_failed(format!(
+                        "cannot find the loader executable to check plugin libraries: {e}"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            cache,
+            checker,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn loading(&self) -> Loading<'_> {
+        loading(self.checker.as_ref())
+    }
+
+    /// Every plugin of the folder, and every file that is not one.
+    pub fn scan(&mut self) -> Result<Catalog, CliError> {
+        let started = Instant::now();
+        let checked = self.checker.is_some();
+        let catalog =
+            Catalog::scan(&self.dir, &mut self.cache, loading(self.checker.as_ref())).map_err(|e| match e {
+                SupervisedScanError::Scan(e) => self.missing_folder(e),
+                SupervisedScanError::Check(e) => check_failed(e.to_string()),
+            })?;
+        tracing::debug!(
+            "found {} plugin(s) and skipped {} file(s) in {:.1} ms{}",
+            catalog.plugins.len(),
+            catalog.problems.len(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            if checked && catalog.loaded > 0 {
+                " (each library loaded was checked in a child process first)"
+            } else {
+                ""
+            }
+        );
+        tracing::debug!(
+            "manifest cache: {} file(s) described by the cache, {} loaded",
+            catalog.cached,
+            catalog.loaded
+        );
+        if let Err(e) = self.cache.save() {
+            let file = self.cache.file().unwrap_or(Path::new("")).display();
+            tracing::debug!("cannot save the manifest cache {file}: {e}");
+        }
+        for plugin in &catalog.plugins {
+            tracing::debug!("plugin {} from {}", plugin.manifest.code, plugin.path.display());
+        }
+        for problem in &catalog.problems {
+            tracing::info!("skipped {problem}");
+        }
+        Ok(catalog)
+    }
+
+    /// The plugin called `name`, loaded. When the cache described it, or
+    /// knew no plugin of that name, and turns out wrong, the folder is
+    /// scanned again without the cache: the answer is always the one a scan
+    /// without the cache gives.
+    pub fn find(&mut self, name: &str) -> Result<LoadedPlugin, CliError> {
+        let catalog = self.scan()?;
+        match catalog.find(name).map(|plugin| plugin.load(self.loading())) {
+            Some(Ok(plugin)) => return Ok(plugin),
+            Some(Err(PluginLoadError::Check(e))) => return Err(check_failed(e.to_string())),
+            None if catalog.cached == 0 => return Err(self.not_found(name, &catalog)),
+            Some(Err(PluginLoadError::Stale(stale))) => {
+                tracing::debug!("{stale}; scanning again without the cache")
+            }
+            None => tracing::debug!("no plugin {name:?} in the cached descriptions; scanning again without the cache"),
+        }
+        self.cache.forget();
+        let catalog = self.scan()?;
+        let plugin = catalog.find(name).ok_or_else(|| self.not_found(name, &catalog))?;
+        plugin.load(self.loading()).map_err(|e| match e {
+            PluginLoadError::Check(e) => check_failed(e.to_string()),
+            PluginLoadError::Stale(e) => CliError::new(ExitCode::ActionFailed, e.to_string()),
+        })
+    }
+
+    fn missing_folder(&self, error: ScanError) -> CliError {
+        CliError::usage(error.to_string()).with_help(format!(
+            "point to another folder with --plugins DIR or {PLUGIN_DIR_VAR}=DIR"
+        ))
+    }
+
+    fn not_found(&self, name: &str, catalog: &Catalog) -> CliError {
+        let dir = self.dir.display();
+        let codes = catalog.codes();
+        let listed = if codes.is_empty() { "none".to_owned() } else { codes.join(", ") };
+        let mut causes = vec![format!("plugins in {dir}: {listed}")];
+        causes.extend(catalog.problems.iter().map(|p| format!("not loaded: {p}")));
+        let error = CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {dir}")).with_causes(causes);
+        match did_you_mean(name, codes) {
+            Some(suggestion) => error.with_help(suggestion),
+            None => error,
+        }
+    }
+}
+
+/// The load check could not run: nothing was loaded unchecked.
+fn check_failed(why: String) -> CliError {
+    CliError::new(ExitCode::LoadCheckFailed, why).with_help("use --no-load-check to load the plugins without the check")
+}
+
+fn loading(checker: Option<&ChildCommand>) -> Loading<'_> {
+    match checker {
+        Some(checker) => Loading::Supervised(checker, LOAD_CHECK_TIME_PER_FILE),
+        None => Loading::Direct,
+    }
+}

@@ -1,0 +1,279 @@
+//! The manifest cache end to end: whatever happens to the plugin folder or
+//! to the cache file (a plugin edited in place with the same size, one
+//! replaced by a library that crashes on load, files added and removed, the
+//! cache truncated, corrupted or forged), `list` and `run` give exactly what
+//! they give with `--no-cache`; and over an unchanged folder, nothing is
+//! loaded to list it and only the plugin run is loaded to run it.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// Longer than the loader's racy margin: a file examined this long after
+/// its last change is taken from the cache next time.
+const SETTLE: Duration = Duration::from_millis(2_100);
+
+/// The bench plugin, whose code sits after a marker in its library.
+fn coded_library() -> PathBuf {
+    fixture_library("bench", "bench-plugin")
+}
+
+/// Writes a copy of the bench plugin whose plugin code is `code`.
+fn write_coded_plugin(path: &Path, code: &str) {
+    let mut bytes = fs::read(coded_library()).expect("the bench plugin");
+    patch_code(&mut bytes, code);
+    fs::write(path, bytes).expect("write the plugin copy");
+}
+
+/// Overwrites the code after the `PLUGINCODE:` marker (32 bytes, NUL-padded).
+fn patch_code(bytes: &mut [u8], code: &str) {
+    let marker = b"PLUGINCODE:";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the code marker")
+        + marker.len();
+    assert!(code.len() <= 32);
+    let slot = &mut bytes[at..at + 32];
+    slot.fill(0);
+    slot[..code.len()].copy_from_slice(code.as_bytes());
+}
+
+fn lib_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("lib{stem}.{}", std::env::consts::DLL_EXTENSION))
+}
+
+/// A plugin folder with plugins `alpha`, `beta` and `gamma` and a cache
+/// folder primed for it: the files have settled and a `list` recorded them.
+struct Setup {
+    plugins: tempfile::TempDir,
+    cache_home: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let plugins = tempfile::tempdir().expect("a plugin folder");
+        for code in ["alpha", "beta", "gamma"] {
+            write_coded_plugin(&lib_path(plugins.path(), code), code);
+        }
+        let setup = Self {
+            plugins,
+            cache_home: tempfile::tempdir().expect("a cache folder"),
+        };
+        std::thread::sleep(SETTLE);
+        setup.loader(&["list"]);
+        assert_eq!(setup.cache_use(&["list"]), (3, 0), "the cache is primed");
+        setup
+    }
+
+    fn dir(&self) -> &Path {
+        self.plugins.path()
+    }
+
+    fn loader(&self, args: &[&str]) -> Output {
+        let cache_home = self.cache_home.path().to_str().expect("a UTF-8 path");
+        loader(
+            self.dir(),
+            args,
+            &[("XDG_CACHE_HOME", cache_home), ("LOADER_LOG", "loader=debug")],
+        )
+    }
+
+    /// (files described by the cache, files loaded) in the scan of a command.
+    fn cache_use(&self, args: &[&str]) -> (usize, usize) {
+        let output = self.loader(args);
+        let log = stderr(&output);
+        let line = log
+            .lines()
+            .find_map(|l| l.split_once("manifest cache: ").map(|(_, rest)| rest.to_owned()))
+            .unwrap_or_else(|| panic!("no cache report in {log}"));
+        let numbers: Vec<usize> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        (numbers[0], numbers[1])
+    }
+
+    fn cache_file(&self) -> PathBuf {
+        let dir = self.cache_home.path().join("synapse-loader");
+        let files: Vec<PathBuf> = fs::read_dir(&dir)
+            .expect("the cache folder")
+            .map(|e| e.expect("an entry").path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    }
+
+    /// `list --json` with the cache, asserted equal to `--no-cache`.
+    fn list_as_without_cache(&self) -> Value {
+        let listed = |args: &[&str]| -> Value {
+            let output = self.loader(args);
+            assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+            serde_json::from_str(&stdout(&output)).expect("list JSON")
+        };
+        let cached = listed(&["list", "--json"]);
+        assert_eq!(cached, listed(&["--no-cache", "list", "--json"]));
+        cached
+    }
+
+    /// Runs `PLUGIN noop` with the cache, asserted equal (exit code and
+    /// stdout) to `--no-cache`; returns the exit code.
+    fn run_as_without_cache(&self, plugin: &str) -> i32 {
+        let run = |no_cache: bool| {
+            let mut args = vec!["run", plugin, "noop", "--quiet"];
+            if no_cache {
+                args.insert(0, "--no-cache");
+            }
+            let output = self.loader(&args);
+            (exit_code(&output), stdout(&output))
+        };
+        let cached = run(false);
+        assert_eq!(cached, run(true), "run {plugin}");
+        cached.0
+    }
+}
+
+fn codes(list: &Value) -> Vec<&str> {
+    list["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| p["code"].as_str().expect("a code"))
+        .collect()
+}
+
+fn problem_reasons(list: &Value) -> Vec<(String, String)> {
+    list["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| {
+            let path = Path::new(p["path"].as_str().expect("a path"));
+            let name = path.file_name().expect("a file name").to_string_lossy().into_owned();
+            (name, p["reason"].as_str().expect("a reason").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn an_unchanged_folder_is_listed_without_loading_and_run_loads_only_its_plugin() {
+    let setup = Setup::new();
+    assert_eq!(codes(&setup.list_as_without_cache()), ["alpha", "beta", "gamma"]);
+    assert_eq!(setup.cache_use(&["list"]), (3, 0));
+    assert_eq!(setup.cache_use(&["info", "beta"]), (3, 0));
+    assert_eq!(setup.cache_use(&["run", "beta", "noop", "--quiet"]), (3, 0));
+    assert_eq!(setup.run_as_without_cache("beta"), 0);
+    assert_eq!(setup.run_as_without_cache("libgamma"), 0);
+    assert_eq!(setup.run_as_without_cache("nothing-by-that-name"), 3);
+}
+
+#[test]
+fn a_truncated_or_corrupt_cache_file_changes_nothing() {
+    let setup = Setup::new();
+    let file = setup.cache_file();
+    let saved = fs::read(&file).expect("the cache file");
+    for damaged in [&saved[..saved.len() / 2], b"", b"\0\xff{\"format\":"] {
+        fs::write(&file, damaged).expect("damage the cache");
+        assert_eq!(codes(&setup.list_as_without_cache()), ["alpha", "beta", "gamma"]);
+        fs::write(&file, damaged).expect("damage the cache");
+        assert_eq!(setup.run_as_without_cache("alpha"), 0);
+    }
+}
+
+#[test]
+fn a_plugin_edited_in_place_with_the_same_size_and_mtime_is_noticed() {
+    let setup = Setup::new();
+    let path = lib_path(setup.dir(), "alpha");
+    let before = fs::metadata(&path).expect("alpha");
+    let mut bytes = fs::read(&path).expect("alpha");
+    patch_code(&mut bytes, "delta");
+    fs::write(&path, &bytes).expect("edit alpha in place");
+    let file = fs::File::options().write(true).open(&path).expect("alpha");
+    file.set_modified(before.modified().expect("an mtime"))
+        .expect("restore the mtime");
+    drop(file);
+    assert_eq!(fs::metadata(&path).expect("alpha").len(), before.len());
+
+    assert_eq!(codes(&setup.list_as_without_cache()), ["delta", "beta", "gamma"]);
+    assert_eq!(setup.run_as_without_cache("delta"), 0);
+    // Still found by its file name, libalpha.
+    assert_eq!(setup.run_as_without_cache("alpha"), 0);
+}
+
+#[test]
+fn a_plugin_replaced_by_a_library_that_crashes_on_load_is_reported_every_time() {
+    let setup = Setup::new();
+    let path = lib_path(setup.dir(), "beta");
+    fs::copy(fixture_library("probe", "crash-on-load"), &path).expect("replace beta");
+    for _ in 0..2 {
+        let list = setup.list_as_without_cache();
+        assert_eq!(codes(&list), ["alpha", "gamma"]);
+        let problems = problem_reasons(&list);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].1.contains("crashed"), "{problems:?}");
+    }
+    assert_eq!(setup.run_as_without_cache("beta"), 3);
+    assert_eq!(setup.run_as_without_cache("gamma"), 0);
+}
+
+#[test]
+fn added_and_removed_plugins_are_noticed() {
+    let setup = Setup::new();
+    fs::remove_file(lib_path(setup.dir(), "beta")).expect("remove beta");
+    write_coded_plugin(&lib_path(setup.dir(), "epsilon"), "epsilon");
+    write_coded_plugin(&lib_path(setup.dir(), "zeta"), "alpha");
+    fs::write(lib_path(setup.dir(), "junk"), "not a library").expect("junk");
+    let list = setup.list_as_without_cache();
+    assert_eq!(codes(&list), ["alpha", "epsilon", "gamma"]);
+    let problems = problem_reasons(&list);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[1].1.contains("already provided"), "{problems:?}");
+    assert_eq!(setup.run_as_without_cache("beta"), 3);
+    assert_eq!(setup.run_as_without_cache("epsilon"), 0);
+}
+
+#[test]
+fn a_forged_cache_entry_never_changes_what_runs() {
+    let setup = Setup::new();
+    let file = setup.cache_file();
+    let text = fs::read_to_string(&file).expect("the cache file");
+    assert!(text.contains("\"code\":\"alpha\""), "{text}");
+    fs::write(&file, text.replace("\"code\":\"alpha\"", "\"code\":\"ghost\"")).expect("forge");
+    assert_eq!(setup.run_as_without_cache("ghost"), 3);
+    fs::write(&file, text.replace("\"code\":\"alpha\"", "\"code\":\"ghost\"")).expect("forge");
+    assert_eq!(setup.run_as_without_cache("alpha"), 0);
+}
+
+#[test]
+fn no_cache_neither_reads_nor_writes_the_cache() {
+    let plugins = tempfile::tempdir().expect("a plugin folder");
+    write_coded_plugin(&lib_path(plugins.path(), "alpha"), "alpha");
+    let cache_home = tempfile::tempdir().expect("a cache folder");
+    let env = [("XDG_CACHE_HOME", cache_home.path().to_str().expect("UTF-8"))];
+    let output = loader(plugins.path(), &["--no-cache", "list"], &env);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert!(stdout(&output).contains("alpha"));
+    assert!(!cache_home.path().join("synapse-loader").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_name_for_a_plugin_is_treated_as_without_the_cache() {
+    let setup = Setup::new();
+    std::os::unix::fs::symlink(lib_path(setup.dir(), "alpha"), lib_path(setup.dir(), "zz-alias")).expect("a link");
+    std::os::unix::fs::symlink(lib_path(setup.dir(), "gamma"), lib_path(setup.dir(), "0-alias")).expect("a link");
+    for _ in 0..2 {
+        let list = setup.list_as_without_cache();
+        assert_eq!(codes(&list), ["gamma", "alpha", "beta"]);
+        assert!(problem_reasons(&list).is_empty(), "{list}");
+    }
+    // The second name of a file is skipped, so it names no plugin.
+    assert_eq!(setup.run_as_without_cache("zz-alias"), 3);
+    assert_eq!(setup.run_as_without_cache("0-alias"), 0);
+}
