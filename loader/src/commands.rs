@@ -532,7 +532,9 @@ fn failure_error(failure: &ActionFailure, plugin: &str, action: &str) -> CliErro
 }
 
 /// Passes every event but the run's error to the terminal: `main` prints
-/// that one, in the same `error:` style as every other error.
+/// that one, in the same `error:` style as every other error. An action
+/// that called `exit()` in-process ends the loader before `main` can print
+/// anything, so that error (kind `exited`) is passed on.
 struct WithoutErrors<S>(S);
 
 impl<S: EventSink> EventSink for WithoutErrors<S> {
@@ -541,7 +543,8 @@ impl<S: EventSink> EventSink for WithoutErrors<S> {
     }
 
     fn emit(&self, run: &RunInfo, event: &Event) {
-        if event.kind != EventKind::Error {
+        let exited = event.data.get("kind").and_then(Value::as_str) == Some(loader::exit_guard::EXITED_KIND);
+        if event.kind != EventKind::Error || exited {
             self.0.emit(run, event)
         }
     }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use loader::events::escape::escape;
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::Value;
 
@@ -87,13 +88,15 @@ impl CliError {
 
 impl fmt::Display for CliError {
     /// `error: MESSAGE`, each cause indented on its own line, `help: ...`.
+    /// Control characters (a plugin's message may hold any) are shown
+    /// escaped, never sent to the terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error: {}", self.message)?;
+        write!(f, "error: {}", escape(&self.message))?;
         for cause in &self.causes {
-            write!(f, "\n  {cause}")?;
+            write!(f, "\n  {}", escape(cause))?;
         }
         if let Some(help) = &self.help {
-            write!(f, "\nhelp: {help}")?;
+            write!(f, "\nhelp: {}", escape(help))?;
         }
         Ok(())
     }
