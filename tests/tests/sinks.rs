@@ -528,7 +528,8 @@ fn terminal_output_shows_control_characters_escaped_and_jsonl_keeps_them() {
         let shown = r"\x1b]0;pwned\x07\x1b[2J\rspoofed\0line\u{202e}txt.exe";
         assert!(err.contains(&format!("WARNING {shown}")), "{mode}: {err}");
         assert!(err.contains(&format!("(file: {shown})")), "{mode}: {err}");
-        assert!(err.contains(&format!("ERROR {shown}")), "{mode}: {err}");
+        // The run's error is printed once, by the CLI, in its `error:` style.
+        assert!(err.contains(&format!("error: {shown}")), "{mode}: {err}");
 
         let events = events_in(&events_file);
         let message = of_kind(&events, "message")[0];
