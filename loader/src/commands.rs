@@ -533,6 +533,7 @@ fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCo
     } = sinks(&args, verbose)?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {
+        loader::exit_guard::report_exits();
         run_action(plugin, &args.action, &params, settings, deadline, sink)
     } else {
         let child = ChildCommand::current_exe(&["__child"]).map_err(|e| {

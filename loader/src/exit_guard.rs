@@ -37,6 +37,17 @@ static RUNNING: Mutex<Option<RunningAction>> = Mutex::new(None);
 static HOOK: Once = Once::new();
 /// Set when the loader itself ends the process on the user's request.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether this process reports an action's `exit()` (see [`report_exits`]).
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Makes actions run in this process from now on report an `exit()` as an
+/// `error` event of kind `exited`. The CLI turns it on for `--in-process`
+/// runs. An isolated child leaves it off: there the supervisor sees the
+/// child's exit status, and the child's own exit drain must not be cut
+/// short by this hook's `_exit`.
+pub fn report_exits() {
+    REPORTING.store(true, Ordering::SeqCst);
+}
 
 /// Ends the process with `code` because the user asked to (a second
 /// Ctrl-C): a running action's run then ends with an `error` event of kind
@@ -51,6 +62,9 @@ pub struct ActionGuard(());
 
 impl ActionGuard {
     pub fn new(run: &RunInfo, host: &Arc<RunHost>, sink: &Arc<dyn EventSink>) -> Self {
+        if !REPORTING.load(Ordering::SeqCst) {
+            return ActionGuard(());
+        }
         HOOK.call_once(|| {
             if !sys::at_exit(report_exit) {
                 tracing::warn!("cannot register the exit hook: an action calling exit() would not be reported");
