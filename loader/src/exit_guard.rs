@@ -107,5 +107,6 @@ extern "C" fn report_exit() {
     .with_dropped_late_calls(dropped);
     running.sink.emit(&running.run, &error);
     running.sink.finish(&running.run);
+    eprintln!("error: {message}");
     sys::exit_immediately(1);
 }

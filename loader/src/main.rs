@@ -19,7 +19,10 @@ fn main() {
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("{error}");
+            // Messages can carry a plugin's text: shown with control
+            // characters escaped, as the terminal sink shows events.
+            let shown: Vec<String> = error.to_string().lines().map(loader::events::escape::escape).collect();
+            eprintln!("{}", shown.join("\n"));
             error.code
         }
     };

@@ -490,7 +490,10 @@ fn exit_inside_an_action_is_a_failure_with_its_events() {
             assert_eq!(last["kind"], "error", "{mode}: {last}");
             if mode == "--in-process" {
                 assert_eq!(last["data"]["kind"], "exited", "{last}");
-                assert!(err.contains("(exited)"), "exit({code}): {err}");
+                assert!(
+                    err.contains("error: the action ended the whole process"),
+                    "exit({code}): {err}"
+                );
             }
         }
     }
@@ -528,7 +531,7 @@ fn terminal_output_shows_control_characters_escaped_and_jsonl_keeps_them() {
         let shown = r"\x1b]0;pwned\x07\x1b[2J\rspoofed\0line\u{202e}txt.exe";
         assert!(err.contains(&format!("WARNING {shown}")), "{mode}: {err}");
         assert!(err.contains(&format!("(file: {shown})")), "{mode}: {err}");
-        assert!(err.contains(&format!("ERROR {shown}")), "{mode}: {err}");
+        assert!(err.contains(&format!("error: {shown}")), "{mode}: {err}");
 
         let events = events_in(&events_file);
         let message = of_kind(&events, "message")[0];
