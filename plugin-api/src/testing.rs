@@ -1,17 +1,16 @@
 //! A host for unit tests of plugin code: records every context call as a
 //! line of text and applies the same argument rules as the real loader, so
 //! actions and workflow steps can be tested without loading a library.
-//! Like the loader, it unwraps the step and level a plugin attaches to an
-//! entry (see [`envelope`](crate::envelope)) and shows them as
-//! ` step=NAME` / ` level=LEVEL` after the data.
+//! An entry's step and level (see [`log_entry`](crate::log_entry)) show as
+//! ` step=NAME` / ` level=LEVEL` after its data.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::envelope::{self, EntryAttributes};
 use crate::ffi::host_side::ContextHost;
 use crate::ffi::ClientKind;
+use crate::log_entry::LogEntry;
 use crate::rules;
 
 /// Records context calls; configure what it answers through its fields.
@@ -58,28 +57,10 @@ impl RecordingHost {
     }
 }
 
-/// The attributes and the data of an entry's JSON text.
-fn unwrap_json(data_json: &str) -> (EntryAttributes, serde_json::Value) {
-    match serde_json::from_str(data_json) {
-        Ok(value) => envelope::unwrap(value),
-        Err(_) => (
-            EntryAttributes::default(),
-            serde_json::Value::String(data_json.to_owned()),
-        ),
-    }
-}
-
-fn describe(attributes: &EntryAttributes) -> String {
-    let step = attributes
-        .step
-        .as_ref()
-        .map(|s| format!(" step={s}"))
-        .unwrap_or_default();
-    let level = attributes
-        .level
-        .as_ref()
-        .map(|l| format!(" level={l}"))
-        .unwrap_or_default();
+/// ` step=NAME level=LEVEL`, each part only when present.
+fn describe(step: Option<&str>, level: Option<&str>) -> String {
+    let step = step.map(|s| format!(" step={s}")).unwrap_or_default();
+    let level = level.map(|l| format!(" level={l}")).unwrap_or_default();
     format!("{step}{level}")
 }
 
@@ -97,27 +78,42 @@ impl ContextHost for RecordingHost {
     }
 
     fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        let (attributes, data) = unwrap_json(data_json);
-        if attributes.progress.as_deref() == Some("failed") {
-            return self.record(format!("progress failed step={:?}", attributes.step));
-        }
-        self.record(format!("log {event} {data}{} file={file:?}", describe(&attributes)))
+        self.record(format!("log {event} {data_json} file={file:?}"))
     }
 
     fn log_message(&self, message: &str, level: &str) {
-        let (level, step) = envelope::split_message_level(level);
-        let step = step.map(|s| format!(" step={s}")).unwrap_or_default();
-        self.record(format!("message {level} {message}{step}"))
+        self.record(format!("message {level} {message}"))
     }
 
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        match data_json.map(unwrap_json) {
-            Some((attributes, data)) => {
-                let data = (!data.is_null()).then(|| data.to_string());
-                self.record(format!("dev_event {message} {data:?}{}", describe(&attributes)))
+        self.record(format!("dev_event {message} {data_json:?}"))
+    }
+
+    fn log_entry(&self, entry_json: &str) -> Result<(), String> {
+        let line = match LogEntry::from_json(entry_json)? {
+            LogEntry::Event {
+                event,
+                data,
+                file,
+                step,
+                level,
+            } => format!(
+                "log {event} {}{} file={file:?}",
+                serde_json::Value::Object(data),
+                describe(step.as_deref(), level.as_deref())
+            ),
+            LogEntry::Message { message, level, step } => {
+                format!("message {level} {message}{}", describe(step.as_deref(), None))
             }
-            None => self.record(format!("dev_event {message} None")),
-        }
+            LogEntry::DevEvent { message, data, step } => format!(
+                "dev_event {message} {:?}{}",
+                data.map(|d| d.to_string()),
+                describe(step.as_deref(), None)
+            ),
+            LogEntry::ProgressFailed { step } => format!("progress failed step={step:?}"),
+        };
+        self.record(line);
+        Ok(())
     }
 
     fn env_json(&self) -> String {
