@@ -369,7 +369,10 @@ mod tests {
         host.log_message("hot", "danger");
         host.log_dev_event("dbg", Some(r#"{"step":"kept as data"}"#));
         let events = sink.events();
-        assert_eq!((events[0].step.as_deref(), events[0].level), (Some("load"), Level::Info));
+        assert_eq!(
+            (events[0].step.as_deref(), events[0].level),
+            (Some("load"), Level::Info)
+        );
         assert_eq!((events[1].step.as_deref(), events[1].level), (None, Level::Danger));
         assert_eq!(events[2].step, None);
         assert_eq!(events[2].data["data"], json!({"step": "kept as data"}));

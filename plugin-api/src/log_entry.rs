@@ -240,10 +240,12 @@ mod tests {
 
     #[test]
     fn message_levels_map_onto_the_four_of_release_1_1() {
-        let mapped: Vec<&str> = ["debug", "info", "success", "warning", "danger", "error", "critical", "loud"]
-            .into_iter()
-            .map(level_in_release_1_1)
-            .collect();
+        let mapped: Vec<&str> = [
+            "debug", "info", "success", "warning", "danger", "error", "critical", "loud",
+        ]
+        .into_iter()
+        .map(level_in_release_1_1)
+        .collect();
         assert_eq!(
             mapped,
             ["info", "info", "success", "warning", "danger", "danger", "danger", "info"]

@@ -564,7 +564,10 @@ mod tests {
                 r#"log progress_failed {"step":"train"} file=None"#,
             ]
         );
-        assert!(host.calls().iter().all(|call| !call.contains("$synapse") && !call.contains('@')));
+        assert!(host
+            .calls()
+            .iter()
+            .all(|call| !call.contains("$synapse") && !call.contains('@')));
         assert_eq!(
             logger.get_progress(Some("train")).unwrap().status,
             ProgressStatus::Failed,

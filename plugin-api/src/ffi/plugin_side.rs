@@ -1,7 +1,8 @@
 //! The plugin's handle on the host: [`HostHandle`], the safe wrapper through
 //! which plugin code calls the host's functions for one action run (the
 //! handle a `RuntimeContext` holds). Functions a host may lack (added in a
-//! later minor) come back as `None` or as the [`host_too_old`] error.
+//! later minor) come back as `None` or as the [`host_too_old`] error, or
+//! fall back to older calls that mean the same (`log_entry`).
 
 use abi_stable::std_types::RStr;
 
