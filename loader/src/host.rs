@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugin_api::envelope::{self, EntryAttributes};
 use plugin_api::ffi::host_side::ContextHost;
 use plugin_api::ffi::ClientKind;
+use plugin_api::log_entry::LogEntry;
 use plugin_api::{rules, PluginEnvironment};
 use serde_json::{json, Value};
 
@@ -235,6 +235,33 @@ impl RunHost {
             .enter()
             .ok_or_else(|| "the action has already ended; this call was ignored".to_owned())
     }
+
+    /// A structured event, attributed to `step`.
+    fn emit_log(&self, event: &str, data: Value, file: Option<&str>, step: Option<String>, level: Level) {
+        let mut event = Event::new(EventKind::Event, event, level, data);
+        event.step = step;
+        event.file = file.map(str::to_owned);
+        self.emit(event);
+    }
+
+    /// A message for the user, attributed to `step`.
+    fn emit_message(&self, message: &str, level: Level, step: Option<String>) {
+        let mut event = Event::new(EventKind::Message, "message", level, json!({ "content": message }));
+        event.step = step;
+        self.emit(event);
+    }
+
+    /// A developer event, attributed to `step`.
+    fn emit_dev_event(&self, message: &str, data: Value, step: Option<String>) {
+        let mut event = Event::new(
+            EventKind::DevEvent,
+            "dev_event",
+            Level::Debug,
+            json!({ "message": message, "data": data }),
+        );
+        event.step = step;
+        self.emit(event);
+    }
 }
 
 /// Log data as JSON; text that is not JSON (a plugin not built with
@@ -243,15 +270,10 @@ fn parse_data(data_json: &str) -> Value {
     serde_json::from_str(data_json).unwrap_or_else(|_| json!({ "unparsed": data_json }))
 }
 
-/// Splits log data into what the plugin attached (step, level; see
-/// `plugin_api::envelope`) and the data as the plugin gave it.
-fn unwrap_entry(data_json: &str) -> (EntryAttributes, Value) {
-    let (mut attributes, data) = envelope::unwrap(parse_data(data_json));
-    if attributes.is_empty() {
-        // Plugins built against plugin-api 1.0/1.1 put the step in the data.
-        attributes.step = data.get("step").and_then(Value::as_str).map(str::to_owned);
-    }
-    (attributes, data)
+/// The step an event's data names, as plugins built against 1.0/1.1 (and
+/// events logged without a running step) attribute it.
+fn step_in_data(data: &Value) -> Option<String> {
+    data.get("step").and_then(Value::as_str).map(str::to_owned)
 }
 
 /// A level name the plugin sent; unknown names read as `info`.
@@ -276,45 +298,47 @@ impl ContextHost for RunHost {
         Ok(())
     }
 
+    /// A plugin built against 1.0/1.1: the step, if any, is in the data.
     fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        let (attributes, data) = unwrap_entry(data_json);
-        if attributes.progress.as_deref() == Some("failed") {
-            if let Some(event) = self.progress.mark_failed(attributes.step.as_deref()) {
-                self.emit(event);
-            }
-            return;
-        }
-        let mut event = Event::new(EventKind::Event, event, level_of(attributes.level.as_deref()), data);
-        event.step = attributes.step;
-        event.file = file.map(str::to_owned);
-        self.emit(event);
+        let data = parse_data(data_json);
+        let step = step_in_data(&data);
+        self.emit_log(event, data, file, step, Level::Info);
     }
 
+    /// A plugin built against 1.0/1.1: a message has no step.
     fn log_message(&self, message: &str, level: &str) {
-        let (level, step) = envelope::split_message_level(level);
-        let mut event = Event::new(
-            EventKind::Message,
-            "message",
-            level_of(Some(level)),
-            json!({ "content": message }),
-        );
-        event.step = step.map(str::to_owned);
-        self.emit(event);
+        self.emit_message(message, level_of(Some(level)), None);
     }
 
+    /// A plugin built against 1.0/1.1: a developer event has no step.
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        let (attributes, data) = match data_json {
-            Some(json) => envelope::unwrap(parse_data(json)),
-            None => (EntryAttributes::default(), Value::Null),
-        };
-        let mut event = Event::new(
-            EventKind::DevEvent,
-            "dev_event",
-            Level::Debug,
-            json!({ "message": message, "data": data }),
-        );
-        event.step = attributes.step;
-        self.emit(event);
+        self.emit_dev_event(message, data_json.map(parse_data).unwrap_or(Value::Null), None);
+    }
+
+    fn log_entry(&self, entry_json: &str) -> Result<(), String> {
+        match LogEntry::from_json(entry_json)? {
+            LogEntry::Event {
+                event,
+                data,
+                file,
+                step,
+                level,
+            } => {
+                let data = Value::Object(data);
+                let step = step.or_else(|| step_in_data(&data));
+                self.emit_log(&event, data, file.as_deref(), step, level_of(level.as_deref()))
+            }
+            LogEntry::Message { message, level, step } => self.emit_message(&message, level_of(Some(&level)), step),
+            LogEntry::DevEvent { message, data, step } => {
+                self.emit_dev_event(&message, data.unwrap_or(Value::Null), step)
+            }
+            LogEntry::ProgressFailed { step } => {
+                if let Some(event) = self.progress.mark_failed(step.as_deref()) {
+                    self.emit(event);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn env_json(&self) -> String {
@@ -428,6 +452,31 @@ mod tests {
         assert_eq!(events.len(), 6, "{events:#?}");
         assert_eq!(events[5].kind, EventKind::Progress);
         assert_eq!(events[5].level, Level::Error, "a failed bar: {:?}", events[5]);
+    }
+
+    #[test]
+    fn calls_of_plugins_built_against_1_1_keep_their_1_1_meaning() {
+        let (host, sink) = host_with_sink();
+        host.log("step_start", r#"{"step":"load"}"#, None);
+        host.log_message("hot", "danger");
+        host.log_dev_event("dbg", Some(r#"{"step":"kept as data"}"#));
+        let events = sink.events();
+        assert_eq!(
+            (events[0].step.as_deref(), events[0].level),
+            (Some("load"), Level::Info)
+        );
+        assert_eq!((events[1].step.as_deref(), events[1].level), (None, Level::Danger));
+        assert_eq!(events[2].step, None);
+        assert_eq!(events[2].data["data"], json!({"step": "kept as data"}));
+    }
+
+    #[test]
+    fn log_entries_the_host_cannot_read_are_refused_with_the_reason() {
+        let (host, sink) = host_with_sink();
+        let unknown = host.log_entry(r#"{"kind":"artifact","path":"m.bin"}"#).unwrap_err();
+        assert!(unknown.contains("unknown variant `artifact`"), "{unknown}");
+        assert!(host.log_entry(r#"{"kind":"event","event":"e","data":[]}"#).is_err());
+        assert!(sink.events().is_empty());
     }
 
     #[test]

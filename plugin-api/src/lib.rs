@@ -54,13 +54,13 @@
 pub mod action;
 pub mod context;
 pub mod env;
-pub mod envelope;
 pub mod error_context;
 pub mod export;
 pub mod failure;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod lax;
+pub mod log_entry;
 pub mod logger;
 pub mod manifest;
 pub mod plugin;

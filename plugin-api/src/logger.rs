@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::envelope::{self, EntryAttributes};
 use crate::ffi::plugin_side::HostHandle;
+use crate::log_entry::LogEntry;
 
 /// A context call that was refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +43,9 @@ pub enum ContextError {
     /// `set_metrics` without a step, outside any running step.
     #[error("set_metrics: a step must be given when no step is running")]
     NoStep,
+    /// The host refused a log entry.
+    #[error("log: {0}")]
+    Log(String),
     /// A call after [`Logger::finish`].
     #[error("the logger is finished; no further calls are accepted")]
     Finished,
@@ -204,13 +207,9 @@ impl Logger {
     /// failed, as the Python `set_progress_failed`.
     pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
-        let attributes = EntryAttributes {
+        self.send(LogEntry::ProgressFailed {
             step: step.map(str::to_owned),
-            progress: Some("failed".to_owned()),
-            ..Default::default()
-        };
-        self.host
-            .log("progress_failed", &envelope::wrap("{}", &attributes), None);
+        })?;
         let mut reported = self.lock_reported();
         let key = step.map(str::to_owned);
         let elapsed = reported.started.get(&key).map(|t| round2(t.elapsed().as_secs_f64()));
@@ -262,40 +261,40 @@ impl Logger {
         file: Option<&str>,
     ) -> Result<(), ContextError> {
         self.check_open()?;
-        let data = object_json(&data, "log data")?;
-        let attributes = EntryAttributes {
+        let data = to_object(&data, "log data")?;
+        self.send(LogEntry::Event {
+            event: event.to_owned(),
+            data,
+            file: file.map(str::to_owned),
             step: self.get_step(),
             level: (level != MessageLevel::Info).then(|| level.as_str().to_owned()),
-            ..Default::default()
-        };
-        self.host.log(event, &envelope::wrap(&data, &attributes), file);
-        Ok(())
+        })
     }
 
     /// Logs a message for the user, attributed to the running step.
     pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
         self.check_open()?;
-        let step = self.get_step();
-        self.host
-            .log_message(message, &envelope::message_level(level.as_str(), step.as_deref()));
-        Ok(())
+        self.send(LogEntry::Message {
+            message: message.to_owned(),
+            level: level.as_str().to_owned(),
+            step: self.get_step(),
+        })
     }
 
     /// Logs a developer event (shown only in verbose output), attributed to
     /// the running step.
     pub fn log_dev_event(&self, message: &str, data: Option<Value>) -> Result<(), ContextError> {
         self.check_open()?;
-        let attributes = EntryAttributes {
+        self.send(LogEntry::DevEvent {
+            message: message.to_owned(),
+            data,
             step: self.get_step(),
-            ..Default::default()
-        };
-        let data = data.map(|d| d.to_string());
-        let data = match (data, attributes.is_empty()) {
-            (data, true) => data,
-            (data, false) => Some(envelope::wrap(data.as_deref().unwrap_or("null"), &attributes)),
-        };
-        self.host.log_dev_event(message, data.as_deref());
-        Ok(())
+        })
+    }
+
+    /// Sends one entry (as plain 1.1 calls to a host older than 1.2).
+    fn send(&self, entry: LogEntry) -> Result<(), ContextError> {
+        self.host.log_entry(&entry).map_err(ContextError::Log)
     }
 
     /// An `info` message.
@@ -401,24 +400,6 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Serialises `value` straight to JSON text, which must be an object
-/// (checked on the text's first byte: serde_json writes no leading space).
-fn object_json(value: &impl Serialize, what: &'static str) -> Result<String, ContextError> {
-    let text = serde_json::to_string(value).map_err(|e| ContextError::Serialize {
-        what,
-        reason: e.to_string(),
-    })?;
-    let got = match text.as_bytes().first() {
-        Some(b'{') => return Ok(text),
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
-    };
-    Err(ContextError::NotAnObject { what, got })
-}
-
 /// Serialises `value`, which must be a JSON object.
 fn to_object(value: &impl Serialize, what: &'static str) -> Result<Map<String, Value>, ContextError> {
     match serde_json::to_value(value) {
@@ -453,6 +434,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::ffi::host_side::{context_for, release_1_1_context_for};
     use crate::testing::RecordingHost;
     use crate::RuntimeContext;
 
@@ -582,6 +564,59 @@ mod tests {
         let progress = ctx.logger().get_progress(Some("train")).unwrap();
         assert_eq!((progress.percent, progress.status), (0.0, ProgressStatus::Failed));
         assert_eq!(host.calls().last().unwrap(), "progress failed step=Some(\"train\")");
+    }
+
+    #[test]
+    fn a_host_older_than_1_2_gets_plain_1_1_calls_without_an_envelope() {
+        let host = Arc::new(RecordingHost::default());
+        let logger = Logger::new(HostHandle::new(release_1_1_context_for(&host)));
+        logger.set_step(Some("train"));
+        logger.log("epoch", json!({"loss": 0.5}), Some("/m.bin")).unwrap();
+        logger.log("tagged", json!({"step": "mine"}), None).unwrap();
+        logger.debug("noise").unwrap();
+        logger.critical("too hot").unwrap();
+        logger.log_message("done", MessageLevel::Success).unwrap();
+        logger.log_dev_event("shapes", Some(json!([1, 2]))).unwrap();
+        logger.set_progress_failed(Some("train")).unwrap();
+        assert_eq!(
+            host.calls(),
+            [
+                r#"log epoch {"loss":0.5,"step":"train"} file=Some("/m.bin")"#,
+                r#"log tagged {"step":"mine"} file=None"#,
+                r#"log debug {"content":"noise","step":"train"} file=None"#,
+                "message danger too hot",
+                "message success done",
+                r#"dev_event shapes Some("[1,2]")"#,
+                r#"log progress_failed {"step":"train"} file=None"#,
+            ]
+        );
+        assert!(host
+            .calls()
+            .iter()
+            .all(|call| !call.contains("$synapse") && !call.contains('@')));
+        assert_eq!(
+            logger.get_progress(Some("train")).unwrap().status,
+            ProgressStatus::Failed,
+            "the plugin still knows the step failed"
+        );
+    }
+
+    #[test]
+    fn a_1_2_host_gets_each_entry_with_its_step_and_level() {
+        let host = Arc::new(RecordingHost::default());
+        let logger = Logger::new(HostHandle::new(context_for(&host)));
+        logger.set_step(Some("train"));
+        logger.debug("noise").unwrap();
+        logger.critical("too hot").unwrap();
+        logger.log_dev_event("shapes", None).unwrap();
+        assert_eq!(
+            host.calls(),
+            [
+                r#"log debug {"content":"noise"} step=train level=debug file=None"#,
+                "message critical too hot step=train",
+                "dev_event shapes None step=train",
+            ]
+        );
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! A host for unit tests of plugin code: records every context call (as a
 //! typed [`HostCall`], and as a line of text) and applies the same argument
 //! rules as the real loader, so actions and workflow steps can be tested
-//! without loading a library. Like the loader, it unwraps the step and
-//! level a plugin attaches to an entry (see [`envelope`](crate::envelope)):
-//! the typed records carry them as fields, the text lines as ` step=NAME` /
-//! ` level=LEVEL` after the data.
+//! without loading a library. An entry's step and level (see
+//! [`log_entry`](crate::log_entry)) are fields of the typed records, and
+//! show as ` step=NAME` / ` level=LEVEL` after the data in the text lines.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -36,9 +35,9 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::context::MessageLevel;
-use crate::envelope::{self, EntryAttributes};
 use crate::ffi::host_side::ContextHost;
 use crate::ffi::ClientKind;
+use crate::log_entry::LogEntry as Entry;
 use crate::rules;
 
 /// Records context calls; configure what it answers through its fields.
@@ -165,54 +164,87 @@ impl ContextHost for RecordingHost {
     }
 
     fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        let (attributes, data) = envelope::unwrap(parse_json(data_json));
-        if attributes.progress.as_deref() == Some("failed") {
-            let step = attributes.step;
-            return self.record(
-                format!("progress failed step={step:?}"),
-                HostCall::ProgressFailed { step },
-            );
-        }
         self.record(
-            format!("log {event} {data}{} file={file:?}", describe(&attributes)),
+            format!("log {event} {data_json} file={file:?}"),
             HostCall::Log(LogEntry {
                 event: event.to_owned(),
-                data,
+                data: parse_json(data_json),
                 file: file.map(str::to_owned),
-                step: attributes.step,
-                level: attributes.level,
+                step: None,
+                level: None,
             }),
         )
     }
 
     fn log_message(&self, message: &str, level: &str) {
-        let (level, step) = envelope::split_message_level(level);
-        let shown_step = step.map(|s| format!(" step={s}")).unwrap_or_default();
         self.record(
-            format!("message {level} {message}{shown_step}"),
+            format!("message {level} {message}"),
             HostCall::Message(RecordedMessage {
                 level: level.parse().unwrap_or_default(),
                 content: message.to_owned(),
-                step: step.map(str::to_owned),
+                step: None,
             }),
         )
     }
 
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        let (attributes, data) = match data_json {
-            Some(text) => envelope::unwrap(parse_json(text)),
-            None => (EntryAttributes::default(), Value::Null),
-        };
-        let data = (!data.is_null()).then_some(data);
-        let shown = data.as_ref().map(Value::to_string);
         self.record(
-            format!("dev_event {message} {shown:?}{}", describe(&attributes)),
+            format!("dev_event {message} {data_json:?}"),
             HostCall::DevEvent(DevEvent {
                 message: message.to_owned(),
-                data,
-                step: attributes.step,
+                data: data_json.map(parse_json),
+                step: None,
             }),
         )
+    }
+
+    fn log_entry(&self, entry_json: &str) -> Result<(), String> {
+        let (line, call) = match Entry::from_json(entry_json)? {
+            Entry::Event {
+                event,
+                data,
+                file,
+                step,
+                level,
+            } => {
+                let data = Value::Object(data);
+                (
+                    format!(
+                        "log {event} {data}{} file={file:?}",
+                        describe(step.as_deref(), level.as_deref())
+                    ),
+                    HostCall::Log(LogEntry {
+                        event,
+                        data,
+                        file,
+                        step,
+                        level,
+                    }),
+                )
+            }
+            Entry::Message { message, level, step } => (
+                format!("message {level} {message}{}", describe(step.as_deref(), None)),
+                HostCall::Message(RecordedMessage {
+                    level: level.parse().unwrap_or_default(),
+                    content: message,
+                    step,
+                }),
+            ),
+            Entry::DevEvent { message, data, step } => (
+                format!(
+                    "dev_event {message} {:?}{}",
+                    data.as_ref().map(Value::to_string),
+                    describe(step.as_deref(), None)
+                ),
+                HostCall::DevEvent(DevEvent { message, data, step }),
+            ),
+            Entry::ProgressFailed { step } => (
+                format!("progress failed step={step:?}"),
+                HostCall::ProgressFailed { step },
+            ),
+        };
+        self.record(line, call);
+        Ok(())
     }
 
     fn env_json(&self) -> String {
@@ -246,17 +278,10 @@ fn parse_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-fn describe(attributes: &EntryAttributes) -> String {
-    let step = attributes
-        .step
-        .as_ref()
-        .map(|s| format!(" step={s}"))
-        .unwrap_or_default();
-    let level = attributes
-        .level
-        .as_ref()
-        .map(|l| format!(" level={l}"))
-        .unwrap_or_default();
+/// ` step=NAME level=LEVEL`, each part only when present.
+fn describe(step: Option<&str>, level: Option<&str>) -> String {
+    let step = step.map(|s| format!(" step={s}")).unwrap_or_default();
+    let level = level.map(|l| format!(" level={l}")).unwrap_or_default();
     format!("{step}{level}")
 }
 

@@ -4,7 +4,7 @@
 //! error from the one feature its host lacks; another major version, or a
 //! layout changed without a version bump, is refused at load with the reason.
 //!
-//! The release rehearsal (tests/fixtures/api-1.2) is the next minor release
+//! The release rehearsal (tests/fixtures/api-1.3) is the next minor release
 //! made by the README's recipe, with a loader built against it
 //! (`future-host`): today's plugins must run in it, as they will in the
 //! real next release.
@@ -89,9 +89,9 @@ fn root_module_fields_an_older_plugin_lacks_read_as_absent() {
 
 #[test]
 fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
-    let dir = plugin_dir(&[fixture_library("api-1.2", "future-plugin")]);
+    let dir = plugin_dir(&[fixture_library("api-1.3", "future-plugin")]);
     let listing = listing(dir.path());
-    assert_eq!(listing["plugins"][0]["plugin_api"], "1.2.0");
+    assert_eq!(listing["plugins"][0]["plugin_api"], "1.3.0");
 
     for mode in ["--isolate", "--in-process"] {
         let output = loader(dir.path(), &["run", "future", "basic", mode], &[]);
@@ -105,17 +105,17 @@ fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
         assert_eq!(error["kind"], "error", "{mode}");
         let message = error["data"]["message"].as_str().unwrap();
         assert!(
-            message.contains("report_artifact needs plugin-api >= 1.2"),
+            message.contains("report_artifact needs plugin-api >= 1.3"),
             "{mode}: {message}"
         );
     }
 }
 
-/// Runs the rehearsal's loader (built against plugin-api 1.2) on one
+/// Runs the rehearsal's loader (built against plugin-api 1.3) on one
 /// library, in a child process when `isolate`; its exit code and the JSON
 /// lines it printed.
 fn run_in_future_host(library: &std::path::Path, action: &str, params: &str, isolate: bool) -> (i32, Vec<Value>) {
-    let host = build_fixture("api-1.2").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
+    let host = build_fixture("api-1.3").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
     let dir = plugin_dir(&[library.to_owned()]);
     let copied = dir.path().join(library.file_name().unwrap());
     let output = std::process::Command::new(host)
@@ -139,9 +139,9 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
             sample_library("tabular-trainer"),
             "train",
             json!({ "epochs": 1, "samples": 100 }),
-            "1.1.0",
+            "1.2.0",
         ),
-        (sample_library("dataset-exporter"), "export", export_params, "1.1.0"),
+        (sample_library("dataset-exporter"), "export", export_params, "1.2.0"),
         (fixture_library("api-1.0", "legacy-plugin"), "greet", json!({}), "1.0.0"),
     ];
     for isolate in [true, false] {
@@ -151,10 +151,10 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
                 "{} (isolated: {isolate})",
                 library.file_name().unwrap().to_string_lossy()
             );
-            assert_eq!(code, 0, "{name} in the 1.2 loader: {events:?}");
+            assert_eq!(code, 0, "{name} in the 1.3 loader: {events:?}");
             assert_eq!(
                 events[0],
-                json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.2.0", "health": null }),
+                json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.3.0", "health": null }),
                 "{name}: a field the plugin's release lacks reads as absent"
             );
             assert!(
@@ -167,8 +167,38 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
 }
 
 #[test]
+fn todays_plugins_send_their_entries_with_step_and_level_to_a_newer_host() {
+    let work = tempfile::tempdir().unwrap();
+    let params = json!({ "epochs": 1, "work_dir": work.path() });
+    for isolate in [true, false] {
+        let (code, events) = run_in_future_host(
+            &sample_library("workflow-trainer"),
+            "train_pipeline",
+            &params.to_string(),
+            isolate,
+        );
+        assert_eq!(code, 0, "isolated: {isolate}: {events:?}");
+        let entries: Vec<&Value> = of_kind(&events, "log_entry").into_iter().map(|e| &e["entry"]).collect();
+        let started: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["kind"] == "event" && e["event"] == "step_start")
+            .map(|e| &e["step"])
+            .collect();
+        assert_eq!(
+            started,
+            ["load_dataset", "split", "train", "evaluate", "export"],
+            "isolated: {isolate}: {entries:?}"
+        );
+        assert!(
+            of_kind(&events, "event").is_empty() && of_kind(&events, "message").is_empty(),
+            "a 1.2 plugin uses log_entry, not the 1.1 calls, in a host that has it: {events:?}"
+        );
+    }
+}
+
+#[test]
 fn the_next_minor_release_runs_its_own_plugins_new_features() {
-    let (code, events) = run_in_future_host(&fixture_library("api-1.2", "future-plugin"), "report", "{}", true);
+    let (code, events) = run_in_future_host(&fixture_library("api-1.3", "future-plugin"), "report", "{}", true);
     assert_eq!(code, 0, "{events:?}");
     assert_eq!(events[0]["health"], "ok", "{events:?}");
     assert_eq!(events[1], json!({ "kind": "artifact", "path": "model.bin" }));
@@ -184,7 +214,7 @@ fn another_major_version_is_refused_with_both_versions() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("major-plugin"));
     assert!(
-        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.1.0"),
+        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.2.0"),
         "{reason}"
     );
     assert_eq!(
@@ -203,7 +233,7 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("changed-plugin"));
     assert!(
-        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.1.0")
+        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.2.0")
             && reason.contains("its layout is not the one plugin-api 1.0 released"),
         "{reason}"
     );
@@ -223,7 +253,7 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
 fn old_new_and_current_plugins_load_side_by_side() {
     let dir = plugin_dir(&[
         fixture_library("api-1.0", "legacy-plugin"),
-        fixture_library("api-1.2", "future-plugin"),
+        fixture_library("api-1.3", "future-plugin"),
         fixture_library("probe", "probe-plugin"),
     ]);
     let listing = listing(dir.path());
@@ -235,7 +265,7 @@ fn old_new_and_current_plugins_load_side_by_side() {
         .collect();
     assert_eq!(
         versions,
-        vec![("future", "1.2.0"), ("legacy", "1.0.0"), ("probe", "1.1.0")]
+        vec![("future", "1.3.0"), ("legacy", "1.0.0"), ("probe", "1.2.0")]
     );
     for (plugin, action) in [("legacy", "greet"), ("future", "basic"), ("probe", "echo_context")] {
         let output = loader(dir.path(), &["run", plugin, action, "--in-process", "--quiet"], &[]);

@@ -25,10 +25,11 @@ pub trait ContextHost: Send + Sync + 'static {
     /// `set_metrics` with the value as JSON object text and the step's name;
     /// an error is the reason the call was refused.
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String>;
-    /// `log(event, data, file)` with the data as JSON text (possibly wrapped
-    /// in the plugin's step and level envelope).
+    /// `log(event, data, file)` with the data as JSON text, as a plugin
+    /// built against 1.0/1.1 calls it (a step, if any, is the data's `step`).
     fn log(&self, event: &str, data_json: &str, file: Option<&str>);
-    /// `log_message` with the level's lowercase name (`level@step` when attributed to a step).
+    /// `log_message` with the level's lowercase name (plugins built against
+    /// 1.0/1.1; newer ones send messages through `log_entry`).
     fn log_message(&self, message: &str, level: &str);
     /// `log_dev_event` with the data as JSON text, if any.
     fn log_dev_event(&self, message: &str, data_json: Option<&str>);
@@ -44,6 +45,10 @@ pub trait ContextHost: Send + Sync + 'static {
     fn has_client(&self, kind: ClientKind) -> bool;
     /// Sends a request (JSON text) to a client and returns its answer (JSON text) or why it failed.
     fn client_request(&self, kind: ClientKind, request_json: &str) -> Result<String, String>;
+    /// One entry with its step and level, as the JSON of a
+    /// `log_entry::LogEntry` (added in 1.2). `log`, `log_message` and
+    /// `log_dev_event` are what plugins built against 1.0/1.1 call instead.
+    fn log_entry(&self, entry_json: &str) -> Result<(), String>;
 }
 
 /// The context handed to a plugin for a run with this host. `host` must stay
@@ -73,8 +78,47 @@ impl<H: ContextHost> VtableFor<H> {
         is_cancelled: is_cancelled::<H>,
         has_client: has_client::<H>,
         client_request: client_request::<H>,
+        log_entry: log_entry::<H>,
     }));
     const VTABLE: HostVtableRef = HostVtableRef(Self::VALUE.as_prefix());
+}
+
+/// The context a host built against plugin-api 1.1 would hand a plugin: a
+/// vtable with only the 1.1 functions, so that the plugin side's fallbacks
+/// for a host that predates 1.2 can be tested against it.
+#[cfg(test)]
+pub(crate) fn release_1_1_context_for<H: ContextHost>(host: &Arc<H>) -> HostContext {
+    HostContext {
+        state: Arc::as_ptr(host).cast::<HostState>(),
+        vtable: Release1_1VtableFor::<H>::VTABLE,
+    }
+}
+
+#[cfg(test)]
+struct Release1_1VtableFor<H>(std::marker::PhantomData<H>);
+
+#[cfg(test)]
+impl<H: ContextHost> Release1_1VtableFor<H> {
+    staticref!(const VALUE: WithMetadata<super::v1_1::HostVtable> = WithMetadata::new(super::v1_1::HostVtable {
+        retain: retain::<H>,
+        release: release::<H>,
+        set_progress: set_progress::<H>,
+        set_metrics: set_metrics::<H>,
+        log: log::<H>,
+        log_message: log_message::<H>,
+        log_dev_event: log_dev_event::<H>,
+        env: env::<H>,
+        job_id: job_id::<H>,
+        checkpoint: checkpoint::<H>,
+        is_cancelled: is_cancelled::<H>,
+        has_client: has_client::<H>,
+        client_request: client_request::<H>,
+    }));
+    // SAFETY: the 1.1 vtable is a prefix of the current one (a minor release
+    // only appends fields), and the prefix's metadata records its 13 fields,
+    // so the accessors of the fields after them return `None`: exactly how a
+    // plugin sees the vtable of a host built against 1.1.
+    const VTABLE: HostVtableRef = HostVtableRef(unsafe { Self::VALUE.as_prefix().cast() });
 }
 
 /// Runs a host callback with the host behind `state`, turning a panic into
@@ -161,6 +205,14 @@ extern "C" fn log_message<H: ContextHost>(state: HostStatePtr, message: RStr<'_>
 
 extern "C" fn log_dev_event<H: ContextHost>(state: HostStatePtr, message: RStr<'_>, data: ROption<RStr<'_>>) {
     with_host(state, drop, |h: &H| h.log_dev_event(message.as_str(), opt_str(&data)))
+}
+
+extern "C" fn log_entry<H: ContextHost>(state: HostStatePtr, entry: RStr<'_>) -> RResult<(), RString> {
+    with_host(
+        state,
+        |m| RResult::RErr(host_panicked(m)),
+        |h: &H| h.log_entry(entry.as_str()).map_err(RString::from).into(),
+    )
 }
 
 extern "C" fn env<H: ContextHost>(state: HostStatePtr) -> RString {

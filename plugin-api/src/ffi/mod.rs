@@ -6,7 +6,7 @@
 //! - [`PluginModule`]: the root module a plugin exports (plugin -> host);
 //! - [`HostVtable`] / [`HostContext`]: the context the host injects into every
 //!   action call (host -> plugin);
-//! - [`v1_0`], [`v1_1`], ...: frozen copies of the boundary as each minor
+//! - [`v1_0`], [`v1_1`], [`v1_2`], ...: frozen copies of the boundary as each minor
 //!   version released it, listed by minor in [`releases::RELEASES`]; a
 //!   plugin declaring 1.M is checked against entry M;
 //! - [`root_module`]: the `extern "C"` entry points a plugin exports,
@@ -31,7 +31,7 @@
 //!    |
 //!  plugin, action,   the author API: what an action is written against
 //!  context, logger,
-//!  envelope, steps,
+//!  steps,
 //!  env, testing
 //!    |
 //!  ffi               this module: layouts, root-module entry points (generic
@@ -39,7 +39,7 @@
 //!    |
 //!  failure,          values that cross the boundary as JSON
 //!  validate, lax,
-//!  manifest
+//!  manifest, log_entry
 //! ```
 //!
 //! Structured values (params, results, metrics, log data, manifests, errors)
@@ -72,6 +72,7 @@ pub mod root_module;
 mod test_layouts;
 pub mod v1_0;
 pub mod v1_1;
+pub mod v1_2;
 mod version;
 
 pub use version::{ApiVersion, API_VERSION};
@@ -145,6 +146,12 @@ pub struct HostVtable {
     pub has_client: extern "C" fn(HostStatePtr, u32) -> bool,
     /// A request to a configured client: the request and the answer as JSON.
     pub client_request: extern "C" fn(HostStatePtr, u32, RStr<'_>) -> RResult<RString, RString>,
+
+    // ---- added in 1.2 ----
+    /// Logs one entry with its step and level: a JSON `LogEntry` (see
+    /// `crate::log_entry`). An entry the host cannot read, or of a kind it
+    /// does not know, is refused with the reason.
+    pub log_entry: extern "C" fn(HostStatePtr, RStr<'_>) -> RResult<(), RString>,
 }
 
 /// Which client a `has_client` / `client_request` call is for.

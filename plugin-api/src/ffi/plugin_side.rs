@@ -1,11 +1,13 @@
 //! The plugin's handle on the host: [`HostHandle`], the safe wrapper through
 //! which plugin code calls the host's functions for one action run (the
 //! handle a `RuntimeContext` holds). Functions a host may lack (added in a
-//! later minor) come back as `None` or as the [`host_too_old`] error.
+//! later minor) come back as `None` or as the [`host_too_old`] error, or
+//! fall back to older calls that mean the same (`log_entry`).
 
 use abi_stable::std_types::RStr;
 
 use super::{ClientKind, HostContext};
+use crate::log_entry::{LegacyCall, LogEntry};
 
 /// Plugin code's handle on the host context of one action run.
 ///
@@ -67,6 +69,24 @@ impl HostHandle {
     /// `log_dev_event(message, data as JSON text)` through the vtable.
     pub fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
         (self.context.vtable.log_dev_event())(self.context.state, message.into(), data_json.map(RStr::from).into())
+    }
+
+    /// Logs an entry with its step and level through `log_entry`; a host
+    /// that predates plugin-api 1.2 gets the plain 1.1 call that stands for
+    /// it instead (see [`LogEntry::to_release_1_1`]), never something a 1.1
+    /// call did not mean.
+    pub fn log_entry(&self, entry: &LogEntry) -> Result<(), String> {
+        if let Some(log_entry) = self.context.vtable.log_entry() {
+            return log_entry(self.context.state, entry.to_json().as_str().into())
+                .into_result()
+                .map_err(String::from);
+        }
+        match entry.to_release_1_1() {
+            LegacyCall::Log { event, data_json, file } => self.log(&event, &data_json, file.as_deref()),
+            LegacyCall::Message { message, level } => self.log_message(&message, level),
+            LegacyCall::DevEvent { message, data_json } => self.log_dev_event(&message, data_json.as_deref()),
+        }
+        Ok(())
     }
 
     /// The plugin's environment as a JSON object of strings.
