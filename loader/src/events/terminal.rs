@@ -6,7 +6,13 @@
 //! terminal, progress is one bar line per step, redrawn in place at most
 //! every 50 ms below the messages; elsewhere each (already coalesced)
 //! progress event is one plain line. At the end of a run the bars are drawn
-//! a last time and left on screen. Colour follows [`TerminalOptions`], which
+//! a last time and left on screen. The workflow orchestrator's overall
+//! progress (step-less, on its internal scale) shows as a percentage, and a
+//! completed step's time counts from its `step_start` event. Workflow events
+//! (`step_start`, `step_end`, `rollback_start`, `rollback_end`) print as
+//! sentences. Metrics are coalesced per step like progress: the keys merge,
+//! a line is printed at most every 100 ms per step, and what was held back
+//! is printed at the end of the run. Colour follows [`TerminalOptions`], which
 //! [`TerminalOptions::detect_stderr`] derives from the terminal and
 //! `NO_COLOR`. Text from the plugin is printed with its control characters
 //! escaped ([`super::escape`]).
@@ -1047,6 +1053,100 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    fn at(mut event: Event, secs_after_start: f64) -> Event {
+        event.time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000) + Duration::from_secs_f64(secs_after_start);
+        event
+    }
+
+    #[test]
+    fn overall_workflow_progress_shows_percent_only() {
+        let overall = progress(None, 769, OVERALL_SCALE, ProgressStatus::Running, Some(3));
+        let plain = render(TerminalOptions::plain(false), std::slice::from_ref(&overall));
+        assert_eq!(plain, "progress 7.69% eta 3s\n");
+        let tty = TerminalOptions {
+            tty: true,
+            color: false,
+            verbose: false,
+        };
+        let bars = render(tty, &[overall]);
+        assert_eq!(
+            bars.rsplit("\x1b[J").next(),
+            Some("overall   [#-------------------]   7.69%  eta 3s\n")
+        );
+        assert!(!bars.contains("10000"), "{bars:?}");
+    }
+
+    #[test]
+    fn step_time_counts_from_step_start() {
+        let start = at(
+            Event::user("step_start", json!({"index": 1, "total_steps": 5})).with_step("train"),
+            0.0,
+        );
+        let done = at(progress(Some("train"), 20, 20, ProgressStatus::Completed, None), 125.0);
+        let out = render(TerminalOptions::plain(false), &[start, done]);
+        assert!(out.ends_with("[train] progress 20/20 100.00% done in 2m05s\n"), "{out}");
+    }
+
+    #[test]
+    fn workflow_events_read_as_sentences() {
+        let events = [
+            Event::user("step_start", json!({"index": 1, "total_steps": 5})).with_step("predict"),
+            Event::user("step_end", json!({"elapsed": 0.078, "success": true, "skipped": false})).with_step("predict"),
+            Event::user("step_end", json!({"elapsed": 0.078, "success": false, "skipped": false})).with_step("predict"),
+            Event::user("step_end", json!({"elapsed": 0.0, "success": true, "skipped": true})).with_step("predict"),
+            Event::user("rollback_start", json!({})).with_step("load"),
+            Event::user("rollback_end", json!({"success": true, "error": null})).with_step("load"),
+            Event::user("rollback_end", json!({"success": false, "error": "disk\x1b[2J full"})).with_step("load"),
+            Event::user("step_start", json!({"odd": 1})).with_step("other"),
+        ];
+        let out = render(TerminalOptions::plain(false), &events);
+        let expected = [
+            "step predict started (2 of 5)",
+            "step predict finished in 0.08 s",
+            "step predict failed after 0.08 s",
+            "step predict skipped",
+            "rolling back step load",
+            "step load rolled back",
+            "rollback of step load failed: disk\\x1b[2J full",
+            "[other] step_start {\"odd\":1}",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    }
+
+    #[test]
+    fn metrics_are_coalesced_per_step_and_the_final_value_printed() {
+        let sink = TerminalSink::new(Vec::new(), TerminalOptions::plain(false));
+        let run = run();
+        sink.start(&run);
+        for row in 0..5000 {
+            sink.emit(&run, &Event::metrics("train", json!({"row": row})));
+            sink.emit(&run, &Event::metrics("eval", json!({"row": row})));
+        }
+        sink.emit(&run, &Event::metrics("train", json!({"loss": 0.5})));
+        sink.finish(&run);
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() < 200, "{} metrics lines for 10,001 updates", lines.len());
+        assert!(lines.contains(&"[train] metrics row=0"), "the first value shows at once: {out}");
+        assert!(lines.contains(&"[eval] metrics row=4999"), "{out}");
+        let last_train = lines.iter().rev().find(|l| l.starts_with("[train]")).unwrap();
+        assert_eq!(*last_train, "[train] metrics loss=0.5 row=4999");
+    }
+
+    #[test]
+    fn without_a_terminal_the_last_progress_of_each_step_is_printed() {
+        let events: Vec<Event> = (1..=3)
+            .flat_map(|i| {
+                [
+                    progress(Some("train"), i, 3, ProgressStatus::Running, None),
+                    progress(Some("load"), i, 4, ProgressStatus::Running, None),
+                ]
+            })
+            .collect();
+        let out = render(TerminalOptions::plain(false), &events);
+        assert!(out.ends_with("[train] progress 3/3 100.00% eta --\n[load] progress 3/4 75.00% eta --\n"), "{out}");
     }
 
     #[test]
