@@ -12,7 +12,7 @@
 //! (`step_start`, `step_end`, `rollback_start`, `rollback_end`) print as
 //! sentences. Metrics are coalesced per step like progress: the keys merge,
 //! a line is printed at most every 100 ms per step, and what was held back
-//! is printed at the end of the run. Colour follows [`TerminalOptions`], which
+//! is printed when the step's `step_end` arrives or at the end of the run. Colour follows [`TerminalOptions`], which
 //! [`TerminalOptions::detect_stderr`] derives from the terminal and
 //! `NO_COLOR`. Text from the plugin is printed with its control characters
 //! escaped ([`super::escape`]).
@@ -678,12 +678,14 @@ impl<W: Write + Send> TerminalSink<W> {
         true
     }
 
-    /// Prints every step's metrics that were held back, at the end of a run.
-    fn print_pending_metrics(&self, state: &mut State<W>) {
+    /// Prints the metrics held back for `only_step` when a workflow step
+    /// ends, or for every step (`None`) at the end of a run.
+    fn print_pending_metrics(&self, state: &mut State<W>, only_step: Option<&str>) {
         let held: Vec<(Option<String>, Map<String, Value>)> = state
             .metrics
             .iter_mut()
             .filter(|m| !m.pending.is_empty())
+            .filter(|m| only_step.is_none() || m.step.as_deref() == only_step)
             .map(|m| (m.step.clone(), std::mem::take(&mut m.pending)))
             .collect();
         if held.is_empty() || state.error.is_some() {
@@ -695,6 +697,9 @@ impl<W: Write + Send> TerminalSink<W> {
             self.render_metrics(&mut buf, step.as_deref(), &Value::Object(pending));
             buf.push(b'\n');
             state.buf = buf;
+        }
+        if self.opts.tty && only_step.is_some() && !state.bars.is_empty() {
+            self.draw_bars(state);
         }
     }
 
@@ -729,9 +734,13 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         if state.error.is_some() {
             return;
         }
-        if event.kind == EventKind::Event && event.event == "step_start" {
-            if let Some(step) = &event.step {
-                state.step_starts.insert(step.clone(), event.time);
+        if event.kind == EventKind::Event {
+            match (event.event.as_str(), &event.step) {
+                ("step_start", Some(step)) => {
+                    state.step_starts.insert(step.clone(), event.time);
+                }
+                ("step_end", Some(step)) => self.print_pending_metrics(state, Some(step)),
+                _ => {}
             }
         }
         let mut line = std::mem::take(&mut state.line);
@@ -771,7 +780,7 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
     fn finish(&self, _run: &RunInfo) {
         let mut state = lock(&self.state);
         let state = &mut *state;
-        self.print_pending_metrics(state);
+        self.print_pending_metrics(state, None);
         if self.opts.tty && !state.bars.is_empty() {
             self.draw_bars(state);
             // The final bars stay on screen as plain lines.
@@ -1133,6 +1142,24 @@ mod tests {
         assert!(lines.contains(&"[eval] metrics row=4999"), "{out}");
         let last_train = lines.iter().rev().find(|l| l.starts_with("[train]")).unwrap();
         assert_eq!(*last_train, "[train] metrics loss=0.5 row=4999");
+    }
+
+    #[test]
+    fn held_back_metrics_are_printed_before_their_step_ends() {
+        let events = [
+            Event::metrics("train", json!({"epoch": 1})),
+            Event::metrics("train", json!({"epoch": 3})),
+            Event::user("step_end", json!({"elapsed": 2.1, "success": true, "skipped": false})).with_step("train"),
+            Event::message(Level::Info, "after"),
+        ];
+        let out = render(TerminalOptions::plain(false), &events);
+        let expected = [
+            "[train] metrics epoch=1",
+            "[train] metrics epoch=3",
+            "step train finished in 2.10 s",
+            "INFO after",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
     }
 
     #[test]
