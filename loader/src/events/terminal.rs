@@ -513,14 +513,18 @@ impl<W: Write + Send> TerminalSink<W> {
                 let _ = write!(buf, "step {name} started ({} of {total})", index + 1);
             }
             "step_end" => {
-                let (Some(elapsed), Some(success)) = (d.get("elapsed").and_then(Value::as_f64), flag("success"))
-                else {
+                let (Some(elapsed), Some(success)) = (d.get("elapsed").and_then(Value::as_f64), flag("success")) else {
                     return false;
                 };
                 if flag("skipped") == Some(true) {
                     paint(buf, color, DIM, format_args!("step {name} skipped"));
                 } else if success {
-                    paint(buf, color, GREEN, format_args!("step {name} finished in {elapsed:.2} s"));
+                    paint(
+                        buf,
+                        color,
+                        GREEN,
+                        format_args!("step {name} finished in {elapsed:.2} s"),
+                    );
                 } else {
                     paint(buf, color, RED, format_args!("step {name} failed after {elapsed:.2} s"));
                 }
@@ -594,7 +598,12 @@ impl<W: Write + Send> TerminalSink<W> {
             if filled > 0 {
                 paint(buf, self.opts.color, code, "#".repeat(filled));
             }
-            let _ = write!(buf, "{}] {:>6.2}%  ", "-".repeat(BAR_WIDTH as usize - filled), bar.percent);
+            let _ = write!(
+                buf,
+                "{}] {:>6.2}%  ",
+                "-".repeat(BAR_WIDTH as usize - filled),
+                bar.percent
+            );
             if !bar.is_overall() {
                 let _ = write!(buf, "{}/{}  ", bar.current, bar.total);
             }
@@ -1103,7 +1112,11 @@ mod tests {
         let events = [
             Event::user("step_start", json!({"index": 1, "total_steps": 5})).with_step("predict"),
             Event::user("step_end", json!({"elapsed": 0.078, "success": true, "skipped": false})).with_step("predict"),
-            Event::user("step_end", json!({"elapsed": 0.078, "success": false, "skipped": false})).with_step("predict"),
+            Event::user(
+                "step_end",
+                json!({"elapsed": 0.078, "success": false, "skipped": false}),
+            )
+            .with_step("predict"),
             Event::user("step_end", json!({"elapsed": 0.0, "success": true, "skipped": true})).with_step("predict"),
             Event::user("rollback_start", json!({})).with_step("load"),
             Event::user("rollback_end", json!({"success": true, "error": null})).with_step("load"),
@@ -1138,7 +1151,10 @@ mod tests {
         let out = String::from_utf8(sink.into_inner()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines.len() < 200, "{} metrics lines for 10,001 updates", lines.len());
-        assert!(lines.contains(&"[train] metrics row=0"), "the first value shows at once: {out}");
+        assert!(
+            lines.contains(&"[train] metrics row=0"),
+            "the first value shows at once: {out}"
+        );
         assert!(lines.contains(&"[eval] metrics row=4999"), "{out}");
         let last_train = lines.iter().rev().find(|l| l.starts_with("[train]")).unwrap();
         assert_eq!(*last_train, "[train] metrics loss=0.5 row=4999");
@@ -1173,7 +1189,10 @@ mod tests {
             })
             .collect();
         let out = render(TerminalOptions::plain(false), &events);
-        assert!(out.ends_with("[train] progress 3/3 100.00% eta --\n[load] progress 3/4 75.00% eta --\n"), "{out}");
+        assert!(
+            out.ends_with("[train] progress 3/3 100.00% eta --\n[load] progress 3/4 75.00% eta --\n"),
+            "{out}"
+        );
     }
 
     #[test]
