@@ -52,6 +52,8 @@ pub enum Command {
         json: bool,
     },
     /// Run an action; its result JSON goes to stdout.
+    ///
+    /// Progress and metrics on stderr are coalesced: at most one update per step every 100 ms, and each step's last value is always printed (the --events stream keeps every metrics update).
     Run(RunArgs),
     /// Write a new plugin crate, ready to build and run.
     New(NewArgs),

@@ -1,7 +1,8 @@
 //! End-to-end: what a person at a terminal sees from `loader`: one error
 //! style, advice on mistyped names and missing folders, the params table,
 //! a quiet exit when the reader of stdout goes away, completions, the man
-//! page, and the loader's own debug log.
+//! page, the loader's own debug log, and a workflow's progress and step
+//! events as sentences.
 
 mod common;
 
@@ -100,6 +101,30 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
     );
     let causes: Vec<&str> = text[error_at..].lines().skip(1).collect();
     assert_eq!(causes, ["  rolled back: evaluate, train, split, load_dataset"], "{text}");
+}
+
+#[test]
+fn a_workflow_reads_as_sentences_with_overall_progress_in_percent() {
+    let dir = samples_dir();
+    let work = tempfile::tempdir().unwrap();
+    let params = serde_json::json!({ "epochs": 3, "work_dir": work.path() }).to_string();
+    let output = loader(
+        dir.path(),
+        &["run", "workflow-trainer", "train_pipeline", "--params", &params],
+        &[],
+    );
+    let text = stderr(&output);
+    assert_eq!(exit_code(&output), 0, "{text}");
+    assert!(text.contains("step load_dataset started (1 of 5)\n"), "{text}");
+    assert!(text.contains("step export started (5 of 5)\n"), "{text}");
+    assert!(text.contains("step export finished in "), "{text}");
+    assert!(!text.contains("step_start") && !text.contains("step_end"), "{text}");
+    assert!(!text.contains("/10000"), "overall progress is a percentage:\n{text}");
+    let last_overall = text
+        .lines()
+        .rfind(|l| l.starts_with("progress "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(last_overall.starts_with("progress 100.00% done in "), "{text}");
 }
 
 #[test]

@@ -6,7 +6,13 @@
 //! terminal, progress is one bar line per step, redrawn in place at most
 //! every 50 ms below the messages; elsewhere each (already coalesced)
 //! progress event is one plain line. At the end of a run the bars are drawn
-//! a last time and left on screen. Colour follows [`TerminalOptions`], which
+//! a last time and left on screen. The workflow orchestrator's overall
+//! progress (step-less, on its internal scale) shows as a percentage, and a
+//! completed step's time counts from its `step_start` event. Workflow events
+//! (`step_start`, `step_end`, `rollback_start`, `rollback_end`) print as
+//! sentences. Metrics are coalesced per step like progress: the keys merge,
+//! a line is printed at most every 100 ms per step, and what was held back
+//! is printed when the step's `step_end` arrives or at the end of the run. Colour follows [`TerminalOptions`], which
 //! [`TerminalOptions::detect_stderr`] derives from the terminal and
 //! `NO_COLOR`. Text from the plugin is printed with its control characters
 //! escaped ([`super::escape`]).
@@ -19,12 +25,14 @@
 //! buffer when the process is killed are lost from the terminal, never from
 //! the JSON-lines stream, which is the run's record.
 
+use std::collections::HashMap;
 use std::fmt::{self, Display};
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
+use plugin_api::steps::OVERALL_SCALE;
+use serde_json::{Map, Value};
 
 use super::escape::{escape, is_clean, Escaped};
 use super::progress::ProgressStatus;
@@ -37,6 +45,9 @@ const BUFFER_LIMIT: usize = 64 * 1024;
 
 /// Bars are redrawn at most this often (completions and new steps at once).
 const REDRAW_INTERVAL: Duration = Duration::from_millis(50);
+/// A step's metrics are printed at most this often; the rest is merged and
+/// printed at the next chance or at the end of the run.
+const METRICS_INTERVAL: Duration = Duration::from_millis(100);
 /// Longer compact data is cut to this many characters unless verbose.
 const MAX_DATA_CHARS: usize = 400;
 const BAR_WIDTH: u64 = 20;
@@ -97,6 +108,7 @@ struct Bar {
     elapsed: f64,
     eta: Option<f64>,
     status: ProgressStatus,
+    time: SystemTime,
 }
 
 impl Bar {
@@ -121,11 +133,18 @@ impl Bar {
             elapsed: d.get("elapsed").and_then(Value::as_f64).unwrap_or(0.0),
             eta: d.get("eta").and_then(Value::as_f64),
             status,
+            time: event.time,
         })
     }
 
     fn label(&self) -> &str {
         self.step.as_deref().unwrap_or(DEFAULT_STEP_LABEL)
+    }
+
+    /// The workflow orchestrator's weighted progress: step-less, on the
+    /// internal [`OVERALL_SCALE`]. Shown as a percentage only.
+    fn is_overall(&self) -> bool {
+        self.step.is_none() && self.total == OVERALL_SCALE
     }
 }
 
@@ -200,7 +219,18 @@ struct State<W> {
     /// How many bar lines are on screen below the cursor's line.
     drawn: usize,
     last_draw: Option<Instant>,
+    /// When each step's `step_start` event was emitted.
+    step_starts: HashMap<String, SystemTime>,
+    /// Per step: metrics keys not printed yet and when metrics were last printed.
+    metrics: Vec<StepMetrics>,
     error: Option<String>,
+}
+
+/// The terminal's view of one step's metrics.
+struct StepMetrics {
+    step: Option<String>,
+    pending: Map<String, Value>,
+    last_print: Option<Instant>,
 }
 
 /// Prints events for people. Generic over the writer for tests.
@@ -264,6 +294,8 @@ impl<W: Write + Send> TerminalSink<W> {
                 bars: Vec::new(),
                 drawn: 0,
                 last_draw: None,
+                step_starts: HashMap::new(),
+                metrics: Vec::new(),
                 error: None,
             })),
         }
@@ -348,6 +380,11 @@ impl<W: Write + Send> TerminalSink<W> {
                 }
             }
             EventKind::Event => {
+                if let Some(step) = step {
+                    if self.render_workflow_event(buf, step, event) {
+                        return true;
+                    }
+                }
                 self.prefix(buf, step);
                 match level_color(event.level) {
                     Some(code) => paint(buf, color, code, Escaped(&event.event)),
@@ -366,25 +403,7 @@ impl<W: Write + Send> TerminalSink<W> {
                 if event.event == super::metrics::SUMMARY_EVENT && !verbose {
                     return false;
                 }
-                self.prefix(buf, step);
-                paint(buf, color, CYAN, "metrics");
-                match &event.data {
-                    Value::Object(map) => {
-                        for (key, value) in map {
-                            match value {
-                                Value::String(s) => {
-                                    let _ = write!(buf, " {}={}", Escaped(key), Escaped(s));
-                                }
-                                other => {
-                                    let _ = write!(buf, " {}={}", Escaped(key), self.compact(other));
-                                }
-                            }
-                        }
-                    }
-                    other => {
-                        let _ = write!(buf, " {}", self.compact(other));
-                    }
-                }
+                self.render_metrics(buf, step, &event.data);
             }
             EventKind::DevEvent => {
                 if !verbose {
@@ -452,10 +471,93 @@ impl<W: Write + Send> TerminalSink<W> {
         true
     }
 
-    /// `[train] progress 9/20 45.00% eta 3s`, for non-terminal output.
+    /// `[train] metrics accuracy=0.95 loss=0.12`.
+    fn render_metrics(&self, buf: &mut Vec<u8>, step: Option<&str>, data: &Value) {
+        self.prefix(buf, step);
+        paint(buf, self.opts.color, CYAN, "metrics");
+        match data {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match value {
+                        Value::String(s) => {
+                            let _ = write!(buf, " {}={}", Escaped(key), Escaped(s));
+                        }
+                        other => {
+                            let _ = write!(buf, " {}={}", Escaped(key), self.compact(other));
+                        }
+                    }
+                }
+            }
+            other => {
+                let _ = write!(buf, " {}", self.compact(other));
+            }
+        }
+    }
+
+    /// The orchestrator's workflow events as sentences (`step predict
+    /// started (2 of 5)`); false when `event` is not one of them or its
+    /// data is not what the orchestrator sends.
+    fn render_workflow_event(&self, buf: &mut Vec<u8>, step: &str, event: &Event) -> bool {
+        let color = self.opts.color;
+        let name = Escaped(step);
+        let d = &event.data;
+        let flag = |key: &str| d.get(key).and_then(Value::as_bool);
+        match event.event.as_str() {
+            "step_start" => {
+                let (Some(index), Some(total)) = (
+                    d.get("index").and_then(Value::as_u64),
+                    d.get("total_steps").and_then(Value::as_u64),
+                ) else {
+                    return false;
+                };
+                let _ = write!(buf, "step {name} started ({} of {total})", index + 1);
+            }
+            "step_end" => {
+                let (Some(elapsed), Some(success)) = (d.get("elapsed").and_then(Value::as_f64), flag("success")) else {
+                    return false;
+                };
+                if flag("skipped") == Some(true) {
+                    paint(buf, color, DIM, format_args!("step {name} skipped"));
+                } else if success {
+                    paint(
+                        buf,
+                        color,
+                        GREEN,
+                        format_args!("step {name} finished in {elapsed:.2} s"),
+                    );
+                } else {
+                    paint(buf, color, RED, format_args!("step {name} failed after {elapsed:.2} s"));
+                }
+            }
+            "rollback_start" => paint(buf, color, YELLOW, format_args!("rolling back step {name}")),
+            "rollback_end" => match flag("success") {
+                Some(true) => {
+                    let _ = write!(buf, "step {name} rolled back");
+                }
+                Some(false) => {
+                    let error = match d.get("error") {
+                        Some(Value::String(e)) => escape(e),
+                        Some(other) if !is_empty_data(other) => self.compact(other),
+                        _ => "unknown error".to_owned(),
+                    };
+                    paint(buf, color, RED, format_args!("rollback of step {name} failed: {error}"));
+                }
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    /// `[train] progress 9/20 45.00% eta 3s` (the overall workflow progress
+    /// as `progress 7.69% eta 3s`), for non-terminal output.
     fn render_progress_line(&self, buf: &mut Vec<u8>, bar: &Bar) {
         self.prefix(buf, bar.step.as_deref());
-        let _ = write!(buf, "progress {}/{} {:.2}% ", bar.current, bar.total, bar.percent);
+        if bar.is_overall() {
+            let _ = write!(buf, "progress {:.2}% ", bar.percent);
+        } else {
+            let _ = write!(buf, "progress {}/{} {:.2}% ", bar.current, bar.total, bar.percent);
+        }
         self.render_tail(buf, bar);
     }
 
@@ -498,12 +600,13 @@ impl<W: Write + Send> TerminalSink<W> {
             }
             let _ = write!(
                 buf,
-                "{}] {:>6.2}%  {}/{}  ",
+                "{}] {:>6.2}%  ",
                 "-".repeat(BAR_WIDTH as usize - filled),
-                bar.percent,
-                bar.current,
-                bar.total
+                bar.percent
             );
+            if !bar.is_overall() {
+                let _ = write!(buf, "{}/{}  ", bar.current, bar.total);
+            }
             self.render_tail(buf, bar);
             buf.push(b'\n');
         }
@@ -511,6 +614,15 @@ impl<W: Write + Send> TerminalSink<W> {
 }
 
 impl<W: Write> State<W> {
+    /// A completed step's time counts from its `step_start` event when
+    /// there was one, not from its first progress update.
+    fn measure_from_step_start(&self, bar: &mut Bar) {
+        let start = bar.step.as_ref().and_then(|s| self.step_starts.get(s));
+        if let Some(since_start) = start.and_then(|start| bar.time.duration_since(*start).ok()) {
+            bar.elapsed = bar.elapsed.max(since_start.as_secs_f64());
+        }
+    }
+
     /// Moves the cursor back over the bar block and clears it.
     fn clear_bars(&mut self) {
         if self.drawn > 0 {
@@ -544,6 +656,62 @@ impl<W: Write + Send> TerminalSink<W> {
         state.last_draw = Some(Instant::now());
     }
 
+    /// Merges a metrics event into its step's pending keys and renders
+    /// them into `line` when the step's last metrics line is at least
+    /// [`METRICS_INTERVAL`] old; false when they wait.
+    fn coalesce_metrics(&self, state: &mut State<W>, line: &mut Vec<u8>, event: &Event) -> bool {
+        let Value::Object(keys) = &event.data else {
+            return self.render_line(line, event);
+        };
+        let slot = match state.metrics.iter().position(|m| m.step == event.step) {
+            Some(i) => i,
+            None => {
+                state.metrics.push(StepMetrics {
+                    step: event.step.clone(),
+                    pending: Map::new(),
+                    last_print: None,
+                });
+                state.metrics.len() - 1
+            }
+        };
+        let metrics = &mut state.metrics[slot];
+        for (key, value) in keys {
+            metrics.pending.insert(key.clone(), value.clone());
+        }
+        if metrics.last_print.is_some_and(|t| t.elapsed() < METRICS_INTERVAL) || metrics.pending.is_empty() {
+            return false;
+        }
+        metrics.last_print = Some(Instant::now());
+        let pending = Value::Object(std::mem::take(&mut metrics.pending));
+        self.render_metrics(line, event.step.as_deref(), &pending);
+        true
+    }
+
+    /// Prints the metrics held back for `only_step` when a workflow step
+    /// ends, or for every step (`None`) at the end of a run.
+    fn print_pending_metrics(&self, state: &mut State<W>, only_step: Option<&str>) {
+        let held: Vec<(Option<String>, Map<String, Value>)> = state
+            .metrics
+            .iter_mut()
+            .filter(|m| !m.pending.is_empty())
+            .filter(|m| only_step.is_none() || m.step.as_deref() == only_step)
+            .map(|m| (m.step.clone(), std::mem::take(&mut m.pending)))
+            .collect();
+        if held.is_empty() || state.error.is_some() {
+            return;
+        }
+        state.clear_bars();
+        for (step, pending) in held {
+            let mut buf = std::mem::take(&mut state.buf);
+            self.render_metrics(&mut buf, step.as_deref(), &Value::Object(pending));
+            buf.push(b'\n');
+            state.buf = buf;
+        }
+        if self.opts.tty && only_step.is_some() && !state.bars.is_empty() {
+            self.draw_bars(state);
+        }
+    }
+
     fn emit_bar(&self, state: &mut State<W>, bar: Bar) {
         let urgent = bar.status != ProgressStatus::Running;
         let slot = state.bars.iter().position(|b| b.step == bar.step);
@@ -565,6 +733,8 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         state.bars.clear();
         state.drawn = 0;
         state.last_draw = None;
+        state.step_starts.clear();
+        state.metrics.clear();
     }
 
     fn emit(&self, _run: &RunInfo, event: &Event) {
@@ -573,16 +743,38 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         if state.error.is_some() {
             return;
         }
-        if self.opts.tty && event.kind == EventKind::Progress {
-            if let Some(bar) = Bar::from_event(event) {
-                self.emit_bar(state, bar);
-                state.send(self.buffered);
-                return;
+        if event.kind == EventKind::Event {
+            match (event.event.as_str(), &event.step) {
+                ("step_start", Some(step)) => {
+                    state.step_starts.insert(step.clone(), event.time);
+                }
+                ("step_end", Some(step)) => self.print_pending_metrics(state, Some(step)),
+                _ => {}
             }
         }
         let mut line = std::mem::take(&mut state.line);
         line.clear();
-        if self.render_line(&mut line, event) {
+        let shown = match event.kind {
+            EventKind::Progress => match Bar::from_event(event) {
+                Some(mut bar) => {
+                    state.measure_from_step_start(&mut bar);
+                    if self.opts.tty {
+                        self.emit_bar(state, bar);
+                        state.send(self.buffered);
+                        state.line = line;
+                        return;
+                    }
+                    self.render_progress_line(&mut line, &bar);
+                    true
+                }
+                None => self.render_line(&mut line, event),
+            },
+            EventKind::Metrics if event.event != super::metrics::SUMMARY_EVENT => {
+                self.coalesce_metrics(state, &mut line, event)
+            }
+            _ => self.render_line(&mut line, event),
+        };
+        if shown {
             state.clear_bars();
             state.buf.extend_from_slice(&line);
             state.buf.push(b'\n');
@@ -597,6 +789,7 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
     fn finish(&self, _run: &RunInfo) {
         let mut state = lock(&self.state);
         let state = &mut *state;
+        self.print_pending_metrics(state, None);
         if self.opts.tty && !state.bars.is_empty() {
             self.draw_bars(state);
             // The final bars stay on screen as plain lines.
@@ -604,6 +797,8 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         }
         state.bars.clear();
         state.last_draw = None;
+        state.step_starts.clear();
+        state.metrics.clear();
         state.send(false);
         if state.error.is_none() {
             if let Err(e) = state.out.flush() {
@@ -876,6 +1071,128 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    fn at(mut event: Event, secs_after_start: f64) -> Event {
+        event.time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000) + Duration::from_secs_f64(secs_after_start);
+        event
+    }
+
+    #[test]
+    fn overall_workflow_progress_shows_percent_only() {
+        let overall = progress(None, 769, OVERALL_SCALE, ProgressStatus::Running, Some(3));
+        let plain = render(TerminalOptions::plain(false), std::slice::from_ref(&overall));
+        assert_eq!(plain, "progress 7.69% eta 3s\n");
+        let tty = TerminalOptions {
+            tty: true,
+            color: false,
+            verbose: false,
+        };
+        let bars = render(tty, &[overall]);
+        assert_eq!(
+            bars.rsplit("\x1b[J").next(),
+            Some("overall   [#-------------------]   7.69%  eta 3s\n")
+        );
+        assert!(!bars.contains("10000"), "{bars:?}");
+    }
+
+    #[test]
+    fn step_time_counts_from_step_start() {
+        let start = at(
+            Event::user("step_start", json!({"index": 1, "total_steps": 5})).with_step("train"),
+            0.0,
+        );
+        let done = at(progress(Some("train"), 20, 20, ProgressStatus::Completed, None), 125.0);
+        let out = render(TerminalOptions::plain(false), &[start, done]);
+        assert!(out.ends_with("[train] progress 20/20 100.00% done in 2m05s\n"), "{out}");
+    }
+
+    #[test]
+    fn workflow_events_read_as_sentences() {
+        let events = [
+            Event::user("step_start", json!({"index": 1, "total_steps": 5})).with_step("predict"),
+            Event::user("step_end", json!({"elapsed": 0.078, "success": true, "skipped": false})).with_step("predict"),
+            Event::user(
+                "step_end",
+                json!({"elapsed": 0.078, "success": false, "skipped": false}),
+            )
+            .with_step("predict"),
+            Event::user("step_end", json!({"elapsed": 0.0, "success": true, "skipped": true})).with_step("predict"),
+            Event::user("rollback_start", json!({})).with_step("load"),
+            Event::user("rollback_end", json!({"success": true, "error": null})).with_step("load"),
+            Event::user("rollback_end", json!({"success": false, "error": "disk\x1b[2J full"})).with_step("load"),
+            Event::user("step_start", json!({"odd": 1})).with_step("other"),
+        ];
+        let out = render(TerminalOptions::plain(false), &events);
+        let expected = [
+            "step predict started (2 of 5)",
+            "step predict finished in 0.08 s",
+            "step predict failed after 0.08 s",
+            "step predict skipped",
+            "rolling back step load",
+            "step load rolled back",
+            "rollback of step load failed: disk\\x1b[2J full",
+            "[other] step_start {\"odd\":1}",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    }
+
+    #[test]
+    fn metrics_are_coalesced_per_step_and_the_final_value_printed() {
+        let sink = TerminalSink::new(Vec::new(), TerminalOptions::plain(false));
+        let run = run();
+        sink.start(&run);
+        for row in 0..5000 {
+            sink.emit(&run, &Event::metrics("train", json!({"row": row})));
+            sink.emit(&run, &Event::metrics("eval", json!({"row": row})));
+        }
+        sink.emit(&run, &Event::metrics("train", json!({"loss": 0.5})));
+        sink.finish(&run);
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() < 200, "{} metrics lines for 10,001 updates", lines.len());
+        assert!(
+            lines.contains(&"[train] metrics row=0"),
+            "the first value shows at once: {out}"
+        );
+        assert!(lines.contains(&"[eval] metrics row=4999"), "{out}");
+        let last_train = lines.iter().rev().find(|l| l.starts_with("[train]")).unwrap();
+        assert_eq!(*last_train, "[train] metrics loss=0.5 row=4999");
+    }
+
+    #[test]
+    fn held_back_metrics_are_printed_before_their_step_ends() {
+        let events = [
+            Event::metrics("train", json!({"epoch": 1})),
+            Event::metrics("train", json!({"epoch": 3})),
+            Event::user("step_end", json!({"elapsed": 2.1, "success": true, "skipped": false})).with_step("train"),
+            Event::message(Level::Info, "after"),
+        ];
+        let out = render(TerminalOptions::plain(false), &events);
+        let expected = [
+            "[train] metrics epoch=1",
+            "[train] metrics epoch=3",
+            "step train finished in 2.10 s",
+            "INFO after",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    }
+
+    #[test]
+    fn without_a_terminal_the_last_progress_of_each_step_is_printed() {
+        let events: Vec<Event> = (1..=3)
+            .flat_map(|i| {
+                [
+                    progress(Some("train"), i, 3, ProgressStatus::Running, None),
+                    progress(Some("load"), i, 4, ProgressStatus::Running, None),
+                ]
+            })
+            .collect();
+        let out = render(TerminalOptions::plain(false), &events);
+        assert!(
+            out.ends_with("[train] progress 3/3 100.00% eta --\n[load] progress 3/4 75.00% eta --\n"),
+            "{out}"
+        );
     }
 
     #[test]
