@@ -6,6 +6,7 @@
 //! libraries can be test-loaded in a child first ([`load_check`]).
 //! The `loader` binary is a thin CLI over this.
 
+pub mod batch;
 pub mod discovery;
 pub mod environment;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod host;
 pub mod isolate;
 pub mod load_check;
 pub mod preflight;
+pub mod ray;
 pub mod runner;
 
 /// The README's Rust examples, compiled as doctests so they stay true.
