@@ -41,6 +41,8 @@ pub enum Command {
     },
     /// Run an action; its result JSON goes to stdout.
     Run(RunArgs),
+    /// Manage jobs on a Ray cluster (see `run --on ray`).
+    Jobs(crate::elsewhere::JobsArgs),
     /// Internal: the child side of an isolated run (request on stdin,
     /// events on stdout).
     #[command(name = "__child", hide = true)]
@@ -116,4 +118,7 @@ pub struct RunArgs {
     /// faster to start, but a crashing plugin takes the loader down with it.
     #[arg(long, overrides_with = "isolate")]
     pub in_process: bool,
+
+    #[command(flatten)]
+    pub elsewhere: crate::elsewhere::ElsewhereArgs,
 }

@@ -35,6 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::List { json } => list(&dir, json),
         Command::Info { plugin, action, json } => info(&dir, &plugin, action.as_deref(), json),
         Command::Run(args) => run(&dir, args, cli.verbose > 0),
+        Command::Jobs(args) => crate::elsewhere::jobs(args),
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
             _ => ExitCode::ActionFailed,
@@ -95,7 +96,7 @@ fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(
     action.map(|name| find_action(plugin, name).map(drop)).unwrap_or(Ok(()))
 }
 
-fn print_json(value: &Value) {
+pub(crate) fn print_json(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -275,12 +276,14 @@ fn settings(args: &RunArgs) -> Result<RunSettings, CliError> {
         env = env.with_pair(pair).map_err(|e| CliError::usage(e.to_string()))?;
     }
     let checkpoint = args.checkpoint.as_deref().map(read_checkpoint).transpose()?;
-    Ok(RunSettings {
+    let mut settings = RunSettings {
         env: env.build(),
         job_id: args.job_id.clone(),
         checkpoint,
         ..RunSettings::default()
-    })
+    };
+    settings.clients.agent = args.elsewhere.agent_client();
+    Ok(settings)
 }
 
 fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
@@ -305,7 +308,7 @@ fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
 /// The JSONL stream is live: a line reaches its reader within
 /// [`LIVE_STREAM_DELAY`]. An in-process run writes every line through at
 /// once instead, since a crashing plugin takes the loader's buffer with it.
-fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), CliError> {
+pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), CliError> {
     let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
         sinks.push(TerminalSink::stderr(verbose));
@@ -356,6 +359,9 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
         };
     }
 
+    if args.elsewhere.is_set() {
+        return crate::elsewhere::run(plugin, &args, &params, settings, deadline, verbose);
+    }
     let (sink, jsonl_on_stdout) = sinks(&args, verbose)?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {

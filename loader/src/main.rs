@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod elsewhere;
 mod exit;
 
 use clap::Parser;

@@ -34,6 +34,9 @@ pub struct JobRequest {
     pub resources: Resources,
     /// The Jobs API address the action's agent client talks to.
     pub agent_address: Option<String>,
+    /// Run the action inside the job's loader process instead of an
+    /// isolated child of it.
+    pub in_process: bool,
 }
 
 /// Quotes a word for `sh`.
@@ -80,6 +83,9 @@ impl JobRequest {
                 "--grace".into(),
                 deadline.grace.as_secs_f64().to_string(),
             ]);
+        }
+        if self.in_process {
+            words.push("--in-process".into());
         }
         if let Some(address) = &self.agent_address {
             words.extend(["--ray-agent".into(), shell_quote(address)]);
@@ -158,6 +164,7 @@ mod tests {
                 ..Resources::default()
             },
             agent_address: Some("http://127.0.0.1:8265".into()),
+            in_process: true,
         }
     }
 
@@ -171,7 +178,7 @@ mod tests {
             "--job-id job-1",
             "--events jsonl --quiet",
             "--timeout 1.5 --grace 2",
-            "--ray-agent http://127.0.0.1:8265",
+            "--in-process --ray-agent http://127.0.0.1:8265",
         ] {
             assert!(entry.contains(part), "{part} missing in {entry}");
         }

@@ -57,6 +57,8 @@ pub struct Submitter {
     pub resources: Resources,
     /// Whether the action's agent client should reach the cluster.
     pub agent: bool,
+    /// Run the action in the job's loader process (`--in-process`).
+    pub in_process: bool,
 }
 
 impl Submitter {
@@ -83,6 +85,7 @@ impl Submitter {
             deadline: None,
             resources: Resources::default(),
             agent: true,
+            in_process: false,
         };
         Ok((submitter, upload))
     }
@@ -98,6 +101,7 @@ impl Submitter {
             deadline: self.deadline,
             resources: self.resources.clone(),
             agent_address: self.agent.then(|| self.api.address().to_owned()),
+            in_process: self.in_process,
         }
     }
 
