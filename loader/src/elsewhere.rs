@@ -101,7 +101,7 @@ pub struct ElsewhereArgs {
 impl ElsewhereArgs {
     /// Whether this is anything but one local run.
     pub fn is_set(&self) -> bool {
-        self.on == Target::Ray || self.params_each.is_some()
+        self.on == Target::Ray || self.params_each.is_some() || self.detach
     }
 
     /// The agent client of a run inside a Ray job.
