@@ -4,11 +4,17 @@
 //! isolated child, or a job on a Ray cluster.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
+
+use crate::events::NullSink;
+use crate::host::RunSettings;
+use crate::isolate::{run_isolated, ChildCommand, Interrupts};
+use crate::runner::Deadline;
 
 /// One params line of the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +83,42 @@ fn kind_of(value: &Value) -> &'static str {
 pub trait LineRunner: Sync {
     /// Returns the run's id (job id, or Ray submission id) and outcome.
     fn run(&self, line: &BatchLine, attempt: u32) -> (String, Result<Value, ActionFailure>);
+}
+
+/// Runs batch lines on this machine, each in an isolated child (as `loader
+/// run` does); the job id of an attempt is `<batch_id>-<line>-<attempt>`.
+pub struct IsolatedLines {
+    pub child: ChildCommand,
+    pub library: PathBuf,
+    pub plugin: String,
+    pub action: String,
+    /// The settings of every run; the job id is set per attempt.
+    pub settings: RunSettings,
+    pub deadline: Option<Deadline>,
+    pub interrupts: Interrupts,
+    pub batch_id: String,
+}
+
+impl LineRunner for IsolatedLines {
+    fn run(&self, line: &BatchLine, attempt: u32) -> (String, Result<Value, ActionFailure>) {
+        let id = format!("{}-{}-{attempt}", self.batch_id, line.number);
+        let settings = RunSettings {
+            job_id: Some(id.clone()),
+            ..self.settings.clone()
+        };
+        let outcome = run_isolated(
+            &self.child,
+            &self.library,
+            &self.plugin,
+            &self.action,
+            &line.params,
+            settings,
+            self.deadline,
+            &self.interrupts,
+            Arc::new(NullSink),
+        );
+        (id, outcome)
+    }
 }
 
 /// How a batch runs.

@@ -13,15 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
-use loader::batch::{self, BatchLine, BatchOptions, BatchProgress, LineOutcome, LineRunner, StopFlag};
+use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
 use loader::discovery::LoadedPlugin;
-use loader::events::{Event, EventSink, Level, NullSink, ProgressTracker, RunInfo, TerminalSink};
+use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::host::{Client, RunSettings};
-use loader::isolate::{run_isolated, ChildCommand, Interrupts};
+use loader::isolate::{ChildCommand, Interrupts};
 use loader::ray::api::resolve_address;
 use loader::ray::follow::{LogLines, POLL_INTERVAL, STOP_MARGIN};
 use loader::ray::submit::{check_method, Upload};
-use loader::ray::{follow_job, JobsApi, PackageSpec, RayAgentClient, Resources, StopWhen, Submitter};
+use loader::ray::{follow_job, JobsApi, PackageSpec, RayAgentClient, RayLines, Resources, StopWhen, Submitter};
 use loader::runner::Deadline;
 use plugin_api::ActionFailure;
 use serde_json::Value;
@@ -371,67 +371,6 @@ fn failed(failure: ActionFailure, quiet: bool) -> CliError {
         .shown(!quiet)
 }
 
-/// One line of a local batch: an isolated child, as `loader run` does.
-struct LocalLine<'a> {
-    child: ChildCommand,
-    plugin: &'a LoadedPlugin,
-    action: &'a str,
-    settings: RunSettings,
-    deadline: Option<Deadline>,
-    interrupts: Interrupts,
-    batch_id: String,
-}
-
-impl LineRunner for LocalLine<'_> {
-    fn run(&self, line: &BatchLine, attempt: u32) -> (String, Result<Value, ActionFailure>) {
-        let id = format!("{}-{}-{attempt}", self.batch_id, line.number);
-        let settings = RunSettings {
-            job_id: Some(id.clone()),
-            ..self.settings.clone()
-        };
-        let outcome = run_isolated(
-            &self.child,
-            &self.plugin.path,
-            &self.plugin.manifest.code,
-            self.action,
-            &line.params,
-            settings,
-            self.deadline,
-            &self.interrupts,
-            Arc::new(NullSink),
-        );
-        (id, outcome)
-    }
-}
-
-/// One line of a batch on Ray: a job in the batch's package.
-struct RayLine {
-    submitter: Submitter,
-    interrupts: Interrupts,
-    batch_id: String,
-}
-
-impl LineRunner for RayLine {
-    fn run(&self, line: &BatchLine, attempt: u32) -> (String, Result<Value, ActionFailure>) {
-        let id = format!("{}-{}-{attempt}", self.batch_id, line.number);
-        if let Err(e) = self.submitter.submit(&id, line.number) {
-            let failure = ActionFailure::new(plugin_api::FailureKind::Failed, format!("cannot submit the job: {e}"));
-            return (id, Err(failure));
-        }
-        let run = RunInfo {
-            job_id: Some(id.clone()),
-            plugin: self.submitter.plugin.clone(),
-            action: self.submitter.action.clone(),
-        };
-        let stop = StopWhen {
-            deadline: stop_deadline(self.submitter.deadline),
-            interrupts: self.interrupts.clone(),
-        };
-        let outcome = follow_job(&self.submitter.api, &id, &run, &NullSink, &stop);
-        (id, outcome)
-    }
-}
-
 /// Where the outcome lines go.
 fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliError> {
     match path {
@@ -493,18 +432,19 @@ fn run_batch(
         Target::Ray => {
             let params = lines.iter().map(|l| (l.number, l.params.clone())).collect();
             let spec = package_spec(plugin, &settings, params)?;
-            Box::new(RayLine {
+            Box::new(RayLines {
                 submitter: prepare(plugin, args, &spec, deadline)?,
                 interrupts,
                 batch_id: batch_id.clone(),
             })
         }
-        Target::Local => Box::new(LocalLine {
+        Target::Local => Box::new(IsolatedLines {
             child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
                 CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to isolate the runs: {e}"))
             })?,
-            plugin,
-            action: &args.action,
+            library: plugin.path.clone(),
+            plugin: plugin.manifest.code.clone(),
+            action: args.action.clone(),
             settings,
             deadline,
             interrupts,

@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -30,7 +31,10 @@ fn cluster() -> Option<String> {
             panic!("CI=true but no Ray cluster: CI runs these tests through tests/ray/run-in-netns.sh");
         }
         static SAID: OnceLock<()> = OnceLock::new();
-        SAID.get_or_init(|| eprintln!("{HOW_TO_ENABLE}"));
+        // Written past the test harness's output capture, so that it shows.
+        SAID.get_or_init(|| {
+            let _ = writeln!(std::io::stderr(), "{HOW_TO_ENABLE}");
+        });
         return None;
     };
     static CHECKED: OnceLock<()> = OnceLock::new();

@@ -9,12 +9,14 @@
 //! relays its events to the local sinks, so a run on Ray looks and ends
 //! like a local one. Inside the job, `ctx.agent_client()` talks to the
 //! cluster's Jobs API ([`agent`]). [`api`] is the HTTP client of it all;
-//! [`submit`] ties package, upload and submission together.
+//! [`submit`] ties package, upload and submission together, and
+//! [`lines`] runs batch lines as jobs.
 
 pub mod agent;
 pub mod api;
 pub mod follow;
 pub mod job;
+pub mod lines;
 pub mod package;
 pub mod submit;
 
@@ -22,5 +24,6 @@ pub use agent::RayAgentClient;
 pub use api::{JobInfo, JobStatus, JobsApi, RayError};
 pub use follow::{follow_job, StopWhen};
 pub use job::{JobRequest, Resources};
+pub use lines::RayLines;
 pub use package::{Package, PackageSpec};
 pub use submit::{Submitter, SubmitError};
