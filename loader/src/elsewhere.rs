@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
@@ -19,7 +19,7 @@ use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, Terminal
 use loader::host::{Client, RunSettings};
 use loader::isolate::{ChildCommand, Interrupts};
 use loader::ray::api::resolve_address;
-use loader::ray::follow::{LogLines, POLL_INTERVAL, STOP_MARGIN};
+use loader::ray::follow::{LogLines, POLL_INTERVAL};
 use loader::ray::submit::{check_method, Upload};
 use loader::ray::{follow_job, JobsApi, PackageSpec, RayAgentClient, RayLines, Resources, StopWhen, Submitter};
 use loader::runner::Deadline;
@@ -313,11 +313,6 @@ fn prepare(plugin: &LoadedPlugin, args: &RunArgs, spec: &PackageSpec, deadline: 
     Ok(submitter)
 }
 
-/// When the loader stops a job that its own deadline did not end.
-fn stop_deadline(deadline: Option<Deadline>) -> Option<Instant> {
-    deadline.map(|d| Instant::now() + d.timeout + d.grace + STOP_MARGIN)
-}
-
 fn run_on_ray(
     plugin: &LoadedPlugin,
     args: &RunArgs,
@@ -341,10 +336,8 @@ fn run_on_ray(
         eprintln!("ray: submitted job {id} to {}", submitter.api.address());
     }
     let (sink, jsonl_on_stdout) = sinks(args, verbose)?;
-    let stop = StopWhen {
-        deadline: stop_deadline(deadline),
-        interrupts: interrupt_on_ctrl_c(&settings, Arc::new(StopFlag::default()), "the Ray job"),
-    };
+    let interrupts = interrupt_on_ctrl_c(&settings, Arc::new(StopFlag::default()), "the Ray job");
+    let stop = StopWhen::for_run(deadline, interrupts);
     let run = RunInfo {
         job_id: Some(id.clone()),
         plugin: plugin.manifest.code.clone(),

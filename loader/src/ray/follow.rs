@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::api::{JobStatus, JobsApi, RayError};
 use crate::events::{jsonl, Event, EventKind, EventSink, RunInfo};
 use crate::isolate::Interrupts;
-use crate::runner::failure_event;
+use crate::runner::{failure_event, Deadline};
 
 /// How often the job's logs and state are read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -27,6 +27,18 @@ pub struct StopWhen {
     pub deadline: Option<Instant>,
     /// Stop the job once this counts an interrupt (Ctrl-C).
     pub interrupts: Interrupts,
+}
+
+impl StopWhen {
+    /// For a run with `deadline` starting now: the loader inside the job
+    /// enforces the timeout and grace itself, so the job is stopped only
+    /// [`STOP_MARGIN`] after both have passed.
+    pub fn for_run(deadline: Option<Deadline>, interrupts: Interrupts) -> Self {
+        StopWhen {
+            deadline: deadline.map(|d| Instant::now() + d.timeout + d.grace + STOP_MARGIN),
+            interrupts,
+        }
+    }
 }
 
 /// Splits a growing log into whole lines, keeping a partial last line

@@ -4,7 +4,7 @@
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::Value;
 
-use super::follow::{follow_job, StopWhen, STOP_MARGIN};
+use super::follow::{follow_job, StopWhen};
 use super::submit::Submitter;
 use crate::batch::{BatchLine, LineRunner};
 use crate::events::{NullSink, RunInfo};
@@ -31,13 +31,7 @@ impl LineRunner for RayLines {
             plugin: self.submitter.plugin.clone(),
             action: self.submitter.action.clone(),
         };
-        let stop = StopWhen {
-            deadline: self
-                .submitter
-                .deadline
-                .map(|d| std::time::Instant::now() + d.timeout + d.grace + STOP_MARGIN),
-            interrupts: self.interrupts.clone(),
-        };
+        let stop = StopWhen::for_run(self.submitter.deadline, self.interrupts.clone());
         let outcome = follow_job(&self.submitter.api, &id, &run, &NullSink, &stop);
         (id, outcome)
     }
