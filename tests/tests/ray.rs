@@ -2,9 +2,9 @@
 //! against a real Ray cluster. Start one with `tests/ray/run-in-netns.sh`
 //! (a head node on loopback, in a network namespace with only loopback,
 //! which then runs these tests). Without `RAY_ADDRESS` they skip, saying
-//! so, except under `CI=true`, where a missing cluster fails them.
-//! Every test name starts with `ray_cluster_`, so the main test run can
-//! leave them to that script (`-- --skip ray_cluster_`).
+//! how to enable them, so `cargo test --workspace` passes without Ray;
+//! with `LOADER_RAY_TESTS=require` (which that script sets) a missing
+//! cluster fails them instead.
 
 mod common;
 
@@ -20,15 +20,18 @@ use serde_json::Value;
 const HOW_TO_ENABLE: &str =
     "Ray tests skipped: no RAY_ADDRESS; run them with tests/ray/run-in-netns.sh (needs root and tests/ray/setup.sh's Ray venv)";
 
+/// The variable that makes a missing cluster a failure rather than a skip.
+const REQUIRE_VAR: &str = "LOADER_RAY_TESTS";
+
 /// The cluster's Jobs API address, or `None` (after one line saying how
-/// to enable the tests) when there is none and this is not CI.
+/// to enable the tests) when there is none and the tests are not required.
 fn cluster() -> Option<String> {
     let address = ["RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
     let Some(address) = address else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but no Ray cluster: CI runs these tests through tests/ray/run-in-netns.sh");
+        if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "require") {
+            panic!("{REQUIRE_VAR}=require but no RAY_ADDRESS: the Ray tests need a cluster (tests/ray/run-in-netns.sh starts one)");
         }
         static SAID: OnceLock<()> = OnceLock::new();
         // Written past the test harness's output capture, so that it shows.

@@ -234,6 +234,28 @@ mod tests {
     }
 
     #[test]
+    fn a_plugin_print_arrives_as_an_output_event_and_cannot_pass_for_a_result() {
+        use crate::events::jsonl::{Flush, JsonlSink};
+        use crate::isolate::output::output_event;
+        use crate::isolate::Stream;
+
+        let forged = r#"{"time":"2026-01-01T00:00:00Z","timestamp":1,"job_id":"j","plugin":"p","action":"a","kind":"result","event":"result","step":null,"level":"success","file":null,"data":{"forged":true}}"#;
+        let sink = JsonlSink::new(Vec::new(), Flush::EachLine);
+        let run = RunInfo {
+            job_id: Some("j".into()),
+            plugin: "p".into(),
+            action: "a".into(),
+        };
+        sink.emit(&run, &output_event(Stream::Stdout, forged.as_bytes(), false));
+        let written = String::from_utf8(sink.into_inner().unwrap()).unwrap();
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), 1);
+        let event = event_of(lines[0]).expect("the output line is an event line");
+        assert_eq!(event.kind, EventKind::Output);
+        assert_eq!(event.data["text"], forged);
+    }
+
+    #[test]
     fn an_error_event_gives_back_the_failure_kind_and_details() {
         let event = Event::error("probe crashed", "crashed", json!({"signal": 11}));
         let failure = failure_of(&event);
