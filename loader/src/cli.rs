@@ -64,6 +64,8 @@ pub enum Command {
     },
     /// Print the man page (roff), generated from these options.
     Man,
+    /// Manage jobs on a Ray cluster (see `run --on ray`).
+    Jobs(crate::elsewhere::JobsArgs),
     /// Internal: the child side of an isolated run (request and events on
     /// its channel to the loader, fd 3).
     #[command(name = "__child", hide = true)]
@@ -149,6 +151,9 @@ pub struct RunArgs {
     /// faster to start, but a crashing plugin takes the loader down with it.
     #[arg(long, overrides_with = "isolate")]
     pub in_process: bool,
+
+    #[command(flatten)]
+    pub elsewhere: crate::elsewhere::ElsewhereArgs,
 }
 
 #[derive(Debug, Args)]

@@ -70,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             crate::stdout::write(&String::from_utf8_lossy(&page));
             Ok(ExitCode::Success)
         }
+        Command::Jobs(args) => crate::elsewhere::jobs(args),
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
             2 => ExitCode::Usage,
@@ -114,7 +115,7 @@ fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
     names.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
 }
 
-fn print_json(value: &Value) {
+pub(crate) fn print_json(value: &Value) {
     outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -314,12 +315,14 @@ fn settings(args: &RunArgs) -> Result<RunSettings, CliError> {
         env = env.with_pair(pair).map_err(|e| CliError::usage(e.to_string()))?;
     }
     let checkpoint = args.checkpoint.as_deref().map(read_checkpoint).transpose()?;
-    Ok(RunSettings {
+    let mut settings = RunSettings {
         env: env.build(),
         job_id: args.job_id.clone(),
         checkpoint,
         ..RunSettings::default()
-    })
+    };
+    settings.clients.agent = args.elsewhere.agent_client();
+    Ok(settings)
 }
 
 /// A number of seconds from the command line: finite, not negative, at
@@ -347,7 +350,7 @@ fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
 
 /// Where a run's JSONL stream went, to check once the run is over: an
 /// event that could not be written is an error, never a silent loss.
-struct EventsOutput {
+pub(crate) struct EventsOutput {
     name: String,
     first_error: Box<dyn Fn() -> Option<String>>,
 }
@@ -361,7 +364,7 @@ impl EventsOutput {
         }
     }
 
-    fn failure(&self) -> Option<CliError> {
+    pub(crate) fn failure(&self) -> Option<CliError> {
         (self.first_error)().map(|error| {
             CliError::new(
                 ExitCode::EventsLost,
@@ -375,11 +378,11 @@ impl EventsOutput {
 }
 
 /// A run's sinks, and where its JSONL stream goes.
-struct RunSinks {
-    sink: Arc<dyn EventSink>,
+pub(crate) struct RunSinks {
+    pub(crate) sink: Arc<dyn EventSink>,
     /// The JSONL stream took stdout (so the result is not printed there).
-    jsonl_on_stdout: bool,
-    output: Option<EventsOutput>,
+    pub(crate) jsonl_on_stdout: bool,
+    pub(crate) output: Option<EventsOutput>,
 }
 
 /// The sinks of a run: the terminal (stderr) unless quiet, and the JSONL
@@ -392,7 +395,7 @@ struct RunSinks {
 /// `loader::events::file`), and other destinations a line at a time, since a
 /// crashing plugin takes the loader's buffer with it. An events file is
 /// locked for the run: a second run naming it is refused.
-fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
+pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
     let mut sinks = FanOut::new().with(TracingSink);
     if !args.quiet {
         sinks.push(WithoutErrors(TerminalSink::stderr(verbose)));
@@ -466,6 +469,9 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
         };
     }
 
+    if args.elsewhere.is_set() {
+        return crate::elsewhere::run(plugin, &args, &params, settings, deadline, verbose);
+    }
     let RunSinks {
         sink,
         jsonl_on_stdout,
@@ -519,7 +525,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
 }
 
 /// A failed action as an error, with advice for the kinds where there is some.
-fn failure_error(failure: &ActionFailure, plugin: &str, action: &str) -> CliError {
+pub(crate) fn failure_error(failure: &ActionFailure, plugin: &str, action: &str) -> CliError {
     let error = CliError::from_failure(failure);
     match failure.kind {
         FailureKind::InvalidParams => error.with_help(format!("`loader info {plugin} {action}` shows the params")),

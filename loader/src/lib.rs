@@ -8,6 +8,7 @@
 //! they said is remembered until they change ([`manifest_cache`]).
 //! The `loader` binary is a thin CLI over this.
 
+pub mod batch;
 pub mod discovery;
 pub mod environment;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod isolate;
 pub mod load_check;
 pub mod manifest_cache;
 pub mod preflight;
+pub mod ray;
 pub mod runner;
 mod sys;
 

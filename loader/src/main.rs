@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod elsewhere;
 mod exit;
 mod params_table;
 mod plugin_folder;

@@ -1,0 +1,477 @@
+//! `loader run` beyond one local run: `--on ray` (a job on a Ray cluster,
+//! followed or `--detach`ed), `--params-each` batches (local isolated
+//! children, or Ray jobs), and the `loader jobs` commands that manage jobs
+//! on a cluster. The work is done by `loader::ray` and `loader::batch`;
+//! this module turns flags into calls and outcomes into output and exit
+//! codes, the same way `commands` does for a local run.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
+use loader::discovery::LoadedPlugin;
+use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
+use loader::host::{Client, RunSettings};
+use loader::isolate::{ChildCommand, Interrupts};
+use loader::ray::api::resolve_address;
+use loader::ray::follow::{LogLines, POLL_INTERVAL};
+use loader::ray::submit::{check_method, Upload};
+use loader::ray::{follow_job, JobsApi, PackageSpec, RayAgentClient, RayLines, Resources, StopWhen, Submitter};
+use loader::runner::Deadline;
+use serde_json::Value;
+
+use crate::cli::RunArgs;
+use crate::commands::{failure_error, print_json, sinks, RunSinks};
+use crate::exit::{CliError, ExitCode};
+
+/// Where a run happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Target {
+    /// On this machine.
+    #[default]
+    Local,
+    /// As a job on a Ray cluster (see --ray-address).
+    Ray,
+}
+
+/// The `run` flags for runs on a cluster and for batches.
+#[derive(Debug, Args)]
+pub struct ElsewhereArgs {
+    /// Where to run: `local`, or `ray` for a job on a Ray cluster.
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub on: Target,
+
+    /// The Ray Jobs API [default: $RAY_API_SERVER_ADDRESS, else
+    /// $RAY_ADDRESS, else http://127.0.0.1:8265].
+    #[arg(long, value_name = "URL")]
+    pub ray_address: Option<String>,
+
+    /// With --on ray: print the job's submission id and return at once
+    /// (follow it with `loader jobs logs ID --follow`).
+    #[arg(long)]
+    pub detach: bool,
+
+    /// With --on ray: CPUs the job's entrypoint reserves.
+    #[arg(long, value_name = "N")]
+    pub num_cpus: Option<f64>,
+
+    /// With --on ray: GPUs the job's entrypoint reserves.
+    #[arg(long, value_name = "N")]
+    pub num_gpus: Option<f64>,
+
+    /// With --on ray: memory (bytes) the job's entrypoint reserves.
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<u64>,
+
+    /// With --on ray: custom resources the job's entrypoint reserves, as a
+    /// JSON object of numbers, e.g. '{"accelerator": 1}'.
+    #[arg(long, value_name = "JSON")]
+    pub resources: Option<String>,
+
+    /// Run once per line of this JSONL file (one params object a line):
+    /// locally in isolated children, or with --on ray as one job a line.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["params", "detach", "events", "dry_run"])]
+    pub params_each: Option<PathBuf>,
+
+    /// With --params-each: runs at a time.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+
+    /// With --params-each: further attempts of a failed run.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub retries: u32,
+
+    /// With --params-each: write the outcome lines to this file instead
+    /// of stdout.
+    #[arg(long, value_name = "PATH", requires = "params_each")]
+    pub results: Option<PathBuf>,
+
+    /// Internal (set in jobs on Ray): the Jobs API `ctx.agent_client()`
+    /// talks to.
+    #[arg(long, value_name = "URL", hide = true)]
+    pub ray_agent: Option<String>,
+}
+
+impl ElsewhereArgs {
+    /// Whether this is anything but one local run.
+    pub fn is_set(&self) -> bool {
+        self.on == Target::Ray || self.params_each.is_some() || self.detach
+    }
+
+    /// The agent client of a run inside a Ray job.
+    pub fn agent_client(&self) -> Option<Arc<dyn Client>> {
+        self.ray_agent
+            .as_deref()
+            .map(|address| Arc::new(RayAgentClient::new(address)) as Arc<dyn Client>)
+    }
+
+    fn api(&self) -> JobsApi {
+        JobsApi::new(&resolve_address(self.ray_address.as_deref()))
+    }
+
+    fn resources(&self) -> Result<Resources, CliError> {
+        let custom: BTreeMap<String, f64> = match &self.resources {
+            None => BTreeMap::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                CliError::usage(format!("--resources must be a JSON object of numbers: {e}"))
+            })?,
+        };
+        Ok(Resources {
+            num_cpus: self.num_cpus,
+            num_gpus: self.num_gpus,
+            memory: self.memory,
+            custom,
+        })
+    }
+}
+
+/// `loader jobs`: manage jobs on a Ray cluster.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// The Ray Jobs API [default: $RAY_API_SERVER_ADDRESS, else
+    /// $RAY_ADDRESS, else http://127.0.0.1:8265].
+    #[arg(long, global = true, value_name = "URL")]
+    pub ray_address: Option<String>,
+
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List the cluster's jobs.
+    List {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job's state.
+    Status {
+        id: String,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job's logs.
+    Logs {
+        id: String,
+        /// Keep printing until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Stop a job.
+    Stop { id: String },
+}
+
+fn ray_error(e: impl std::fmt::Display) -> CliError {
+    CliError::new(ExitCode::ActionFailed, e.to_string())
+}
+
+/// Runs a `loader jobs` command.
+pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
+    let api = JobsApi::new(&resolve_address(args.ray_address.as_deref()));
+    let not_found = |e: loader::ray::RayError| match e {
+        loader::ray::RayError::NoSuchJob(_) => CliError::new(ExitCode::NotFound, e.to_string()),
+        other => ray_error(other),
+    };
+    match args.command {
+        JobsCommand::List { json } => {
+            let jobs = api.list().map_err(ray_error)?;
+            if json {
+                print_json(&Value::Array(jobs.into_iter().map(|j| j.raw).collect()));
+            } else {
+                for job in jobs {
+                    let plugin = job.metadata["loader.plugin"].as_str().unwrap_or("-");
+                    let action = job.metadata["loader.action"].as_str().unwrap_or("-");
+                    println!(
+                        "{}  {:9}  {plugin} {action}",
+                        job.submission_id.as_deref().unwrap_or("-"),
+                        job.status.as_str()
+                    );
+                }
+            }
+        }
+        JobsCommand::Status { id, json } => {
+            let job = api.status(&id).map_err(not_found)?;
+            if json {
+                print_json(&job.raw);
+            } else {
+                println!("{}", job.status.as_str());
+                if let Some(message) = job.message.filter(|m| !m.trim().is_empty()) {
+                    println!("{}", message.trim());
+                }
+            }
+        }
+        JobsCommand::Logs { id, follow } => {
+            let mut lines = LogLines::default();
+            let mut out = std::io::stdout();
+            loop {
+                let finished = !follow || api.status(&id).map_err(not_found)?.status.is_terminal();
+                for line in lines.advance(&api.logs(&id).map_err(not_found)?) {
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+                if finished {
+                    break;
+                }
+                std::thread::sleep(POLL_INTERVAL);
+            }
+            if let Some(rest) = lines.rest() {
+                println!("{rest}");
+            }
+        }
+        JobsCommand::Stop { id } => {
+            let stopped = api.stop(&id).map_err(not_found)?;
+            println!("{}", if stopped { "stop requested" } else { "the job had already ended" });
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Ctrl-C for runs elsewhere: the first stops what runs (the Ray job, or
+/// the batch), the second ends the loader at once.
+fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'static str) -> Interrupts {
+    let interrupts = Interrupts::default();
+    let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
+    let installed = ctrlc::set_handler(move || {
+        counter.interrupt();
+        cancel.cancel();
+        stop.stop();
+        if counter.count() == 1 {
+            eprintln!("\ninterrupted: stopping {what} (Ctrl-C again to leave without waiting)");
+        } else {
+            std::process::exit(ExitCode::ActionFailed as i32);
+        }
+    });
+    if let Err(e) = installed {
+        tracing::warn!("Ctrl-C will not stop {what}: {e}");
+    }
+    interrupts
+}
+
+/// Runs what `args` asks for beyond one local run.
+pub fn run(
+    plugin: &LoadedPlugin,
+    args: &RunArgs,
+    params: &str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    verbose: bool,
+) -> Result<ExitCode, CliError> {
+    let action = plugin
+        .manifest
+        .action(&args.action)
+        .ok_or_else(|| CliError::new(ExitCode::NotFound, format!("no action {:?}", args.action)))?;
+    let on_ray = args.elsewhere.on == Target::Ray;
+    if on_ray {
+        match check_method(&action.name, action.method) {
+            Ok(Some(note)) if !args.quiet => eprintln!("note: {note}"),
+            Ok(_) => {}
+            Err(refused) => return Err(CliError::usage(refused.to_string())),
+        }
+    } else if args.elsewhere.detach {
+        return Err(CliError::usage("--detach needs --on ray"));
+    }
+    match &args.elsewhere.params_each {
+        Some(file) => run_batch(plugin, args, file, settings, deadline),
+        None => run_on_ray(plugin, args, params, settings, deadline, verbose),
+    }
+}
+
+fn package_spec(plugin: &LoadedPlugin, settings: &RunSettings, params: BTreeMap<usize, String>) -> Result<PackageSpec, CliError> {
+    let loader = std::env::current_exe()
+        .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to package it: {e}")))?;
+    Ok(PackageSpec {
+        loader,
+        library: plugin.path.clone(),
+        params,
+        env: settings.env.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+    })
+}
+
+/// Builds and uploads the package, and says what it did unless quiet.
+fn prepare(plugin: &LoadedPlugin, args: &RunArgs, spec: &PackageSpec, deadline: Option<Deadline>) -> Result<Submitter, CliError> {
+    let api = args.elsewhere.api();
+    let (mut submitter, upload) =
+        Submitter::prepare(api, spec, &plugin.manifest.code, &args.action).map_err(ray_error)?;
+    if !args.quiet {
+        let size = submitter.package.zip.len() as f64 / 1e6;
+        match upload {
+            Upload::Uploaded => eprintln!("ray: uploaded package {} ({size:.1} MB)", submitter.package.name),
+            Upload::Reused => eprintln!("ray: package {} is already on the cluster", submitter.package.name),
+        }
+    }
+    submitter.deadline = deadline;
+    submitter.in_process = args.in_process;
+    submitter.resources = args.elsewhere.resources()?;
+    Ok(submitter)
+}
+
+fn run_on_ray(
+    plugin: &LoadedPlugin,
+    args: &RunArgs,
+    params: &str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    verbose: bool,
+) -> Result<ExitCode, CliError> {
+    let spec = package_spec(plugin, &settings, BTreeMap::from([(1, params.to_owned())]))?;
+    let submitter = prepare(plugin, args, &spec, deadline)?;
+    let id = args
+        .job_id
+        .clone()
+        .unwrap_or_else(|| loader::ray::job::new_submission_id(&plugin.manifest.code));
+    let id = submitter.submit(&id, 1).map_err(ray_error)?;
+    if args.elsewhere.detach {
+        println!("{id}");
+        return Ok(ExitCode::Success);
+    }
+    if !args.quiet {
+        eprintln!("ray: submitted job {id} to {}", submitter.api.address());
+    }
+    let RunSinks {
+        sink,
+        jsonl_on_stdout,
+        output: events_output,
+    } = sinks(args, verbose)?;
+    let interrupts = interrupt_on_ctrl_c(&settings, Arc::new(StopFlag::default()), "the Ray job");
+    let stop = StopWhen::for_run(deadline, interrupts);
+    let run = RunInfo {
+        job_id: Some(id.clone()),
+        plugin: plugin.manifest.code.clone(),
+        action: args.action.clone(),
+    };
+    let outcome = follow_job(&submitter.api, &id, &run, &*sink, &stop);
+    let events_failure = events_output.and_then(|output| output.failure());
+    match outcome {
+        Ok(result) => {
+            if !jsonl_on_stdout {
+                print_json(&result);
+            }
+            events_failure.map_or(Ok(ExitCode::Success), Err)
+        }
+        Err(failure) => {
+            if let Some(lost) = events_failure {
+                eprintln!("{lost}");
+            }
+            Err(failure_error(&failure, &plugin.manifest.code, &args.action))
+        }
+    }
+}
+
+/// Where the outcome lines go.
+fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliError> {
+    match path {
+        None => Ok(Box::new(std::io::stdout())),
+        Some(path) => File::create(path)
+            .map(|f| Box::new(f) as Box<dyn Write + Send>)
+            .map_err(|e| CliError::usage(format!("cannot create the results file {}: {e}", path.display()))),
+    }
+}
+
+/// The batch's progress bar and failure messages on the terminal.
+struct BatchDisplay {
+    sink: Option<TerminalSink>,
+    tracker: ProgressTracker,
+    run: RunInfo,
+}
+
+impl BatchDisplay {
+    fn show(&self, outcome: &LineOutcome, progress: BatchProgress) {
+        let Some(sink) = &self.sink else { return };
+        if let Err(failure) = &outcome.result {
+            let text = format!("line {} failed after {} attempt(s): {}", outcome.line, outcome.attempts, failure.message);
+            sink.emit(&self.run, &Event::message(Level::Warning, text));
+        }
+        if let Ok(Some(event)) = self.tracker.update(Some("batch"), progress.done as u64, progress.total as u64) {
+            sink.emit(&self.run, &event);
+        }
+    }
+
+    fn finish(&self, end: BatchProgress) {
+        let Some(sink) = &self.sink else { return };
+        for event in self.tracker.flush() {
+            sink.emit(&self.run, &event);
+        }
+        let level = if end.failed == 0 { Level::Success } else { Level::Warning };
+        let text = format!("batch: {} of {} succeeded, {} failed", end.done - end.failed, end.total, end.failed);
+        sink.emit(&self.run, &Event::message(level, text));
+        sink.finish(&self.run);
+    }
+}
+
+fn run_batch(
+    plugin: &LoadedPlugin,
+    args: &RunArgs,
+    file: &PathBuf,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::usage(format!("cannot read the params file {}: {e}", file.display())))?;
+    let lines = batch::read_lines(&text).map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+    let batch_id = args
+        .job_id
+        .clone()
+        .unwrap_or_else(|| loader::ray::job::new_submission_id(&plugin.manifest.code));
+    let stop = Arc::new(StopFlag::default());
+    let interrupts = interrupt_on_ctrl_c(&settings, stop.clone(), "the batch");
+    let runner: Box<dyn LineRunner + '_> = match args.elsewhere.on {
+        Target::Ray => {
+            let params = lines.iter().map(|l| (l.number, l.params.clone())).collect();
+            let spec = package_spec(plugin, &settings, params)?;
+            Box::new(RayLines {
+                submitter: prepare(plugin, args, &spec, deadline)?,
+                interrupts,
+                batch_id: batch_id.clone(),
+            })
+        }
+        Target::Local => Box::new(IsolatedLines {
+            child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
+                CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to isolate the runs: {e}"))
+            })?,
+            library: plugin.path.clone(),
+            plugin: plugin.manifest.code.clone(),
+            action: args.action.clone(),
+            settings,
+            deadline,
+            interrupts,
+            batch_id: batch_id.clone(),
+        }),
+    };
+    let writer = Mutex::new(outcome_writer(args.elsewhere.results.as_ref())?);
+    let display = BatchDisplay {
+        sink: (!args.quiet).then(|| TerminalSink::stderr(false)),
+        tracker: ProgressTracker::new(Duration::ZERO),
+        run: RunInfo {
+            job_id: Some(batch_id),
+            plugin: plugin.manifest.code.clone(),
+            action: args.action.clone(),
+        },
+    };
+    if let Some(sink) = &display.sink {
+        sink.start(&display.run);
+    }
+    let options = BatchOptions {
+        parallel: usize::from(args.elsewhere.parallel),
+        retries: args.elsewhere.retries,
+    };
+    let mut write_failed = None;
+    let end = batch::run_batch(lines, &*runner, options, &stop, |outcome, progress| {
+        let mut out = writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = writeln!(out, "{}", outcome.to_json()).and_then(|_| out.flush()) {
+            write_failed.get_or_insert_with(|| e.to_string());
+        }
+        display.show(outcome, progress);
+    });
+    display.finish(end);
+    if let Some(e) = write_failed {
+        return Err(CliError::new(ExitCode::ActionFailed, format!("cannot write the batch outcomes: {e}")));
+    }
+    Ok(if end.failed == 0 { ExitCode::Success } else { ExitCode::ActionFailed })
+}

@@ -1,0 +1,379 @@
+//! A blocking client of the Ray Jobs REST API (the dashboard, port 8265 by
+//! default): packages, job submission, status, logs and stop.
+//!
+//! Only plain HTTP to the address given is ever used: proxies from the
+//! environment are ignored, so a loopback cluster is reached on loopback.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Where the Jobs API is when nothing says otherwise.
+pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:8265";
+
+/// The content type of JSON request bodies.
+const JSON: &str = "application/json";
+
+/// How long one request may take (a package upload included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why a call of the Jobs API did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RayError {
+    #[error("cannot reach the Ray Jobs API at {address}: {reason} (start a cluster with `ray start --head`, or pass --ray-address)")]
+    Unreachable { address: String, reason: String },
+    #[error("the Ray Jobs API answered {what} with HTTP {status}: {body}")]
+    Status { what: String, status: u16, body: String },
+    #[error("the Ray Jobs API answered {what} with something unexpected: {reason}")]
+    BadAnswer { what: String, reason: String },
+    #[error("no Ray job {0:?}")]
+    NoSuchJob(String),
+}
+
+/// The state of a Ray job, as the Jobs API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Stopped,
+    Succeeded,
+    Failed,
+}
+
+impl JobStatus {
+    /// Whether the job has ended and will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Stopped | JobStatus::Succeeded | JobStatus::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "PENDING",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Stopped => "STOPPED",
+            JobStatus::Succeeded => "SUCCEEDED",
+            JobStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// What the Jobs API says about one job (the fields the loader uses; the
+/// whole answer is kept in `raw`).
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    pub submission_id: Option<String>,
+    pub status: JobStatus,
+    pub message: Option<String>,
+    pub entrypoint: String,
+    pub metadata: Value,
+    pub raw: Value,
+}
+
+impl JobInfo {
+    fn from_json(raw: Value) -> Result<Self, String> {
+        let status = serde_json::from_value(raw["status"].clone()).map_err(|e| format!("status: {e}"))?;
+        Ok(JobInfo {
+            submission_id: raw["submission_id"].as_str().map(str::to_owned),
+            status,
+            message: raw["message"].as_str().map(str::to_owned),
+            entrypoint: raw["entrypoint"].as_str().unwrap_or_default().to_owned(),
+            metadata: raw["metadata"].clone(),
+            raw,
+        })
+    }
+}
+
+/// A connection to one cluster's Jobs API.
+#[derive(Clone)]
+pub struct JobsApi {
+    address: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for JobsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobsApi").field("address", &self.address).finish()
+    }
+}
+
+/// The Jobs API address from a flag or Ray's own variables, as Ray's tools
+/// read them: `--ray-address`, then `RAY_API_SERVER_ADDRESS`, then
+/// `RAY_ADDRESS`, then [`DEFAULT_ADDRESS`]. `auto` and `local` mean the
+/// local default; an address without a scheme gets `http://`.
+pub fn resolve_address(flag: Option<&str>) -> String {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let chosen = flag
+        .map(str::to_owned)
+        .or_else(|| from_env("RAY_API_SERVER_ADDRESS"))
+        .or_else(|| from_env("RAY_ADDRESS"));
+    normalise_address(chosen.as_deref())
+}
+
+fn normalise_address(address: Option<&str>) -> String {
+    match address.map(str::trim) {
+        None | Some("") | Some("auto") | Some("local") => DEFAULT_ADDRESS.to_owned(),
+        Some(a) if a.contains("://") => a.trim_end_matches('/').to_owned(),
+        Some(a) => format!("http://{}", a.trim_end_matches('/')),
+    }
+}
+
+/// A JSON error answer's text, or the raw body.
+fn short_body(body: &str) -> String {
+    let text = body.trim();
+    let mut short: String = text.chars().take(500).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+impl JobsApi {
+    pub fn new(address: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .max_redirects(0)
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .build();
+        JobsApi {
+            address: normalise_address(Some(address)),
+            agent: config.into(),
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> RayError {
+        RayError::Unreachable {
+            address: self.address.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Sends one request and returns the status and the body text.
+    fn exchange(&self, method: &str, path: &str, body: Option<Body<'_>>) -> Result<(u16, String), RayError> {
+        let url = self.url(path);
+        let response = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            ("POST", None) => self.agent.post(&url).send_empty(),
+            ("POST", Some(Body::Json(v))) => self.agent.post(&url).content_type(JSON).send(v.to_string()),
+            ("PUT", Some(Body::Json(v))) => self.agent.put(&url).content_type(JSON).send(v.to_string()),
+            ("PATCH", Some(Body::Json(v))) => self.agent.patch(&url).content_type(JSON).send(v.to_string()),
+            ("PUT", Some(Body::Zip(bytes))) => self.agent.put(&url).content_type("application/zip").send(bytes),
+            ("PUT", None) => self.agent.put(&url).send_empty(),
+            ("PATCH", _) => self.agent.patch(&url).send_empty(),
+            (other, _) => {
+                return Err(RayError::BadAnswer {
+                    what: format!("{other} {path}"),
+                    reason: "the loader does not send this method".to_owned(),
+                })
+            }
+        };
+        let mut response = response.map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_string()
+            .map_err(|e| self.unreachable(e))?;
+        Ok((status, text))
+    }
+
+    fn expect_ok(&self, what: &str, (status, body): (u16, String)) -> Result<String, RayError> {
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(RayError::Status {
+                what: what.to_owned(),
+                status,
+                body: short_body(&body),
+            })
+        }
+    }
+
+    fn parse(what: &str, body: &str) -> Result<Value, RayError> {
+        serde_json::from_str(body).map_err(|e| RayError::BadAnswer {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The cluster's version answer (`GET /api/version`): a cheap check that
+    /// a Jobs API answers at the address.
+    pub fn version(&self) -> Result<Value, RayError> {
+        let body = self.expect_ok("GET /api/version", self.exchange("GET", "/api/version", None)?)?;
+        Self::parse("GET /api/version", &body)
+    }
+
+    /// Whether the cluster already holds the package `name`
+    /// (`_ray_pkg_<hash>.zip`).
+    pub fn has_package(&self, name: &str) -> Result<bool, RayError> {
+        let path = format!("/api/packages/gcs/{name}");
+        match self.exchange("GET", &path, None)? {
+            (status, _) if (200..300).contains(&status) => Ok(true),
+            (404, _) => Ok(false),
+            (status, body) => Err(RayError::Status {
+                what: format!("GET {path}"),
+                status,
+                body: short_body(&body),
+            }),
+        }
+    }
+
+    /// Uploads a package zip under `name`.
+    pub fn upload_package(&self, name: &str, zip: &[u8]) -> Result<(), RayError> {
+        let path = format!("/api/packages/gcs/{name}");
+        let what = format!("PUT {path}");
+        self.expect_ok(&what, self.exchange("PUT", &path, Some(Body::Zip(zip)))?)
+            .map(drop)
+    }
+
+    /// Submits a job (`POST /api/jobs/`); returns its submission id.
+    pub fn submit(&self, request: &Value) -> Result<String, RayError> {
+        let what = "POST /api/jobs/";
+        let body = self.expect_ok(what, self.exchange("POST", "/api/jobs/", Some(Body::Json(request)))?)?;
+        let answer = Self::parse(what, &body)?;
+        answer["submission_id"]
+            .as_str()
+            .or_else(|| answer["job_id"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| RayError::BadAnswer {
+                what: what.to_owned(),
+                reason: format!("no submission_id in {answer}"),
+            })
+    }
+
+    fn job_path(id: &str) -> String {
+        let escaped: String = id
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        format!("/api/jobs/{escaped}")
+    }
+
+    /// One job's state (`GET /api/jobs/{id}`).
+    pub fn status(&self, id: &str) -> Result<JobInfo, RayError> {
+        let path = Self::job_path(id);
+        let what = format!("GET {path}");
+        let (status, body) = self.exchange("GET", &path, None)?;
+        if status == 404 {
+            return Err(RayError::NoSuchJob(id.to_owned()));
+        }
+        let body = self.expect_ok(&what, (status, body))?;
+        JobInfo::from_json(Self::parse(&what, &body)?).map_err(|reason| RayError::BadAnswer { what, reason })
+    }
+
+    /// Everything the job printed so far (`GET /api/jobs/{id}/logs`).
+    pub fn logs(&self, id: &str) -> Result<String, RayError> {
+        let path = format!("{}/logs", Self::job_path(id));
+        let what = format!("GET {path}");
+        let (status, body) = self.exchange("GET", &path, None)?;
+        if status == 404 {
+            return Err(RayError::NoSuchJob(id.to_owned()));
+        }
+        let body = self.expect_ok(&what, (status, body))?;
+        let answer = Self::parse(&what, &body)?;
+        Ok(answer["logs"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Asks the cluster to stop a job (`POST /api/jobs/{id}/stop`); false
+    /// when it had already ended.
+    pub fn stop(&self, id: &str) -> Result<bool, RayError> {
+        let path = format!("{}/stop", Self::job_path(id));
+        let what = format!("POST {path}");
+        let (status, body) = self.exchange("POST", &path, None)?;
+        if status == 404 {
+            return Err(RayError::NoSuchJob(id.to_owned()));
+        }
+        let body = self.expect_ok(&what, (status, body))?;
+        Ok(Self::parse(&what, &body)?["stopped"].as_bool().unwrap_or(false))
+    }
+
+    /// Every job the cluster knows (`GET /api/jobs/`).
+    pub fn list(&self) -> Result<Vec<JobInfo>, RayError> {
+        let what = "GET /api/jobs/";
+        let body = self.expect_ok(what, self.exchange("GET", "/api/jobs/", None)?)?;
+        let answer = Self::parse(what, &body)?;
+        let jobs = answer.as_array().cloned().unwrap_or_default();
+        jobs.into_iter()
+            .map(|job| {
+                JobInfo::from_json(job).map_err(|reason| RayError::BadAnswer {
+                    what: what.to_owned(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// A request `{method, path, body}` on the Jobs API, answered with
+    /// `{status, body}` (the body parsed as JSON when it is JSON): what a
+    /// plugin's agent client sends through the host.
+    pub fn forward(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, RayError> {
+        let method = method.to_ascii_uppercase();
+        let (status, text) = self.exchange(&method, path, body.map(Body::Json))?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(json!({ "status": status, "body": body }))
+    }
+}
+
+/// A request body.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Json(&'a Value),
+    Zip(&'a [u8]),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalised_like_rays_tools_do() {
+        assert_eq!(normalise_address(None), DEFAULT_ADDRESS);
+        assert_eq!(normalise_address(Some("auto")), DEFAULT_ADDRESS);
+        assert_eq!(normalise_address(Some("127.0.0.1:9000/")), "http://127.0.0.1:9000");
+        assert_eq!(normalise_address(Some("https://ray.example:443/")), "https://ray.example:443");
+    }
+
+    #[test]
+    fn job_ids_are_escaped_in_paths() {
+        assert_eq!(JobsApi::job_path("loader-abc_1"), "/api/jobs/loader-abc_1");
+        assert_eq!(JobsApi::job_path("../x y"), "/api/jobs/..%2Fx%20y");
+    }
+
+    #[test]
+    fn statuses_read_rays_names_and_know_when_they_are_final() {
+        let status: JobStatus = serde_json::from_value(json!("SUCCEEDED")).unwrap();
+        assert_eq!(status, JobStatus::Succeeded);
+        assert!(status.is_terminal());
+        assert!(!JobStatus::Pending.is_terminal());
+        assert_eq!(JobStatus::Running.as_str(), "RUNNING");
+        let info = JobInfo::from_json(json!({"status": "FAILED", "submission_id": "j1", "message": "boom"})).unwrap();
+        assert_eq!((info.submission_id.as_deref(), info.message.as_deref()), (Some("j1"), Some("boom")));
+        assert!(JobInfo::from_json(json!({"status": "EXPLODED"})).is_err());
+    }
+
+    #[test]
+    fn an_address_where_nothing_listens_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let api = JobsApi::new(&format!("127.0.0.1:{port}"));
+        let error = api.version().unwrap_err();
+        assert!(matches!(error, RayError::Unreachable { .. }), "{error}");
+        assert!(error.to_string().contains("ray start --head"), "{error}");
+    }
+}

@@ -1,0 +1,270 @@
+//! Follows a running Ray job: polls its logs, picks the loader's event
+//! lines out of everything else the job prints, relays them to the run's
+//! sinks, stops the job when asked to (Ctrl-C) or when it overruns its
+//! time, and turns how it ended into the same outcome a local run has.
+
+use std::time::{Duration, Instant};
+
+use plugin_api::{ActionFailure, FailureKind};
+use serde_json::Value;
+
+use super::api::{JobStatus, JobsApi, RayError};
+use crate::events::{jsonl, Event, EventKind, EventSink, RunInfo};
+use crate::isolate::Interrupts;
+use crate::runner::{failure_event, Deadline};
+
+/// How often the job's logs and state are read.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Extra time a job gets past its own timeout and grace (which the loader
+/// inside the job enforces) before the job itself is stopped.
+pub const STOP_MARGIN: Duration = Duration::from_secs(10);
+
+/// When to stop following and stop the job instead.
+#[derive(Debug, Clone, Default)]
+pub struct StopWhen {
+    /// Stop the job when this passes (a run's `--timeout`, plus margins).
+    pub deadline: Option<Instant>,
+    /// Stop the job once this counts an interrupt (Ctrl-C).
+    pub interrupts: Interrupts,
+}
+
+impl StopWhen {
+    /// For a run with `deadline` starting now: the loader inside the job
+    /// enforces the timeout and grace itself, so the job is stopped only
+    /// [`STOP_MARGIN`] after both have passed.
+    pub fn for_run(deadline: Option<Deadline>, interrupts: Interrupts) -> Self {
+        StopWhen {
+            deadline: deadline.map(|d| Instant::now() + d.timeout + d.grace + STOP_MARGIN),
+            interrupts,
+        }
+    }
+}
+
+/// Splits a growing log into whole lines, keeping a partial last line
+/// until the rest of it arrives.
+#[derive(Debug, Default)]
+pub struct LogLines {
+    seen: usize,
+    partial: String,
+}
+
+impl LogLines {
+    /// The whole lines `log` (everything so far) adds since the last call.
+    pub fn advance(&mut self, log: &str) -> Vec<String> {
+        if log.len() < self.seen || !log.is_char_boundary(self.seen) {
+            self.seen = 0;
+            self.partial.clear();
+        }
+        self.partial.push_str(&log[self.seen..]);
+        self.seen = log.len();
+        let Some(end) = self.partial.rfind('\n') else {
+            return Vec::new();
+        };
+        let complete: String = self.partial.drain(..=end).collect();
+        complete.lines().map(str::to_owned).collect()
+    }
+
+    /// The partial last line, once the log is known to be complete.
+    pub fn rest(&mut self) -> Option<String> {
+        Some(std::mem::take(&mut self.partial)).filter(|l| !l.trim().is_empty())
+    }
+}
+
+/// An event line of the loader inside the job, or `None` for anything
+/// else (Ray's own lines, the inner loader's warnings).
+pub fn event_of(line: &str) -> Option<Event> {
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    jsonl::parse_line(line).ok().map(|(_, event)| event)
+}
+
+/// The failure an `error` event reports.
+pub fn failure_of(event: &Event) -> ActionFailure {
+    let kind = serde_json::from_value(event.data["kind"].clone()).unwrap_or(FailureKind::Failed);
+    let message = event.data["message"].as_str().unwrap_or("the action failed").to_owned();
+    ActionFailure::new(kind, message).with_details(event.data["details"].clone())
+}
+
+/// Why the loader stopped the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoppedBy {
+    Deadline,
+    Interrupt,
+}
+
+/// Follows job `id` to its end, relaying its events to `sink` as the run
+/// `run` (start and finish included). Returns the action's result, or the
+/// failure a local run would report.
+pub fn follow_job(
+    api: &JobsApi,
+    id: &str,
+    run: &RunInfo,
+    sink: &dyn EventSink,
+    stop: &StopWhen,
+) -> Result<Value, ActionFailure> {
+    sink.start(run);
+    let outcome = relay(api, id, run, sink, stop);
+    let (result, relayed_error) = match outcome {
+        Ok(followed) => followed,
+        Err(e) => (Err(lost(&e)), false),
+    };
+    match &result {
+        Ok(value) => sink.emit(run, &Event::result(value.clone())),
+        Err(failure) if !relayed_error => sink.emit(run, &failure_event(failure)),
+        Err(_) => {}
+    }
+    sink.finish(run);
+    result
+}
+
+fn lost(e: &RayError) -> ActionFailure {
+    ActionFailure::new(FailureKind::Failed, format!("lost track of the Ray job: {e}"))
+}
+
+/// Relays events until the job ends; returns the outcome and whether the
+/// job's own error event was relayed.
+fn relay(
+    api: &JobsApi,
+    id: &str,
+    run: &RunInfo,
+    sink: &dyn EventSink,
+    stop: &StopWhen,
+) -> Result<(Result<Value, ActionFailure>, bool), RayError> {
+    let mut lines = LogLines::default();
+    let mut last: Option<Event> = None;
+    let mut stopped_by: Option<StoppedBy> = None;
+    let take = |text: Vec<String>, last: &mut Option<Event>| {
+        for line in text {
+            match event_of(&line) {
+                Some(event) if matches!(event.kind, EventKind::Result | EventKind::Error) => *last = Some(event),
+                Some(event) => sink.emit(run, &event),
+                None => tracing::info!("ray job {id}: {line}"),
+            }
+        }
+    };
+    let info = loop {
+        let info = api.status(id)?;
+        take(lines.advance(&api.logs(id)?), &mut last);
+        if info.status.is_terminal() {
+            let log = api.logs(id)?;
+            take(lines.advance(&log), &mut last);
+            take(lines.rest().into_iter().collect(), &mut last);
+            break info;
+        }
+        if stopped_by.is_none() {
+            if stop.interrupts.count() > 0 {
+                stopped_by = Some(StoppedBy::Interrupt);
+            } else if stop.deadline.is_some_and(|d| Instant::now() >= d) {
+                stopped_by = Some(StoppedBy::Deadline);
+            }
+            if stopped_by.is_some() {
+                api.stop(id)?;
+            }
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+
+    let outcome = match (info.status, last) {
+        (JobStatus::Succeeded, Some(event)) if event.kind == EventKind::Result => (Ok(event.data), false),
+        (_, Some(event)) if event.kind == EventKind::Error && stopped_by.is_none() => {
+            sink.emit(run, &event);
+            (Err(failure_of(&event)), true)
+        }
+        _ => match stopped_by {
+            Some(StoppedBy::Interrupt) => (
+                Err(ActionFailure::new(FailureKind::Cancelled, format!("interrupted: the Ray job {id} was stopped"))),
+                false,
+            ),
+            Some(StoppedBy::Deadline) => (
+                Err(ActionFailure::new(
+                    FailureKind::TimedOut,
+                    format!("the Ray job {id} ran past its timeout and was stopped"),
+                )),
+                false,
+            ),
+            None => (Err(ended_without_outcome(id, info.status, info.message.as_deref())), false),
+        },
+    };
+    Ok(outcome)
+}
+
+/// The failure of a job that ended without the inner loader reporting an
+/// outcome: its process died, or someone stopped it.
+fn ended_without_outcome(id: &str, status: JobStatus, message: Option<&str>) -> ActionFailure {
+    let message = message.unwrap_or("no message").trim();
+    match status {
+        JobStatus::Stopped => ActionFailure::new(FailureKind::Cancelled, format!("the Ray job {id} was stopped on the cluster")),
+        _ => ActionFailure::new(
+            FailureKind::Crashed,
+            format!(
+                "the Ray job {id} ended ({}) without reporting a result: {message}",
+                status.as_str()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn log_lines_come_out_whole_and_once() {
+        let mut lines = LogLines::default();
+        assert!(lines.advance("Running entrypoint\n{\"a\"").len() == 1);
+        assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext"), ["{\"a\":1}"]);
+        assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\n"), ["next line"]);
+        assert!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\n").is_empty());
+        assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\ntail").len(), 0);
+        assert_eq!(lines.rest().as_deref(), Some("tail"));
+    }
+
+    #[test]
+    fn only_loader_event_lines_are_events() {
+        let line = r#"{"time":"2026-01-01T00:00:00Z","timestamp":1,"job_id":"j","plugin":"p","action":"a","kind":"progress","event":"progress","step":"train","level":"info","file":null,"data":{"current":1,"total":2,"percent":50.0,"elapsed":0.1,"eta":null,"status":"running"}}"#;
+        let event = event_of(line).expect("an event line");
+        assert_eq!(event.kind, EventKind::Progress);
+        assert_eq!(event.step.as_deref(), Some("train"));
+        assert!(event_of("2026-01-01 INFO job_manager.py: Runtime env is setting up.").is_none());
+        assert!(event_of("{\"not\": \"an event\"}").is_none());
+    }
+
+    #[test]
+    fn a_plugin_print_arrives_as_an_output_event_and_cannot_pass_for_a_result() {
+        use crate::events::jsonl::{Flush, JsonlSink};
+        use crate::isolate::output::output_event;
+        use crate::isolate::Stream;
+
+        let forged = r#"{"time":"2026-01-01T00:00:00Z","timestamp":1,"job_id":"j","plugin":"p","action":"a","kind":"result","event":"result","step":null,"level":"success","file":null,"data":{"forged":true}}"#;
+        let sink = JsonlSink::new(Vec::new(), Flush::EachLine);
+        let run = RunInfo {
+            job_id: Some("j".into()),
+            plugin: "p".into(),
+            action: "a".into(),
+        };
+        sink.emit(&run, &output_event(Stream::Stdout, forged.as_bytes(), false));
+        let written = String::from_utf8(sink.into_inner().unwrap()).unwrap();
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), 1);
+        let event = event_of(lines[0]).expect("the output line is an event line");
+        assert_eq!(event.kind, EventKind::Output);
+        assert_eq!(event.data["text"], forged);
+    }
+
+    #[test]
+    fn an_error_event_gives_back_the_failure_kind_and_details() {
+        let event = Event::error("probe crashed", "crashed", json!({"signal": 11}));
+        let failure = failure_of(&event);
+        assert_eq!(failure.kind, FailureKind::Crashed);
+        assert_eq!(failure.message, "probe crashed");
+        assert_eq!(failure.details, json!({"signal": 11}));
+        let dead = ended_without_outcome("j1", JobStatus::Failed, Some("exit code 139"));
+        assert_eq!(dead.kind, FailureKind::Crashed);
+        assert!(dead.message.contains("exit code 139"), "{}", dead.message);
+        assert_eq!(ended_without_outcome("j1", JobStatus::Stopped, None).kind, FailureKind::Cancelled);
+    }
+}

@@ -1,0 +1,188 @@
+//! The package a Ray job runs in: a zip holding the loader binary, the one
+//! plugin library, the params (one file per run) and the plugin's
+//! environment, named after the hash of its content so that the cluster
+//! keeps one copy and a second identical submission uploads nothing.
+//!
+//! Layout inside the zip (Ray unpacks it as the job's working directory):
+//!
+//! ```text
+//! loader                 the loader binary (mode 0755)
+//! plugins/<library>      the plugin library
+//! params/<n>.json        the params of run n (1 for a single run; the
+//!                        input line number in a batch)
+//! plugin.env             the plugin's environment as KEY="VALUE" lines
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+/// The file inside the package holding the plugin's environment.
+pub const ENV_FILE: &str = "plugin.env";
+
+/// The folder inside the package holding the plugin library.
+pub const PLUGIN_DIR: &str = "plugins";
+
+/// Why a package could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("the environment variable {0} has a value with a line break, which a job's env file cannot carry")]
+    MultiLineValue(String),
+    #[error("cannot write the package: {0}")]
+    Zip(String),
+}
+
+/// What goes into a package.
+#[derive(Debug, Clone)]
+pub struct PackageSpec {
+    /// The loader binary to run on the cluster.
+    pub loader: PathBuf,
+    /// The plugin library.
+    pub library: PathBuf,
+    /// Params JSON texts by run number.
+    pub params: BTreeMap<usize, String>,
+    /// The plugin's environment.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A built package: its Ray name (`_ray_pkg_<hash>.zip`) and bytes.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub name: String,
+    pub zip: Vec<u8>,
+}
+
+impl Package {
+    /// The URI a job's `runtime_env.working_dir` names it by.
+    pub fn uri(&self) -> String {
+        format!("gcs://{}", self.name)
+    }
+}
+
+/// The path of run `n`'s params inside the package.
+pub fn params_path(n: usize) -> String {
+    format!("params/{n}.json")
+}
+
+/// The plugin library's path inside the package.
+pub fn library_path(library: &Path) -> String {
+    let name = library.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{PLUGIN_DIR}/{name}")
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, PackageError> {
+    std::fs::read(path).map_err(|e| PackageError::Unreadable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The env file text: one `KEY="VALUE"` line per variable (the loader's
+/// env-file reader strips the outer quotes and keeps the rest verbatim).
+pub fn env_file_text(env: &BTreeMap<String, String>) -> Result<String, PackageError> {
+    let mut text = String::new();
+    for (key, value) in env {
+        if value.contains('\n') || value.contains('\r') {
+            return Err(PackageError::MultiLineValue(key.clone()));
+        }
+        text.push_str(&format!("{key}=\"{value}\"\n"));
+    }
+    Ok(text)
+}
+
+/// Builds the zip. The same spec always gives the same bytes (fixed times,
+/// sorted entries), hence the same name.
+pub fn build(spec: &PackageSpec) -> Result<Package, PackageError> {
+    let mut files: Vec<(String, Vec<u8>, u32)> = vec![
+        ("loader".to_owned(), read(&spec.loader)?, 0o755),
+        (library_path(&spec.library), read(&spec.library)?, 0o644),
+        (ENV_FILE.to_owned(), env_file_text(&spec.env)?.into_bytes(), 0o600),
+    ];
+    for (n, params) in &spec.params {
+        files.push((params_path(*n), params.clone().into_bytes(), 0o644));
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let zip_error = |e: &dyn std::fmt::Display| PackageError::Zip(e.to_string());
+    let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, bytes, mode) in &files {
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .compression_level(Some(1))
+            .last_modified_time(DateTime::default())
+            .unix_permissions(*mode)
+            .large_file(bytes.len() as u64 >= u32::MAX as u64);
+        writer.start_file(name.as_str(), options).map_err(|e| zip_error(&e))?;
+        writer.write_all(bytes).map_err(|e| zip_error(&e))?;
+    }
+    let zip = writer.finish().map_err(|e| zip_error(&e))?.into_inner();
+    let digest = Sha256::digest(&zip);
+    let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    Ok(Package {
+        name: format!("_ray_pkg_{hash}.zip"),
+        zip,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn spec(dir: &Path, params: &str) -> PackageSpec {
+        std::fs::write(dir.join("loader"), b"#!/bin/sh\n").unwrap();
+        std::fs::write(dir.join("libdemo.so"), b"not really a library").unwrap();
+        PackageSpec {
+            loader: dir.join("loader"),
+            library: dir.join("libdemo.so"),
+            params: BTreeMap::from([(1, params.to_owned())]),
+            env: BTreeMap::from([("TOKEN".to_owned(), "a \"quoted\" value".to_owned())]),
+        }
+    }
+
+    #[test]
+    fn the_same_content_gives_the_same_name_and_other_params_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = build(&spec(dir.path(), r#"{"a": 1}"#)).unwrap();
+        let again = build(&spec(dir.path(), r#"{"a": 1}"#)).unwrap();
+        let other = build(&spec(dir.path(), r#"{"a": 2}"#)).unwrap();
+        assert_eq!(first.name, again.name);
+        assert_eq!(first.zip, again.zip);
+        assert_ne!(first.name, other.name);
+        assert!(first.name.starts_with("_ray_pkg_") && first.name.ends_with(".zip"), "{}", first.name);
+        assert_eq!(first.uri(), format!("gcs://{}", first.name));
+    }
+
+    #[test]
+    fn the_zip_holds_the_binary_executable_the_library_params_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = build(&spec(dir.path(), r#"{"a": 1}"#)).unwrap();
+        let mut archive = zip::ZipArchive::new(Cursor::new(package.zip)).unwrap();
+        let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["loader", "params/1.json", "plugin.env", "plugins/libdemo.so"]);
+        assert_eq!(archive.by_name("loader").unwrap().unix_mode().map(|m| m & 0o777), Some(0o755));
+        let mut env = String::new();
+        archive.by_name(ENV_FILE).unwrap().read_to_string(&mut env).unwrap();
+        assert_eq!(env, "TOKEN=\"a \"quoted\" value\"\n");
+    }
+
+    #[test]
+    fn a_multi_line_value_is_refused_and_a_missing_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad = spec(dir.path(), "{}");
+        bad.env.insert("KEY".to_owned(), "two\nlines".to_owned());
+        assert!(matches!(build(&bad), Err(PackageError::MultiLineValue(k)) if k == "KEY"));
+        let mut missing = spec(dir.path(), "{}");
+        missing.library = dir.path().join("gone.so");
+        let error = build(&missing).unwrap_err().to_string();
+        assert!(error.contains("gone.so"), "{error}");
+    }
+}

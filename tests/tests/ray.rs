@@ -1,0 +1,310 @@
+//! `loader run --on ray`, batches on Ray and `loader jobs`, end to end
+//! against a real Ray cluster. Start one with `tests/ray/run-in-netns.sh`
+//! (a head node on loopback, in a network namespace with only loopback,
+//! which then runs these tests). Without `RAY_ADDRESS` they skip, saying
+//! how to enable them, so `cargo test --workspace` passes without Ray;
+//! with `LOADER_RAY_TESTS=require` (which that script sets) a missing
+//! cluster fails them instead.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const HOW_TO_ENABLE: &str =
+    "Ray tests skipped: no RAY_ADDRESS; run them with tests/ray/run-in-netns.sh (needs root and tests/ray/setup.sh's Ray venv)";
+
+/// The variable that makes a missing cluster a failure rather than a skip.
+const REQUIRE_VAR: &str = "LOADER_RAY_TESTS";
+
+/// The cluster's Jobs API address, or `None` (after one line saying how
+/// to enable the tests) when there is none and the tests are not required.
+fn cluster() -> Option<String> {
+    let address = ["RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let Some(address) = address else {
+        if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "require") {
+            panic!("{REQUIRE_VAR}=require but no RAY_ADDRESS: the Ray tests need a cluster (tests/ray/run-in-netns.sh starts one)");
+        }
+        static SAID: OnceLock<()> = OnceLock::new();
+        // Written past the test harness's output capture, so that it shows.
+        SAID.get_or_init(|| {
+            let _ = writeln!(std::io::stderr(), "{HOW_TO_ENABLE}");
+        });
+        return None;
+    };
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let output = loader(dir.path(), &["jobs", "--ray-address", &address, "list"], &[]);
+        assert_eq!(exit_code(&output), 0, "RAY_ADDRESS={address} does not answer: {}", stderr(&output));
+    });
+    Some(address)
+}
+
+/// A plugin folder with the sample trainer, the probe and the batch probe.
+fn plugins() -> tempfile::TempDir {
+    plugin_dir(&[
+        sample_library("tabular-trainer"),
+        fixture_library("probe", "probe-plugin"),
+        fixture_library("probe", "batch-plugin"),
+    ])
+}
+
+/// `loader --plugins DIR run PLUGIN ACTION ARGS... --on ray --ray-address A`.
+fn run_on_ray(dir: &Path, address: &str, plugin: &str, action: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["run", plugin, action];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--on", "ray", "--ray-address", address]);
+    loader(dir, &all, &[])
+}
+
+/// A job id nobody used before on this cluster.
+fn unique_id(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("test-{what}-{}-{nanos}", std::process::id())
+}
+
+fn job_status(dir: &Path, address: &str, id: &str) -> String {
+    let output = loader(dir, &["jobs", "--ray-address", address, "status", id], &[]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    stdout(&output).lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn ray_cluster_sample_action_relays_progress_and_its_result_like_a_local_run() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let params = r#"{"epochs": 3, "samples": 200}"#;
+    let output = run_on_ray(dir.path(), &address, "tabular-trainer", "train", &["--params", params, "--events", "jsonl"]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let events = jsonl(&stdout(&output));
+    assert_envelope(&events, "tabular-trainer", "train");
+    let progress = of_kind(&events, "progress");
+    assert!(
+        progress.iter().any(|e| e["step"] == "train" && e["data"]["status"] == "completed"),
+        "no completed train progress relayed: {events:?}"
+    );
+    assert!(!of_kind(&events, "metrics").is_empty());
+    let last = events.last().unwrap();
+    assert_eq!(last["kind"], "result", "{last}");
+    assert_eq!(last["data"]["epochs"], 3);
+    let job_id = last["job_id"].as_str().unwrap().to_owned();
+    assert!(events.iter().all(|e| e["job_id"] == job_id.as_str()));
+
+    let local = loader(dir.path(), &["run", "tabular-trainer", "train", "--params", params, "--events", "jsonl"], &[]);
+    let local_events = jsonl(&stdout(&local));
+    let local_result = &local_events.last().unwrap()["data"];
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&last["data"]), keys(local_result));
+    assert_eq!(job_status(dir.path(), &address, &job_id), "SUCCEEDED");
+}
+
+#[test]
+fn ray_cluster_a_crashing_plugin_is_reported_as_crashed_with_its_signal() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let output = run_on_ray(dir.path(), &address, "probe", "segfault", &["--events", "jsonl"]);
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    let events = jsonl(&stdout(&output));
+    assert!(
+        events.iter().any(|e| e["event"] == "before_failure"),
+        "the events before the crash were lost: {events:?}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["kind"], "error", "{last}");
+    assert_eq!(last["data"]["kind"], "crashed", "{last}");
+    assert!(last["data"]["message"].as_str().unwrap().contains("SIGSEGV"), "{last}");
+}
+
+#[test]
+fn ray_cluster_timeout_ends_the_job_as_timed_out() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let id = unique_id("timeout");
+    let started = Instant::now();
+    let output = run_on_ray(
+        dir.path(),
+        &address,
+        "probe",
+        "hang",
+        &["--timeout", "1", "--grace", "1", "--job-id", &id, "--events", "jsonl"],
+    );
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let events = jsonl(&stdout(&output));
+    let last = events.last().unwrap();
+    assert_eq!(last["data"]["kind"], "timed_out", "{last}");
+    let status = job_status(dir.path(), &address, &id);
+    assert!(status == "FAILED" || status == "STOPPED", "the job is still {status}");
+}
+
+#[test]
+fn ray_cluster_ctrl_c_stops_the_job() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let id = unique_id("interrupt");
+    let child = Command::new(loader_bin())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["--plugins"])
+        .arg(dir.path())
+        .args(["run", "probe", "wait_for_cancel", "--on", "ray", "--ray-address", &address])
+        .args(["--job-id", &id, "--events", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let running = || {
+        let output = loader(dir.path(), &["jobs", "--ray-address", &address, "status", &id], &[]);
+        stdout(&output).starts_with("RUNNING")
+    };
+    while !running() {
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    let events = jsonl(&stdout(&output));
+    assert_eq!(events.last().unwrap()["data"]["kind"], "cancelled", "{events:?}");
+    assert_eq!(job_status(dir.path(), &address, &id), "STOPPED");
+}
+
+#[test]
+fn ray_cluster_the_package_is_uploaded_once_and_reused() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let tag = format!("RUN_TAG={}", unique_id("package"));
+    let args = ["--env", tag.as_str(), "--params", "{}"];
+    let first = run_on_ray(dir.path(), &address, "probe", "echo_context", &args);
+    assert_eq!(exit_code(&first), 0, "{}", stderr(&first));
+    assert!(stderr(&first).contains("ray: uploaded package"), "{}", stderr(&first));
+    let second = run_on_ray(dir.path(), &address, "probe", "echo_context", &args);
+    assert_eq!(exit_code(&second), 0, "{}", stderr(&second));
+    assert!(stderr(&second).contains("is already on the cluster"), "{}", stderr(&second));
+    assert!(!stderr(&second).contains("uploaded"), "{}", stderr(&second));
+    let result: Value = serde_json::from_str(&stdout(&second)).unwrap();
+    assert_eq!(result["env"]["RUN_TAG"], tag.trim_start_matches("RUN_TAG="));
+    assert_eq!(result["has_agent_client"], false, "isolated children get no clients yet");
+}
+
+#[test]
+fn ray_cluster_the_agent_client_reaches_the_jobs_api() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let output = run_on_ray(dir.path(), &address, "batch-probe", "use_agent", &["--in-process"]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(result["jobs_status"], 200, "{result}");
+    assert!(result["listed"].as_u64().unwrap() >= 1, "{result}");
+    assert_eq!(result["other_paths_refused"], true);
+}
+
+/// A batch file of `n` lines; line `flaky` fails once (its marker file
+/// lives in `dir`).
+fn batch_file(dir: &Path, n: usize, flaky: usize) -> PathBuf {
+    let marker = dir.join("failed-once");
+    let lines: Vec<String> = (1..=n)
+        .map(|i| {
+            if i == flaky {
+                serde_json::json!({ "value": i, "fail_once_marker": marker }).to_string()
+            } else {
+                serde_json::json!({ "value": i }).to_string()
+            }
+        })
+        .collect();
+    let path = dir.join("batch.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn ray_cluster_a_batch_of_20_runs_4_at_a_time_and_retries_its_failure() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let work = tempfile::tempdir().unwrap();
+    let file = batch_file(work.path(), 20, 7);
+    let results = work.path().join("results.jsonl");
+    let output = run_on_ray(
+        dir.path(),
+        &address,
+        "batch-probe",
+        "square",
+        &[
+            "--params-each",
+            file.to_str().unwrap(),
+            "--parallel",
+            "4",
+            "--retries",
+            "1",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert!(stderr(&output).contains("20/20"), "{}", stderr(&output));
+    let outcomes = jsonl(&std::fs::read_to_string(&results).unwrap());
+    assert_eq!(outcomes.len(), 20);
+    let mut lines: Vec<u64> = outcomes.iter().map(|o| o["line"].as_u64().unwrap()).collect();
+    lines.sort();
+    assert_eq!(lines, (1..=20).collect::<Vec<u64>>());
+    for outcome in &outcomes {
+        let line = outcome["line"].as_u64().unwrap();
+        assert_eq!(outcome["status"], "succeeded", "{outcome}");
+        assert_eq!(outcome["result"]["square"], line * line, "{outcome}");
+        assert_eq!(outcome["attempts"], if line == 7 { 2 } else { 1 }, "{outcome}");
+    }
+    let retried = outcomes.iter().find(|o| o["line"] == 7).unwrap();
+    let id = retried["submission_id"].as_str().unwrap();
+    assert_eq!(job_status(dir.path(), &address, id), "SUCCEEDED");
+    let first_attempt = id.strip_suffix("-2").unwrap().to_owned() + "-1";
+    assert_eq!(job_status(dir.path(), &address, &first_attempt), "FAILED");
+}
+
+#[test]
+fn ray_cluster_a_detached_job_is_followed_with_jobs_logs() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let output = run_on_ray(
+        dir.path(),
+        &address,
+        "tabular-trainer",
+        "train",
+        &["--params", r#"{"epochs": 2, "samples": 100}"#, "--detach"],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let id = stdout(&output).trim().to_owned();
+    assert!(!id.is_empty() && !id.contains('\n'), "{id:?}");
+
+    let logs = loader(dir.path(), &["jobs", "--ray-address", &address, "logs", &id, "--follow"], &[]);
+    assert_eq!(exit_code(&logs), 0, "{}", stderr(&logs));
+    let events: Vec<Value> = stdout(&logs)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("kind").is_some())
+        .collect();
+    let last = events.last().expect("event lines in the logs");
+    assert_eq!(last["kind"], "result", "{last}");
+    assert_eq!(last["job_id"], id.as_str());
+    assert_eq!(job_status(dir.path(), &address, &id), "SUCCEEDED");
+
+    let list = loader(dir.path(), &["jobs", "--ray-address", &address, "list"], &[]);
+    assert!(stdout(&list).lines().any(|l| l.starts_with(&id) && l.contains("tabular-trainer train")), "{}", stdout(&list));
+    let stop = loader(dir.path(), &["jobs", "--ray-address", &address, "stop", &id], &[]);
+    assert_eq!(stdout(&stop).trim(), "the job had already ended");
+    let missing = loader(dir.path(), &["jobs", "--ray-address", &address, "status", "no-such-job"], &[]);
+    assert_eq!(exit_code(&missing), 3, "{}", stderr(&missing));
+}
