@@ -6,6 +6,7 @@
 //! libraries can be test-loaded in a child first ([`load_check`]).
 //! The `loader` binary is a thin CLI over this.
 
+pub mod backend;
 pub mod discovery;
 pub mod environment;
 pub mod events;

@@ -9,6 +9,7 @@
 //! crate is `unsafe`.
 
 pub mod action;
+pub mod client;
 pub mod context;
 pub mod env;
 pub mod failure;
@@ -21,9 +22,8 @@ pub mod testing;
 pub mod validate;
 
 pub use action::{ActionBase, ActionDef, ActionError, ActionResult, BaseAction};
-pub use context::{
-    AgentClient, BackendClient, Checkpoint, ClientError, ContextError, Logger, MessageLevel, RuntimeContext,
-};
+pub use client::{AgentClient, BackendClient, ClientError};
+pub use context::{Checkpoint, ContextError, Logger, MessageLevel, RuntimeContext};
 pub use env::{EnvError, PluginEnvironment};
 pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};
