@@ -35,6 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::List { json } => list(&dir, json),
         Command::Info { plugin, action, json } => info(&dir, &plugin, action.as_deref(), json),
         Command::Run(args) => run(&dir, args, cli.verbose > 0),
+        Command::Flush(args) => crate::connect::flush(&args),
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
             _ => ExitCode::ActionFailed,
@@ -335,7 +336,9 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<(Arc<dyn EventSink>, bool), Cl
 
 fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params)?;
-    let settings = settings(&args)?;
+    let mut settings = settings(&args)?;
+    let connection = crate::connect::Connection::new(&args.backend, &settings.env)?;
+    settings.clients = connection.clients();
     let deadline = deadline(&args)?;
     let discovery = scan(dir)?;
     let plugin = find(&discovery, dir, &args.plugin)?;
@@ -357,6 +360,7 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     }
 
     let (sink, jsonl_on_stdout) = sinks(&args, verbose)?;
+    let (sink, reporter) = connection.sinks(sink, args.job_id.as_deref())?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {
         run_action(plugin, &args.action, &params, settings, deadline, sink)
@@ -381,13 +385,17 @@ fn run(dir: &Path, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
         )
     };
     match outcome {
-        Ok(result) => {
+        Ok(mut result) => {
             if !jsonl_on_stdout {
+                connection.redactor().redact_value(&mut result);
                 print_json(&result);
             }
+            connection.check_delivery(reporter.as_deref())?;
             Ok(ExitCode::Success)
         }
-        Err(failure) => {
+        Err(mut failure) => {
+            failure.message = connection.redactor().redact_str(&failure.message).into_owned();
+            connection.redactor().redact_value(&mut failure.details);
             let mut details = Vec::new();
             if !failure.details.is_null() {
                 details.push(format!("details: {}", failure.details));

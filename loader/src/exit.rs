@@ -16,6 +16,9 @@ pub enum ExitCode {
     Usage = 2,
     /// No plugin or action of that name.
     NotFound = 3,
+    /// With `--require-backend`: the run's reports did not all reach the
+    /// backend (they are kept for `loader flush`).
+    BackendUndelivered = 4,
 }
 
 impl ExitCode {

@@ -37,6 +37,35 @@ pub struct IsolatedRun {
     pub job_id: Option<String>,
     pub checkpoint: Option<Value>,
     pub progress_interval_ms: u64,
+    /// The backend and agent clients the child offers the plugin.
+    #[serde(default)]
+    pub clients: IsolatedClients,
+}
+
+/// The clients of an isolated run, as the child rebuilds them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IsolatedClients {
+    pub backend: Option<crate::backend::ClientSpec>,
+    pub agent: Option<crate::backend::ClientSpec>,
+}
+
+impl IsolatedClients {
+    fn of(clients: &crate::host::Clients) -> Self {
+        Self {
+            backend: clients.backend.as_ref().and_then(|c| c.spec()),
+            agent: clients.agent.as_ref().and_then(|c| c.spec()),
+        }
+    }
+
+    fn build(self) -> crate::host::Clients {
+        let make = |spec: crate::backend::ClientSpec| {
+            Arc::new(crate::backend::ApiClient::from_spec(spec)) as Arc<dyn crate::host::Client>
+        };
+        crate::host::Clients {
+            backend: self.backend.map(make),
+            agent: self.agent.map(make),
+        }
+    }
 }
 
 /// The line a parent writes to ask the child's action to cancel.
@@ -155,6 +184,7 @@ fn supervise(
         job_id: settings.job_id.clone(),
         checkpoint: settings.checkpoint.clone(),
         progress_interval_ms: settings.progress_interval.as_millis() as u64,
+        clients: IsolatedClients::of(&settings.clients),
     };
     let mut child = match spawn(child_command) {
         Ok(child) => child,
@@ -398,6 +428,7 @@ pub fn serve_child() -> i32 {
         checkpoint: request.checkpoint,
         cancel,
         progress_interval: Duration::from_millis(request.progress_interval_ms),
+        clients: request.clients.build(),
         ..RunSettings::default()
     };
     let Some(plugin) = discovery.plugins.first() else {

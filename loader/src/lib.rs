@@ -14,6 +14,7 @@ pub mod host;
 pub mod isolate;
 pub mod load_check;
 pub mod preflight;
+pub mod redact;
 pub mod runner;
 
 /// The README's Rust examples, compiled as doctests so they stay true.

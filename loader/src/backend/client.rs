@@ -4,21 +4,45 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::http::{Endpoint, HttpClient, RequestError, RetryPolicy};
 use crate::host::Client;
 
+/// What makes an [`ApiClient`]: sent to an isolated run's child so that it
+/// makes the same requests.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ClientSpec {
+    pub endpoint: Endpoint,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for ClientSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSpec")
+            .field("url", &self.endpoint.url)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A backend or agent client offered to plugins.
 pub struct ApiClient {
     http: HttpClient,
+    timeout: Duration,
 }
 
 impl ApiClient {
     pub fn new(endpoint: Endpoint, timeout: Duration) -> Self {
         Self {
             http: HttpClient::new(endpoint, timeout, RetryPolicy::default()),
+            timeout,
         }
+    }
+
+    pub fn from_spec(spec: ClientSpec) -> Self {
+        Self::new(spec.endpoint, Duration::from_millis(spec.timeout_ms))
     }
 }
 
@@ -33,5 +57,12 @@ impl Client for ApiClient {
         };
         let body = request.get("body").filter(|b| !b.is_null());
         self.http.request(method, path, body).map_err(error_json)
+    }
+
+    fn spec(&self) -> Option<ClientSpec> {
+        Some(ClientSpec {
+            endpoint: self.http.endpoint().clone(),
+            timeout_ms: self.timeout.as_millis() as u64,
+        })
     }
 }

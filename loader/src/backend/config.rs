@@ -28,7 +28,7 @@ pub fn backend_endpoint(url: &str, token: Option<&str>, tenant: Option<&str>) ->
         headers.push(("Synapse-Tenant".to_owned(), format!("Token {tenant}")));
     }
     Endpoint {
-        url: url.to_owned(),
+        url: api_root(url),
         headers,
         credential: ACCESS_TOKEN_VAR.to_owned(),
     }
@@ -41,10 +41,15 @@ pub fn agent_endpoint(url: &str, token: Option<&str>) -> Endpoint {
         .map(|t| vec![("Authorization".to_owned(), t.to_owned())])
         .unwrap_or_default();
     Endpoint {
-        url: url.to_owned(),
+        url: api_root(url),
         headers,
         credential: AGENT_TOKEN_VAR.to_owned(),
     }
+}
+
+/// `url` ending with one `/`, so that paths join below it.
+fn api_root(url: &str) -> String {
+    format!("{}/", url.trim().trim_end_matches('/'))
 }
 
 /// How the job reporter delivers.

@@ -80,8 +80,9 @@ impl RetryPolicy {
     }
 }
 
-/// Where a client connects and how it proves who it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a client connects and how it proves who it is. Its `Debug` form
+/// shows the header names, never their values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     /// The API root, e.g. `https://api.example.com/`.
     pub url: String,
@@ -90,6 +91,17 @@ pub struct Endpoint {
     /// The name of the credential, for a refused request (e.g.
     /// `SYNAPSE_ACCESS_TOKEN`).
     pub credential: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("credential", &self.credential)
+            .finish()
+    }
 }
 
 /// One failed attempt: the error and how long the server asked us to wait.
