@@ -117,6 +117,11 @@ impl TestBackend {
         lock(&self.shared).down_until = Some(Instant::now() + duration);
     }
 
+    /// Ends a [`TestBackend::go_down`] early.
+    pub fn come_back(&self) {
+        lock(&self.shared).down_until = None;
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.shared).requests.clone()
     }
