@@ -66,3 +66,64 @@ impl Client for ApiClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use backend_server::{Fault, TestBackend};
+    use serde_json::json;
+
+    use super::*;
+    use crate::backend::{agent_endpoint, backend_endpoint};
+
+    fn client(server: &TestBackend, token: &str) -> ApiClient {
+        ApiClient::new(
+            backend_endpoint(&server.url(), Some(token), Some("tenant-a")),
+            Duration::from_secs(5),
+        )
+    }
+
+    fn get(path: &str) -> Value {
+        json!({ "method": "GET", "path": path, "body": null })
+    }
+
+    #[test]
+    fn answers_come_back_as_json_after_retrying_server_errors() {
+        let server = TestBackend::start(Some("good-token")).unwrap();
+        server.fail_next(
+            2,
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        );
+        let model = client(&server, "good-token").request(&get("models/3/")).unwrap();
+        assert_eq!(model["name"], "model 3");
+        let requests = server.requests();
+        assert_eq!(requests.len(), 3, "two 503s, then the answer");
+        assert_eq!(requests[2].headers["synapse-tenant"], "Token tenant-a");
+    }
+
+    #[test]
+    fn failures_are_typed_json_naming_the_credential_not_its_value() {
+        let server = TestBackend::start(Some("good-token")).unwrap();
+        let refused = client(&server, "bad-token-value").request(&get("models/3/")).unwrap_err();
+        let refused: Value = serde_json::from_str(&refused).unwrap();
+        assert_eq!(refused["kind"], "unauthorized");
+        assert_eq!(refused["status"], 401);
+        assert_eq!(refused["credential"], "SYNAPSE_ACCESS_TOKEN");
+        assert_eq!(refused["message"], "Invalid token.");
+        assert!(!refused.to_string().contains("bad-token-value"));
+        let missing = client(&server, "good-token").request(&get("models/5000/")).unwrap_err();
+        assert!(missing.contains("\"status\":404") && missing.contains("Not found."), "{missing}");
+    }
+
+    #[test]
+    fn the_agent_client_sends_its_token_as_authorization() {
+        let server = TestBackend::start(None).unwrap();
+        let agent = ApiClient::new(agent_endpoint(&server.url(), Some("agent-tok")), Duration::from_secs(5));
+        let jobs = agent.request(&get("jobs/")).unwrap();
+        assert_eq!(jobs["count"], 0);
+        assert_eq!(server.requests()[0].headers["authorization"], "agent-tok");
+        assert!(agent.spec().is_some_and(|spec| spec.endpoint.url == server.url()));
+    }
+}

@@ -416,13 +416,24 @@ impl Shared {
                 first_delay: Duration::from_millis(100),
                 max_delay: self.settings.max_backoff,
             };
-            let wait = retry.delay(attempt, failed.retry_after);
+            let until = Instant::now() + retry.delay(attempt, failed.retry_after);
             attempt += 1;
-            let state = lock(&self.state);
-            if state.deadline.is_some_and(|d| Instant::now() + wait > d) {
-                return Delivery::GaveUp(failed.error);
+            let mut state = lock(&self.state);
+            loop {
+                let now = Instant::now();
+                if state.deadline.is_some_and(|d| now >= d) {
+                    return Delivery::GaveUp(failed.error);
+                }
+                let Some(left) = until.checked_duration_since(now).filter(|d| !d.is_zero()) else {
+                    break;
+                };
+                let left = state.deadline.map_or(left, |d| left.min(d.saturating_duration_since(now)));
+                state = self
+                    .wake
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            drop(self.wake.wait_timeout(state, wait));
         }
     }
 }

@@ -55,6 +55,8 @@ struct State {
     jobs: HashMap<String, Value>,
     job_patches: HashMap<String, Vec<Value>>,
     logs: Vec<Value>,
+    log_count: usize,
+    count_only: bool,
     models: Vec<Value>,
     fault: Option<(Fault, usize)>,
     replays: usize,
@@ -82,6 +84,19 @@ impl TestBackend {
     /// Starts on an ephemeral port; with `token`, requests must carry it.
     pub fn start(token: Option<&str>) -> std::io::Result<Self> {
         Self::start_on(0, token)
+    }
+
+    /// Starts a server that only counts log entries and keeps no request
+    /// bodies, for benchmarks that send millions.
+    pub fn start_counting() -> std::io::Result<Self> {
+        let server = Self::start_on(0, None)?;
+        lock(&server.shared).count_only = true;
+        Ok(server)
+    }
+
+    /// How many log entries were applied.
+    pub fn log_count(&self) -> usize {
+        lock(&self.shared).log_count
     }
 
     pub fn start_on(port: u16, token: Option<&str>) -> std::io::Result<Self> {
@@ -292,13 +307,15 @@ fn answer(request: Request, shared: &Shared, out: &mut TcpStream) -> bool {
             _ => None,
         };
         let replayed = key.as_ref().is_some_and(|k| state.answers.contains_key(k));
-        state.requests.push(Recorded {
-            method: request.method.clone(),
-            path: request.path.clone(),
-            headers: request.headers.clone(),
-            body: body.clone(),
-            replayed,
-        });
+        if !state.count_only {
+            state.requests.push(Recorded {
+                method: request.method.clone(),
+                path: request.path.clone(),
+                headers: request.headers.clone(),
+                body: body.clone(),
+                replayed,
+            });
+        }
         fault
     };
     if let Some(Fault::Status { status, retry_after }) = &fault {
@@ -362,7 +379,7 @@ fn apply(shared: &Shared, request: &Request, body: Value, key: Option<String>) -
         }
     }
     let answer = route(&mut state, &request.method, &request.path, body);
-    if let Some(key) = key {
+    if let Some(key) = key.filter(|_| !state.count_only) {
         state.answers.insert(key, answer.clone());
     }
     answer
@@ -388,7 +405,10 @@ fn route(state: &mut State, method: &str, full_path: &str, body: Value) -> (u16,
                 other => vec![other],
             };
             let count = entries.len();
-            state.logs.extend(entries);
+            state.log_count += count;
+            if !state.count_only {
+                state.logs.extend(entries);
+            }
             (201, json!({ "created": count }))
         }
         ("GET", ["data_collections", id]) => {
