@@ -52,8 +52,17 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 fn is_secret_field(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    SECRET_FIELD_PARTS.iter().any(|part| lower.contains(part))
+    SECRET_FIELD_PARTS.iter().any(|part| contains_ignoring_case(name, part))
+}
+
+/// Whether `haystack` contains the lowercase ASCII `needle`, in any case
+/// (without allocating: this runs for every field of every event).
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    haystack.len() >= needle.len()
+        && haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// The secrets to hide, and how.

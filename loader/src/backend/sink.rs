@@ -449,11 +449,16 @@ fn send_all(shared: &Shared, mut reader: JournalReader, journal_path: &std::path
         stopped_by: None,
     };
     loop {
-        let closed = {
+        let (closed, out_of_time) = {
             let mut state = lock(&shared.state);
             shared.housekeeping(&mut state);
-            state.closed
+            (state.closed, state.deadline.is_some_and(|d| Instant::now() >= d))
         };
+        if out_of_time {
+            end.stopped_by = Some("the backend did not take everything within the time to drain".to_owned());
+            end.reader = Some(reader);
+            return end;
+        }
         let unit = match reader.next_unit() {
             Ok(unit) => unit,
             Err(e) => {
