@@ -30,6 +30,10 @@ use super::journal::{self, Header, JournalReader, JournalWriter, Unit};
 use super::record::{log_entry, JobRecord};
 use crate::events::{lock, Event, EventKind, EventSink, Level, RunInfo};
 
+/// How often the sender seals waiting log entries and writes them through
+/// to the journal file (so a killed loader loses at most this much).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The event a run's other sinks receive when something could not be
 /// delivered.
 pub const LOSS_EVENT: &str = "joblog_loss";
@@ -384,6 +388,9 @@ impl Shared {
             wrote = writer.seal();
             state.first_unsealed = None;
         }
+        if wrote.is_ok() && writer.unsealed() > 0 {
+            wrote = writer.flush();
+        }
         let caught_up = state.processed == writer.units();
         let due = state
             .last_snapshot
@@ -427,7 +434,11 @@ impl Shared {
                 let Some(left) = until.checked_duration_since(now).filter(|d| !d.is_zero()) else {
                     break;
                 };
-                let left = state.deadline.map_or(left, |d| left.min(d.saturating_duration_since(now)));
+                let left = state
+                    .deadline
+                    .map_or(left, |d| left.min(d.saturating_duration_since(now)))
+                    .min(HOUSEKEEPING_INTERVAL);
+                self.housekeeping(&mut state);
                 state = self
                     .wake
                     .wait_timeout(state, left)
@@ -472,7 +483,7 @@ fn send_all(shared: &Shared, mut reader: JournalReader, journal_path: &std::path
                 return end;
             }
             let state = lock(&shared.state);
-            drop(shared.wake.wait_timeout(state, Duration::from_millis(100)));
+            drop(shared.wake.wait_timeout(state, HOUSEKEEPING_INTERVAL));
             continue;
         };
         match shared.deliver(&unit) {
