@@ -127,7 +127,10 @@ fn per_event(c: &mut Criterion) -> Vec<(String, f64)> {
         report.undelivered_requests
     );
     down.finish(&run);
-    results.push(("log entries the server took in all".to_owned(), server.log_count() as f64));
+    results.push((
+        "log entries the server took in all".to_owned(),
+        server.log_count() as f64,
+    ));
     results
 }
 

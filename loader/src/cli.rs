@@ -40,7 +40,7 @@ pub enum Command {
         json: bool,
     },
     /// Run an action; its result JSON goes to stdout.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Deliver the job reports that earlier runs could not (kept in the
     /// state folder while the backend was unreachable).
     Flush(FlushArgs),

@@ -34,7 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::List { json } => list(&dir, json),
         Command::Info { plugin, action, json } => info(&dir, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&dir, args, cli.verbose > 0),
+        Command::Run(args) => run(&dir, *args, cli.verbose > 0),
         Command::Flush(args) => crate::connect::flush(&args),
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loader::backend::config::{self, AGENT_TOKEN_VAR, ACCESS_TOKEN_VAR, TENANT_VAR};
+use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, TENANT_VAR};
 use loader::backend::flush::flush_spool;
 use loader::backend::{agent_endpoint, backend_endpoint, ApiClient, BackendSettings, BackendSink, Endpoint};
 use loader::events::{EventSink, FanOut};
@@ -29,6 +29,9 @@ fn var(name: &str) -> Option<String> {
 fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
     flag.clone().unwrap_or_else(config::default_state_dir)
 }
+
+/// The sink a run reports to, and its job reporter when there is one.
+pub type RunSinks = (Arc<dyn EventSink>, Option<Arc<BackendSink>>);
 
 /// A run's connection to the backend and agent, and its secrets.
 pub struct Connection {
@@ -83,7 +86,8 @@ impl Connection {
     /// The clients the plugin sees as `ctx.client()` and `ctx.agent_client()`.
     pub fn clients(&self) -> Clients {
         let timeout = self.settings.request_timeout;
-        let make = |endpoint: &Endpoint| Arc::new(ApiClient::new(endpoint.clone(), timeout)) as Arc<dyn loader::host::Client>;
+        let make =
+            |endpoint: &Endpoint| Arc::new(ApiClient::new(endpoint.clone(), timeout)) as Arc<dyn loader::host::Client>;
         Clients {
             backend: self.backend.as_ref().map(make),
             agent: self.agent.as_ref().map(make),
@@ -93,25 +97,25 @@ impl Connection {
     /// Puts the redaction layer in front of `sink`, and with a backend and a
     /// job id, the job reporter beside it (after delivering what earlier
     /// runs left for the same backend).
-    pub fn sinks(
-        &self,
-        sink: Arc<dyn EventSink>,
-        job_id: Option<&str>,
-    ) -> Result<(Arc<dyn EventSink>, Option<Arc<BackendSink>>), CliError> {
+    pub fn sinks(&self, sink: Arc<dyn EventSink>, job_id: Option<&str>) -> Result<RunSinks, CliError> {
         let (Some(endpoint), Some(job_id)) = (&self.backend, job_id) else {
             return Ok((Arc::new(RedactingSink::new(sink, self.redactor.clone())), None));
         };
         self.deliver_leftovers(endpoint);
         let notify: Arc<dyn EventSink> = Arc::new(RedactingSink::new(sink.clone(), self.redactor.clone()));
-        let reporter = BackendSink::new(endpoint.clone(), job_id, self.settings.clone(), Some(notify)).map_err(|e| {
-            CliError::usage(format!(
-                "cannot keep the job's reports in {}: {e} (choose another --state-dir)",
-                self.settings.spool_dir.display()
-            ))
-        })?;
+        let reporter =
+            BackendSink::new(endpoint.clone(), job_id, self.settings.clone(), Some(notify)).map_err(|e| {
+                CliError::usage(format!(
+                    "cannot keep the job's reports in {}: {e} (choose another --state-dir)",
+                    self.settings.spool_dir.display()
+                ))
+            })?;
         let reporter = Arc::new(reporter);
         let both = FanOut::new().with(reporter.clone()).with(sink);
-        Ok((Arc::new(RedactingSink::new(both, self.redactor.clone())), Some(reporter)))
+        Ok((
+            Arc::new(RedactingSink::new(both, self.redactor.clone())),
+            Some(reporter),
+        ))
     }
 
     fn deliver_leftovers(&self, endpoint: &Endpoint) {
@@ -165,7 +169,13 @@ pub fn flush(args: &FlushArgs) -> Result<ExitCode, CliError> {
             .is_none_or(|wanted| wanted == url)
             .then(|| backend_endpoint(url, token.as_deref(), tenant.as_deref()))
     };
-    let outcomes = flush_spool(&settings.spool_dir, endpoint_for, timeout, time_limit, settings.batch_size);
+    let outcomes = flush_spool(
+        &settings.spool_dir,
+        endpoint_for,
+        timeout,
+        time_limit,
+        settings.batch_size,
+    );
     let mut redactor = Redactor::default();
     for secret in [&token, &tenant].into_iter().flatten() {
         redactor.add_secret(secret);

@@ -429,7 +429,6 @@ pub fn serve_child() -> i32 {
         cancel,
         progress_interval: Duration::from_millis(request.progress_interval_ms),
         clients: request.clients.build(),
-        ..RunSettings::default()
     };
     let Some(plugin) = discovery.plugins.first() else {
         let reason = discovery

@@ -118,7 +118,9 @@ impl Redactor {
                 }
                 Cow::Borrowed(_) => false,
             },
-            Value::Array(items) => items.iter_mut().fold(false, |changed, v| self.redact_value(v) | changed),
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| self.redact_value(v) | changed),
             Value::Object(fields) => fields.iter_mut().fold(false, |changed, (name, v)| {
                 let hidden = is_secret_field(name) && !v.is_null() && *v != Value::String(REDACTED.into());
                 if hidden && !v.is_object() && !v.is_array() {
@@ -142,7 +144,10 @@ impl Redactor {
             Value::String(text) => self.str_needs(text),
             Value::Array(items) => items.iter().any(|v| self.value_needs(v)),
             Value::Object(fields) => fields.iter().any(|(name, v)| {
-                (is_secret_field(name) && !v.is_null() && !v.is_object() && !v.is_array()
+                (is_secret_field(name)
+                    && !v.is_null()
+                    && !v.is_object()
+                    && !v.is_array()
                     && *v != Value::String(REDACTED.into()))
                     || self.value_needs(v)
             }),
@@ -284,7 +289,12 @@ mod tests {
 
     #[test]
     fn secret_names_follow_the_rule() {
-        for name in ["SYNAPSE_ACCESS_TOKEN", "aws_secret_access_key", "DB_PASSWORD", "API_KEY"] {
+        for name in [
+            "SYNAPSE_ACCESS_TOKEN",
+            "aws_secret_access_key",
+            "DB_PASSWORD",
+            "API_KEY",
+        ] {
             assert!(is_secret_name(name), "{name}");
         }
         for name in ["SYNAPSE_HOST", "EPOCHS", "PATH"] {

@@ -111,7 +111,10 @@ impl ClientError {
                 message,
             },
             Ok(HostError::Connection { url, reason }) => ClientError::Unreachable { client, url, reason },
-            Ok(HostError::Invalid { reason }) => ClientError::Other { client, message: reason },
+            Ok(HostError::Invalid { reason }) => ClientError::Other {
+                client,
+                message: reason,
+            },
             Err(_) => ClientError::Other { client, message: text },
         }
     }
@@ -268,7 +271,10 @@ mod tests {
         );
         assert_eq!(refused.status(), Some(401));
         let text = refused.to_string();
-        assert!(text.contains("SYNAPSE_ACCESS_TOKEN") && text.contains("Invalid token."), "{text}");
+        assert!(
+            text.contains("SYNAPSE_ACCESS_TOKEN") && text.contains("Invalid token."),
+            "{text}"
+        );
         let missing = ClientError::from_host(
             "backend",
             json!({"kind": "status", "status": 404, "url": "u", "message": "Not found."}).to_string(),

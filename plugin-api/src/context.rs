@@ -11,10 +11,10 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::client::{AgentClient, BackendClient};
 use crate::env::PluginEnvironment;
 use crate::ffi::host_side::{context_for, ContextHost};
 use crate::ffi::plugin_side::HostHandle;
-use crate::client::{AgentClient, BackendClient};
 use crate::ffi::ClientKind;
 
 /// A context call the host refused, with the host's reason.

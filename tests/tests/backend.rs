@@ -24,6 +24,7 @@ fn probe_dir() -> tempfile::TempDir {
 
 /// `loader run PLUGIN ACTION` against `server` as job `job`, with the
 /// token in the environment; returns the output and the JSONL events.
+#[allow(clippy::too_many_arguments)]
 fn run_job(
     dir: &Path,
     server: &TestBackend,
@@ -115,16 +116,26 @@ fn a_sample_action_reads_and_writes_through_ctx_client() {
         .expect("the data collection was read");
     assert_eq!(collection.headers["synapse-access-token"], format!("Token {TOKEN}"));
     assert!(requests.iter().any(|r| r.method == "GET" && r.path == "/api/models/7/"));
-    let created = requests.iter().find(|r| r.method == "POST" && r.path == "/api/models/").unwrap();
+    let created = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path == "/api/models/")
+        .unwrap();
     assert!(created.headers.contains_key("idempotency-key"));
     assert_final_status(&server, "job-publish", "SUCCEEDED");
-    let names: Vec<String> = server.logs().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = server
+        .logs()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(
         names,
         ["data_collection_loaded", "model_loaded", "model_created", "message"]
     );
     assert_eq!(of_kind(&events, "result").len(), 1);
-    assert!(common::list_spool(state.path()).is_empty(), "a delivered journal is removed");
+    assert!(
+        common::list_spool(state.path()).is_empty(),
+        "a delivered journal is removed"
+    );
 }
 
 #[test]
@@ -157,9 +168,15 @@ fn a_training_run_arrives_exactly_once_in_order_with_the_final_snapshot_last() {
     assert!(received.iter().all(|(name, _)| !name.is_empty()));
     assert_final_status(&server, "job-train", "SUCCEEDED");
     let last = server.job_patches("job-train").last().cloned().unwrap();
-    assert_eq!(last["progress_record"]["current_progress"]["overall"], json!(100.0), "{last:#}");
+    assert_eq!(
+        last["progress_record"]["current_progress"]["overall"],
+        json!(100.0),
+        "{last:#}"
+    );
     assert!(
-        last["metrics_record"]["record"]["steps"].as_object().is_some_and(|s| !s.is_empty()),
+        last["metrics_record"]["record"]["steps"]
+            .as_object()
+            .is_some_and(|s| !s.is_empty()),
         "{last:#}"
     );
     let job = server.job("job-train").unwrap();
@@ -195,7 +212,10 @@ fn flood_through(fault: impl FnOnce(&TestBackend), job: &str, count: u64, extra:
         server.replays()
     );
     assert_final_status(&server, job, "SUCCEEDED");
-    assert!(common::list_spool(state.path()).is_empty(), "{job}: everything was delivered");
+    assert!(
+        common::list_spool(state.path()).is_empty(),
+        "{job}: everything was delivered"
+    );
     (lost, duplicated)
 }
 
@@ -260,7 +280,15 @@ fn a_journal_left_by_a_killed_loader_is_delivered_by_loader_flush() {
         .env("SYNAPSE_ACCESS_TOKEN", TOKEN)
         .arg("--plugins")
         .arg(dir.path())
-        .args(["run", "probe", "flood", "--params", r#"{"count": 700}"#, "--job-id", "job-killed"])
+        .args([
+            "run",
+            "probe",
+            "flood",
+            "--params",
+            r#"{"count": 700}"#,
+            "--job-id",
+            "job-killed",
+        ])
         .args(["--backend", &url, "--backend-wait", "600", "--in-process", "--quiet"])
         .arg("--state-dir")
         .arg(state.path())
@@ -271,11 +299,17 @@ fn a_journal_left_by_a_killed_loader_is_delivered_by_loader_flush() {
     let started = Instant::now();
     let journal = loop {
         let found = common::list_spool(state.path());
-        let done = found.first().and_then(|j| std::fs::read_to_string(j).ok()).filter(|t| t.contains("SUCCEEDED"));
+        let done = found
+            .first()
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .filter(|t| t.contains("SUCCEEDED"));
         if let (Some(path), Some(_)) = (found.first(), done) {
             break path.clone();
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the journal never got the final status");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the journal never got the final status"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     child.kill().unwrap();
@@ -290,13 +324,21 @@ fn a_journal_left_by_a_killed_loader_is_delivered_by_loader_flush() {
         &[("SYNAPSE_ACCESS_TOKEN", TOKEN)],
     );
     assert_eq!(exit_code(&flush), 0, "{}{}", stdout(&flush), stderr(&flush));
-    assert!(stdout(&flush).contains("job job-killed: delivered"), "{}", stdout(&flush));
+    assert!(
+        stdout(&flush).contains("job job-killed: delivered"),
+        "{}",
+        stdout(&flush)
+    );
     let (lost, duplicated) = count_ticks(&server, 700);
     println!("killed loader then flush: 700 entries, lost {lost}, duplicated {duplicated}");
     assert_eq!((lost, duplicated), (0, 0));
     assert_final_status(&server, "job-killed", "SUCCEEDED");
     assert!(!journal.exists(), "a delivered journal is removed");
-    let again = loader(dir.path(), &["flush", "--state-dir", state.path().to_str().unwrap()], &[]);
+    let again = loader(
+        dir.path(),
+        &["flush", "--state-dir", state.path().to_str().unwrap()],
+        &[],
+    );
     assert!(stdout(&again).contains("nothing to deliver"), "{}", stdout(&again));
 }
 
@@ -316,8 +358,15 @@ fn the_next_run_delivers_what_an_earlier_run_could_not() {
         &["--backend-wait", "1"],
         TOKEN,
     );
-    assert_eq!(exit_code(&first), 0, "the backend's health does not change the exit code");
-    let loss = events.iter().find(|e| e["event"] == "joblog_loss").expect("a joblog_loss event");
+    assert_eq!(
+        exit_code(&first),
+        0,
+        "the backend's health does not change the exit code"
+    );
+    let loss = events
+        .iter()
+        .find(|e| e["event"] == "joblog_loss")
+        .expect("a joblog_loss event");
     assert_eq!(loss["data"]["undelivered_entries"], 300, "{loss:#}");
     assert_eq!(common::list_spool(state.path()).len(), 1);
     server.come_back();

@@ -106,7 +106,9 @@ mod tests {
     #[test]
     fn failures_are_typed_json_naming_the_credential_not_its_value() {
         let server = TestBackend::start(Some("good-token")).unwrap();
-        let refused = client(&server, "bad-token-value").request(&get("models/3/")).unwrap_err();
+        let refused = client(&server, "bad-token-value")
+            .request(&get("models/3/"))
+            .unwrap_err();
         let refused: Value = serde_json::from_str(&refused).unwrap();
         assert_eq!(refused["kind"], "unauthorized");
         assert_eq!(refused["status"], 401);
@@ -114,7 +116,10 @@ mod tests {
         assert_eq!(refused["message"], "Invalid token.");
         assert!(!refused.to_string().contains("bad-token-value"));
         let missing = client(&server, "good-token").request(&get("models/5000/")).unwrap_err();
-        assert!(missing.contains("\"status\":404") && missing.contains("Not found."), "{missing}");
+        assert!(
+            missing.contains("\"status\":404") && missing.contains("Not found."),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -277,7 +277,10 @@ fn error_message(text: &str) -> String {
     let from_json = serde_json::from_str::<Value>(text).ok().and_then(|v| {
         ["detail", "message", "error"]
             .iter()
-            .find_map(|field| v.get(field).map(|m| m.as_str().map(str::to_owned).unwrap_or_else(|| m.to_string())))
+            .find_map(|field| {
+                v.get(field)
+                    .map(|m| m.as_str().map(str::to_owned).unwrap_or_else(|| m.to_string()))
+            })
             .or_else(|| Some(v.to_string()))
     });
     let message = from_json.unwrap_or_else(|| text.trim().to_owned());
@@ -301,7 +304,10 @@ mod tests {
         assert_eq!(policy.delay(0, None), Duration::from_millis(100));
         assert_eq!(policy.delay(2, None), Duration::from_millis(400));
         assert_eq!(policy.delay(9, None), Duration::from_secs(1));
-        assert_eq!(policy.delay(0, Some(Duration::from_millis(700))), Duration::from_millis(700));
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_millis(700))),
+            Duration::from_millis(700)
+        );
         assert_eq!(policy.delay(0, Some(Duration::from_secs(60))), Duration::from_secs(1));
     }
 

@@ -320,13 +320,17 @@ mod tests {
     fn units_come_back_in_order_with_their_entries() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = JournalWriter::create(dir.path(), &header("r1")).unwrap();
-        writer.request("PATCH", "jobs/J/", json!({"status": "RUNNING"})).unwrap();
+        writer
+            .request("PATCH", "jobs/J/", json!({"status": "RUNNING"}))
+            .unwrap();
         writer.entry(&json!({"event": "a"})).unwrap();
         writer.entry(&json!({"event": "b"})).unwrap();
         let mut reader = JournalReader::open(writer.path(), 200).unwrap();
         assert_eq!(reader.next_unit().unwrap().unwrap().body, json!({"status": "RUNNING"}));
         assert_eq!(reader.next_unit().unwrap(), None, "unsealed entries are not a unit yet");
-        writer.request("PATCH", "jobs/J/", json!({"status": "SUCCEEDED"})).unwrap();
+        writer
+            .request("PATCH", "jobs/J/", json!({"status": "SUCCEEDED"}))
+            .unwrap();
         let logs = reader.next_unit().unwrap().unwrap();
         assert_eq!(
             (logs.path.as_str(), logs.entries, logs.key.as_str()),
@@ -345,12 +349,17 @@ mod tests {
         }
         writer.flush().unwrap();
         let path = writer.path().to_owned();
-        assert!(File::open(&path).unwrap().try_lock().is_err(), "the writer holds the lock");
+        assert!(
+            File::open(&path).unwrap().try_lock().is_err(),
+            "the writer holds the lock"
+        );
         drop(writer);
         assert!(File::open(&path).unwrap().try_lock().is_ok());
         let mut reader = JournalReader::open(&path, 2).unwrap();
         reader.batch_unsealed_tail("r2-later".into());
-        let sizes: Vec<usize> = std::iter::from_fn(|| reader.next_unit().unwrap()).map(|u| u.entries).collect();
+        let sizes: Vec<usize> = std::iter::from_fn(|| reader.next_unit().unwrap())
+            .map(|u| u.entries)
+            .collect();
         assert_eq!(sizes, vec![2, 2, 1]);
         assert_eq!(list(dir.path()), vec![path.clone()]);
         write_ack(&path, 3).unwrap();

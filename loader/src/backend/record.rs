@@ -25,7 +25,10 @@ pub fn log_entry(job_id: &str, event: &Event) -> Option<Value> {
     let mut entry = Map::new();
     entry.insert("event".into(), Value::String(event.event.clone()));
     entry.insert("data".into(), event.data.clone());
-    entry.insert("datetime".into(), Value::String(Rfc3339::new(event.time).as_str().to_owned()));
+    entry.insert(
+        "datetime".into(),
+        Value::String(Rfc3339::new(event.time).as_str().to_owned()),
+    );
     entry.insert("job".into(), Value::String(job_id.to_owned()));
     entry.insert("level".into(), Value::String(event.level.as_str().to_owned()));
     if let Some(step) = &event.step {
@@ -78,10 +81,7 @@ impl JobRecord {
                     self.step_order.push(step.clone());
                 }
                 self.current_step = Some(step.clone());
-                let steps = self
-                    .record
-                    .entry("steps")
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let steps = self.record.entry("steps").or_insert_with(|| Value::Object(Map::new()));
                 if let Some(steps) = steps.as_object_mut() {
                     steps.insert(step.clone(), fields);
                 }
@@ -168,12 +168,18 @@ mod tests {
         assert!(record.observe(&Event::metrics("train", json!({"loss": 0.5}))));
         assert!(!record.observe(&Event::message(Level::Info, "hi")));
         let snapshot = record.snapshot();
-        assert_eq!(snapshot["progress_record"]["record"]["steps"]["train"]["percent"], json!(25.0));
+        assert_eq!(
+            snapshot["progress_record"]["record"]["steps"]["train"]["percent"],
+            json!(25.0)
+        );
         assert_eq!(
             snapshot["progress_record"]["current_progress"],
             json!({"overall": 62.5, "step": "train", "percent": 25.0, "time_remaining": 1.5})
         );
-        assert_eq!(snapshot["metrics_record"], json!({"record": {"steps": {"train": {"loss": 0.5}}}}));
+        assert_eq!(
+            snapshot["metrics_record"],
+            json!({"record": {"steps": {"train": {"loss": 0.5}}}})
+        );
     }
 
     #[test]
@@ -189,7 +195,9 @@ mod tests {
 
     #[test]
     fn only_logs_become_log_entries() {
-        let event = Event::user("saved", json!({"n": 1})).with_file("/m.pt").with_step("export");
+        let event = Event::user("saved", json!({"n": 1}))
+            .with_file("/m.pt")
+            .with_step("export");
         let entry = log_entry("J1", &event).unwrap();
         assert_eq!(entry["event"], "saved");
         assert_eq!(entry["job"], "J1");

@@ -134,7 +134,13 @@ pub struct BackendSink {
 /// A file-name-safe form of a job id.
 fn file_safe(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect()
 }
@@ -231,7 +237,9 @@ impl EventSink for BackendSink {
     fn start(&self, _run: &RunInfo) {
         let mut state = lock(&self.shared.state);
         let path = self.shared.job_path.clone();
-        self.write(&mut state, |w| w.request("PATCH", &path, json!({ "status": "RUNNING" })));
+        self.write(&mut state, |w| {
+            w.request("PATCH", &path, json!({ "status": "RUNNING" }))
+        });
         drop(state);
         self.shared.wake.notify_all();
     }
@@ -282,10 +290,9 @@ impl EventSink for BackendSink {
         };
         {
             let mut state = lock(&self.shared.state);
-            let mut last = state
-                .outcome
-                .take()
-                .unwrap_or_else(|| json!({ "status": "FAILED", "result": { "error": "the run ended without a result" } }));
+            let mut last = state.outcome.take().unwrap_or_else(
+                || json!({ "status": "FAILED", "result": { "error": "the run ended without a result" } }),
+            );
             if let (Value::Object(last), Value::Object(snapshot)) = (&mut last, state.record.snapshot()) {
                 last.extend(snapshot);
             }
@@ -409,7 +416,10 @@ impl Shared {
     fn deliver(&self, unit: &Unit) -> Delivery {
         let mut attempt = 0;
         loop {
-            let failed = match self.http.attempt(&unit.method, &unit.path, Some(&unit.body), Some(&unit.key)) {
+            let failed = match self
+                .http
+                .attempt(&unit.method, &unit.path, Some(&unit.body), Some(&unit.key))
+            {
                 Ok(_) => return Delivery::Delivered,
                 Err(failed) => failed,
             };
@@ -439,11 +449,7 @@ impl Shared {
                     .map_or(left, |d| left.min(d.saturating_duration_since(now)))
                     .min(HOUSEKEEPING_INTERVAL);
                 self.housekeeping(&mut state);
-                state = self
-                    .wake
-                    .wait_timeout(state, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                state = self.wake.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
             }
         }
     }

@@ -39,7 +39,11 @@ pub fn publish(params: PublishParams, ctx: &RuntimeContext) -> ActionResult {
     ctx.set_progress(1, 3, Some("publish"))?;
 
     let base = client.get_model(params.model)?;
-    ctx.log("model_loaded", json!({ "id": params.model, "name": base["name"] }), None);
+    ctx.log(
+        "model_loaded",
+        json!({ "id": params.model, "name": base["name"] }),
+        None,
+    );
     ctx.set_progress(2, 3, Some("publish"))?;
 
     let created = client.create_model(json!({

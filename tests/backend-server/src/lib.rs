@@ -390,7 +390,10 @@ fn route(state: &mut State, method: &str, full_path: &str, body: Value) -> (u16,
     let segments: Vec<&str> = path.trim_matches('/').split('/').skip(1).collect();
     match (method, segments.as_slice()) {
         ("PATCH", ["jobs", id]) => {
-            let job = state.jobs.entry((*id).to_owned()).or_insert_with(|| json!({ "id": id }));
+            let job = state
+                .jobs
+                .entry((*id).to_owned())
+                .or_insert_with(|| json!({ "id": id }));
             if let (Some(job), Some(fields)) = (job.as_object_mut(), body.as_object()) {
                 job.extend(fields.clone());
             }
@@ -398,7 +401,10 @@ fn route(state: &mut State, method: &str, full_path: &str, body: Value) -> (u16,
             state.job_patches.entry((*id).to_owned()).or_default().push(body);
             (200, job)
         }
-        ("GET", ["jobs"]) => (200, json!({ "count": state.jobs.len(), "results": state.jobs.values().collect::<Vec<_>>() })),
+        ("GET", ["jobs"]) => (
+            200,
+            json!({ "count": state.jobs.len(), "results": state.jobs.values().collect::<Vec<_>>() }),
+        ),
         ("POST", ["logs"]) => {
             let entries = match body {
                 Value::Array(entries) => entries,
@@ -417,10 +423,13 @@ fn route(state: &mut State, method: &str, full_path: &str, body: Value) -> (u16,
                 {"name": "image_1", "file_type": "image", "is_required": true},
                 {"name": "label", "file_type": "json", "is_required": false}
             ]);
-            (200, json!({ "id": id.parse::<u64>().unwrap_or(0), "name": format!("collection {id}"),
-                           "file_specifications": if expand { specs } else { json!([]) } }))
+            (
+                200,
+                json!({ "id": id.parse::<u64>().unwrap_or(0), "name": format!("collection {id}"),
+                           "file_specifications": if expand { specs } else { json!([]) } }),
+            )
         }
-        ("GET", ["models", id]) => match state.models.iter().find(|m| m["id"].to_string() == *id) {
+        ("GET", ["models", id]) => match state.models.iter().find(|m| m["id"].as_u64() == id.parse().ok()) {
             Some(model) => (200, model.clone()),
             None if id.parse::<u64>().is_ok_and(|n| n < 1000) => (
                 200,
@@ -460,7 +469,8 @@ mod tests {
     #[test]
     fn repeated_idempotency_keys_apply_once() {
         let server = TestBackend::start(None).unwrap();
-        let request = "POST /api/logs/ HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k1\r\nContent-Length: 13\r\n\r\n[{\"e\":1},{}]\n";
+        let request =
+            "POST /api/logs/ HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k1\r\nContent-Length: 13\r\n\r\n[{\"e\":1},{}]\n";
         assert!(send(&server.url(), request).starts_with("HTTP/1.1 201"));
         assert!(send(&server.url(), request).starts_with("HTTP/1.1 201"));
         assert_eq!(server.logs().len(), 2);
@@ -471,9 +481,18 @@ mod tests {
     fn faults_and_tokens_are_applied() {
         let server = TestBackend::start(Some("secret-token")).unwrap();
         let get = "GET /api/models/3/ HTTP/1.1\r\nHost: x\r\nSynapse-Access-Token: Token secret-token\r\n\r\n";
-        server.fail_next(1, Fault::Status { status: 429, retry_after: Some(1) });
+        server.fail_next(
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some(1),
+            },
+        );
         let throttled = send(&server.url(), get);
-        assert!(throttled.starts_with("HTTP/1.1 429") && throttled.contains("Retry-After: 1"), "{throttled}");
+        assert!(
+            throttled.starts_with("HTTP/1.1 429") && throttled.contains("Retry-After: 1"),
+            "{throttled}"
+        );
         assert!(send(&server.url(), get).contains("model 3"));
         let refused = send(&server.url(), "GET /api/models/3/ HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(refused.starts_with("HTTP/1.1 401"));
