@@ -43,7 +43,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::List { json } => list(&dir, checked, json),
         Command::Info { plugin, action, json } => info(&dir, checked, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&dir, checked, args, cli.verbose > 0),
+        Command::Run(args) => run(&dir, checked, *args, cli.verbose > 0),
+        Command::Flush(args) => crate::connect::flush(&args),
         Command::New(args) => {
             let created = crate::scaffold::new_plugin(&args)?;
             eprintln!(
@@ -495,7 +496,9 @@ fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError> {
 
 fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
-    let settings = settings(&args)?;
+    let mut settings = settings(&args)?;
+    let connection = crate::connect::Connection::new(&args.backend, &settings.env)?;
+    settings.clients = connection.clients();
     let deadline = deadline(&args)?;
     let grace = seconds(args.grace, "--grace")?;
     if args.max_event_bytes < MIN_EVENT_BYTES {
@@ -531,6 +534,7 @@ fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCo
         jsonl_on_stdout,
         output: events_output,
     } = sinks(&args, verbose)?;
+    let (sink, reporter) = connection.sinks(sink, args.job_id.as_deref())?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {
         loader::exit_guard::report_exits();
@@ -563,13 +567,20 @@ fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCo
     };
     let events_failure = events_output.and_then(|output| output.failure());
     match outcome {
-        Ok(result) => {
+        Ok(mut result) => {
             if !jsonl_on_stdout {
+                connection.redactor().redact_value(&mut result);
                 print_json(&result);
             }
-            events_failure.map_or(Ok(ExitCode::Success), Err)
+            if let Some(lost) = events_failure {
+                return Err(lost);
+            }
+            connection.check_delivery(reporter.as_deref())?;
+            Ok(ExitCode::Success)
         }
-        Err(failure) => {
+        Err(mut failure) => {
+            failure.message = connection.redactor().redact_str(&failure.message).into_owned();
+            connection.redactor().redact_value(&mut failure.details);
             if let Some(lost) = events_failure {
                 eprintln!("{lost}");
             }

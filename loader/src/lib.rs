@@ -7,6 +7,7 @@
 //! libraries can be test-loaded in a child first ([`load_check`]).
 //! The `loader` binary is a thin CLI over this.
 
+pub mod backend;
 pub mod discovery;
 pub mod environment;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod input_file;
 pub mod isolate;
 pub mod load_check;
 pub mod preflight;
+pub mod redact;
 pub mod runner;
 mod sys;
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod connect;
 mod exit;
 mod params_table;
 mod scaffold;
