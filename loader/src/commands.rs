@@ -16,6 +16,7 @@ use loader::host::RunSettings;
 use loader::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOptions};
 use loader::load_check::{scan_supervised, serve_load_check, SupervisedScanError};
 use loader::runner::{run_action, Deadline};
+use loader::redact::Redactor;
 use plugin_api::{ActionFailure, ActionManifest, FailureKind};
 use serde_json::{json, Value};
 
@@ -516,11 +517,11 @@ fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCo
                 eprintln!("params are valid for {} {}", plugin.manifest.code, args.action);
                 Ok(ExitCode::Success)
             }
-            Some(Err(text)) => Err(failure_error(
-                &plugin_api::ActionFailure::from_json(&text),
-                &plugin.manifest.code,
-                &args.action,
-            )),
+            Some(Err(text)) => {
+                let mut failure = plugin_api::ActionFailure::from_json(&text);
+                redact_failure(connection.redactor(), &mut failure);
+                Err(failure_error(&failure, &plugin.manifest.code, &args.action))
+            }
             None => Err(CliError::usage(format!(
                 "{} was built against plugin-api {}, which cannot validate params without running the action (needs >= 1.1)",
                 plugin.manifest.code,
@@ -579,14 +580,19 @@ fn run(dir: &Path, checked: bool, args: RunArgs, verbose: bool) -> Result<ExitCo
             Ok(ExitCode::Success)
         }
         Err(mut failure) => {
-            failure.message = connection.redactor().redact_str(&failure.message).into_owned();
-            connection.redactor().redact_value(&mut failure.details);
+            redact_failure(connection.redactor(), &mut failure);
             if let Some(lost) = events_failure {
                 eprintln!("{lost}");
             }
             Err(failure_error(&failure, &plugin.manifest.code, &args.action))
         }
     }
+}
+
+/// Hides the run's secrets in a failure before it is printed.
+fn redact_failure(redactor: &Redactor, failure: &mut ActionFailure) {
+    failure.message = redactor.redact_str(&failure.message).into_owned();
+    redactor.redact_value(&mut failure.details);
 }
 
 /// A failed action as an error, with advice for the kinds where there is some.
@@ -619,5 +625,9 @@ impl<S: EventSink> EventSink for WithoutErrors<S> {
 
     fn finish(&self, run: &RunInfo) {
         self.0.finish(run)
+    }
+
+    fn flush(&self) {
+        self.0.flush()
     }
 }

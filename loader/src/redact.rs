@@ -231,6 +231,10 @@ impl<S: EventSink> EventSink for RedactingSink<S> {
     fn finish(&self, run: &RunInfo) {
         self.inner.finish(run)
     }
+
+    fn flush(&self) {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]
