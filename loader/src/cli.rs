@@ -54,7 +54,10 @@ pub enum Command {
     /// Run an action; its result JSON goes to stdout.
     ///
     /// Progress and metrics on stderr are coalesced: at most one update per step every 100 ms, and each step's last value is always printed (the --events stream keeps every metrics update).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Deliver the job reports that earlier runs could not (kept in the
+    /// state folder while the backend was unreachable).
+    Flush(FlushArgs),
     /// Write a new plugin crate, ready to build and run.
     New(NewArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -154,6 +157,68 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub elsewhere: crate::elsewhere::ElsewhereArgs,
+
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// The backend and agent connection of a run (see the README, "Connecting
+/// to a backend").
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// The Synapse backend API root; its token comes from
+    /// SYNAPSE_ACCESS_TOKEN. With --job-id, the run is reported to it.
+    #[arg(long, env = "SYNAPSE_HOST", value_name = "URL")]
+    pub backend: Option<String>,
+
+    /// The agent API root (`ctx.agent_client()`); its token comes from
+    /// SYNAPSE_AGENT_TOKEN.
+    #[arg(long, env = "SYNAPSE_AGENT_URL", value_name = "URL")]
+    pub agent: Option<String>,
+
+    /// Where undelivered job reports are kept [default:
+    /// $XDG_STATE_HOME/synapse-loader, else ~/.local/state/synapse-loader].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Exit with code 6 when the run's reports could not all be delivered
+    /// (otherwise the backend's health never changes the exit code).
+    #[arg(long)]
+    pub require_backend: bool,
+
+    /// Seconds the end of a run waits for the backend to take its reports.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub backend_wait: f64,
+
+    /// Seconds each backend or agent request may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub backend_timeout: f64,
+
+    /// Also hide the value of this environment variable in every output
+    /// (repeatable); names with TOKEN, SECRET, PASSWORD, KEY are hidden
+    /// anyway.
+    #[arg(long = "redact", value_name = "NAME")]
+    pub redact: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Deliver only journals for this backend (default: each to the backend
+    /// it was written for, with SYNAPSE_ACCESS_TOKEN).
+    #[arg(long, env = "SYNAPSE_HOST", value_name = "URL")]
+    pub backend: Option<String>,
+
+    /// The state folder to flush (see `run --state-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Seconds each request may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub backend_timeout: f64,
+
+    /// Seconds to spend on each journal at most.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub backend_wait: f64,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ use loader::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOpti
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
+use loader::redact::Redactor;
 use plugin_api::{ActionFailure, ActionManifest, FailureKind};
 use serde_json::{json, Value};
 
@@ -41,7 +42,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::List { json } => list(&mut folder()?, json),
         Command::Info { plugin, action, json } => info(&mut folder()?, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&mut folder()?, args, cli.verbose > 0),
+        Command::Run(args) => run(&mut folder()?, *args, cli.verbose > 0),
+        Command::Flush(args) => crate::connect::flush(&args),
         Command::New(args) => {
             let created = crate::scaffold::new_plugin(&args)?;
             eprintln!(
@@ -439,7 +441,9 @@ pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError>
 
 fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
-    let settings = settings(&args)?;
+    let mut settings = settings(&args)?;
+    let connection = crate::connect::Connection::new(&args.backend, &settings.env)?;
+    settings.clients = connection.clients();
     let deadline = deadline(&args)?;
     let grace = seconds(args.grace, "--grace")?;
     if args.max_event_bytes < MIN_EVENT_BYTES {
@@ -456,11 +460,11 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
                 eprintln!("params are valid for {} {}", plugin.manifest.code, args.action);
                 Ok(ExitCode::Success)
             }
-            Some(Err(text)) => Err(failure_error(
-                &plugin_api::ActionFailure::from_json(&text),
-                &plugin.manifest.code,
-                &args.action,
-            )),
+            Some(Err(text)) => {
+                let mut failure = plugin_api::ActionFailure::from_json(&text);
+                redact_failure(connection.redactor(), &mut failure);
+                Err(failure_error(&failure, &plugin.manifest.code, &args.action))
+            }
             None => Err(CliError::usage(format!(
                 "{} was built against plugin-api {}, which cannot validate params without running the action (needs >= 1.1)",
                 plugin.manifest.code,
@@ -477,6 +481,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
         jsonl_on_stdout,
         output: events_output,
     } = sinks(&args, verbose)?;
+    let (sink, reporter) = connection.sinks(sink, args.job_id.as_deref())?;
     let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
     let outcome = if args.in_process {
         loader::exit_guard::report_exits();
@@ -509,19 +514,31 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
     };
     let events_failure = events_output.and_then(|output| output.failure());
     match outcome {
-        Ok(result) => {
+        Ok(mut result) => {
             if !jsonl_on_stdout {
+                connection.redactor().redact_value(&mut result);
                 print_json(&result);
             }
-            events_failure.map_or(Ok(ExitCode::Success), Err)
+            if let Some(lost) = events_failure {
+                return Err(lost);
+            }
+            connection.check_delivery(reporter.as_deref())?;
+            Ok(ExitCode::Success)
         }
-        Err(failure) => {
+        Err(mut failure) => {
+            redact_failure(connection.redactor(), &mut failure);
             if let Some(lost) = events_failure {
                 eprintln!("{lost}");
             }
             Err(failure_error(&failure, &plugin.manifest.code, &args.action))
         }
     }
+}
+
+/// Hides the run's secrets in a failure before it is printed.
+fn redact_failure(redactor: &Redactor, failure: &mut ActionFailure) {
+    failure.message = redactor.redact_str(&failure.message).into_owned();
+    redactor.redact_value(&mut failure.details);
 }
 
 /// A failed action as an error, with advice for the kinds where there is some.
@@ -557,5 +574,9 @@ impl<S: EventSink> EventSink for WithoutErrors<S> {
 
     fn finish(&self, run: &RunInfo) {
         self.0.finish(run)
+    }
+
+    fn flush(&self) {
+        self.0.flush()
     }
 }

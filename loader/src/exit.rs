@@ -29,6 +29,9 @@ pub enum ExitCode {
     /// The plugin libraries could not be checked in a separate process
     /// before loading (`--no-load-check` loads them without the check).
     LoadCheckFailed = 5,
+    /// With `--require-backend`: the run's reports did not all reach the
+    /// backend (they are kept for `loader flush`).
+    BackendUndelivered = 6,
 }
 
 impl ExitCode {

@@ -8,6 +8,7 @@
 //! they said is remembered until they change ([`manifest_cache`]).
 //! The `loader` binary is a thin CLI over this.
 
+pub mod backend;
 pub mod batch;
 pub mod discovery;
 pub mod environment;
@@ -20,6 +21,7 @@ pub mod load_check;
 pub mod manifest_cache;
 pub mod preflight;
 pub mod ray;
+pub mod redact;
 pub mod runner;
 mod sys;
 

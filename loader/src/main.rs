@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod connect;
 mod elsewhere;
 mod exit;
 mod params_table;

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::client::{AgentClient, BackendClient};
 use crate::env::PluginEnvironment;
 use crate::ffi::host_side::{context_for, ContextHost};
 use crate::ffi::plugin_side::HostHandle;
@@ -65,77 +66,6 @@ impl Checkpoint {
     /// Whether this is the base model rather than a fine-tuned one.
     pub fn is_base(&self) -> bool {
         self.category == "base"
-    }
-}
-
-/// A request failed, or the host could not make it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{client} request failed: {message}")]
-pub struct ClientError {
-    /// Which client: `backend` or `agent`.
-    pub client: &'static str,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// The Synapse backend API client (`ctx.client()`).
-#[derive(Clone)]
-pub struct BackendClient {
-    ctx: RuntimeContext,
-}
-
-/// The Ray agent client (`ctx.agent_client()`).
-#[derive(Clone)]
-pub struct AgentClient {
-    ctx: RuntimeContext,
-}
-
-fn client_request(
-    ctx: &RuntimeContext,
-    kind: ClientKind,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value, ClientError> {
-    let name = match kind {
-        ClientKind::Backend => "backend",
-        ClientKind::Agent => "agent",
-    };
-    let request = serde_json::json!({ "method": method, "path": path, "body": body });
-    let answer = ctx
-        .inner
-        .logger
-        .host()
-        .client_request(kind, &request.to_string())
-        .map_err(|message| ClientError { client: name, message })?;
-    serde_json::from_str(&answer).map_err(|e| ClientError {
-        client: name,
-        message: format!("the answer is not JSON: {e}"),
-    })
-}
-
-impl BackendClient {
-    /// A request to the backend API: `method` (`GET`, `POST`, ...), a path
-    /// relative to the API root, an optional JSON body.
-    pub fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
-        client_request(&self.ctx, ClientKind::Backend, method, path, body)
-    }
-
-    /// Fetches a data collection by id (`GET data_collections/{id}`).
-    pub fn get_data_collection(&self, id: impl std::fmt::Display) -> Result<Value, ClientError> {
-        self.request("GET", &format!("data_collections/{id}/"), None)
-    }
-
-    /// Fetches a model by id (`GET models/{id}`).
-    pub fn get_model(&self, id: impl std::fmt::Display) -> Result<Value, ClientError> {
-        self.request("GET", &format!("models/{id}/"), None)
-    }
-}
-
-impl AgentClient {
-    /// A request to the agent: `method`, a path, an optional JSON body.
-    pub fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
-        client_request(&self.ctx, ClientKind::Agent, method, path, body)
     }
 }
 
@@ -196,6 +126,11 @@ impl RuntimeContext {
     /// loaded plugin uses: for testing actions and steps without a loader.
     pub fn with_host<H: ContextHost>(host: Arc<H>) -> Self {
         Self::from_host(HostHandle::new(context_for(&host)))
+    }
+
+    /// The host behind this context (for the clients).
+    pub(crate) fn host_handle(&self) -> &HostHandle {
+        self.inner.logger.host()
     }
 
     /// The logger: progress, metrics and logs.
@@ -263,7 +198,7 @@ impl RuntimeContext {
             .logger
             .host()
             .has_client(ClientKind::Backend)
-            .then(|| BackendClient { ctx: self.clone() })
+            .then(|| BackendClient::new(self.clone()))
     }
 
     /// The agent client; `None` when the host has none configured.
@@ -272,7 +207,7 @@ impl RuntimeContext {
             .logger
             .host()
             .has_client(ClientKind::Agent)
-            .then(|| AgentClient { ctx: self.clone() })
+            .then(|| AgentClient::new(self.clone()))
     }
 
     /// Whether the host asked the action to stop (timeout, Ctrl-C). Long

@@ -52,6 +52,7 @@
 #![deny(unsafe_code)]
 
 pub mod action;
+pub mod client;
 pub mod context;
 pub mod env;
 pub mod error_context;
@@ -71,9 +72,9 @@ pub mod utc;
 pub mod validate;
 
 pub use action::{ActionBase, ActionDef, ActionError, ActionResult, BaseAction};
+pub use client::{AgentClient, BackendClient, ClientError};
 pub use context::{
-    AgentClient, BackendClient, Checkpoint, ClientError, ContextError, Logger, MessageLevel, ProgressSnapshot,
-    ProgressStatus, RuntimeContext,
+    Checkpoint, ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus, RuntimeContext,
 };
 pub use env::{EnvError, PluginEnvironment};
 pub use error_context::ErrorContext;

@@ -298,9 +298,13 @@ fn the_plugin_sees_only_passed_and_prefixed_variables() {
             "j-7",
             "--checkpoint",
             "base=/models/base.pt",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+            "--backend-wait",
+            "0",
         ],
         &[
-            ("SYNAPSE_HOST", "https://example.invalid"),
+            ("SYNAPSE_HOST", "http://127.0.0.1:9/api/"),
             ("AWS_SECRET_ACCESS_KEY", "leak-me"),
         ],
     );
@@ -308,14 +312,15 @@ fn the_plugin_sees_only_passed_and_prefixed_variables() {
     let seen: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(
         seen["env"],
-        json!({ "FROM_FILE": "1", "OVERRIDDEN": "flag", "SYNAPSE_HOST": "https://example.invalid" })
+        json!({ "FROM_FILE": "1", "OVERRIDDEN": "flag", "SYNAPSE_HOST": "http://127.0.0.1:9/api/" })
     );
     assert_eq!(seen["job_id"], "j-7");
     assert_eq!(
         seen["checkpoint"],
         json!({ "category": "base", "path": "/models/base.pt" })
     );
-    assert_eq!(seen["has_client"], false);
+    assert_eq!(seen["has_client"], true, "SYNAPSE_HOST configures the backend client");
+    assert_eq!(seen["has_agent_client"], false);
 }
 
 #[test]

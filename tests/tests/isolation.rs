@@ -315,7 +315,7 @@ mod linux {
         let run = run_hostile("read_env_secret", &["--isolate", "--env", "HOSTILE_GIVEN=yes"], &env);
         assert_eq!(run.code, 0, "{}", run.stderr);
         let seen = run.result().unwrap();
-        assert_eq!(seen["secret_visible"], false, "{seen}");
+        assert_eq!(seen["aws_variable_visible"], false, "{seen}");
         assert_eq!(seen["given"], "yes");
         assert_eq!(seen["context_given"], "yes");
         assert_eq!(seen["has_path"], true);
@@ -334,7 +334,7 @@ mod linux {
         let env = [("AWS_SECRET_ACCESS_KEY", "hunter2")];
         let run = run_hostile("read_env_secret", &["--in-process"], &env);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        assert_eq!(run.result().unwrap()["secret_visible"], true);
+        assert_eq!(run.result().unwrap()["aws_variable_visible"], true);
     }
 
     #[test]

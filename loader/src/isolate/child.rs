@@ -73,7 +73,7 @@ pub fn serve_child() -> i32 {
         checkpoint: request.checkpoint,
         cancel,
         progress_interval: Duration::from_millis(request.progress_interval_ms),
-        ..RunSettings::default()
+        clients: request.clients.build(),
     };
     let Some(plugin) = discovery.plugins.first() else {
         let reason = discovery

@@ -27,6 +27,7 @@
 
 mod channel;
 mod child;
+pub mod clients;
 pub mod child_env;
 mod child_writer;
 pub(crate) mod lines;
@@ -46,6 +47,7 @@ use serde_json::Value;
 
 pub use channel::DEFAULT_MAX_EVENT_BYTES;
 pub use child::serve_child;
+pub use clients::IsolatedClients;
 pub use output::{OutputLimits, Stream};
 pub(crate) use process::{spawn_with_channel, ChildOutput, Spawned};
 
@@ -63,6 +65,9 @@ pub struct IsolatedRun {
     pub job_id: Option<String>,
     pub checkpoint: Option<Value>,
     pub progress_interval_ms: u64,
+    /// The backend and agent clients the child offers the plugin.
+    #[serde(default)]
+    pub clients: IsolatedClients,
 }
 
 /// The line a parent writes to ask the child's action to cancel.
@@ -167,6 +172,7 @@ pub fn run_isolated_with(
         job_id: settings.job_id.clone(),
         checkpoint: settings.checkpoint.clone(),
         progress_interval_ms: u64::try_from(settings.progress_interval.as_millis()).unwrap_or(u64::MAX),
+        clients: IsolatedClients::of(&settings.clients),
     };
     let supervised = supervise::supervise(
         child,

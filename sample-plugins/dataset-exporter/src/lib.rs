@@ -1,8 +1,10 @@
 //! Sample plugin with class-based actions (`BaseAction`): `export` writes
 //! generated annotation records into an output folder in shards, logging
 //! each file with its path, plus a manifest; `inspect` checks an export
-//! against its manifest.
+//! against its manifest; `publish` registers an export with the backend
+//! through `ctx.client()`.
 
+pub mod publish;
 pub mod records;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use plugin_api::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::publish::{publish, PublishParams};
 use crate::records::{record, Format, Record};
 
 /// Params of `export`.
@@ -208,6 +211,11 @@ fn plugin() -> Plugin {
                 .description("Check an export's files against its manifest")
                 .method(RunMethod::Task),
         )
+        .action(action!(
+            publish,
+            params = PublishParams,
+            description = "Read a data collection and a model from the backend and register the export as a new model"
+        ))
 }
 
 export_plugin!(plugin);

@@ -200,3 +200,17 @@ pub fn assert_sample_trains(dir: &Path) {
     );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
+
+/// The backend journals kept in a `--state-dir`.
+pub fn list_spool(state_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(state_dir.join("spool"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}

@@ -1,0 +1,208 @@
+//! The backend side of the CLI: turns `--backend`, `--agent`, `--state-dir`
+//! and `--redact` (and the Synapse variables) into the run's clients, its
+//! redacting and reporting sinks, and the `loader flush` command.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, TENANT_VAR};
+use loader::backend::flush::flush_spool;
+use loader::backend::{agent_endpoint, backend_endpoint, ApiClient, BackendSettings, BackendSink, Endpoint};
+use loader::events::{EventSink, FanOut};
+use loader::host::Clients;
+use loader::redact::{RedactingSink, Redactor};
+use plugin_api::PluginEnvironment;
+
+use crate::cli::{BackendArgs, FlushArgs};
+use crate::exit::{CliError, ExitCode};
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| CliError::usage(format!("{flag} must be a non-negative number of seconds")))
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
+    flag.clone().unwrap_or_else(config::default_state_dir)
+}
+
+/// The sink a run reports to, and its job reporter when there is one.
+pub type RunSinks = (Arc<dyn EventSink>, Option<Arc<BackendSink>>);
+
+/// A run's connection to the backend and agent, and its secrets.
+pub struct Connection {
+    backend: Option<Endpoint>,
+    agent: Option<Endpoint>,
+    redactor: Arc<Redactor>,
+    settings: BackendSettings,
+    require_backend: bool,
+}
+
+impl Connection {
+    /// Reads the flags and variables; `env` is what the plugin will see
+    /// (its secrets are redacted too).
+    pub fn new(args: &BackendArgs, env: &PluginEnvironment) -> Result<Self, CliError> {
+        let token = var(ACCESS_TOKEN_VAR);
+        let agent_token = var(AGENT_TOKEN_VAR);
+        let backend = args
+            .backend
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(|url| backend_endpoint(url, token.as_deref(), var(TENANT_VAR).as_deref()));
+        let agent = args
+            .agent
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(|url| agent_endpoint(url, agent_token.as_deref()));
+        let process_vars: Vec<(String, String)> = std::env::vars().collect();
+        let vars = process_vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(env.iter());
+        let mut redactor = Redactor::from_vars(vars, &args.redact);
+        for secret in [&token, &agent_token].into_iter().flatten() {
+            redactor.add_secret(secret);
+        }
+        let mut settings = BackendSettings::new(state_dir(&args.state_dir));
+        settings.request_timeout = seconds(args.backend_timeout, "--backend-timeout")?;
+        settings.drain_timeout = seconds(args.backend_wait, "--backend-wait")?;
+        Ok(Self {
+            backend,
+            agent,
+            redactor: Arc::new(redactor),
+            settings,
+            require_backend: args.require_backend,
+        })
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The clients the plugin sees as `ctx.client()` and `ctx.agent_client()`.
+    pub fn clients(&self) -> Clients {
+        let timeout = self.settings.request_timeout;
+        let make =
+            |endpoint: &Endpoint| Arc::new(ApiClient::new(endpoint.clone(), timeout)) as Arc<dyn loader::host::Client>;
+        Clients {
+            backend: self.backend.as_ref().map(make),
+            agent: self.agent.as_ref().map(make),
+        }
+    }
+
+    /// Puts the redaction layer in front of `sink`, and with a backend and a
+    /// job id, the job reporter beside it (after delivering what earlier
+    /// runs left for the same backend).
+    pub fn sinks(&self, sink: Arc<dyn EventSink>, job_id: Option<&str>) -> Result<RunSinks, CliError> {
+        let (Some(endpoint), Some(job_id)) = (&self.backend, job_id) else {
+            return Ok((Arc::new(RedactingSink::new(sink, self.redactor.clone())), None));
+        };
+        self.deliver_leftovers(endpoint);
+        let notify: Arc<dyn EventSink> = Arc::new(RedactingSink::new(sink.clone(), self.redactor.clone()));
+        let reporter =
+            BackendSink::new(endpoint.clone(), job_id, self.settings.clone(), Some(notify)).map_err(|e| {
+                CliError::usage(format!(
+                    "cannot keep the job's reports in {}: {e} (choose another --state-dir)",
+                    self.settings.spool_dir.display()
+                ))
+            })?;
+        let reporter = Arc::new(reporter);
+        let both = FanOut::new().with(reporter.clone()).with(sink);
+        Ok((
+            Arc::new(RedactingSink::new(both, self.redactor.clone())),
+            Some(reporter),
+        ))
+    }
+
+    fn deliver_leftovers(&self, endpoint: &Endpoint) {
+        let outcomes = flush_spool(
+            &self.settings.spool_dir,
+            |url| (url == endpoint.url).then(|| endpoint.clone()),
+            self.settings.request_timeout,
+            self.settings.drain_timeout,
+            self.settings.batch_size,
+        );
+        for outcome in outcomes {
+            tracing::info!(
+                "delivered {} requests ({} log entries) left by an earlier run of job {}",
+                outcome.delivered_requests,
+                outcome.delivered_entries,
+                outcome.job_id
+            );
+            if let Some(error) = outcome.error {
+                tracing::warn!("earlier reports in {}: {error}", outcome.journal.display());
+            }
+        }
+    }
+
+    /// With `--require-backend`, an error when the reports did not all
+    /// reach the backend.
+    pub fn check_delivery(&self, reporter: Option<&BackendSink>) -> Result<(), CliError> {
+        let Some(report) = reporter.and_then(BackendSink::report) else {
+            return Ok(());
+        };
+        if self.require_backend && !report.is_complete() {
+            return Err(CliError::new(
+                ExitCode::BackendUndelivered,
+                self.redactor.redact_str(&report.summary()).into_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `loader flush`: delivers the journals of the state folder and says what
+/// became of each.
+pub fn flush(args: &FlushArgs) -> Result<ExitCode, CliError> {
+    let timeout = seconds(args.backend_timeout, "--backend-timeout")?;
+    let time_limit = seconds(args.backend_wait, "--backend-wait")?;
+    let settings = BackendSettings::new(state_dir(&args.state_dir));
+    let token = var(ACCESS_TOKEN_VAR);
+    let tenant = var(TENANT_VAR);
+    let only = args.backend.as_deref().map(|url| backend_endpoint(url, None, None).url);
+    let endpoint_for = |url: &str| {
+        only.as_ref()
+            .is_none_or(|wanted| wanted == url)
+            .then(|| backend_endpoint(url, token.as_deref(), tenant.as_deref()))
+    };
+    let outcomes = flush_spool(
+        &settings.spool_dir,
+        endpoint_for,
+        timeout,
+        time_limit,
+        settings.batch_size,
+    );
+    let mut redactor = Redactor::default();
+    for secret in [&token, &tenant].into_iter().flatten() {
+        redactor.add_secret(secret);
+    }
+    if outcomes.is_empty() {
+        println!("nothing to deliver in {}", settings.spool_dir.display());
+        return Ok(ExitCode::Success);
+    }
+    let mut complete = true;
+    for outcome in &outcomes {
+        println!(
+            "job {}: delivered {} requests ({} log entries); {} requests ({} log entries) remain in {}",
+            outcome.job_id,
+            outcome.delivered_requests,
+            outcome.delivered_entries,
+            outcome.remaining_requests,
+            outcome.remaining_entries,
+            outcome.journal.display()
+        );
+        if let Some(error) = &outcome.error {
+            println!("  {}", redactor.redact_str(error));
+        }
+        complete &= outcome.remaining_requests == 0;
+    }
+    Ok(if complete {
+        ExitCode::Success
+    } else {
+        ExitCode::BackendUndelivered
+    })
+}
