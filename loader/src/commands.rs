@@ -443,7 +443,11 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
     let params = read_params(&args.params, args.max_params_bytes)?;
     let mut settings = settings(&args)?;
     let connection = crate::connect::Connection::new(&args.backend, &settings.env)?;
+    // Inside a Ray job the agent is the cluster's Jobs API (`--ray-agent`),
+    // unless `--agent` names another one.
+    let ray_agent = settings.clients.agent.take();
     settings.clients = connection.clients();
+    settings.clients.agent = settings.clients.agent.take().or(ray_agent);
     let deadline = deadline(&args)?;
     let grace = seconds(args.grace, "--grace")?;
     if args.max_event_bytes < MIN_EVENT_BYTES {
