@@ -32,12 +32,25 @@ impl LoadedPlugin {
             .map_err(|e| format!("the plugin could not describe itself: {e}"))?;
         serde_json::from_str(&json).map_err(|e| format!("the plugin's manifest is not valid: {e}"))
     }
+}
 
-    /// Whether `name` designates this plugin: its code, its name, or its
-    /// library's file stem (with or without the `lib` prefix).
-    pub fn answers_to(&self, name: &str) -> bool {
-        answers_to(&self.path, &self.manifest, name)
-    }
+/// The plugin `name` designates among `plugins`: the one whose code it is,
+/// else the first whose name or file stem it is (see [`answers_to`]).
+/// `describe` gives a plugin's file and manifest.
+pub fn find_by_name<'a, P>(
+    plugins: &'a [P],
+    name: &str,
+    describe: impl Fn(&P) -> (&Path, &PluginManifest),
+) -> Option<&'a P> {
+    plugins
+        .iter()
+        .find(|p| describe(p).1.code == name)
+        .or_else(|| {
+            plugins.iter().find(|p| {
+                let (path, manifest) = describe(p);
+                answers_to(path, manifest, name)
+            })
+        })
 }
 
 /// Whether `name` designates the plugin `manifest` loaded from `path`: its
@@ -206,10 +219,7 @@ impl Discovery {
 
     /// The plugin called `name` (code, name or file stem).
     pub fn find(&self, name: &str) -> Option<&LoadedPlugin> {
-        self.plugins
-            .iter()
-            .find(|p| p.manifest.code == name)
-            .or_else(|| self.plugins.iter().find(|p| p.answers_to(name)))
+        find_by_name(&self.plugins, name, |p| (&p.path, &p.manifest))
     }
 
     /// The codes of all usable plugins.

@@ -78,11 +78,6 @@ impl CatalogPlugin {
         }
     }
 
-    /// Whether `name` designates this plugin (see [`LoadedPlugin::answers_to`]).
-    pub fn answers_to(&self, name: &str) -> bool {
-        discovery::answers_to(&self.path, &self.manifest, name)
-    }
-
     /// The loaded plugin, ready to run. One the scan took from the cache is
     /// load-checked and loaded now, and must describe itself as its cache
     /// entry did; otherwise the cache was stale and nothing is returned.
@@ -300,10 +295,7 @@ impl Catalog {
 
     /// The plugin called `name`, as [`Discovery::find`] finds it.
     pub fn find(&self, name: &str) -> Option<&CatalogPlugin> {
-        self.plugins
-            .iter()
-            .find(|p| p.manifest.code == name)
-            .or_else(|| self.plugins.iter().find(|p| p.answers_to(name)))
+        discovery::find_by_name(&self.plugins, name, |p| (&p.path, &p.manifest))
     }
 
     /// The codes of all usable plugins.
