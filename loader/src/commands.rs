@@ -317,14 +317,12 @@ fn settings(args: &RunArgs) -> Result<RunSettings, CliError> {
         env = env.with_pair(pair).map_err(|e| CliError::usage(e.to_string()))?;
     }
     let checkpoint = args.checkpoint.as_deref().map(read_checkpoint).transpose()?;
-    let mut settings = RunSettings {
+    Ok(RunSettings {
         env: env.build(),
         job_id: args.job_id.clone(),
         checkpoint,
         ..RunSettings::default()
-    };
-    settings.clients.agent = args.elsewhere.agent_client();
-    Ok(settings)
+    })
 }
 
 /// A number of seconds from the command line: finite, not negative, at
@@ -442,12 +440,9 @@ pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError>
 fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
     let mut settings = settings(&args)?;
-    let connection = crate::connect::Connection::new(&args.backend, &settings.env)?;
-    // Inside a Ray job the agent is the cluster's Jobs API (`--ray-agent`),
-    // unless `--agent` names another one.
-    let ray_agent = settings.clients.agent.take();
+    let connection =
+        crate::connect::Connection::new(&args.backend, args.elsewhere.ray_agent.as_deref(), &settings.env)?;
     settings.clients = connection.clients();
-    settings.clients.agent = settings.clients.agent.take().or(ray_agent);
     let deadline = deadline(&args)?;
     let grace = seconds(args.grace, "--grace")?;
     if args.max_event_bytes < MIN_EVENT_BYTES {
