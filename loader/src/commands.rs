@@ -18,7 +18,7 @@ use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
 use loader::redact::Redactor;
-use plugin_api::{ActionFailure, ActionManifest, FailureKind};
+use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -231,6 +231,9 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         if !a.description.is_empty() {
             outln!("  {}", a.description);
         }
+        if !a.resources.is_empty() {
+            outln!("resources on a cluster: {}", resources_line(&a.resources));
+        }
         outln!("params:");
         crate::stdout::write(&params_table::render(&params_table::param_rows(&a.params_schema)));
         if a.result_schema.is_some() {
@@ -238,6 +241,27 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         }
     }
     Ok(ExitCode::Success)
+}
+
+/// The declared resources as `loader info` shows them, with the problem
+/// when a cluster could not grant them.
+fn resources_line(resources: &ActionResources) -> String {
+    let mut parts = Vec::new();
+    if let Some(cpus) = resources.num_cpus {
+        parts.push(format!("num_cpus {cpus}"));
+    }
+    if let Some(gpus) = resources.num_gpus {
+        parts.push(format!("num_gpus {gpus}"));
+    }
+    if let Some(bytes) = resources.memory {
+        parts.push(format!("memory {bytes} bytes"));
+    }
+    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
+    let mut line = parts.join(", ");
+    if let Err(problem) = resources.check() {
+        line.push_str(&format!(" (invalid: {problem})"));
+    }
+    line
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP ask the action to cancel (in-process: through
@@ -577,5 +601,18 @@ impl<S: EventSink> EventSink for WithoutErrors<S> {
 
     fn flush(&self) {
         self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_lists_declared_resources_and_says_what_is_wrong_with_them() {
+        let declared = ActionResources::new().num_cpus(2.0).memory(1024).resource("accel", 1.0);
+        assert_eq!(resources_line(&declared), "num_cpus 2, memory 1024 bytes, accel 1");
+        let broken = resources_line(&ActionResources::new().num_gpus(-1.0));
+        assert_eq!(broken, "num_gpus -1 (invalid: resources.num_gpus = -1: negative)");
     }
 }
