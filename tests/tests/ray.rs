@@ -246,7 +246,11 @@ fn ray_cluster_the_agent_client_reads_the_own_job_in_both_modes_and_the_manifest
         let reserved = reserved_by_job(&address, &id);
         let cpus = if mode == "isolated" { 0.25 } else { 0.5 };
         assert_eq!(reserved["CPU"], cpus, "{mode}: the manifest declares 0.25, --num-cpus wins: {reserved}");
-        assert_eq!(reserved["memory"], 64 << 20, "{mode}: declared in the manifest: {reserved}");
+        assert_eq!(
+            reserved["memory"].as_f64(),
+            Some(f64::from(64u32 << 20)),
+            "{mode}: declared in the manifest: {reserved}"
+        );
     }
 }
 
