@@ -169,9 +169,7 @@ impl Amount {
     fn value<E: de::Error>(self) -> Result<f64, E> {
         match self {
             Amount::Number(value) => Ok(value),
-            Amount::Text(text) => text
-                .parse()
-                .map_err(|_| E::custom(format!("{text:?} is not a number"))),
+            Amount::Text(text) => text.parse().map_err(|_| E::custom(format!("{text:?} is not a number"))),
         }
     }
 }
@@ -185,7 +183,9 @@ mod amount {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
-        Option::<Amount>::deserialize(deserializer)?.map(Amount::value).transpose()
+        Option::<Amount>::deserialize(deserializer)?
+            .map(Amount::value)
+            .transpose()
     }
 }
 
@@ -217,7 +217,10 @@ mod tests {
             .memory(1 << 20)
             .resource("accelerator", 1.0);
         let text = serde_json::to_value(&declared).unwrap();
-        assert_eq!(text, json!({"num_cpus": 0.5, "memory": 1048576, "resources": {"accelerator": 1.0}}));
+        assert_eq!(
+            text,
+            json!({"num_cpus": 0.5, "memory": 1048576, "resources": {"accelerator": 1.0}})
+        );
         assert_eq!(serde_json::from_value::<ActionResources>(text).unwrap(), declared);
         assert_eq!(serde_json::to_value(ActionResources::new()).unwrap(), json!({}));
         assert!(ActionResources::new().is_empty() && !declared.is_empty());
@@ -244,8 +247,19 @@ mod tests {
         assert_eq!(refused(ActionResources::new().memory(u64::MAX)).field, "memory");
         let named = refused(ActionResources::new().resource("GPU", 1.0));
         assert!(named.to_string().contains("declare it as num_gpus"), "{named}");
-        assert_eq!(refused(ActionResources::new().resource(" ", 1.0)).problem, "a custom resource needs a name");
-        assert_eq!(refused(ActionResources::new().resource("tpu", -0.5)).field, "resources.tpu");
-        assert!(ActionResources::new().num_cpus(0.0).num_gpus(8.0).memory(1 << 40).check().is_ok());
+        assert_eq!(
+            refused(ActionResources::new().resource(" ", 1.0)).problem,
+            "a custom resource needs a name"
+        );
+        assert_eq!(
+            refused(ActionResources::new().resource("tpu", -0.5)).field,
+            "resources.tpu"
+        );
+        assert!(ActionResources::new()
+            .num_cpus(0.0)
+            .num_gpus(8.0)
+            .memory(1 << 40)
+            .check()
+            .is_ok());
     }
 }

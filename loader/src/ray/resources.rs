@@ -17,7 +17,11 @@ pub enum ResourcesError {
         source: ResourceError,
     },
     #[error("{flag} {value}: {problem}")]
-    Flag { flag: String, value: String, problem: String },
+    Flag {
+        flag: String,
+        value: String,
+        problem: String,
+    },
 }
 
 /// The flag that sets a resource field.
@@ -75,7 +79,10 @@ mod tests {
             .num_gpus(1.0)
             .resource("accelerator", 1.0)
             .resource("disk", 2.0);
-        let flags = ActionResources::new().num_cpus(0.5).memory(1 << 20).resource("disk", 4.0);
+        let flags = ActionResources::new()
+            .num_cpus(0.5)
+            .memory(1 << 20)
+            .resource("disk", 4.0);
         let job = job_resources(&declared, &flags, library(), "train").unwrap();
         assert_eq!(job.num_cpus, Some(0.5));
         assert_eq!(job.num_gpus, Some(1.0));
@@ -91,11 +98,20 @@ mod tests {
         let declared = ActionResources::new().num_cpus(f64::NAN);
         let error = job_resources(&declared, &ActionResources::new(), library(), "train").unwrap_err();
         let text = error.to_string();
-        for part in ["plugins/libtrainer.so", "\"train\"", "resources.num_cpus = NaN", "not a finite number"] {
+        for part in [
+            "plugins/libtrainer.so",
+            "\"train\"",
+            "resources.num_cpus = NaN",
+            "not a finite number",
+        ] {
             assert!(text.contains(part), "{part} missing in {text}");
         }
         let overridden = job_resources(&declared, &ActionResources::new().num_cpus(1.0), library(), "train");
-        assert_eq!(overridden.unwrap().num_cpus, Some(1.0), "a flag overrides a broken declaration");
+        assert_eq!(
+            overridden.unwrap().num_cpus,
+            Some(1.0),
+            "a flag overrides a broken declaration"
+        );
     }
 
     #[test]
