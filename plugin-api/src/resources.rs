@@ -122,7 +122,7 @@ impl ActionResources {
                 return Err(ResourceError {
                     field,
                     value: amount.to_string(),
-                    problem: format!("{name:?} is not a custom resource; declare it as {own_field}"),
+                    problem: format!("{name:?} is not a custom resource: it has its own field, {own_field}"),
                 });
             }
             check_units(&field, Some(*amount))?;
@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(refused(ActionResources::new().num_cpus(2e6)).field, "num_cpus");
         assert_eq!(refused(ActionResources::new().memory(u64::MAX)).field, "memory");
         let named = refused(ActionResources::new().resource("GPU", 1.0));
-        assert!(named.to_string().contains("declare it as num_gpus"), "{named}");
+        assert!(named.to_string().contains("its own field, num_gpus"), "{named}");
         assert_eq!(
             refused(ActionResources::new().resource(" ", 1.0)).problem,
             "a custom resource needs a name"

@@ -123,7 +123,7 @@ mod tests {
         };
         assert_eq!(text(ActionResources::new().num_gpus(-2.0)), "--num-gpus -2: negative");
         assert!(text(ActionResources::new().memory(u64::MAX)).starts_with("--memory 18446744073709551615: more than"));
-        assert!(text(ActionResources::new().resource("CPU", 1.0)).contains("declare it as num_cpus"));
+        assert!(text(ActionResources::new().resource("CPU", 1.0)).contains("its own field, num_cpus"));
         assert!(text(ActionResources::new().resource("tpu", 1e9)).starts_with("--resources \"tpu\": 1000000000"));
     }
 }
