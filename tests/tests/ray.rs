@@ -382,3 +382,24 @@ fn ray_cluster_a_detached_job_is_followed_with_jobs_logs() {
     let missing = loader(dir.path(), &["jobs", "--ray-address", &address, "status", "no-such-job"], &[]);
     assert_eq!(exit_code(&missing), 3, "{}", stderr(&missing));
 }
+
+/// The agent endpoint a job's inner loader makes of the Jobs API address
+/// (here a loopback test server standing in for Ray): the isolated child's
+/// requests go there, spelled as Ray serves them, and carry no agent token
+/// even when the job's environment has one.
+#[test]
+fn a_jobs_inner_loader_gives_the_isolated_child_a_tokenless_agent_on_the_jobs_api() {
+    let server = backend_server::TestBackend::start(None).unwrap();
+    let address = server.url().trim_end_matches('/').trim_end_matches("/api").to_owned();
+    let dir = plugins();
+    let args = ["run", "batch-probe", "use_agent", "--params", "{}", "--job-id", "job-7", "--ray-agent", &address];
+    let output = loader(dir.path(), &args, &[("SYNAPSE_AGENT_TOKEN", "agent-secret-token")]);
+    assert_eq!(exit_code(&output), 1, "the stand-in has no job 7: {}", stderr(&output));
+    assert!(stderr(&output).contains("404"), "{}", stderr(&output));
+    let requests = server.requests();
+    let seen: Vec<(&str, &str)> = requests.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    assert_eq!(seen, [("GET", "/api/jobs/"), ("GET", "/api/jobs/job-7")]);
+    for request in &requests {
+        assert!(!request.headers.contains_key("authorization"), "{request:?}");
+    }
+}
