@@ -18,7 +18,7 @@ use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
 use loader::redact::Redactor;
-use plugin_api::{ActionFailure, ActionManifest, FailureKind};
+use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -231,6 +231,9 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         if !a.description.is_empty() {
             outln!("  {}", a.description);
         }
+        if !a.resources.is_empty() {
+            outln!("resources on a cluster: {}", resources_line(&a.resources));
+        }
         outln!("params:");
         crate::stdout::write(&params_table::render(&params_table::param_rows(&a.params_schema)));
         if a.result_schema.is_some() {
@@ -238,6 +241,27 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         }
     }
     Ok(ExitCode::Success)
+}
+
+/// The declared resources as `loader info` shows them, with the problem
+/// when a cluster could not grant them.
+fn resources_line(resources: &ActionResources) -> String {
+    let mut parts = Vec::new();
+    if let Some(cpus) = resources.num_cpus {
+        parts.push(format!("num_cpus {cpus}"));
+    }
+    if let Some(gpus) = resources.num_gpus {
+        parts.push(format!("num_gpus {gpus}"));
+    }
+    if let Some(bytes) = resources.memory {
+        parts.push(format!("memory {bytes} bytes"));
+    }
+    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
+    let mut line = parts.join(", ");
+    if let Err(problem) = resources.check() {
+        line.push_str(&format!(" (invalid: {problem})"));
+    }
+    line
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP ask the action to cancel (in-process: through
@@ -317,14 +341,12 @@ fn settings(args: &RunArgs) -> Result<RunSettings, CliError> {
         env = env.with_pair(pair).map_err(|e| CliError::usage(e.to_string()))?;
     }
     let checkpoint = args.checkpoint.as_deref().map(read_checkpoint).transpose()?;
-    let mut settings = RunSettings {
+    Ok(RunSettings {
         env: env.build(),
         job_id: args.job_id.clone(),
         checkpoint,
         ..RunSettings::default()
-    };
-    settings.clients.agent = args.elsewhere.agent_client();
-    Ok(settings)
+    })
 }
 
 /// A number of seconds from the command line: finite, not negative, at
@@ -442,12 +464,9 @@ pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError>
 fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
     let mut settings = settings(&args)?;
-    let connection = crate::connect::Connection::new(&args.backend, &settings.env)?;
-    // Inside a Ray job the agent is the cluster's Jobs API (`--ray-agent`),
-    // unless `--agent` names another one.
-    let ray_agent = settings.clients.agent.take();
+    let connection =
+        crate::connect::Connection::new(&args.backend, args.elsewhere.ray_agent.as_deref(), &settings.env)?;
     settings.clients = connection.clients();
-    settings.clients.agent = settings.clients.agent.take().or(ray_agent);
     let deadline = deadline(&args)?;
     let grace = seconds(args.grace, "--grace")?;
     if args.max_event_bytes < MIN_EVENT_BYTES {
@@ -582,5 +601,18 @@ impl<S: EventSink> EventSink for WithoutErrors<S> {
 
     fn flush(&self) {
         self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_lists_declared_resources_and_says_what_is_wrong_with_them() {
+        let declared = ActionResources::new().num_cpus(2.0).memory(1024).resource("accel", 1.0);
+        assert_eq!(resources_line(&declared), "num_cpus 2, memory 1024 bytes, accel 1");
+        let broken = resources_line(&ActionResources::new().num_gpus(-1.0));
+        assert_eq!(broken, "num_gpus -1 (invalid: resources.num_gpus = -1: negative)");
     }
 }

@@ -1,5 +1,6 @@
-//! The backend side of the CLI: turns `--backend`, `--agent`, `--state-dir`
-//! and `--redact` (and the Synapse variables) into the run's clients, its
+//! The backend side of the CLI: turns `--backend`, `--agent` (or, inside a
+//! Ray job, the cluster's Jobs API), `--state-dir` and `--redact` (and the
+//! Synapse variables) into the run's clients, its
 //! redacting and reporting sinks, and the `loader flush` command.
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use loader::backend::flush::flush_spool;
 use loader::backend::{agent_endpoint, backend_endpoint, ApiClient, BackendSettings, BackendSink, Endpoint};
 use loader::events::{EventSink, FanOut};
 use loader::host::Clients;
+use loader::ray::jobs_api_endpoint;
 use loader::redact::{RedactingSink, Redactor};
 use plugin_api::PluginEnvironment;
 
@@ -44,8 +46,9 @@ pub struct Connection {
 
 impl Connection {
     /// Reads the flags and variables; `env` is what the plugin will see
-    /// (its secrets are redacted too).
-    pub fn new(args: &BackendArgs, env: &PluginEnvironment) -> Result<Self, CliError> {
+    /// (its secrets are redacted too). `ray_jobs_api` is the cluster's Jobs
+    /// API when the run is a Ray job: the agent, unless `--agent` names one.
+    pub fn new(args: &BackendArgs, ray_jobs_api: Option<&str>, env: &PluginEnvironment) -> Result<Self, CliError> {
         let token = var(ACCESS_TOKEN_VAR);
         let agent_token = var(AGENT_TOKEN_VAR);
         let backend = args
@@ -57,7 +60,8 @@ impl Connection {
             .agent
             .as_deref()
             .filter(|u| !u.is_empty())
-            .map(|url| agent_endpoint(url, agent_token.as_deref()));
+            .map(|url| agent_endpoint(url, agent_token.as_deref()))
+            .or_else(|| ray_jobs_api.map(jobs_api_endpoint));
         let process_vars: Vec<(String, String)> = std::env::vars().collect();
         let vars = process_vars
             .iter()

@@ -16,13 +16,14 @@ use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
 use loader::discovery::LoadedPlugin;
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
-use loader::host::{Client, RunSettings};
+use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
 use loader::ray::api::resolve_address;
 use loader::ray::follow::{LogLines, POLL_INTERVAL};
 use loader::ray::submit::{check_method, Upload};
-use loader::ray::{follow_job, JobsApi, PackageSpec, RayAgentClient, RayLines, Resources, StopWhen, Submitter};
+use loader::ray::{follow_job, job_resources, JobsApi, PackageSpec, RayLines, ResourcesError, StopWhen, Submitter};
 use loader::runner::Deadline;
+use plugin_api::{ActionManifest, ActionResources};
 use serde_json::Value;
 
 use crate::cli::RunArgs;
@@ -92,7 +93,8 @@ pub struct ElsewhereArgs {
     pub results: Option<PathBuf>,
 
     /// Internal (set in jobs on Ray): the Jobs API `ctx.agent_client()`
-    /// talks to.
+    /// talks to, unless --agent names an agent. Not `--agent` itself, so
+    /// that no SYNAPSE_AGENT_TOKEN of the job's environment goes to Ray.
     #[arg(long, value_name = "URL", hide = true)]
     pub ray_agent: Option<String>,
 }
@@ -103,29 +105,32 @@ impl ElsewhereArgs {
         self.on == Target::Ray || self.params_each.is_some() || self.detach
     }
 
-    /// The agent client of a run inside a Ray job.
-    pub fn agent_client(&self) -> Option<Arc<dyn Client>> {
-        self.ray_agent
-            .as_deref()
-            .map(|address| Arc::new(RayAgentClient::new(address)) as Arc<dyn Client>)
-    }
-
     fn api(&self) -> JobsApi {
         JobsApi::new(&resolve_address(self.ray_address.as_deref()))
     }
 
-    fn resources(&self) -> Result<Resources, CliError> {
-        let custom: BTreeMap<String, f64> = match &self.resources {
+    /// The resources the flags set.
+    fn resource_flags(&self) -> Result<ActionResources, CliError> {
+        let resources: BTreeMap<String, f64> = match &self.resources {
             None => BTreeMap::new(),
             Some(text) => serde_json::from_str(text).map_err(|e| {
                 CliError::usage(format!("--resources must be a JSON object of numbers: {e}"))
             })?,
         };
-        Ok(Resources {
+        Ok(ActionResources {
             num_cpus: self.num_cpus,
             num_gpus: self.num_gpus,
             memory: self.memory,
-            custom,
+            resources,
+        })
+    }
+
+    /// What the job reserves: the action's declared resources, with the
+    /// flags' values taking precedence.
+    fn resources(&self, plugin: &LoadedPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
+        job_resources(&action.resources, &self.resource_flags()?, &plugin.path, &action.name).map_err(|e| match e {
+            ResourcesError::Flag { .. } => CliError::usage(e.to_string()),
+            ResourcesError::Declared { .. } => CliError::new(ExitCode::ActionFailed, e.to_string()),
         })
     }
 }
@@ -294,8 +299,14 @@ fn package_spec(plugin: &LoadedPlugin, settings: &RunSettings, params: BTreeMap<
     })
 }
 
-/// Builds and uploads the package, and says what it did unless quiet.
+/// Decides what the jobs reserve, builds and uploads the package, and
+/// says what it did unless quiet.
 fn prepare(plugin: &LoadedPlugin, args: &RunArgs, spec: &PackageSpec, deadline: Option<Deadline>) -> Result<Submitter, CliError> {
+    let action = plugin
+        .manifest
+        .action(&args.action)
+        .ok_or_else(|| CliError::new(ExitCode::NotFound, format!("no action {:?}", args.action)))?;
+    let resources = args.elsewhere.resources(plugin, action)?;
     let api = args.elsewhere.api();
     let (mut submitter, upload) =
         Submitter::prepare(api, spec, &plugin.manifest.code, &args.action).map_err(ray_error)?;
@@ -308,7 +319,7 @@ fn prepare(plugin: &LoadedPlugin, args: &RunArgs, spec: &PackageSpec, deadline: 
     }
     submitter.deadline = deadline;
     submitter.in_process = args.in_process;
-    submitter.resources = args.elsewhere.resources()?;
+    submitter.resources = resources;
     Ok(submitter)
 }
 

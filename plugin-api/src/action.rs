@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::context::{ContextError, Logger, RuntimeContext};
 use crate::failure::{ActionFailure, FailureKind};
 use crate::manifest::{ActionManifest, RunMethod};
+use crate::resources::ActionResources;
 use crate::validate::{params_schema, parse_params_with, ParamsMode};
 
 /// An action's error: a message, optional structured details (the Python
@@ -170,6 +171,7 @@ impl ActionDef {
             method: RunMethod::default(),
             params_schema: Value::Null,
             result_schema: None,
+            resources: ActionResources::default(),
         };
         // The schema guides params reading; made on first use, then kept.
         let schema = Arc::new(OnceLock::new());
@@ -221,6 +223,22 @@ impl ActionDef {
     /// How the platform runs it (job by default).
     pub fn method(mut self, method: RunMethod) -> Self {
         self.manifest.method = method;
+        self
+    }
+
+    /// Declares what a run on a cluster reserves (`loader run --on ray`
+    /// asks for it unless a flag says otherwise):
+    ///
+    /// ```
+    /// # use plugin_api::{ActionDef, ActionResources, ActionResult, RuntimeContext};
+    /// # #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// # struct P {}
+    /// # fn train(_: P, _: &RuntimeContext) -> ActionResult { Ok(serde_json::json!({})) }
+    /// let train = ActionDef::function("train", train).resources(ActionResources::new().num_cpus(2.0).num_gpus(1.0));
+    /// assert_eq!(train.summary().resources.num_gpus, Some(1.0));
+    /// ```
+    pub fn resources(mut self, resources: ActionResources) -> Self {
+        self.manifest.resources = resources;
         self
     }
 
@@ -354,7 +372,7 @@ pub trait BaseAction: Sized + 'static {
 /// `@action(params=..., description=...)`:
 ///
 /// ```
-/// # use plugin_api::{action, ActionResult, RunMethod, RuntimeContext};
+/// # use plugin_api::{action, ActionResources, ActionResult, RunMethod, RuntimeContext};
 /// # use serde::Deserialize;
 /// # #[derive(Deserialize, schemars::JsonSchema)]
 /// # struct TrainParams { epochs: u32 }
@@ -367,20 +385,25 @@ pub trait BaseAction: Sized + 'static {
 /// assert!(train.validate(r#"{"epochs": "3"}"#).is_ok(), "lax by default, as pydantic");
 /// assert!(strict.validate(r#"{"epochs": "3"}"#).is_err());
 /// assert_eq!(serve.name(), "serve_model");
+/// let on_a_gpu = action!(serve_model, params = TrainParams, name = "gpu", resources = ActionResources::new().num_gpus(1.0));
+/// assert_eq!(on_a_gpu.summary().resources.num_gpus, Some(1.0));
 /// ```
 ///
 /// The action is named after the function; `name = "..."` overrides that.
+/// `resources = ...` declares what a run on a cluster reserves (see
+/// [`ActionDef::resources`]).
 /// `strict = true` reads its params strictly (see
 /// [`ActionDef::strict_params`]).
 #[macro_export]
 macro_rules! action {
-    ($function:ident, params = $params:ty $(, name = $name:expr)? $(, description = $description:expr)? $(, method = $method:expr)? $(, strict = $strict:expr)? $(,)?) => {{
+    ($function:ident, params = $params:ty $(, name = $name:expr)? $(, description = $description:expr)? $(, method = $method:expr)? $(, resources = $resources:expr)? $(, strict = $strict:expr)? $(,)?) => {{
         #[allow(unused_mut, unused_assignments)]
         let mut name: &str = ::core::stringify!($function);
         $( name = $name; )?
         let def = $crate::ActionDef::function::<$params, _, _>(name, $function);
         $( let def = def.description($description); )?
         $( let def = def.method($method); )?
+        $( let def = def.resources($resources); )?
         $( let def = if $strict { def.strict_params() } else { def }; )?
         def
     }};
@@ -484,8 +507,12 @@ mod tests {
 
     #[test]
     fn class_action_helpers_forward_to_the_context() {
-        let def = ActionDef::class::<Export>("export").method(RunMethod::Task);
+        let def = ActionDef::class::<Export>("export")
+            .method(RunMethod::Task)
+            .resources(ActionResources::new().num_cpus(0.5).resource("disk", 2.0));
         assert_eq!(def.manifest().method, RunMethod::Task);
+        let declared = serde_json::to_value(def.summary()).unwrap();
+        assert_eq!(declared["resources"], serde_json::json!({"num_cpus": 0.5, "resources": {"disk": 2.0}}));
         let (host, ctx) = context();
         assert_eq!(
             def.run(r#"{"epochs": 1}"#, ctx).unwrap(),

@@ -65,6 +65,7 @@ pub mod log_entry;
 pub mod logger;
 pub mod manifest;
 pub mod plugin;
+pub mod resources;
 pub mod rules;
 pub mod steps;
 pub mod testing;
@@ -82,6 +83,7 @@ pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};
 pub use manifest::{ActionManifest, Category, PluginManifest, RunMethod};
 pub use plugin::Plugin;
+pub use resources::{ActionResources, ResourceError};
 pub use serde_json::{json, Value};
 
 // The crates a plugin's own code needs, so that `plugin-api` is its only
@@ -100,7 +102,7 @@ pub mod prelude {
         StepRegistry, StepResult, TrainContext, UploadContext, WorkflowReport,
     };
     pub use crate::{
-        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResult, BaseAction, Category,
+        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResources, ActionResult, BaseAction, Category,
         Checkpoint, ErrorContext, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
     };
     pub use crate::{schemars, serde, serde_json};

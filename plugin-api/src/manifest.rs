@@ -1,9 +1,12 @@
 //! What a plugin declares about itself: the fields of the Synapse plugin
 //! config (code, name, version, category, description) and, per action, its
-//! description, run method and params / result JSON Schemas.
+//! description, run method, params / result JSON Schemas and the resources
+//! it reserves on a cluster.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::resources::ActionResources;
 
 /// The kind of plugin, as in the Synapse plugin config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -78,6 +81,11 @@ pub struct ActionManifest {
     /// JSON Schema of the result, when the plugin declares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_schema: Option<Value>,
+    /// What a run on a cluster reserves (`loader run --on ray`); absent
+    /// when nothing is declared, so older hosts and plugins read the same
+    /// manifest.
+    #[serde(default, skip_serializing_if = "ActionResources::is_empty")]
+    pub resources: ActionResources,
 }
 
 impl PluginManifest {

@@ -198,19 +198,93 @@ fn ray_cluster_the_package_is_uploaded_once_and_reused() {
     assert!(!stderr(&second).contains("uploaded"), "{}", stderr(&second));
     let result: Value = serde_json::from_str(&stdout(&second)).unwrap();
     assert_eq!(result["env"]["RUN_TAG"], tag.trim_start_matches("RUN_TAG="));
-    assert_eq!(result["has_agent_client"], false, "isolated children get no clients yet");
+    assert_eq!(result["has_agent_client"], true, "an isolated child in a job has the agent client");
+}
+
+/// `GET path` on the cluster's dashboard, answered as JSON (HTTP/1.0, so
+/// the answer is not chunked).
+fn dashboard_get(address: &str, path: &str) -> Value {
+    use std::io::Read;
+    let host = address.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{path}: {head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// What the supervisor actor of job `id` reserved (Ray's State API:
+/// the job's entrypoint resources are its actor's).
+fn reserved_by_job(address: &str, id: &str) -> Value {
+    let path = format!(
+        "/api/v0/actors?detail=true&limit=10&filter_keys=name&filter_predicates=%3D&filter_values=_ray_internal_job_actor_{id}"
+    );
+    let answer = dashboard_get(address, &path);
+    let actors = answer["data"]["result"]["result"].as_array().cloned().unwrap_or_default();
+    assert_eq!(actors.len(), 1, "no supervisor actor for {id}: {answer}");
+    actors[0]["required_resources"].clone()
 }
 
 #[test]
-fn ray_cluster_the_agent_client_reaches_the_jobs_api() {
+fn ray_cluster_the_agent_client_reads_the_own_job_in_both_modes_and_the_manifest_resources_are_reserved() {
     let Some(address) = cluster() else { return };
     let dir = plugins();
-    let output = run_on_ray(dir.path(), &address, "batch-probe", "use_agent", &["--in-process"]);
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    assert_eq!(result["jobs_status"], 200, "{result}");
-    assert!(result["listed"].as_u64().unwrap() >= 1, "{result}");
-    assert_eq!(result["other_paths_refused"], true);
+    for (mode, extra) in [("isolated", &[][..]), ("in-process", &["--in-process", "--num-cpus", "0.5"][..])] {
+        let id = unique_id("agent");
+        let mut args = vec!["--job-id", id.as_str()];
+        args.extend_from_slice(extra);
+        let output = run_on_ray(dir.path(), &address, "batch-probe", "use_agent", &args);
+        assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
+        let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(result["own_submission_id"], id.as_str(), "{mode}: {result}");
+        assert_eq!(result["own_status"], "RUNNING", "{mode}: {result}");
+        assert!(result["own_entrypoint"].as_str().unwrap().starts_with("./loader"), "{mode}: {result}");
+        assert!(result["listed"].as_u64().unwrap() >= 1, "{mode}: {result}");
+        let reserved = reserved_by_job(&address, &id);
+        let cpus = if mode == "isolated" { 0.25 } else { 0.5 };
+        assert_eq!(reserved["CPU"], cpus, "{mode}: the manifest declares 0.25, --num-cpus wins: {reserved}");
+        assert_eq!(
+            reserved["memory"].as_f64(),
+            Some(f64::from(64u32 << 20)),
+            "{mode}: declared in the manifest: {reserved}"
+        );
+    }
+}
+
+/// A Jobs API address where nothing listens: runs that reach it fail.
+const NOBODY: &str = "http://127.0.0.1:9";
+
+#[test]
+fn declared_resources_are_shown_by_info_and_checked_before_anything_is_sent() {
+    let dir = plugins();
+    let info = loader(dir.path(), &["info", "tabular-trainer", "train", "--json"], &[]);
+    assert_eq!(exit_code(&info), 0, "{}", stderr(&info));
+    let action: Value = serde_json::from_str(&stdout(&info)).unwrap();
+    assert_eq!(action["resources"], serde_json::json!({"num_cpus": 1.0}));
+    let text = loader(dir.path(), &["info", "batch-probe", "impossible"], &[]);
+    assert!(
+        stdout(&text).contains("resources on a cluster: num_cpus NaN (invalid: resources.num_cpus = NaN: not a finite number)"),
+        "{}",
+        stdout(&text)
+    );
+
+    let declared = run_on_ray(dir.path(), NOBODY, "batch-probe", "impossible", &["--params", "{}"]);
+    assert_eq!(exit_code(&declared), 1, "{}", stderr(&declared));
+    let said = stderr(&declared);
+    let library = library_file_name("batch_plugin");
+    for part in [library.as_str(), "\"impossible\"", "resources.num_cpus = NaN", "not a finite number"] {
+        assert!(said.contains(part), "{part} missing in {said}");
+    }
+    let overridden = run_on_ray(dir.path(), NOBODY, "batch-probe", "impossible", &["--params", "{}", "--num-cpus", "1"]);
+    assert_eq!(exit_code(&overridden), 1);
+    assert!(!stderr(&overridden).contains("NaN"), "a flag overrides the declaration: {}", stderr(&overridden));
+
+    let flag = run_on_ray(dir.path(), NOBODY, "batch-probe", "use_agent", &["--params", "{}", "--num-gpus=-1"]);
+    assert_eq!(exit_code(&flag), 2, "{}", stderr(&flag));
+    assert!(stderr(&flag).contains("--num-gpus -1: negative"), "{}", stderr(&flag));
 }
 
 /// A batch file of `n` lines; line `flaky` fails once (its marker file
@@ -307,4 +381,25 @@ fn ray_cluster_a_detached_job_is_followed_with_jobs_logs() {
     assert_eq!(stdout(&stop).trim(), "the job had already ended");
     let missing = loader(dir.path(), &["jobs", "--ray-address", &address, "status", "no-such-job"], &[]);
     assert_eq!(exit_code(&missing), 3, "{}", stderr(&missing));
+}
+
+/// The agent endpoint a job's inner loader makes of the Jobs API address
+/// (here a loopback test server standing in for Ray): the isolated child's
+/// requests go there, spelled as Ray serves them, and carry no agent token
+/// even when the job's environment has one.
+#[test]
+fn a_jobs_inner_loader_gives_the_isolated_child_a_tokenless_agent_on_the_jobs_api() {
+    let server = backend_server::TestBackend::start(None).unwrap();
+    let address = server.url().trim_end_matches('/').trim_end_matches("/api").to_owned();
+    let dir = plugins();
+    let args = ["run", "batch-probe", "use_agent", "--params", "{}", "--job-id", "job-7", "--ray-agent", &address];
+    let output = loader(dir.path(), &args, &[("SYNAPSE_AGENT_TOKEN", "agent-secret-token")]);
+    assert_eq!(exit_code(&output), 1, "the stand-in has no job 7: {}", stderr(&output));
+    assert!(stderr(&output).contains("404"), "{}", stderr(&output));
+    let requests = server.requests();
+    let seen: Vec<(&str, &str)> = requests.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    assert_eq!(seen, [("GET", "/api/jobs/"), ("GET", "/api/jobs/job-7")]);
+    for request in &requests {
+        assert!(!request.headers.contains_key("authorization"), "{request:?}");
+    }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::http::Endpoint;
+use super::http::{Endpoint, PathStyle};
 
 /// The backend's URL (or `--backend`).
 pub const HOST_VAR: &str = "SYNAPSE_HOST";
@@ -31,6 +31,7 @@ pub fn backend_endpoint(url: &str, token: Option<&str>, tenant: Option<&str>) ->
         url: api_root(url),
         headers,
         credential: ACCESS_TOKEN_VAR.to_owned(),
+        path_style: PathStyle::AsGiven,
     }
 }
 
@@ -44,6 +45,7 @@ pub fn agent_endpoint(url: &str, token: Option<&str>) -> Endpoint {
         url: api_root(url),
         headers,
         credential: AGENT_TOKEN_VAR.to_owned(),
+        path_style: PathStyle::AsGiven,
     }
 }
 

@@ -91,6 +91,44 @@ pub struct Endpoint {
     /// The name of the credential, for a refused request (e.g.
     /// `SYNAPSE_ACCESS_TOKEN`).
     pub credential: String,
+    /// How the server spells paths.
+    #[serde(default)]
+    pub path_style: PathStyle,
+}
+
+/// How a server spells its paths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathStyle {
+    /// Paths are sent as given (the Synapse backend and agent: `jobs/1/`).
+    #[default]
+    AsGiven,
+    /// Ray's Jobs API: no trailing slash (`jobs/1`, `jobs/1/logs`) except
+    /// on the job list, which it serves only as `jobs/`. So the Synapse
+    /// agent's paths (`jobs/{id}/`, `jobs/{id}/logs/`) reach Ray as they are.
+    RayJobs,
+}
+
+impl PathStyle {
+    /// `path` (relative to the API root) as the server spells it.
+    fn spell(self, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        match self {
+            PathStyle::AsGiven => path.to_owned(),
+            PathStyle::RayJobs => {
+                let (route, query) = match path.split_once('?') {
+                    Some((route, query)) => (route, Some(query)),
+                    None => (path, None),
+                };
+                let route = route.trim_end_matches('/');
+                let route = if route == "jobs" { "jobs/" } else { route };
+                match query {
+                    Some(query) => format!("{route}?{query}"),
+                    None => route.to_owned(),
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -259,7 +297,7 @@ impl HttpClient {
                 "{path:?} is an absolute URL; give a path relative to the API root"
             ));
         }
-        Ok(format!("{}{}", self.endpoint.url, path.trim_start_matches('/')))
+        Ok(format!("{}{}", self.endpoint.url, self.endpoint.path_style.spell(path)))
     }
 }
 
@@ -338,10 +376,24 @@ mod tests {
             url: "http://127.0.0.1:9/api".into(),
             headers: vec![],
             credential: "SYNAPSE_ACCESS_TOKEN".into(),
+            path_style: PathStyle::AsGiven,
         };
         let client = HttpClient::new(endpoint, Duration::from_secs(1), RetryPolicy::default());
         assert_eq!(client.url_for("/jobs/1/").unwrap(), "http://127.0.0.1:9/api/jobs/1/");
         assert!(client.url_for("http://elsewhere/").is_err());
         assert!(client.url_for("//elsewhere/x").is_err());
+    }
+
+    #[test]
+    fn rays_jobs_api_gets_the_synapse_agents_paths_without_their_trailing_slash() {
+        let ray = PathStyle::RayJobs;
+        assert_eq!(ray.spell("jobs/"), "jobs/");
+        assert_eq!(ray.spell("/jobs"), "jobs/");
+        assert_eq!(ray.spell("jobs/?limit=5"), "jobs/?limit=5");
+        assert_eq!(ray.spell("jobs/abc/"), "jobs/abc");
+        assert_eq!(ray.spell("jobs/abc/logs/"), "jobs/abc/logs");
+        assert_eq!(ray.spell("jobs/abc/stop/?x=1"), "jobs/abc/stop?x=1");
+        assert_eq!(ray.spell("version"), "version");
+        assert_eq!(PathStyle::AsGiven.spell("/jobs/abc/"), "jobs/abc/");
     }
 }

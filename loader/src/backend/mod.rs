@@ -16,5 +16,5 @@ pub mod sink;
 
 pub use client::{ApiClient, ClientSpec};
 pub use config::{agent_endpoint, backend_endpoint, BackendSettings};
-pub use http::{Endpoint, HttpClient, RequestError, RetryPolicy};
+pub use http::{Endpoint, HttpClient, PathStyle, RequestError, RetryPolicy};
 pub use sink::{BackendSink, DeliveryReport};

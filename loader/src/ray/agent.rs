@@ -1,64 +1,39 @@
-//! `ctx.agent_client()` for actions running on a Ray cluster: forwards the
-//! plugin's requests (`{method, path, body}`) to the cluster's Jobs API, so
-//! a plugin can list jobs or submit sub-jobs through the host. Only the
-//! Jobs API is reachable this way (`/api/jobs/…` and `/api/version`).
+//! The agent endpoint of a run inside a Ray job: the cluster's Jobs API
+//! (`<address>/api/`), so that `ctx.agent_client()` lists jobs, reads
+//! them and submits sub-jobs with the Synapse agent's paths (`jobs/`,
+//! `jobs/{id}/`, `jobs/{id}/logs/`; sent without the trailing slash Ray
+//! does not serve). It is an ordinary agent endpoint: the host's clients
+//! make its requests, in the isolated child as well, with the same
+//! timeouts and retries as `--agent`. It carries no credential: Ray's Jobs
+//! API has none, and no `SYNAPSE_AGENT_TOKEN` of the job's environment is
+//! sent to it.
 
-use serde_json::Value;
+use crate::backend::{agent_endpoint, Endpoint, PathStyle};
 
-use super::api::JobsApi;
-use crate::host::Client;
+/// What a refused request names as the credential to check.
+const CREDENTIAL: &str = "the Ray cluster's authentication (the loader sends no Ray token)";
 
-/// The agent client of a run on Ray.
-#[derive(Debug, Clone)]
-pub struct RayAgentClient {
-    api: JobsApi,
-}
-
-impl RayAgentClient {
-    pub fn new(address: &str) -> Self {
-        RayAgentClient {
-            api: JobsApi::new(address),
-        }
-    }
-}
-
-/// Whether a plugin may send a request to `path`.
-fn allowed(path: &str) -> bool {
-    let path = path.split('?').next().unwrap_or_default();
-    !path.contains("..") && (path == "/api/version" || path == "/api/jobs" || path.starts_with("/api/jobs/"))
-}
-
-impl Client for RayAgentClient {
-    /// Answers `{status, body}`; a path outside the Jobs API is refused.
-    fn request(&self, request: &Value) -> Result<Value, String> {
-        let method = request["method"].as_str().unwrap_or("GET");
-        let path = request["path"].as_str().ok_or("the request has no path")?;
-        if !allowed(path) {
-            return Err(format!(
-                "the Ray agent client reaches only the Jobs API (/api/jobs/…, /api/version), not {path:?}"
-            ));
-        }
-        let body = request.get("body").filter(|b| !b.is_null());
-        self.api.forward(method, path, body).map_err(|e| e.to_string())
+/// The agent endpoint for the Jobs API at `address` (e.g.
+/// `http://127.0.0.1:8265`).
+pub fn jobs_api_endpoint(address: &str) -> Endpoint {
+    let root = format!("{}/api/", address.trim().trim_end_matches('/'));
+    Endpoint {
+        credential: CREDENTIAL.to_owned(),
+        path_style: PathStyle::RayJobs,
+        ..agent_endpoint(&root, None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn only_jobs_api_paths_are_forwarded() {
-        assert!(allowed("/api/jobs/"));
-        assert!(allowed("/api/jobs/abc/logs"));
-        assert!(allowed("/api/version"));
-        assert!(!allowed("/api/packages/gcs/_ray_pkg_x.zip"));
-        assert!(!allowed("/api/jobs/../packages/x"));
-        assert!(!allowed("http://elsewhere/api/jobs/"));
-        let client = RayAgentClient::new("http://127.0.0.1:9");
-        let refused = client.request(&json!({"method": "PUT", "path": "/api/packages/gcs/x"}));
-        assert!(refused.unwrap_err().contains("only the Jobs API"));
-        assert!(client.request(&json!({"method": "GET"})).is_err());
+    fn the_endpoint_is_the_jobs_api_root_without_credentials() {
+        let endpoint = jobs_api_endpoint("http://127.0.0.1:8265/");
+        assert_eq!(endpoint.url, "http://127.0.0.1:8265/api/");
+        assert!(endpoint.headers.is_empty());
+        assert!(endpoint.credential.contains("Ray"));
+        assert_eq!(endpoint.path_style, PathStyle::RayJobs);
     }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Where the Jobs API is when nothing says otherwise.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:8265";
@@ -317,16 +317,6 @@ impl JobsApi {
             })
             .collect()
     }
-
-    /// A request `{method, path, body}` on the Jobs API, answered with
-    /// `{status, body}` (the body parsed as JSON when it is JSON): what a
-    /// plugin's agent client sends through the host.
-    pub fn forward(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, RayError> {
-        let method = method.to_ascii_uppercase();
-        let (status, text) = self.exchange(&method, path, body.map(Body::Json))?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(json!({ "status": status, "body": body }))
-    }
 }
 
 /// A request body.
@@ -339,6 +329,7 @@ enum Body<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn addresses_are_normalised_like_rays_tools_do() {

@@ -3,23 +3,11 @@
 //! working directory, the job id as the submission id, and the resources
 //! the entrypoint asks the cluster for.
 
-use std::collections::BTreeMap;
-
+use plugin_api::ActionResources;
 use serde_json::{json, Map, Value};
 
 use super::package::{self, Package};
 use crate::runner::Deadline;
-
-/// What the job's entrypoint process asks the cluster for.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Resources {
-    pub num_cpus: Option<f64>,
-    pub num_gpus: Option<f64>,
-    /// Bytes.
-    pub memory: Option<u64>,
-    /// Custom resources by name.
-    pub custom: BTreeMap<String, f64>,
-}
 
 /// Everything a submission says.
 #[derive(Debug, Clone)]
@@ -31,7 +19,8 @@ pub struct JobRequest {
     pub params_number: usize,
     pub library_path: String,
     pub deadline: Option<Deadline>,
-    pub resources: Resources,
+    /// What the job's entrypoint process asks the cluster for.
+    pub resources: ActionResources,
     /// The Jobs API address the action's agent client talks to.
     pub agent_address: Option<String>,
     /// Run the action inside the job's loader process instead of an
@@ -118,8 +107,8 @@ impl JobRequest {
         if let Some(memory) = r.memory {
             body.insert("entrypoint_memory".into(), json!(memory));
         }
-        if !r.custom.is_empty() {
-            body.insert("entrypoint_resources".into(), json!(r.custom));
+        if !r.resources.is_empty() {
+            body.insert("entrypoint_resources".into(), json!(r.resources));
         }
         Value::Object(body)
     }
@@ -144,6 +133,7 @@ pub fn new_submission_id(plugin: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn request() -> JobRequest {
@@ -157,11 +147,11 @@ mod tests {
                 timeout: Duration::from_millis(1500),
                 grace: Duration::from_secs(2),
             }),
-            resources: Resources {
+            resources: ActionResources {
                 num_cpus: Some(0.5),
                 memory: Some(1 << 20),
-                custom: BTreeMap::from([("accel".to_owned(), 1.0)]),
-                ..Resources::default()
+                resources: BTreeMap::from([("accel".to_owned(), 1.0)]),
+                ..ActionResources::default()
             },
             agent_address: Some("http://127.0.0.1:8265".into()),
             in_process: true,
@@ -198,6 +188,28 @@ mod tests {
         assert_eq!(body["entrypoint_resources"], json!({"accel": 1.0}));
         assert!(body.get("entrypoint_num_gpus").is_none());
         assert_eq!(body["metadata"]["loader.plugin"], "probe");
+    }
+
+    #[test]
+    fn the_body_reserves_what_the_manifest_declares_unless_a_flag_says_otherwise() {
+        let declared = ActionResources::new().num_cpus(1.0).num_gpus(0.5).resource("accel", 2.0);
+        let flags = ActionResources::new().num_cpus(0.25).memory(64 << 20);
+        let mut job = request();
+        job.resources = super::super::job_resources(&declared, &flags, "plugins/libprobe.so".as_ref(), "train").unwrap();
+        let package = Package {
+            name: "_ray_pkg_ab.zip".into(),
+            zip: Vec::new(),
+        };
+        let body = job.to_json(&package);
+        assert_eq!(body["entrypoint_num_cpus"], 0.25);
+        assert_eq!(body["entrypoint_num_gpus"], 0.5);
+        assert_eq!(body["entrypoint_memory"], 64 << 20);
+        assert_eq!(body["entrypoint_resources"], json!({"accel": 2.0}));
+        job.resources = ActionResources::new();
+        let bare = job.to_json(&package);
+        for field in ["entrypoint_num_cpus", "entrypoint_num_gpus", "entrypoint_memory", "entrypoint_resources"] {
+            assert!(bare.get(field).is_none(), "{field} without a declaration or a flag");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! like a local one. Inside the job, `ctx.agent_client()` talks to the
 //! cluster's Jobs API ([`agent`]). [`api`] is the HTTP client of it all;
 //! [`submit`] ties package, upload and submission together, and
-//! [`lines`] runs batch lines as jobs.
+//! [`lines`] runs batch lines as jobs; [`resources`] decides what a job
+//! reserves, from the action's manifest and the run's flags.
 
 pub mod agent;
 pub mod api;
@@ -18,12 +19,14 @@ pub mod follow;
 pub mod job;
 pub mod lines;
 pub mod package;
+pub mod resources;
 pub mod submit;
 
-pub use agent::RayAgentClient;
+pub use agent::jobs_api_endpoint;
 pub use api::{JobInfo, JobStatus, JobsApi, RayError};
 pub use follow::{follow_job, StopWhen};
-pub use job::{JobRequest, Resources};
+pub use job::JobRequest;
 pub use lines::RayLines;
 pub use package::{Package, PackageSpec};
+pub use resources::{job_resources, ResourcesError};
 pub use submit::{Submitter, SubmitError};

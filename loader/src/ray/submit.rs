@@ -2,10 +2,10 @@
 //! run as a Ray job, builds its package, uploads it unless the cluster has
 //! it already, and submits jobs that run in it.
 
-use plugin_api::RunMethod;
+use plugin_api::{ActionResources, RunMethod};
 
 use super::api::{JobsApi, RayError};
-use super::job::{JobRequest, Resources};
+use super::job::JobRequest;
 use super::package::{self, Package, PackageError, PackageSpec};
 use crate::runner::Deadline;
 
@@ -54,7 +54,7 @@ pub struct Submitter {
     pub action: String,
     pub library_path: String,
     pub deadline: Option<Deadline>,
-    pub resources: Resources,
+    pub resources: ActionResources,
     /// Whether the action's agent client should reach the cluster.
     pub agent: bool,
     /// Run the action in the job's loader process (`--in-process`).
@@ -83,7 +83,7 @@ impl Submitter {
             action: action.to_owned(),
             library_path: package::library_path(&spec.library),
             deadline: None,
-            resources: Resources::default(),
+            resources: ActionResources::default(),
             agent: true,
             in_process: false,
         };

@@ -14,13 +14,14 @@ const BELOW_OR_SELF: &[&str] = &[
     "validate",
     "lax",
     "manifest",
+    "resources",
     "log_entry",
     "__private",
     "__export_root_module",
 ];
 
 /// The values layer at the bottom, and what each of its files may name.
-const VALUES: &[&str] = &["failure", "validate", "lax", "manifest", "log_entry"];
+const VALUES: &[&str] = &["failure", "validate", "lax", "manifest", "resources", "log_entry"];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

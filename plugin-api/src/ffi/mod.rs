@@ -39,7 +39,8 @@
 //!    |
 //!  failure,          values that cross the boundary as JSON
 //!  validate, lax,
-//!  manifest, log_entry
+//!  manifest, resources,
+//!  log_entry
 //! ```
 //!
 //! Structured values (params, results, metrics, log data, manifests, errors)

@@ -209,7 +209,8 @@ fn plugin() -> Plugin {
         .action(action!(
             train,
             params = TrainParams,
-            description = "Train a model; epochs and batch size default to EPOCHS / BATCH_SIZE"
+            description = "Train a model; epochs and batch size default to EPOCHS / BATCH_SIZE",
+            resources = ActionResources::new().num_cpus(1.0)
         ))
         .action(action!(
             evaluate,
