@@ -1,6 +1,8 @@
-//! End-to-end: a variable the plugin reads that is set in the loader's
-//! shell but filtered out by the `--env-prefix` rule gets one warning naming
-//! the key and the `--env` fix, in-process and isolated, without its value.
+//! End-to-end: the plugin's environment as a user builds it. A variable the
+//! plugin reads that is set in the loader's shell but filtered out by the
+//! `--env-prefix` rule gets one warning naming the key and the `--env` fix,
+//! in-process and isolated, without its value; an env file never expands a
+//! variable from the loader's environment.
 
 mod common;
 
@@ -92,4 +94,39 @@ fn a_prefixed_copy_does_not_silence_the_warning_for_the_plain_name() {
     );
     assert_eq!(text.matches("the action read BATCH_SIZE").count(), 1, "{text}");
     assert!(!text.contains(SECRET_VALUE), "{text}");
+}
+
+#[test]
+fn an_env_file_that_would_expand_a_shell_variable_is_refused_naming_the_line() {
+    let dir = samples_dir();
+    let env_file = dir.path().join("vars.env");
+    std::fs::write(&env_file, "EPOCHS=1\nTOKEN=\"${AWS_SECRET_ACCESS_KEY}\"\nPRICE='$5'\n").unwrap();
+    let output = loader(
+        dir.path(),
+        &["run", "tabular-trainer", "train", "--env-file", env_file.to_str().unwrap()],
+        &[("AWS_SECRET_ACCESS_KEY", SECRET_VALUE)],
+    );
+    assert_eq!(exit_code(&output), 2, "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("vars.env:2: `$` would expand a variable"), "{text}");
+    assert!(!text.contains(SECRET_VALUE), "{text}");
+
+    std::fs::write(&env_file, "export EPOCHS=1 # one pass\nPRICE='$5'\nNOTE=\"cost \\$5\"\n").unwrap();
+    let output = loader(
+        dir.path(),
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            r#"{"samples": 40}"#,
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "--in-process",
+        ],
+        &[],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(result["epochs"], 1, "EPOCHS from the file");
 }
