@@ -6,7 +6,8 @@
 //! terminal, progress is one `indicatif` bar per step, redrawn in place
 //! below the messages (see [`bars`]); elsewhere, where indicatif would draw
 //! nothing, each (already coalesced) progress event is one plain line. At
-//! the end of a run the bars are drawn a last time and left on screen. The workflow orchestrator's overall
+//! the end of a run the bars are drawn a last time and left on screen. The
+//! workflow orchestrator's overall
 //! progress (step-less, on its internal scale) shows as a percentage, and a
 //! completed step's time counts from its `step_start` event. Workflow events
 //! (`step_start`, `step_end`, `rollback_start`, `rollback_end`) print as
@@ -18,8 +19,8 @@
 //! escaped ([`super::escape`]).
 //!
 //! So that printing is never what slows a chatty action down, the sink
-//! [`TerminalSink::stderr`] uses is buffered: lines and bar redraws are collected and
-//! written when 64 KiB have gathered, at the end of the run, and by a
+//! [`TerminalSink::stderr`] uses is buffered: lines and bar redraws are
+//! collected and written when 64 KiB have gathered, at the end of the run, and by a
 //! background thread at most [`TERMINAL_FLUSH_DELAY`] after they were
 //! emitted (so an idle action's last lines show at once). Lines still in the
 //! buffer when the process is killed are lost from the terminal, never from
