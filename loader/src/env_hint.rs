@@ -3,8 +3,10 @@
 //! [`ENV_MISSING_EVENT`] `{"key": KEY}`, and when `KEY` is set in the
 //! loader's own environment (a shell `BATCH_SIZE=4`, filtered out by the
 //! `--env-prefix` rule), [`EnvHintSink`] adds a warning message naming the
-//! key and the fix, once per key and run. The value is never read into the
-//! message, only whether the variable is set.
+//! key and the fix, once per key and run. It warns too when only a prefixed
+//! copy is set (`SYNAPSE_BATCH_SIZE`): that one was passed, but under its
+//! full name, since a prefix is never removed. The value is never read
+//! into the message, only whether the variable is set.
 //!
 //! The sink sits in the process that has the loader's real environment:
 //! the loader itself, also for isolated runs, whose child process starts
@@ -55,14 +57,27 @@ impl<S: EventSink> EnvHintSink<S> {
             return None;
         }
         let key = event.data.get("data")?.get("key")?.as_str()?;
-        if !is_variable_name(key) || !(self.is_set)(key) || !lock(&self.warned).insert(key.to_owned()) {
+        if !is_variable_name(key) {
+            return None;
+        }
+        let text = if (self.is_set)(key) {
+            not_passed_text(key, &self.prefixes)
+        } else {
+            let prefixed = self
+                .prefixes
+                .iter()
+                .map(|prefix| format!("{prefix}{key}"))
+                .find(|name| (self.is_set)(name))?;
+            passed_prefixed_text(key, &prefixed)
+        };
+        if !lock(&self.warned).insert(key.to_owned()) {
             return None;
         }
         let mut warning = Event::new(
             EventKind::Message,
             ENV_NOT_PASSED_EVENT,
             Level::Warning,
-            json!({ "content": not_passed_text(key, &self.prefixes), "key": key }),
+            json!({ "content": text, "key": key }),
         );
         warning.step = event.step.clone();
         Some(warning)
@@ -83,6 +98,15 @@ pub fn not_passed_text(key: &str, prefixes: &[String]) -> String {
     format!(
         "the action read {key}, which is set in the loader's environment but not passed to the plugin \
          ({rule}); pass it with --env {key}=\"${key}\""
+    )
+}
+
+/// What the warning says when only `prefixed` (the key with a prefix) is
+/// set: the plugin got it, but under that name.
+pub fn passed_prefixed_text(key: &str, prefixed: &str) -> String {
+    format!(
+        "the action read {key}, which is not set; {prefixed} is passed to the plugin, but under its full name \
+         (a prefix is not removed); pass it as {key} with --env {key}=\"${prefixed}\""
     )
 }
 
@@ -129,7 +153,7 @@ mod tests {
     use crate::events::MemorySink;
 
     fn set_in_loader(key: &str) -> bool {
-        key == "BATCH_SIZE"
+        key == "BATCH_SIZE" || key == "SYNAPSE_EPOCHS"
     }
 
     fn hinted() -> (EnvHintSink<Arc<MemorySink>>, Arc<MemorySink>) {
@@ -168,13 +192,25 @@ mod tests {
     fn misses_of_unset_or_malformed_keys_and_other_dev_events_pass_alone() {
         let (sink, memory) = hinted();
         let run = RunInfo::new("p", "a");
-        sink.emit(&run, &miss("EPOCHS"));
+        sink.emit(&run, &miss("LR"));
         sink.emit(&run, &miss("BATCH_SIZE\u{1b}[2J"));
         sink.emit(&run, &Event::dev_event(ENV_MISSING_EVENT, None));
         sink.emit(&run, &Event::dev_event("other", Some(json!({ "key": "BATCH_SIZE" }))));
         sink.emit(&run, &Event::message(Level::Info, ENV_MISSING_EVENT));
         assert_eq!(memory.events().len(), 5);
         assert!(memory.events().iter().all(|e| warning_content(e).is_none()));
+    }
+
+    #[test]
+    fn a_prefixed_copy_is_named_with_the_way_to_pass_it_under_the_plain_name() {
+        let (sink, memory) = hinted();
+        let run = RunInfo::new("p", "a");
+        sink.emit(&run, &miss("EPOCHS"));
+        let events = memory.events();
+        assert_eq!(events.len(), 2, "{events:#?}");
+        let text = warning_content(&events[1]).unwrap();
+        assert!(text.contains("SYNAPSE_EPOCHS is passed to the plugin, but under its full name"), "{text}");
+        assert!(text.contains("--env EPOCHS=\"$SYNAPSE_EPOCHS\""), "{text}");
     }
 
     #[test]

@@ -87,6 +87,20 @@ fn no_warning_when_the_variable_is_absent_or_passed() {
 }
 
 #[test]
+fn a_prefixed_copy_alone_is_named_with_the_way_to_pass_it_under_the_plain_name() {
+    for mode in [&["--in-process"][..], &[][..]] {
+        let (text, events) = train(mode, &[("SYNAPSE_BATCH_SIZE", SECRET_VALUE)]);
+        assert!(!text.contains(SECRET_VALUE), "{mode:?}: {text}");
+        assert_eq!(
+            text.matches(r#"--env BATCH_SIZE="$SYNAPSE_BATCH_SIZE""#).count(),
+            1,
+            "{mode:?}: {text}"
+        );
+        assert_eq!(warnings(&events).len(), 1, "{mode:?}: {events:#?}");
+    }
+}
+
+#[test]
 fn a_prefixed_copy_does_not_silence_the_warning_for_the_plain_name() {
     let (text, _) = train(
         &[],
