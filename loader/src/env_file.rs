@@ -179,8 +179,14 @@ mod tests {
         );
         assert_eq!(err.to_string(), "t.env:3: \"broken line\" is not KEY=VALUE");
         let unquoted_space = pairs("A=1\nB=two words\n").unwrap_err();
-        assert!(matches!(unquoted_space, EnvFileError::BadLine { line: 2, .. }), "{unquoted_space}");
+        assert!(
+            matches!(unquoted_space, EnvFileError::BadLine { line: 2, .. }),
+            "{unquoted_space}"
+        );
         let unterminated = pairs("A=1\nB=\"open\n").unwrap_err();
-        assert!(matches!(unterminated, EnvFileError::BadLine { line: 2, .. }), "{unterminated}");
+        assert!(
+            matches!(unterminated, EnvFileError::BadLine { line: 2, .. }),
+            "{unterminated}"
+        );
     }
 }

@@ -209,7 +209,10 @@ mod tests {
         let events = memory.events();
         assert_eq!(events.len(), 2, "{events:#?}");
         let text = warning_content(&events[1]).unwrap();
-        assert!(text.contains("SYNAPSE_EPOCHS is passed to the plugin, but under its full name"), "{text}");
+        assert!(
+            text.contains("SYNAPSE_EPOCHS is passed to the plugin, but under its full name"),
+            "{text}"
+        );
         assert!(text.contains("--env EPOCHS=\"$SYNAPSE_EPOCHS\""), "{text}");
     }
 

@@ -117,7 +117,13 @@ fn an_env_file_that_would_expand_a_shell_variable_is_refused_naming_the_line() {
     std::fs::write(&env_file, "EPOCHS=1\nTOKEN=\"${AWS_SECRET_ACCESS_KEY}\"\nPRICE='$5'\n").unwrap();
     let output = loader(
         dir.path(),
-        &["run", "tabular-trainer", "train", "--env-file", env_file.to_str().unwrap()],
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--env-file",
+            env_file.to_str().unwrap(),
+        ],
         &[("AWS_SECRET_ACCESS_KEY", SECRET_VALUE)],
     );
     assert_eq!(exit_code(&output), 2, "{}", stderr(&output));
@@ -125,7 +131,11 @@ fn an_env_file_that_would_expand_a_shell_variable_is_refused_naming_the_line() {
     assert!(text.contains("vars.env:2: `$` would expand a variable"), "{text}");
     assert!(!text.contains(SECRET_VALUE), "{text}");
 
-    std::fs::write(&env_file, "export EPOCHS=1 # one pass\nPRICE='$5'\nNOTE=\"cost \\$5\"\n").unwrap();
+    std::fs::write(
+        &env_file,
+        "export EPOCHS=1 # one pass\nPRICE='$5'\nNOTE=\"cost \\$5\"\n",
+    )
+    .unwrap();
     let output = loader(
         dir.path(),
         &[
