@@ -2,13 +2,21 @@
 //! event timestamps, `object` for the ELF pre-flight check) against that
 //! code, kept here only as the reference, so the cost of the change is a
 //! measured ratio. (`time`'s own formatting is measured too: it is why
-//! `Rfc3339` takes only the calendar date from `time`.) Run with `cargo bench -p loader --bench replaced_by_crates`.
+//! `Rfc3339` takes only the calendar date from `time`.) The terminal's
+//! progress bars (`indicatif`) have no hand-written reference left here:
+//! `terminal_sink` measures what one event costs the buffered terminal sink
+//! with indicatif bars on screen against plain lines (no terminal), side by
+//! side; the README has the whole-process figures before and after. Run
+//! with `cargo bench -p loader --bench replaced_by_crates`.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use criterion::Criterion;
+use loader::events::progress::{ProgressStatus, StepProgress};
+use loader::events::terminal::TERMINAL_FLUSH_DELAY;
+use loader::events::{Event, EventSink, Level, RunInfo, TerminalOptions, TerminalSink};
 use loader::events::time::{parse_rfc3339, unix_parts, Rfc3339};
 use loader::preflight::check_library;
 
@@ -273,6 +281,52 @@ fn elf_preflight(c: &mut Criterion) {
     group.finish();
 }
 
+/// A running step's progress event.
+fn progress_event(step: &str, current: u64) -> Event {
+    StepProgress {
+        current,
+        total: 1_000_000,
+        percent: current as f64 / 10_000.0,
+        elapsed: Duration::from_secs(3),
+        eta: Some(Duration::from_secs(7)),
+        status: ProgressStatus::Running,
+    }
+    .to_event(Some(step))
+}
+
+/// The stderr sink as `loader run` builds it (buffered), writing nowhere.
+fn terminal(tty: bool) -> TerminalSink<std::io::Sink> {
+    let opts = TerminalOptions {
+        tty,
+        color: tty,
+        verbose: false,
+    };
+    TerminalSink::buffered(std::io::sink(), opts, TERMINAL_FLUSH_DELAY)
+}
+
+fn terminal_sink(c: &mut Criterion) {
+    let run = RunInfo::new("bench", "train");
+    let mut group = c.benchmark_group("terminal_sink");
+    for (label, tty) in [("indicatif_bars", true), ("plain_lines", false)] {
+        let sink = terminal(tty);
+        sink.start(&run);
+        sink.emit(&run, &progress_event("eval", 1));
+        let mut current = 0;
+        group.bench_function(format!("progress_event/{label}"), |b| {
+            b.iter(|| {
+                current += 1;
+                sink.emit(&run, black_box(&progress_event("train", current)))
+            })
+        });
+        let message = Event::message(Level::Info, "epoch 3 of 10 done").with_step("train");
+        group.bench_function(format!("message_line/{label}"), |b| {
+            b.iter(|| sink.emit(&run, black_box(&message)))
+        });
+        sink.finish(&run);
+    }
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -280,5 +334,6 @@ fn main() {
         .configure_from_args();
     timestamps(&mut c);
     elf_preflight(&mut c);
+    terminal_sink(&mut c);
     c.final_summary();
 }

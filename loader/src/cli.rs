@@ -99,12 +99,16 @@ pub struct RunArgs {
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 
-    /// A file of KEY=VALUE lines for the plugin's environment (repeatable).
+    /// A file of KEY=VALUE lines for the plugin's environment (repeatable):
+    /// dotenv syntax (comments, `export`, quotes), but `$` is never expanded
+    /// (write \$ or single-quote the value).
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
 
     /// Process variables starting with this prefix are passed to the plugin
-    /// (repeatable). Nothing else from the shell environment is.
+    /// (repeatable), under their full name (SYNAPSE_X stays SYNAPSE_X).
+    /// Nothing else from the shell environment is; a variable the action
+    /// reads that is set but filtered out gets a warning saying how to pass it.
     #[arg(long = "env-prefix", value_name = "PREFIX", default_value = "SYNAPSE_")]
     pub env_prefix: Vec<String>,
 

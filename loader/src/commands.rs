@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loader::discovery::LoadedPlugin;
+use loader::env_hint::EnvHintSink;
 use loader::environment::EnvironmentBuilder;
 use loader::events::{
     open_events_file, Event, EventKind, EventSink, FanOut, Flush, JsonlSink, MappedJsonlSink, RunInfo, TerminalSink,
@@ -455,7 +456,7 @@ pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError>
         }
     };
     Ok(RunSinks {
-        sink: Arc::new(sinks),
+        sink: Arc::new(EnvHintSink::new(sinks, &args.env_prefix)),
         jsonl_on_stdout,
         output,
     })

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use plugin_api::PluginEnvironment;
 
+use crate::env_file::{self, EnvFileError};
 use crate::input_file::{self, InputFileError, MAX_ENV_FILE_BYTES};
 
 /// The prefix of process variables passed through by default.
@@ -18,10 +19,12 @@ pub const DEFAULT_PREFIX: &str = "SYNAPSE_";
 pub enum EnvSettingError {
     #[error("--env {0:?} is not KEY=VALUE")]
     NotKeyValue(String),
-    #[error("{path}:{line}: {text:?} is not KEY=VALUE")]
-    BadLine { path: PathBuf, line: usize, text: String },
+    #[error(transparent)]
+    Syntax(#[from] EnvFileError),
     #[error(transparent)]
     File(#[from] InputFileError),
+    #[error("{path}: {source}")]
+    BadNameInFile { path: PathBuf, source: Box<EnvSettingError> },
     #[error("{0:?} is not a valid variable name (letters, digits and _, not starting with a digit)")]
     BadName(String),
 }
@@ -50,27 +53,17 @@ impl EnvironmentBuilder {
         self
     }
 
-    /// Adds the variables of a dotenv-style file: `KEY=VALUE` lines, blank
-    /// lines and `#` comments ignored, an optional `export ` prefix, values
-    /// optionally in single or double quotes. Only a regular file of at
-    /// most [`MAX_ENV_FILE_BYTES`] is read (see [`input_file`]).
+    /// Adds the variables of an env file, read with `dotenvy` but never
+    /// expanding `$` (see [`env_file`]). Only a regular file of at most
+    /// [`MAX_ENV_FILE_BYTES`] is read (see [`input_file`]).
     pub fn with_env_file(mut self, path: &Path) -> Result<Self, EnvSettingError> {
         let text = input_file::read_text(path, "env file", MAX_ENV_FILE_BYTES, "")?;
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            let bad_line = || EnvSettingError::BadLine {
+        for (key, value) in env_file::parse(path, &text)? {
+            check_name(&key).map_err(|e| EnvSettingError::BadNameInFile {
                 path: path.to_owned(),
-                line: index + 1,
-                text: raw.to_owned(),
-            };
-            let (key, value) = line.split_once('=').ok_or_else(bad_line)?;
-            let key = key.trim();
-            check_name(key)?;
-            self.vars.insert(key.to_owned(), unquote(value.trim()).to_owned());
+                source: Box::new(e),
+            })?;
+            self.vars.insert(key, value);
         }
         Ok(self)
     }
@@ -99,15 +92,6 @@ fn check_name(key: &str) -> Result<(), EnvSettingError> {
     } else {
         Err(EnvSettingError::BadName(key.to_owned()))
     }
-}
-
-fn unquote(value: &str) -> &str {
-    for quote in ['"', '\''] {
-        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
-            return &value[1..value.len() - 1];
-        }
-    }
-    value
 }
 
 #[cfg(test)]
@@ -162,6 +146,10 @@ mod tests {
             err.to_string().ends_with(":2: \"broken line\" is not KEY=VALUE"),
             "{err}"
         );
+        std::fs::write(&file, "dotted.key=1\n").unwrap();
+        let err = EnvironmentBuilder::new().with_env_file(&file).unwrap_err();
+        std::fs::remove_file(&file).unwrap();
+        assert!(err.to_string().ends_with(".env: \"dotted.key\" is not a valid variable name (letters, digits and _, not starting with a digit)"), "{err}");
         assert!(EnvironmentBuilder::new()
             .with_env_file(Path::new("/no/such.env"))
             .unwrap_err()

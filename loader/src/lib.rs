@@ -11,6 +11,8 @@
 pub mod backend;
 pub mod batch;
 pub mod discovery;
+pub mod env_file;
+pub mod env_hint;
 pub mod environment;
 pub mod events;
 pub mod exit_guard;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::client::{AgentClient, BackendClient};
-use crate::env::PluginEnvironment;
+use crate::env::{PluginEnvironment, ENV_MISSING_EVENT};
 use crate::ffi::host_side::{context_for, ContextHost};
 use crate::ffi::plugin_side::HostHandle;
 use crate::ffi::ClientKind;
@@ -163,11 +163,25 @@ impl RuntimeContext {
         self.inner.logger.log_dev_event(message, data)
     }
 
-    /// The environment variables this run may see.
+    /// The environment variables this run may see. The first time a getter
+    /// misses a key, the context logs a dev event named
+    /// [`ENV_MISSING_EVENT`](crate::env::ENV_MISSING_EVENT) with `{"key":
+    /// KEY}` (see [`PluginEnvironment::with_miss_reporter`]), so the loader
+    /// can say when the variable was set but not passed to the plugin.
     pub fn env(&self) -> &PluginEnvironment {
-        self.inner
-            .env
-            .get_or_init(|| PluginEnvironment::from_json(&self.inner.logger.host().env_json()).unwrap_or_default())
+        self.inner.env.get_or_init(|| {
+            let context = Arc::downgrade(&self.inner);
+            PluginEnvironment::from_json(&self.inner.logger.host().env_json())
+                .unwrap_or_default()
+                .with_miss_reporter(move |key| {
+                    if let Some(context) = context.upgrade() {
+                        // A miss reported after the run ended is refused by the host; the getter's answer stands.
+                        let _ = context
+                            .logger
+                            .log_dev_event(ENV_MISSING_EVENT, Some(serde_json::json!({ "key": key })));
+                    }
+                })
+        })
     }
 
     /// The job id, when the run belongs to a job.
@@ -263,6 +277,22 @@ mod tests {
         let err = ctx.set_progress(11, 10, None).unwrap_err();
         assert!(matches!(err, ContextError::Progress(_)), "{err}");
         assert!(ctx.set_metrics(serde_json::json!({"a": 1}), "").is_err());
+    }
+
+    #[test]
+    fn a_missed_variable_is_one_dev_event_naming_the_key_in_the_running_step() {
+        let host = Arc::new(RecordingHost::default().with_env("EPOCHS", "3"));
+        let ctx = RuntimeContext::with_host(host.clone());
+        ctx.logger().set_step(Some("train"));
+        assert_eq!(ctx.env().get_int("EPOCHS", 1), Ok(3));
+        assert_eq!(ctx.env().get_int("BATCH_SIZE", 32), Ok(32));
+        assert_eq!(ctx.clone().env().get("BATCH_SIZE", Some("8")), Some("8"));
+        assert!(!ctx.env().contains("NOT_A_READ"));
+        let events = host.dev_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].message, ENV_MISSING_EVENT);
+        assert_eq!(events[0].data, Some(serde_json::json!({"key": "BATCH_SIZE"})));
+        assert_eq!(events[0].step.as_deref(), Some("train"));
     }
 
     #[test]

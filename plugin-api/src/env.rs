@@ -3,9 +3,23 @@
 //! the value. The Python original raises too for `get_int` / `get_float`,
 //! but its `get_bool` silently reads anything it does not know as `false`;
 //! here `get_bool` refuses it as well.
+//!
+//! A getter that misses a key can report the miss once per key
+//! ([`PluginEnvironment::with_miss_reporter`]): a context does so with a dev
+//! event named [`ENV_MISSING_EVENT`], so that a host can tell the user when
+//! the variable was set but not passed to the plugin.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+/// The dev event a context logs the first time an action asks for an
+/// environment variable it does not have: `log_dev_event("env_missing",
+/// {"key": KEY})`. The value is never sent (there is none to send); the
+/// loader answers with a warning when `KEY` is set in its own environment
+/// but was not passed to the plugin.
+pub const ENV_MISSING_EVENT: &str = "env_missing";
 
 /// A value was present but could not be read as the type asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,15 +34,99 @@ pub struct EnvError {
 }
 
 /// The environment of one action run (`ctx.env()`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Two environments are equal when they hold the same variables; a miss
+/// reporter is not part of the value (clones share it, `merge` and the
+/// conversions drop it).
+#[derive(Debug, Clone, Default)]
 pub struct PluginEnvironment {
     vars: BTreeMap<String, String>,
+    misses: MissReport,
+}
+
+impl PartialEq for PluginEnvironment {
+    fn eq(&self, other: &Self) -> bool {
+        self.vars == other.vars
+    }
+}
+
+impl Eq for PluginEnvironment {}
+
+/// Who hears about keys a getter missed, and which keys were told already.
+#[derive(Clone, Default)]
+struct MissReport(Option<Arc<MissReporter>>);
+
+struct MissReporter {
+    reported: Mutex<BTreeSet<String>>,
+    report: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl MissReport {
+    /// Calls the reporter the first time `key` is missed.
+    fn missed(&self, key: &str) {
+        let Some(reporter) = &self.0 else { return };
+        let first_time = reporter
+            .reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key.to_owned());
+        if first_time {
+            (reporter.report)(key);
+        }
+    }
+}
+
+impl fmt::Debug for MissReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "reported" } else { "unreported" })
+    }
 }
 
 impl PluginEnvironment {
     /// An environment of exactly these variables.
     pub fn new(vars: BTreeMap<String, String>) -> Self {
-        Self { vars }
+        Self {
+            vars,
+            misses: MissReport::default(),
+        }
+    }
+
+    /// The same environment, calling `report(key)` the first time one of
+    /// the getters (`get*`, `parse`) is asked for a `key` it does not have,
+    /// once per key for this environment and all its clones. `contains`,
+    /// `iter` and `to_map` report nothing. A [`RuntimeContext`]'s
+    /// environment reports through a dev event named [`ENV_MISSING_EVENT`].
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use plugin_api::PluginEnvironment;
+    ///
+    /// let missed = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = missed.clone();
+    /// let env: PluginEnvironment = [("EPOCHS", "3")].into_iter().collect();
+    /// let env = env.with_miss_reporter(move |key| seen.lock().unwrap().push(key.to_owned()));
+    /// assert_eq!(env.get_int("EPOCHS", 1), Ok(3));
+    /// assert_eq!(env.get_int("BATCH_SIZE", 32), Ok(32));
+    /// assert_eq!(env.get_int("BATCH_SIZE", 32), Ok(32));
+    /// assert_eq!(*missed.lock().unwrap(), ["BATCH_SIZE"]);
+    /// ```
+    ///
+    /// [`RuntimeContext`]: crate::RuntimeContext
+    pub fn with_miss_reporter(mut self, report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.misses = MissReport(Some(Arc::new(MissReporter {
+            reported: Mutex::new(BTreeSet::new()),
+            report: Box::new(report),
+        })));
+        self
+    }
+
+    /// The value of `key`, reporting a miss.
+    fn lookup(&self, key: &str) -> Option<&String> {
+        let value = self.vars.get(key);
+        if value.is_none() {
+            self.misses.missed(key);
+        }
+        value
     }
 
     /// One environment from several, later ones winning on the same key (the
@@ -38,7 +136,7 @@ impl PluginEnvironment {
         for env in envs {
             vars.extend(env.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        Self { vars }
+        Self::new(vars)
     }
 
     /// Every variable, by name (the original's `to_dict`).
@@ -58,7 +156,7 @@ impl PluginEnvironment {
 
     /// The raw value of `key`, or `default` when it is not set.
     pub fn get<'a>(&'a self, key: &str, default: Option<&'a str>) -> Option<&'a str> {
-        self.vars.get(key).map(String::as_str).or(default)
+        self.lookup(key).map(String::as_str).or(default)
     }
 
     /// The value of `key` as a string, or `default` when it is not set.
@@ -79,7 +177,7 @@ impl PluginEnvironment {
     /// The value of `key` as a boolean (`true`/`1`/`yes` or `false`/`0`/`no`,
     /// any case), or `default` when it is not set.
     pub fn get_bool(&self, key: &str, default: bool) -> Result<bool, EnvError> {
-        let Some(raw) = self.vars.get(key) else {
+        let Some(raw) = self.lookup(key) else {
             return Ok(default);
         };
         match raw.trim().to_ascii_lowercase().as_str() {
@@ -92,7 +190,7 @@ impl PluginEnvironment {
     /// The value of `key` split on commas, each item trimmed and empty items
     /// dropped, or `default` when it is not set.
     pub fn get_list(&self, key: &str, default: &[&str]) -> Vec<String> {
-        match self.vars.get(key) {
+        match self.lookup(key) {
             Some(raw) => raw
                 .split(',')
                 .map(str::trim)
@@ -106,7 +204,7 @@ impl PluginEnvironment {
     /// The value of `key` parsed as any `FromStr` type, `None` when unset:
     /// the typed getters without a default.
     pub fn parse<T: FromStr>(&self, key: &str, expected: &'static str) -> Result<Option<T>, EnvError> {
-        match self.vars.get(key) {
+        match self.lookup(key) {
             None => Ok(None),
             Some(raw) => raw.trim().parse().map(Some).map_err(|_| self.error(key, expected)),
         }
@@ -244,6 +342,41 @@ mod tests {
         }
         assert_eq!(seen, 6);
         assert!(PluginEnvironment::merge([]).is_empty());
+    }
+
+    #[test]
+    fn each_missed_key_is_reported_once_by_every_getter_and_clone() {
+        let missed = Arc::new(Mutex::new(Vec::new()));
+        let seen = missed.clone();
+        let e = env(&[("SET", "1")]).with_miss_reporter(move |key| seen.lock().unwrap().push(key.to_owned()));
+        let copy = e.clone();
+        assert_eq!(copy, env(&[("SET", "1")]), "the reporter is not part of the value");
+        assert_eq!(e.get("SET", None), Some("1"));
+        assert!(!e.contains("ASKED_BY_CONTAINS"));
+        assert_eq!(e.get("A", Some("d")), Some("d"));
+        assert_eq!(copy.get_str("A", None), None);
+        assert_eq!(e.get_int("B", 1), Ok(1));
+        assert_eq!(e.get_float("C", 1.0), Ok(1.0));
+        assert_eq!(e.get_bool("D", true), Ok(true));
+        assert_eq!(e.get_list("E", &[]), Vec::<String>::new());
+        assert_eq!(e.parse::<u8>("F", "a byte"), Ok(None));
+        assert_eq!(copy.get_int("B", 2), Ok(2));
+        assert_eq!(*missed.lock().unwrap(), ["A", "B", "C", "D", "E", "F"]);
+    }
+
+    #[test]
+    fn an_environment_without_a_reporter_reports_nothing_and_merging_drops_it() {
+        let reports = Arc::new(Mutex::new(0));
+        let counter = reports.clone();
+        let reported = env(&[]).with_miss_reporter(move |_| *counter.lock().unwrap() += 1);
+        let merged = PluginEnvironment::merge([&reported]);
+        assert_eq!(merged.get("X", None), None);
+        assert_eq!(env(&[]).get("X", None), None);
+        assert_eq!(*reports.lock().unwrap(), 0);
+        assert_eq!(
+            format!("{reported:?}"),
+            "PluginEnvironment { vars: {}, misses: reported }"
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub use client::{AgentClient, BackendClient, ClientError};
 pub use context::{
     Checkpoint, ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus, RuntimeContext,
 };
-pub use env::{EnvError, PluginEnvironment};
+pub use env::{EnvError, PluginEnvironment, ENV_MISSING_EVENT};
 pub use error_context::ErrorContext;
 pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};

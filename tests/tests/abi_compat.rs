@@ -139,9 +139,9 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
             sample_library("tabular-trainer"),
             "train",
             json!({ "epochs": 1, "samples": 100 }),
-            "1.2.0",
+            "1.2.1",
         ),
-        (sample_library("dataset-exporter"), "export", export_params, "1.2.0"),
+        (sample_library("dataset-exporter"), "export", export_params, "1.2.1"),
         (fixture_library("api-1.0", "legacy-plugin"), "greet", json!({}), "1.0.0"),
     ];
     for isolate in [true, false] {
@@ -214,7 +214,7 @@ fn another_major_version_is_refused_with_both_versions() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("major-plugin"));
     assert!(
-        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.2.0"),
+        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.2.1"),
         "{reason}"
     );
     assert_eq!(
@@ -233,7 +233,7 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("changed-plugin"));
     assert!(
-        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.2.0")
+        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.2.1")
             && reason.contains("its layout is not the one plugin-api 1.0 released"),
         "{reason}"
     );
@@ -265,7 +265,7 @@ fn old_new_and_current_plugins_load_side_by_side() {
         .collect();
     assert_eq!(
         versions,
-        vec![("future", "1.3.0"), ("legacy", "1.0.0"), ("probe", "1.2.0")]
+        vec![("future", "1.3.0"), ("legacy", "1.0.0"), ("probe", "1.2.1")]
     );
     for (plugin, action) in [("legacy", "greet"), ("future", "basic"), ("probe", "echo_context")] {
         let output = loader(dir.path(), &["run", plugin, action, "--in-process", "--quiet"], &[]);
