@@ -121,6 +121,9 @@ pub struct Catalog {
     pub cached: usize,
     /// How many files were loaded (in the checking child, when supervised).
     pub loaded: usize,
+    /// How many of those were loaded in this process: all of them without
+    /// the check, none when the checking child reported on each.
+    pub loaded_here: usize,
 }
 
 /// One library file of the folder, as examined by a scan.
@@ -135,6 +138,8 @@ struct Candidate {
 /// What loading gave for a file the cache could not answer for.
 struct Fresh {
     outcome: LoadOutcome,
+    /// Whether the file was loaded in this process.
+    here: bool,
     /// The plugin, when it was loaded in this process.
     loaded: Option<LoadedPlugin>,
 }
@@ -144,11 +149,16 @@ impl Fresh {
     /// of the file here.
     fn of(path: &Path, reported: Option<LoadOutcome>) -> Self {
         match reported {
-            Some(outcome) => Fresh { outcome, loaded: None },
+            Some(outcome) => Fresh {
+                outcome,
+                here: false,
+                loaded: None,
+            },
             None => {
                 let result = discovery::load_plugin(path);
                 Fresh {
                     outcome: LoadOutcome::of(&result),
+                    here: true,
                     loaded: result.ok(),
                 }
             }
@@ -247,6 +257,7 @@ impl Catalog {
     fn assemble(candidates: Vec<Candidate>, mut fresh: FreshOutcomes, crashed: Vec<Problem>) -> Self {
         let mut catalog = Catalog {
             loaded: fresh.len(),
+            loaded_here: fresh.values().filter(|f| f.here).count(),
             ..Catalog::default()
         };
         let mut seen = HashSet::new();
