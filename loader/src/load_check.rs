@@ -18,6 +18,11 @@
 //! after it, so one bad file costs one extra process and every file is
 //! still checked.
 //!
+//! A folder of many files is split between a few checking processes, one a
+//! core (see [`check_loading`]): they load side by side, which threads of
+//! one process could not (the system loader serialises `dlopen`), and each
+//! holds only its share of the libraries.
+//!
 //! The parent believes a report only for the file the child is loading at
 //! that moment, in order, and only when it is small enough and valid; so
 //! `list` needs no load of its own, and the manifest cache is written from
@@ -94,7 +99,72 @@ pub fn scan_supervised(
 /// why. A checking process that dies between files is replaced; one that
 /// cannot be started, or dies before its first file, ends the check with
 /// an error naming how many files were not checked (and not passed on).
+///
+/// Many files are split between checking processes running side by side
+/// (one a core, each with at least [`FILES_PER_CHECKER`] files); their
+/// files are then passed on once all have finished, in order.
 pub fn check_loading(
+    child: &ChildCommand,
+    paths: &[PathBuf],
+    per_file: Duration,
+    mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
+) -> Result<Vec<Problem>, LoadCheckError> {
+    let checkers = checkers_for(paths.len());
+    if checkers <= 1 {
+        return check_in_order(child, paths, per_file, on_safe);
+    }
+    let share = paths.len().div_ceil(checkers);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(share)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut safe = Vec::new();
+                    check_in_order(child, part, per_file, |path, outcome| safe.push((path.to_owned(), outcome)))
+                        .map(|problems| (safe, problems))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut problems = Vec::new();
+    let mut failure: Option<LoadCheckError> = None;
+    let mut passed_on = Vec::new();
+    for result in results {
+        match (result, &mut failure) {
+            (Ok((safe, crashed)), _) => {
+                passed_on.extend(safe);
+                problems.extend(crashed);
+            }
+            (Err(error), Some(first)) => first.unchecked += error.unchecked,
+            (Err(error), None) => failure = Some(error),
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    for (path, outcome) in passed_on {
+        on_safe(&path, outcome);
+    }
+    Ok(problems)
+}
+
+/// Starting a checking process costs about as much as loading this many
+/// files: a folder is split between processes only above it.
+pub const FILES_PER_CHECKER: usize = 32;
+
+/// How many checking processes share `files` files: one a core, each with
+/// at least [`FILES_PER_CHECKER`] files.
+fn checkers_for(files: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (files / FILES_PER_CHECKER).clamp(1, cores)
+}
+
+/// [`check_loading`] in one checking process at a time.
+fn check_in_order(
     child: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
@@ -470,6 +540,34 @@ done"#;
         let (safe, problems) = check_with_outcomes(&checker, &files, Duration::from_secs(30));
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(safe, [(files[0].clone(), None)]);
+    }
+
+    #[test]
+    fn many_files_are_shared_between_checkers_and_passed_on_in_order() {
+        let names: Vec<String> = (0..3 * FILES_PER_CHECKER)
+            .map(|i| if i == 2 * FILES_PER_CHECKER + 1 { format!("crash{i}.so") } else { format!("{i}.so") })
+            .collect();
+        let files: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+        let (safe, problems) = check(&fake_checker(), &files, Duration::from_secs(30));
+        let mut expected = files.clone();
+        let culprit = expected.remove(2 * FILES_PER_CHECKER + 1);
+        assert_eq!(safe, expected);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, culprit);
+    }
+
+    #[test]
+    fn a_shared_check_that_cannot_run_counts_every_file_unchecked() {
+        let missing = ChildCommand {
+            program: "/nonexistent/loader".into(),
+            args: Vec::new(),
+        };
+        let files: Vec<PathBuf> = (0..3 * FILES_PER_CHECKER).map(|i| PathBuf::from(format!("{i}.so"))).collect();
+        let mut safe = Vec::new();
+        let error = check_loading(&missing, &files, Duration::from_secs(1), |path, _| safe.push(path.to_owned()))
+            .unwrap_err();
+        assert!(safe.is_empty());
+        assert_eq!(error.unchecked, files.len());
     }
 
     #[test]
