@@ -278,13 +278,14 @@ impl Catalog {
         catalog
     }
 
+    /// Adds what loading the file at `path` gave (`loaded`: the plugin,
+    /// when it was loaded in this process).
     fn add_outcome(&mut self, path: &Path, outcome: LoadOutcome, loaded: Option<LoadedPlugin>) {
-        if let Some(problem) = outcome.problem(path) {
-            self.problems.push(problem);
-            return;
-        }
-        if let LoadOutcome::Plugin { manifest, api_version } = outcome {
-            self.add(CatalogPlugin::new(path, manifest, version_of_triple(api_version), loaded));
+        match outcome {
+            LoadOutcome::Plugin { manifest, api_version } => {
+                self.add(CatalogPlugin::new(path, manifest, version_of_triple(api_version), loaded))
+            }
+            problem => self.problems.extend(problem.problem(path)),
         }
     }
 
