@@ -20,6 +20,7 @@ pub mod host;
 pub mod input_file;
 pub mod isolate;
 pub mod load_check;
+pub mod load_report;
 pub mod manifest_cache;
 pub mod preflight;
 pub mod ray;

@@ -1,20 +1,38 @@
-//! Loading under supervision: before the loader maps plugin libraries into
-//! its own process, a child process loads them first. A library that
-//! crashes or hangs while loading (a static initialiser that aborts, plugin
-//! code describing itself that segfaults or never returns) then becomes a
+//! Loading under supervision: before the loader maps a plugin library into
+//! its own process, a child process loads it first. A library that crashes
+//! or hangs while loading (a static initialiser that aborts, plugin code
+//! describing itself that segfaults or never returns) then becomes a
 //! problem file naming the signal, and the loader goes on with the others.
 //!
 //! The child (the loader's hidden `__load-check` command, see
 //! [`serve_load_check`]) gets the list of files on its channel to the
 //! loader (a socket as fd 3, as an isolated run's child does; the list is
 //! NUL-separated, so any number of files of any name fits), and answers on
-//! the same channel `loading N` before and `loaded N` after loading the
-//! N-th. What the libraries print goes to `/dev/null`: nothing a library
-//! writes can pass for the child's answer. When the child dies or stalls,
-//! the file it was loading is the culprit; the parent records it and starts
-//! a new child for the files after it, so one bad file costs one extra
-//! process and every file is still checked. The parent loads each file as
-//! soon as the child has survived it, so the two work side by side.
+//! the same channel, for the N-th file, `loading N` before loading it and
+//! `outcome N REPORT` (what loading gave: the manifest summary and
+//! plugin-api version, or why it is not a plugin, see
+//! [`crate::load_report`]) and `loaded N` after. What the libraries print
+//! goes to `/dev/null`: nothing a library writes can pass for the child's
+//! answer. When the child dies or stalls, the file it was loading is the
+//! culprit; the parent records it and starts a new child for the files
+//! after it, so one bad file costs one extra process and every file is
+//! still checked.
+//!
+//! A folder of many files is split between a few checking processes, one a
+//! core (see [`check_loading`]): they load side by side, which threads of
+//! one process could not (the system loader serialises `dlopen`), and each
+//! holds only its share of the libraries.
+//!
+//! The parent believes a report only for the file the child is loading at
+//! that moment, in order, and only when it is small enough and valid; so
+//! `list` needs no load of its own, and the manifest cache is written from
+//! the reports. A file the child survived without a report believed is
+//! loaded by the parent itself, as it was before reports existed. What a
+//! report says is never what runs: `run` and `info` load-check and load
+//! their plugin in the loader and compare it with its description. (A
+//! library's code, once loaded, controls the checking process and could
+//! misreport the files checked after it; that misleads a listing, never a
+//! run.)
 //!
 //! If the check itself cannot run (no checking process can be started, or
 //! one dies without getting anywhere), the scan fails with a
@@ -29,9 +47,11 @@ use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use crate::discovery::{Discovery, Problem, ProblemKind, ScanError};
+use crate::discovery::{self, Discovery, Problem, ProblemKind, ScanError};
 use crate::isolate::child_env::child_environment;
+use crate::isolate::lines::{Lines, Piece};
 use crate::isolate::{exit_in_words, spawn_with_channel, ChildCommand, ChildOutput};
+use crate::load_report::{LoadOutcome, MAX_REPORT_BYTES};
 use crate::sys;
 
 /// The check could not run, so the files it did not reach were not loaded.
@@ -63,7 +83,7 @@ pub fn scan_supervised(
 ) -> Result<Discovery, SupervisedScanError> {
     let candidates = Discovery::candidates(dir)?;
     let mut discovery = Discovery::default();
-    let crashed = check_loading(checker, &candidates, per_file, |path| discovery.load_file(path))?;
+    let crashed = check_loading(checker, &candidates, per_file, |path, _| discovery.load_file(path))?;
     discovery.problems.extend(crashed);
     discovery.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(discovery)
@@ -71,21 +91,84 @@ pub fn scan_supervised(
 
 /// Loads `paths` in child processes started from `child`, allowing each
 /// file `per_file` to load, and calls `on_safe` with each file, in order,
-/// as soon as the child has survived loading it: the caller loads it in
-/// its own process meanwhile, so the check costs little more than the
-/// slower of the two. Returns the files whose loading crashed or stalled
-/// the child.
+/// as soon as the child has survived loading it, with what loading gave
+/// there when the child reported it validly (else `None`). Returns the
+/// files whose loading crashed or stalled the child.
 ///
-/// Files that load but are not plugins are safe here: in-process loading
-/// reports them with its own reason. A checking process that dies between
-/// files is replaced; one that cannot be started, or dies before its first
-/// file, ends the check with an error naming how many files were not
-/// checked (and not passed on).
+/// Files that load but are not plugins are safe here: their report says
+/// why. A checking process that dies between files is replaced; one that
+/// cannot be started, or dies before its first file, ends the check with
+/// an error naming how many files were not checked (and not passed on).
+///
+/// Many files are split between checking processes running side by side
+/// (one a core, each with at least [`FILES_PER_CHECKER`] files); their
+/// files are then passed on once all have finished, in order.
 pub fn check_loading(
     child: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
-    mut on_safe: impl FnMut(&Path),
+    mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
+) -> Result<Vec<Problem>, LoadCheckError> {
+    let checkers = checkers_for(paths.len());
+    if checkers <= 1 {
+        return check_in_order(child, paths, per_file, on_safe);
+    }
+    let share = paths.len().div_ceil(checkers);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(share)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut safe = Vec::new();
+                    check_in_order(child, part, per_file, |path, outcome| safe.push((path.to_owned(), outcome)))
+                        .map(|problems| (safe, problems))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut problems = Vec::new();
+    let mut failure: Option<LoadCheckError> = None;
+    let mut passed_on = Vec::new();
+    for result in results {
+        match (result, &mut failure) {
+            (Ok((safe, crashed)), _) => {
+                passed_on.extend(safe);
+                problems.extend(crashed);
+            }
+            (Err(error), Some(first)) => first.unchecked += error.unchecked,
+            (Err(error), None) => failure = Some(error),
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    for (path, outcome) in passed_on {
+        on_safe(&path, outcome);
+    }
+    Ok(problems)
+}
+
+/// Starting a checking process costs about as much as loading this many
+/// files: a folder is split between processes only above it.
+pub const FILES_PER_CHECKER: usize = 32;
+
+/// How many checking processes share `files` files: one a core, each with
+/// at least [`FILES_PER_CHECKER`] files.
+fn checkers_for(files: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (files / FILES_PER_CHECKER).clamp(1, cores)
+}
+
+/// [`check_loading`] in one checking process at a time.
+fn check_in_order(
+    child: &ChildCommand,
+    paths: &[PathBuf],
+    per_file: Duration,
+    mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
 ) -> Result<Vec<Problem>, LoadCheckError> {
     let mut problems = Vec::new();
     let mut rest = paths;
@@ -134,23 +217,34 @@ enum BatchEnd {
 struct Progress {
     loading: Option<usize>,
     loaded: usize,
+    /// The outcome reported for the file being loaded.
+    outcome: Option<LoadOutcome>,
 }
 
 impl Progress {
-    /// Reads one line; returns the index of a file the child just loaded.
-    fn read(&mut self, line: &str) -> Option<usize> {
-        let (word, index) = match line.split_once(' ') {
-            Some((word, number)) => (word, number.trim().parse::<usize>().ok()),
-            None => (line, None),
-        };
+    /// Reads one line; returns the index of a file the child just loaded,
+    /// with the outcome it reported for it, if believed.
+    fn read(&mut self, line: &str) -> Option<(usize, Option<LoadOutcome>)> {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let (number, payload) = rest.split_once(' ').unwrap_or((rest, ""));
+        let index = number.trim().parse::<usize>().ok();
+        let current = index.is_some() && index == self.loading;
         match (word, index) {
-            ("loading", Some(index)) => self.loading = Some(index),
-            ("loaded", Some(index)) if index == self.loaded => {
+            ("loading", Some(index)) if index == self.loaded && self.loading.is_none() => {
+                self.loading = Some(index);
+                self.outcome = None;
+            }
+            ("outcome", Some(_)) if current => match LoadOutcome::from_report(payload.as_bytes()) {
+                Ok(outcome) => self.outcome = Some(outcome),
+                Err(e) => tracing::warn!("the load check's report on file {number} is ignored: {e}"),
+            },
+            ("loaded", Some(index)) if current => {
+                let outcome = self.outcome.take();
                 self.loading = None;
                 self.loaded = index + 1;
-                return Some(index);
+                return Some((index, outcome));
             }
-            _ => tracing::warn!("the load-checking process wrote an unexpected line: {line}"),
+            _ => tracing::warn!("the load-checking process wrote an unexpected line: {}", shorten(line)),
         }
         None
     }
@@ -159,10 +253,7 @@ impl Progress {
         match self.loading {
             Some(index) => BatchEnd::Culprit {
                 index,
-                reason: format!(
-                    "loading this library crashed the process, which {}; the file was skipped",
-                    exit_in_words(status)
-                ),
+                reason: crash_reason(status),
             },
             None if self.loaded == expected => {
                 if !status.success() {
@@ -181,6 +272,23 @@ impl Progress {
     }
 }
 
+/// The reason of a file whose loading ended the process that loaded it.
+fn crash_reason(status: ExitStatus) -> String {
+    format!(
+        "loading this library crashed the process, which {}; the file was skipped",
+        exit_in_words(status)
+    )
+}
+
+/// The beginning of a line too long to log whole.
+fn shorten(line: &str) -> &str {
+    let mut end = line.len().min(200);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
 /// The list a checking process reads: the paths, each followed by NUL.
 fn path_list(paths: &[PathBuf]) -> Vec<u8> {
     let mut list = Vec::new();
@@ -191,20 +299,28 @@ fn path_list(paths: &[PathBuf]) -> Vec<u8> {
     list
 }
 
-/// Reads the checking process's answer lines on a thread.
+/// The longest answer line read: an `outcome` line with the largest report.
+const MAX_ANSWER_LINE: usize = MAX_REPORT_BYTES + 64;
+
+/// Reads the checking process's answer lines on a thread; a line longer
+/// than [`MAX_ANSWER_LINE`] is dropped whole.
 fn answer_lines(channel: UnixStream) -> mpsc::Receiver<String> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut lines = crate::isolate::lines::Lines::new(channel, 256);
+        let mut lines = Lines::new(channel, MAX_ANSWER_LINE);
+        let mut too_long = false;
         loop {
             match lines.next() {
-                Ok(crate::isolate::lines::Piece::Line(line)) => {
-                    if sender.send(String::from_utf8_lossy(line).into_owned()).is_err() {
+                Ok(Piece::Line(line)) => {
+                    if std::mem::take(&mut too_long) {
+                        tracing::warn!("the load-checking process wrote a line longer than {MAX_ANSWER_LINE} bytes; it is ignored");
+                    } else if sender.send(String::from_utf8_lossy(line).into_owned()).is_err() {
                         return;
                     }
                 }
-                Ok(crate::isolate::lines::Piece::Part(_)) | Ok(crate::isolate::lines::Piece::Idle) => {}
-                Ok(crate::isolate::lines::Piece::End) | Err(_) => return,
+                Ok(Piece::Part(_)) => too_long = true,
+                Ok(Piece::Idle) => {}
+                Ok(Piece::End) | Err(_) => return,
             }
         }
     });
@@ -215,7 +331,7 @@ fn check_batch(
     child_command: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
-    on_safe: &mut dyn FnMut(&Path),
+    on_safe: &mut dyn FnMut(&Path, Option<LoadOutcome>),
 ) -> BatchEnd {
     let env = child_environment(std::env::vars_os(), &Default::default());
     let mut spawned = match spawn_with_channel(child_command, env, ChildOutput::Discarded) {
@@ -247,8 +363,8 @@ fn check_batch(
     loop {
         match lines.recv_timeout(per_file) {
             Ok(line) => {
-                if let Some(index) = progress.read(&line) {
-                    on_safe(&paths[index]);
+                if let Some((index, outcome)) = progress.read(&line) {
+                    on_safe(&paths[index], outcome);
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -282,7 +398,8 @@ fn check_batch(
 
 /// The child's side: reads the NUL-separated file list from its channel
 /// (fd 3), then loads each file as discovery would, saying `loading N`
-/// before and `loaded N` after on the channel. Returns the exit code.
+/// before, and `outcome N REPORT` and `loaded N` after, on the channel.
+/// Returns the exit code.
 pub fn serve_load_check() -> i32 {
     let mut channel = match sys::take_channel() {
         Ok(channel) => channel,
@@ -304,24 +421,19 @@ pub fn serve_load_check() -> i32 {
         .collect();
     drop(list);
     for (index, path) in paths.iter().enumerate() {
-        if say(&mut channel, "loading", index).is_err() {
+        if writeln!(channel, "loading {index}").is_err() {
             return 1;
         }
-        load(path);
-        if say(&mut channel, "loaded", index).is_err() {
+        // Libraries stay mapped until the process exits; only surviving matters.
+        let report = LoadOutcome::of(&discovery::load_plugin(path)).to_report();
+        if channel
+            .write_all(format!("outcome {index} {report}\nloaded {index}\n").as_bytes())
+            .is_err()
+        {
             return 1;
         }
     }
     0
-}
-
-fn say(out: &mut impl Write, what: &str, index: usize) -> std::io::Result<()> {
-    writeln!(out, "{what} {index}")
-}
-
-fn load(path: &Path) {
-    // Libraries stay mapped until the process exits; only surviving matters.
-    Discovery::default().load_file(path);
 }
 
 #[cfg(all(test, unix))]
@@ -353,10 +465,109 @@ done"#;
 
     /// Runs a check and returns (files passed on, problems).
     fn check(checker: &ChildCommand, files: &[PathBuf], per_file: Duration) -> (Vec<PathBuf>, Vec<Problem>) {
+        let (safe, problems) = check_with_outcomes(checker, files, per_file);
+        (safe.into_iter().map(|(path, _)| path).collect(), problems)
+    }
+
+    /// Runs a check and returns (files passed on with their outcomes, problems).
+    fn check_with_outcomes(
+        checker: &ChildCommand,
+        files: &[PathBuf],
+        per_file: Duration,
+    ) -> (Vec<(PathBuf, Option<LoadOutcome>)>, Vec<Problem>) {
         let mut safe = Vec::new();
-        let problems =
-            check_loading(checker, files, per_file, |path| safe.push(path.to_owned())).expect("the check runs");
+        let problems = check_loading(checker, files, per_file, |path, outcome| {
+            safe.push((path.to_owned(), outcome))
+        })
+        .expect("the check runs");
         (safe, problems)
+    }
+
+    /// A checker that runs `answers` (shell commands writing to fd 3)
+    /// after reading the list.
+    fn scripted_checker(answers: &str) -> ChildCommand {
+        ChildCommand {
+            program: "sh".into(),
+            args: vec!["-c".into(), format!("cat <&3 >/dev/null; {answers}")],
+        }
+    }
+
+    fn problem_report(reason: &str) -> String {
+        LoadOutcome::Problem {
+            kind: ProblemKind::NotAPlugin,
+            reason: reason.to_owned(),
+            declared_api_version: None,
+        }
+        .to_report()
+    }
+
+    #[test]
+    fn reported_outcomes_are_passed_on_with_their_files() {
+        let report = problem_report("no root module");
+        let checker = scripted_checker(&format!(
+            "echo 'loading 0' >&3; echo 'outcome 0 {report}' >&3; echo 'loaded 0' >&3; \
+             echo 'loading 1' >&3; echo 'loaded 1' >&3"
+        ));
+        let files = paths(&["a.so", "b.so"]);
+        let (safe, problems) = check_with_outcomes(&checker, &files, Duration::from_secs(30));
+        assert!(problems.is_empty(), "{problems:?}");
+        let expected = LoadOutcome::from_report(report.as_bytes()).unwrap();
+        assert_eq!(safe, [(files[0].clone(), Some(expected)), (files[1].clone(), None)]);
+    }
+
+    #[test]
+    fn a_report_for_another_file_or_a_malformed_one_is_not_believed() {
+        let report = problem_report("forged");
+        let checker = scripted_checker(&format!(
+            "echo 'loading 0' >&3; echo 'outcome 1 {report}' >&3; echo 'outcome 0 {{\"plugin\":' >&3; \
+             echo 'loaded 0' >&3; echo 'outcome 1 {report}' >&3; echo 'loaded 1' >&3; \
+             echo 'loading 1' >&3; echo 'loaded 1' >&3"
+        ));
+        let files = paths(&["a.so", "b.so"]);
+        let (safe, problems) = check_with_outcomes(&checker, &files, Duration::from_secs(30));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(safe, [(files[0].clone(), None), (files[1].clone(), None)]);
+    }
+
+    #[test]
+    fn an_oversized_answer_line_is_dropped_whole() {
+        let checker = scripted_checker(&format!(
+            "echo 'loading 0' >&3; printf 'outcome 0 ' >&3; head -c {} /dev/zero | tr '\\0' x >&3; \
+             echo >&3; echo 'loaded 0' >&3",
+            MAX_ANSWER_LINE + 10
+        ));
+        let files = paths(&["a.so"]);
+        let (safe, problems) = check_with_outcomes(&checker, &files, Duration::from_secs(30));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(safe, [(files[0].clone(), None)]);
+    }
+
+    #[test]
+    fn many_files_are_shared_between_checkers_and_passed_on_in_order() {
+        let names: Vec<String> = (0..3 * FILES_PER_CHECKER)
+            .map(|i| if i == 2 * FILES_PER_CHECKER + 1 { format!("crash{i}.so") } else { format!("{i}.so") })
+            .collect();
+        let files: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+        let (safe, problems) = check(&fake_checker(), &files, Duration::from_secs(30));
+        let mut expected = files.clone();
+        let culprit = expected.remove(2 * FILES_PER_CHECKER + 1);
+        assert_eq!(safe, expected);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, culprit);
+    }
+
+    #[test]
+    fn a_shared_check_that_cannot_run_counts_every_file_unchecked() {
+        let missing = ChildCommand {
+            program: "/nonexistent/loader".into(),
+            args: Vec::new(),
+        };
+        let files: Vec<PathBuf> = (0..3 * FILES_PER_CHECKER).map(|i| PathBuf::from(format!("{i}.so"))).collect();
+        let mut safe = Vec::new();
+        let error = check_loading(&missing, &files, Duration::from_secs(1), |path, _| safe.push(path.to_owned()))
+            .unwrap_err();
+        assert!(safe.is_empty());
+        assert_eq!(error.unchecked, files.len());
     }
 
     #[test]
@@ -399,7 +610,7 @@ done"#;
         };
         let files = paths(&["a.so", "b.so"]);
         let mut safe = Vec::new();
-        let error = check_loading(&missing, &files, Duration::from_secs(1), |path| {
+        let error = check_loading(&missing, &files, Duration::from_secs(1), |path, _| {
             safe.push(path.to_owned())
         })
         .unwrap_err();
@@ -415,7 +626,7 @@ done"#;
             args: vec!["-c".into(), "exit 3".into()],
         };
         let files = paths(&["a.so"]);
-        let error = check_loading(&dies, &files, Duration::from_secs(30), |_| {}).unwrap_err();
+        let error = check_loading(&dies, &files, Duration::from_secs(30), |_, _| {}).unwrap_err();
         assert!(error.why.contains("exited with code 3"), "{error}");
     }
 

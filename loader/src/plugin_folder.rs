@@ -86,9 +86,10 @@ impl PluginFolder {
             }
         );
         tracing::debug!(
-            "manifest cache: {} file(s) described by the cache, {} loaded",
+            "manifest cache: {} file(s) described by the cache, {} loaded ({} of them in this process)",
             catalog.cached,
-            catalog.loaded
+            catalog.loaded,
+            catalog.loaded_here
         );
         if let Err(e) = self.cache.save() {
             let file = self.cache.file().unwrap_or(Path::new("")).display();

@@ -1,6 +1,8 @@
 //! A scan of a plugin folder through the manifest cache: the same plugins
 //! and problems a [`Discovery`] scan finds, with each file unchanged since
-//! the cache recorded it described from there instead of loaded.
+//! the cache recorded it described from there instead of loaded, and each
+//! other file described by what the load-checking process reported on it
+//! (loaded here only when no report was believed, or without the check).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -9,10 +11,11 @@ use std::time::Duration;
 
 use plugin_api::{ApiVersion, PluginManifest};
 
-use super::{Entry, FileStamp, ManifestCache, Outcome, Timestamp};
-use crate::discovery::{self, Discovery, LoadedPlugin, Problem, Refusal};
+use super::{Entry, FileStamp, ManifestCache, Timestamp};
+use crate::discovery::{self, Discovery, LoadedPlugin, Problem};
 use crate::isolate::ChildCommand;
 use crate::load_check::{check_loading, LoadCheckError, SupervisedScanError};
+use crate::load_report::{version_of_triple, LoadOutcome};
 
 /// How the files the cache cannot answer for are loaded.
 #[derive(Debug, Clone, Copy)]
@@ -27,14 +30,19 @@ pub enum Loading<'a> {
 
 impl Loading<'_> {
     /// Calls `on_safe` with each of `paths` that is safe to load here, in
-    /// order; returns those whose loading crashed or stalled the child, or
-    /// the error that kept the check from running (the files it did not
-    /// reach are not passed on).
-    fn check(self, paths: &[PathBuf], mut on_safe: impl FnMut(&Path)) -> Result<Vec<Problem>, LoadCheckError> {
+    /// order, with what loading it in the checking child gave when that was
+    /// reported (never without the check); returns those whose loading
+    /// crashed or stalled the child, or the error that kept the check from
+    /// running (the files it did not reach are not passed on).
+    fn check(
+        self,
+        paths: &[PathBuf],
+        mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
+    ) -> Result<Vec<Problem>, LoadCheckError> {
         match self {
             Loading::Supervised(checker, per_file) => check_loading(checker, paths, per_file, on_safe),
             Loading::Direct => {
-                paths.iter().for_each(|path| on_safe(path));
+                paths.iter().for_each(|path| on_safe(path, None));
                 Ok(Vec::new())
             }
         }
@@ -48,7 +56,7 @@ pub struct CatalogPlugin {
     /// The manifest summary (no params schemas), as in [`LoadedPlugin`].
     pub manifest: PluginManifest,
     pub api_version: ApiVersion,
-    /// The library, when the scan loaded it.
+    /// The library, when the scan loaded it in this process.
     loaded: Option<LoadedPlugin>,
 }
 
@@ -78,16 +86,17 @@ impl CatalogPlugin {
         }
     }
 
-    /// The loaded plugin, ready to run. One the scan took from the cache is
-    /// load-checked and loaded now, and must describe itself as its cache
-    /// entry did; otherwise the cache was stale and nothing is returned.
-    /// When the load check cannot run, the plugin is not loaded.
+    /// The loaded plugin, ready to run. One the scan did not load here
+    /// (taken from the cache, or described by the checking child) is
+    /// load-checked and loaded now, and must describe itself as it was
+    /// described; otherwise the description was stale and nothing is
+    /// returned. When the load check cannot run, the plugin is not loaded.
     pub fn load(&self, loading: Loading) -> Result<LoadedPlugin, PluginLoadError> {
         if let Some(plugin) = &self.loaded {
             return Ok(plugin.clone());
         }
         let mut loaded = None;
-        loading.check(std::slice::from_ref(&self.path), |path| {
+        loading.check(std::slice::from_ref(&self.path), |path, _| {
             loaded = Some(discovery::load_plugin(path))
         })?;
         match loaded {
@@ -110,8 +119,11 @@ pub struct Catalog {
     pub problems: Vec<Problem>,
     /// How many files' outcomes came from the cache.
     pub cached: usize,
-    /// How many files were loaded (and load-checked, when supervised).
+    /// How many files were loaded (in the checking child, when supervised).
     pub loaded: usize,
+    /// How many of those were loaded in this process: all of them without
+    /// the check, none when the checking child reported on each.
+    pub loaded_here: usize,
 }
 
 /// One library file of the folder, as examined by a scan.
@@ -120,17 +132,42 @@ struct Candidate {
     canonical: PathBuf,
     stamp: Option<FileStamp>,
     /// The outcome the cache has for the file, if it can be trusted.
-    cached: Option<Outcome>,
+    cached: Option<LoadOutcome>,
+}
+
+/// What loading gave for a file the cache could not answer for.
+struct Fresh {
+    outcome: LoadOutcome,
+    /// Whether the file was loaded in this process.
+    here: bool,
+    /// The plugin, when it was loaded in this process.
+    loaded: Option<LoadedPlugin>,
+}
+
+impl Fresh {
+    /// What loading `path` gave: the checking child's report, else a load
+    /// of the file here.
+    fn of(path: &Path, reported: Option<LoadOutcome>) -> Self {
+        match reported {
+            Some(outcome) => Fresh {
+                outcome,
+                here: false,
+                loaded: None,
+            },
+            None => {
+                let result = discovery::load_plugin(path);
+                Fresh {
+                    outcome: LoadOutcome::of(&result),
+                    here: true,
+                    loaded: result.ok(),
+                }
+            }
+        }
+    }
 }
 
 /// What loading gave for the files the cache could not answer for.
-type FreshOutcomes = HashMap<PathBuf, Result<LoadedPlugin, Refusal>>;
-
-/// A file's outcome, and where it came from.
-enum Known {
-    Cached(Outcome),
-    Loaded(Result<LoadedPlugin, Refusal>),
-}
+type FreshOutcomes = HashMap<PathBuf, Fresh>;
 
 /// Reads each file's stamp and looks it up in the cache.
 fn examine(paths: Vec<PathBuf>, cache: &ManifestCache) -> Vec<Candidate> {
@@ -151,25 +188,19 @@ fn examine(paths: Vec<PathBuf>, cache: &ManifestCache) -> Vec<Candidate> {
 }
 
 /// Loads the files without a trusted cache entry (a second name of a file
-/// already loaded is skipped, as [`Discovery`] does); returns what loading
-/// gave and the files that crashed or stalled the checking child, or why
-/// the check could not run.
+/// already to be loaded is skipped, as [`Discovery`] does); returns what
+/// loading gave and the files that crashed or stalled the checking child,
+/// or why the check could not run.
 fn load_unknown(candidates: &[Candidate], loading: Loading) -> Result<(FreshOutcomes, Vec<Problem>), LoadCheckError> {
+    let mut files = HashSet::new();
     let to_load: Vec<PathBuf> = candidates
         .iter()
-        .filter(|c| c.cached.is_none())
+        .filter(|c| c.cached.is_none() && files.insert(c.canonical.as_path()))
         .map(|c| c.path.clone())
         .collect();
-    let canonical: HashMap<&Path, &Path> = candidates
-        .iter()
-        .map(|c| (c.path.as_path(), c.canonical.as_path()))
-        .collect();
-    let mut loaded_files = HashSet::new();
     let mut fresh = FreshOutcomes::new();
-    let crashed = loading.check(&to_load, |path| {
-        if loaded_files.insert(canonical.get(path).copied().unwrap_or(path).to_owned()) {
-            fresh.insert(path.to_owned(), discovery::load_plugin(path));
-        }
+    let crashed = loading.check(&to_load, |path, reported| {
+        fresh.insert(path.to_owned(), Fresh::of(path, reported));
     })?;
     Ok((fresh, crashed))
 }
@@ -190,11 +221,11 @@ fn entries_after_scan(
         };
         let entry = match (&candidate.cached, fresh.get(&candidate.path)) {
             (Some(_), _) => cache.entries[&candidate.path].clone(),
-            (None, Some(loaded)) => Entry {
+            (None, Some(fresh)) => Entry {
                 path: candidate.path.clone(),
                 stamp,
                 examined_at,
-                outcome: Outcome::of(loaded),
+                outcome: fresh.outcome.clone(),
             },
             (None, None) => continue,
         };
@@ -206,8 +237,9 @@ fn entries_after_scan(
 impl Catalog {
     /// Scans `dir` like [`Discovery::scan`]: takes the outcome of each file
     /// unchanged since `cache` recorded it from there, loads the others as
-    /// `loading` says, and records their outcomes in `cache` (save it
-    /// afterwards). Files that crashed or stalled a checking child are not
+    /// `loading` says (under supervision, a file the checking child reported
+    /// on is not loaded here), and records their outcomes in `cache` (save
+    /// it afterwards). Files that crashed or stalled a checking child are not
     /// cached: they are checked again on every scan. When the check cannot
     /// run, the scan fails and the cache is left as it was.
     pub fn scan(dir: &Path, cache: &mut ManifestCache, loading: Loading) -> Result<Self, SupervisedScanError> {
@@ -225,58 +257,35 @@ impl Catalog {
     fn assemble(candidates: Vec<Candidate>, mut fresh: FreshOutcomes, crashed: Vec<Problem>) -> Self {
         let mut catalog = Catalog {
             loaded: fresh.len(),
+            loaded_here: fresh.values().filter(|f| f.here).count(),
             ..Catalog::default()
         };
         let mut seen = HashSet::new();
         for candidate in candidates {
-            let outcome = match (candidate.cached, fresh.remove(&candidate.path)) {
-                (Some(cached), _) => Known::Cached(cached),
-                (None, Some(loaded)) => Known::Loaded(loaded),
+            let (outcome, loaded, from_cache) = match (candidate.cached, fresh.remove(&candidate.path)) {
+                (Some(cached), _) => (cached, None, true),
+                (None, Some(fresh)) => (fresh.outcome, fresh.loaded, false),
                 (None, None) => continue,
             };
             if !seen.insert(candidate.canonical) {
                 continue;
             }
-            match outcome {
-                Known::Cached(outcome) => {
-                    catalog.cached += 1;
-                    catalog.add_cached(&candidate.path, outcome);
-                }
-                Known::Loaded(Ok(plugin)) => catalog.add(CatalogPlugin::new(
-                    &candidate.path,
-                    plugin.manifest.clone(),
-                    plugin.api_version(),
-                    Some(plugin),
-                )),
-                Known::Loaded(Err(refusal)) => catalog.problems.push(refusal.into_problem(&candidate.path)),
-            }
+            catalog.cached += usize::from(from_cache);
+            catalog.add_outcome(&candidate.path, outcome, loaded);
         }
         catalog.problems.extend(crashed);
         catalog.problems.sort_by(|a, b| a.path.cmp(&b.path));
         catalog
     }
 
-    fn add_cached(&mut self, path: &Path, outcome: Outcome) {
+    /// Adds what loading the file at `path` gave (`loaded`: the plugin,
+    /// when it was loaded in this process).
+    fn add_outcome(&mut self, path: &Path, outcome: LoadOutcome, loaded: Option<LoadedPlugin>) {
         match outcome {
-            Outcome::Plugin {
-                manifest,
-                api_version: [major, minor, patch],
-            } => self.add(CatalogPlugin::new(
-                path,
-                manifest,
-                ApiVersion { major, minor, patch },
-                None,
-            )),
-            Outcome::Problem {
-                kind,
-                reason,
-                declared_api_version,
-            } => self.problems.push(Problem {
-                path: path.to_owned(),
-                kind,
-                reason,
-                declared_api_version: declared_api_version.map(|[major, minor, patch]| ApiVersion { major, minor, patch }),
-            }),
+            LoadOutcome::Plugin { manifest, api_version } => {
+                self.add(CatalogPlugin::new(path, manifest, version_of_triple(api_version), loaded))
+            }
+            problem => self.problems.extend(problem.problem(path)),
         }
     }
 

@@ -10,7 +10,9 @@
 //! for a file that changed less than [`RACY_MARGIN`] before it was examined
 //! is not trusted (it could change again without its times changing); and a
 //! plugin taken from the cache is loaded, load-checked and compared with its
-//! entry before it is used ([`CatalogPlugin::load`]).
+//! entry before it is used ([`CatalogPlugin::load`]). A file's entry is
+//! what the load-checking process reported for it (or, without the check,
+//! what loading it here gave).
 
 mod catalog;
 
@@ -19,12 +21,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use plugin_api::PluginManifest;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, CatalogPlugin, Loading, PluginLoadError, StaleEntry};
 
-use crate::discovery::{LoadedPlugin, ProblemKind, Refusal};
+use crate::load_report::LoadOutcome;
 
 /// The version of the cache file's layout.
 const FORMAT: u32 = 2;
@@ -101,47 +102,13 @@ impl FileStamp {
     }
 }
 
-/// What loading a file gave: a plugin's description, or why it is not one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Outcome {
-    Plugin {
-        manifest: PluginManifest,
-        api_version: [u32; 3],
-    },
-    Problem {
-        kind: ProblemKind,
-        reason: String,
-        declared_api_version: Option<[u32; 3]>,
-    },
-}
-
-impl Outcome {
-    fn of(loaded: &Result<LoadedPlugin, Refusal>) -> Self {
-        match loaded {
-            Ok(plugin) => {
-                let v = plugin.api_version();
-                Outcome::Plugin {
-                    manifest: plugin.manifest.clone(),
-                    api_version: [v.major, v.minor, v.patch],
-                }
-            }
-            Err(refusal) => Outcome::Problem {
-                kind: refusal.kind,
-                reason: refusal.reason.clone(),
-                declared_api_version: refusal.declared_api_version.map(|v| [v.major, v.minor, v.patch]),
-            },
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     path: PathBuf,
     stamp: FileStamp,
     /// When the file was examined (taken before its stamp was read).
     examined_at: Timestamp,
-    outcome: Outcome,
+    outcome: LoadOutcome,
 }
 
 impl Entry {
@@ -256,7 +223,7 @@ impl ManifestCache {
         Ok(())
     }
 
-    fn trusted(&self, path: &Path, stamp: Option<&FileStamp>) -> Option<&Outcome> {
+    fn trusted(&self, path: &Path, stamp: Option<&FileStamp>) -> Option<&LoadOutcome> {
         let entry = self.entries.get(path)?;
         stamp.filter(|stamp| entry.trusted_for(stamp)).map(|_| &entry.outcome)
     }
