@@ -33,7 +33,7 @@ const RESERVED_NAMES: [(&str, &str); 3] = [("CPU", "num_cpus"), ("GPU", "num_gpu
 /// assert!(gpu_training.check().is_ok());
 /// assert!(ActionResources::new().num_cpus(-1.0).check().is_err());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ActionResources {
     /// CPU cores (fractions allowed).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "amount")]
@@ -47,6 +47,28 @@ pub struct ActionResources {
     /// Custom resources by name (`{"accelerator": 1}`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "amounts")]
     pub resources: BTreeMap<String, f64>,
+}
+
+/// Two declarations are equal when they declare the same amounts, a NaN
+/// amount included: the loader compares a plugin's manifest with its own
+/// earlier description of it, and a declaration must equal itself for that.
+impl PartialEq for ActionResources {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        let same_option = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => same(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        same_option(self.num_cpus, other.num_cpus)
+            && same_option(self.num_gpus, other.num_gpus)
+            && self.memory == other.memory
+            && self.resources.len() == other.resources.len()
+            && self
+                .resources
+                .iter()
+                .zip(&other.resources)
+                .all(|((name, a), (other_name, b))| name == other_name && same(*a, *b))
+    }
 }
 
 /// A declared amount that no cluster can grant.
@@ -209,6 +231,17 @@ mod amounts {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_declaration_equals_itself_after_crossing_as_json_even_with_nan() {
+        let declared = ActionResources::new()
+            .num_cpus(f64::NAN)
+            .resource("accelerator", f64::INFINITY);
+        let crossed: ActionResources = serde_json::from_str(&serde_json::to_string(&declared).unwrap()).unwrap();
+        assert_eq!(crossed, declared);
+        assert_ne!(crossed, ActionResources::new().num_cpus(1.0));
+        assert_ne!(ActionResources::new().num_cpus(f64::NAN), ActionResources::new());
+    }
 
     #[test]
     fn declared_amounts_cross_as_json_and_nothing_is_written_when_nothing_is_declared() {
