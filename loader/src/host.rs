@@ -7,13 +7,14 @@
 //! one (from a thread the plugin left running) is dropped and counted, so
 //! nothing reaches the sink after the run's last event.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::ffi::host_side::ContextHost;
 use plugin_api::ffi::ClientKind;
-use plugin_api::log_entry::LogEntry;
+use plugin_api::log_entry::LogEntryRef;
 use plugin_api::{rules, PluginEnvironment};
 use serde_json::{json, Value};
 
@@ -322,23 +323,27 @@ impl ContextHost for RunHost {
     }
 
     fn log_entry(&self, entry_json: &str) -> Result<(), String> {
-        match LogEntry::from_json(entry_json)? {
-            LogEntry::Event {
+        match LogEntryRef::parse(entry_json)? {
+            LogEntryRef::Event {
                 event,
                 data,
                 file,
                 step,
                 level,
             } => {
-                let data = Value::Object(data);
-                let step = step.or_else(|| step_in_data(&data));
+                let data: Value = serde_json::from_str(data.get()).map_err(|e| format!("not a log entry: {e}"))?;
+                let step = step.map(Cow::into_owned).or_else(|| step_in_data(&data));
                 self.emit_log(&event, data, file.as_deref(), step, level_of(level.as_deref()))
             }
-            LogEntry::Message { message, level, step } => self.emit_message(&message, level_of(Some(&level)), step),
-            LogEntry::DevEvent { message, data, step } => {
-                self.emit_dev_event(&message, data.unwrap_or(Value::Null), step)
+            LogEntryRef::Message { message, level, step } => {
+                self.emit_message(&message, level_of(Some(&level)), step.map(Cow::into_owned))
             }
-            LogEntry::ProgressFailed { step } => {
+            LogEntryRef::DevEvent { message, data, step } => {
+                let data = data.map_or(Ok(Value::Null), |d| serde_json::from_str(d.get()));
+                let data = data.map_err(|e| format!("not a log entry: {e}"))?;
+                self.emit_dev_event(&message, data, step.map(Cow::into_owned))
+            }
+            LogEntryRef::ProgressFailed { step } => {
                 if let Some(event) = self.progress.mark_failed(step.as_deref()) {
                     self.emit(event);
                 }

@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::ffi::plugin_side::HostHandle;
-use crate::log_entry::LogEntry;
+use crate::entry_buffer;
+use crate::log_entry::{self, EntryDataError, LogEntry};
 
 /// A context call that was refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -261,13 +262,36 @@ impl Logger {
         file: Option<&str>,
     ) -> Result<(), ContextError> {
         self.check_open()?;
-        let data = to_object(&data, "log data")?;
-        self.send(LogEntry::Event {
-            event: event.to_owned(),
-            data,
-            file: file.map(str::to_owned),
-            step: self.get_step(),
-            level: (level != MessageLevel::Info).then(|| level.as_str().to_owned()),
+        let step = self.get_step();
+        let level = (level != MessageLevel::Info).then(|| level.as_str());
+        if !self.host.has_log_entry() {
+            let data = to_object(&data, "log data")?;
+            return self.send(LogEntry::Event {
+                event: event.to_owned(),
+                data,
+                file: file.map(str::to_owned),
+                step,
+                level: level.map(str::to_owned),
+            });
+        }
+        entry_buffer::with(|entry| {
+            log_entry::write_event_entry(entry, event, &data, file, step.as_deref(), level).map_err(|e| match e {
+                EntryDataError::Serialize(e) => ContextError::Serialize {
+                    what: "log data",
+                    reason: e.to_string(),
+                },
+                EntryDataError::NotAnObject => to_object(&data, "log data")
+                    .err()
+                    .unwrap_or(ContextError::NotAnObject {
+                        what: "log data",
+                        got: "not an object",
+                    }),
+            })?;
+            let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
+            self.host
+                .log_entry_json(text)
+                .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
+                .map_err(ContextError::Log)
         })
     }
 
