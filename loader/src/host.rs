@@ -19,7 +19,7 @@ use plugin_api::{rules, PluginEnvironment};
 use serde_json::{json, Value};
 
 use crate::events::progress::ProgressStatus;
-use crate::events::{Event, EventKind, EventSink, Level, MetricsBook, ProgressTracker, RunInfo};
+use crate::events::{deliver, Event, EventKind, EventSink, Level, MetricsBook, ProgressTracker, RawData, RunInfo};
 
 /// Asks a running action to stop: `is_cancelled()` turns true in the plugin.
 #[derive(Debug, Clone, Default)]
@@ -191,7 +191,7 @@ impl RunHost {
     /// plugin that kept its context past the end is ignored (and counted).
     pub fn emit(&self, event: Event) {
         if let Some(_pass) = self.gate.enter() {
-            self.sink.emit(&self.run, &event);
+            deliver(&self.sink, &self.run, &event);
         }
     }
 
@@ -331,9 +331,21 @@ impl ContextHost for RunHost {
                 step,
                 level,
             } => {
-                let data: Value = serde_json::from_str(data.get()).map_err(|e| format!("not a log entry: {e}"))?;
-                let step = step.map(Cow::into_owned).or_else(|| step_in_data(&data));
-                self.emit_log(&event, data, file.as_deref(), step, level_of(level.as_deref()))
+                let level = level_of(level.as_deref());
+                match (step, RawData::object(data)) {
+                    (None, Some(raw)) if !raw.may_contain("\"step\"") => {
+                        let mut event = Event::new(EventKind::Event, event, level, Value::Null);
+                        event.file = file.map(Cow::into_owned);
+                        event.raw_data = Some(raw);
+                        self.emit(event);
+                    }
+                    (step, _) => {
+                        let data: Value =
+                            serde_json::from_str(data.get()).map_err(|e| format!("not a log entry: {e}"))?;
+                        let step = step.map(Cow::into_owned).or_else(|| step_in_data(&data));
+                        self.emit_log(&event, data, file.as_deref(), step, level)
+                    }
+                }
             }
             LogEntryRef::Message { message, level, step } => {
                 self.emit_message(&message, level_of(Some(&level)), step.map(Cow::into_owned))

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::events::{Event, EventSink, RunInfo};
+use crate::events::{Event, EventSink, RawData, RunInfo};
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
@@ -155,8 +155,27 @@ impl Redactor {
         }
     }
 
+    /// Whether data kept as JSON text may have anything to hide: it may
+    /// when its text holds a secret, a URL or a secret-looking name, or any
+    /// escape (which could spell one); only then is it parsed and checked.
+    fn raw_may_need(&self, raw: &RawData) -> bool {
+        let text = raw.get();
+        text.contains('\\')
+            || text.contains("://")
+            || self.secrets.iter().any(|s| text.contains(s.as_str()))
+            || SECRET_FIELD_PARTS.iter().any(|part| contains_ignoring_case(text, part))
+    }
+
     /// A redacted copy of `event`, or `None` when it has nothing to hide.
     pub fn redact_event(&self, event: &Event) -> Option<Event> {
+        if let Some(raw) = &event.raw_data {
+            let names = [Some(&event.event), event.step.as_ref(), event.file.as_ref()];
+            if !self.raw_may_need(raw) && !names.into_iter().flatten().any(|t| self.str_needs(t)) {
+                return None;
+            }
+            let parsed = event.with_parsed_data().into_owned();
+            return Some(self.redact_event(&parsed).unwrap_or(parsed));
+        }
         let names = [Some(&event.event), event.step.as_ref(), event.file.as_ref()];
         if !self.value_needs(&event.data) && !names.into_iter().flatten().any(|t| self.str_needs(t)) {
             return None;
@@ -234,6 +253,10 @@ impl<S: EventSink> EventSink for RedactingSink<S> {
 
     fn flush(&self) {
         self.inner.flush()
+    }
+    /// Raw data goes on raw when it has nothing to hide.
+    fn takes_raw_data(&self) -> bool {
+        self.inner.takes_raw_data()
     }
 }
 

@@ -24,6 +24,7 @@
 //! a reader following the stream live, within a bounded delay
 //! ([`JsonlSink::live`]).
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -31,10 +32,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::time::{self, Rfc3339};
-use super::{lock, Event, EventKind, EventSink, Level, RunInfo};
+use super::{lock, Event, EventKind, EventSink, Level, RawData, RunInfo};
 
 const BUFFER_CAPACITY: usize = 64 * 1024;
 
@@ -99,7 +101,10 @@ fn write_line<W: Write>(out: &mut W, run_part: &[u8], event: &Event) -> io::Resu
     out.write_all(b"\",\"file\":")?;
     json(out, &event.file)?;
     out.write_all(b",\"data\":")?;
-    json(out, &event.data)?;
+    match &event.raw_data {
+        Some(raw) => out.write_all(raw.get().as_bytes())?,
+        None => json(out, &event.data)?,
+    }
     if let Some(count) = event.dropped_late_calls {
         out.write_all(b",\"dropped_late_calls\":")?;
         json(out, &count)?;
@@ -258,6 +263,10 @@ impl<W: Write + Send> EventSink for JsonlSink<W> {
         EventSink::flush(self);
     }
 
+    fn takes_raw_data(&self) -> bool {
+        true
+    }
+
     fn flush(&self) {
         let mut state = lock(&self.state);
         if state.error.is_none() && !state.out.buffer().is_empty() {
@@ -280,20 +289,28 @@ pub enum JsonlParseError {
     MissingTime,
 }
 
+/// A line's fields, borrowed from it where they need no unescaping.
 #[derive(Deserialize)]
-struct Line {
-    time: Option<String>,
+struct Line<'a> {
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
     timestamp: Option<f64>,
-    job_id: Option<String>,
-    plugin: String,
-    action: String,
+    #[serde(borrow)]
+    job_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    plugin: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
     kind: EventKind,
-    event: String,
-    step: Option<String>,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    step: Option<Cow<'a, str>>,
     level: Level,
-    file: Option<String>,
-    #[serde(default)]
-    data: Value,
+    #[serde(borrow)]
+    file: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
     #[serde(default)]
     dropped_late_calls: Option<u64>,
 }
@@ -303,26 +320,46 @@ struct Line {
 /// extra fields are ignored; `time` wins over `timestamp` when both are
 /// present. Times come back to the microsecond.
 pub fn parse_line(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
+    let (run, event) = parse_line_raw(line)?;
+    let event = match event.with_parsed_data() {
+        Cow::Borrowed(_) => event,
+        Cow::Owned(parsed) => parsed,
+    };
+    Ok((run, event))
+}
+
+/// [`parse_line`], leaving a user event's data (an object) as the line's
+/// text ([`Event::raw_data`]): for a relay that writes it out again.
+pub fn parse_line_raw(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
     let line: Line = serde_json::from_str(line.trim())?;
     let time: SystemTime = match (line.time, line.timestamp) {
-        (Some(t), _) => time::parse_rfc3339(&t).ok_or(JsonlParseError::Time(t))?,
+        (Some(t), _) => time::parse_rfc3339(&t).ok_or_else(|| JsonlParseError::Time(t.into_owned()))?,
         (None, Some(ts)) => time::system_time_from_unix_seconds(ts).ok_or(JsonlParseError::Timestamp(ts))?,
         (None, None) => return Err(JsonlParseError::MissingTime),
     };
     let run = RunInfo {
-        job_id: line.job_id,
-        plugin: line.plugin,
-        action: line.action,
+        job_id: line.job_id.map(Cow::into_owned),
+        plugin: line.plugin.into_owned(),
+        action: line.action.into_owned(),
+    };
+    let raw_data = line
+        .data
+        .filter(|_| line.kind == EventKind::Event)
+        .and_then(RawData::object);
+    let data = match (&raw_data, line.data) {
+        (None, Some(data)) => serde_json::from_str(data.get())?,
+        _ => Value::Null,
     };
     let event = Event {
         time,
         kind: line.kind,
-        event: line.event,
-        step: line.step,
+        event: line.event.into_owned(),
+        step: line.step.map(Cow::into_owned),
         level: line.level,
-        file: line.file,
-        data: line.data,
+        file: line.file.map(Cow::into_owned),
+        data,
         dropped_late_calls: line.dropped_late_calls,
+        raw_data,
     };
     Ok((run, event))
 }
