@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub use file::{open_events_file, EventsFile, EventsFileError, MappedJsonlSink, MappedWriter};
-pub use jsonl::{parse_line, Flush, JsonlParseError, JsonlSink};
+pub use jsonl::{parse_line, parse_line_raw, parse_line_relayed, Flush, JsonlParseError, JsonlSink};
 pub use metrics::{MetricsBook, MetricsError};
 pub use progress::{ProgressError, ProgressStatus, ProgressTracker, StepProgress};
 pub use raw::{deliver, RawData};
@@ -213,6 +213,10 @@ pub struct Event {
     /// A user event's data as the JSON text it arrived in; `data` is then
     /// `null` (see [`raw`]: only sinks that take raw data see it so).
     pub raw_data: Option<RawData>,
+    /// A relayed user event's whole JSON line as the child wrote it
+    /// (checked by [`jsonl::parse_line_relayed`]): a JSON-lines sink of the
+    /// same run writes it as it is. Whoever changes the event drops it.
+    pub jsonl: Option<Box<str>>,
 }
 
 impl Event {
@@ -228,6 +232,7 @@ impl Event {
             data,
             dropped_late_calls: None,
             raw_data: None,
+            jsonl: None,
         }
     }
 
@@ -278,12 +283,14 @@ impl Event {
     }
 
     pub fn with_step(mut self, step: impl Into<String>) -> Self {
+        self.jsonl = None;
         self.step = Some(step.into());
         self
     }
 
     /// Sets the step when `step` is `Some`, keeps it otherwise.
     pub fn with_step_opt(mut self, step: Option<&str>) -> Self {
+        self.jsonl = None;
         if let Some(step) = step {
             self.step = Some(step.to_owned());
         }
@@ -291,22 +298,26 @@ impl Event {
     }
 
     pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.jsonl = None;
         self.file = Some(file.into());
         self
     }
 
     pub fn with_level(mut self, level: Level) -> Self {
+        self.jsonl = None;
         self.level = level;
         self
     }
 
     /// Marks a run's last event with the count of dropped late calls.
     pub fn with_dropped_late_calls(mut self, count: u64) -> Self {
+        self.jsonl = None;
         self.dropped_late_calls = Some(count);
         self
     }
 
     pub fn with_time(mut self, time: SystemTime) -> Self {
+        self.jsonl = None;
         self.time = time;
         self
     }

@@ -113,7 +113,7 @@ fn push_parsed(batch: &mut Vec<Event>, line: &[u8]) {
         return;
     }
     match std::str::from_utf8(line).map_err(|e| e.to_string()).and_then(|text| {
-        jsonl::parse_line_raw(text)
+        jsonl::parse_line_relayed(text)
             .map(|(_, event)| event)
             .map_err(|e| e.to_string())
     }) {
