@@ -58,11 +58,15 @@ fn is_secret_field(name: &str) -> bool {
 /// Whether `haystack` contains the lowercase ASCII `needle`, in any case
 /// (without allocating: this runs for every field of every event).
 fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
     haystack.len() >= needle.len()
-        && haystack
-            .as_bytes()
-            .windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+        && haystack[..=haystack.len() - needle.len()]
+            .iter()
+            .enumerate()
+            .any(|(at, b)| b.to_ascii_lowercase() == first && haystack[at + 1..at + needle.len()].eq_ignore_ascii_case(rest))
 }
 
 /// The secrets to hide, and how.

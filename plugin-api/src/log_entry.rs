@@ -283,6 +283,9 @@ pub enum LogEntryRef<'a> {
 impl<'a> LogEntryRef<'a> {
     /// Reads an entry a plugin sent; the error names what is wrong.
     pub fn parse(text: &'a str) -> Result<Self, String> {
+        if let Some(entry) = Self::parse_plain_event(text) {
+            return Ok(entry);
+        }
         let wire: WireEntry<'a> = serde_json::from_str(text).map_err(|e| format!("not a log entry: {e}"))?;
         let missing = |field: &str| format!("not a log entry: missing field `{field}`");
         let data = wire.data.filter(|d| d.get() != "null");
@@ -314,6 +317,37 @@ impl<'a> LogEntryRef<'a> {
                 step: wire.step,
             },
             EntryKind::ProgressFailed => LogEntryRef::ProgressFailed { step: wire.step },
+        })
+    }
+}
+
+impl<'a> LogEntryRef<'a> {
+    /// The fast path of [`parse`](Self::parse), for the text
+    /// [`write_event_entry`] writes for an info event with no file or step
+    /// and a name without escapes: only the data is parsed (to validate it
+    /// and find its end). `None` for any other text, which the full parse
+    /// then reads.
+    fn parse_plain_event(text: &'a str) -> Option<Self> {
+        const HEAD: &str = r#"{"kind":"event","event":""#;
+        const TAIL: &str = r#","file":null,"step":null,"level":null}"#;
+        let rest = text.strip_prefix(HEAD)?;
+        let name_end = rest.find('"')?;
+        let name = &rest[..name_end];
+        if name.bytes().any(|b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let rest = rest[name_end..].strip_prefix(r#"","data":"#)?;
+        let data_json = rest.strip_suffix(TAIL)?;
+        if !data_json.starts_with('{') {
+            return None;
+        }
+        let data: &RawValue = serde_json::from_str(data_json).ok()?;
+        Some(LogEntryRef::Event {
+            event: Cow::Borrowed(name),
+            data,
+            file: None,
+            step: None,
+            level: None,
         })
     }
 }
@@ -517,6 +551,32 @@ mod tests {
                 assert_eq!(serde_json::from_str::<Map<String, Value>>(raw.get()).unwrap(), data);
                 assert_eq!(name, event);
             }
+        }
+        let plain = [
+            r#"{"kind":"event","event":"tick","data":{"i":1},"file":null,"step":null,"level":null}"#,
+            r#"{"kind":"event","event":"tick","data":{"a":"\"x\"},\"y"},"file":null,"step":null,"level":null}"#,
+            r#"{"kind":"event","event":"","data":{},"file":null,"step":null,"level":null}"#,
+        ];
+        for text in plain {
+            let Some(LogEntryRef::Event { event, data, .. }) = LogEntryRef::parse_plain_event(text) else {
+                panic!("{text} is a plain event");
+            };
+            let Ok(LogEntry::Event { event: name, data: map, .. }) = LogEntry::from_json(text) else {
+                panic!("{text} is an event");
+            };
+            assert_eq!((event.as_ref(), serde_json::from_str::<Map<String, Value>>(data.get()).unwrap()), (name.as_str(), map));
+        }
+        let not_plain = [
+            r#"{"kind":"event","event":"t\"ick","data":{},"file":null,"step":null,"level":null}"#,
+            r#"{"kind":"event","event":"tick","data":{"a":1},"file":null,"step":null,"level":null} "#,
+            r#"{"kind":"event","event":"tick","data":{"a":1},"file":null,"step":null,"level":null},"file":null,"step":null,"level":null}"#,
+            r#"{"kind":"event","event":"tick","data":{"a":1}},"file":null,"step":null,"level":null}"#,
+            r#"{"kind":"event","event":"tick","data":[1],"file":null,"step":null,"level":null}"#,
+            r#"{"kind":"event","event":"tick","data":{"a":1},"file":null,"step":"s","level":null}"#,
+        ];
+        for text in not_plain {
+            assert!(LogEntryRef::parse_plain_event(text).is_none(), "{text}");
+            assert_eq!(LogEntryRef::parse(text).is_ok(), LogEntry::from_json(text).is_ok(), "{text}");
         }
         let unknown = LogEntryRef::parse(r#"{"kind":"artifact"}"#).unwrap_err();
         assert!(unknown.contains("unknown variant `artifact`"), "{unknown}");

@@ -403,7 +403,13 @@ impl<W: Write + Send> TerminalSink<W> {
                 }
                 match &event.raw_data {
                     Some(raw) if !is_empty_raw(raw.get()) => {
-                        let _ = write!(buf, " {}", self.compact_text(raw.get().to_owned()));
+                        let text = raw.get();
+                        buf.push(b' ');
+                        if text.len() <= MAX_DATA_CHARS && is_clean(text) {
+                            buf.extend_from_slice(text.as_bytes());
+                        } else {
+                            buf.extend_from_slice(self.compact_text(text.to_owned()).as_bytes());
+                        }
                     }
                     Some(_) => {}
                     None if !is_empty_data(&event.data) => {
