@@ -389,21 +389,25 @@ pub fn parse_line_raw(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
     event_of(serde_json::from_str(line.trim())?)
 }
 
-/// [`parse_line_raw`] for a relay: a user event whose line has exactly the
+/// [`parse_line_raw`] for a relay (who produced the event is the relay's
+/// run, so it is not read): a user event whose line has exactly the
 /// sink's fields, each once, and no carriage return, also keeps the line
 /// itself ([`Event::jsonl`]), which a JSON-lines sink of the same run then
 /// writes as it is instead of writing the event again.
-pub fn parse_line_relayed(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
+pub fn parse_line_relayed(line: &str) -> Result<Event, JsonlParseError> {
     let text = line.trim();
+    if let Some(event) = super::own_line::parse_own_line(text) {
+        return Ok(event);
+    }
     let Ok(exact) = serde_json::from_str::<ExactLine>(text) else {
-        return parse_line_raw(text);
+        return parse_line_raw(text).map(|(_, event)| event);
     };
-    let (run, mut event) = event_of(exact.into())?;
+    let (_, mut event) = event_of(exact.into())?;
     let plain = event.kind == EventKind::Event && event.raw_data.is_some() && event.dropped_late_calls.is_none();
     if plain && !text.contains('\r') {
         event.jsonl = Some(text.into());
     }
-    Ok((run, event))
+    Ok(event)
 }
 
 fn event_of(line: Line) -> Result<(RunInfo, Event), JsonlParseError> {
@@ -454,7 +458,7 @@ mod tests {
         }
 
         fn relay_into(run: &RunInfo, line: &str) -> (Event, String) {
-            let (_, event) = parse_line_relayed(line).unwrap();
+            let event = parse_line_relayed(line).unwrap();
             (event.clone(), write_all(run, &[event]))
         }
 

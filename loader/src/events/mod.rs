@@ -41,6 +41,7 @@ pub mod escape;
 pub mod file;
 pub mod jsonl;
 pub mod metrics;
+mod own_line;
 pub mod progress;
 pub mod raw;
 pub mod terminal;

@@ -114,7 +114,6 @@ fn push_parsed(batch: &mut Vec<Event>, line: &[u8]) {
     }
     match std::str::from_utf8(line).map_err(|e| e.to_string()).and_then(|text| {
         jsonl::parse_line_relayed(text)
-            .map(|(_, event)| event)
             .map_err(|e| e.to_string())
     }) {
         Ok(event) => batch.push(event),
