@@ -22,13 +22,12 @@ impl<'a> Cursor<'a> {
     /// A string without escapes or control characters.
     fn plain_string(&mut self) -> Option<&'a str> {
         let rest = self.0.strip_prefix('"')?;
-        let end = rest.find('"')?;
-        let text = &rest[..end];
-        if text.bytes().any(|b| b == b'\\' || b < 0x20) {
+        let end = rest.bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest.as_bytes()[end] != b'"' {
             return None;
         }
         self.0 = &rest[end + 1..];
-        Some(text)
+        Some(&rest[..end])
     }
 
     fn plain_string_or_null(&mut self) -> Option<Option<&'a str>> {
@@ -57,9 +56,6 @@ impl<'a> Cursor<'a> {
 /// ([`Event::raw_data`]); `None` for any other line. `text` is one line
 /// without its newline.
 pub(crate) fn parse_own_line(text: &str) -> Option<Event> {
-    if text.contains('\r') {
-        return None;
-    }
     let mut line = Cursor(text);
     line.expect(r#"{"time":"#)?;
     let time = time::parse_rfc3339(line.plain_string()?)?;
@@ -81,6 +77,11 @@ pub(crate) fn parse_own_line(text: &str) -> Option<Event> {
     let file = line.plain_string_or_null()?;
     line.expect(r#","data":"#)?;
     let data_json = line.0.strip_suffix('}')?;
+    // Everything before the data is literal or a string without control
+    // characters: a carriage return can only be whitespace in the data.
+    if memchr::memchr(b'\r', data_json.as_bytes()).is_some() {
+        return None;
+    }
     let data: &RawValue = serde_json::from_str(data_json).ok()?;
     let mut event = Event::new(EventKind::Event, name, level, Value::Null);
     event.time = time;
