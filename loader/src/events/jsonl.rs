@@ -19,7 +19,10 @@
 //!
 //! The sink is built for throughput (over a million events a second): each
 //! line is serialised straight into a `BufWriter`, with the run's part
-//! (`job_id`, `plugin`, `action`) serialised once per run. The buffer is
+//! (`job_id`, `plugin`, `action`) serialised once per run, the date and time
+//! of day once a second, a user event's data copied as the text it came in
+//! ([`Event::raw_data`]), and a line relayed from an isolated child copied
+//! whole when it is exactly what this sink would write ([`Event::jsonl`]). The buffer is
 //! written through at the end or after every line (see [`Flush`]), or, for
 //! a reader following the stream live, within a bounded delay
 //! ([`JsonlSink::live`]).

@@ -83,13 +83,18 @@ pub(crate) fn parse_own_line(text: &str) -> Option<Event> {
         return None;
     }
     let data: &RawValue = serde_json::from_str(data_json).ok()?;
-    let mut event = Event::new(EventKind::Event, name, level, Value::Null);
-    event.time = time;
-    event.step = step.map(str::to_owned);
-    event.file = file.map(str::to_owned);
-    event.raw_data = Some(RawData::object(data)?);
-    event.jsonl = Some(text.into());
-    Some(event)
+    Some(Event {
+        time,
+        kind: EventKind::Event,
+        event: name.to_owned(),
+        step: step.map(str::to_owned),
+        level,
+        file: file.map(str::to_owned),
+        data: Value::Null,
+        dropped_late_calls: None,
+        raw_data: Some(RawData::object(data)?),
+        jsonl: Some(text.into()),
+    })
 }
 
 #[cfg(test)]
