@@ -332,17 +332,22 @@ impl ContextHost for RunHost {
                 level,
             } => {
                 let level = level_of(level.as_deref());
-                match (step, RawData::object(data)) {
-                    (None, Some(raw)) if !raw.may_contain("\"step\"") => {
+                let step = step.map(Cow::into_owned);
+                // The data stays text unless it has to be read: an event
+                // without a step whose data may name one is attributed
+                // from its data, as 1.0/1.1 plugins attribute theirs.
+                match RawData::object(data).filter(|raw| step.is_some() || !raw.may_contain("\"step\"")) {
+                    Some(raw) => {
                         let mut event = Event::new(EventKind::Event, event, level, Value::Null);
+                        event.step = step;
                         event.file = file.map(Cow::into_owned);
                         event.raw_data = Some(raw);
                         self.emit(event);
                     }
-                    (step, _) => {
+                    None => {
                         let data: Value =
                             serde_json::from_str(data.get()).map_err(|e| format!("not a log entry: {e}"))?;
-                        let step = step.map(Cow::into_owned).or_else(|| step_in_data(&data));
+                        let step = step.or_else(|| step_in_data(&data));
                         self.emit_log(&event, data, file.as_deref(), step, level)
                     }
                 }
@@ -412,6 +417,52 @@ mod tests {
             ..Default::default()
         };
         (Arc::new(RunHost::new(run, settings, sink.clone())), sink)
+    }
+
+    #[test]
+    fn a_user_events_data_reaches_the_sinks_as_given_and_parsed_where_read() {
+        let (host, sink) = host_with_sink();
+        let ctx = RuntimeContext::with_host(host.clone());
+        ctx.log("plain", json!({"b": 1, "a": [true]}), None).unwrap();
+        ctx.log("named", json!({"step": "load", "n": 1}), None).unwrap();
+        ctx.logger().set_step(Some("train"));
+        ctx.log("in_step", json!({"step": "other"}), Some("/f")).unwrap();
+        let events = sink.events();
+        let steps: Vec<_> = events.iter().map(|e| e.step.as_deref()).collect();
+        assert_eq!(steps, [None, Some("load"), Some("train")]);
+        assert_eq!(events[0].data, json!({"a": [true], "b": 1}), "a memory sink reads parsed data");
+        assert_eq!(events[2].data, json!({"step": "other"}));
+        assert_eq!(events[2].file.as_deref(), Some("/f"));
+    }
+
+    /// A writer whose bytes the test can read while a sink owns it.
+    #[derive(Clone, Default)]
+    struct SharedBytes(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedBytes {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_json_lines_sink_writes_the_plugins_data_text_as_it_came() {
+        let bytes = SharedBytes::default();
+        let jsonl = crate::events::JsonlSink::new(bytes.clone(), crate::events::Flush::EachLine);
+        let host = RunHost::new(RunInfo::new("p", "a"), RunSettings::default(), Arc::new(jsonl));
+        let entry = r#"{"kind":"event","event":"e","data":{"z":1,"a":{"y":[2]}},"file":null,"step":null,"level":null}"#;
+        host.log_entry(entry).unwrap();
+        let spaced = "{\"kind\":\"event\",\"event\":\"e\",\"data\":{\"z\" :\n1},\"file\":null}";
+        host.log_entry(spaced).unwrap();
+        let text = String::from_utf8(bytes.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with(r#""data":{"z":1,"a":{"y":[2]}}}"#), "{}", lines[0]);
+        assert!(lines[1].ends_with(r#""data":{"z":1}}"#), "a line break in the data never ends a line: {}", lines[1]);
     }
 
     #[test]
