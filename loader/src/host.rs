@@ -291,8 +291,11 @@ fn level_of(name: Option<&str>) -> Level {
 impl ContextHost for RunHost {
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         let _pass = self.enter()?;
-        if let Some(event) = self.progress.update(step, current, total).map_err(|e| e.to_string())? {
-            self.sink.emit(&self.run, &event);
+        // Matched in place: `map_err` would move the whole (large) result.
+        match self.progress.update(step, current, total) {
+            Ok(Some(event)) => self.sink.emit(&self.run, &event),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
         }
         Ok(())
     }
