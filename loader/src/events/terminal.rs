@@ -759,11 +759,13 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         state.metrics.clear();
     }
 
-    fn emit(&self, run: &RunInfo, event: &Event) {
-        if event.raw_data.is_some() && event.step.is_some() {
-            // A step's events may be the orchestrator's, read field by field.
-            return self.emit(run, &event.with_parsed_data());
-        }
+    fn emit(&self, _run: &RunInfo, event: &Event) {
+        // A step's events may be the orchestrator's, read field by field.
+        let event = match event.step {
+            Some(_) => event.with_parsed_data(),
+            None => std::borrow::Cow::Borrowed(event),
+        };
+        let event = event.as_ref();
         let mut state = lock(&self.state);
         let state = &mut *state;
         if state.error.is_some() {
