@@ -52,22 +52,26 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 fn is_secret_field(name: &str) -> bool {
-    SECRET_FIELD_PARTS.iter().any(|part| contains_ignoring_case(name, part))
+    contains_secret_field_part(name)
 }
 
-/// Whether `haystack` contains the lowercase ASCII `needle`, in any case
-/// (without allocating: this runs for every field of every event).
-fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
-    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
-    let Some((&first, rest)) = needle.split_first() else {
-        return true;
-    };
-    haystack.len() >= needle.len()
-        && haystack[..=haystack.len() - needle.len()]
-            .iter()
-            .enumerate()
-            .any(|(at, b)| b.to_ascii_lowercase() == first && haystack[at + 1..at + needle.len()].eq_ignore_ascii_case(rest))
+/// Whether `text` contains one of [`SECRET_FIELD_PARTS`] in any case, in
+/// one pass: only a byte that starts a part (in any case) is compared on.
+fn contains_secret_field_part(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(at, byte)| {
+        let first = byte.to_ascii_lowercase();
+        matches!(first, b't' | b's' | b'p' | b'a' | b'c')
+            && SECRET_FIELD_PARTS
+                .iter()
+                .any(|part| part.as_bytes()[0] == first && starts_with_ignoring_case(&bytes[at..], part))
+    })
 }
+
+fn starts_with_ignoring_case(bytes: &[u8], part: &str) -> bool {
+    bytes.len() >= part.len() && bytes[..part.len()].eq_ignore_ascii_case(part.as_bytes())
+}
+
 
 /// The secrets to hide, and how.
 #[derive(Debug, Clone, Default)]
@@ -167,7 +171,7 @@ impl Redactor {
         text.contains('\\')
             || text.contains("://")
             || self.secrets.iter().any(|s| text.contains(s.as_str()))
-            || SECRET_FIELD_PARTS.iter().any(|part| contains_ignoring_case(text, part))
+            || contains_secret_field_part(text)
     }
 
     /// A redacted copy of `event`, or `None` when it has nothing to hide.
@@ -268,6 +272,21 @@ impl<S: EventSink> EventSink for RedactingSink<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_field_parts_are_found_in_any_case_in_one_pass() {
+        for part in SECRET_FIELD_PARTS {
+            assert!(
+                matches!(part.as_bytes()[0], b't' | b's' | b'p' | b'a' | b'c'),
+                "{part} starts with a letter the pass looks for"
+            );
+            assert!(contains_secret_field_part(&format!("x_{}_y", part.to_ascii_uppercase())), "{part}");
+        }
+        for clean in ["", "loss", "{\"i\":1,\"loss\":0.25}", "tok", "passw", "ünïcode"] {
+            assert!(!contains_secret_field_part(clean), "{clean}");
+        }
+        assert!(contains_secret_field_part("ünï_Api_Key"));
+    }
     use crate::events::{EventKind, Level, MemorySink};
     use serde_json::json;
 
