@@ -18,6 +18,12 @@
 //! flood of events, the loader). Run with
 //! `cargo bench -p loader --bench memory`; `LOADER_MEMORY_EVENTS` changes
 //! the 5 million.
+//!
+//! To compare with another build (say, the last release) in the same run,
+//! set `LOADER_MEMORY_BASELINE` to `LOADER:PLUGIN_FOLDER`: its `loader`
+//! binary and a folder holding its flood fixture. The throughput and cost
+//! tables then measure it too, each baseline run right after the same run
+//! of this build, and give the ratio.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -71,18 +77,44 @@ struct Measured {
     exit: i32,
 }
 
+/// A `loader` binary and a folder holding the flood fixture built with it.
+struct Build {
+    loader: PathBuf,
+    plugins: PathBuf,
+}
+
+/// The baseline build named by `LOADER_MEMORY_BASELINE`, if any.
+fn baseline() -> Option<Build> {
+    let value = std::env::var("LOADER_MEMORY_BASELINE").ok()?;
+    let (loader, plugins) = value
+        .split_once(':')
+        .expect("LOADER_MEMORY_BASELINE is LOADER:PLUGIN_FOLDER");
+    Some(Build {
+        loader: PathBuf::from(loader),
+        plugins: PathBuf::from(plugins),
+    })
+}
+
 /// Runs `loader run flood log {count}` with `extra` arguments under GNU
 /// time; stdout and stderr of the loader go to /dev/null.
 fn measure(dir: &Path, count: u64, extra: &[&str]) -> Measured {
+    let this = Build {
+        loader: PathBuf::from(env!("CARGO_BIN_EXE_loader")),
+        plugins: dir.to_owned(),
+    };
+    measure_build(&this, count, extra)
+}
+
+fn measure_build(build: &Build, count: u64, extra: &[&str]) -> Measured {
     let report = tempfile::NamedTempFile::new().expect("a temporary file");
     let params = format!("{{\"count\": {count}}}");
     let status = Command::new(TIME)
         .arg("-o")
         .arg(report.path())
         .args(["-f", "%M %e %U %S"])
-        .arg(env!("CARGO_BIN_EXE_loader"))
+        .arg(&build.loader)
         .arg("--plugins")
-        .arg(dir)
+        .arg(&build.plugins)
         .args(["run", "flood", "log", "--params", &params])
         .args(extra)
         .stdin(Stdio::null())
@@ -152,8 +184,12 @@ fn main() {
     println!("\nevents a second through the CLI, {THROUGHPUT_EVENTS} ctx.log, --events FILE (goal >= 1 M/s)\n");
     println!("| mode | wall | by wall | CPU (user+sys) | by CPU | goal by CPU |");
     println!("|---|---|---|---|---|---|");
+    let baseline = baseline();
+    let mut baseline_rows = Vec::new();
     for mode in ["--in-process", "--isolate"] {
-        let m = measure(dir.path(), THROUGHPUT_EVENTS, &["--events", events_path, "-q", mode]);
+        let args = ["--events", events_path, "-q", mode];
+        let m = measure(dir.path(), THROUGHPUT_EVENTS, &args);
+        let _ = std::fs::remove_file(&events_file);
         let by_wall = THROUGHPUT_EVENTS as f64 / m.wall_s.max(1e-3);
         let by_cpu = THROUGHPUT_EVENTS as f64 / m.cpu_s.max(1e-3);
         println!(
@@ -164,12 +200,41 @@ fn main() {
             by_cpu / 1e6,
             check(by_cpu >= THROUGHPUT_GOAL)
         );
-        let _ = std::fs::remove_file(&events_file);
+        if let Some(base) = &baseline {
+            let b = measure_build(base, THROUGHPUT_EVENTS, &args);
+            let _ = std::fs::remove_file(&events_file);
+            baseline_rows.push(format!(
+                "| {mode} | {:.2} s | {:.2} s | {:.2}x | {:.2} s | {:.2} s | {:.2}x |",
+                b.wall_s,
+                m.wall_s,
+                b.wall_s / m.wall_s.max(1e-3),
+                b.cpu_s,
+                m.cpu_s,
+                b.cpu_s / m.cpu_s.max(1e-3)
+            ));
+        }
     }
 
     println!("\na ctx.log with the default sinks (terminal on stderr), in-process (goal <= {LOG_COST_GOAL_NS} ns)\n");
     let quiet = measure(dir.path(), THROUGHPUT_EVENTS, &["-q", "--in-process"]);
     let terminal = measure(dir.path(), THROUGHPUT_EVENTS, &["--in-process"]);
+    if let Some(base) = &baseline {
+        for (label, args, this) in [
+            ("default sinks, --in-process", &["--in-process"][..], &terminal),
+            ("none (-q), --in-process", &["-q", "--in-process"][..], &quiet),
+        ] {
+            let b = measure_build(base, THROUGHPUT_EVENTS, args);
+            baseline_rows.push(format!(
+                "| {label} | {:.2} s | {:.2} s | {:.2}x | {:.2} s | {:.2} s | {:.2}x |",
+                b.wall_s,
+                this.wall_s,
+                b.wall_s / this.wall_s.max(1e-3),
+                b.cpu_s,
+                this.cpu_s,
+                b.cpu_s / this.cpu_s.max(1e-3)
+            ));
+        }
+    }
     let per_log = |m: &Measured| m.cpu_s * 1e9 / THROUGHPUT_EVENTS as f64;
     println!("| sinks | CPU a log (whole process) | wall a log | goal |");
     println!("|---|---|---|---|");
@@ -184,5 +249,13 @@ fn main() {
         per_log(&quiet),
         quiet.wall_s * 1e9 / THROUGHPUT_EVENTS as f64
     );
+    if !baseline_rows.is_empty() {
+        println!("\n1 M ctx.log, the baseline build against this one, each pair run one after the other\n");
+        println!("| run | baseline wall | this wall | speed-up | baseline CPU | this CPU | speed-up |");
+        println!("|---|---|---|---|---|---|---|");
+        for row in baseline_rows {
+            println!("{row}");
+        }
+    }
     println!("\nload average after: {}", load_average());
 }

@@ -603,6 +603,11 @@ impl<S: EventSink> EventSink for WithoutErrors<S> {
     fn flush(&self) {
         self.0.flush()
     }
+
+    /// Only an error's data is read here, and an error's data is never raw.
+    fn takes_raw_data(&self) -> bool {
+        self.0.takes_raw_data()
+    }
 }
 
 #[cfg(test)]

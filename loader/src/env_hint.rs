@@ -131,6 +131,11 @@ impl<S: EventSink> EventSink for EnvHintSink<S> {
         }
     }
 
+    /// Only dev events are read here, and those never carry raw data.
+    fn takes_raw_data(&self) -> bool {
+        self.inner.takes_raw_data()
+    }
+
     fn finish(&self, run: &RunInfo) {
         self.inner.finish(run)
     }

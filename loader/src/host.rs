@@ -7,18 +7,19 @@
 //! one (from a thread the plugin left running) is dropped and counted, so
 //! nothing reaches the sink after the run's last event.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::ffi::host_side::ContextHost;
 use plugin_api::ffi::ClientKind;
-use plugin_api::log_entry::LogEntry;
+use plugin_api::log_entry::LogEntryRef;
 use plugin_api::{rules, PluginEnvironment};
 use serde_json::{json, Value};
 
 use crate::events::progress::ProgressStatus;
-use crate::events::{Event, EventKind, EventSink, Level, MetricsBook, ProgressTracker, RunInfo};
+use crate::events::{deliver, Event, EventKind, EventSink, Level, MetricsBook, ProgressTracker, RawData, RunInfo};
 
 /// Asks a running action to stop: `is_cancelled()` turns true in the plugin.
 #[derive(Debug, Clone, Default)]
@@ -190,7 +191,7 @@ impl RunHost {
     /// plugin that kept its context past the end is ignored (and counted).
     pub fn emit(&self, event: Event) {
         if let Some(_pass) = self.gate.enter() {
-            self.sink.emit(&self.run, &event);
+            deliver(&self.sink, &self.run, &event);
         }
     }
 
@@ -290,8 +291,11 @@ fn level_of(name: Option<&str>) -> Level {
 impl ContextHost for RunHost {
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         let _pass = self.enter()?;
-        if let Some(event) = self.progress.update(step, current, total).map_err(|e| e.to_string())? {
-            self.sink.emit(&self.run, &event);
+        // Matched in place: `map_err` would move the whole (large) result.
+        match self.progress.update(step, current, total) {
+            Ok(Some(event)) => self.sink.emit(&self.run, &event),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
         }
         Ok(())
     }
@@ -322,23 +326,44 @@ impl ContextHost for RunHost {
     }
 
     fn log_entry(&self, entry_json: &str) -> Result<(), String> {
-        match LogEntry::from_json(entry_json)? {
-            LogEntry::Event {
+        match LogEntryRef::parse(entry_json)? {
+            LogEntryRef::Event {
                 event,
                 data,
                 file,
                 step,
                 level,
             } => {
-                let data = Value::Object(data);
-                let step = step.or_else(|| step_in_data(&data));
-                self.emit_log(&event, data, file.as_deref(), step, level_of(level.as_deref()))
+                let level = level_of(level.as_deref());
+                let step = step.map(Cow::into_owned);
+                // The data stays text unless it has to be read: an event
+                // without a step whose data may name one is attributed
+                // from its data, as 1.0/1.1 plugins attribute theirs.
+                match RawData::object(data).filter(|raw| step.is_some() || !raw.may_contain("\"step\"")) {
+                    Some(raw) => {
+                        let mut event = Event::new(EventKind::Event, event, level, Value::Null);
+                        event.step = step;
+                        event.file = file.map(Cow::into_owned);
+                        event.raw_data = Some(raw);
+                        self.emit(event);
+                    }
+                    None => {
+                        let data: Value =
+                            serde_json::from_str(data.get()).map_err(|e| format!("not a log entry: {e}"))?;
+                        let step = step.or_else(|| step_in_data(&data));
+                        self.emit_log(&event, data, file.as_deref(), step, level)
+                    }
+                }
             }
-            LogEntry::Message { message, level, step } => self.emit_message(&message, level_of(Some(&level)), step),
-            LogEntry::DevEvent { message, data, step } => {
-                self.emit_dev_event(&message, data.unwrap_or(Value::Null), step)
+            LogEntryRef::Message { message, level, step } => {
+                self.emit_message(&message, level_of(Some(&level)), step.map(Cow::into_owned))
             }
-            LogEntry::ProgressFailed { step } => {
+            LogEntryRef::DevEvent { message, data, step } => {
+                let data = data.map_or(Ok(Value::Null), |d| serde_json::from_str(d.get()));
+                let data = data.map_err(|e| format!("not a log entry: {e}"))?;
+                self.emit_dev_event(&message, data, step.map(Cow::into_owned))
+            }
+            LogEntryRef::ProgressFailed { step } => {
                 if let Some(event) = self.progress.mark_failed(step.as_deref()) {
                     self.emit(event);
                 }
@@ -395,6 +420,52 @@ mod tests {
             ..Default::default()
         };
         (Arc::new(RunHost::new(run, settings, sink.clone())), sink)
+    }
+
+    #[test]
+    fn a_user_events_data_reaches_the_sinks_as_given_and_parsed_where_read() {
+        let (host, sink) = host_with_sink();
+        let ctx = RuntimeContext::with_host(host.clone());
+        ctx.log("plain", json!({"b": 1, "a": [true]}), None).unwrap();
+        ctx.log("named", json!({"step": "load", "n": 1}), None).unwrap();
+        ctx.logger().set_step(Some("train"));
+        ctx.log("in_step", json!({"step": "other"}), Some("/f")).unwrap();
+        let events = sink.events();
+        let steps: Vec<_> = events.iter().map(|e| e.step.as_deref()).collect();
+        assert_eq!(steps, [None, Some("load"), Some("train")]);
+        assert_eq!(events[0].data, json!({"a": [true], "b": 1}), "a memory sink reads parsed data");
+        assert_eq!(events[2].data, json!({"step": "other"}));
+        assert_eq!(events[2].file.as_deref(), Some("/f"));
+    }
+
+    /// A writer whose bytes the test can read while a sink owns it.
+    #[derive(Clone, Default)]
+    struct SharedBytes(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedBytes {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_json_lines_sink_writes_the_plugins_data_text_as_it_came() {
+        let bytes = SharedBytes::default();
+        let jsonl = crate::events::JsonlSink::new(bytes.clone(), crate::events::Flush::EachLine);
+        let host = RunHost::new(RunInfo::new("p", "a"), RunSettings::default(), Arc::new(jsonl));
+        let entry = r#"{"kind":"event","event":"e","data":{"z":1,"a":{"y":[2]}},"file":null,"step":null,"level":null}"#;
+        host.log_entry(entry).unwrap();
+        let spaced = "{\"kind\":\"event\",\"event\":\"e\",\"data\":{\"z\" :\n1},\"file\":null}";
+        host.log_entry(spaced).unwrap();
+        let text = String::from_utf8(bytes.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with(r#""data":{"z":1,"a":{"y":[2]}}}"#), "{}", lines[0]);
+        assert!(lines[1].ends_with(r#""data":{"z":1}}"#), "a line break in the data never ends a line: {}", lines[1]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::events::{Event, EventSink, RunInfo};
+use crate::events::{Event, EventSink, RawData, RunInfo};
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
@@ -52,18 +52,26 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 fn is_secret_field(name: &str) -> bool {
-    SECRET_FIELD_PARTS.iter().any(|part| contains_ignoring_case(name, part))
+    contains_secret_field_part(name)
 }
 
-/// Whether `haystack` contains the lowercase ASCII `needle`, in any case
-/// (without allocating: this runs for every field of every event).
-fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
-    haystack.len() >= needle.len()
-        && haystack
-            .as_bytes()
-            .windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+/// Whether `text` contains one of [`SECRET_FIELD_PARTS`] in any case, in
+/// one pass: only a byte that starts a part (in any case) is compared on.
+fn contains_secret_field_part(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(at, byte)| {
+        let first = byte.to_ascii_lowercase();
+        matches!(first, b't' | b's' | b'p' | b'a' | b'c')
+            && SECRET_FIELD_PARTS
+                .iter()
+                .any(|part| part.as_bytes()[0] == first && starts_with_ignoring_case(&bytes[at..], part))
+    })
 }
+
+fn starts_with_ignoring_case(bytes: &[u8], part: &str) -> bool {
+    bytes.len() >= part.len() && bytes[..part.len()].eq_ignore_ascii_case(part.as_bytes())
+}
+
 
 /// The secrets to hide, and how.
 #[derive(Debug, Clone, Default)]
@@ -155,13 +163,33 @@ impl Redactor {
         }
     }
 
+    /// Whether data kept as JSON text may have anything to hide: it may
+    /// when its text holds a secret, a URL or a secret-looking name, or any
+    /// escape (which could spell one); only then is it parsed and checked.
+    fn raw_may_need(&self, raw: &RawData) -> bool {
+        let text = raw.get();
+        text.contains('\\')
+            || text.contains("://")
+            || self.secrets.iter().any(|s| text.contains(s.as_str()))
+            || contains_secret_field_part(text)
+    }
+
     /// A redacted copy of `event`, or `None` when it has nothing to hide.
     pub fn redact_event(&self, event: &Event) -> Option<Event> {
+        if let Some(raw) = &event.raw_data {
+            let names = [Some(&event.event), event.step.as_ref(), event.file.as_ref()];
+            if !self.raw_may_need(raw) && !names.into_iter().flatten().any(|t| self.str_needs(t)) {
+                return None;
+            }
+            let parsed = event.with_parsed_data().into_owned();
+            return Some(self.redact_event(&parsed).unwrap_or(parsed));
+        }
         let names = [Some(&event.event), event.step.as_ref(), event.file.as_ref()];
         if !self.value_needs(&event.data) && !names.into_iter().flatten().any(|t| self.str_needs(t)) {
             return None;
         }
         let mut copy = event.clone();
+        copy.jsonl = None;
         let mut changed = self.redact_value(&mut copy.data);
         for text in [Some(&mut copy.event), copy.step.as_mut(), copy.file.as_mut()]
             .into_iter()
@@ -235,11 +263,30 @@ impl<S: EventSink> EventSink for RedactingSink<S> {
     fn flush(&self) {
         self.inner.flush()
     }
+    /// Raw data goes on raw when it has nothing to hide.
+    fn takes_raw_data(&self) -> bool {
+        self.inner.takes_raw_data()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_field_parts_are_found_in_any_case_in_one_pass() {
+        for part in SECRET_FIELD_PARTS {
+            assert!(
+                matches!(part.as_bytes()[0], b't' | b's' | b'p' | b'a' | b'c'),
+                "{part} starts with a letter the pass looks for"
+            );
+            assert!(contains_secret_field_part(&format!("x_{}_y", part.to_ascii_uppercase())), "{part}");
+        }
+        for clean in ["", "loss", "{\"i\":1,\"loss\":0.25}", "tok", "passw", "ünïcode"] {
+            assert!(!contains_secret_field_part(clean), "{clean}");
+        }
+        assert!(contains_secret_field_part("ünï_Api_Key"));
+    }
     use crate::events::{EventKind, Level, MemorySink};
     use serde_json::json;
 

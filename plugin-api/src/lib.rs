@@ -54,6 +54,7 @@
 pub mod action;
 pub mod client;
 pub mod context;
+mod entry_buffer;
 pub mod env;
 pub mod error_context;
 pub mod export;

@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::ffi::plugin_side::HostHandle;
-use crate::log_entry::LogEntry;
+use crate::entry_buffer;
+use crate::log_entry::{self, EntryDataError, LogEntry};
 
 /// A context call that was refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,9 +141,38 @@ pub struct ProgressSnapshot {
 /// `get_metrics`.
 #[derive(Default)]
 struct Reported {
-    started: BTreeMap<Option<String>, Instant>,
-    progress: BTreeMap<Option<String>, ProgressSnapshot>,
+    /// Per step (few in a run, so a list searched without allocating a
+    /// key: `set_progress` is called in tight loops).
+    steps: Vec<StepReport>,
     metrics: BTreeMap<String, Map<String, Value>>,
+}
+
+/// The progress reported for one step (the step-less key when `None`).
+struct StepReport {
+    step: Option<String>,
+    /// When its clock started: its first report, or its last report of 0.
+    started: Option<Instant>,
+    progress: Option<ProgressSnapshot>,
+}
+
+impl Reported {
+    fn step(&self, step: Option<&str>) -> Option<&StepReport> {
+        self.steps.iter().find(|s| s.step.as_deref() == step)
+    }
+
+    fn step_mut(&mut self, step: Option<&str>) -> &mut StepReport {
+        match self.steps.iter().position(|s| s.step.as_deref() == step) {
+            Some(at) => &mut self.steps[at],
+            None => {
+                self.steps.push(StepReport {
+                    step: step.map(str::to_owned),
+                    started: None,
+                    progress: None,
+                });
+                self.steps.last_mut().expect("just pushed")
+            }
+        }
+    }
 }
 
 /// The logger of one run (`ctx.logger()`). Every method is also available on
@@ -188,8 +218,10 @@ impl Logger {
     /// Call it as often as you like: the host coalesces updates, so per-batch
     /// progress is cheap and the final value is never lost.
     pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
-        let step = step.map(str::to_owned).or_else(|| self.get_step());
-        self.send_progress(current, total, step.as_deref())
+        match step {
+            Some(step) => self.send_progress(current, total, Some(step)),
+            None => self.send_progress(current, total, self.get_step().as_deref()),
+        }
     }
 
     /// Progress on exactly this key, with no attribution to the running step
@@ -211,17 +243,14 @@ impl Logger {
             step: step.map(str::to_owned),
         })?;
         let mut reported = self.lock_reported();
-        let key = step.map(str::to_owned);
-        let elapsed = reported.started.get(&key).map(|t| round2(t.elapsed().as_secs_f64()));
-        reported.progress.insert(
-            key,
-            ProgressSnapshot {
-                percent: 0.0,
-                time_remaining: None,
-                elapsed_time: elapsed,
-                status: ProgressStatus::Failed,
-            },
-        );
+        let report = reported.step_mut(step);
+        let elapsed = report.started.map(|t| round2(t.elapsed().as_secs_f64()));
+        report.progress = Some(ProgressSnapshot {
+            percent: 0.0,
+            time_remaining: None,
+            elapsed_time: elapsed,
+            status: ProgressStatus::Failed,
+        });
         Ok(())
     }
 
@@ -261,13 +290,36 @@ impl Logger {
         file: Option<&str>,
     ) -> Result<(), ContextError> {
         self.check_open()?;
-        let data = to_object(&data, "log data")?;
-        self.send(LogEntry::Event {
-            event: event.to_owned(),
-            data,
-            file: file.map(str::to_owned),
-            step: self.get_step(),
-            level: (level != MessageLevel::Info).then(|| level.as_str().to_owned()),
+        let step = self.get_step();
+        let level = (level != MessageLevel::Info).then(|| level.as_str());
+        if !self.host.has_log_entry() {
+            let data = to_object(&data, "log data")?;
+            return self.send(LogEntry::Event {
+                event: event.to_owned(),
+                data,
+                file: file.map(str::to_owned),
+                step,
+                level: level.map(str::to_owned),
+            });
+        }
+        entry_buffer::with(|entry| {
+            log_entry::write_event_entry(entry, event, &data, file, step.as_deref(), level).map_err(|e| match e {
+                EntryDataError::Serialize(e) => ContextError::Serialize {
+                    what: "log data",
+                    reason: e.to_string(),
+                },
+                EntryDataError::NotAnObject => to_object(&data, "log data")
+                    .err()
+                    .unwrap_or(ContextError::NotAnObject {
+                        what: "log data",
+                        got: "not an object",
+                    }),
+            })?;
+            let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
+            self.host
+                .log_entry_json(text)
+                .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
+                .map_err(ContextError::Log)
         })
     }
 
@@ -326,7 +378,7 @@ impl Logger {
     /// The last progress this run reported for `step` (the step-less key
     /// when `None`).
     pub fn get_progress(&self, step: Option<&str>) -> Option<ProgressSnapshot> {
-        self.lock_reported().progress.get(&step.map(str::to_owned)).cloned()
+        self.lock_reported().step(step).and_then(|s| s.progress.clone())
     }
 
     /// The metrics this run reported: one step's merged metrics, or, when
@@ -370,29 +422,24 @@ impl Logger {
     /// them: the clock of a step starts at its first report, or again when
     /// it reports 0.
     fn remember_progress(&self, step: Option<&str>, current: u64, total: u64) {
-        let key = step.map(str::to_owned);
-        let mut reported = self.lock_reported();
         let now = Instant::now();
-        let started = *reported
-            .started
-            .entry(key.clone())
-            .and_modify(|t| {
-                if current == 0 {
-                    *t = now
-                }
-            })
-            .or_insert(now);
+        let mut reported = self.lock_reported();
+        let report = reported.step_mut(step);
+        let started = match report.started {
+            Some(started) if current != 0 => started,
+            _ => {
+                report.started = Some(now);
+                now
+            }
+        };
         let elapsed = now.duration_since(started).as_secs_f64();
         let time_remaining = (current > 0).then(|| round2(elapsed / current as f64 * (total - current) as f64));
-        reported.progress.insert(
-            key,
-            ProgressSnapshot {
-                percent: round2(current as f64 / total as f64 * 100.0),
-                time_remaining,
-                elapsed_time: Some(round2(elapsed)),
-                status: ProgressStatus::Running,
-            },
-        );
+        report.progress = Some(ProgressSnapshot {
+            percent: round2(current as f64 / total as f64 * 100.0),
+            time_remaining,
+            elapsed_time: Some(round2(elapsed)),
+            status: ProgressStatus::Running,
+        });
     }
 }
 

@@ -387,10 +387,10 @@ mod tests {
         let host = Arc::new(RecordingHost::default());
         let ctx = RuntimeContext::with_host(host.clone());
         ctx.set_progress(1, 3, None).unwrap();
-        ctx.log("exported", json!({ "rows": 2 }), Some("/tmp/out.csv"));
-        ctx.log_dev_event("cache miss", Some(json!({ "key": "a" })));
-        ctx.log_dev_event("no data", None);
-        ctx.log_message("careful", MessageLevel::Warning);
+        ctx.log("exported", json!({ "rows": 2 }), Some("/tmp/out.csv")).unwrap();
+        ctx.log_dev_event("cache miss", Some(json!({ "key": "a" }))).unwrap();
+        ctx.log_dev_event("no data", None).unwrap();
+        ctx.log_message("careful", MessageLevel::Warning).unwrap();
 
         assert_eq!(host.progress(), [ProgressUpdate::new(1, 3, None)]);
         assert_eq!(

@@ -198,6 +198,11 @@ mod linux {
             assert_before_kept(&run, "print without a newline");
             if mode == "--isolate" {
                 assert_eq!(run.output_text("stdout"), "\r50%");
+                let loader_stdout = String::from_utf8_lossy(&run.stdout);
+                assert!(
+                    !loader_stdout.contains("50%"),
+                    "the plugin's print reached the loader's stdout: {loader_stdout:?}"
+                );
             }
         }
     }

@@ -67,7 +67,8 @@ pub fn escape(text: &str) -> String {
 
 /// Whether `text` prints as it is.
 pub fn is_clean(text: &str) -> bool {
-    !text.chars().any(needs_escape)
+    // Printable ASCII needs no escape: checked a byte at a time first.
+    text.bytes().all(|b| (0x20..0x7f).contains(&b)) || !text.chars().any(needs_escape)
 }
 
 #[cfg(test)]

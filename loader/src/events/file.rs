@@ -227,6 +227,10 @@ impl EventSink for MappedJsonlSink {
         self.inner.emit(run, event)
     }
 
+    fn takes_raw_data(&self) -> bool {
+        true
+    }
+
     fn finish(&self, run: &RunInfo) {
         self.inner.finish(run);
         self.inner.finish_writer(MappedWriter::close);

@@ -19,11 +19,15 @@
 //!
 //! The sink is built for throughput (over a million events a second): each
 //! line is serialised straight into a `BufWriter`, with the run's part
-//! (`job_id`, `plugin`, `action`) serialised once per run. The buffer is
+//! (`job_id`, `plugin`, `action`) serialised once per run, the date and time
+//! of day once a second, a user event's data copied as the text it came in
+//! ([`Event::raw_data`]), and a line relayed from an isolated child copied
+//! whole when it is exactly what this sink would write ([`Event::jsonl`]). The buffer is
 //! written through at the end or after every line (see [`Flush`]), or, for
 //! a reader following the stream live, within a bounded delay
 //! ([`JsonlSink::live`]).
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -31,10 +35,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::time::{self, Rfc3339};
-use super::{lock, Event, EventKind, EventSink, Level, RunInfo};
+use super::time::{self, TimeCache};
+use super::{lock, Event, EventKind, EventSink, Level, RawData, RunInfo};
 
 const BUFFER_CAPACITY: usize = 64 * 1024;
 
@@ -46,6 +51,7 @@ struct State<W: Write> {
     run_part: Vec<u8>,
     /// The first write error; once set, nothing more is written.
     error: Option<String>,
+    times: TimeCache,
 }
 
 impl<W: Write> State<W> {
@@ -81,12 +87,12 @@ fn json<W: Write, T: serde::Serialize + ?Sized>(out: &mut W, value: &T) -> io::R
     serde_json::to_writer(out, value).map_err(io::Error::from)
 }
 
-fn write_line<W: Write>(out: &mut W, run_part: &[u8], event: &Event) -> io::Result<()> {
+fn write_line<W: Write>(out: &mut W, times: &mut TimeCache, run_part: &[u8], event: &Event) -> io::Result<()> {
     let (secs, micros) = time::unix_parts(event.time);
     out.write_all(b"{\"time\":\"")?;
-    out.write_all(Rfc3339::from_parts(secs, micros).as_bytes())?;
+    out.write_all(times.rfc3339(secs, micros).as_bytes())?;
     out.write_all(b"\",\"timestamp\":")?;
-    json(out, &time::unix_seconds_from_parts(secs, micros))?;
+    time::write_unix_seconds(out, secs, micros)?;
     out.write_all(run_part)?;
     out.write_all(b",\"kind\":\"")?;
     out.write_all(event.kind.as_str().as_bytes())?;
@@ -99,12 +105,30 @@ fn write_line<W: Write>(out: &mut W, run_part: &[u8], event: &Event) -> io::Resu
     out.write_all(b"\",\"file\":")?;
     json(out, &event.file)?;
     out.write_all(b",\"data\":")?;
-    json(out, &event.data)?;
+    match &event.raw_data {
+        Some(raw) => out.write_all(raw.get().as_bytes())?,
+        None => json(out, &event.data)?,
+    }
     if let Some(count) = event.dropped_late_calls {
         out.write_all(b",\"dropped_late_calls\":")?;
         json(out, &count)?;
     }
     out.write_all(b"}\n")
+}
+
+/// Whether a relayed line names this sink's run: `run_part` (its
+/// `,"job_id":…,"plugin":…,"action":…`) can only occur in a line as its
+/// fields, since a string's quotes are escaped, and the relay kept the line
+/// only when each field occurs once.
+fn same_run(line: &str, run_part: &[u8]) -> bool {
+    const JOB_ID: &str = ",\"job_id\":";
+    line.find(JOB_ID)
+        .is_some_and(|at| line.as_bytes()[at..].starts_with(run_part))
+}
+
+fn write_relayed<W: Write>(out: &mut W, line: &str) -> io::Result<()> {
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")
 }
 
 /// When buffered lines are written through to the writer.
@@ -137,6 +161,7 @@ impl<W: Write + Send> JsonlSink<W> {
                 run: None,
                 run_part: Vec::with_capacity(128),
                 error: None,
+                times: TimeCache::default(),
             })),
             flush,
         }
@@ -247,7 +272,12 @@ impl<W: Write + Send> EventSink for JsonlSink<W> {
             state.set_run(run);
         }
         let state = &mut *state;
-        let mut result = write_line(&mut state.out, &state.run_part, event);
+        let mut result = match event.jsonl.as_deref() {
+            Some(line) if same_run(line, &state.run_part) => {
+                write_relayed(&mut state.out, line)
+            }
+            _ => write_line(&mut state.out, &mut state.times, &state.run_part, event),
+        };
         if result.is_ok() && self.flush == Flush::EachLine {
             result = state.out.flush();
         }
@@ -256,6 +286,10 @@ impl<W: Write + Send> EventSink for JsonlSink<W> {
 
     fn finish(&self, _run: &RunInfo) {
         EventSink::flush(self);
+    }
+
+    fn takes_raw_data(&self) -> bool {
+        true
     }
 
     fn flush(&self) {
@@ -280,22 +314,63 @@ pub enum JsonlParseError {
     MissingTime,
 }
 
-#[derive(Deserialize)]
-struct Line {
-    time: Option<String>,
-    timestamp: Option<f64>,
-    job_id: Option<String>,
-    plugin: String,
-    action: String,
-    kind: EventKind,
-    event: String,
-    step: Option<String>,
-    level: Level,
-    file: Option<String>,
-    #[serde(default)]
-    data: Value,
-    #[serde(default)]
-    dropped_late_calls: Option<u64>,
+/// Declares a struct of a line's fields, borrowed from it where they need
+/// no unescaping, with the given serde attributes.
+macro_rules! line_fields {
+    ($(#[$attr:meta])* $name:ident) => {
+        #[derive(Deserialize)]
+        $(#[$attr])*
+        struct $name<'a> {
+            #[serde(borrow)]
+            time: Option<Cow<'a, str>>,
+            timestamp: Option<f64>,
+            #[serde(borrow)]
+            job_id: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            plugin: Cow<'a, str>,
+            #[serde(borrow)]
+            action: Cow<'a, str>,
+            kind: EventKind,
+            #[serde(borrow)]
+            event: Cow<'a, str>,
+            #[serde(borrow)]
+            step: Option<Cow<'a, str>>,
+            level: Level,
+            #[serde(borrow)]
+            file: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            data: Option<&'a RawValue>,
+            #[serde(default)]
+            dropped_late_calls: Option<u64>,
+        }
+    };
+}
+
+line_fields!(Line);
+line_fields!(
+    /// A line with no field but the sink's own, each once: one the sink can
+    /// write out again as it is.
+    #[serde(deny_unknown_fields)]
+    ExactLine
+);
+
+impl<'a> From<ExactLine<'a>> for Line<'a> {
+    fn from(l: ExactLine<'a>) -> Self {
+        Line {
+            time: l.time,
+            timestamp: l.timestamp,
+            job_id: l.job_id,
+            plugin: l.plugin,
+            action: l.action,
+            kind: l.kind,
+            event: l.event,
+            step: l.step,
+            level: l.level,
+            file: l.file,
+            data: l.data,
+            dropped_late_calls: l.dropped_late_calls,
+        }
+    }
 }
 
 /// Reads one line written by [`JsonlSink`] back into who produced the event
@@ -303,26 +378,71 @@ struct Line {
 /// extra fields are ignored; `time` wins over `timestamp` when both are
 /// present. Times come back to the microsecond.
 pub fn parse_line(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
-    let line: Line = serde_json::from_str(line.trim())?;
+    let (run, event) = parse_line_raw(line)?;
+    let event = match event.with_parsed_data() {
+        Cow::Borrowed(_) => event,
+        Cow::Owned(parsed) => parsed,
+    };
+    Ok((run, event))
+}
+
+/// [`parse_line`], leaving a user event's data (an object) as the line's
+/// text ([`Event::raw_data`]): for a relay that writes it out again.
+pub fn parse_line_raw(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
+    event_of(serde_json::from_str(line.trim())?)
+}
+
+/// [`parse_line_raw`] for a relay (who produced the event is the relay's
+/// run, so it is not read): a user event whose line has exactly the
+/// sink's fields, each once, and no carriage return, also keeps the line
+/// itself ([`Event::jsonl`]), which a JSON-lines sink of the same run then
+/// writes as it is instead of writing the event again.
+pub fn parse_line_relayed(line: &str) -> Result<Event, JsonlParseError> {
+    let text = line.trim();
+    if let Some(event) = super::own_line::parse_own_line(text) {
+        return Ok(event);
+    }
+    let Ok(exact) = serde_json::from_str::<ExactLine>(text) else {
+        return parse_line_raw(text).map(|(_, event)| event);
+    };
+    let (_, mut event) = event_of(exact.into())?;
+    let plain = event.kind == EventKind::Event && event.raw_data.is_some() && event.dropped_late_calls.is_none();
+    if plain && !text.contains('\r') {
+        event.jsonl = Some(text.into());
+    }
+    Ok(event)
+}
+
+fn event_of(line: Line) -> Result<(RunInfo, Event), JsonlParseError> {
     let time: SystemTime = match (line.time, line.timestamp) {
-        (Some(t), _) => time::parse_rfc3339(&t).ok_or(JsonlParseError::Time(t))?,
+        (Some(t), _) => time::parse_rfc3339(&t).ok_or_else(|| JsonlParseError::Time(t.into_owned()))?,
         (None, Some(ts)) => time::system_time_from_unix_seconds(ts).ok_or(JsonlParseError::Timestamp(ts))?,
         (None, None) => return Err(JsonlParseError::MissingTime),
     };
     let run = RunInfo {
-        job_id: line.job_id,
-        plugin: line.plugin,
-        action: line.action,
+        job_id: line.job_id.map(Cow::into_owned),
+        plugin: line.plugin.into_owned(),
+        action: line.action.into_owned(),
+    };
+    let raw_data = line
+        .data
+        .filter(|_| line.kind == EventKind::Event)
+        .and_then(RawData::object);
+    let data = match (&raw_data, line.data) {
+        (None, Some(data)) => serde_json::from_str(data.get())?,
+        _ => Value::Null,
     };
     let event = Event {
         time,
         kind: line.kind,
-        event: line.event,
-        step: line.step,
+        event: line.event.into_owned(),
+        step: line.step.map(Cow::into_owned),
         level: line.level,
-        file: line.file,
-        data: line.data,
+        file: line.file.map(Cow::into_owned),
+        data,
         dropped_late_calls: line.dropped_late_calls,
+        raw_data,
+        jsonl: None,
     };
     Ok((run, event))
 }
@@ -332,6 +452,64 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::time::{Duration, UNIX_EPOCH};
+
+    mod relayed {
+        use super::*;
+
+        fn child_line(run: &RunInfo, event: &Event) -> String {
+            write_all(run, std::slice::from_ref(event)).trim_end().to_owned()
+        }
+
+        fn relay_into(run: &RunInfo, line: &str) -> (Event, String) {
+            let event = parse_line_relayed(line).unwrap();
+            (event.clone(), write_all(run, &[event]))
+        }
+
+        #[test]
+        fn a_child_line_of_the_same_run_is_written_as_it_is() {
+            let run = run();
+            let event = Event::user("tick", json!({"i": 1, "s": "a\"b"})).with_time(at(1_795_476_000_123_456));
+            let line = child_line(&run, &event);
+            let (relayed, written) = relay_into(&run, &line);
+            assert_eq!(relayed.jsonl.as_deref(), Some(line.as_str()));
+            assert_eq!(written, format!("{line}\n"));
+        }
+
+        #[test]
+        fn a_line_of_another_run_is_written_for_this_run() {
+            let event = Event::user("tick", json!({"i": 1})).with_time(at(1_000_000));
+            let line = child_line(&RunInfo::new("other", "a"), &event);
+            let (_, written) = relay_into(&run(), &line);
+            assert!(written.contains(r#""job_id":"job-7","plugin":"demo","action":"train""#), "{written}");
+            assert!(!written.contains("other"), "{written}");
+        }
+
+        #[test]
+        fn lines_with_more_than_the_sinks_fields_or_not_a_user_event_are_written_again() {
+            let run = run();
+            let event = Event::user("tick", json!({"i": 1})).with_time(at(1_000_000));
+            let line = child_line(&run, &event);
+            let extra = line.replacen("{", r#"{"forged":true,"#, 1);
+            let twice = line.replacen(r#""level":"info","#, r#""level":"info","level":"error","#, 1);
+            let result = line.replacen(r#""kind":"event""#, r#""kind":"result""#, 1);
+            let spaced = line.replacen(r#""data":"#, "\"data\":\r", 1);
+            for text in [extra, result, spaced] {
+                let (event, written) = relay_into(&run, &text);
+                assert_eq!(event.jsonl, None, "{text}");
+                assert!(!written.contains("forged") && !written.contains('\r'), "{written}");
+                assert_eq!(written.lines().count(), 1);
+            }
+            assert!(parse_line_relayed(&twice).is_err(), "a duplicate field is refused");
+        }
+
+        #[test]
+        fn a_changed_event_drops_the_line() {
+            let event = Event::user("tick", json!({"i": 1}));
+            let (relayed, _) = relay_into(&run(), &child_line(&run(), &event));
+            assert!(relayed.jsonl.is_some());
+            assert_eq!(relayed.with_step("s").jsonl, None);
+        }
+    }
 
     fn run() -> RunInfo {
         RunInfo::new("demo", "train").with_job_id("job-7")

@@ -41,7 +41,9 @@ pub mod escape;
 pub mod file;
 pub mod jsonl;
 pub mod metrics;
+mod own_line;
 pub mod progress;
+pub mod raw;
 pub mod terminal;
 pub mod time;
 
@@ -54,9 +56,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub use file::{open_events_file, EventsFile, EventsFileError, MappedJsonlSink, MappedWriter};
-pub use jsonl::{parse_line, Flush, JsonlParseError, JsonlSink};
+pub use jsonl::{parse_line, parse_line_raw, parse_line_relayed, Flush, JsonlParseError, JsonlSink};
 pub use metrics::{MetricsBook, MetricsError};
 pub use progress::{ProgressError, ProgressStatus, ProgressTracker, StepProgress};
+pub use raw::{deliver, RawData};
 pub use terminal::{TerminalOptions, TerminalSink};
 
 /// What an event reports; decides the shape of [`Event::data`].
@@ -208,6 +211,13 @@ pub struct Event {
     /// arrived after the action had returned (from threads it left running)
     /// and were dropped. `None` on every other event.
     pub dropped_late_calls: Option<u64>,
+    /// A user event's data as the JSON text it arrived in; `data` is then
+    /// `null` (see [`raw`]: only sinks that take raw data see it so).
+    pub raw_data: Option<RawData>,
+    /// A relayed user event's whole JSON line as the child wrote it
+    /// (checked by [`jsonl::parse_line_relayed`]): a JSON-lines sink of the
+    /// same run writes it as it is. Whoever changes the event drops it.
+    pub jsonl: Option<Box<str>>,
 }
 
 impl Event {
@@ -222,6 +232,8 @@ impl Event {
             file: None,
             data,
             dropped_late_calls: None,
+            raw_data: None,
+            jsonl: None,
         }
     }
 
@@ -272,12 +284,14 @@ impl Event {
     }
 
     pub fn with_step(mut self, step: impl Into<String>) -> Self {
+        self.jsonl = None;
         self.step = Some(step.into());
         self
     }
 
     /// Sets the step when `step` is `Some`, keeps it otherwise.
     pub fn with_step_opt(mut self, step: Option<&str>) -> Self {
+        self.jsonl = None;
         if let Some(step) = step {
             self.step = Some(step.to_owned());
         }
@@ -285,22 +299,26 @@ impl Event {
     }
 
     pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.jsonl = None;
         self.file = Some(file.into());
         self
     }
 
     pub fn with_level(mut self, level: Level) -> Self {
+        self.jsonl = None;
         self.level = level;
         self
     }
 
     /// Marks a run's last event with the count of dropped late calls.
     pub fn with_dropped_late_calls(mut self, count: u64) -> Self {
+        self.jsonl = None;
         self.dropped_late_calls = Some(count);
         self
     }
 
     pub fn with_time(mut self, time: SystemTime) -> Self {
+        self.jsonl = None;
         self.time = time;
         self
     }
@@ -344,11 +362,21 @@ pub trait EventSink: Send + Sync {
     /// Writes through what is buffered, e.g. when no more events are
     /// coming for a while (a reader following the stream sees them).
     fn flush(&self) {}
+
+    /// Whether [`emit`](Self::emit) takes an event whose data is still
+    /// JSON text ([`Event::raw_data`]); when false, such an event reaches
+    /// the sink with its data parsed (see [`deliver`]).
+    fn takes_raw_data(&self) -> bool {
+        false
+    }
 }
 
 impl<S: EventSink + ?Sized> EventSink for Box<S> {
     fn start(&self, run: &RunInfo) {
         (**self).start(run)
+    }
+    fn takes_raw_data(&self) -> bool {
+        (**self).takes_raw_data()
     }
     fn emit(&self, run: &RunInfo, event: &Event) {
         (**self).emit(run, event)
@@ -364,6 +392,9 @@ impl<S: EventSink + ?Sized> EventSink for Box<S> {
 impl<S: EventSink + ?Sized> EventSink for Arc<S> {
     fn start(&self, run: &RunInfo) {
         (**self).start(run)
+    }
+    fn takes_raw_data(&self) -> bool {
+        (**self).takes_raw_data()
     }
     fn emit(&self, run: &RunInfo, event: &Event) {
         (**self).emit(run, event)
@@ -419,10 +450,27 @@ impl EventSink for FanOut {
         }
     }
 
+    /// Each sink gets raw data as it takes it; the data is parsed at most
+    /// once for those that do not.
     fn emit(&self, run: &RunInfo, event: &Event) {
-        for sink in &self.sinks {
-            sink.emit(run, event);
+        if event.raw_data.is_none() {
+            for sink in &self.sinks {
+                sink.emit(run, event);
+            }
+            return;
         }
+        let mut parsed = None;
+        for sink in &self.sinks {
+            if sink.takes_raw_data() {
+                sink.emit(run, event);
+            } else {
+                sink.emit(run, parsed.get_or_insert_with(|| event.with_parsed_data()));
+            }
+        }
+    }
+
+    fn takes_raw_data(&self) -> bool {
+        true
     }
 
     fn finish(&self, run: &RunInfo) {
@@ -519,6 +567,10 @@ pub struct NullSink;
 
 impl EventSink for NullSink {
     fn emit(&self, _run: &RunInfo, _event: &Event) {}
+
+    fn takes_raw_data(&self) -> bool {
+        true
+    }
 }
 
 /// Forwards each event to `tracing`: target `plugin`, level from [`Level`]
@@ -572,7 +624,7 @@ impl fmt::Display for TextOf<'_> {
         };
         match field {
             Some(Value::String(s)) => write!(f, "{}", escape::Escaped(s)),
-            _ => write!(f, "{}", escape::Escaped(&event.data.to_string())),
+            _ => write!(f, "{}", escape::Escaped(&event.data_json())),
         }
     }
 }
@@ -587,6 +639,11 @@ impl EventSink for TracingSink {
             Level::Warning => trace_event!(T::WARN, run, event, text),
             Level::Danger | Level::Error | Level::Critical => trace_event!(T::ERROR, run, event, text),
         }
+    }
+
+    /// The text of an event's data is written as it came.
+    fn takes_raw_data(&self) -> bool {
+        true
     }
 }
 

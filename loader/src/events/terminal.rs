@@ -201,6 +201,11 @@ fn level_label(level: Level) -> &'static str {
     }
 }
 
+/// Whether JSON object text has no fields (`{}`, perhaps with spaces).
+fn is_empty_raw(text: &str) -> bool {
+    text.bytes().filter(|b| !b.is_ascii_whitespace()).eq(*b"{}")
+}
+
 /// `null`, `{}` and `[]` carry nothing worth printing.
 fn is_empty_data(v: &Value) -> bool {
     match v {
@@ -341,7 +346,11 @@ impl<W: Write + Send> TerminalSink<W> {
     /// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose, with
     /// the control characters JSON leaves as they are (C1, bidi) escaped.
     fn compact(&self, v: &Value) -> String {
-        let mut s = v.to_string();
+        self.compact_text(v.to_string())
+    }
+
+    /// [`compact`](Self::compact) of JSON text.
+    fn compact_text(&self, mut s: String) -> String {
         if !self.opts.verbose {
             if let Some((cut, _)) = s.char_indices().nth(MAX_DATA_CHARS) {
                 s.truncate(cut);
@@ -395,8 +404,21 @@ impl<W: Write + Send> TerminalSink<W> {
                         let _ = write!(buf, "{}", Escaped(&event.event));
                     }
                 }
-                if !is_empty_data(&event.data) {
-                    let _ = write!(buf, " {}", self.compact(&event.data));
+                match &event.raw_data {
+                    Some(raw) if !is_empty_raw(raw.get()) => {
+                        let text = raw.get();
+                        buf.push(b' ');
+                        if text.len() <= MAX_DATA_CHARS && is_clean(text) {
+                            buf.extend_from_slice(text.as_bytes());
+                        } else {
+                            buf.extend_from_slice(self.compact_text(text.to_owned()).as_bytes());
+                        }
+                    }
+                    Some(_) => {}
+                    None if !is_empty_data(&event.data) => {
+                        let _ = write!(buf, " {}", self.compact(&event.data));
+                    }
+                    None => {}
                 }
                 if let Some(file) = &event.file {
                     let _ = write!(buf, " (file: {})", Escaped(file));
@@ -713,6 +735,12 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
     }
 
     fn emit(&self, _run: &RunInfo, event: &Event) {
+        // A step's events may be the orchestrator's, read field by field.
+        let event = match event.step {
+            Some(_) => event.with_parsed_data(),
+            None => std::borrow::Cow::Borrowed(event),
+        };
+        let event = event.as_ref();
         let mut state = lock(&self.state);
         let state = &mut *state;
         if state.error.is_some() {
@@ -755,6 +783,11 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
             state.send(self.buffered);
         }
         state.line = line;
+    }
+
+    /// A user event's data is shown as its text (see `render_line`).
+    fn takes_raw_data(&self) -> bool {
+        true
     }
 
     fn finish(&self, _run: &RunInfo) {
@@ -805,6 +838,45 @@ mod tests {
         sink.finish(&run);
         assert_eq!(sink.error(), None);
         String::from_utf8(sink.into_inner()).unwrap()
+    }
+
+    /// `event` with its data kept as the given JSON text, as the host and
+    /// the isolated relay pass a user event on.
+    fn with_raw_data(mut event: Event, text: &str) -> Event {
+        event.data = Value::Null;
+        event.raw_data = crate::events::RawData::parse_object(text);
+        assert!(event.raw_data.is_some(), "{text}");
+        event
+    }
+
+    #[test]
+    fn raw_data_shows_as_the_same_data_parsed_would() {
+        // Keys in order: the text keeps the plugin's order, a parsed value sorts them.
+        let hostile = "{\"n\":1,\"text\":\"\\u001b]0;pwned\\u0007\u{202e}\"}";
+        let cases = [
+            (r#"{"epoch":5}"#, None),
+            ("{}", None),
+            (" { } ", None),
+            (hostile, None),
+            (r#"{"index":1,"total_steps":3}"#, Some("export")),
+            (r#"{"elapsed":1.5,"success":true}"#, Some("export")),
+        ];
+        for verbose in [false, true] {
+            let opts = TerminalOptions::plain(verbose);
+            for (text, step) in cases {
+                let name = if step.is_some() { "step_start" } else { "checkpoint_saved" };
+                let parsed = Event::user(name, serde_json::from_str(text).unwrap()).with_file("/m.pt");
+                let parsed = match step {
+                    Some(step) => parsed.with_step(step),
+                    None => parsed,
+                };
+                let raw = with_raw_data(parsed.clone(), text);
+                assert_eq!(render(opts, &[raw]), render(opts, &[parsed]), "{text}");
+            }
+        }
+        let long = format!("{{\"blob\":\"{}\"}}", "x".repeat(5000));
+        let cut = render(TerminalOptions::plain(false), &[with_raw_data(Event::user("big", Value::Null), &long)]);
+        assert!(cut.chars().count() < MAX_DATA_CHARS + 40, "{}", cut.len());
     }
 
     fn sample() -> Vec<Event> {

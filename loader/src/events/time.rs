@@ -103,6 +103,66 @@ impl Rfc3339 {
     }
 }
 
+/// Formats the times of one writer's events: the date and time of day are
+/// formatted once a second and reused while the second is the same, so an
+/// event in a burst costs only its microseconds.
+#[derive(Debug, Clone, Default)]
+pub struct TimeCache {
+    second: Option<(i64, Rfc3339)>,
+}
+
+impl TimeCache {
+    /// [`Rfc3339::from_parts`], from the cache when the second is known.
+    pub fn rfc3339(&mut self, secs: i64, micros: u32) -> Rfc3339 {
+        if !(MIN_UNIX_SECS..=MAX_UNIX_SECS).contains(&secs) {
+            return Rfc3339::from_parts(secs, micros);
+        }
+        let mut text = match self.second {
+            Some((cached, text)) if cached == secs => text,
+            _ => {
+                let text = Rfc3339::from_parts(secs, 0);
+                self.second = Some((secs, text));
+                text
+            }
+        };
+        put_digits(&mut text.0[20..26], micros.min(999_999));
+        text
+    }
+}
+
+/// The second (2^33, in year 2242) from which [`write_unix_seconds`]
+/// formats the float: below it the float's spacing is under a microsecond,
+/// so its shortest form is the digits of the seconds and microseconds
+/// themselves (no other decimal with as few digits rounds to it).
+const DIGITS_UNTIL_SECS: i64 = 1 << 33;
+
+/// Writes [`unix_seconds_from_parts`] as JSON, as serde_json writes the
+/// `f64` (`1795476000.12345`, `1.0`), without formatting a float for times
+/// between 1970 and 2242.
+pub fn write_unix_seconds<W: std::io::Write>(out: &mut W, secs: i64, micros: u32) -> std::io::Result<()> {
+    if !(0..DIGITS_UNTIL_SECS).contains(&secs) || micros > 999_999 {
+        let seconds = unix_seconds_from_parts(secs, micros);
+        return serde_json::to_writer(out, &seconds).map_err(std::io::Error::from);
+    }
+    // At most 10 digits of seconds, the point and 6 of microseconds.
+    let mut text = [b'0'; 17];
+    let whole_digits = (secs.max(1).ilog10() + 1) as usize;
+    put_digits_u64(&mut text[..whole_digits], secs as u64);
+    text[whole_digits] = b'.';
+    let fraction = &mut text[whole_digits + 1..whole_digits + 7];
+    put_digits(fraction, micros);
+    let kept = fraction.iter().rposition(|&d| d != b'0').map_or(1, |last| last + 1);
+    out.write_all(&text[..whole_digits + 1 + kept])
+}
+
+/// [`put_digits`] for values over `u32::MAX`.
+fn put_digits_u64(out: &mut [u8], mut value: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
 /// Days since 1970-01-01 (within years 0000..=9999) to (year, month, day).
 fn calendar_date(days_since_epoch: i64) -> (u32, u32, u32) {
     let julian_day = i32::try_from(days_since_epoch + UNIX_EPOCH_JULIAN_DAY).unwrap_or(UNIX_EPOCH_JULIAN_DAY as i32);
@@ -141,7 +201,36 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    OffsetDateTime::parse(s, &WellKnownRfc3339).ok().map(SystemTime::from)
+    parse_own_format(s).or_else(|| OffsetDateTime::parse(s, &WellKnownRfc3339).ok().map(SystemTime::from))
+}
+
+/// The fast path of [`parse_rfc3339`]: exactly `YYYY-MM-DDTHH:MM:SS.ffffffZ`,
+/// as [`Rfc3339`] writes it; anything else is left to the `time` crate.
+fn parse_own_format(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != RFC3339_LEN || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range]
+            .iter()
+            .try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
+    let day = u8::try_from(number(8..10)?).ok()?;
+    let date = Date::from_calendar_date(number(0..4)? as i32, month, day).ok()?;
+    let days = i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY;
+    let secs = days * SECS_PER_DAY + i64::from(hour * 3600 + minute * 60 + second);
+    let micros = i64::from(number(20..26)?);
+    let total = Duration::from_micros((secs * MICROS_PER_SEC + micros).unsigned_abs());
+    Some(if secs >= 0 { UNIX_EPOCH + total } else { UNIX_EPOCH - total })
 }
 
 /// A `SystemTime` from unix seconds (the JSONL `timestamp` field), to the
@@ -214,6 +303,60 @@ use crate::sys::coarse_clock;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_cache_formats_as_rfc3339_does() {
+        let mut cache = TimeCache::default();
+        for (secs, micros) in [
+            (1_795_476_000, 123_456),
+            (1_795_476_000, 7),
+            (1_795_476_001, 0),
+            (-1, 999_999),
+            (MAX_UNIX_SECS + 5, 1),
+            (MIN_UNIX_SECS - 5, 1),
+            (0, 0),
+        ] {
+            assert_eq!(cache.rfc3339(secs, micros), Rfc3339::from_parts(secs, micros), "{secs} {micros}");
+        }
+    }
+
+    #[test]
+    fn unix_seconds_are_written_as_serde_json_writes_the_float() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut cases = vec![(0, 0), (1, 0), (1_795_476_000, 123_450), (1_795_476_000, 100_000), (-5, 3)];
+        cases.push((DIGITS_UNTIL_SECS - 1, 999_999));
+        cases.push((DIGITS_UNTIL_SECS, 1));
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            cases.push(((seed % DIGITS_UNTIL_SECS as u64) as i64, (seed >> 40) as u32 % 1_000_000));
+        }
+        for (secs, micros) in cases {
+            let mut ours = Vec::new();
+            write_unix_seconds(&mut ours, secs, micros).unwrap();
+            let float = serde_json::to_string(&unix_seconds_from_parts(secs, micros)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), float, "{secs} {micros}");
+        }
+    }
+
+    #[test]
+    fn the_own_format_parses_as_the_time_crate_does() {
+        for text in [
+            "2026-11-23T23:20:00.123456Z",
+            "1970-01-01T00:00:00.000000Z",
+            "1969-12-31T23:59:59.999999Z",
+            "2024-02-29T12:00:00.000001Z",
+            "0000-01-01T00:00:00.000000Z",
+        ] {
+            let by_crate = OffsetDateTime::parse(text, &WellKnownRfc3339).ok().map(SystemTime::from);
+            assert_eq!(parse_own_format(text), by_crate, "{text}");
+        }
+        for text in ["2023-02-29T12:00:00.000000Z", "2026-11-23T24:00:00.000000Z", "2026-11-23T23:20:00.12345xZ"] {
+            assert_eq!(parse_own_format(text), None, "{text}");
+            assert_eq!(parse_rfc3339(text), None, "{text}");
+        }
+    }
 
     fn at(secs: i64, micros: u32) -> String {
         Rfc3339::from_parts(secs, micros).as_str().to_owned()

@@ -113,8 +113,7 @@ fn push_parsed(batch: &mut Vec<Event>, line: &[u8]) {
         return;
     }
     match std::str::from_utf8(line).map_err(|e| e.to_string()).and_then(|text| {
-        jsonl::parse_line(text)
-            .map(|(_, event)| event)
+        jsonl::parse_line_relayed(text)
             .map_err(|e| e.to_string())
     }) {
         Ok(event) => batch.push(event),
@@ -193,7 +192,13 @@ mod tests {
         let sent: Vec<Event> = (0..1000).map(|i| Event::user("tick", json!({ "i": i }))).collect();
         let (events, _) = relayed(&lines_of(&sent), DEFAULT_MAX_EVENT_BYTES);
         assert_eq!(events.len(), 1000);
-        assert_eq!(events[999].data["i"], 999);
+        let last = &events[999];
+        assert_eq!(
+            last.raw_data.as_ref().map(|raw| raw.get()),
+            Some(r#"{"i":999}"#),
+            "a user event's data is passed on as its text"
+        );
+        assert_eq!(last.with_parsed_data().data["i"], 999);
     }
 
     #[test]

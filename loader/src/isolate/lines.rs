@@ -80,7 +80,7 @@ impl<R: Read> Lines<R> {
                 return Ok(Piece::Line(&self.pending));
             }
             let room = self.cap - self.pending.len();
-            match buffer.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', buffer) {
                 Some(end) if end <= room => {
                     self.consume = end + 1;
                     if self.pending.is_empty() {

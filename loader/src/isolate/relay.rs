@@ -10,7 +10,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use super::{RelayTarget, Relayed};
-use crate::events::{Event, EventKind, EventSink, RunInfo};
+use crate::events::{deliver, Event, EventKind, EventSink, RunInfo};
 
 /// What the child reported as its outcome.
 #[derive(Default)]
@@ -76,7 +76,7 @@ impl RelayTarget for Arc<SinkRelay> {
                             tracing::warn!("the isolated process reported a second outcome; it was ignored");
                         }
                     } else {
-                        self.sink.emit(&self.run, &event);
+                        deliver(&self.sink, &self.run, &event);
                     }
                 }
                 self.sink.flush();

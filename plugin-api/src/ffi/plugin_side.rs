@@ -76,10 +76,8 @@ impl HostHandle {
     /// it instead (see [`LogEntry::to_release_1_1`]), never something a 1.1
     /// call did not mean.
     pub fn log_entry(&self, entry: &LogEntry) -> Result<(), String> {
-        if let Some(log_entry) = self.context.vtable.log_entry() {
-            return log_entry(self.context.state, entry.to_json().as_str().into())
-                .into_result()
-                .map_err(String::from);
+        if let Some(sent) = self.log_entry_json(&entry.to_json()) {
+            return sent;
         }
         match entry.to_release_1_1() {
             LegacyCall::Log { event, data_json, file } => self.log(&event, &data_json, file.as_deref()),
@@ -87,6 +85,22 @@ impl HostHandle {
             LegacyCall::DevEvent { message, data_json } => self.log_dev_event(&message, data_json.as_deref()),
         }
         Ok(())
+    }
+
+    /// Sends an entry already written as JSON text through `log_entry`;
+    /// `None` when the host predates plugin-api 1.2 (nothing was sent).
+    pub fn log_entry_json(&self, entry_json: &str) -> Option<Result<(), String>> {
+        let log_entry = self.context.vtable.log_entry()?;
+        Some(
+            log_entry(self.context.state, entry_json.into())
+                .into_result()
+                .map_err(String::from),
+        )
+    }
+
+    /// Whether the host takes entries through `log_entry` (plugin-api 1.2).
+    pub fn has_log_entry(&self) -> bool {
+        self.context.vtable.log_entry().is_some()
     }
 
     /// The plugin's environment as a JSON object of strings.

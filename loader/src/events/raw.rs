@@ -1,0 +1,146 @@
+//! Event data kept as the JSON text it arrived in ([`RawData`]), so that a
+//! user event goes from the plugin to a JSON-lines stream without being
+//! parsed into a `serde_json::Value` and written out again.
+//!
+//! An [`Event`] with `raw_data` has `data` = `null`. Only sinks that say so
+//! ([`EventSink::takes_raw_data`]) are handed it as it is; every other sink
+//! gets a copy with the data parsed ([`deliver`]), so a sink never sees a
+//! `null` where the plugin gave data.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::{Event, EventSink, RunInfo};
+
+/// A JSON object as text, checked to be valid JSON when made.
+#[derive(Debug, Clone)]
+pub struct RawData(Box<RawValue>);
+
+impl RawData {
+    /// The data of `raw` when it is a JSON object (serde_json has already
+    /// validated the text of a `RawValue`); `None` otherwise. Text with a
+    /// line break (whitespace between its tokens: a string cannot hold one)
+    /// is rewritten compactly, so the data never ends a JSON line.
+    pub fn object(raw: &RawValue) -> Option<Self> {
+        let text = raw.get();
+        if !text.starts_with('{') {
+            return None;
+        }
+        if !text.bytes().any(|b| b == b'\n' || b == b'\r') {
+            return Some(RawData(raw.to_owned()));
+        }
+        let value: Value = serde_json::from_str(text).ok()?;
+        RawValue::from_string(value.to_string()).ok().map(RawData)
+    }
+
+    /// Checks `text` and keeps it when it is one JSON object.
+    pub fn parse_object(text: &str) -> Option<Self> {
+        let raw: &RawValue = serde_json::from_str(text).ok()?;
+        RawData::object(raw)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The data as a value.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.get()).expect("raw data was valid JSON when made")
+    }
+
+    /// Whether the text may hold `needle` literally in a key or a string:
+    /// never false when a string of the data contains it (escapes make the
+    /// answer "may").
+    pub fn may_contain(&self, needle: &str) -> bool {
+        self.get().contains('\\') || self.get().contains(needle)
+    }
+}
+
+impl PartialEq for RawData {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Event {
+    /// The event with its raw data parsed into `data` (itself when it has
+    /// none).
+    pub fn with_parsed_data(&self) -> Cow<'_, Event> {
+        match &self.raw_data {
+            None => Cow::Borrowed(self),
+            Some(raw) => {
+                let mut parsed = self.clone();
+                parsed.data = raw.to_value();
+                parsed.raw_data = None;
+                Cow::Owned(parsed)
+            }
+        }
+    }
+
+    /// The data as JSON text (the raw text when there is one).
+    pub fn data_json(&self) -> Cow<'_, str> {
+        match &self.raw_data {
+            Some(raw) => Cow::Borrowed(raw.get()),
+            None => Cow::Owned(self.data.to_string()),
+        }
+    }
+}
+
+/// Emits `event` into `sink`, parsing its raw data first unless the sink
+/// takes raw data.
+pub fn deliver(sink: &(impl EventSink + ?Sized), run: &RunInfo, event: &Event) {
+    if event.raw_data.is_none() || sink.takes_raw_data() {
+        sink.emit(run, event)
+    } else {
+        sink.emit(run, &event.with_parsed_data())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{EventKind, Level, MemorySink};
+    use serde_json::json;
+
+    fn raw_event(text: &str) -> Event {
+        let mut event = Event::new(EventKind::Event, "tick", Level::Info, Value::Null);
+        event.raw_data = RawData::parse_object(text);
+        event
+    }
+
+    #[test]
+    fn only_objects_are_kept_raw() {
+        assert!(RawData::parse_object(r#"{"i": 1}"#).is_some());
+        for text in ["[1]", "\"{}\"", "1", "null", "{", "{} {}", "{\"a\":1}\n{}"] {
+            assert!(RawData::parse_object(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn line_breaks_between_tokens_are_taken_out() {
+        let raw = RawData::parse_object("{\"a\":\r\n [1,\n2], \"s\": \"x\\ny\"}\n").unwrap();
+        assert_eq!(raw.get(), r#"{"a":[1,2],"s":"x\ny"}"#);
+        assert_eq!(RawData::parse_object("{\"a\": 1}").unwrap().get(), "{\"a\": 1}");
+    }
+
+    #[test]
+    fn a_sink_that_does_not_take_raw_data_gets_it_parsed() {
+        let sink = MemorySink::new();
+        deliver(&sink, &RunInfo::new("p", "a"), &raw_event(r#"{"i":1,"s":"\u0041"}"#));
+        let events = sink.events();
+        assert_eq!(events[0].data, json!({"i": 1, "s": "A"}));
+        assert!(events[0].raw_data.is_none());
+    }
+
+    #[test]
+    fn escaped_text_may_contain_anything() {
+        let raw = RawData::parse_object(r#"{"a":"x\u0074oken"}"#).unwrap();
+        assert!(raw.may_contain("token"));
+        let plain = RawData::parse_object(r#"{"a":"x"}"#).unwrap();
+        assert!(!plain.may_contain("token"));
+        assert!(plain.may_contain("\"a\""));
+    }
+}
