@@ -201,36 +201,11 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    parse_own_format(s).or_else(|| OffsetDateTime::parse(s, &WellKnownRfc3339).ok().map(SystemTime::from))
-}
-
-/// The fast path of [`parse_rfc3339`]: exactly `YYYY-MM-DDTHH:MM:SS.ffffffZ`,
-/// as [`Rfc3339`] writes it; anything else is left to the `time` crate.
-fn parse_own_format(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() != RFC3339_LEN || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if b[19] != b'.' || b[26] != b'Z' {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        b[range]
-            .iter()
-            .try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
-    };
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
-    let day = u8::try_from(number(8..10)?).ok()?;
-    let date = Date::from_calendar_date(number(0..4)? as i32, month, day).ok()?;
-    let days = i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY;
-    let secs = days * SECS_PER_DAY + i64::from(hour * 3600 + minute * 60 + second);
-    let micros = i64::from(number(20..26)?);
-    let total = Duration::from_micros((secs * MICROS_PER_SEC + micros).unsigned_abs());
-    Some(if secs >= 0 { UNIX_EPOCH + total } else { UNIX_EPOCH - total })
+    // A hand-written reader of the exact format `Rfc3339` writes took
+    // 14.3 ns against the `time` crate's 18.1 ns (one run of
+    // `cargo bench -p loader --bench replaced_by_crates -- event_time_parse`):
+    // 4 ns an event, not worth a parser of our own.
+    OffsetDateTime::parse(s, &WellKnownRfc3339).ok().map(SystemTime::from)
 }
 
 /// A `SystemTime` from unix seconds (the JSONL `timestamp` field), to the
@@ -341,19 +316,8 @@ mod tests {
     }
 
     #[test]
-    fn the_own_format_parses_as_the_time_crate_does() {
-        for text in [
-            "2026-11-23T23:20:00.123456Z",
-            "1970-01-01T00:00:00.000000Z",
-            "1969-12-31T23:59:59.999999Z",
-            "2024-02-29T12:00:00.000001Z",
-            "0000-01-01T00:00:00.000000Z",
-        ] {
-            let by_crate = OffsetDateTime::parse(text, &WellKnownRfc3339).ok().map(SystemTime::from);
-            assert_eq!(parse_own_format(text), by_crate, "{text}");
-        }
+    fn impossible_dates_and_times_are_refused() {
         for text in ["2023-02-29T12:00:00.000000Z", "2026-11-23T24:00:00.000000Z", "2026-11-23T23:20:00.12345xZ"] {
-            assert_eq!(parse_own_format(text), None, "{text}");
             assert_eq!(parse_rfc3339(text), None, "{text}");
         }
     }
