@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use criterion::Criterion;
 use loader::events::progress::{ProgressStatus, StepProgress};
 use loader::events::terminal::TERMINAL_FLUSH_DELAY;
-use loader::events::{Event, EventSink, Level, RunInfo, TerminalOptions, TerminalSink};
+use loader::events::{parse_line_relayed, Event, EventSink, Flush, JsonlSink, Level, RunInfo, TerminalOptions, TerminalSink};
 use loader::events::time::{parse_rfc3339, unix_parts, Rfc3339};
 use loader::preflight::check_library;
 
@@ -327,6 +327,28 @@ fn terminal_sink(c: &mut Criterion) {
     group.finish();
 }
 
+/// The isolated relay reads the child's user-event lines with a reader of
+/// its own (`events::own_line`) before falling back to serde: the same line
+/// read both ways, the serde way forced by putting its fields in another
+/// order (which the own reader leaves to serde).
+fn relay_line(c: &mut Criterion) {
+    let sink = JsonlSink::new(Vec::new(), Flush::EachLine);
+    let run = RunInfo::new("bench", "log_calls");
+    sink.emit(&run, &Event::user("tick", serde_json::json!({ "i": 7, "loss": 0.25 })));
+    let written = String::from_utf8(sink.into_inner().expect("a Vec never fails")).expect("JSON is UTF-8");
+    let own_order = written.trim_end().to_owned();
+    let sorted: serde_json::Value = serde_json::from_str(&own_order).expect("the sink writes JSON");
+    let other_order = sorted.to_string();
+    assert_ne!(own_order, other_order, "the fields are written in an order of their own");
+    let own = parse_line_relayed(&own_order).expect("the sink's line reads back");
+    let by_serde = parse_line_relayed(&other_order).expect("the reordered line reads back");
+    assert_eq!((own.event, own.time), (by_serde.event, by_serde.time));
+    let mut group = c.benchmark_group("relay_line");
+    group.bench_function("own_line_reader", |b| b.iter(|| parse_line_relayed(black_box(&own_order))));
+    group.bench_function("serde", |b| b.iter(|| parse_line_relayed(black_box(&other_order))));
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -335,5 +357,6 @@ fn main() {
     timestamps(&mut c);
     elf_preflight(&mut c);
     terminal_sink(&mut c);
+    relay_line(&mut c);
     c.final_summary();
 }

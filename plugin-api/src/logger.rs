@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
-use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::ffi::clock::coarse_now_nanos;
 use crate::ffi::plugin_side::HostHandle;
 use crate::entry_buffer;
 use crate::log_entry::{self, EntryDataError, LogEntry};
@@ -148,11 +148,47 @@ struct Reported {
 }
 
 /// The progress reported for one step (the step-less key when `None`).
+/// `set_progress` runs in tight loops, so it records only the facts;
+/// `get_progress` works out the percent and times from them.
 struct StepReport {
     step: Option<String>,
-    /// When its clock started: its first report, or its last report of 0.
-    started: Option<Instant>,
-    progress: Option<ProgressSnapshot>,
+    /// When its clock started (coarse nanoseconds): its first report, or
+    /// its last report of 0.
+    started: Option<u64>,
+    last: Option<LastReport>,
+}
+
+/// A step's last progress report.
+enum LastReport {
+    Running { current: u64, total: u64, at: u64 },
+    Failed { elapsed: Option<f64> },
+}
+
+impl StepReport {
+    fn snapshot(&self) -> Option<ProgressSnapshot> {
+        Some(match *self.last.as_ref()? {
+            LastReport::Running { current, total, at } => {
+                let elapsed = seconds_between(self.started.unwrap_or(at), at);
+                ProgressSnapshot {
+                    percent: round2(current as f64 / total as f64 * 100.0),
+                    time_remaining: (current > 0)
+                        .then(|| round2(elapsed / current as f64 * (total - current) as f64)),
+                    elapsed_time: Some(round2(elapsed)),
+                    status: ProgressStatus::Running,
+                }
+            }
+            LastReport::Failed { elapsed } => ProgressSnapshot {
+                percent: 0.0,
+                time_remaining: None,
+                elapsed_time: elapsed,
+                status: ProgressStatus::Failed,
+            },
+        })
+    }
+}
+
+fn seconds_between(earlier: u64, later: u64) -> f64 {
+    later.saturating_sub(earlier) as f64 / 1e9
 }
 
 impl Reported {
@@ -167,7 +203,7 @@ impl Reported {
                 self.steps.push(StepReport {
                     step: step.map(str::to_owned),
                     started: None,
-                    progress: None,
+                    last: None,
                 });
                 self.steps.last_mut().expect("just pushed")
             }
@@ -244,13 +280,9 @@ impl Logger {
         })?;
         let mut reported = self.lock_reported();
         let report = reported.step_mut(step);
-        let elapsed = report.started.map(|t| round2(t.elapsed().as_secs_f64()));
-        report.progress = Some(ProgressSnapshot {
-            percent: 0.0,
-            time_remaining: None,
-            elapsed_time: elapsed,
-            status: ProgressStatus::Failed,
-        });
+        let now = coarse_now_nanos();
+        let elapsed = report.started.map(|started| round2(seconds_between(started, now)));
+        report.last = Some(LastReport::Failed { elapsed });
         Ok(())
     }
 
@@ -378,7 +410,7 @@ impl Logger {
     /// The last progress this run reported for `step` (the step-less key
     /// when `None`).
     pub fn get_progress(&self, step: Option<&str>) -> Option<ProgressSnapshot> {
-        self.lock_reported().step(step).and_then(|s| s.progress.clone())
+        self.lock_reported().step(step).and_then(StepReport::snapshot)
     }
 
     /// The metrics this run reported: one step's merged metrics, or, when
@@ -418,28 +450,19 @@ impl Logger {
         self.reported.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Percent, elapsed time and time remaining as the original computes
-    /// them: the clock of a step starts at its first report, or again when
-    /// it reports 0.
+    /// Records a report for `get_progress`, which computes percent, elapsed
+    /// time and time remaining as the original does: the clock of a step
+    /// starts at its first report, or again when it reports 0. The clock is
+    /// coarse (a few milliseconds), finer than the hundredths of a second
+    /// the times are rounded to.
     fn remember_progress(&self, step: Option<&str>, current: u64, total: u64) {
-        let now = Instant::now();
+        let now = coarse_now_nanos();
         let mut reported = self.lock_reported();
         let report = reported.step_mut(step);
-        let started = match report.started {
-            Some(started) if current != 0 => started,
-            _ => {
-                report.started = Some(now);
-                now
-            }
-        };
-        let elapsed = now.duration_since(started).as_secs_f64();
-        let time_remaining = (current > 0).then(|| round2(elapsed / current as f64 * (total - current) as f64));
-        report.progress = Some(ProgressSnapshot {
-            percent: round2(current as f64 / total as f64 * 100.0),
-            time_remaining,
-            elapsed_time: Some(round2(elapsed)),
-            status: ProgressStatus::Running,
-        });
+        if current == 0 || report.started.is_none() {
+            report.started = Some(now);
+        }
+        report.last = Some(LastReport::Running { current, total, at: now });
     }
 }
 
