@@ -165,7 +165,7 @@ impl RuntimeContext {
 
     /// The environment variables this run may see. The first time a getter
     /// misses a key, the context logs a dev event named
-    /// [`ENV_MISSING_EVENT`](crate::env::ENV_MISSING_EVENT) with `{"key":
+    /// [`ENV_MISSING_EVENT`] with `{"key":
     /// KEY}` (see [`PluginEnvironment::with_miss_reporter`]), so the loader
     /// can say when the variable was set but not passed to the plugin.
     pub fn env(&self) -> &PluginEnvironment {

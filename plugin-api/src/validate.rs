@@ -51,7 +51,7 @@ impl std::error::Error for ParamsError {}
 
 /// Parses and validates params JSON the way the original does (pydantic's
 /// lax mode: `"5"` and `5.0` read as the integer 5, `"yes"` as `true`; see
-/// [`lax`](crate::lax)), refusing unknown fields. Every problem is
+/// [`lax`]), refusing unknown fields. Every problem is
 /// reported, each naming its field. An empty text or `null` means "no
 /// params" and reads as `{}`, so that an action whose params all have
 /// defaults runs without any.

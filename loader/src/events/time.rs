@@ -4,9 +4,7 @@
 //! for the progress tracker's hot path.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::format_description::well_known::Rfc3339 as WellKnownRfc3339;
 use time::{Date, OffsetDateTime};
@@ -221,59 +219,13 @@ pub fn system_time_from_unix_seconds(secs: f64) -> Option<SystemTime> {
 
 /// Which clock [`coarse_monotonic_nanos`] reads; decided on first use so a
 /// caller never sees readings of two different clocks mixed.
-const CLOCK_UNDECIDED: u8 = 0;
-const CLOCK_COARSE: u8 = 1;
-const CLOCK_INSTANT: u8 = 2;
-static CLOCK_CHOICE: AtomicU8 = AtomicU8::new(CLOCK_UNDECIDED);
-static INSTANT_BASE: OnceLock<Instant> = OnceLock::new();
-
 /// Monotonic nanoseconds since an unspecified origin, cheap enough to read on
-/// every call of a hot loop.
-///
-/// On Linux this reads `CLOCK_MONOTONIC_COARSE`: the kernel's last tick,
-/// served from the vDSO without touching a hardware counter, so it costs a
-/// few nanoseconds even on virtual machines whose TSC is not usable (where
-/// `Instant::now()` may fall back to a real system call). Its resolution is
-/// one scheduler tick (1 to 10 ms), ample for throttling at 50 to 100 ms.
-/// Elsewhere, or if the kernel refuses that clock, it falls back to
-/// `Instant`. Only compare readings of this function with each other.
+/// every call of a hot loop: plugin-api's coarse clock, the one the plugin
+/// side of `set_progress` reads too. Only compare readings of this function
+/// with each other.
 pub fn coarse_monotonic_nanos() -> u64 {
-    match CLOCK_CHOICE.load(Ordering::Relaxed) {
-        CLOCK_COARSE => {
-            if let Some(n) = coarse_clock() {
-                return n;
-            }
-            // The clock worked before, so this cannot happen; stay on the
-            // same clock rather than mixing origins.
-            0
-        }
-        CLOCK_INSTANT => instant_nanos(),
-        _ => {
-            let choice = if coarse_clock().is_some() {
-                CLOCK_COARSE
-            } else {
-                CLOCK_INSTANT
-            };
-            let chosen =
-                match CLOCK_CHOICE.compare_exchange(CLOCK_UNDECIDED, choice, Ordering::Relaxed, Ordering::Relaxed) {
-                    Ok(_) => choice,
-                    Err(other) => other,
-                };
-            if chosen == CLOCK_COARSE {
-                coarse_clock().unwrap_or(0)
-            } else {
-                instant_nanos()
-            }
-        }
-    }
+    plugin_api::ffi::clock::coarse_now_nanos()
 }
-
-fn instant_nanos() -> u64 {
-    let base = INSTANT_BASE.get_or_init(Instant::now);
-    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-use crate::sys::coarse_clock;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,5 @@
 //! The loader's calls into the operating system that Rust's standard
-//! library does not offer safely: a coarse monotonic clock, an exclusive
-//! advisory file lock, reserving file space, a shared writable mapping of a
+//! library does not offer safely: an exclusive advisory file lock, reserving file space, a shared writable mapping of a
 //! file, a helper process that cuts a file to its written length when the
 //! loader dies, and an exit hook. Each `unsafe` block says why it holds.
 
@@ -9,27 +8,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// CLOCK_MONOTONIC_COARSE in nanoseconds; `None` where it is unavailable.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn coarse_clock() -> Option<u64> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `clock_gettime` only writes one `timespec` through the pointer,
-    // and `ts` is a live, properly aligned local that nothing else borrows.
-    // CLOCK_MONOTONIC_COARSE has existed since Linux 2.6.32; if the kernel
-    // (or a seccomp filter) rejects it, the call returns -1 without UB and we
-    // report `None`, which makes the caller use `Instant` instead.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if rc != 0 || ts.tv_sec < 0 || ts.tv_nsec < 0 {
-        return None;
-    }
-    Some((ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn coarse_clock() -> Option<u64> {
-    None
-}
 
 /// Takes an exclusive `flock` on `file` without waiting. `Ok(false)` when
 /// another open file description holds it. The lock lasts as long as the

@@ -19,8 +19,8 @@
 //! - [`host_side`]: turning a host's Rust callbacks into a [`HostVtable`];
 //! - [`layout_text`]: the readable layout fingerprint committed under
 //!   `plugin-api/abi/` and checked by the layout guard's tests;
-//! - `clock`: the coarse monotonic clock of the progress hot path (a
-//!   system call, so it lives with the rest of the crate's `unsafe`).
+//! - [`clock`]: the coarse monotonic clock of the progress hot path, on
+//!   both sides (a system call, so it lives with the crate's `unsafe`).
 //!
 //! # Layers
 //!
@@ -59,7 +59,7 @@
 //! commits its layout snapshot; the layout guard's tests fail on any layout
 //! change without a version bump.
 
-pub(crate) mod clock;
+pub mod clock;
 pub mod host_side;
 #[cfg(test)]
 mod layering;
