@@ -192,10 +192,20 @@ fn plugin_json(plugin: &CatalogPlugin) -> Value {
         "description": m.description,
         "path": plugin.path,
         "plugin_api": plugin.api_version.to_string(),
-        "actions": m.actions.iter().map(|a| json!({
-            "name": a.name, "description": a.description, "method": a.method,
-        })).collect::<Vec<_>>(),
+        "actions": m.actions.iter().map(action_summary_json).collect::<Vec<_>>(),
     })
+}
+
+/// An action in `list --json`: its name, description and run method, and
+/// the resources it reserves on a cluster when it declares any.
+fn action_summary_json(action: &ActionManifest) -> Value {
+    let mut summary = json!({
+        "name": action.name, "description": action.description, "method": action.method,
+    });
+    if !action.resources.is_empty() {
+        summary["resources"] = serde_json::to_value(&action.resources).unwrap_or_default();
+    }
+    summary
 }
 
 fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {

@@ -264,6 +264,16 @@ fn declared_resources_are_shown_by_info_and_checked_before_anything_is_sent() {
     assert_eq!(exit_code(&info), 0, "{}", stderr(&info));
     let action: Value = serde_json::from_str(&stdout(&info)).unwrap();
     assert_eq!(action["resources"], serde_json::json!({"num_cpus": 1.0}));
+    let list = loader(dir.path(), &["list", "--json"], &[]);
+    let listed: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let listed_actions = |code: &str| -> Vec<Value> {
+        let plugin = listed["plugins"].as_array().unwrap().iter().find(|p| p["code"] == code);
+        plugin.unwrap_or_else(|| panic!("{code} is listed: {listed}"))["actions"].as_array().unwrap().clone()
+    };
+    let trainer = listed_actions("tabular-trainer");
+    let by_name = |name: &str| trainer.iter().find(|a| a["name"] == name).cloned().unwrap();
+    assert_eq!(by_name("train")["resources"], serde_json::json!({"num_cpus": 1.0}));
+    assert!(by_name("evaluate").get("resources").is_none(), "nothing declared, nothing listed");
     let text = loader(dir.path(), &["info", "batch-probe", "impossible"], &[]);
     assert!(
         stdout(&text).contains("resources on a cluster: num_cpus NaN (invalid: resources.num_cpus = NaN: not a finite number)"),
