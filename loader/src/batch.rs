@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use plugin_api::rules::json_kind;
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
 
 use crate::events::NullSink;
 use crate::host::RunSettings;
-use crate::isolate::{run_isolated, ChildCommand, Interrupts};
+use crate::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOptions};
 use crate::runner::Deadline;
 
 /// One params line of the input.
@@ -51,7 +52,7 @@ pub fn read_lines(text: &str) -> Result<Vec<BatchLine>, BatchError> {
             Ok(other) => {
                 return Err(BatchError::NotAnObject {
                     line: number,
-                    reason: format!("found {}", kind_of(&other)),
+                    reason: format!("found {}", json_kind(&other)),
                 })
             }
             Err(e) => {
@@ -66,17 +67,6 @@ pub fn read_lines(text: &str) -> Result<Vec<BatchLine>, BatchError> {
         return Err(BatchError::Empty);
     }
     Ok(lines)
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Runs one line once. `attempt` counts from 1.
@@ -95,6 +85,8 @@ pub struct IsolatedLines {
     /// The settings of every run; the job id is set per attempt.
     pub settings: RunSettings,
     pub deadline: Option<Deadline>,
+    /// How each line's child is supervised (the run's own flags).
+    pub options: IsolationOptions,
     pub interrupts: Interrupts,
     pub batch_id: String,
 }
@@ -106,7 +98,7 @@ impl LineRunner for IsolatedLines {
             job_id: Some(id.clone()),
             ..self.settings.clone()
         };
-        let outcome = run_isolated(
+        let outcome = run_isolated_with(
             &self.child,
             &self.library,
             &self.plugin,
@@ -116,6 +108,7 @@ impl LineRunner for IsolatedLines {
             self.deadline,
             &self.interrupts,
             Arc::new(NullSink),
+            self.options,
         );
         (id, outcome)
     }

@@ -371,6 +371,21 @@ fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
     Duration::try_from_secs_f64(value).map_err(|e| CliError::usage(format!("{flag}: {e}")))
 }
 
+/// How an isolated run of `args` is supervised: `--max-event-bytes` and
+/// `--grace`, for one run and for each line of a local batch alike.
+pub(crate) fn isolation_options(args: &RunArgs) -> Result<IsolationOptions, CliError> {
+    if args.max_event_bytes < MIN_EVENT_BYTES {
+        return Err(CliError::usage(format!(
+            "--max-event-bytes must be at least {MIN_EVENT_BYTES}"
+        )));
+    }
+    Ok(IsolationOptions {
+        max_event_bytes: args.max_event_bytes,
+        interrupt_grace: seconds(args.grace, "--grace")?,
+        ..IsolationOptions::default()
+    })
+}
+
 fn deadline(args: &RunArgs) -> Result<Option<Deadline>, CliError> {
     let grace = seconds(args.grace, "--grace")?;
     args.timeout
@@ -479,12 +494,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
         crate::connect::Connection::new(&args.backend, args.elsewhere.ray_agent.as_deref(), &settings.env)?;
     settings.clients = connection.clients();
     let deadline = deadline(&args)?;
-    let grace = seconds(args.grace, "--grace")?;
-    if args.max_event_bytes < MIN_EVENT_BYTES {
-        return Err(CliError::usage(format!(
-            "--max-event-bytes must be at least {MIN_EVENT_BYTES}"
-        )));
-    }
+    let options = isolation_options(&args)?;
     let plugin = &folder.find(&args.plugin)?;
     find_action(plugin, &args.action)?;
 
@@ -528,11 +538,6 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
             )
         })?;
         let code = plugin.manifest.code.clone();
-        let options = IsolationOptions {
-            max_event_bytes: args.max_event_bytes,
-            interrupt_grace: grace,
-            ..IsolationOptions::default()
-        };
         run_isolated_with(
             &child,
             &plugin.path,

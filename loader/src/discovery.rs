@@ -221,11 +221,6 @@ impl Discovery {
     pub fn find(&self, name: &str) -> Option<&LoadedPlugin> {
         find_by_name(&self.plugins, name, |p| (&p.path, &p.manifest))
     }
-
-    /// The codes of all usable plugins.
-    pub fn codes(&self) -> Vec<&str> {
-        self.plugins.iter().map(|p| p.manifest.code.as_str()).collect()
-    }
 }
 
 /// The problem of a second library with a plugin code already taken by

@@ -27,7 +27,7 @@ use plugin_api::{ActionManifest, ActionResources};
 use serde_json::Value;
 
 use crate::cli::RunArgs;
-use crate::commands::{failure_error, print_json, sinks, RunSinks};
+use crate::commands::{failure_error, isolation_options, print_json, sinks, RunSinks};
 use crate::exit::{CliError, ExitCode};
 
 /// Where a run happens.
@@ -423,8 +423,14 @@ fn run_batch(
     settings: RunSettings,
     deadline: Option<Deadline>,
 ) -> Result<ExitCode, CliError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError::usage(format!("cannot read the params file {}: {e}", file.display())))?;
+    // The same reader as `--params @FILE`: a regular file, of bounded size.
+    let text = loader::input_file::read_text(
+        file,
+        "params-each file",
+        args.max_params_bytes,
+        " (raise it with --max-params-bytes)",
+    )
+    .map_err(|e| CliError::usage(e.to_string()))?;
     let lines = batch::read_lines(&text).map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
     let batch_id = args
         .job_id
@@ -451,6 +457,7 @@ fn run_batch(
             action: args.action.clone(),
             settings,
             deadline,
+            options: isolation_options(args)?,
             interrupts,
             batch_id: batch_id.clone(),
         }),

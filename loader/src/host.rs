@@ -247,11 +247,6 @@ impl RunHost {
         self.gate.late_calls()
     }
 
-    /// Whether [`finish`](Self::finish) has closed the run.
-    pub fn is_finished(&self) -> bool {
-        self.gate.is_closed()
-    }
-
     /// A pass for a reporting call, or the error a late one gets.
     fn enter(&self) -> Result<Pass<'_>, String> {
         self.gate.enter().ok_or_else(ended)

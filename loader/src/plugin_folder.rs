@@ -113,6 +113,9 @@ impl PluginFolder {
         match catalog.find(name).map(|plugin| plugin.load(self.loading())) {
             Some(Ok(plugin)) => return Ok(plugin),
             Some(Err(PluginLoadError::Check(e))) => return Err(check_failed(e.to_string())),
+            Some(Err(PluginLoadError::Crashed(problem))) => {
+                return Err(CliError::new(ExitCode::ActionFailed, problem.to_string()))
+            }
             None if catalog.cached == 0 => return Err(self.not_found(name, &catalog)),
             Some(Err(PluginLoadError::Stale(stale))) => {
                 tracing::debug!("{stale}; scanning again without the cache")
@@ -125,6 +128,7 @@ impl PluginFolder {
         plugin.load(self.loading()).map_err(|e| match e {
             PluginLoadError::Check(e) => check_failed(e.to_string()),
             PluginLoadError::Stale(e) => CliError::new(ExitCode::ActionFailed, e.to_string()),
+            PluginLoadError::Crashed(problem) => CliError::new(ExitCode::ActionFailed, problem.to_string()),
         })
     }
 

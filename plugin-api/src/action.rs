@@ -81,6 +81,13 @@ impl ActionError {
         self
     }
 
+    /// The same error, its message prefixed with what was being done
+    /// (`reading data.csv: No such file ...`); kind and details are kept.
+    pub(crate) fn prefixed(mut self, context: impl std::fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
     pub(crate) fn into_failure(self) -> ActionFailure {
         ActionFailure::new(self.kind, self.message).with_details(self.details)
     }

@@ -55,14 +55,9 @@ impl<T> ErrorContext<T> for Option<T> {
 
 fn wrap(error: ActionError, context: impl Display) -> ActionError {
     if error.is_cancelled() {
-        return error;
-    }
-    let details = error.details().clone();
-    let wrapped = ActionError::new(format!("{context}: {}", error.message()));
-    if details.is_null() {
-        wrapped
+        error
     } else {
-        wrapped.with_details(details)
+        error.prefixed(context)
     }
 }
 
@@ -94,6 +89,17 @@ mod tests {
         let error = cancelled.context("training").unwrap_err();
         assert!(error.is_cancelled());
         assert_eq!(error.message(), ActionError::cancelled().message());
+    }
+
+    #[test]
+    fn the_kind_and_details_of_a_wrapped_error_are_kept() {
+        let timed_out: Result<(), ActionError> = Err(ActionError::new("step ran out of time")
+            .with_kind(crate::FailureKind::TimedOut)
+            .with_details(json!({ "step": "train" })));
+        let error = timed_out.context("running the workflow").unwrap_err();
+        assert_eq!(error.kind(), crate::FailureKind::TimedOut);
+        assert_eq!(error.message(), "running the workflow: step ran out of time");
+        assert_eq!(error.details(), &json!({ "step": "train" }));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::ffi::clock::coarse_now_nanos;
 use crate::ffi::plugin_side::HostHandle;
 use crate::entry_buffer;
+use crate::rules::json_kind;
 use crate::log_entry::{self, EntryDataError, LogEntry};
 
 /// A context call that was refused, with the reason.
@@ -256,7 +257,12 @@ impl Logger {
     pub fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
         match step {
             Some(step) => self.send_progress(current, total, Some(step)),
-            None => self.send_progress(current, total, self.get_step().as_deref()),
+            // The running step's name is borrowed, not copied: this is the
+            // hot path of a progress loop inside a workflow step.
+            None => {
+                let running = self.current_step.read().unwrap_or_else(|e| e.into_inner());
+                self.send_progress(current, total, running.as_deref())
+            }
         }
     }
 
@@ -292,7 +298,7 @@ impl Logger {
     pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
         self.check_open()?;
         let value = to_object(&value, "metrics")?;
-        let json = Value::Object(value.clone()).to_string();
+        let json = serde_json::to_string(&value).expect("a JSON map always serialises");
         self.host.set_metrics(&json, step).map_err(ContextError::Metrics)?;
         let mut reported = self.lock_reported();
         reported.metrics.entry(step.to_owned()).or_default().extend(value);
@@ -476,23 +482,12 @@ fn to_object(value: &impl Serialize, what: &'static str) -> Result<Map<String, V
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(ContextError::NotAnObject {
             what,
-            got: kind_of(&other),
+            got: json_kind(&other),
         }),
         Err(e) => Err(ContextError::Serialize {
             what,
             reason: e.to_string(),
         }),
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -33,6 +33,20 @@ pub fn metrics_object(value_json: &str) -> Result<serde_json::Map<String, serde_
     }
 }
 
+/// The kind of a JSON value in words (`a string`, `an object`), as error
+/// messages name what they got.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

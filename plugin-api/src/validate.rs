@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::rules::json_kind;
 use crate::lax;
 pub use crate::lax::ParamsMode;
 
@@ -75,7 +76,7 @@ pub fn parse_params_with<P: DeserializeOwned>(json: &str, schema: &Value, mode: 
     if !value.is_object() {
         return Err(single(
             "",
-            format!("params must be a JSON object, got {}", kind_of(&value)),
+            format!("params must be a JSON object, got {}", json_kind(&value)),
         ));
     }
 
@@ -156,17 +157,6 @@ fn single(path: &str, message: String) -> ParamsError {
             path: path.to_owned(),
             message,
         }],
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -74,6 +74,9 @@ pub enum PluginLoadError {
     Stale(#[from] StaleEntry),
     #[error(transparent)]
     Check(#[from] LoadCheckError),
+    /// Loading it now crashes or stalls the checking process.
+    #[error("{0}")]
+    Crashed(Problem),
 }
 
 impl CatalogPlugin {
@@ -96,9 +99,12 @@ impl CatalogPlugin {
             return Ok(plugin.clone());
         }
         let mut loaded = None;
-        loading.check(std::slice::from_ref(&self.path), |path, _| {
+        let crashed = loading.check(std::slice::from_ref(&self.path), |path, _| {
             loaded = Some(discovery::load_plugin(path))
         })?;
+        if let Some(problem) = crashed.into_iter().next() {
+            return Err(PluginLoadError::Crashed(problem));
+        }
         match loaded {
             Some(Ok(plugin)) if plugin.manifest == self.manifest && plugin.api_version() == self.api_version => {
                 Ok(plugin)

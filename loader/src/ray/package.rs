@@ -32,8 +32,8 @@ pub const PLUGIN_DIR: &str = "plugins";
 pub enum PackageError {
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },
-    #[error("the environment variable {0} has a value with a line break, which a job's env file cannot carry")]
-    MultiLineValue(String),
+    #[error("the environment variable {0} has a value with a carriage return, which a job's env file cannot carry")]
+    CarriageReturn(String),
     #[error("cannot write the package: {0}")]
     Zip(String),
 }
@@ -83,15 +83,26 @@ fn read(path: &Path) -> Result<Vec<u8>, PackageError> {
     })
 }
 
-/// The env file text: one `KEY="VALUE"` line per variable (the loader's
-/// env-file reader strips the outer quotes and keeps the rest verbatim).
+/// The env file text the job's loader reads back with `--env-file`
+/// (`crate::env_file`): one `KEY="VALUE"` entry per variable, with `\`,
+/// `"` and `$` escaped so that the value comes back exactly as built here
+/// (a line break stays inside the quotes). A carriage return is refused: the
+/// reader would not keep it.
 pub fn env_file_text(env: &BTreeMap<String, String>) -> Result<String, PackageError> {
     let mut text = String::new();
     for (key, value) in env {
-        if value.contains('\n') || value.contains('\r') {
-            return Err(PackageError::MultiLineValue(key.clone()));
+        if value.contains('\r') {
+            return Err(PackageError::CarriageReturn(key.clone()));
         }
-        text.push_str(&format!("{key}=\"{value}\"\n"));
+        text.push_str(key);
+        text.push_str("=\"");
+        for c in value.chars() {
+            if matches!(c, '\\' | '"' | '$') {
+                text.push('\\');
+            }
+            text.push(c);
+        }
+        text.push_str("\"\n");
     }
     Ok(text)
 }
@@ -171,15 +182,30 @@ mod tests {
         assert_eq!(archive.by_name("loader").unwrap().unix_mode().map(|m| m & 0o777), Some(0o755));
         let mut env = String::new();
         archive.by_name(ENV_FILE).unwrap().read_to_string(&mut env).unwrap();
-        assert_eq!(env, "TOKEN=\"a \"quoted\" value\"\n");
+        assert_eq!(env, "TOKEN=\"a \\\"quoted\\\" value\"\n");
     }
 
     #[test]
-    fn a_multi_line_value_is_refused_and_a_missing_file_named() {
+    fn every_value_reads_back_through_the_env_file_reader_as_it_was() {
+        let env = BTreeMap::from([
+            ("TOKEN".to_owned(), "p$ss\"w\\rd'${HOME}".to_owned()),
+            ("MULTI".to_owned(), "two\nlines # not a comment".to_owned()),
+            ("EMPTY".to_owned(), String::new()),
+        ]);
+        let text = env_file_text(&env).unwrap();
+        let read: BTreeMap<String, String> = crate::env_file::parse(Path::new("plugin.env"), &text)
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(read, env, "{text}");
+    }
+
+    #[test]
+    fn a_carriage_return_is_refused_and_a_missing_file_named() {
         let dir = tempfile::tempdir().unwrap();
         let mut bad = spec(dir.path(), "{}");
-        bad.env.insert("KEY".to_owned(), "two\nlines".to_owned());
-        assert!(matches!(build(&bad), Err(PackageError::MultiLineValue(k)) if k == "KEY"));
+        bad.env.insert("KEY".to_owned(), "two\rlines".to_owned());
+        assert!(matches!(build(&bad), Err(PackageError::CarriageReturn(k)) if k == "KEY"));
         let mut missing = spec(dir.path(), "{}");
         missing.library = dir.path().join("gone.so");
         let error = build(&missing).unwrap_err().to_string();
