@@ -16,12 +16,13 @@ const BELOW_OR_SELF: &[&str] = &[
     "manifest",
     "resources",
     "log_entry",
+    "rules",
     "__private",
     "__export_root_module",
 ];
 
 /// The values layer at the bottom, and what each of its files may name.
-const VALUES: &[&str] = &["failure", "validate", "lax", "manifest", "resources", "log_entry"];
+const VALUES: &[&str] = &["failure", "validate", "lax", "manifest", "resources", "log_entry", "rules"];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -39,10 +39,10 @@
 //!  ffi               this module: layouts, root-module entry points (generic
 //!    |               over PluginExports), HostHandle, host_side, loading, panics
 //!    |
-//!  failure,          values that cross the boundary as JSON
-//!  validate, lax,
+//!  failure,          values that cross the boundary as JSON, and the
+//!  validate, lax,    argument rules every host applies to them
 //!  manifest, resources,
-//!  log_entry
+//!  log_entry, rules
 //! ```
 //!
 //! Structured values (params, results, metrics, log data, manifests, errors)
