@@ -14,12 +14,12 @@ use loader::events::{
     TracingSink,
 };
 use loader::host::RunSettings;
-use loader::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOptions};
+use loader::isolate::{run_isolated_as_described, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions};
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
 use loader::redact::Redactor;
-use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind};
+use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginManifest};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -92,12 +92,12 @@ fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("plugins"))
 }
 
-fn find_action<'a>(plugin: &'a LoadedPlugin, name: &str) -> Result<&'a ActionManifest, CliError> {
-    plugin.manifest.action(name).ok_or_else(|| {
-        let actions = plugin.manifest.action_names();
+fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a ActionManifest, CliError> {
+    manifest.action(name).ok_or_else(|| {
+        let actions = manifest.action_names();
         let error = CliError::new(
             ExitCode::NotFound,
-            format!("plugin {:?} has no action {name:?}", plugin.manifest.code),
+            format!("plugin {:?} has no action {name:?}", manifest.code),
         )
         .with_causes(vec![format!("actions: {}", list_or_none(&actions))]);
         match did_you_mean(name, actions.iter().map(AsRef::as_ref)) {
@@ -108,7 +108,7 @@ fn find_action<'a>(plugin: &'a LoadedPlugin, name: &str) -> Result<&'a ActionMan
 }
 
 fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(), CliError> {
-    action.map(|name| find_action(plugin, name).map(drop)).unwrap_or(Ok(()))
+    action.map(|name| find_action(&plugin.manifest, name).map(drop)).unwrap_or(Ok(()))
 }
 
 fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
@@ -495,8 +495,18 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
     settings.clients = connection.clients();
     let deadline = deadline(&args)?;
     let options = isolation_options(&args)?;
+    let request = RunRequest {
+        args: &args,
+        params: &params,
+        settings,
+        deadline,
+        connection: &connection,
+    };
+    if !(args.in_process || args.dry_run || args.elsewhere.is_set()) {
+        return run_isolated_described(folder, request, options, verbose);
+    }
     let plugin = &folder.find(&args.plugin)?;
-    find_action(plugin, &args.action)?;
+    find_action(&plugin.manifest, &args.action)?;
 
     if args.dry_run {
         return match plugin.library.validate_params(&args.action, &params) {
@@ -518,60 +528,140 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
     }
 
     if args.elsewhere.is_set() {
-        return crate::elsewhere::run(plugin, &args, &params, settings, deadline, verbose);
+        return crate::elsewhere::run(plugin, &args, &params, request.settings, deadline, verbose);
     }
-    let RunSinks {
-        sink,
-        jsonl_on_stdout,
-        output: events_output,
-    } = sinks(&args, verbose)?;
-    let (sink, reporter) = connection.sinks(sink, args.job_id.as_deref())?;
-    let interrupts = interrupt_on_ctrl_c(&settings, args.in_process);
-    let outcome = if args.in_process {
-        loader::exit_guard::report_exits();
-        run_action(plugin, &args.action, &params, settings, deadline, sink)
-    } else {
-        let child = ChildCommand::current_exe(&["__child"]).map_err(|e| {
-            CliError::new(
-                ExitCode::ActionFailed,
-                format!("cannot find the loader executable to isolate the run: {e}"),
-            )
-        })?;
-        let code = plugin.manifest.code.clone();
-        run_isolated_with(
+    let outputs = request.outputs(verbose)?;
+    let _interrupts = interrupt_on_ctrl_c(&request.settings, true);
+    loader::exit_guard::report_exits();
+    let outcome = run_action(
+        plugin,
+        &args.action,
+        &params,
+        request.settings.clone(),
+        deadline,
+        outputs.sink.clone(),
+    );
+    request.conclude(outcome, &outputs, &plugin.manifest.code)
+}
+
+/// A run as asked for, once its flags are checked.
+struct RunRequest<'a> {
+    args: &'a RunArgs,
+    params: &'a str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    connection: &'a crate::connect::Connection,
+}
+
+/// Where a run's events go.
+struct RunOutputs {
+    sink: Arc<dyn EventSink>,
+    jsonl_on_stdout: bool,
+    events: Option<EventsOutput>,
+    reporter: Option<Arc<loader::backend::BackendSink>>,
+}
+
+impl RunRequest<'_> {
+    fn outputs(&self, verbose: bool) -> Result<RunOutputs, CliError> {
+        let RunSinks {
+            sink,
+            jsonl_on_stdout,
+            output: events,
+        } = sinks(self.args, verbose)?;
+        let (sink, reporter) = self.connection.sinks(sink, self.args.job_id.as_deref())?;
+        Ok(RunOutputs {
+            sink,
+            jsonl_on_stdout,
+            events,
+            reporter,
+        })
+    }
+
+    /// Prints the result, or turns the failure into the command's error.
+    fn conclude(
+        &self,
+        outcome: Result<Value, plugin_api::ActionFailure>,
+        outputs: &RunOutputs,
+        code: &str,
+    ) -> Result<ExitCode, CliError> {
+        let events_failure = outputs.events.as_ref().and_then(EventsOutput::failure);
+        match outcome {
+            Ok(mut result) => {
+                if !outputs.jsonl_on_stdout {
+                    self.connection.redactor().redact_value(&mut result);
+                    print_json(&result);
+                }
+                if let Some(lost) = events_failure {
+                    return Err(lost);
+                }
+                self.connection.check_delivery(outputs.reporter.as_deref())?;
+                Ok(ExitCode::Success)
+            }
+            Err(mut failure) => {
+                redact_failure(self.connection.redactor(), &mut failure);
+                if let Some(lost) = events_failure {
+                    eprintln!("{lost}");
+                }
+                Err(failure_error(&failure, code, &self.args.action))
+            }
+        }
+    }
+}
+
+/// Runs the action in a child process, from the folder's description of
+/// the plugin: this process never loads the library (the manifest cache
+/// or the load-checking child described it), the child loads it and runs
+/// the action only if it is the plugin described. If it is not (it changed
+/// since), nothing ran: the plugin is described afresh, without the cache,
+/// and run once more.
+fn run_isolated_described(
+    folder: &mut PluginFolder,
+    request: RunRequest,
+    options: IsolationOptions,
+    verbose: bool,
+) -> Result<ExitCode, CliError> {
+    let args = request.args;
+    let mut plugin = folder.describe(&args.plugin)?;
+    find_action(&plugin.manifest, &args.action)?;
+    let child = ChildCommand::current_exe(&["__child"]).map_err(|e| {
+        CliError::new(
+            ExitCode::ActionFailed,
+            format!("cannot find the loader executable to isolate the run: {e}"),
+        )
+    })?;
+    let outputs = request.outputs(verbose)?;
+    let interrupts = interrupt_on_ctrl_c(&request.settings, false);
+    let mut described_afresh = false;
+    let outcome = loop {
+        let expected = ExpectedPlugin {
+            manifest: plugin.manifest.clone(),
+            api_version: plugin.api_version.to_string(),
+        };
+        let ran = run_isolated_as_described(
             &child,
             &plugin.path,
-            &code,
+            &expected,
             &args.action,
-            &params,
-            settings,
-            deadline,
+            request.params,
+            request.settings.clone(),
+            request.deadline,
             &interrupts,
-            sink,
+            outputs.sink.clone(),
             options,
-        )
+        );
+        match ran {
+            Ok(outcome) => break outcome,
+            Err(stale) if !described_afresh => {
+                tracing::info!("{stale}; describing the folder afresh");
+                described_afresh = true;
+                folder.forget_cache();
+                plugin = folder.describe(&args.plugin)?;
+                find_action(&plugin.manifest, &args.action)?;
+            }
+            Err(stale) => return Err(CliError::new(ExitCode::ActionFailed, stale.to_string())),
+        }
     };
-    let events_failure = events_output.and_then(|output| output.failure());
-    match outcome {
-        Ok(mut result) => {
-            if !jsonl_on_stdout {
-                connection.redactor().redact_value(&mut result);
-                print_json(&result);
-            }
-            if let Some(lost) = events_failure {
-                return Err(lost);
-            }
-            connection.check_delivery(reporter.as_deref())?;
-            Ok(ExitCode::Success)
-        }
-        Err(mut failure) => {
-            redact_failure(connection.redactor(), &mut failure);
-            if let Some(lost) = events_failure {
-                eprintln!("{lost}");
-            }
-            Err(failure_error(&failure, &plugin.manifest.code, &args.action))
-        }
-    }
+    request.conclude(outcome, &outputs, &plugin.manifest.code)
 }
 
 /// Hides the run's secrets in a failure before it is printed.

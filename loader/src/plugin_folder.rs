@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use loader::discovery::{LoadedPlugin, ScanError};
 use loader::isolate::ChildCommand;
 use loader::load_check::SupervisedScanError;
-use loader::manifest_cache::{host_identity, Catalog, Loading, ManifestCache, PluginLoadError};
+use loader::manifest_cache::{host_identity, Catalog, CatalogPlugin, Loading, ManifestCache, PluginLoadError};
 
 use crate::commands::PLUGIN_DIR_VAR;
 use crate::exit::{CliError, ExitCode};
@@ -130,6 +130,32 @@ impl PluginFolder {
             PluginLoadError::Stale(e) => CliError::new(ExitCode::ActionFailed, e.to_string()),
             PluginLoadError::Crashed(problem) => CliError::new(ExitCode::ActionFailed, problem.to_string()),
         })
+    }
+
+    /// The plugin called `name` as the folder describes it, without loading
+    /// it in this process: from the cache, or from what the checking child
+    /// reported. When the cache knew no plugin of that name, the folder is
+    /// scanned again without it. Whoever runs the plugin from this
+    /// description must check that the library still matches it (an
+    /// isolated run's child does).
+    pub fn describe(&mut self, name: &str) -> Result<CatalogPlugin, CliError> {
+        let catalog = self.scan()?;
+        if let Some(plugin) = catalog.find(name) {
+            return Ok(plugin.clone());
+        }
+        if catalog.cached == 0 {
+            return Err(self.not_found(name, &catalog));
+        }
+        tracing::debug!("no plugin {name:?} in the cached descriptions; scanning again without the cache");
+        self.cache.forget();
+        let catalog = self.scan()?;
+        catalog.find(name).cloned().ok_or_else(|| self.not_found(name, &catalog))
+    }
+
+    /// Drops what the cache says of the folder: the next scan examines
+    /// every file afresh.
+    pub fn forget_cache(&mut self) {
+        self.cache.forget();
     }
 
     fn missing_folder(&self, error: ScanError) -> CliError {

@@ -251,6 +251,36 @@ fn a_forged_cache_entry_never_changes_what_runs() {
 }
 
 #[test]
+fn an_isolated_run_from_a_wrong_description_runs_nothing_of_it_and_describes_afresh() {
+    let setup = Setup::new();
+    let file = setup.cache_file();
+    let text = fs::read_to_string(&file).expect("the cache file");
+    let swapped = text
+        .replace("\"code\":\"alpha\"", "\"code\":\"swap\"")
+        .replace("\"code\":\"beta\"", "\"code\":\"alpha\"")
+        .replace("\"code\":\"swap\"", "\"code\":\"beta\"");
+    fs::write(&file, swapped).expect("forge");
+    let output = setup.loader(&["run", "alpha", "noop", "--events", "jsonl"]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(
+        log.contains("is not the plugin \"alpha\" it was described as") && log.contains("describing the folder afresh"),
+        "{log}"
+    );
+    assert_eq!(log.matches("isolated run: process").count(), 2, "{log}");
+    let events: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSONL event"))
+        .collect();
+    assert_eq!(events.len(), 1, "only the second child's result: {events:?}");
+    assert_eq!(events[0]["kind"], "result");
+    assert_eq!(events[0]["plugin"], "alpha");
+    let fixed = fs::read_to_string(&file).expect("the cache file");
+    assert!(fixed.contains(&lib_path(setup.dir(), "alpha").display().to_string()));
+    assert_eq!(setup.cache_use(&["run", "alpha", "noop"]), (3, 0), "the cache is right again");
+}
+
+#[test]
 fn no_cache_neither_reads_nor_writes_the_cache() {
     let plugins = tempfile::tempdir().expect("a plugin folder");
     write_coded_plugin(&lib_path(plugins.path(), "alpha"), "alpha");

@@ -1,6 +1,7 @@
 """Times the same three workloads in the Rust runtime (the `loader` CLI) and
 in the Python original (its LocalExecutor), whole processes, in interleaved
-rounds, and prints the medians side by side with the ratios.
+rounds (each round begins with the next contestant), and prints the
+medians side by side with the ratios.
 
 Usage: python compare.py LOADER PLUGIN_DIR ROUNDS  (see compare.sh)
 """
@@ -40,12 +41,20 @@ def main():
     python = sys.executable
     rows = []
     for title, action, count in WORKLOADS:
-        original, isolated, in_process = [], [], []
-        for _ in range(rounds):
-            original.append(timed([python, os.path.join(HERE, 'bench_actions.py'), action, str(count)]))
-            isolated.append(timed(loader_command(loader, plugin_dir, action, count)))
-            in_process.append(timed(loader_command(loader, plugin_dir, action, count, '--in-process')))
-        rows.append((title, *map(statistics.median, (original, isolated, in_process))))
+        contestants = [
+            ([python, os.path.join(HERE, 'bench_actions.py'), action, str(count)], []),
+            (loader_command(loader, plugin_dir, action, count), []),
+            (loader_command(loader, plugin_dir, action, count, '--in-process'), []),
+        ]
+        for round_ in range(rounds):
+            # Each round starts with another contestant: on this machine the
+            # process run right after the original's (which frees a few
+            # hundred MB) pays for it, and a fixed order would always charge
+            # the same one.
+            for k in range(len(contestants)):
+                command, times = contestants[(round_ + k) % len(contestants)]
+                times.append(timed(command))
+        rows.append((title, *(statistics.median(times) for _, times in contestants)))
     print(f'\nmedians of {rounds} interleaved rounds, whole processes, output to /dev/null\n')
     print('| workload | Python original (LocalExecutor) | Rust, isolated (default) | ratio | goal | Rust, --in-process | ratio |')
     print('|---|---|---|---|---|---|---|')

@@ -10,7 +10,7 @@ use std::io::Read;
 use serde_json::json;
 
 use super::lines::{Lines, Piece};
-use super::{RelayTarget, Relayed};
+use super::{RelayTarget, Relayed, AS_DESCRIBED_LINE, NOT_AS_DESCRIBED_LINE};
 use crate::events::{jsonl, Event, EventKind, Level};
 
 /// The default limit on one event, in bytes of its JSON line.
@@ -35,15 +35,34 @@ struct Gathering {
 
 /// Reads the channel to its end, sending [`Relayed::Events`] batches (and
 /// [`Relayed::TerminalTooLarge`] when the result itself was too large),
-/// then [`Relayed::ChannelClosed`].
-pub fn relay_events(reader: impl Read, max_event_bytes: usize, queue: impl RelayTarget) {
+/// then [`Relayed::ChannelClosed`]. With `verdict`, the child's first line
+/// is its verdict on the library it was asked to expect: on
+/// `not-as-described` [`Relayed::NotAsDescribed`] is sent. Only the first
+/// line counts: once the action runs, it cannot forge a verdict.
+pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, queue: impl RelayTarget) {
     let mut lines = Lines::new(reader, PIECE.min(max_event_bytes.max(1)));
     let mut gathering = Gathering::default();
     let mut batch: Vec<Event> = Vec::new();
+    let mut awaiting_verdict = verdict;
     loop {
         match lines.next() {
-            Ok(Piece::Part(part)) => gather(&mut gathering, part, max_event_bytes),
+            Ok(Piece::Part(part)) => {
+                awaiting_verdict = false;
+                gather(&mut gathering, part, max_event_bytes)
+            }
             Ok(Piece::Line(line)) => {
+                if std::mem::take(&mut awaiting_verdict) && gathering.bytes.is_empty() {
+                    match line {
+                        l if l == AS_DESCRIBED_LINE.as_bytes() => continue,
+                        l if l == NOT_AS_DESCRIBED_LINE.as_bytes() => {
+                            if !queue.relay(Relayed::NotAsDescribed) {
+                                return;
+                            }
+                            continue;
+                        }
+                        _ => tracing::warn!("the isolated process did not begin with its verdict on the library"),
+                    }
+                }
                 if gathering.bytes.is_empty() && gathering.oversized == 0 {
                     push_parsed(&mut batch, line);
                     continue_or_send(&mut batch, &queue);
@@ -174,7 +193,7 @@ mod tests {
 
     fn relayed(input: &[u8], limit: usize) -> (Vec<Event>, Vec<(EventKind, u64)>) {
         let (sender, receiver) = sync_channel(1_000_000);
-        relay_events(input, limit, sender);
+        relay_events(input, limit, false, sender);
         let (mut events, mut terminal) = (Vec::new(), Vec::new());
         for message in receiver.iter() {
             match message {

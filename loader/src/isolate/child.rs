@@ -14,7 +14,7 @@ use std::time::Duration;
 use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
 
 use super::child_writer::ChannelWriter;
-use super::{IsolatedRun, CANCEL_LINE};
+use super::{IsolatedRun, AS_DESCRIBED_LINE, CANCEL_LINE, NOT_AS_DESCRIBED_LINE};
 use crate::discovery::Discovery;
 use crate::events::{EventSink, Flush, JsonlSink, RunInfo};
 use crate::host::{CancelFlag, RunSettings};
@@ -22,7 +22,9 @@ use crate::runner::{failure_event, run_action};
 use crate::sys;
 
 /// Serves one run; returns the process exit code (0 when the action
-/// succeeded, 1 when it failed, 2 when the loader's request was missing).
+/// succeeded, 1 when it failed or the library was not the plugin the
+/// request expected, which it says first on the channel: then nothing but
+/// the library's loading ran; 2 when the loader's request was missing).
 pub fn serve_child() -> i32 {
     let channel = match sys::take_channel() {
         Ok(channel) => channel,
@@ -75,6 +77,20 @@ pub fn serve_child() -> i32 {
         progress_interval: Duration::from_millis(request.progress_interval_ms),
         clients: request.clients.build(),
     };
+    if let Some(expected) = &request.expect {
+        let as_described = discovery.plugins.first().is_some_and(|plugin| {
+            plugin.manifest == expected.manifest && plugin.api_version().to_string() == expected.api_version
+        });
+        let verdict = if as_described { AS_DESCRIBED_LINE } else { NOT_AS_DESCRIBED_LINE };
+        let mut channel = writer.clone();
+        if writeln!(channel, "{verdict}").and_then(|()| channel.flush()).is_err() {
+            return 2;
+        }
+        if !as_described {
+            writer.drain();
+            return 1;
+        }
+    }
     let Some(plugin) = discovery.plugins.first() else {
         let reason = discovery
             .problems

@@ -41,7 +41,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugin_api::ActionFailure;
+use plugin_api::{ActionFailure, PluginManifest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -68,7 +68,42 @@ pub struct IsolatedRun {
     /// The backend and agent clients the child offers the plugin.
     #[serde(default)]
     pub clients: IsolatedClients,
+    /// What the parent believes the library is, when it did not load the
+    /// library itself: the child checks it before running anything.
+    #[serde(default)]
+    pub expect: Option<ExpectedPlugin>,
 }
+
+/// A plugin as the parent described it without loading it (from the
+/// manifest cache, or from the load-checking child's report): the child
+/// loads the library and runs the action only if the library describes
+/// itself exactly so. The parent thus never needs to load a library to
+/// run it isolated, and a description gone stale never runs another
+/// plugin than the one a fresh scan finds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedPlugin {
+    /// The manifest summary (as discovery keeps it).
+    pub manifest: PluginManifest,
+    /// The plugin-api version the library was built against (`1.2.0`).
+    pub api_version: String,
+}
+
+/// The library was not the plugin it was described as (it changed since,
+/// or the description was wrong); nothing of it was run.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: the library is not the plugin {code:?} it was described as (it changed since it was examined); nothing was run", library.display())]
+pub struct NotAsDescribed {
+    pub library: PathBuf,
+    pub code: String,
+}
+
+/// The child's first line on the channel when the parent sent an
+/// [`ExpectedPlugin`] and the library matched it: the action starts.
+const AS_DESCRIBED_LINE: &str = "as-described";
+
+/// The child's first line when the library did not match: it exits with
+/// a failure status without running anything.
+const NOT_AS_DESCRIBED_LINE: &str = "not-as-described";
 
 /// The line a parent writes to ask the child's action to cancel.
 const CANCEL_LINE: &str = "cancel";
@@ -158,6 +193,69 @@ pub fn run_isolated_with(
     sink: Arc<dyn EventSink>,
     options: IsolationOptions,
 ) -> Result<Value, ActionFailure> {
+    let child_run = ChildRun {
+        child,
+        library,
+        plugin_code,
+        expect: None,
+    };
+    match run_in_child(child_run, action, params_json, settings, deadline, interrupt, sink, options) {
+        Ok(outcome) => outcome,
+        Err(never) => Err(ActionFailure::new(plugin_api::FailureKind::Failed, never.to_string())),
+    }
+}
+
+/// [`run_isolated_with`] for a plugin the caller described without loading
+/// it: the child runs the action only if the library is `expected`, and
+/// otherwise the run ends with [`NotAsDescribed`] before anything of the
+/// plugin ran but its loading (describe it afresh and run again).
+#[allow(clippy::too_many_arguments)]
+pub fn run_isolated_as_described(
+    child: &ChildCommand,
+    library: &Path,
+    expected: &ExpectedPlugin,
+    action: &str,
+    params_json: &str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    interrupt: &Interrupts,
+    sink: Arc<dyn EventSink>,
+    options: IsolationOptions,
+) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
+    let child_run = ChildRun {
+        child,
+        library,
+        plugin_code: &expected.manifest.code,
+        expect: Some(expected.clone()),
+    };
+    run_in_child(child_run, action, params_json, settings, deadline, interrupt, sink, options)
+}
+
+/// Which child runs which library.
+struct ChildRun<'a> {
+    child: &'a ChildCommand,
+    library: &'a Path,
+    plugin_code: &'a str,
+    expect: Option<ExpectedPlugin>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in_child(
+    child_run: ChildRun,
+    action: &str,
+    params_json: &str,
+    settings: RunSettings,
+    deadline: Option<Deadline>,
+    interrupt: &Interrupts,
+    sink: Arc<dyn EventSink>,
+    options: IsolationOptions,
+) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
+    let ChildRun {
+        child,
+        library,
+        plugin_code,
+        expect,
+    } = child_run;
     let run = RunInfo {
         job_id: settings.job_id.clone(),
         plugin: plugin_code.to_owned(),
@@ -173,6 +271,7 @@ pub fn run_isolated_with(
         checkpoint: settings.checkpoint.clone(),
         progress_interval_ms: u64::try_from(settings.progress_interval.as_millis()).unwrap_or(u64::MAX),
         clients: IsolatedClients::of(&settings.clients),
+        expect,
     };
     let supervised = supervise::supervise(
         child,
@@ -184,11 +283,17 @@ pub fn run_isolated_with(
         &run,
         &sink,
     );
+    if supervised.not_as_described {
+        return Err(NotAsDescribed {
+            library: library.to_owned(),
+            code: plugin_code.to_owned(),
+        });
+    }
     if let (Err(failure), false) = (&supervised.result, supervised.error_relayed) {
         sink.emit(&run, &failure_event(failure));
     }
     sink.finish(&run);
-    supervised.result
+    Ok(supervised.result)
 }
 
 /// What the readers of a child pass on (see [`RelayTarget`]).
@@ -203,6 +308,8 @@ pub(crate) enum Relayed {
     OutputClosed,
     /// The child process exited (it is not reaped yet).
     Exited,
+    /// The child's first line said the library is not the plugin expected.
+    NotAsDescribed,
 }
 
 /// Where the readers of a child pass what they read; `relay` returns

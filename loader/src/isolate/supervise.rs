@@ -40,6 +40,9 @@ const DRAIN: Duration = Duration::from_secs(2);
 pub struct Supervised {
     pub result: Result<serde_json::Value, ActionFailure>,
     pub error_relayed: bool,
+    /// The child said, before running anything, that the library is not
+    /// the plugin the request expected, and exited as it says it does.
+    pub not_as_described: bool,
 }
 
 impl Supervised {
@@ -47,6 +50,7 @@ impl Supervised {
         Self {
             result: Err(failure),
             error_relayed: false,
+            not_as_described: false,
         }
     }
 }
@@ -81,6 +85,7 @@ struct Seen {
     exited_at: Option<Instant>,
     channel_closed: bool,
     outputs_open: u8,
+    not_as_described: bool,
 }
 
 impl Seen {
@@ -89,6 +94,7 @@ impl Seen {
             Relayed::ChannelClosed => self.channel_closed = true,
             Relayed::OutputClosed => self.outputs_open = self.outputs_open.saturating_sub(1),
             Relayed::Exited => self.exited_at = Some(Instant::now()),
+            Relayed::NotAsDescribed => self.not_as_described = true,
             Relayed::Events(_) | Relayed::TerminalTooLarge { .. } => {}
         }
     }
@@ -230,6 +236,11 @@ pub fn supervise(
     if let Some(failure) = stopping.killed.take() {
         return Supervised::parent_failure(failure);
     }
+    if seen.not_as_described && !status.success() {
+        let mut supervised = Supervised::parent_failure(crashed(describe_exit(status)));
+        supervised.not_as_described = true;
+        return supervised;
+    }
     outcome(terminal, status, &stopping, run, &**sink)
 }
 
@@ -242,12 +253,13 @@ fn start_threads(
     cancel_requests: Receiver<()>,
     seen: &mut Seen,
 ) -> std::io::Result<()> {
+    let verdict = request.expect.is_some();
     let request = serde_json::to_string(request).map_err(std::io::Error::other)?;
     let writer = spawned.channel.try_clone()?;
     thread("isolated-control", move || control(writer, request, cancel_requests))?;
     let reader = spawned.channel.try_clone()?;
     let (sender, max_event_bytes) = (relay.clone(), options.max_event_bytes);
-    thread("isolated-events", move || relay_events(reader, max_event_bytes, sender))?;
+    thread("isolated-events", move || relay_events(reader, max_event_bytes, verdict, sender))?;
     if let Some(stdout) = spawned.stdout.take() {
         let (sender, limits) = (relay.clone(), options.output);
         thread("isolated-stdout", move || {
@@ -292,6 +304,7 @@ fn outcome(
             Supervised {
                 result: Ok(event.data),
                 error_relayed: false,
+                not_as_described: false,
             }
         }
         Some(event) => {
@@ -306,6 +319,7 @@ fn outcome(
             Supervised {
                 result: Err(failure),
                 error_relayed: true,
+                not_as_described: false,
             }
         }
         None => match terminal.too_large {
