@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::events::NullSink;
 use crate::host::RunSettings;
-use crate::isolate::{run_isolated_with, ChildCommand, Interrupts, IsolationOptions};
+use crate::isolate::{run_isolated_with, ChildAction, ChildCommand, Interrupts, IsolationOptions};
 use crate::runner::Deadline;
 
 /// One params line of the input.
@@ -98,18 +98,16 @@ impl LineRunner for IsolatedLines {
             job_id: Some(id.clone()),
             ..self.settings.clone()
         };
-        let outcome = run_isolated_with(
-            &self.child,
-            &self.library,
-            &self.plugin,
-            &self.action,
-            &line.params,
+        let action = ChildAction {
+            action: &self.action,
+            params_json: &line.params,
             settings,
-            self.deadline,
-            &self.interrupts,
-            Arc::new(NullSink),
-            self.options,
-        );
+            deadline: self.deadline,
+            interrupt: &self.interrupts,
+            sink: Arc::new(NullSink),
+            options: self.options,
+        };
+        let outcome = run_isolated_with(&self.child, &self.library, &self.plugin, action);
         (id, outcome)
     }
 }

@@ -14,7 +14,7 @@ use loader::events::{
     TracingSink,
 };
 use loader::host::RunSettings;
-use loader::isolate::{run_isolated_as_described, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions};
+use loader::isolate::{run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions};
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
@@ -637,18 +637,16 @@ fn run_isolated_described(
             manifest: plugin.manifest.clone(),
             api_version: plugin.api_version.to_string(),
         };
-        let ran = run_isolated_as_described(
-            &child,
-            &plugin.path,
-            &expected,
-            &args.action,
-            request.params,
-            request.settings.clone(),
-            request.deadline,
-            &interrupts,
-            outputs.sink.clone(),
+        let action = ChildAction {
+            action: &args.action,
+            params_json: request.params,
+            settings: request.settings.clone(),
+            deadline: request.deadline,
+            interrupt: &interrupts,
+            sink: outputs.sink.clone(),
             options,
-        );
+        };
+        let ran = run_isolated_as_described(&child, &plugin.path, &expected, action);
         match ran {
             Ok(outcome) => break outcome,
             Err(stale) if !described_afresh => {

@@ -148,6 +148,20 @@ impl Default for IsolationOptions {
     }
 }
 
+/// One action to run in a child process, and how.
+pub struct ChildAction<'a> {
+    pub action: &'a str,
+    pub params_json: &'a str,
+    pub settings: RunSettings,
+    pub deadline: Option<Deadline>,
+    /// Interrupts (e.g. Ctrl-C): the first asks the action to cancel, a
+    /// second, or the grace period passing, kills it.
+    pub interrupt: &'a Interrupts,
+    /// Where the child's events go.
+    pub sink: Arc<dyn EventSink>,
+    pub options: IsolationOptions,
+}
+
 /// Runs `action` of the plugin library at `library` in a child process,
 /// relaying its events to `sink`, with the default [`IsolationOptions`].
 /// A crash, an abort or a kill becomes a failed action naming the signal;
@@ -165,123 +179,77 @@ pub fn run_isolated(
     interrupt: &Interrupts,
     sink: Arc<dyn EventSink>,
 ) -> Result<Value, ActionFailure> {
-    run_isolated_with(
-        child,
-        library,
-        plugin_code,
+    let action = ChildAction {
         action,
         params_json,
         settings,
         deadline,
         interrupt,
         sink,
-        IsolationOptions::default(),
-    )
+        options: IsolationOptions::default(),
+    };
+    run_isolated_with(child, library, plugin_code, action)
 }
 
-/// [`run_isolated`] with explicit [`IsolationOptions`].
-#[allow(clippy::too_many_arguments)]
+/// [`run_isolated`] of a [`ChildAction`] (explicit [`IsolationOptions`]).
 pub fn run_isolated_with(
     child: &ChildCommand,
     library: &Path,
     plugin_code: &str,
-    action: &str,
-    params_json: &str,
-    settings: RunSettings,
-    deadline: Option<Deadline>,
-    interrupt: &Interrupts,
-    sink: Arc<dyn EventSink>,
-    options: IsolationOptions,
+    action: ChildAction,
 ) -> Result<Value, ActionFailure> {
-    let child_run = ChildRun {
-        child,
-        library,
-        plugin_code,
-        expect: None,
-    };
-    match run_in_child(child_run, action, params_json, settings, deadline, interrupt, sink, options) {
-        Ok(outcome) => outcome,
-        Err(never) => Err(ActionFailure::new(plugin_api::FailureKind::Failed, never.to_string())),
-    }
+    run_in_child(child, library, plugin_code, None, action)
+        .unwrap_or_else(|unasked| Err(ActionFailure::new(plugin_api::FailureKind::Failed, unasked.to_string())))
 }
 
 /// [`run_isolated_with`] for a plugin the caller described without loading
 /// it: the child runs the action only if the library is `expected`, and
 /// otherwise the run ends with [`NotAsDescribed`] before anything of the
 /// plugin ran but its loading (describe it afresh and run again).
-#[allow(clippy::too_many_arguments)]
 pub fn run_isolated_as_described(
     child: &ChildCommand,
     library: &Path,
     expected: &ExpectedPlugin,
-    action: &str,
-    params_json: &str,
-    settings: RunSettings,
-    deadline: Option<Deadline>,
-    interrupt: &Interrupts,
-    sink: Arc<dyn EventSink>,
-    options: IsolationOptions,
+    action: ChildAction,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
-    let child_run = ChildRun {
-        child,
-        library,
-        plugin_code: &expected.manifest.code,
-        expect: Some(expected.clone()),
-    };
-    run_in_child(child_run, action, params_json, settings, deadline, interrupt, sink, options)
+    run_in_child(child, library, &expected.manifest.code, Some(expected), action)
 }
 
-/// Which child runs which library.
-struct ChildRun<'a> {
-    child: &'a ChildCommand,
-    library: &'a Path,
-    plugin_code: &'a str,
-    expect: Option<ExpectedPlugin>,
-}
-
-#[allow(clippy::too_many_arguments)]
+/// Runs the action; [`NotAsDescribed`] only when `expect` was given.
 fn run_in_child(
-    child_run: ChildRun,
-    action: &str,
-    params_json: &str,
-    settings: RunSettings,
-    deadline: Option<Deadline>,
-    interrupt: &Interrupts,
-    sink: Arc<dyn EventSink>,
-    options: IsolationOptions,
+    child: &ChildCommand,
+    library: &Path,
+    plugin_code: &str,
+    expect: Option<&ExpectedPlugin>,
+    job: ChildAction,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
-    let ChildRun {
-        child,
-        library,
-        plugin_code,
-        expect,
-    } = child_run;
+    let settings = &job.settings;
     let run = RunInfo {
         job_id: settings.job_id.clone(),
         plugin: plugin_code.to_owned(),
-        action: action.to_owned(),
+        action: job.action.to_owned(),
     };
-    sink.start(&run);
+    job.sink.start(&run);
     let request = IsolatedRun {
         library: library.to_owned(),
-        action: action.to_owned(),
-        params: params_json.to_owned(),
+        action: job.action.to_owned(),
+        params: job.params_json.to_owned(),
         env: settings.env.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         job_id: settings.job_id.clone(),
         checkpoint: settings.checkpoint.clone(),
         progress_interval_ms: u64::try_from(settings.progress_interval.as_millis()).unwrap_or(u64::MAX),
         clients: IsolatedClients::of(&settings.clients),
-        expect,
+        expect: expect.cloned(),
     };
     let supervised = supervise::supervise(
         child,
         &request,
         &settings.env,
-        deadline,
-        interrupt,
-        &options,
+        job.deadline,
+        job.interrupt,
+        &job.options,
         &run,
-        &sink,
+        &job.sink,
     );
     if supervised.not_as_described {
         return Err(NotAsDescribed {
@@ -290,9 +258,9 @@ fn run_in_child(
         });
     }
     if let (Err(failure), false) = (&supervised.result, supervised.error_relayed) {
-        sink.emit(&run, &failure_event(failure));
+        job.sink.emit(&run, &failure_event(failure));
     }
-    sink.finish(&run);
+    job.sink.finish(&run);
     Ok(supervised.result)
 }
 
