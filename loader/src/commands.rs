@@ -506,7 +506,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
         return run_isolated_described(folder, request, options, verbose);
     }
     let plugin = &folder.find(&args.plugin)?;
-    find_action(&plugin.manifest, &args.action)?;
+    let action = find_action(&plugin.manifest, &args.action)?;
 
     if args.dry_run {
         return match plugin.library.validate_params(&args.action, &params) {
@@ -528,7 +528,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
     }
 
     if args.elsewhere.is_set() {
-        return crate::elsewhere::run(plugin, &args, &params, request.settings, deadline, verbose);
+        return crate::elsewhere::run(plugin, action, &args, &params, request.settings, deadline, verbose);
     }
     let outputs = request.outputs(verbose)?;
     let _interrupts = interrupt_on_ctrl_c(&request.settings, true);

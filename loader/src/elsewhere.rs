@@ -259,19 +259,16 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'stat
     interrupts
 }
 
-/// Runs what `args` asks for beyond one local run.
+/// Runs what `args` asks for beyond one local run: `action` of `plugin`.
 pub fn run(
     plugin: &LoadedPlugin,
+    action: &ActionManifest,
     args: &RunArgs,
     params: &str,
     settings: RunSettings,
     deadline: Option<Deadline>,
     verbose: bool,
 ) -> Result<ExitCode, CliError> {
-    let action = plugin
-        .manifest
-        .action(&args.action)
-        .ok_or_else(|| CliError::new(ExitCode::NotFound, format!("no action {:?}", args.action)))?;
     let on_ray = args.elsewhere.on == Target::Ray;
     if on_ray {
         match check_method(&action.name, action.method) {
@@ -283,8 +280,8 @@ pub fn run(
         return Err(CliError::usage("--detach needs --on ray"));
     }
     match &args.elsewhere.params_each {
-        Some(file) => run_batch(plugin, args, file, settings, deadline),
-        None => run_on_ray(plugin, args, params, settings, deadline, verbose),
+        Some(file) => run_batch(plugin, action, args, file, settings, deadline),
+        None => run_on_ray(plugin, action, args, params, settings, deadline, verbose),
     }
 }
 
@@ -301,11 +298,13 @@ fn package_spec(plugin: &LoadedPlugin, settings: &RunSettings, params: BTreeMap<
 
 /// Decides what the jobs reserve, builds and uploads the package, and
 /// says what it did unless quiet.
-fn prepare(plugin: &LoadedPlugin, args: &RunArgs, spec: &PackageSpec, deadline: Option<Deadline>) -> Result<Submitter, CliError> {
-    let action = plugin
-        .manifest
-        .action(&args.action)
-        .ok_or_else(|| CliError::new(ExitCode::NotFound, format!("no action {:?}", args.action)))?;
+fn prepare(
+    plugin: &LoadedPlugin,
+    action: &ActionManifest,
+    args: &RunArgs,
+    spec: &PackageSpec,
+    deadline: Option<Deadline>,
+) -> Result<Submitter, CliError> {
     let resources = args.elsewhere.resources(plugin, action)?;
     let api = args.elsewhere.api();
     let (mut submitter, upload) =
@@ -325,6 +324,7 @@ fn prepare(plugin: &LoadedPlugin, args: &RunArgs, spec: &PackageSpec, deadline: 
 
 fn run_on_ray(
     plugin: &LoadedPlugin,
+    action: &ActionManifest,
     args: &RunArgs,
     params: &str,
     settings: RunSettings,
@@ -332,7 +332,7 @@ fn run_on_ray(
     verbose: bool,
 ) -> Result<ExitCode, CliError> {
     let spec = package_spec(plugin, &settings, BTreeMap::from([(1, params.to_owned())]))?;
-    let submitter = prepare(plugin, args, &spec, deadline)?;
+    let submitter = prepare(plugin, action, args, &spec, deadline)?;
     let id = args
         .job_id
         .clone()
@@ -418,6 +418,7 @@ impl BatchDisplay {
 
 fn run_batch(
     plugin: &LoadedPlugin,
+    action: &ActionManifest,
     args: &RunArgs,
     file: &PathBuf,
     settings: RunSettings,
@@ -443,7 +444,7 @@ fn run_batch(
             let params = lines.iter().map(|l| (l.number, l.params.clone())).collect();
             let spec = package_spec(plugin, &settings, params)?;
             Box::new(RayLines {
-                submitter: prepare(plugin, args, &spec, deadline)?,
+                submitter: prepare(plugin, action, args, &spec, deadline)?,
                 interrupts,
                 batch_id: batch_id.clone(),
             })

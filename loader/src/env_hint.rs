@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use plugin_api::ENV_MISSING_EVENT;
 use serde_json::{json, Value};
 
+use crate::environment::is_variable_name;
 use crate::events::{lock, Event, EventKind, EventSink, Level, RunInfo};
 
 /// The event name of the warning (kind `message`, level `warning`, data
@@ -57,7 +58,7 @@ impl<S: EventSink> EnvHintSink<S> {
             return None;
         }
         let key = event.data.get("data")?.get("key")?.as_str()?;
-        if !is_variable_name(key) {
+        if key.len() > MAX_KEY_LEN || !is_variable_name(key) {
             return None;
         }
         let text = if (self.is_set)(key) {
@@ -110,13 +111,8 @@ pub fn passed_prefixed_text(key: &str, prefixed: &str) -> String {
     )
 }
 
-/// The names `--env` accepts; anything else the plugin reports is ignored.
-fn is_variable_name(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 256
-        && !key.starts_with(|c: char| c.is_ascii_digit())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// The longest key a hint is given for (a plugin may report anything).
+const MAX_KEY_LEN: usize = 256;
 
 impl<S: EventSink> EventSink for EnvHintSink<S> {
     fn start(&self, run: &RunInfo) {

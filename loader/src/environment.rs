@@ -83,11 +83,16 @@ impl EnvironmentBuilder {
     }
 }
 
-fn check_name(key: &str) -> Result<(), EnvSettingError> {
-    let valid = !key.is_empty()
+/// Whether `key` is a name `--env` accepts: letters, digits and `_`, not
+/// starting with a digit.
+pub fn is_variable_name(key: &str) -> bool {
+    !key.is_empty()
         && !key.starts_with(|c: char| c.is_ascii_digit())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid {
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_name(key: &str) -> Result<(), EnvSettingError> {
+    if is_variable_name(key) {
         Ok(())
     } else {
         Err(EnvSettingError::BadName(key.to_owned()))

@@ -309,9 +309,10 @@ fn parse_answer(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-/// The backend's own explanation: `detail`, `message` or `error` of a JSON
-/// answer, else the start of the text.
-fn error_message(text: &str) -> String {
+/// A server's own explanation of an error answer (the backend's, a Ray
+/// cluster's): `detail`, `message` or `error` of a JSON answer, else the
+/// start of the text.
+pub(crate) fn error_message(text: &str) -> String {
     let from_json = serde_json::from_str::<Value>(text).ok().and_then(|v| {
         ["detail", "message", "error"]
             .iter()

@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::backend::http::error_message;
+
 /// Where the Jobs API is when nothing says otherwise.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:8265";
 
@@ -119,16 +121,6 @@ fn normalise_address(address: Option<&str>) -> String {
     }
 }
 
-/// A JSON error answer's text, or the raw body.
-fn short_body(body: &str) -> String {
-    let text = body.trim();
-    let mut short: String = text.chars().take(500).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    short
-}
-
 impl JobsApi {
     pub fn new(address: &str) -> Self {
         let config = ureq::Agent::config_builder()
@@ -159,24 +151,13 @@ impl JobsApi {
     }
 
     /// Sends one request and returns the status and the body text.
-    fn exchange(&self, method: &str, path: &str, body: Option<Body<'_>>) -> Result<(u16, String), RayError> {
+    fn exchange(&self, call: Call<'_>, path: &str) -> Result<(u16, String), RayError> {
         let url = self.url(path);
-        let response = match (method, body) {
-            ("GET", _) => self.agent.get(&url).call(),
-            ("DELETE", _) => self.agent.delete(&url).call(),
-            ("POST", None) => self.agent.post(&url).send_empty(),
-            ("POST", Some(Body::Json(v))) => self.agent.post(&url).content_type(JSON).send(v.to_string()),
-            ("PUT", Some(Body::Json(v))) => self.agent.put(&url).content_type(JSON).send(v.to_string()),
-            ("PATCH", Some(Body::Json(v))) => self.agent.patch(&url).content_type(JSON).send(v.to_string()),
-            ("PUT", Some(Body::Zip(bytes))) => self.agent.put(&url).content_type("application/zip").send(bytes),
-            ("PUT", None) => self.agent.put(&url).send_empty(),
-            ("PATCH", _) => self.agent.patch(&url).send_empty(),
-            (other, _) => {
-                return Err(RayError::BadAnswer {
-                    what: format!("{other} {path}"),
-                    reason: "the loader does not send this method".to_owned(),
-                })
-            }
+        let response = match call {
+            Call::Get => self.agent.get(&url).call(),
+            Call::Post(None) => self.agent.post(&url).send_empty(),
+            Call::Post(Some(json)) => self.agent.post(&url).content_type(JSON).send(json.to_string()),
+            Call::PutZip(bytes) => self.agent.put(&url).content_type("application/zip").send(bytes),
         };
         let mut response = response.map_err(|e| self.unreachable(e))?;
         let status = response.status().as_u16();
@@ -196,7 +177,7 @@ impl JobsApi {
             Err(RayError::Status {
                 what: what.to_owned(),
                 status,
-                body: short_body(&body),
+                body: error_message(&body),
             })
         }
     }
@@ -211,7 +192,7 @@ impl JobsApi {
     /// The cluster's version answer (`GET /api/version`): a cheap check that
     /// a Jobs API answers at the address.
     pub fn version(&self) -> Result<Value, RayError> {
-        let body = self.expect_ok("GET /api/version", self.exchange("GET", "/api/version", None)?)?;
+        let body = self.expect_ok("GET /api/version", self.exchange(Call::Get, "/api/version")?)?;
         Self::parse("GET /api/version", &body)
     }
 
@@ -219,13 +200,13 @@ impl JobsApi {
     /// (`_ray_pkg_<hash>.zip`).
     pub fn has_package(&self, name: &str) -> Result<bool, RayError> {
         let path = format!("/api/packages/gcs/{name}");
-        match self.exchange("GET", &path, None)? {
+        match self.exchange(Call::Get, &path)? {
             (status, _) if (200..300).contains(&status) => Ok(true),
             (404, _) => Ok(false),
             (status, body) => Err(RayError::Status {
                 what: format!("GET {path}"),
                 status,
-                body: short_body(&body),
+                body: error_message(&body),
             }),
         }
     }
@@ -234,14 +215,14 @@ impl JobsApi {
     pub fn upload_package(&self, name: &str, zip: &[u8]) -> Result<(), RayError> {
         let path = format!("/api/packages/gcs/{name}");
         let what = format!("PUT {path}");
-        self.expect_ok(&what, self.exchange("PUT", &path, Some(Body::Zip(zip)))?)
+        self.expect_ok(&what, self.exchange(Call::PutZip(zip), &path)?)
             .map(drop)
     }
 
     /// Submits a job (`POST /api/jobs/`); returns its submission id.
     pub fn submit(&self, request: &Value) -> Result<String, RayError> {
         let what = "POST /api/jobs/";
-        let body = self.expect_ok(what, self.exchange("POST", "/api/jobs/", Some(Body::Json(request)))?)?;
+        let body = self.expect_ok(what, self.exchange(Call::Post(Some(request)), "/api/jobs/")?)?;
         let answer = Self::parse(what, &body)?;
         answer["submission_id"]
             .as_str()
@@ -264,48 +245,43 @@ impl JobsApi {
         format!("/api/jobs/{escaped}")
     }
 
-    /// One job's state (`GET /api/jobs/{id}`).
-    pub fn status(&self, id: &str) -> Result<JobInfo, RayError> {
-        let path = Self::job_path(id);
-        let what = format!("GET {path}");
-        let (status, body) = self.exchange("GET", &path, None)?;
-        if status == 404 {
-            return Err(RayError::NoSuchJob(id.to_owned()));
-        }
-        let body = self.expect_ok(&what, (status, body))?;
-        JobInfo::from_json(Self::parse(&what, &body)?).map_err(|reason| RayError::BadAnswer { what, reason })
-    }
-
-    /// Everything the job printed so far (`GET /api/jobs/{id}/logs`).
-    pub fn logs(&self, id: &str) -> Result<String, RayError> {
-        let path = format!("{}/logs", Self::job_path(id));
-        let what = format!("GET {path}");
-        let (status, body) = self.exchange("GET", &path, None)?;
+    /// The answer about job `id` to `call` at `path` under the job's path,
+    /// parsed; what was asked, for errors.
+    fn job_answer(&self, call: Call<'_>, id: &str, path: &str) -> Result<(String, Value), RayError> {
+        let path = format!("{}{path}", Self::job_path(id));
+        let what = format!("{} {path}", call.method());
+        let (status, body) = self.exchange(call, &path)?;
         if status == 404 {
             return Err(RayError::NoSuchJob(id.to_owned()));
         }
         let body = self.expect_ok(&what, (status, body))?;
         let answer = Self::parse(&what, &body)?;
+        Ok((what, answer))
+    }
+
+    /// One job's state (`GET /api/jobs/{id}`).
+    pub fn status(&self, id: &str) -> Result<JobInfo, RayError> {
+        let (what, answer) = self.job_answer(Call::Get, id, "")?;
+        JobInfo::from_json(answer).map_err(|reason| RayError::BadAnswer { what, reason })
+    }
+
+    /// Everything the job printed so far (`GET /api/jobs/{id}/logs`).
+    pub fn logs(&self, id: &str) -> Result<String, RayError> {
+        let (_, answer) = self.job_answer(Call::Get, id, "/logs")?;
         Ok(answer["logs"].as_str().unwrap_or_default().to_owned())
     }
 
     /// Asks the cluster to stop a job (`POST /api/jobs/{id}/stop`); false
     /// when it had already ended.
     pub fn stop(&self, id: &str) -> Result<bool, RayError> {
-        let path = format!("{}/stop", Self::job_path(id));
-        let what = format!("POST {path}");
-        let (status, body) = self.exchange("POST", &path, None)?;
-        if status == 404 {
-            return Err(RayError::NoSuchJob(id.to_owned()));
-        }
-        let body = self.expect_ok(&what, (status, body))?;
-        Ok(Self::parse(&what, &body)?["stopped"].as_bool().unwrap_or(false))
+        let (_, answer) = self.job_answer(Call::Post(None), id, "/stop")?;
+        Ok(answer["stopped"].as_bool().unwrap_or(false))
     }
 
     /// Every job the cluster knows (`GET /api/jobs/`).
     pub fn list(&self) -> Result<Vec<JobInfo>, RayError> {
         let what = "GET /api/jobs/";
-        let body = self.expect_ok(what, self.exchange("GET", "/api/jobs/", None)?)?;
+        let body = self.expect_ok(what, self.exchange(Call::Get, "/api/jobs/")?)?;
         let answer = Self::parse(what, &body)?;
         let jobs = answer.as_array().cloned().unwrap_or_default();
         jobs.into_iter()
@@ -319,11 +295,23 @@ impl JobsApi {
     }
 }
 
-/// A request body.
+/// The requests the loader sends to the Jobs API.
 #[derive(Clone, Copy)]
-enum Body<'a> {
-    Json(&'a Value),
-    Zip(&'a [u8]),
+enum Call<'a> {
+    Get,
+    /// A POST with a JSON body, or none.
+    Post(Option<&'a Value>),
+    PutZip(&'a [u8]),
+}
+
+impl Call<'_> {
+    fn method(self) -> &'static str {
+        match self {
+            Call::Get => "GET",
+            Call::Post(_) => "POST",
+            Call::PutZip(_) => "PUT",
+        }
+    }
 }
 
 #[cfg(test)]
