@@ -49,7 +49,7 @@ pub struct RecordingHost {
     pub job_id: Option<String>,
     /// The checkpoint as JSON text.
     pub checkpoint: Option<String>,
-    calls: Mutex<Vec<(String, HostCall)>>,
+    calls: Mutex<Vec<HostCall>>,
     cancelled: AtomicBool,
 }
 
@@ -75,12 +75,12 @@ impl RecordingHost {
     /// Every call so far, one line each, in order (for a quick look; the
     /// typed accessors below are better for assertions).
     pub fn calls(&self) -> Vec<String> {
-        self.lock_calls().iter().map(|(line, _)| line.clone()).collect()
+        self.lock_calls().iter().map(HostCall::line).collect()
     }
 
     /// Every call so far, in order, as values.
     pub fn recorded(&self) -> Vec<HostCall> {
-        self.lock_calls().iter().map(|(_, call)| call.clone()).collect()
+        self.lock_calls().clone()
     }
 
     /// The progress updates, in order.
@@ -132,118 +132,81 @@ impl RecordingHost {
         self.cancelled.store(true, Ordering::SeqCst)
     }
 
-    fn lock_calls(&self) -> std::sync::MutexGuard<'_, Vec<(String, HostCall)>> {
+    fn lock_calls(&self) -> std::sync::MutexGuard<'_, Vec<HostCall>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn record(&self, line: String, call: HostCall) {
-        self.lock_calls().push((line, call))
+    fn record(&self, call: HostCall) {
+        self.lock_calls().push(call)
     }
 }
 
 impl ContextHost for RecordingHost {
     fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
         rules::check_progress(current, total, step)?;
-        self.record(
-            format!("progress {current}/{total} step={step:?}"),
-            HostCall::Progress(ProgressUpdate::new(current, total, step)),
-        );
+        self.record(HostCall::Progress(ProgressUpdate::new(current, total, step)));
         Ok(())
     }
 
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
         rules::check_metrics(value_json, step)?;
-        self.record(
-            format!("metrics {value_json} step={step}"),
-            HostCall::Metrics(MetricsUpdate {
-                step: step.to_owned(),
-                value: parse_json(value_json),
-            }),
-        );
+        self.record(HostCall::Metrics(MetricsUpdate {
+            step: step.to_owned(),
+            value: parse_json(value_json),
+        }));
         Ok(())
     }
 
     fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
-        self.record(
-            format!("log {event} {data_json} file={file:?}"),
-            HostCall::Log(LogEntry {
-                event: event.to_owned(),
-                data: parse_json(data_json),
-                file: file.map(str::to_owned),
-                step: None,
-                level: None,
-            }),
-        )
+        self.record(HostCall::Log(LogEntry {
+            event: event.to_owned(),
+            data: parse_json(data_json),
+            file: file.map(str::to_owned),
+            step: None,
+            level: None,
+        }))
     }
 
     fn log_message(&self, message: &str, level: &str) {
-        self.record(
-            format!("message {level} {message}"),
-            HostCall::Message(RecordedMessage {
-                level: level.parse().unwrap_or_default(),
-                content: message.to_owned(),
-                step: None,
-            }),
-        )
+        self.record(HostCall::Message(RecordedMessage {
+            level: level.parse().unwrap_or_default(),
+            content: message.to_owned(),
+            step: None,
+        }))
     }
 
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        self.record(
-            format!("dev_event {message} {data_json:?}"),
-            HostCall::DevEvent(DevEvent {
-                message: message.to_owned(),
-                data: data_json.map(parse_json),
-                step: None,
-            }),
-        )
+        self.record(HostCall::DevEvent(DevEvent {
+            message: message.to_owned(),
+            data: data_json.map(parse_json),
+            step: None,
+        }))
     }
 
     fn log_entry(&self, entry_json: &str) -> Result<(), String> {
-        let (line, call) = match Entry::from_json(entry_json)? {
+        let call = match Entry::from_json(entry_json)? {
             Entry::Event {
                 event,
                 data,
                 file,
                 step,
                 level,
-            } => {
-                let data = Value::Object(data);
-                (
-                    format!(
-                        "log {event} {data}{} file={file:?}",
-                        describe(step.as_deref(), level.as_deref())
-                    ),
-                    HostCall::Log(LogEntry {
-                        event,
-                        data,
-                        file,
-                        step,
-                        level,
-                    }),
-                )
-            }
-            Entry::Message { message, level, step } => (
-                format!("message {level} {message}{}", describe(step.as_deref(), None)),
-                HostCall::Message(RecordedMessage {
-                    level: level.parse().unwrap_or_default(),
-                    content: message,
-                    step,
-                }),
-            ),
-            Entry::DevEvent { message, data, step } => (
-                format!(
-                    "dev_event {message} {:?}{}",
-                    data.as_ref().map(Value::to_string),
-                    describe(step.as_deref(), None)
-                ),
-                HostCall::DevEvent(DevEvent { message, data, step }),
-            ),
-            Entry::ProgressFailed { step } => (
-                format!("progress failed step={step:?}"),
-                HostCall::ProgressFailed { step },
-            ),
+            } => HostCall::Log(LogEntry {
+                event,
+                data: Value::Object(data),
+                file,
+                step,
+                level,
+            }),
+            Entry::Message { message, level, step } => HostCall::Message(RecordedMessage {
+                level: level.parse().unwrap_or_default(),
+                content: message,
+                step,
+            }),
+            Entry::DevEvent { message, data, step } => HostCall::DevEvent(DevEvent { message, data, step }),
+            Entry::ProgressFailed { step } => HostCall::ProgressFailed { step },
         };
-        self.record(line, call);
+        self.record(call);
         Ok(())
     }
 
@@ -283,6 +246,38 @@ fn describe(step: Option<&str>, level: Option<&str>) -> String {
     let step = step.map(|s| format!(" step={s}")).unwrap_or_default();
     let level = level.map(|l| format!(" level={l}")).unwrap_or_default();
     format!("{step}{level}")
+}
+
+impl HostCall {
+    /// The call as one line of text (see [`RecordingHost::calls`]).
+    fn line(&self) -> String {
+        match self {
+            HostCall::Progress(update) => {
+                format!("progress {}/{} step={:?}", update.current, update.total, update.step)
+            }
+            HostCall::ProgressFailed { step } => format!("progress failed step={step:?}"),
+            HostCall::Metrics(update) => format!("metrics {} step={}", update.value, update.step),
+            HostCall::Log(entry) => format!(
+                "log {} {}{} file={:?}",
+                entry.event,
+                entry.data,
+                describe(entry.step.as_deref(), entry.level.as_deref()),
+                entry.file
+            ),
+            HostCall::Message(message) => format!(
+                "message {} {}{}",
+                message.level.as_str(),
+                message.content,
+                describe(message.step.as_deref(), None)
+            ),
+            HostCall::DevEvent(event) => format!(
+                "dev_event {} {:?}{}",
+                event.message,
+                event.data.as_ref().map(Value::to_string),
+                describe(event.step.as_deref(), None)
+            ),
+        }
+    }
 }
 
 /// One context call recorded by [`RecordingHost`].
@@ -425,7 +420,17 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["progress", "log", "dev_event", "dev_event", "message"]);
-        assert_eq!(host.calls().len(), 5, "the text lines stay in step with the values");
+        assert_eq!(
+            host.calls(),
+            [
+                "progress 1/3 step=None",
+                r#"log exported {"rows":2} file=Some("/tmp/out.csv")"#,
+                r#"dev_event cache miss Some("{\"key\":\"a\"}")"#,
+                "dev_event no data None",
+                "message warning careful",
+            ],
+            "the text lines are the values, written out"
+        );
     }
 
     #[test]

@@ -17,12 +17,6 @@ use super::context::BaseStepContext;
 use crate::context::RuntimeContext;
 use crate::step_context;
 
-/// The value of `key` in a params object, `None` when absent (the
-/// original's `params.get(key)`).
-fn param<'a>(params: &'a Value, key: &str) -> Option<&'a Value> {
-    params.get(key)
-}
-
 /// Training workflow state.
 ///
 /// ```
@@ -71,9 +65,9 @@ impl TrainContext {
         }
     }
 
-    /// One param by name.
+    /// One param by name, `None` when absent (the original's `params.get(key)`).
     pub fn param(&self, key: &str) -> Option<&Value> {
-        param(&self.params, key)
+        self.params.get(key)
     }
 }
 
@@ -129,9 +123,9 @@ impl InferenceContext {
         }
     }
 
-    /// One param by name.
+    /// One param by name, `None` when absent (the original's `params.get(key)`).
     pub fn param(&self, key: &str) -> Option<&Value> {
-        param(&self.params, key)
+        self.params.get(key)
     }
 }
 
@@ -235,9 +229,9 @@ impl ExportContext {
         }
     }
 
-    /// One param by name.
+    /// One param by name, `None` when absent (the original's `params.get(key)`).
     pub fn param(&self, key: &str) -> Option<&Value> {
-        param(&self.params, key)
+        self.params.get(key)
     }
 }
 
@@ -305,7 +299,7 @@ impl UploadContext {
     /// One param by name, looked up in `extra_params` too, as the
     /// original's `get_param` does (the backend drops undeclared keys there).
     pub fn get_param(&self, key: &str) -> Option<&Value> {
-        param(&self.params, key).or_else(|| self.params.get("extra_params").and_then(|extra| extra.get(key)))
+        self.params.get(key).or_else(|| self.params.get("extra_params").and_then(|extra| extra.get(key)))
     }
 }
 
@@ -367,9 +361,9 @@ impl DeploymentContext {
         }
     }
 
-    /// One param by name.
+    /// One param by name, `None` when absent (the original's `params.get(key)`).
     pub fn param(&self, key: &str) -> Option<&Value> {
-        param(&self.params, key)
+        self.params.get(key)
     }
 }
 
