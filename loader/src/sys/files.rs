@@ -118,22 +118,6 @@ impl Drop for SharedMapping {
     }
 }
 
-/// Runs `hook` when the process exits through `exit()` (including
-/// `std::process::exit`), before the C library's own clean-up. False if it
-/// could not be registered.
-pub fn at_exit(hook: extern "C" fn()) -> bool {
-    // SAFETY: `atexit` stores a function pointer to call later; `hook` is a
-    // plain `extern "C" fn()` valid for the life of the program.
-    unsafe { libc::atexit(hook) == 0 }
-}
-
-/// Ends the process at once with `code`, without running exit hooks again.
-pub fn exit_immediately(code: i32) -> ! {
-    // SAFETY: `_exit` ends the process; it is always safe to call and
-    // never returns.
-    unsafe { libc::_exit(code) }
-}
-
 /// A length shared with a helper process that, once this process has ended
 /// (however: returned, crashed, killed by SIGKILL), cuts a file to that
 /// length. It is how a file written through a mapping loses its reserved

@@ -194,9 +194,7 @@ pub fn on_exit_or_crash(at_exit: fn(), on_crash: fn()) {
     {
         return;
     }
-    // SAFETY: registers a plain extern "C" function, valid for the whole
-    // life of the process.
-    unsafe { libc::atexit(exit_hook) };
+    self::at_exit(exit_hook);
     for signal in CRASH_SIGNALS {
         // SAFETY: installs a handler on the alternate signal stack (Rust
         // threads have one) that calls only the registered async-signal-
@@ -223,4 +221,20 @@ pub fn write_all_raw(fd: RawFd, mut bytes: &[u8]) {
             _ => return,
         }
     }
+}
+
+/// Runs `hook` when the process exits through `exit()` (including
+/// `std::process::exit`), before the C library's own clean-up. False if it
+/// could not be registered.
+pub fn at_exit(hook: extern "C" fn()) -> bool {
+    // SAFETY: `atexit` stores a function pointer to call later; `hook` is a
+    // plain `extern "C" fn()` valid for the life of the program.
+    unsafe { libc::atexit(hook) == 0 }
+}
+
+/// Ends the process at once with `code`, without running exit hooks again.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: `_exit` ends the process; it is always safe to call and
+    // never returns.
+    unsafe { libc::_exit(code) }
 }
