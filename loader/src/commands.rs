@@ -481,10 +481,17 @@ pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError>
         }
     };
     Ok(RunSinks {
-        sink: Arc::new(EnvHintSink::new(sinks, &args.env_prefix)),
+        sink: Arc::new(sinks),
         jsonl_on_stdout,
         output,
     })
+}
+
+/// `sink` with the warning about variables the plugin read that are set
+/// here but were not passed to it (see `loader::env_hint`), given to every
+/// sink in it, the backend's too.
+pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dyn EventSink> {
+    Arc::new(EnvHintSink::new(sink, &args.env_prefix))
 }
 
 fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
@@ -570,7 +577,7 @@ impl RunRequest<'_> {
         } = sinks(self.args, verbose)?;
         let (sink, reporter) = self.connection.sinks(sink, self.args.job_id.as_deref())?;
         Ok(RunOutputs {
-            sink,
+            sink: with_env_hints(sink, self.args),
             jsonl_on_stdout,
             events,
             reporter,

@@ -27,7 +27,7 @@ use plugin_api::{ActionManifest, ActionResources};
 use serde_json::Value;
 
 use crate::cli::RunArgs;
-use crate::commands::{failure_error, isolation_options, print_json, sinks, RunSinks};
+use crate::commands::{failure_error, isolation_options, print_json, sinks, with_env_hints, RunSinks};
 use crate::exit::{CliError, ExitCode};
 
 /// Where a run happens.
@@ -350,6 +350,7 @@ fn run_on_ray(
         jsonl_on_stdout,
         output: events_output,
     } = sinks(args, verbose)?;
+    let sink = with_env_hints(sink, args);
     let interrupts = interrupt_on_ctrl_c(&settings, Arc::new(StopFlag::default()), "the Ray job");
     let stop = StopWhen::for_run(deadline, interrupts);
     let run = RunInfo {

@@ -457,3 +457,39 @@ fn the_token_never_appears_and_a_refused_token_is_named() {
     assert_eq!(exit_code(&required), 6, "{}", stderr(&required));
     assert!(stderr(&required).contains("not delivered"), "{}", stderr(&required));
 }
+
+#[test]
+fn the_warning_about_a_variable_not_passed_reaches_the_job_log_without_its_value() {
+    const VALUE: &str = "73519";
+    let server = TestBackend::start(Some(TOKEN)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = samples_dir();
+    let url = server.url();
+    let args = [
+        "run",
+        "tabular-trainer",
+        "train",
+        "--params",
+        r#"{"samples": 40, "epochs": 1}"#,
+        "--job-id",
+        "job-env",
+        "--backend",
+        &url,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+        "--quiet",
+    ];
+    let output = loader(
+        dir.path(),
+        &args,
+        &[("SYNAPSE_ACCESS_TOKEN", TOKEN), ("BATCH_SIZE", VALUE)],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let logs = server.logs();
+    let warnings: Vec<&Value> = logs.iter().filter(|e| e["event"] == "env_not_passed").collect();
+    assert_eq!(warnings.len(), 1, "{logs:#?}");
+    assert_eq!(warnings[0]["data"]["key"], "BATCH_SIZE");
+    let sent = serde_json::to_string(&logs).unwrap();
+    assert!(!sent.contains(VALUE), "the value was sent: {sent}");
+    assert_final_status(&server, "job-env", "SUCCEEDED");
+}
