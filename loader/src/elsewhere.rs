@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -421,7 +421,7 @@ fn run_batch(
     plugin: &LoadedPlugin,
     action: &ActionManifest,
     args: &RunArgs,
-    file: &PathBuf,
+    file: &Path,
     settings: RunSettings,
     deadline: Option<Deadline>,
 ) -> Result<ExitCode, CliError> {
