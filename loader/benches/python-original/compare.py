@@ -1,7 +1,8 @@
 """Times the same three workloads in the Rust runtime (the `loader` CLI) and
 in the Python original (its LocalExecutor), whole processes, in interleaved
-rounds (each round begins with the next contestant), and prints the
-medians side by side with the ratios.
+rounds (each round begins with the next contestant, and each timed run
+follows an untimed run of the same command), and prints the medians side
+by side with the ratios.
 
 Usage: python compare.py LOADER PLUGIN_DIR ROUNDS  (see compare.sh)
 """
@@ -21,9 +22,19 @@ WORKLOADS = [
 ]
 
 
-def timed(command):
-    start = time.perf_counter()
+def run(command):
     subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+
+def timed(command):
+    # An untimed run of the same command first (hyperfine's --warmup): on
+    # this project's VM the first processes after another contestant's run
+    # pay for the memory it freed (right after a 1-2 s Python run, even
+    # /bin/true takes 5x its usual millisecond), and that toll would fall
+    # on whichever contestant comes next, not on the one being measured.
+    run(command)
+    start = time.perf_counter()
+    run(command)
     return time.perf_counter() - start
 
 
@@ -55,7 +66,7 @@ def main():
                 command, times = contestants[(round_ + k) % len(contestants)]
                 times.append(timed(command))
         rows.append((title, *(statistics.median(times) for _, times in contestants)))
-    print(f'\nmedians of {rounds} interleaved rounds, whole processes, output to /dev/null\n')
+    print(f'\nmedians of {rounds} interleaved rounds (each timed run after an untimed one), whole processes, output to /dev/null\n')
     print('| workload | Python original (LocalExecutor) | Rust, isolated (default) | ratio | goal | Rust, --in-process | ratio |')
     print('|---|---|---|---|---|---|---|')
     for title, original, isolated, in_process in rows:
