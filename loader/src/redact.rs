@@ -56,15 +56,16 @@ fn is_secret_field(name: &str) -> bool {
 }
 
 /// Whether `text` contains one of [`SECRET_FIELD_PARTS`] in any case, in
-/// one pass: only a byte that starts a part (in any case) is compared on.
+/// one pass: only where two bytes begin a part (in any case) are the parts
+/// compared.
 fn contains_secret_field_part(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(at, byte)| {
-        let first = byte.to_ascii_lowercase();
-        matches!(first, b't' | b's' | b'p' | b'a' | b'c')
+    bytes.windows(2).enumerate().any(|(at, pair)| {
+        let start = [pair[0].to_ascii_lowercase(), pair[1].to_ascii_lowercase()];
+        matches!(&start, b"to" | b"se" | b"pa" | b"ap" | b"ac" | b"au" | b"cr")
             && SECRET_FIELD_PARTS
                 .iter()
-                .any(|part| part.as_bytes()[0] == first && starts_with_ignoring_case(&bytes[at..], part))
+                .any(|part| part.as_bytes()[..2] == start && starts_with_ignoring_case(&bytes[at..], part))
     })
 }
 
@@ -277,8 +278,8 @@ mod tests {
     fn secret_field_parts_are_found_in_any_case_in_one_pass() {
         for part in SECRET_FIELD_PARTS {
             assert!(
-                matches!(part.as_bytes()[0], b't' | b's' | b'p' | b'a' | b'c'),
-                "{part} starts with a letter the pass looks for"
+                matches!(&part.as_bytes()[..2], b"to" | b"se" | b"pa" | b"ap" | b"ac" | b"au" | b"cr"),
+                "{part} starts with two letters the pass looks for"
             );
             assert!(contains_secret_field_part(&format!("x_{}_y", part.to_ascii_uppercase())), "{part}");
         }

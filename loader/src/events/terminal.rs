@@ -400,6 +400,7 @@ impl<W: Write + Send> TerminalSink<W> {
                 self.prefix(buf, step);
                 match level_color(event.level) {
                     Some(code) => paint(buf, color, code, Escaped(&event.event)),
+                    None if is_clean(&event.event) => buf.extend_from_slice(event.event.as_bytes()),
                     None => {
                         let _ = write!(buf, "{}", Escaped(&event.event));
                     }

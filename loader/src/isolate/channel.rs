@@ -42,7 +42,7 @@ struct Gathering {
 pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, queue: impl RelayTarget) {
     let mut lines = Lines::new(reader, PIECE.min(max_event_bytes.max(1)));
     let mut gathering = Gathering::default();
-    let mut batch: Vec<Event> = Vec::new();
+    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
     let mut awaiting_verdict = verdict;
     loop {
         match lines.next() {
@@ -74,7 +74,7 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
                     let (note, terminal) = too_large(&done.bytes, done.oversized, max_event_bytes);
                     batch.push(note);
                     if let Some(kind) = terminal {
-                        let events = std::mem::take(&mut batch);
+                        let events = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                         if !queue.relay(Relayed::Events(events))
                             || !queue.relay(Relayed::TerminalTooLarge {
                                 kind,
@@ -89,7 +89,7 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
                 }
             }
             Ok(Piece::Idle) => {
-                if !batch.is_empty() && !queue.relay(Relayed::Events(std::mem::take(&mut batch))) {
+                if !batch.is_empty() && !queue.relay(Relayed::Events(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))) {
                     return;
                 }
                 continue;
@@ -107,7 +107,7 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
 /// Sends a full batch (a closed queue is noticed at the next send).
 fn continue_or_send(batch: &mut Vec<Event>, queue: &impl RelayTarget) {
     if batch.len() >= BATCH {
-        queue.relay(Relayed::Events(std::mem::take(batch)));
+        queue.relay(Relayed::Events(std::mem::replace(batch, Vec::with_capacity(BATCH))));
     }
 }
 
