@@ -175,14 +175,31 @@ impl Fresh {
 /// What loading gave for the files the cache could not answer for.
 type FreshOutcomes = HashMap<PathBuf, Fresh>;
 
-/// Reads each file's stamp and looks it up in the cache.
+/// Reads each file's stamp and looks it up in the cache. Two names of one
+/// file share its device and inode, so only files whose stamp shares them
+/// with another's (or that have no stamp) have their canonical path
+/// resolved; any other file's path is as good as its canonical one for
+/// telling files apart, and resolving it costs a `readlink` a component.
 fn examine(paths: Vec<PathBuf>, cache: &ManifestCache) -> Vec<Candidate> {
-    paths
+    let stamped: Vec<(PathBuf, Option<FileStamp>)> = paths
         .into_iter()
         .map(|path| {
             let stamp = FileStamp::of(&path);
+            (path, stamp)
+        })
+        .collect();
+    let mut names_per_file: HashMap<(u64, u64), usize> = HashMap::new();
+    for stamp in stamped.iter().filter_map(|(_, stamp)| stamp.as_ref()) {
+        *names_per_file.entry(stamp.file_id()).or_default() += 1;
+    }
+    stamped
+        .into_iter()
+        .map(|(path, stamp)| {
             let cached = cache.trusted(&path, stamp.as_ref()).cloned();
-            let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            let canonical = match &stamp {
+                Some(stamp) if names_per_file[&stamp.file_id()] == 1 => path.clone(),
+                _ => fs::canonicalize(&path).unwrap_or_else(|_| path.clone()),
+            };
             Candidate {
                 path,
                 canonical,

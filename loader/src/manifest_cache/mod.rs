@@ -95,6 +95,11 @@ impl FileStamp {
         None
     }
 
+    /// The file's device and inode: the same for every name of the file.
+    fn file_id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// Whether the file's last change was at least [`RACY_MARGIN`] before `time`.
     fn settled_before(&self, time: Timestamp) -> bool {
         let last_change = self.mtime.max(self.ctime).as_nanos();
@@ -331,6 +336,25 @@ mod tests {
         let second = scan(plugins.path(), &mut reopened);
         assert_eq!((second.cached, second.loaded), (2, 0));
         assert_eq!(reasons(&second), reasons(&first));
+    }
+
+    #[test]
+    fn a_symbolic_link_is_a_second_name_and_a_hard_link_a_file_of_its_own_as_without_the_cache() {
+        let (plugins, cache_dir) = folders(&["a", "z"]);
+        let dir = plugins.path();
+        fs::hard_link(dir.join(lib_name("a")), dir.join(lib_name("b"))).unwrap();
+        std::os::unix::fs::symlink(dir.join(lib_name("z")), dir.join(lib_name("c"))).unwrap();
+        let without_cache = crate::discovery::Discovery::scan(dir).unwrap();
+        let expected: Vec<PathBuf> = without_cache.problems.iter().map(|p| p.path.clone()).collect();
+        let names = |stems: &[&str]| -> Vec<PathBuf> { stems.iter().map(|s| dir.join(lib_name(s))).collect() };
+        assert_eq!(expected, names(&["a", "b", "c"]), "the link c is met first, z is its second name");
+        let mut cache = ManifestCache::open(cache_dir.path(), dir, HOST);
+        for _ in 0..2 {
+            let catalog = scan(dir, &mut cache);
+            let found: Vec<PathBuf> = catalog.problems.iter().map(|p| p.path.clone()).collect();
+            assert_eq!(found, expected);
+            settle(&mut cache);
+        }
     }
 
     #[test]
