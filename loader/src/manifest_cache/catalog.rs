@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use plugin_api::{ApiVersion, PluginManifest};
@@ -138,7 +139,7 @@ struct Candidate {
     canonical: PathBuf,
     stamp: Option<FileStamp>,
     /// The outcome the cache has for the file, if it can be trusted.
-    cached: Option<LoadOutcome>,
+    cached: Option<Arc<LoadOutcome>>,
 }
 
 /// What loading gave for a file the cache could not answer for.
@@ -248,7 +249,7 @@ fn entries_after_scan(
                 path: candidate.path.clone(),
                 stamp,
                 examined_at,
-                outcome: fresh.outcome.clone(),
+                outcome: Arc::new(fresh.outcome.clone()),
             },
             (None, None) => continue,
         };
@@ -286,7 +287,7 @@ impl Catalog {
         let mut seen = HashSet::new();
         for candidate in candidates {
             let (outcome, loaded, from_cache) = match (candidate.cached, fresh.remove(&candidate.path)) {
-                (Some(cached), _) => (cached, None, true),
+                (Some(cached), _) => (Arc::unwrap_or_clone(cached), None, true),
                 (None, Some(fresh)) => (fresh.outcome, fresh.loaded, false),
                 (None, None) => continue,
             };

@@ -19,6 +19,7 @@ mod catalog;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -113,7 +114,9 @@ struct Entry {
     stamp: FileStamp,
     /// When the file was examined (taken before its stamp was read).
     examined_at: Timestamp,
-    outcome: LoadOutcome,
+    /// Shared with the scans that take it from here (a scan copies no
+    /// manifest of an unchanged file but the one it hands out).
+    outcome: Arc<LoadOutcome>,
 }
 
 impl Entry {
@@ -228,7 +231,7 @@ impl ManifestCache {
         Ok(())
     }
 
-    fn trusted(&self, path: &Path, stamp: Option<&FileStamp>) -> Option<&LoadOutcome> {
+    fn trusted(&self, path: &Path, stamp: Option<&FileStamp>) -> Option<&Arc<LoadOutcome>> {
         let entry = self.entries.get(path)?;
         stamp.filter(|stamp| entry.trusted_for(stamp)).map(|_| &entry.outcome)
     }
