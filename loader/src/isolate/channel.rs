@@ -74,7 +74,7 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
                     let (note, terminal) = too_large(&done.bytes, done.oversized, max_event_bytes);
                     batch.push(note);
                     if let Some(kind) = terminal {
-                        let events = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        let events = take_batch(&mut batch);
                         if !queue.relay(Relayed::Events(events))
                             || !queue.relay(Relayed::TerminalTooLarge {
                                 kind,
@@ -89,7 +89,7 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
                 }
             }
             Ok(Piece::Idle) => {
-                if !batch.is_empty() && !queue.relay(Relayed::Events(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))) {
+                if !batch.is_empty() && !queue.relay(Relayed::Events(take_batch(&mut batch))) {
                     return;
                 }
                 continue;
@@ -104,10 +104,16 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
     queue.relay(Relayed::ChannelClosed);
 }
 
+/// The events gathered so far, leaving an empty batch of full capacity (a
+/// batch grown a push at a time would be copied as it grows).
+fn take_batch(batch: &mut Vec<Event>) -> Vec<Event> {
+    std::mem::replace(batch, Vec::with_capacity(BATCH))
+}
+
 /// Sends a full batch (a closed queue is noticed at the next send).
 fn continue_or_send(batch: &mut Vec<Event>, queue: &impl RelayTarget) {
     if batch.len() >= BATCH {
-        queue.relay(Relayed::Events(std::mem::replace(batch, Vec::with_capacity(BATCH))));
+        queue.relay(Relayed::Events(take_batch(batch)));
     }
 }
 
@@ -246,6 +252,33 @@ mod tests {
         assert_eq!(events[0].event, "event_too_large");
         assert_eq!(terminal.len(), 1);
         assert_eq!(terminal[0].0, EventKind::Result);
+    }
+
+    /// The verdicts and events relayed from `input`, read with a verdict due.
+    fn with_verdict(input: &[u8], verdict: bool) -> (usize, Vec<String>) {
+        let (sender, receiver) = sync_channel(1_000_000);
+        relay_events(input, DEFAULT_MAX_EVENT_BYTES, verdict, sender);
+        let (mut not_as_described, mut names) = (0, Vec::new());
+        for message in receiver.iter() {
+            match message {
+                Relayed::NotAsDescribed => not_as_described += 1,
+                Relayed::Events(batch) => names.extend(batch.into_iter().map(|e| e.event)),
+                Relayed::ChannelClosed => break,
+                _ => panic!("unexpected message"),
+            }
+        }
+        (not_as_described, names)
+    }
+
+    #[test]
+    fn only_a_first_line_is_a_verdict_and_only_when_one_is_due() {
+        let event = lines_of(&[Event::user("ok", json!(1))]);
+        let line = |text: &str| [text.as_bytes(), b"\n", &event].concat();
+        assert_eq!(with_verdict(&line(AS_DESCRIBED_LINE), true), (0, vec!["ok".to_owned()]));
+        assert_eq!(with_verdict(&line(NOT_AS_DESCRIBED_LINE), true), (1, vec!["ok".to_owned()]));
+        assert_eq!(with_verdict(&line(NOT_AS_DESCRIBED_LINE), false), (0, vec!["ok".to_owned()]));
+        let late = [&event[..], NOT_AS_DESCRIBED_LINE.as_bytes(), b"\n"].concat();
+        assert_eq!(with_verdict(&late, true), (0, vec!["ok".to_owned()]), "after an event, a verdict is forged");
     }
 
     #[test]
