@@ -640,10 +640,7 @@ fn run_isolated_described(
     let interrupts = interrupt_on_ctrl_c(&request.settings, false);
     let mut described_afresh = false;
     let outcome = loop {
-        let expected = ExpectedPlugin {
-            manifest: plugin.manifest.clone(),
-            api_version: plugin.api_version.to_string(),
-        };
+        let expected = ExpectedPlugin::new(plugin.manifest.clone(), plugin.api_version);
         let action = ChildAction {
             action: &args.action,
             params_json: request.params,

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use plugin_api::ENV_MISSING_EVENT;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::environment::is_variable_name;
 use crate::events::{lock, Event, EventKind, EventSink, Level, RunInfo};
@@ -87,10 +87,9 @@ impl<S: EventSink> EnvHintSink<S> {
 
 /// What the warning says: which key, why it was not passed, and how to pass
 /// it, with the shell expanding the value rather than the loader printing it.
-pub fn not_passed_text(key: &str, prefixes: &[String]) -> String {
+fn not_passed_text(key: &str, prefixes: &[String]) -> String {
     let rule = match prefixes {
         [] => "no variable is passed from the shell (--env-prefix is empty)".to_owned(),
-        [prefix] => format!("only variables starting with {prefix} are, and they keep the prefix"),
         many => format!(
             "only variables starting with {} are, and they keep the prefix",
             many.join(", ")
@@ -104,7 +103,7 @@ pub fn not_passed_text(key: &str, prefixes: &[String]) -> String {
 
 /// What the warning says when only `prefixed` (the key with a prefix) is
 /// set: the plugin got it, but under that name.
-pub fn passed_prefixed_text(key: &str, prefixed: &str) -> String {
+fn passed_prefixed_text(key: &str, prefixed: &str) -> String {
     format!(
         "the action read {key}, which is not set; {prefixed} is passed to the plugin, but under its full name \
          (a prefix is not removed); pass it as {key} with --env {key}=\"${prefixed}\""
@@ -141,16 +140,16 @@ impl<S: EventSink> EventSink for EnvHintSink<S> {
     }
 }
 
-/// The content of a warning event, for tests and callers that print it.
-pub fn warning_content(event: &Event) -> Option<&str> {
-    (event.event == ENV_NOT_PASSED_EVENT).then(|| event.data.get("content").and_then(Value::as_str))?
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// The content of a warning event.
+    fn warning_content(event: &Event) -> Option<&str> {
+        (event.event == ENV_NOT_PASSED_EVENT).then(|| event.data.get("content").and_then(serde_json::Value::as_str))?
+    }
     use crate::events::MemorySink;
 
     fn set_in_loader(key: &str) -> bool {

@@ -117,7 +117,8 @@ impl LoadOutcome {
     }
 }
 
-fn version_triple(version: ApiVersion) -> [u32; 3] {
+/// The version as `[major, minor, patch]`, as reports and the cache keep it.
+pub fn version_triple(version: ApiVersion) -> [u32; 3] {
     [version.major, version.minor, version.patch]
 }
 

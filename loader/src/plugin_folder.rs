@@ -109,27 +109,16 @@ impl PluginFolder {
     /// scanned again without the cache: the answer is always the one a scan
     /// without the cache gives.
     pub fn find(&mut self, name: &str) -> Result<LoadedPlugin, CliError> {
-        let catalog = self.scan()?;
-        match catalog.find(name).map(|plugin| plugin.load(self.loading())) {
-            Some(Ok(plugin)) => return Ok(plugin),
-            Some(Err(PluginLoadError::Check(e))) => return Err(check_failed(e.to_string())),
-            Some(Err(PluginLoadError::Crashed(problem))) => {
-                return Err(CliError::new(ExitCode::ActionFailed, problem.to_string()))
+        let plugin = self.describe(name)?;
+        match plugin.load(self.loading()) {
+            Err(PluginLoadError::Stale(stale)) => {
+                tracing::debug!("{stale}; scanning again without the cache");
+                self.cache.forget();
+                let plugin = self.describe(name)?;
+                plugin.load(self.loading()).map_err(load_error)
             }
-            None if catalog.cached == 0 => return Err(self.not_found(name, &catalog)),
-            Some(Err(PluginLoadError::Stale(stale))) => {
-                tracing::debug!("{stale}; scanning again without the cache")
-            }
-            None => tracing::debug!("no plugin {name:?} in the cached descriptions; scanning again without the cache"),
+            loaded => loaded.map_err(load_error),
         }
-        self.cache.forget();
-        let catalog = self.scan()?;
-        let plugin = catalog.find(name).ok_or_else(|| self.not_found(name, &catalog))?;
-        plugin.load(self.loading()).map_err(|e| match e {
-            PluginLoadError::Check(e) => check_failed(e.to_string()),
-            PluginLoadError::Stale(e) => CliError::new(ExitCode::ActionFailed, e.to_string()),
-            PluginLoadError::Crashed(problem) => CliError::new(ExitCode::ActionFailed, problem.to_string()),
-        })
     }
 
     /// The plugin called `name` as the folder describes it, without loading
@@ -175,6 +164,16 @@ impl PluginFolder {
             Some(suggestion) => error.with_help(suggestion),
             None => error,
         }
+    }
+}
+
+/// Why a plugin described by the folder could not be loaded, as the
+/// command's error.
+fn load_error(error: PluginLoadError) -> CliError {
+    match error {
+        PluginLoadError::Check(e) => check_failed(e.to_string()),
+        PluginLoadError::Stale(e) => CliError::new(ExitCode::ActionFailed, e.to_string()),
+        PluginLoadError::Crashed(problem) => CliError::new(ExitCode::ActionFailed, problem.to_string()),
     }
 }
 

@@ -87,17 +87,8 @@ impl Setup {
 
     /// (files described by the cache, files loaded) in the scan of a command.
     fn cache_use(&self, args: &[&str]) -> (usize, usize) {
-        let output = self.loader(args);
-        let log = stderr(&output);
-        let line = log
-            .lines()
-            .find_map(|l| l.split_once("manifest cache: ").map(|(_, rest)| rest.to_owned()))
-            .unwrap_or_else(|| panic!("no cache report in {log}"));
-        let numbers: Vec<usize> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        (numbers[0], numbers[1])
+        let [cached, loaded, _] = cache_report(&stderr(&self.loader(args)));
+        (cached, loaded)
     }
 
     fn cache_file(&self) -> PathBuf {

@@ -42,15 +42,8 @@ fn run_loader(dir: &Path, cache_home: &Path, args: &[&str]) -> (Value, String) {
 
 /// (files examined, files loaded in the loader itself) from the debug log.
 fn loads(log: &str) -> (usize, usize) {
-    let line = log
-        .lines()
-        .find_map(|l| l.split_once("manifest cache: ").map(|(_, rest)| rest.to_owned()))
-        .unwrap_or_else(|| panic!("no cache report in {log}"));
-    let numbers: Vec<usize> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    (numbers[1], numbers[2])
+    let [_, loaded, here] = cache_report(log);
+    (loaded, here)
 }
 
 /// Each cache entry's file name and outcome (stamps and times left out).

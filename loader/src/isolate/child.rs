@@ -18,6 +18,7 @@ use super::{IsolatedRun, AS_DESCRIBED_LINE, CANCEL_LINE, NOT_AS_DESCRIBED_LINE};
 use crate::discovery::Discovery;
 use crate::events::{EventSink, Flush, JsonlSink, RunInfo};
 use crate::host::{CancelFlag, RunSettings};
+use crate::load_report::version_triple;
 use crate::runner::{failure_event, run_action};
 use crate::sys;
 
@@ -79,7 +80,7 @@ pub fn serve_child() -> i32 {
     };
     if let Some(expected) = &request.expect {
         let as_described = discovery.plugins.first().is_some_and(|plugin| {
-            plugin.manifest == expected.manifest && plugin.api_version().to_string() == expected.api_version
+            plugin.manifest == expected.manifest && version_triple(plugin.api_version()) == expected.api_version
         });
         let verdict = if as_described { AS_DESCRIBED_LINE } else { NOT_AS_DESCRIBED_LINE };
         let mut channel = writer.clone();

@@ -44,7 +44,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugin_api::{ActionFailure, PluginManifest};
+use plugin_api::{ActionFailure, ApiVersion, PluginManifest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -56,6 +56,7 @@ pub(crate) use process::{spawn_with_channel, ChildOutput, Spawned};
 
 use crate::events::{Event, EventKind, EventSink, RunInfo};
 use crate::host::RunSettings;
+use crate::load_report::version_triple;
 use crate::runner::{failure_event, Deadline};
 
 /// The request a parent sends its child.
@@ -87,8 +88,19 @@ pub struct IsolatedRun {
 pub struct ExpectedPlugin {
     /// The manifest summary (as discovery keeps it).
     pub manifest: PluginManifest,
-    /// The plugin-api version the library was built against (`1.2.0`).
-    pub api_version: String,
+    /// The plugin-api version the library was built against, as
+    /// `[major, minor, patch]`.
+    pub api_version: [u32; 3],
+}
+
+impl ExpectedPlugin {
+    /// A plugin described by its manifest summary and plugin-api version.
+    pub fn new(manifest: PluginManifest, api_version: ApiVersion) -> Self {
+        Self {
+            manifest,
+            api_version: version_triple(api_version),
+        }
+    }
 }
 
 /// The library was not the plugin it was described as (it changed since,

@@ -214,3 +214,17 @@ pub fn list_spool(state_dir: &Path) -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+/// The counts of a command's `manifest cache: C file(s) described by the
+/// cache, L loaded (H of them in this process)` debug line: `[C, L, H]`.
+pub fn cache_report(log: &str) -> [usize; 3] {
+    let line = log
+        .lines()
+        .find_map(|l| l.split_once("manifest cache: ").map(|(_, rest)| rest.to_owned()))
+        .unwrap_or_else(|| panic!("no cache report in {log}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    [numbers[0], numbers[1], numbers[2]]
+}
