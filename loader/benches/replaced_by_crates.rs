@@ -7,8 +7,9 @@
 //! `terminal_sink` measures what one event costs the buffered terminal sink
 //! with indicatif bars on screen against plain lines (no terminal), side by
 //! side; the README has the whole-process figures before and after.
-//! `relay_line` is the other way round: serde against the isolated relay's
-//! own reader of its event lines, kept for its measured speed. Run with
+//! `relay_line` is the other way round: serde reading a user event's JSON
+//! line against the isolated relay's own reader of the frame the child
+//! sends instead (`events::frame`), kept for its measured speed. Run with
 //! `cargo bench -p loader --bench replaced_by_crates`.
 
 use std::hint::black_box;
@@ -18,7 +19,9 @@ use std::time::{Duration, SystemTime};
 use criterion::Criterion;
 use loader::events::progress::{ProgressStatus, StepProgress};
 use loader::events::terminal::TERMINAL_FLUSH_DELAY;
-use loader::events::{parse_line_relayed, Event, EventSink, Flush, JsonlSink, Level, RunInfo, TerminalOptions, TerminalSink};
+use loader::events::{
+    frame, parse_line_raw, Event, EventSink, Flush, JsonlSink, Level, RunInfo, TerminalOptions, TerminalSink,
+};
 use loader::events::time::{parse_rfc3339, unix_parts, Rfc3339};
 use loader::preflight::check_library;
 
@@ -329,25 +332,25 @@ fn terminal_sink(c: &mut Criterion) {
     group.finish();
 }
 
-/// The isolated relay reads the child's user-event lines with a reader of
-/// its own (`events::own_line`) before falling back to serde: the same line
-/// read both ways, the serde way forced by putting its fields in another
-/// order (which the own reader leaves to serde).
+/// The isolated relay reads a user event the child sent as a frame
+/// (`events::frame`); before frames, it read the event's JSON line with
+/// serde. The same event read both ways.
 fn relay_line(c: &mut Criterion) {
     let sink = JsonlSink::new(Vec::new(), Flush::EachLine);
     let run = RunInfo::new("bench", "log_calls");
-    sink.emit(&run, &Event::user("tick", serde_json::json!({ "i": 7, "loss": 0.25 })));
+    let event = Event::user("tick", serde_json::json!({ "i": 7, "loss": 0.25 }));
+    sink.emit(&run, &event);
     let written = String::from_utf8(sink.into_inner().expect("a Vec never fails")).expect("JSON is UTF-8");
-    let own_order = written.trim_end().to_owned();
-    let sorted: serde_json::Value = serde_json::from_str(&own_order).expect("the sink writes JSON");
-    let other_order = sorted.to_string();
-    assert_ne!(own_order, other_order, "the fields are written in an order of their own");
-    let own = parse_line_relayed(&own_order).expect("the sink's line reads back");
-    let by_serde = parse_line_relayed(&other_order).expect("the reordered line reads back");
-    assert_eq!((own.event, own.time), (by_serde.event, by_serde.time));
+    let line = written.trim_end().to_owned();
+    let mut framed = Vec::new();
+    frame::write(&mut framed, &event);
+    framed.pop();
+    let by_frame = frame::read(&framed).expect("the frame reads back");
+    let (_, by_serde) = parse_line_raw(&line).expect("the line reads back");
+    assert_eq!((&by_frame.event, &by_frame.raw_data), (&by_serde.event, &by_serde.raw_data));
     let mut group = c.benchmark_group("relay_line");
-    group.bench_function("own_line_reader", |b| b.iter(|| parse_line_relayed(black_box(&own_order))));
-    group.bench_function("serde", |b| b.iter(|| parse_line_relayed(black_box(&other_order))));
+    group.bench_function("frame", |b| b.iter(|| frame::read(black_box(&framed))));
+    group.bench_function("serde_json_line", |b| b.iter(|| parse_line_raw(black_box(&line))));
     group.finish();
 }
 

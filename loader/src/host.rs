@@ -19,7 +19,9 @@ use plugin_api::{rules, PluginEnvironment};
 use serde_json::{json, Value};
 
 use crate::events::progress::ProgressStatus;
-use crate::events::{deliver, Event, EventKind, EventSink, Level, MetricsBook, ProgressTracker, RawData, RunInfo};
+use crate::events::{
+    deliver, raw, Event, EventKind, EventSink, Level, MetricsBook, ProgressTracker, RawData, RunInfo, UserEvent,
+};
 
 /// Asks a running action to stop: `is_cancelled()` turns true in the plugin.
 #[derive(Debug, Clone, Default)]
@@ -211,6 +213,13 @@ impl RunHost {
         }
     }
 
+    /// Emits a user event given by reference, unless the run has ended.
+    fn emit_user(&self, event: &UserEvent<'_>) {
+        if let Some(_pass) = self.gate.enter() {
+            self.sink.emit_user(&self.run, event);
+        }
+    }
+
     /// Ends the run: closes the context (waiting for reporting calls under
     /// way, dropping later ones), then emits the progress values not reported
     /// yet, so the final value of every step is never lost, and each step's
@@ -350,11 +359,19 @@ impl ContextHost for RunHost {
                 level,
             } => {
                 let level = level_of(level.as_deref());
-                let step = step.map(Cow::into_owned);
                 // The data stays text unless it has to be read: an event
                 // without a step whose data may name one is attributed
                 // from its data, as 1.0/1.1 plugins attribute theirs.
-                match RawData::object(data).filter(|raw| step.is_some() || !raw.may_contain("\"step\"")) {
+                let attributed = step.is_some() || !raw::may_contain(data.get(), "\"step\"");
+                let user = attributed
+                    .then(|| UserEvent::now(&event, level, step.as_deref(), file.as_deref(), data))
+                    .flatten();
+                if let Some(user) = user {
+                    self.emit_user(&user);
+                    return Ok(());
+                }
+                let step = step.map(Cow::into_owned);
+                match RawData::object(data).filter(|_| attributed) {
                     Some(raw) => {
                         let mut event = Event::new(EventKind::Event, event, level, Value::Null);
                         event.step = step;

@@ -190,7 +190,6 @@ impl Redactor {
             return None;
         }
         let mut copy = event.clone();
-        copy.jsonl = None;
         let mut changed = self.redact_value(&mut copy.data);
         for text in [Some(&mut copy.event), copy.step.as_mut(), copy.file.as_mut()]
             .into_iter()

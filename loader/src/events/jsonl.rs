@@ -21,9 +21,7 @@
 //! line is serialised straight into a `BufWriter`, with the run's part
 //! (`job_id`, `plugin`, `action`) serialised once per run, the date and time
 //! of day once a second, a user event's data copied as the text it came in
-//! ([`Event::raw_data`]), and a line relayed from an isolated child copied
-//! whole when it is exactly what this sink would write ([`Event::jsonl`]). The buffer is
-//! written through at the end or after every line (see [`Flush`]), or, for
+//! ([`Event::raw_data`]). The buffer is written through at the end or after every line (see [`Flush`]), or, for
 //! a reader following the stream live, within a bounded delay
 //! ([`JsonlSink::live`]).
 
@@ -43,18 +41,29 @@ use super::{lock, Event, EventKind, EventSink, Level, RawData, RunInfo};
 
 const BUFFER_CAPACITY: usize = 64 * 1024;
 
-struct State<W: Write> {
-    out: BufWriter<W>,
+/// Writes events as JSON lines for one run at a time: keeps the run's
+/// part of the line (`,"job_id":…,"plugin":…,"action":…`) and the date and
+/// time of day, so a line costs little more than its event's own fields.
+#[derive(Default)]
+pub struct LineWriter {
     /// The run `run_part` was serialised for.
     run: Option<RunInfo>,
     /// `,"job_id":…,"plugin":…,"action":…` for `run`.
     run_part: Vec<u8>,
-    /// The first write error; once set, nothing more is written.
-    error: Option<String>,
     times: TimeCache,
 }
 
-impl<W: Write> State<W> {
+impl LineWriter {
+    /// Writes `event` of `run` as one JSON line, with its line break.
+    pub fn write(&mut self, out: &mut impl Write, run: &RunInfo, event: &Event) -> io::Result<()> {
+        // Robust to a sink shared by successive runs; three short string
+        // comparisons per event.
+        if self.run.as_ref() != Some(run) {
+            self.set_run(run);
+        }
+        write_line(out, &mut self.times, &self.run_part, event)
+    }
+
     fn set_run(&mut self, run: &RunInfo) {
         self.run_part.clear();
         let part = &mut self.run_part;
@@ -66,7 +75,16 @@ impl<W: Write> State<W> {
         write_json(part, &run.action);
         self.run = Some(run.clone());
     }
+}
 
+struct State<W: Write> {
+    out: BufWriter<W>,
+    lines: LineWriter,
+    /// The first write error; once set, nothing more is written.
+    error: Option<String>,
+}
+
+impl<W: Write> State<W> {
     fn record(&mut self, result: io::Result<()>) {
         if let Err(e) = result {
             if self.error.is_none() {
@@ -116,21 +134,6 @@ fn write_line<W: Write>(out: &mut W, times: &mut TimeCache, run_part: &[u8], eve
     out.write_all(b"}\n")
 }
 
-/// Whether a relayed line names this sink's run: `run_part` (its
-/// `,"job_id":…,"plugin":…,"action":…`) can only occur in a line as its
-/// fields, since a string's quotes are escaped, and the relay kept the line
-/// only when each field occurs once.
-fn same_run(line: &str, run_part: &[u8]) -> bool {
-    const JOB_ID: &str = ",\"job_id\":";
-    line.find(JOB_ID)
-        .is_some_and(|at| line.as_bytes()[at..].starts_with(run_part))
-}
-
-fn write_relayed<W: Write>(out: &mut W, line: &str) -> io::Result<()> {
-    out.write_all(line.as_bytes())?;
-    out.write_all(b"\n")
-}
-
 /// When buffered lines are written through to the writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flush {
@@ -158,10 +161,8 @@ impl<W: Write + Send> JsonlSink<W> {
         JsonlSink {
             state: Arc::new(Mutex::new(State {
                 out: BufWriter::with_capacity(BUFFER_CAPACITY, writer),
-                run: None,
-                run_part: Vec::with_capacity(128),
+                lines: LineWriter::default(),
                 error: None,
-                times: TimeCache::default(),
             })),
             flush,
         }
@@ -254,30 +255,13 @@ impl JsonlSink<io::Stdout> {
 }
 
 impl<W: Write + Send> EventSink for JsonlSink<W> {
-    fn start(&self, run: &RunInfo) {
-        let mut state = lock(&self.state);
-        if state.run.as_ref() != Some(run) {
-            state.set_run(run);
-        }
-    }
-
     fn emit(&self, run: &RunInfo, event: &Event) {
         let mut state = lock(&self.state);
         if state.error.is_some() {
             return;
         }
-        // Robust to a missing `start` or a sink shared by successive runs;
-        // three short string comparisons per event.
-        if state.run.as_ref() != Some(run) {
-            state.set_run(run);
-        }
         let state = &mut *state;
-        let mut result = match event.jsonl.as_deref() {
-            Some(line) if same_run(line, &state.run_part) => {
-                write_relayed(&mut state.out, line)
-            }
-            _ => write_line(&mut state.out, &mut state.times, &state.run_part, event),
-        };
+        let mut result = state.lines.write(&mut state.out, run, event);
         if result.is_ok() && self.flush == Flush::EachLine {
             result = state.out.flush();
         }
@@ -314,63 +298,30 @@ pub enum JsonlParseError {
     MissingTime,
 }
 
-/// Declares a struct of a line's fields, borrowed from it where they need
-/// no unescaping, with the given serde attributes.
-macro_rules! line_fields {
-    ($(#[$attr:meta])* $name:ident) => {
-        #[derive(Deserialize)]
-        $(#[$attr])*
-        struct $name<'a> {
-            #[serde(borrow)]
-            time: Option<Cow<'a, str>>,
-            timestamp: Option<f64>,
-            #[serde(borrow)]
-            job_id: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            plugin: Cow<'a, str>,
-            #[serde(borrow)]
-            action: Cow<'a, str>,
-            kind: EventKind,
-            #[serde(borrow)]
-            event: Cow<'a, str>,
-            #[serde(borrow)]
-            step: Option<Cow<'a, str>>,
-            level: Level,
-            #[serde(borrow)]
-            file: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            data: Option<&'a RawValue>,
-            #[serde(default)]
-            dropped_late_calls: Option<u64>,
-        }
-    };
-}
-
-line_fields!(Line);
-line_fields!(
-    /// A line with no field but the sink's own, each once: one the sink can
-    /// write out again as it is.
-    #[serde(deny_unknown_fields)]
-    ExactLine
-);
-
-impl<'a> From<ExactLine<'a>> for Line<'a> {
-    fn from(l: ExactLine<'a>) -> Self {
-        Line {
-            time: l.time,
-            timestamp: l.timestamp,
-            job_id: l.job_id,
-            plugin: l.plugin,
-            action: l.action,
-            kind: l.kind,
-            event: l.event,
-            step: l.step,
-            level: l.level,
-            file: l.file,
-            data: l.data,
-            dropped_late_calls: l.dropped_late_calls,
-        }
-    }
+/// A line's fields, borrowed from it where they need no unescaping.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
+    timestamp: Option<f64>,
+    #[serde(borrow)]
+    job_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    plugin: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    kind: EventKind,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    step: Option<Cow<'a, str>>,
+    level: Level,
+    #[serde(borrow)]
+    file: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    dropped_late_calls: Option<u64>,
 }
 
 /// Reads one line written by [`JsonlSink`] back into who produced the event
@@ -390,27 +341,6 @@ pub fn parse_line(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
 /// text ([`Event::raw_data`]): for a relay that writes it out again.
 pub fn parse_line_raw(line: &str) -> Result<(RunInfo, Event), JsonlParseError> {
     event_of(serde_json::from_str(line.trim())?)
-}
-
-/// [`parse_line_raw`] for a relay (who produced the event is the relay's
-/// run, so it is not read): a user event whose line has exactly the
-/// sink's fields, each once, and no carriage return, also keeps the line
-/// itself ([`Event::jsonl`]), which a JSON-lines sink of the same run then
-/// writes as it is instead of writing the event again.
-pub fn parse_line_relayed(line: &str) -> Result<Event, JsonlParseError> {
-    let text = line.trim();
-    if let Some(event) = super::own_line::parse_own_line(text) {
-        return Ok(event);
-    }
-    let Ok(exact) = serde_json::from_str::<ExactLine>(text) else {
-        return parse_line_raw(text).map(|(_, event)| event);
-    };
-    let (_, mut event) = event_of(exact.into())?;
-    let plain = event.kind == EventKind::Event && event.raw_data.is_some() && event.dropped_late_calls.is_none();
-    if plain && !text.contains('\r') {
-        event.jsonl = Some(text.into());
-    }
-    Ok(event)
 }
 
 fn event_of(line: Line) -> Result<(RunInfo, Event), JsonlParseError> {
@@ -442,7 +372,6 @@ fn event_of(line: Line) -> Result<(RunInfo, Event), JsonlParseError> {
         data,
         dropped_late_calls: line.dropped_late_calls,
         raw_data,
-        jsonl: None,
     };
     Ok((run, event))
 }
@@ -452,64 +381,6 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::time::{Duration, UNIX_EPOCH};
-
-    mod relayed {
-        use super::*;
-
-        fn child_line(run: &RunInfo, event: &Event) -> String {
-            write_all(run, std::slice::from_ref(event)).trim_end().to_owned()
-        }
-
-        fn relay_into(run: &RunInfo, line: &str) -> (Event, String) {
-            let event = parse_line_relayed(line).unwrap();
-            (event.clone(), write_all(run, &[event]))
-        }
-
-        #[test]
-        fn a_child_line_of_the_same_run_is_written_as_it_is() {
-            let run = run();
-            let event = Event::user("tick", json!({"i": 1, "s": "a\"b"})).with_time(at(1_795_476_000_123_456));
-            let line = child_line(&run, &event);
-            let (relayed, written) = relay_into(&run, &line);
-            assert_eq!(relayed.jsonl.as_deref(), Some(line.as_str()));
-            assert_eq!(written, format!("{line}\n"));
-        }
-
-        #[test]
-        fn a_line_of_another_run_is_written_for_this_run() {
-            let event = Event::user("tick", json!({"i": 1})).with_time(at(1_000_000));
-            let line = child_line(&RunInfo::new("other", "a"), &event);
-            let (_, written) = relay_into(&run(), &line);
-            assert!(written.contains(r#""job_id":"job-7","plugin":"demo","action":"train""#), "{written}");
-            assert!(!written.contains("other"), "{written}");
-        }
-
-        #[test]
-        fn lines_with_more_than_the_sinks_fields_or_not_a_user_event_are_written_again() {
-            let run = run();
-            let event = Event::user("tick", json!({"i": 1})).with_time(at(1_000_000));
-            let line = child_line(&run, &event);
-            let extra = line.replacen("{", r#"{"forged":true,"#, 1);
-            let twice = line.replacen(r#""level":"info","#, r#""level":"info","level":"error","#, 1);
-            let result = line.replacen(r#""kind":"event""#, r#""kind":"result""#, 1);
-            let spaced = line.replacen(r#""data":"#, "\"data\":\r", 1);
-            for text in [extra, result, spaced] {
-                let (event, written) = relay_into(&run, &text);
-                assert_eq!(event.jsonl, None, "{text}");
-                assert!(!written.contains("forged") && !written.contains('\r'), "{written}");
-                assert_eq!(written.lines().count(), 1);
-            }
-            assert!(parse_line_relayed(&twice).is_err(), "a duplicate field is refused");
-        }
-
-        #[test]
-        fn a_changed_event_drops_the_line() {
-            let event = Event::user("tick", json!({"i": 1}));
-            let (relayed, _) = relay_into(&run(), &child_line(&run(), &event));
-            assert!(relayed.jsonl.is_some());
-            assert_eq!(relayed.with_step("s").jsonl, None);
-        }
-    }
 
     fn run() -> RunInfo {
         RunInfo::new("demo", "train").with_job_id("job-7")

@@ -39,9 +39,9 @@
 
 pub mod escape;
 pub mod file;
+pub mod frame;
 pub mod jsonl;
 pub mod metrics;
-mod own_line;
 pub mod progress;
 pub mod raw;
 pub mod terminal;
@@ -56,10 +56,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub use file::{open_events_file, EventsFile, EventsFileError, MappedJsonlSink, MappedWriter};
-pub use jsonl::{parse_line, parse_line_raw, parse_line_relayed, Flush, JsonlParseError, JsonlSink};
+pub use jsonl::{parse_line, parse_line_raw, Flush, JsonlParseError, JsonlSink, LineWriter};
 pub use metrics::{MetricsBook, MetricsError};
 pub use progress::{ProgressError, ProgressStatus, ProgressTracker, StepProgress};
-pub use raw::{deliver, RawData};
+pub use raw::{deliver, RawData, UserEvent};
 pub use terminal::{TerminalOptions, TerminalSink};
 
 /// What an event reports; decides the shape of [`Event::data`].
@@ -214,10 +214,6 @@ pub struct Event {
     /// A user event's data as the JSON text it arrived in; `data` is then
     /// `null` (see [`raw`]: only sinks that take raw data see it so).
     pub raw_data: Option<RawData>,
-    /// A relayed user event's whole JSON line as the child wrote it
-    /// (checked by [`jsonl::parse_line_relayed`]): a JSON-lines sink of the
-    /// same run writes it as it is. Whoever changes the event drops it.
-    pub jsonl: Option<Box<str>>,
 }
 
 impl Event {
@@ -233,7 +229,6 @@ impl Event {
             data,
             dropped_late_calls: None,
             raw_data: None,
-            jsonl: None,
         }
     }
 
@@ -284,14 +279,12 @@ impl Event {
     }
 
     pub fn with_step(mut self, step: impl Into<String>) -> Self {
-        self.jsonl = None;
         self.step = Some(step.into());
         self
     }
 
     /// Sets the step when `step` is `Some`, keeps it otherwise.
     pub fn with_step_opt(mut self, step: Option<&str>) -> Self {
-        self.jsonl = None;
         if let Some(step) = step {
             self.step = Some(step.to_owned());
         }
@@ -299,26 +292,22 @@ impl Event {
     }
 
     pub fn with_file(mut self, file: impl Into<String>) -> Self {
-        self.jsonl = None;
         self.file = Some(file.into());
         self
     }
 
     pub fn with_level(mut self, level: Level) -> Self {
-        self.jsonl = None;
         self.level = level;
         self
     }
 
     /// Marks a run's last event with the count of dropped late calls.
     pub fn with_dropped_late_calls(mut self, count: u64) -> Self {
-        self.jsonl = None;
         self.dropped_late_calls = Some(count);
         self
     }
 
     pub fn with_time(mut self, time: SystemTime) -> Self {
-        self.jsonl = None;
         self.time = time;
         self
     }
@@ -356,6 +345,13 @@ pub trait EventSink: Send + Sync {
 
     fn emit(&self, run: &RunInfo, event: &Event);
 
+    /// Emits a user event given by reference (a plugin's `ctx.log`, the
+    /// hot path): by default made into an [`Event`] and passed on as
+    /// [`deliver`] does; a sink that writes it from its parts overrides this.
+    fn emit_user(&self, run: &RunInfo, event: &UserEvent<'_>) {
+        deliver(self, run, &event.to_event())
+    }
+
     /// Called once at the end of a run; must flush everything.
     fn finish(&self, _run: &RunInfo) {}
 
@@ -375,6 +371,9 @@ impl<S: EventSink + ?Sized> EventSink for Box<S> {
     fn start(&self, run: &RunInfo) {
         (**self).start(run)
     }
+    fn emit_user(&self, run: &RunInfo, event: &UserEvent<'_>) {
+        (**self).emit_user(run, event)
+    }
     fn takes_raw_data(&self) -> bool {
         (**self).takes_raw_data()
     }
@@ -392,6 +391,9 @@ impl<S: EventSink + ?Sized> EventSink for Box<S> {
 impl<S: EventSink + ?Sized> EventSink for Arc<S> {
     fn start(&self, run: &RunInfo) {
         (**self).start(run)
+    }
+    fn emit_user(&self, run: &RunInfo, event: &UserEvent<'_>) {
+        (**self).emit_user(run, event)
     }
     fn takes_raw_data(&self) -> bool {
         (**self).takes_raw_data()

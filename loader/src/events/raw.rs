@@ -8,11 +8,12 @@
 //! `null` where the plugin gave data.
 
 use std::borrow::Cow;
+use std::time::SystemTime;
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{Event, EventSink, RunInfo};
+use super::{Event, EventKind, EventSink, Level, RunInfo};
 
 /// A JSON object as text, checked to be valid JSON when made.
 #[derive(Debug, Clone)]
@@ -24,14 +25,13 @@ impl RawData {
     /// line break (whitespace between its tokens: a string cannot hold one)
     /// is rewritten compactly, so the data never ends a JSON line.
     pub fn object(raw: &RawValue) -> Option<Self> {
-        let text = raw.get();
-        if !text.starts_with('{') {
-            return None;
-        }
-        if !text.bytes().any(|b| b == b'\n' || b == b'\r') {
+        if is_one_line_object(raw) {
             return Some(RawData(raw.to_owned()));
         }
-        let value: Value = serde_json::from_str(text).ok()?;
+        if !raw.get().starts_with('{') {
+            return None;
+        }
+        let value: Value = serde_json::from_str(raw.get()).ok()?;
         RawValue::from_string(value.to_string()).ok().map(RawData)
     }
 
@@ -50,12 +50,66 @@ impl RawData {
     pub fn to_value(&self) -> Value {
         serde_json::from_str(self.get()).expect("raw data was valid JSON when made")
     }
+}
 
-    /// Whether the text may hold `needle` literally in a key or a string:
-    /// never false when a string of the data contains it (escapes make the
-    /// answer "may").
-    pub fn may_contain(&self, needle: &str) -> bool {
-        self.get().contains('\\') || self.get().contains(needle)
+/// Whether JSON `text` may hold `needle` literally in a key or a string:
+/// never false when a string of it contains `needle` (escapes make the
+/// answer "may").
+pub fn may_contain(text: &str, needle: &str) -> bool {
+    text.contains('\\') || text.contains(needle)
+}
+
+/// Whether `raw` is a JSON object on one line, as [`RawData`] keeps data.
+fn is_one_line_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{') && memchr::memchr2(b'\n', b'\r', raw.get().as_bytes()).is_none()
+}
+
+/// A user event (`ctx.log`) by reference, its data a JSON object on one
+/// line: the hot path of a plugin's events, which a sink may write without
+/// owning its parts ([`EventSink::emit_user`]).
+#[derive(Debug, Clone, Copy)]
+pub struct UserEvent<'a> {
+    pub(super) time: SystemTime,
+    pub(super) name: &'a str,
+    pub(super) level: Level,
+    pub(super) step: Option<&'a str>,
+    pub(super) file: Option<&'a str>,
+    pub(super) data: &'a RawValue,
+}
+
+impl<'a> UserEvent<'a> {
+    /// The event, stamped now; `None` when `data` is not a JSON object on
+    /// one line (make an [`Event`] of it then: [`RawData::object`]).
+    pub fn now(
+        name: &'a str,
+        level: Level,
+        step: Option<&'a str>,
+        file: Option<&'a str>,
+        data: &'a RawValue,
+    ) -> Option<Self> {
+        is_one_line_object(data).then(|| UserEvent {
+            time: SystemTime::now(),
+            name,
+            level,
+            step,
+            file,
+            data,
+        })
+    }
+
+    /// The event it stands for, its data kept as text.
+    pub fn to_event(&self) -> Event {
+        Event {
+            time: self.time,
+            kind: EventKind::Event,
+            event: self.name.to_owned(),
+            step: self.step.map(str::to_owned),
+            level: self.level,
+            file: self.file.map(str::to_owned),
+            data: Value::Null,
+            dropped_late_calls: None,
+            raw_data: Some(RawData(self.data.to_owned())),
+        }
     }
 }
 
@@ -102,7 +156,7 @@ pub fn deliver(sink: &(impl EventSink + ?Sized), run: &RunInfo, event: &Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EventKind, Level, MemorySink};
+    use crate::events::MemorySink;
     use serde_json::json;
 
     fn raw_event(text: &str) -> Event {
@@ -138,9 +192,9 @@ mod tests {
     #[test]
     fn escaped_text_may_contain_anything() {
         let raw = RawData::parse_object(r#"{"a":"x\u0074oken"}"#).unwrap();
-        assert!(raw.may_contain("token"));
+        assert!(may_contain(raw.get(), "token"));
         let plain = RawData::parse_object(r#"{"a":"x"}"#).unwrap();
-        assert!(!plain.may_contain("token"));
-        assert!(plain.may_contain("\"a\""));
+        assert!(!may_contain(plain.get(), "token"));
+        assert!(may_contain(plain.get(), "\"a\""));
     }
 }

@@ -1,5 +1,6 @@
 //! The parent's end of the event channel: reads the child's events (one
-//! JSON line each, in the JSONL format, on the channel's own socket) and
+//! line each on the channel's own socket: a user event as a
+//! [frame](crate::events::frame), any other as its JSON line) and
 //! passes them on in batches, waiting while the sinks take each batch, so
 //! a child that reports faster than the sinks write is slowed down instead
 //! of filling memory. An event longer than the size limit is skipped as it streams
@@ -11,7 +12,7 @@ use serde_json::json;
 
 use super::lines::{Lines, Piece};
 use super::{RelayTarget, Relayed, AS_DESCRIBED_LINE, NOT_AS_DESCRIBED_LINE};
-use crate::events::{jsonl, Event, EventKind, Level};
+use crate::events::{frame, jsonl, Event, EventKind, Level};
 
 /// The default limit on one event, in bytes of its JSON line.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -137,10 +138,15 @@ fn push_parsed(batch: &mut Vec<Event>, line: &[u8]) {
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    match std::str::from_utf8(line).map_err(|e| e.to_string()).and_then(|text| {
-        jsonl::parse_line_relayed(text)
+    let event = if line.first() == Some(&frame::FRAME_START) {
+        frame::read(line).map_err(|e| e.to_string())
+    } else {
+        std::str::from_utf8(line)
             .map_err(|e| e.to_string())
-    }) {
+            .and_then(|text| jsonl::parse_line_raw(text).map_err(|e| e.to_string()))
+            .map(|(_, event)| event)
+    };
+    match event {
         Ok(event) => batch.push(event),
         Err(e) => tracing::warn!("the isolated process sent a line that is not an event ({e})"),
     }
@@ -149,8 +155,12 @@ fn push_parsed(batch: &mut Vec<Event>, line: &[u8]) {
 /// The note replacing an event of `bytes` bytes beginning with `prefix`,
 /// and the event's kind when it was the run's result or error.
 fn too_large(prefix: &[u8], bytes: u64, limit: usize) -> (Event, Option<EventKind>) {
-    let kind = string_field(prefix, "kind").and_then(|k| k.parse::<EventKind>().ok());
-    let name = string_field(prefix, "event");
+    let (kind, name) = if prefix.first() == Some(&frame::FRAME_START) {
+        (Some(EventKind::Event), frame::name_in_prefix(prefix))
+    } else {
+        let kind = string_field(prefix, "kind").and_then(|k| k.parse::<EventKind>().ok());
+        (kind, string_field(prefix, "event"))
+    };
     let what = match (&kind, &name) {
         (Some(kind), Some(name)) => format!("a {kind} event ({name:?})"),
         _ => "an event".to_owned(),
@@ -185,16 +195,18 @@ fn string_field(prefix: &[u8], field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EventSink, Flush, JsonlSink, RunInfo};
+    use crate::events::{LineWriter, RunInfo};
+    use crate::isolate::channel_sink::write_event;
     use std::sync::mpsc::sync_channel;
 
+    /// What the child's sink writes for `events`.
     fn lines_of(events: &[Event]) -> Vec<u8> {
-        let sink = JsonlSink::new(Vec::new(), Flush::Buffered);
+        let (mut out, mut lines) = (Vec::new(), LineWriter::default());
         let run = RunInfo::new("demo", "train");
         for event in events {
-            sink.emit(&run, event);
+            write_event(&mut out, &mut lines, &run, event);
         }
-        sink.into_inner().unwrap()
+        out
     }
 
     fn relayed(input: &[u8], limit: usize) -> (Vec<Event>, Vec<(EventKind, u64)>) {
@@ -283,10 +295,29 @@ mod tests {
 
     #[test]
     fn garbage_is_skipped() {
-        let mut input = b"not json\n\xff\xfe\n\n".to_vec();
-        input.extend(lines_of(&[Event::user("ok", json!(1))]));
+        let mut input = b"not json\n\xff\xfe\n\n\x1e1.0\x1finfo\x1fforged\x1f-\x1f-\x1f{\"a\":1}}\n".to_vec();
+        input.extend(lines_of(&[Event::user("ok", json!(1)), Event::user("framed", json!({"i": 1}))]));
         let (events, _) = relayed(&input, DEFAULT_MAX_EVENT_BYTES);
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].event, "ok");
+        let names: Vec<_> = events.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(names, ["ok", "framed"]);
+    }
+
+    #[test]
+    fn user_events_cross_as_frames_and_come_out_as_they_went_in() {
+        let sent = [
+            Event::user("tick", json!({"i": 1})).with_step("train").with_level(Level::Debug),
+            Event::user("no frame", json!([1])),
+            Event::result(json!({"done": true})),
+        ];
+        let input = lines_of(&sent);
+        let first_line = input.split(|&b| b == b'\n').next().unwrap();
+        assert_eq!(first_line.first(), Some(&frame::FRAME_START));
+        let (events, _) = relayed(&input, DEFAULT_MAX_EVENT_BYTES);
+        let parsed: Vec<Event> = events.iter().map(|e| e.with_parsed_data().into_owned()).collect();
+        let micros = |e: &Event| crate::events::time::unix_parts(e.time);
+        assert_eq!(parsed[0], sent[0], "a frame keeps the time to the nanosecond");
+        for (got, want) in parsed[1..].iter().zip(&sent[1..]) {
+            assert_eq!((micros(got), &got.event, &got.data), (micros(want), &want.event, &want.data));
+        }
     }
 }

@@ -6,17 +6,18 @@
 //! cancel flag; when the channel closes (the loader is gone) or the loader
 //! dies (SIGTERM from the kernel), the child kills its whole process group.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
 
+use super::channel_sink::ChannelSink;
 use super::child_writer::ChannelWriter;
 use super::{IsolatedRun, AS_DESCRIBED_LINE, CANCEL_LINE, NOT_AS_DESCRIBED_LINE};
 use crate::discovery::Discovery;
-use crate::events::{EventSink, Flush, JsonlSink, RunInfo};
+use crate::events::{EventSink, RunInfo};
 use crate::host::{CancelFlag, RunSettings};
 use crate::load_report::version_triple;
 use crate::runner::{failure_event, run_action};
@@ -65,10 +66,7 @@ pub fn serve_child() -> i32 {
             return 2;
         }
     };
-    let sink: Arc<dyn EventSink> = Arc::new(JsonlSink::new(
-        Box::new(writer.clone()) as Box<dyn Write + Send>,
-        Flush::EachLine,
-    ));
+    let sink: Arc<dyn EventSink> = Arc::new(ChannelSink::new(writer.clone()));
     let discovery = Discovery::load_files(std::slice::from_ref(&request.library));
     let settings = RunSettings {
         env: PluginEnvironment::new(request.env),
@@ -83,8 +81,11 @@ pub fn serve_child() -> i32 {
             plugin.manifest == expected.manifest && version_triple(plugin.api_version()) == expected.api_version
         });
         let verdict = if as_described { AS_DESCRIBED_LINE } else { NOT_AS_DESCRIBED_LINE };
-        let mut channel = writer.clone();
-        if writeln!(channel, "{verdict}").and_then(|()| channel.flush()).is_err() {
+        let line = |pending: &mut Vec<u8>| {
+            pending.extend_from_slice(verdict.as_bytes());
+            pending.push(b'\n');
+        };
+        if writer.send(line).is_err() {
             return 2;
         }
         if !as_described {

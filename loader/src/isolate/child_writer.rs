@@ -3,6 +3,9 @@
 //! thread sends whatever has gathered in one write, so a plugin reporting
 //! millions of events costs a few large writes instead of one system call
 //! each, and an event emitted while the channel is idle leaves at once.
+//! While lines keep coming, the writer thread lets each batch gather for
+//! [`GATHER`] instead of being woken by every line (a system call each on
+//! the plugin's thread): an event then waits at most that long.
 //!
 //! What is pending when the process ends is still sent: the run's end
 //! drains the buffer ([`ChannelWriter::drain`]), and so do `exit()` (an
@@ -14,15 +17,19 @@
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::events::lock;
 use crate::sys;
 
 /// Pending bytes beyond which an emitting thread waits for the writer.
-const MAX_PENDING: usize = 1024 * 1024;
+const MAX_PENDING: usize = 256 * 1024;
+
+/// How long the writer thread, having sent a batch, lets the next one
+/// gather before it goes idle (and has to be woken by the next line).
+const GATHER: Duration = Duration::from_micros(200);
 
 /// How long a crash handler waits for the writer thread to finish a write
 /// (which waits for the loader to read: a busy loader may take a while).
@@ -35,15 +42,18 @@ struct Shared {
     in_flight: AtomicBool,
     /// The channel failed: nothing more can be sent.
     closed: AtomicBool,
-    /// The writer thread waits for bytes (so a new line must wake it).
+    /// The writer thread is idle: the next line must wake it.
     writer_waiting: AtomicBool,
+    /// Threads waiting on `changed` for room or for a drain (changed under
+    /// `pending`'s lock, so the writer wakes them only when there are any).
+    waiters: AtomicUsize,
     fd: RawFd,
 }
 
 /// The one writer of this process (crash handlers find it here).
 static WRITER: OnceLock<Arc<Shared>> = OnceLock::new();
 
-/// A `Write` into the channel that batches (see the module docs). Cheap to
+/// The channel's batching writer (see the module docs). Cheap to
 /// clone; all clones share the buffer.
 #[derive(Clone)]
 pub struct ChannelWriter {
@@ -60,6 +70,7 @@ impl ChannelWriter {
             in_flight: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             writer_waiting: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
             fd: channel.as_raw_fd(),
         });
         if WRITER.set(shared.clone()).is_err() {
@@ -79,65 +90,83 @@ impl ChannelWriter {
         let mut pending = lock(&shared.pending);
         while (!pending.is_empty() || shared.in_flight.load(Ordering::SeqCst)) && !shared.closed.load(Ordering::SeqCst)
         {
-            pending = self
-                .shared
-                .changed
-                .wait_timeout(pending, Duration::from_millis(10))
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|p| p.into_inner().0);
+            pending = shared.wait(pending);
         }
     }
-}
 
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut pending = lock(&self.shared.pending);
-        while pending.len() >= MAX_PENDING && !self.shared.closed.load(Ordering::SeqCst) {
-            pending = self.shared.changed.wait(pending).unwrap_or_else(|p| p.into_inner());
+    /// Appends to what is pending with `append` (a whole line or more, so
+    /// that lines from several threads never interleave), waiting while too
+    /// much is pending, and wakes the writer thread if it is idle; when it
+    /// is busy sending, it takes these bytes with the next batch.
+    pub fn send(&self, append: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let shared = &self.shared;
+        let mut pending = lock(&shared.pending);
+        while pending.len() >= MAX_PENDING && !shared.closed.load(Ordering::SeqCst) {
+            pending = shared.wait(pending);
         }
-        if self.shared.closed.load(Ordering::SeqCst) {
+        if shared.closed.load(Ordering::SeqCst) {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the channel to the loader is closed",
             ));
         }
-        pending.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    /// Wakes the writer thread if it waits; when it is busy sending, it
-    /// takes these bytes with the next batch (no system call here).
-    fn flush(&mut self) -> io::Result<()> {
-        if self.shared.writer_waiting.load(Ordering::SeqCst) {
-            self.shared.changed.notify_all();
+        append(&mut pending);
+        drop(pending);
+        if shared.writer_waiting.swap(false, Ordering::SeqCst) {
+            shared.changed.notify_all();
         }
         Ok(())
     }
 }
 
+impl Shared {
+    /// Waits on `changed` for room or a drain, counted in `waiters`.
+    fn wait<'a>(&self, pending: MutexGuard<'a, Vec<u8>>) -> MutexGuard<'a, Vec<u8>> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let pending = self.changed.wait(pending).unwrap_or_else(|p| p.into_inner());
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        pending
+    }
+
+    /// Wakes the threads waiting for room or a drain, if there are any;
+    /// called with `pending` locked, after what they wait for changed.
+    fn wake_waiters(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
+        }
+    }
+}
+
 /// The writer thread: sends what is pending, in one write, until the
-/// channel fails.
+/// channel fails. After each write it lets the next batch gather for
+/// [`GATHER`]; only when nothing came in that time does it wait to be woken.
 fn write_batches(shared: &Shared, mut channel: UnixStream) {
     let mut batch = Vec::with_capacity(64 * 1024);
+    let mut pending = lock(&shared.pending);
     loop {
-        {
-            let mut pending = lock(&shared.pending);
-            while pending.is_empty() {
-                shared.writer_waiting.store(true, Ordering::SeqCst);
-                pending = shared.changed.wait(pending).unwrap_or_else(|p| p.into_inner());
-                shared.writer_waiting.store(false, Ordering::SeqCst);
-            }
-            std::mem::swap(&mut *pending, &mut batch);
-            shared.in_flight.store(true, Ordering::SeqCst);
+        if pending.is_empty() {
+            pending = match shared.changed.wait_timeout(pending, GATHER) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
-        shared.changed.notify_all();
+        while pending.is_empty() {
+            shared.writer_waiting.store(true, Ordering::SeqCst);
+            pending = shared.changed.wait(pending).unwrap_or_else(|p| p.into_inner());
+        }
+        shared.writer_waiting.store(false, Ordering::SeqCst);
+        std::mem::swap(&mut *pending, &mut batch);
+        shared.in_flight.store(true, Ordering::SeqCst);
+        shared.wake_waiters();
+        drop(pending);
         let sent = channel.write_all(&batch);
         batch.clear();
+        pending = lock(&shared.pending);
+        shared.in_flight.store(false, Ordering::SeqCst);
         if sent.is_err() {
             shared.closed.store(true, Ordering::SeqCst);
         }
-        shared.in_flight.store(false, Ordering::SeqCst);
-        shared.changed.notify_all();
+        shared.wake_waiters();
         if sent.is_err() {
             return;
         }

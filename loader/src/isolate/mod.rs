@@ -32,6 +32,7 @@ mod channel;
 mod child;
 pub mod clients;
 pub mod child_env;
+mod channel_sink;
 mod child_writer;
 pub(crate) mod lines;
 pub mod output;

@@ -1,0 +1,334 @@
+//! The isolated child's compact line for a user event (a *frame*), which
+//! its channel carries instead of the event's JSON line: the parent reads
+//! it without parsing a JSON envelope or a date, and the bytes crossing the
+//! channel are a fifth of the JSON line's.
+//!
+//! ```text
+//! RS secs.nanos US level US event US step US file US data LF
+//! ```
+//!
+//! `RS` (0x1E) opens a frame (a JSON line opens with `{`); `US` (0x1F)
+//! separates its fields: the time since the Unix epoch, the level's name,
+//! the event's name, the step and the file (`-` when absent, `+` and the
+//! text when present) and the data, a JSON object on one line. Names, steps
+//! and files hold no control character, so no field holds `US` or a line
+//! break; an event that does not fit (another kind, a string with a control
+//! character, data that is not an object, a time before 1970) goes as its
+//! JSON line. The parent reads a frame as untrusted input: every field is
+//! checked, the data as JSON.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::{Event, EventKind, Level, RawData, UserEvent};
+
+/// The byte that opens a frame.
+pub const FRAME_START: u8 = 0x1e;
+
+/// The byte between a frame's fields.
+const SEPARATOR: u8 = 0x1f;
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("a frame is not UTF-8")]
+    NotUtf8,
+    #[error("a frame has {0} fields, not 6")]
+    Fields(usize),
+    #[error("invalid frame time {0:?}")]
+    Time(String),
+    #[error("invalid frame level {0:?}")]
+    Level(String),
+    #[error("invalid frame {0} field {1:?} (expected - or + and the text)")]
+    Optional(&'static str, String),
+    #[error("a frame's {0} holds a control character")]
+    Control(&'static str),
+    #[error("a frame's data is not a JSON object on one line")]
+    Data,
+}
+
+/// Whether `event` goes as a frame.
+pub fn fits(event: &Event) -> bool {
+    event.kind == EventKind::Event
+        && event.dropped_late_calls.is_none()
+        && (event.raw_data.is_some() || event.data.is_object())
+        && header_fits(event.time, &event.event, event.step.as_deref(), event.file.as_deref())
+}
+
+/// Whether `event` goes as a frame.
+pub fn fits_user(event: &UserEvent<'_>) -> bool {
+    header_fits(event.time, event.name, event.step, event.file)
+}
+
+fn header_fits(time: SystemTime, name: &str, step: Option<&str>, file: Option<&str>) -> bool {
+    time >= UNIX_EPOCH && plain(name) && step.is_none_or(plain) && file.is_none_or(plain)
+}
+
+/// Whether `text` has no control character.
+fn plain(text: &str) -> bool {
+    !text.bytes().any(|b| b < 0x20)
+}
+
+/// Writes `event`, which [`fits`], as a frame and its line break.
+pub fn write(out: &mut Vec<u8>, event: &Event) {
+    let header = Header {
+        time: event.time,
+        level: event.level,
+        name: &event.event,
+        step: event.step.as_deref(),
+        file: event.file.as_deref(),
+    };
+    header.write(out);
+    match &event.raw_data {
+        Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
+        None => serde_json::to_writer(&mut *out, &event.data).expect("a JSON value always serialises"),
+    }
+    out.push(b'\n');
+}
+
+/// Writes `event`, which [`fits_user`], as a frame and its line break.
+pub fn write_user(out: &mut Vec<u8>, event: &UserEvent<'_>) {
+    let header = Header {
+        time: event.time,
+        level: event.level,
+        name: event.name,
+        step: event.step,
+        file: event.file,
+    };
+    header.write(out);
+    out.extend_from_slice(event.data.get().as_bytes());
+    out.push(b'\n');
+}
+
+/// A frame's fields before its data.
+struct Header<'a> {
+    time: SystemTime,
+    level: Level,
+    name: &'a str,
+    step: Option<&'a str>,
+    file: Option<&'a str>,
+}
+
+impl Header<'_> {
+    /// Writes the fields and the separator before the data.
+    fn write(&self, out: &mut Vec<u8>) {
+        let since_epoch = self.time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut digits = itoa::Buffer::new();
+        out.push(FRAME_START);
+        out.extend_from_slice(digits.format(since_epoch.as_secs()).as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(digits.format(since_epoch.subsec_nanos()).as_bytes());
+        out.push(SEPARATOR);
+        out.extend_from_slice(self.level.as_str().as_bytes());
+        out.push(SEPARATOR);
+        out.extend_from_slice(self.name.as_bytes());
+        for optional in [self.step, self.file] {
+            out.push(SEPARATOR);
+            match optional {
+                None => out.push(b'-'),
+                Some(text) => {
+                    out.push(b'+');
+                    out.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        out.push(SEPARATOR);
+    }
+}
+
+/// Reads a frame (without its line break) into the user event it stands
+/// for, the data kept as text ([`Event::raw_data`]).
+pub fn read(line: &[u8]) -> Result<Event, FrameError> {
+    let line = line.strip_prefix(&[FRAME_START]).unwrap_or(line);
+    let text = std::str::from_utf8(line).map_err(|_| FrameError::NotUtf8)?;
+    let mut ends = memchr::memchr_iter(SEPARATOR, line);
+    let mut start = 0;
+    let mut next = || {
+        let end = ends.next()?;
+        let field = &text[start..end];
+        start = end + 1;
+        Some(field)
+    };
+    let (Some(time), Some(level), Some(name), Some(step), Some(file)) = (next(), next(), next(), next(), next()) else {
+        return Err(FrameError::Fields(1 + memchr::memchr_iter(SEPARATOR, line).count()));
+    };
+    let data = &text[start..];
+    if data.is_empty() {
+        return Err(FrameError::Fields(6));
+    }
+    let time = read_time(time).ok_or_else(|| FrameError::Time(time.to_owned()))?;
+    let level: Level = level.parse().map_err(|_| FrameError::Level(level.to_owned()))?;
+    let step = read_optional("step", step)?;
+    let file = read_optional("file", file)?;
+    for (what, text) in [("event name", Some(name)), ("step", step), ("file", file)] {
+        if !plain(text.unwrap_or_default()) {
+            return Err(FrameError::Control(what));
+        }
+    }
+    if data.bytes().any(|b| b == b'\r') {
+        return Err(FrameError::Data);
+    }
+    let raw: &RawValue = serde_json::from_str(data).map_err(|_| FrameError::Data)?;
+    let raw_data = RawData::object(raw).ok_or(FrameError::Data)?;
+    Ok(Event {
+        time,
+        kind: EventKind::Event,
+        event: name.to_owned(),
+        step: step.map(str::to_owned),
+        level,
+        file: file.map(str::to_owned),
+        data: Value::Null,
+        dropped_late_calls: None,
+        raw_data: Some(raw_data),
+    })
+}
+
+/// The event name in the beginning of a frame (of one too long to read
+/// whole), when the beginning holds all of it.
+pub fn name_in_prefix(prefix: &[u8]) -> Option<String> {
+    let mut fields = prefix.strip_prefix(&[FRAME_START])?.split(|&b| b == SEPARATOR);
+    let name = fields.nth(2)?;
+    fields.next()?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// `secs.nanos`, both decimal digits, `nanos` under a second.
+fn read_time(text: &str) -> Option<SystemTime> {
+    let (secs, nanos) = text.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !digits(nanos) {
+        return None;
+    }
+    let nanos: u32 = nanos.parse().ok().filter(|n| *n < 1_000_000_000)?;
+    UNIX_EPOCH.checked_add(Duration::new(secs.parse().ok()?, nanos))
+}
+
+fn read_optional<'a>(what: &'static str, field: &'a str) -> Result<Option<&'a str>, FrameError> {
+    match field.split_at_checked(1) {
+        Some(("-", "")) => Ok(None),
+        Some(("+", text)) => Ok(Some(text)),
+        _ => Err(FrameError::Optional(what, field.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn frame_of(event: &Event) -> Vec<u8> {
+        assert!(fits(event), "{event:?}");
+        let mut out = Vec::new();
+        write(&mut out, event);
+        assert_eq!(out.pop(), Some(b'\n'));
+        assert!(!out.contains(&b'\n'));
+        out
+    }
+
+    fn read_back(event: &Event) -> Event {
+        read(&frame_of(event)).unwrap_or_else(|e| panic!("{e}: {event:?}"))
+    }
+
+    #[test]
+    fn a_user_event_reads_back_as_it_was_written() {
+        let events = [
+            Event::user("tick", json!({"i": 1, "loss": 0.25})),
+            Event::user("tick", json!({}))
+                .with_step("train")
+                .with_file("/d \"q\".csv")
+                .with_level(Level::Critical),
+            Event::user("ünïcode · \\ \"", json!({"nested": {"a": [1, 2.5, null, "x\ny\u{1f}"]}})).with_step(""),
+        ];
+        for event in events {
+            let back = read_back(&event);
+            assert_eq!(back.with_parsed_data().into_owned(), event);
+        }
+    }
+
+    #[test]
+    fn a_user_event_by_reference_reads_back_as_its_event() {
+        let data: &RawValue = serde_json::from_str(r#"{"i": 1}"#).unwrap();
+        let user = UserEvent::now("tick", Level::Warning, Some("train"), None, data).unwrap();
+        assert!(fits_user(&user));
+        let mut out = Vec::new();
+        write_user(&mut out, &user);
+        assert_eq!(out.pop(), Some(b'\n'));
+        assert_eq!(read(&out).unwrap(), user.to_event());
+        let two_lines: &RawValue = serde_json::from_str("{\"i\":\n1}").unwrap();
+        assert!(UserEvent::now("tick", Level::Info, None, None, two_lines).is_none());
+        assert!(!fits_user(&UserEvent::now("t\u{7}ck", Level::Info, None, None, data).unwrap()));
+    }
+
+    #[test]
+    fn raw_data_goes_as_its_text() {
+        let mut event = Event::user("tick", Value::Null);
+        event.raw_data = RawData::parse_object(r#"{"b": 1,  "a":"\u0041"}"#);
+        let back = read_back(&event);
+        assert_eq!(back.raw_data.unwrap().get(), r#"{"b": 1,  "a":"\u0041"}"#);
+    }
+
+    #[test]
+    fn times_keep_their_nanoseconds() {
+        for time in [UNIX_EPOCH, UNIX_EPOCH + Duration::new(1_795_666_931, 550_344_017)] {
+            let event = Event::user("tick", json!({})).with_time(time);
+            assert_eq!(read_back(&event).time, time);
+        }
+    }
+
+    #[test]
+    fn what_a_frame_cannot_say_goes_as_a_json_line() {
+        let user = || Event::user("tick", json!({}));
+        let others = [
+            Event::result(json!({})),
+            Event::message(Level::Info, "hello"),
+            user().with_dropped_late_calls(0),
+            Event::user("tick", json!([1])),
+            Event::user("tick", Value::Null),
+            Event::user("ti\nck", json!({})),
+            user().with_step("a\u{1f}b"),
+            user().with_file("a\rb"),
+            user().with_time(UNIX_EPOCH - Duration::from_secs(1)),
+        ];
+        for event in others {
+            assert!(!fits(&event), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn a_forged_frame_is_refused_with_its_reason() {
+        let good = String::from_utf8(frame_of(&Event::user("tick", json!({"i": 1})).with_step("s"))).unwrap();
+        let field = |n: usize| good[1..].split('\u{1f}').nth(n).unwrap().to_owned();
+        let cases = [
+            (good.replacen(&field(0), "12", 1), FrameError::Time("12".into())),
+            (good.replacen(&field(0), "1.1000000000", 1), FrameError::Time("1.1000000000".into())),
+            (good.replacen(&field(0), "-1.0", 1), FrameError::Time("-1.0".into())),
+            (good.replacen("info", "loud", 1), FrameError::Level("loud".into())),
+            (good.replacen("+s", "s", 1), FrameError::Optional("step", "s".into())),
+            (good.replacen("+s", "-s", 1), FrameError::Optional("step", "-s".into())),
+            (good.replacen("+s", "+s\u{7}", 1), FrameError::Control("step")),
+            (good.replacen("tick", "ti\tck", 1), FrameError::Control("event name")),
+            (good.replacen(r#"{"i":1}"#, "[1]", 1), FrameError::Data),
+            (good.replacen(r#"{"i":1}"#, r#"{"i":1}}"#, 1), FrameError::Data),
+            (good.replacen(r#"{"i":1}"#, "{\"i\":\r1}", 1), FrameError::Data),
+            (good.replacen(r#"{"i":1}"#, "", 1), FrameError::Fields(6)),
+            (good[..good.rfind('\u{1f}').unwrap()].to_owned(), FrameError::Fields(5)),
+        ];
+        for (line, error) in cases {
+            assert_eq!(read(line.as_bytes()).unwrap_err(), error, "{line:?}");
+        }
+        assert_eq!(read(b"\x1e\xff").unwrap_err(), FrameError::NotUtf8);
+        let trailing = format!("{good}\u{1f}{{}}");
+        assert_eq!(read(trailing.as_bytes()).unwrap_err(), FrameError::Data, "a seventh field is data");
+    }
+
+    #[test]
+    fn the_name_is_read_from_a_beginning_that_holds_all_of_it() {
+        let frame = frame_of(&Event::user("big", json!({"blob": "x".repeat(100)})));
+        let name_end = 1 + frame[1..].iter().position(|&b| b == b'b').unwrap() + 3;
+        assert_eq!(name_in_prefix(&frame[..64]).as_deref(), Some("big"));
+        assert_eq!(name_in_prefix(&frame[..name_end]), None, "the name may go on");
+        assert_eq!(name_in_prefix(b"{\"kind\":\"event\"}"), None);
+    }
+}
