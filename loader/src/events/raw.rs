@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use super::{Event, EventKind, EventSink, Level, RunInfo};
 
-/// A JSON object as text, checked to be valid JSON when made.
+/// A JSON object as text on one line, checked to be valid JSON when made.
 #[derive(Debug, Clone)]
-pub struct RawData(Box<RawValue>);
+pub struct RawData(String);
 
 impl RawData {
     /// The data of `raw` when it is a JSON object (serde_json has already
@@ -25,14 +25,34 @@ impl RawData {
     /// line break (whitespace between its tokens: a string cannot hold one)
     /// is rewritten compactly, so the data never ends a JSON line.
     pub fn object(raw: &RawValue) -> Option<Self> {
+        let mut data = RawData(String::new());
+        data.set_object(raw).then_some(data)
+    }
+
+    /// Makes this the data of `raw`, as [`object`](Self::object) does,
+    /// reusing this text's allocation; false (and unchanged) when `raw` is
+    /// not an object.
+    pub fn set_object(&mut self, raw: &RawValue) -> bool {
         if is_one_line_object(raw) {
-            return Some(RawData(raw.to_owned()));
+            self.0.clear();
+            self.0.push_str(raw.get());
+            return true;
         }
         if !raw.get().starts_with('{') {
-            return None;
+            return false;
         }
-        let value: Value = serde_json::from_str(raw.get()).ok()?;
-        RawValue::from_string(value.to_string()).ok().map(RawData)
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(value) => {
+                self.0 = value.to_string();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The capacity of the text's allocation.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
     }
 
     /// Checks `text` and keeps it when it is one JSON object.
@@ -43,7 +63,7 @@ impl RawData {
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The data as a value.
@@ -108,7 +128,7 @@ impl<'a> UserEvent<'a> {
             file: self.file.map(str::to_owned),
             data: Value::Null,
             dropped_late_calls: None,
-            raw_data: Some(RawData(self.data.to_owned())),
+            raw_data: Some(RawData(self.data.get().to_owned())),
         }
     }
 }

@@ -34,7 +34,7 @@ struct Gathering {
     oversized: u64,
 }
 
-/// Reads the channel to its end, sending [`Relayed::Events`] batches (and
+/// Reads the channel to its end, passing on batches of events (and
 /// [`Relayed::TerminalTooLarge`] when the result itself was too large),
 /// then [`Relayed::ChannelClosed`]. With `verdict`, the child's first line
 /// is its verdict on the library it was asked to expect: on
@@ -43,7 +43,7 @@ struct Gathering {
 pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, queue: impl RelayTarget) {
     let mut lines = Lines::new(reader, PIECE.min(max_event_bytes.max(1)));
     let mut gathering = Gathering::default();
-    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+    let mut batch = Batch::default();
     let mut awaiting_verdict = verdict;
     loop {
         match lines.next() {
@@ -65,56 +65,94 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
                     }
                 }
                 if gathering.bytes.is_empty() && gathering.oversized == 0 {
-                    push_parsed(&mut batch, line);
-                    continue_or_send(&mut batch, &queue);
-                    continue;
-                }
-                gather(&mut gathering, line, max_event_bytes);
-                let done = std::mem::take(&mut gathering);
-                if done.oversized > 0 {
-                    let (note, terminal) = too_large(&done.bytes, done.oversized, max_event_bytes);
-                    batch.push(note);
-                    if let Some(kind) = terminal {
-                        let events = take_batch(&mut batch);
-                        if !queue.relay(Relayed::Events(events))
-                            || !queue.relay(Relayed::TerminalTooLarge {
-                                kind,
-                                bytes: done.oversized,
-                            })
-                        {
-                            return;
+                    batch.push_line(line);
+                } else {
+                    gather(&mut gathering, line, max_event_bytes);
+                    let done = std::mem::take(&mut gathering);
+                    if done.oversized == 0 {
+                        batch.push_line(&done.bytes);
+                    } else {
+                        let (note, terminal) = too_large(&done.bytes, done.oversized, max_event_bytes);
+                        batch.push(note);
+                        if let Some(kind) = terminal {
+                            let bytes = done.oversized;
+                            if !batch.send(&queue) || !queue.relay(Relayed::TerminalTooLarge { kind, bytes }) {
+                                return;
+                            }
                         }
                     }
-                } else {
-                    push_parsed(&mut batch, &done.bytes);
+                }
+                // A closed queue is noticed at the next send.
+                if batch.len >= BATCH {
+                    batch.send(&queue);
                 }
             }
             Ok(Piece::Idle) => {
-                if !batch.is_empty() && !queue.relay(Relayed::Events(take_batch(&mut batch))) {
+                if !batch.send(&queue) {
                     return;
                 }
-                continue;
             }
             Ok(Piece::End) | Err(_) => break,
         }
-        continue_or_send(&mut batch, &queue);
     }
-    if !batch.is_empty() && !queue.relay(Relayed::Events(batch)) {
-        return;
+    if batch.send(&queue) {
+        queue.relay(Relayed::ChannelClosed);
     }
-    queue.relay(Relayed::ChannelClosed);
 }
 
-/// The events gathered so far, leaving an empty batch of full capacity (a
-/// batch grown a push at a time would be copied as it grows).
-fn take_batch(batch: &mut Vec<Event>) -> Vec<Event> {
-    std::mem::replace(batch, Vec::with_capacity(BATCH))
+/// The events read since the last batch was passed on. The events of a
+/// batch stay here once passed on (by reference), and the next batch's
+/// frames are read into them: their text allocations are reused instead of
+/// being made and freed for every event.
+#[derive(Default)]
+struct Batch {
+    events: Vec<Event>,
+    /// How many of `events` are read and not passed on yet.
+    len: usize,
 }
 
-/// Sends a full batch (a closed queue is noticed at the next send).
-fn continue_or_send(batch: &mut Vec<Event>, queue: &impl RelayTarget) {
-    if batch.len() >= BATCH {
-        queue.relay(Relayed::Events(take_batch(batch)));
+impl Batch {
+    /// Reads `line` (a frame or a JSON line) into the batch; a line that is
+    /// not an event is skipped with a warning.
+    fn push_line(&mut self, line: &[u8]) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let read = if line.first() == Some(&frame::FRAME_START) {
+            match self.events.get_mut(self.len) {
+                Some(reused) => frame::read_into(line, reused),
+                None => frame::read(line).map(|event| self.events.push(event)),
+            }
+            .map_err(|e| e.to_string())
+        } else {
+            std::str::from_utf8(line)
+                .map_err(|e| e.to_string())
+                .and_then(|text| jsonl::parse_line_raw(text).map_err(|e| e.to_string()))
+                .map(|(_, event)| self.put(event))
+        };
+        match read {
+            Ok(()) => self.len += 1,
+            Err(e) => tracing::warn!("the isolated process sent a line that is not an event ({e})"),
+        }
+    }
+
+    fn push(&mut self, event: Event) {
+        self.put(event);
+        self.len += 1;
+    }
+
+    /// Places `event` at the end of the batch (not counted yet).
+    fn put(&mut self, event: Event) {
+        match self.events.get_mut(self.len) {
+            Some(slot) => *slot = event,
+            None => self.events.push(event),
+        }
+    }
+
+    /// Passes on the events read (if any); false when the queue is closed.
+    fn send(&mut self, queue: &impl RelayTarget) -> bool {
+        let len = std::mem::take(&mut self.len);
+        len == 0 || queue.relay_events(&self.events[..len])
     }
 }
 
@@ -134,23 +172,6 @@ fn gather(gathering: &mut Gathering, piece: &[u8], max_event_bytes: usize) {
     gathering.bytes.extend_from_slice(piece);
 }
 
-fn push_parsed(batch: &mut Vec<Event>, line: &[u8]) {
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return;
-    }
-    let event = if line.first() == Some(&frame::FRAME_START) {
-        frame::read(line).map_err(|e| e.to_string())
-    } else {
-        std::str::from_utf8(line)
-            .map_err(|e| e.to_string())
-            .and_then(|text| jsonl::parse_line_raw(text).map_err(|e| e.to_string()))
-            .map(|(_, event)| event)
-    };
-    match event {
-        Ok(event) => batch.push(event),
-        Err(e) => tracing::warn!("the isolated process sent a line that is not an event ({e})"),
-    }
-}
 
 /// The note replacing an event of `bytes` bytes beginning with `prefix`,
 /// and the event's kind when it was the run's result or error.

@@ -301,6 +301,12 @@ pub(crate) enum Relayed {
 /// block: that is the back-pressure that slows a child down.
 pub(crate) trait RelayTarget {
     fn relay(&self, message: Relayed) -> bool;
+
+    /// Passes on a batch of events read from the channel, by reference (the
+    /// reader reuses them); by default as [`Relayed::Events`], copied.
+    fn relay_events(&self, events: &[Event]) -> bool {
+        self.relay(Relayed::Events(events.to_vec()))
+    }
 }
 
 impl RelayTarget for std::sync::mpsc::SyncSender<Relayed> {

@@ -6,6 +6,7 @@
 //! outcome; once the supervisor closes the relay, nothing more reaches the
 //! sinks, whatever a process still holding the child's pipes writes.
 
+use std::borrow::Cow;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -59,39 +60,52 @@ impl SinkRelay {
     }
 }
 
-impl RelayTarget for Arc<SinkRelay> {
-    fn relay(&self, message: Relayed) -> bool {
+impl SinkRelay {
+    /// Delivers `events` to the sinks, keeping the first outcome aside.
+    fn deliver_all<'a>(&self, events: impl IntoIterator<Item = Cow<'a, Event>>) -> bool {
         let mut state = crate::events::lock(&self.state);
         if state.closed {
             return false;
         }
-        match message {
-            Relayed::Events(events) => {
-                for event in events {
-                    let terminal = &mut state.terminal;
-                    if matches!(event.kind, EventKind::Result | EventKind::Error) {
-                        if terminal.event.is_none() && terminal.too_large.is_none() {
-                            terminal.event = Some(event);
-                        } else {
-                            tracing::warn!("the isolated process reported a second outcome; it was ignored");
-                        }
-                    } else {
-                        deliver(&self.sink, &self.run, &event);
-                    }
+        for event in events {
+            if matches!(event.kind, EventKind::Result | EventKind::Error) {
+                let terminal = &mut state.terminal;
+                if terminal.event.is_none() && terminal.too_large.is_none() {
+                    terminal.event = Some(event.into_owned());
+                } else {
+                    tracing::warn!("the isolated process reported a second outcome; it was ignored");
                 }
-                self.sink.flush();
-                true
+            } else {
+                deliver(&self.sink, &self.run, &event);
             }
+        }
+        self.sink.flush();
+        true
+    }
+}
+
+impl RelayTarget for Arc<SinkRelay> {
+    fn relay(&self, message: Relayed) -> bool {
+        match message {
+            Relayed::Events(events) => self.deliver_all(events.into_iter().map(Cow::Owned)),
             Relayed::TerminalTooLarge { kind, bytes } => {
+                let mut state = crate::events::lock(&self.state);
+                if state.closed {
+                    return false;
+                }
                 if state.terminal.event.is_none() {
                     state.terminal.too_large = Some((kind, bytes));
                 }
                 true
             }
             notice => {
-                drop(state);
-                self.notify(notice)
+                let closed = crate::events::lock(&self.state).closed;
+                !closed && self.notify(notice)
             }
         }
+    }
+
+    fn relay_events(&self, events: &[Event]) -> bool {
+        self.deliver_all(events.iter().map(Cow::Borrowed))
     }
 }
