@@ -218,6 +218,9 @@ impl Reported {
 pub struct Logger {
     host: HostHandle,
     current_step: RwLock<Option<String>>,
+    /// Whether `current_step` is set: a step-less call outside any step (the
+    /// hot path of most actions) reads this instead of taking the lock.
+    in_step: AtomicBool,
     finished: AtomicBool,
     reported: Mutex<Reported>,
 }
@@ -227,6 +230,7 @@ impl Logger {
         Self {
             host,
             current_step: RwLock::new(None),
+            in_step: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
         }
@@ -240,12 +244,22 @@ impl Logger {
     /// it). The orchestrator sets it around each step; every clone of the
     /// context shares it.
     pub fn set_step(&self, step: Option<&str>) {
-        *self.current_step.write().unwrap_or_else(|e| e.into_inner()) = step.map(str::to_owned);
+        let mut current = self.current_step.write().unwrap_or_else(|e| e.into_inner());
+        *current = step.map(str::to_owned);
+        self.in_step.store(step.is_some(), Ordering::Release);
     }
 
     /// The step running now, if any.
     pub fn get_step(&self) -> Option<String> {
-        self.current_step.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.with_step(|step| step.map(str::to_owned))
+    }
+
+    /// Runs `f` with the step running now, borrowed.
+    fn with_step<T>(&self, f: impl FnOnce(Option<&str>) -> T) -> T {
+        if !self.in_step.load(Ordering::Acquire) {
+            return f(None);
+        }
+        f(self.current_step.read().unwrap_or_else(|e| e.into_inner()).as_deref())
     }
 
     /// Sets the progress of `step`, or of the running step when `step` is
@@ -259,10 +273,7 @@ impl Logger {
             Some(step) => self.send_progress(current, total, Some(step)),
             // The running step's name is borrowed, not copied: this is the
             // hot path of a progress loop inside a workflow step.
-            None => {
-                let running = self.current_step.read().unwrap_or_else(|e| e.into_inner());
-                self.send_progress(current, total, running.as_deref())
-            }
+            None => self.with_step(|running| self.send_progress(current, total, running)),
         }
     }
 

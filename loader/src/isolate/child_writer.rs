@@ -112,7 +112,11 @@ impl ChannelWriter {
         }
         append(&mut pending);
         drop(pending);
-        if shared.writer_waiting.swap(false, Ordering::SeqCst) {
+        // Read before the swap: an atomic write on every line would pull the
+        // flag's cache line away from the writer thread each time. The lock
+        // just released orders this read after the writer's store (which it
+        // makes holding the lock, before it waits).
+        if shared.writer_waiting.load(Ordering::Relaxed) && shared.writer_waiting.swap(false, Ordering::SeqCst) {
             shared.changed.notify_all();
         }
         Ok(())

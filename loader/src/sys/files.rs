@@ -1,5 +1,5 @@
 //! The loader's calls into the operating system that Rust's standard
-//! library does not offer safely: an exclusive advisory file lock, reserving file space, a shared writable mapping of a
+//! library does not offer safely: an exclusive advisory file lock, a shared writable mapping of a
 //! file, a helper process that cuts a file to its written length when the
 //! loader dies, and an exit hook. Each `unsafe` block says why it holds.
 
@@ -27,24 +27,6 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     }
 }
 
-/// Makes sure bytes `offset..offset + len` of `file` have disk space
-/// allocated, so that writing them through a mapping cannot fail for lack
-/// of space (which would be a SIGBUS, not an error). Extends the file if it
-/// is shorter.
-pub fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    let too_large = || io::Error::other("file too large to reserve");
-    let offset = libc::off_t::try_from(offset).map_err(|_| too_large())?;
-    let len = libc::off_t::try_from(len).map_err(|_| too_large())?;
-    // SAFETY: `posix_fallocate` takes a descriptor and two offsets and
-    // touches no memory of ours; the descriptor is valid while `file` is
-    // borrowed. It returns the error number instead of setting errno.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) };
-    match rc {
-        0 => Ok(()),
-        errno => Err(io::Error::from_raw_os_error(errno)),
-    }
-}
-
 /// A shared, writable mapping of part of a file: bytes written into it are
 /// the file's bytes, kept by the kernel even if this process dies the next
 /// instant.
@@ -60,7 +42,7 @@ unsafe impl Send for SharedMapping {}
 
 impl SharedMapping {
     /// Maps bytes `offset..offset + len` of `file` (opened for reading and
-    /// writing, space reserved with [`reserve`]; `offset` a multiple of the
+    /// writing, its space allocated; `offset` a multiple of the
     /// page size). The pages are faulted in at once where the platform can.
     pub fn new(file: &File, offset: u64, len: usize) -> io::Result<Self> {
         if len == 0 {
