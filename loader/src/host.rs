@@ -370,8 +370,9 @@ impl ContextHost for RunHost {
                     self.emit_user(&user);
                     return Ok(());
                 }
+                // Data with line breaks between its tokens is rewritten on one line.
                 let step = step.map(Cow::into_owned);
-                match RawData::object(data).filter(|_| attributed) {
+                match attributed.then(|| RawData::object(data)).flatten() {
                     Some(raw) => {
                         let mut event = Event::new(EventKind::Event, event, level, Value::Null);
                         event.step = step;

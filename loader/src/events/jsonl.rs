@@ -21,9 +21,10 @@
 //! line is serialised straight into a `BufWriter`, with the run's part
 //! (`job_id`, `plugin`, `action`) serialised once per run, the date and time
 //! of day once a second, a user event's data copied as the text it came in
-//! ([`Event::raw_data`]). The buffer is written through at the end or after every line (see [`Flush`]), or, for
-//! a reader following the stream live, within a bounded delay
-//! ([`JsonlSink::live`]).
+//! ([`Event::raw_data`]). The buffer is written through at the end or
+//! after every line (see [`Flush`]), or, for a reader following the stream
+//! live, within a bounded delay ([`JsonlSink::live`]). [`LineWriter`]
+//! writes the lines; an isolated child's channel sink uses it too.
 
 use std::borrow::Cow;
 use std::fs::File;
