@@ -324,6 +324,28 @@ mod tests {
     }
 
     #[test]
+    fn events_read_into_reused_ones_keep_nothing_of_earlier_batches() {
+        // Five kinds, so that a batch's slot holds another kind in the next
+        // batch (256 is not a multiple of 5): frames and JSON lines.
+        let sent: Vec<Event> = (0..3 * BATCH)
+            .map(|i| match i % 5 {
+                0 => Event::user("with step", json!({ "i": i })).with_step("train").with_file("/f"),
+                1 => Event::user("plain", json!({ "i": i })),
+                2 => Event::message(Level::Warning, format!("message {i}")),
+                3 => Event::user("not an object", json!([i])),
+                _ => Event::user("debug", json!({ "i": i, "pad": "x".repeat(i) })).with_level(Level::Debug),
+            })
+            .collect();
+        let (events, _) = relayed(&lines_of(&sent), DEFAULT_MAX_EVENT_BYTES);
+        assert_eq!(events.len(), sent.len());
+        for (got, want) in events.iter().zip(&sent) {
+            let got = got.with_parsed_data();
+            assert_eq!((&got.event, &got.step, &got.file, got.level), (&want.event, &want.step, &want.file, want.level));
+            assert_eq!(got.data, want.data);
+        }
+    }
+
+    #[test]
     fn user_events_cross_as_frames_and_come_out_as_they_went_in() {
         let sent = [
             Event::user("tick", json!({"i": 1})).with_step("train").with_level(Level::Debug),
