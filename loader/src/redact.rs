@@ -73,7 +73,6 @@ fn starts_with_ignoring_case(bytes: &[u8], part: &str) -> bool {
     bytes.len() >= part.len() && bytes[..part.len()].eq_ignore_ascii_case(part.as_bytes())
 }
 
-
 /// The secrets to hide, and how.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {

@@ -172,7 +172,6 @@ fn gather(gathering: &mut Gathering, piece: &[u8], max_event_bytes: usize) {
     gathering.bytes.extend_from_slice(piece);
 }
 
-
 /// The note replacing an event of `bytes` bytes beginning with `prefix`,
 /// and the event's kind when it was the run's result or error.
 fn too_large(prefix: &[u8], bytes: u64, limit: usize) -> (Event, Option<EventKind>) {
