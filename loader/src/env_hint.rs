@@ -145,12 +145,12 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::events::MemorySink;
 
     /// The content of a warning event.
     fn warning_content(event: &Event) -> Option<&str> {
         (event.event == ENV_NOT_PASSED_EVENT).then(|| event.data.get("content").and_then(serde_json::Value::as_str))?
     }
-    use crate::events::MemorySink;
 
     fn set_in_loader(key: &str) -> bool {
         key == "BATCH_SIZE" || key == "SYNAPSE_EPOCHS"

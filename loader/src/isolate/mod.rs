@@ -8,7 +8,8 @@
 //! when the request describes the plugin ([`ExpectedPlugin`]), the child's
 //! first line is its verdict on the library it loaded (`as-described`, or
 //! `not-as-described` and nothing runs); then the child sends its events
-//! back as JSON lines, batched while the
+//! back, a user event as a [frame](crate::events::frame) and any other as
+//! its JSON line, batched while the
 //! channel is busy and drained even on a crash (module `child_writer`), so
 //! everything the action reported before a crash reaches the parent. Only the channel can report a result: whatever the plugin prints
 //! on stdout or stderr is relayed as `output` events ([`output`]), and a

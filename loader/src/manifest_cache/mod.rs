@@ -114,8 +114,8 @@ struct Entry {
     stamp: FileStamp,
     /// When the file was examined (taken before its stamp was read).
     examined_at: Timestamp,
-    /// Shared with the scans that take it from here (a scan copies no
-    /// manifest of an unchanged file but the one it hands out).
+    /// Shared with the scan that takes it from here, which copies it once,
+    /// into the catalog it hands out.
     outcome: Arc<LoadOutcome>,
 }
 

@@ -1,7 +1,8 @@
 //! The loader's calls into the operating system that Rust's standard
-//! library does not offer safely: an exclusive advisory file lock, a shared writable mapping of a
-//! file, a helper process that cuts a file to its written length when the
-//! loader dies, and an exit hook. Each `unsafe` block says why it holds.
+//! library does not offer safely for the events file: an exclusive
+//! advisory file lock, a shared writable mapping of a file, and a helper
+//! process that cuts a file to its written length when the loader dies.
+//! Each `unsafe` block says why it holds.
 
 use std::fs::File;
 use std::io;
