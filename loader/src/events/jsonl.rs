@@ -18,17 +18,19 @@
 //! has one more field after `data`: `dropped_late_calls`.
 //!
 //! The sink is built for throughput (over a million events a second): each
-//! line is serialised straight into a `BufWriter`, with the run's part
+//! line is serialised straight into a buffer ([`ChunkBuffer`]: whole,
+//! aligned 1 MiB writes while lines keep coming), with the run's part
 //! (`job_id`, `plugin`, `action`) serialised once per run, the date and time
 //! of day once a second, a user event's data copied as the text it came in
 //! ([`Event::raw_data`]). The buffer is written through at the end or
-//! after every line (see [`Flush`]), or, for a reader following the stream
+//! after every line (see [`Flush`]), when its owner flushes it (an isolated
+//! run's relay, once the child's events pause), or, for a reader following the stream
 //! live, within a bounded delay ([`JsonlSink::live`]). [`LineWriter`]
 //! writes the lines; an isolated child's channel sink uses it too.
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -37,10 +39,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::chunks::ChunkBuffer;
 use super::time::{self, TimeCache};
 use super::{lock, Event, EventKind, EventSink, Level, RawData, RunInfo};
-
-const BUFFER_CAPACITY: usize = 64 * 1024;
 
 /// Writes events as JSON lines for one run at a time: keeps the run's
 /// part of the line (`,"job_id":…,"plugin":…,"action":…`) and the date and
@@ -79,7 +80,7 @@ impl LineWriter {
 }
 
 struct State<W: Write> {
-    out: BufWriter<W>,
+    out: ChunkBuffer<W>,
     lines: LineWriter,
     /// The first write error; once set, nothing more is written.
     error: Option<String>,
@@ -138,7 +139,7 @@ fn write_line<W: Write>(out: &mut W, times: &mut TimeCache, run_part: &[u8], eve
 /// When buffered lines are written through to the writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flush {
-    /// At [`EventSink::finish`] and whenever the 64 KiB buffer fills: the
+    /// At [`EventSink::finish`] (or [`EventSink::flush`]) and in whole 1 MiB chunks in between: the
     /// fastest, for a file read after the run.
     Buffered,
     /// After every line: for a pipe from a child process, or a run whose
@@ -161,7 +162,7 @@ impl<W: Write + Send> JsonlSink<W> {
     pub fn new(writer: W, flush: Flush) -> Self {
         JsonlSink {
             state: Arc::new(Mutex::new(State {
-                out: BufWriter::with_capacity(BUFFER_CAPACITY, writer),
+                out: ChunkBuffer::new(writer),
                 lines: LineWriter::default(),
                 error: None,
             })),
@@ -206,7 +207,7 @@ impl<W: Write + Send> JsonlSink<W> {
             }
         };
         let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-        state.out.into_inner().map_err(|e| e.into_error())
+        state.out.into_inner()
     }
 }
 

@@ -37,6 +37,7 @@
 //! Host-side events such as step boundaries use kind `event` with their own
 //! names (`step_start`, `step_end`, ...).
 
+pub mod chunks;
 pub mod escape;
 pub mod file;
 pub mod frame;

@@ -5,12 +5,18 @@
 //! a child that reports faster than the sinks write is slowed down instead
 //! of filling memory. An event longer than the size limit is skipped as it streams
 //! by (never held whole) and replaced by an `event_too_large` note.
+//!
+//! The sinks are flushed once the channel pauses ([`QUIET`]), and at
+//! least every [`MAX_HOLD`] while events keep coming: a reader of the
+//! stream sees an event within milliseconds, and a flood of events reaches
+//! an events file in whole, aligned chunks instead of a write per batch.
 
 use std::io::Read;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::lines::{Lines, Piece};
+use super::lines::{Arrival, Lines, Piece};
 use super::{RelayTarget, Relayed, AS_DESCRIBED_LINE, NOT_AS_DESCRIBED_LINE};
 use crate::events::{frame, jsonl, Event, EventKind, Level};
 
@@ -26,6 +32,13 @@ const PIECE: usize = 64 * 1024;
 /// How much of an oversized event is kept to say what it was.
 const OVERSIZED_PREFIX: usize = 1024;
 
+/// How long the channel stays silent before the sinks are flushed: the
+/// child's writer sends the batches of a flood closer together than this.
+pub const QUIET: Duration = Duration::from_micros(500);
+
+/// The longest events are held unflushed while more keep coming.
+pub const MAX_HOLD: Duration = Duration::from_millis(4);
+
 /// An event line being gathered from pieces.
 #[derive(Default)]
 struct Gathering {
@@ -40,7 +53,7 @@ struct Gathering {
 /// is its verdict on the library it was asked to expect: on
 /// `not-as-described` [`Relayed::NotAsDescribed`] is sent. Only the first
 /// line counts: once the action runs, it cannot forge a verdict.
-pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, queue: impl RelayTarget) {
+pub fn relay_events(reader: impl Read + Arrival, max_event_bytes: usize, verdict: bool, queue: impl RelayTarget) {
     let mut lines = Lines::new(reader, PIECE.min(max_event_bytes.max(1)));
     let mut gathering = Gathering::default();
     let mut batch = Batch::default();
@@ -91,11 +104,13 @@ pub fn relay_events(reader: impl Read, max_event_bytes: usize, verdict: bool, qu
                 if !batch.send(&queue) {
                     return;
                 }
+                batch.flush_when_quiet(&lines, &queue);
             }
             Ok(Piece::End) | Err(_) => break,
         }
     }
     if batch.send(&queue) {
+        queue.flush();
         queue.relay(Relayed::ChannelClosed);
     }
 }
@@ -109,6 +124,8 @@ struct Batch {
     events: Vec<Event>,
     /// How many of `events` are read and not passed on yet.
     len: usize,
+    /// When the oldest event passed on and not flushed yet was passed on.
+    unflushed_since: Option<Instant>,
 }
 
 impl Batch {
@@ -152,7 +169,25 @@ impl Batch {
     /// Passes on the events read (if any); false when the queue is closed.
     fn send(&mut self, queue: &impl RelayTarget) -> bool {
         let len = std::mem::take(&mut self.len);
-        len == 0 || queue.relay_events(&self.events[..len])
+        if len == 0 {
+            return true;
+        }
+        self.unflushed_since.get_or_insert_with(Instant::now);
+        queue.relay_events(&self.events[..len])
+    }
+
+    /// Flushes the sinks if events were passed on since the last flush and
+    /// either the channel stays silent for [`QUIET`] (waiting that long at
+    /// most) or they have been held for [`MAX_HOLD`].
+    fn flush_when_quiet(&mut self, lines: &Lines<impl Read + Arrival>, queue: &impl RelayTarget) {
+        let Some(since) = self.unflushed_since else {
+            return;
+        };
+        let held = since.elapsed();
+        if held >= MAX_HOLD || !lines.more_within(QUIET.min(MAX_HOLD - held)) {
+            queue.flush();
+            self.unflushed_since = None;
+        }
     }
 }
 
@@ -242,6 +277,62 @@ mod tests {
             }
         }
         (events, terminal)
+    }
+
+    /// Records what the reader passes on and when it flushes.
+    #[derive(Clone, Default)]
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+    impl RelayTarget for Recorder {
+        fn relay(&self, message: Relayed) -> bool {
+            let note = match message {
+                Relayed::ChannelClosed => "closed",
+                _ => "other",
+            };
+            self.0.lock().unwrap().push(note);
+            true
+        }
+
+        fn relay_events(&self, events: &[Event]) -> bool {
+            self.0.lock().unwrap().extend(events.iter().map(|_| "event"));
+            true
+        }
+
+        fn flush(&self) {
+            self.0.lock().unwrap().push("flush");
+        }
+    }
+
+    #[test]
+    fn the_sinks_are_flushed_once_the_channel_pauses_and_while_a_flood_goes_on() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (mut child, parent) = UnixStream::pair().unwrap();
+        let recorder = Recorder::default();
+        let reader = {
+            let recorder = recorder.clone();
+            std::thread::spawn(move || relay_events(parent, DEFAULT_MAX_EVENT_BYTES, false, recorder))
+        };
+        let notes = || recorder.0.lock().unwrap().clone();
+        child.write_all(&lines_of(&[Event::user("first", json!({}))])).unwrap();
+        let start = Instant::now();
+        while notes() != ["event", "flush"] {
+            assert!(start.elapsed() < Duration::from_secs(10), "no flush after a pause: {:?}", notes());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // A flood: events keep coming without a pause for 200 ms.
+        let flood = lines_of(&[Event::user("tick", json!({"i": 1}))]);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(200) {
+            child.write_all(&flood).unwrap();
+        }
+        drop(child);
+        reader.join().unwrap();
+        let notes = notes();
+        let flushes = notes.iter().filter(|n| **n == "flush").count();
+        assert!(flushes >= 3, "flushed at least every {MAX_HOLD:?} of the flood: {flushes}");
+        assert!(flushes < notes.len() / 10, "not a flush per batch: {flushes} for {} notes", notes.len());
+        assert_eq!(notes[notes.len() - 2..], ["flush", "closed"], "flushed at the end");
     }
 
     #[test]

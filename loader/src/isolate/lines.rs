@@ -5,6 +5,27 @@
 //! what it collected before it blocks for more.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// A stream that can tell whether more bytes come within a moment.
+pub trait Arrival {
+    /// Whether bytes (or the stream's end) can be read within `timeout`.
+    fn arrives_within(&self, timeout: Duration) -> bool;
+}
+
+impl Arrival for UnixStream {
+    fn arrives_within(&self, timeout: Duration) -> bool {
+        crate::sys::readable_within(self, timeout)
+    }
+}
+
+/// Bytes in memory: the rest (or the end) is there at once.
+impl Arrival for &[u8] {
+    fn arrives_within(&self, _: Duration) -> bool {
+        true
+    }
+}
 
 /// What the next call of [`Lines::next`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,6 +122,15 @@ impl<R: Read> Lines<R> {
                 }
             }
         }
+    }
+
+    /// Whether more of the stream can be read within `timeout` (waiting
+    /// at most that long): at once when some is read and not handed out.
+    pub fn more_within(&self, timeout: Duration) -> bool
+    where
+        R: Arrival,
+    {
+        !self.reader.buffer().is_empty() || self.reader.get_ref().arrives_within(timeout)
     }
 
     /// Takes the beginning of a line read so far (for output shown while

@@ -308,6 +308,11 @@ pub(crate) trait RelayTarget {
     fn relay_events(&self, events: &[Event]) -> bool {
         self.relay(Relayed::Events(events.to_vec()))
     }
+
+    /// Writes through what the sinks buffered of the events passed on by
+    /// [`relay_events`](Self::relay_events) (which leaves them buffered:
+    /// the channel's reader flushes once the child pauses).
+    fn flush(&self) {}
 }
 
 impl RelayTarget for std::sync::mpsc::SyncSender<Relayed> {

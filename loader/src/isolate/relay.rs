@@ -1,7 +1,10 @@
 //! Where the readers of an isolated child deliver: straight into the run's
-//! sinks, on the reader's own thread, so a batch is written (and flushed,
-//! so a reader of the stream sees it at once) before the next one is read:
-//! the back-pressure that keeps the loader's memory bounded. The run's
+//! sinks, on the reader's own thread, so a batch is written before the next
+//! one is read: the back-pressure that keeps the loader's memory bounded.
+//! A batch of the child's output is flushed at once; the event channel's
+//! reader flushes its batches once the child pauses (see
+//! `isolate::channel`), so that a flood reaches the sinks' writers in large
+//! writes. The run's
 //! result or error is kept aside for the supervisor, which decides the
 //! outcome; once the supervisor closes the relay, nothing more reaches the
 //! sinks, whatever a process still holding the child's pipes writes.
@@ -61,8 +64,9 @@ impl SinkRelay {
 }
 
 impl SinkRelay {
-    /// Delivers `events` to the sinks, keeping the first outcome aside.
-    fn deliver_all<'a>(&self, events: impl IntoIterator<Item = Cow<'a, Event>>) -> bool {
+    /// Delivers `events` to the sinks, keeping the first outcome aside,
+    /// and flushes the sinks if `flush`.
+    fn deliver_all<'a>(&self, events: impl IntoIterator<Item = Cow<'a, Event>>, flush: bool) -> bool {
         let mut state = crate::events::lock(&self.state);
         if state.closed {
             return false;
@@ -79,7 +83,9 @@ impl SinkRelay {
                 deliver(&self.sink, &self.run, &event);
             }
         }
-        self.sink.flush();
+        if flush {
+            self.sink.flush();
+        }
         true
     }
 }
@@ -87,7 +93,7 @@ impl SinkRelay {
 impl RelayTarget for Arc<SinkRelay> {
     fn relay(&self, message: Relayed) -> bool {
         match message {
-            Relayed::Events(events) => self.deliver_all(events.into_iter().map(Cow::Owned)),
+            Relayed::Events(events) => self.deliver_all(events.into_iter().map(Cow::Owned), true),
             Relayed::TerminalTooLarge { kind, bytes } => {
                 let mut state = crate::events::lock(&self.state);
                 if state.closed {
@@ -106,6 +112,13 @@ impl RelayTarget for Arc<SinkRelay> {
     }
 
     fn relay_events(&self, events: &[Event]) -> bool {
-        self.deliver_all(events.iter().map(Cow::Borrowed))
+        self.deliver_all(events.iter().map(Cow::Borrowed), false)
+    }
+
+    fn flush(&self) {
+        let state = crate::events::lock(&self.state);
+        if !state.closed {
+            self.sink.flush();
+        }
     }
 }

@@ -74,6 +74,24 @@ pub fn take_channel() -> io::Result<UnixStream> {
     Ok(unsafe { UnixStream::from_raw_fd(CHANNEL_FD) })
 }
 
+/// Whether `stream` has bytes to read (or its end) within `timeout`,
+/// waiting at most that long; an error of the wait counts as yes, so the
+/// caller's next read finds out what it is.
+pub fn readable_within(stream: &UnixStream, timeout: std::time::Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    // SAFETY: one pollfd and one timespec, both valid for the call, for a
+    // descriptor `stream` keeps open while borrowed; no signal mask.
+    unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) != 0 }
+}
+
 /// Sends SIGKILL to every process of the process group `group`.
 pub fn kill_group(group: u32) {
     let Ok(group) = libc::pid_t::try_from(group) else {
