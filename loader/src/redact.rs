@@ -56,21 +56,61 @@ fn is_secret_field(name: &str) -> bool {
 }
 
 /// Whether `text` contains one of [`SECRET_FIELD_PARTS`] in any case, in
-/// one pass: only where two bytes begin a part (in any case) are the parts
-/// compared.
+/// one pass: only where a byte may begin a part are the parts compared.
 fn contains_secret_field_part(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.windows(2).enumerate().any(|(at, pair)| {
-        let start = [pair[0].to_ascii_lowercase(), pair[1].to_ascii_lowercase()];
-        matches!(&start, b"to" | b"se" | b"pa" | b"ap" | b"ac" | b"au" | b"cr")
-            && SECRET_FIELD_PARTS
-                .iter()
-                .any(|part| part.as_bytes()[..2] == start && starts_with_ignoring_case(&bytes[at..], part))
+    (0..bytes.len()).any(|at| BYTE_CLASS[bytes[at] as usize] == MAY_BEGIN_PART && secret_field_part_at(&bytes[at..]))
+}
+
+/// Whether JSON `text` may hold an escape (which could spell anything), a
+/// URL (`://`) or a secret-looking name, in one pass over its bytes.
+fn may_hold_escape_url_or_secret_name(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (0..bytes.len()).any(|at| match BYTE_CLASS[bytes[at] as usize] {
+        ORDINARY => false,
+        ESCAPE => true,
+        COLON => bytes[at + 1..].starts_with(b"//"),
+        _ => secret_field_part_at(&bytes[at..]),
     })
+}
+
+/// Whether one of [`SECRET_FIELD_PARTS`] begins `bytes`, in any case.
+fn secret_field_part_at(bytes: &[u8]) -> bool {
+    let [first, second, ..] = bytes else {
+        return false;
+    };
+    let start = [first.to_ascii_lowercase(), second.to_ascii_lowercase()];
+    matches!(&start, b"to" | b"se" | b"pa" | b"ap" | b"ac" | b"au" | b"cr")
+        && SECRET_FIELD_PARTS
+            .iter()
+            .any(|part| part.as_bytes()[..2] == start && starts_with_ignoring_case(bytes, part))
 }
 
 fn starts_with_ignoring_case(bytes: &[u8], part: &str) -> bool {
     bytes.len() >= part.len() && bytes[..part.len()].eq_ignore_ascii_case(part.as_bytes())
+}
+
+/// The classes of bytes the one-pass scans look at.
+const ORDINARY: u8 = 0;
+const ESCAPE: u8 = 1;
+const COLON: u8 = 2;
+/// The first letter, in either case, of a [`SECRET_FIELD_PARTS`] entry.
+const MAY_BEGIN_PART: u8 = 3;
+
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    let mut classes = [ORDINARY; 256];
+    classes[b'\\' as usize] = ESCAPE;
+    classes[b':' as usize] = COLON;
+    let mut i = 0;
+    while i < SECRET_FIELD_PARTS.len() {
+        let first = SECRET_FIELD_PARTS[i].as_bytes()[0];
+        classes[first.to_ascii_lowercase() as usize] = MAY_BEGIN_PART;
+        classes[first.to_ascii_uppercase() as usize] = MAY_BEGIN_PART;
+        i += 1;
+    }
+    classes
 }
 
 /// The secrets to hide, and how.
@@ -168,10 +208,7 @@ impl Redactor {
     /// escape (which could spell one); only then is it parsed and checked.
     fn raw_may_need(&self, raw: &RawData) -> bool {
         let text = raw.get();
-        text.contains('\\')
-            || text.contains("://")
-            || self.secrets.iter().any(|s| text.contains(s.as_str()))
-            || contains_secret_field_part(text)
+        may_hold_escape_url_or_secret_name(text) || self.secrets.iter().any(|s| text.contains(s.as_str()))
     }
 
     /// A redacted copy of `event`, or `None` when it has nothing to hide.
@@ -285,6 +322,22 @@ mod tests {
             assert!(!contains_secret_field_part(clean), "{clean}");
         }
         assert!(contains_secret_field_part("ünï_Api_Key"));
+    }
+
+    #[test]
+    fn the_one_pass_over_raw_data_finds_escapes_urls_and_secret_names() {
+        for text in [
+            r#"{"a":"x\u0074oken"}"#,
+            r#"{"u":"https://h/x"}"#,
+            r#"{"PassWord":1}"#,
+            r#"{"x":"my_access_key"}"#,
+            "credential",
+        ] {
+            assert!(may_hold_escape_url_or_secret_name(text), "{text}");
+        }
+        for text in ["", r#"{"i":0,"loss":0.25}"#, r#"{"t":"a:/b","p":"pass","c":":"}"#, "ünï:/"] {
+            assert!(!may_hold_escape_url_or_secret_name(text), "{text}");
+        }
     }
     use crate::events::{EventKind, Level, MemorySink};
     use serde_json::json;
