@@ -10,6 +10,8 @@
 //! major version with a non-empty code, or a problem of a kind loading
 //! gives); anything else is no report at all.
 
+use std::sync::Arc;
+
 use plugin_api::{ApiVersion, PluginManifest, API_VERSION};
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +26,8 @@ pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
 #[serde(rename_all = "snake_case")]
 pub enum LoadOutcome {
     Plugin {
-        manifest: PluginManifest,
+        /// Shared with the catalogs made from a cached outcome.
+        manifest: Arc<PluginManifest>,
         api_version: [u32; 3],
     },
     Problem {
@@ -50,7 +53,7 @@ impl LoadOutcome {
     pub fn of(loaded: &Result<LoadedPlugin, Refusal>) -> Self {
         match loaded {
             Ok(plugin) => LoadOutcome::Plugin {
-                manifest: plugin.manifest.clone(),
+                manifest: Arc::new(plugin.manifest.clone()),
                 api_version: version_triple(plugin.api_version()),
             },
             Err(refusal) => LoadOutcome::Problem {
@@ -137,7 +140,7 @@ mod tests {
         }))
         .expect("a minimal manifest");
         LoadOutcome::Plugin {
-            manifest,
+            manifest: Arc::new(manifest),
             api_version: [major, 0, 0],
         }
     }

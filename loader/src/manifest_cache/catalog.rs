@@ -54,8 +54,9 @@ impl Loading<'_> {
 #[derive(Debug, Clone)]
 pub struct CatalogPlugin {
     pub path: PathBuf,
-    /// The manifest summary (no params schemas), as in [`LoadedPlugin`].
-    pub manifest: PluginManifest,
+    /// The manifest summary (no params schemas), as in [`LoadedPlugin`];
+    /// shared with the cache's entry.
+    pub manifest: Arc<PluginManifest>,
     pub api_version: ApiVersion,
     /// The library, when the scan loaded it in this process.
     loaded: Option<LoadedPlugin>,
@@ -81,7 +82,7 @@ pub enum PluginLoadError {
 }
 
 impl CatalogPlugin {
-    fn new(path: &Path, manifest: PluginManifest, api_version: ApiVersion, loaded: Option<LoadedPlugin>) -> Self {
+    fn new(path: &Path, manifest: Arc<PluginManifest>, api_version: ApiVersion, loaded: Option<LoadedPlugin>) -> Self {
         Self {
             path: path.to_owned(),
             manifest,
@@ -107,7 +108,7 @@ impl CatalogPlugin {
             return Err(PluginLoadError::Crashed(problem));
         }
         match loaded {
-            Some(Ok(plugin)) if plugin.manifest == self.manifest && plugin.api_version() == self.api_version => {
+            Some(Ok(plugin)) if plugin.manifest == *self.manifest && plugin.api_version() == self.api_version => {
                 Ok(plugin)
             }
             _ => Err(StaleEntry {
@@ -287,15 +288,15 @@ impl Catalog {
         let mut seen = HashSet::new();
         for candidate in candidates {
             let (outcome, loaded, from_cache) = match (candidate.cached, fresh.remove(&candidate.path)) {
-                (Some(cached), _) => (Arc::unwrap_or_clone(cached), None, true),
-                (None, Some(fresh)) => (fresh.outcome, fresh.loaded, false),
+                (Some(cached), _) => (cached, None, true),
+                (None, Some(fresh)) => (Arc::new(fresh.outcome), fresh.loaded, false),
                 (None, None) => continue,
             };
             if !seen.insert(candidate.canonical) {
                 continue;
             }
             catalog.cached += usize::from(from_cache);
-            catalog.add_outcome(&candidate.path, outcome, loaded);
+            catalog.add_outcome(&candidate.path, &outcome, loaded);
         }
         catalog.problems.extend(crashed);
         catalog.problems.sort_by(|a, b| a.path.cmp(&b.path));
@@ -304,10 +305,10 @@ impl Catalog {
 
     /// Adds what loading the file at `path` gave (`loaded`: the plugin,
     /// when it was loaded in this process).
-    fn add_outcome(&mut self, path: &Path, outcome: LoadOutcome, loaded: Option<LoadedPlugin>) {
+    fn add_outcome(&mut self, path: &Path, outcome: &LoadOutcome, loaded: Option<LoadedPlugin>) {
         match outcome {
             LoadOutcome::Plugin { manifest, api_version } => {
-                self.add(CatalogPlugin::new(path, manifest, version_of_triple(api_version), loaded))
+                self.add(CatalogPlugin::new(path, manifest.clone(), version_of_triple(*api_version), loaded))
             }
             problem => self.problems.extend(problem.problem(path)),
         }

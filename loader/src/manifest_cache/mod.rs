@@ -114,8 +114,8 @@ struct Entry {
     stamp: FileStamp,
     /// When the file was examined (taken before its stamp was read).
     examined_at: Timestamp,
-    /// Shared with the scan that takes it from here, which copies it once,
-    /// into the catalog it hands out.
+    /// Shared with the scan that takes it from here: the catalog it hands
+    /// out shares the manifest, copying nothing.
     outcome: Arc<LoadOutcome>,
 }
 
