@@ -4,7 +4,7 @@
 //! events show their data and file, metrics show as `key=value` pairs, and
 //! dev events (and anything at `debug`) appear only when verbose. On a
 //! terminal, progress is one `indicatif` bar per step, redrawn in place
-//! below the messages (see [`bars`]); elsewhere, where indicatif would draw
+//! below the messages (the private `bars` module); elsewhere, where indicatif would draw
 //! nothing, each (already coalesced) progress event is one plain line. At
 //! the end of a run the bars are drawn a last time and left on screen. The
 //! workflow orchestrator's overall
