@@ -650,7 +650,7 @@ fn run_isolated_described(
             sink: outputs.sink.clone(),
             options,
         };
-        let ran = run_isolated_as_described(&child, &plugin.path, &expected, action);
+        let ran = run_isolated_as_described(&child, &plugin.path, &expected, action, described_afresh);
         match ran {
             Ok(outcome) => break outcome,
             Err(stale) if !described_afresh => {

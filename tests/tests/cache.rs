@@ -251,8 +251,25 @@ fn an_isolated_run_from_a_wrong_description_runs_nothing_of_it_and_describes_afr
         .replace("\"code\":\"beta\"", "\"code\":\"alpha\"")
         .replace("\"code\":\"swap\"", "\"code\":\"beta\"");
     fs::write(&file, swapped).expect("forge");
-    let output = setup.loader(&["run", "alpha", "noop", "--events", "jsonl"]);
+    let backend = backend_server::TestBackend::start(None).expect("the loopback backend");
+    let state = tempfile::tempdir().expect("a state folder");
+    let output = setup.loader(&[
+        "run",
+        "alpha",
+        "noop",
+        "--events",
+        "jsonl",
+        "--job-id",
+        "job-1",
+        "--backend",
+        &backend.url(),
+        "--state-dir",
+        state.path().to_str().expect("a UTF-8 path"),
+    ]);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let patches = backend.job_patches("job-1");
+    let running = patches.iter().filter(|p| p["status"] == "RUNNING").count();
+    assert_eq!(running, 1, "the sinks are started once, not again for the retry: {patches:?}");
     let log = stderr(&output);
     assert!(
         log.contains("is not the plugin \"alpha\" it was described as") && log.contains("describing the folder afresh"),

@@ -215,30 +215,36 @@ pub fn run_isolated_with(
     plugin_code: &str,
     action: ChildAction,
 ) -> Result<Value, ActionFailure> {
-    run_in_child(child, library, plugin_code, None, action)
+    run_in_child(child, library, plugin_code, None, action, true)
         .unwrap_or_else(|unasked| Err(ActionFailure::new(plugin_api::FailureKind::Failed, unasked.to_string())))
 }
 
 /// [`run_isolated_with`] for a plugin the caller described without loading
 /// it: the child runs the action only if the library is `expected`, and
 /// otherwise the run ends with [`NotAsDescribed`] before anything of the
-/// plugin ran but its loading (describe it afresh and run again).
+/// plugin ran but its loading (describe it afresh and run again). The
+/// sinks are started unless `retry` (the run goes on from an attempt that
+/// ended not as described, on the sinks it started); a run that ends not
+/// as described leaves them started, not finished.
 pub fn run_isolated_as_described(
     child: &ChildCommand,
     library: &Path,
     expected: &ExpectedPlugin,
     action: ChildAction,
+    retry: bool,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
-    run_in_child(child, library, &expected.manifest.code, Some(expected), action)
+    run_in_child(child, library, &expected.manifest.code, Some(expected), action, !retry)
 }
 
-/// Runs the action; [`NotAsDescribed`] only when `expect` was given.
+/// Runs the action (starting the sinks first if `start_sinks`);
+/// [`NotAsDescribed`] only when `expect` was given.
 fn run_in_child(
     child: &ChildCommand,
     library: &Path,
     plugin_code: &str,
     expect: Option<&ExpectedPlugin>,
     job: ChildAction,
+    start_sinks: bool,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
     let settings = &job.settings;
     let run = RunInfo {
@@ -246,7 +252,9 @@ fn run_in_child(
         plugin: plugin_code.to_owned(),
         action: job.action.to_owned(),
     };
-    job.sink.start(&run);
+    if start_sinks {
+        job.sink.start(&run);
+    }
     let request = IsolatedRun {
         library: library.to_owned(),
         action: job.action.to_owned(),
