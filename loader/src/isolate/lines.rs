@@ -20,7 +20,9 @@ impl Arrival for UnixStream {
     }
 }
 
-/// Bytes in memory: the rest (or the end) is there at once.
+/// Bytes in memory (the tests' streams): the rest, or the end, is there
+/// at once.
+#[cfg(test)]
 impl Arrival for &[u8] {
     fn arrives_within(&self, _: Duration) -> bool {
         true
