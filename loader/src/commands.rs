@@ -640,7 +640,7 @@ fn run_isolated_described(
     let interrupts = interrupt_on_ctrl_c(&request.settings, false);
     let mut described_afresh = false;
     let outcome = loop {
-        let expected = ExpectedPlugin::new((*plugin.manifest).clone(), plugin.api_version);
+        let expected = ExpectedPlugin::new(plugin.manifest.clone(), plugin.api_version);
         let action = ChildAction {
             action: &args.action,
             params_json: request.params,

@@ -218,9 +218,6 @@ impl Reported {
 pub struct Logger {
     host: HostHandle,
     current_step: RwLock<Option<String>>,
-    /// Whether `current_step` is set: a step-less call outside any step (the
-    /// hot path of most actions) reads this instead of taking the lock.
-    in_step: AtomicBool,
     finished: AtomicBool,
     reported: Mutex<Reported>,
 }
@@ -230,7 +227,6 @@ impl Logger {
         Self {
             host,
             current_step: RwLock::new(None),
-            in_step: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
         }
@@ -244,9 +240,7 @@ impl Logger {
     /// it). The orchestrator sets it around each step; every clone of the
     /// context shares it.
     pub fn set_step(&self, step: Option<&str>) {
-        let mut current = self.current_step.write().unwrap_or_else(|e| e.into_inner());
-        *current = step.map(str::to_owned);
-        self.in_step.store(step.is_some(), Ordering::Release);
+        *self.current_step.write().unwrap_or_else(|e| e.into_inner()) = step.map(str::to_owned);
     }
 
     /// The step running now, if any.
@@ -256,9 +250,6 @@ impl Logger {
 
     /// Runs `f` with the step running now, borrowed.
     fn with_step<T>(&self, f: impl FnOnce(Option<&str>) -> T) -> T {
-        if !self.in_step.load(Ordering::Acquire) {
-            return f(None);
-        }
         f(self.current_step.read().unwrap_or_else(|e| e.into_inner()).as_deref())
     }
 

@@ -83,9 +83,6 @@ impl<W: Write> ChunkBuffer<W> {
 
 impl<W: Write> Write for ChunkBuffer<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if self.buffer.capacity() == 0 {
-            self.buffer.reserve(CHUNK);
-        }
         self.buffer.extend_from_slice(bytes);
         self.write_whole_chunks()?;
         Ok(bytes.len())

@@ -88,8 +88,9 @@ pub struct IsolatedRun {
 /// plugin than the one a fresh scan finds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpectedPlugin {
-    /// The manifest summary (as discovery keeps it).
-    pub manifest: PluginManifest,
+    /// The manifest summary (as discovery keeps it), shared with the
+    /// catalog that described the plugin.
+    pub manifest: Arc<PluginManifest>,
     /// The plugin-api version the library was built against, as
     /// `[major, minor, patch]`.
     pub api_version: [u32; 3],
@@ -97,7 +98,7 @@ pub struct ExpectedPlugin {
 
 impl ExpectedPlugin {
     /// A plugin described by its manifest summary and plugin-api version.
-    pub fn new(manifest: PluginManifest, api_version: ApiVersion) -> Self {
+    pub fn new(manifest: Arc<PluginManifest>, api_version: ApiVersion) -> Self {
         Self {
             manifest,
             api_version: version_triple(api_version),
