@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
@@ -19,7 +19,8 @@ use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, Terminal
 use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
 use loader::ray::api::resolve_address;
-use loader::ray::follow::{LogLines, POLL_INTERVAL};
+use loader::ray::follow::POLL_INTERVAL;
+use loader::ray::log::{JobLog, LogLines};
 use loader::ray::submit::{check_method, Upload};
 use loader::ray::{follow_job, job_resources, JobsApi, PackageSpec, RayLines, ResourcesError, StopWhen, Submitter};
 use loader::runner::Deadline;
@@ -213,21 +214,27 @@ pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
             }
         }
         JobsCommand::Logs { id, follow } => {
-            let mut lines = LogLines::default();
             let mut out = std::io::stdout();
+            let mut print = |line: String| {
+                let _ = writeln!(out, "{line}");
+            };
+            if !follow {
+                let mut lines = LogLines::default();
+                lines.advance(&api.logs(&id).map_err(not_found)?).into_iter().for_each(&mut print);
+                lines.rest().into_iter().for_each(print);
+                return Ok(ExitCode::Success);
+            }
+            api.status(&id).map_err(not_found)?;
+            let mut log = JobLog::open(&api, &id);
+            let mut next_check = Instant::now();
             loop {
-                let finished = !follow || api.status(&id).map_err(not_found)?.status.is_terminal();
-                for line in lines.advance(&api.logs(&id).map_err(not_found)?) {
-                    let _ = writeln!(out, "{line}");
-                }
-                let _ = out.flush();
-                if finished {
+                log.read_until(next_check, &mut print).map_err(not_found)?;
+                let _ = std::io::stdout().flush();
+                next_check = Instant::now() + POLL_INTERVAL;
+                if api.status(&id).map_err(not_found)?.status.is_terminal() {
+                    log.read_rest(false, &mut print).map_err(not_found)?;
                     break;
                 }
-                std::thread::sleep(POLL_INTERVAL);
-            }
-            if let Some(rest) = lines.rest() {
-                println!("{rest}");
             }
         }
         JobsCommand::Stop { id } => {

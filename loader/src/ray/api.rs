@@ -1,5 +1,6 @@
 //! A blocking client of the Ray Jobs REST API (the dashboard, port 8265 by
-//! default): packages, job submission, status, logs and stop.
+//! default): packages, job submission, status, logs (polled, or streamed
+//! by [`tail`](super::tail)) and stop.
 //!
 //! Only plain HTTP to the address given is ever used: proxies from the
 //! environment are ignored, so a loopback cluster is reached on loopback.
@@ -9,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::tail::LogTail;
 use crate::backend::http::error_message;
 
 /// Where the Jobs API is when nothing says otherwise.
@@ -269,6 +271,12 @@ impl JobsApi {
     pub fn logs(&self, id: &str) -> Result<String, RayError> {
         let (_, answer) = self.job_answer(Call::Get, id, "/logs")?;
         Ok(answer["logs"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The live stream of what the job prints (`/api/jobs/{id}/logs/tail`,
+    /// a WebSocket), from its first byte on.
+    pub fn log_stream(&self, id: &str) -> Result<LogTail, String> {
+        LogTail::open(&self.address, &format!("{}/logs/tail", Self::job_path(id)))
     }
 
     /// Asks the cluster to stop a job (`POST /api/jobs/{id}/stop`); false

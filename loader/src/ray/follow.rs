@@ -1,7 +1,8 @@
-//! Follows a running Ray job: polls its logs, picks the loader's event
-//! lines out of everything else the job prints, relays them to the run's
-//! sinks, stops the job when asked to (Ctrl-C) or when it overruns its
-//! time, and turns how it ended into the same outcome a local run has.
+//! Follows a running Ray job: reads its log as it grows ([`JobLog`]),
+//! picks the loader's event lines out of everything else the job prints,
+//! relays them to the run's sinks, stops the job when asked to (Ctrl-C) or
+//! when it overruns its time, and turns how it ended into the same outcome
+//! a local run has.
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +10,13 @@ use plugin_api::{ActionFailure, FailureKind};
 use serde_json::Value;
 
 use super::api::{JobStatus, JobsApi, RayError};
+use super::log::JobLog;
 use crate::events::{jsonl, Event, EventKind, EventSink, RunInfo};
 use crate::isolate::Interrupts;
 use crate::runner::{failure_event, Deadline};
 
-/// How often the job's logs and state are read.
+/// How often the job's state is read (and its whole log, when it is
+/// polled rather than streamed).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Extra time a job gets past its own timeout and grace (which the loader
@@ -38,36 +41,6 @@ impl StopWhen {
             deadline: deadline.map(|d| Instant::now() + d.timeout + d.grace + STOP_MARGIN),
             interrupts,
         }
-    }
-}
-
-/// Splits a growing log into whole lines, keeping a partial last line
-/// until the rest of it arrives.
-#[derive(Debug, Default)]
-pub struct LogLines {
-    seen: usize,
-    partial: String,
-}
-
-impl LogLines {
-    /// The whole lines `log` (everything so far) adds since the last call.
-    pub fn advance(&mut self, log: &str) -> Vec<String> {
-        if log.len() < self.seen || !log.is_char_boundary(self.seen) {
-            self.seen = 0;
-            self.partial.clear();
-        }
-        self.partial.push_str(&log[self.seen..]);
-        self.seen = log.len();
-        let Some(end) = self.partial.rfind('\n') else {
-            return Vec::new();
-        };
-        let complete: String = self.partial.drain(..=end).collect();
-        complete.lines().map(str::to_owned).collect()
-    }
-
-    /// The partial last line, once the log is known to be complete.
-    pub fn rest(&mut self) -> Option<String> {
-        Some(std::mem::take(&mut self.partial)).filter(|l| !l.trim().is_empty())
     }
 }
 
@@ -124,6 +97,25 @@ fn lost(e: &RayError) -> ActionFailure {
     ActionFailure::new(FailureKind::Failed, format!("lost track of the Ray job: {e}"))
 }
 
+/// The job's lines relayed so far: its events go to the sink as they come,
+/// but the outcome (its `result` or `error` event) is kept for the end.
+struct Relayed<'a> {
+    id: &'a str,
+    run: &'a RunInfo,
+    sink: &'a dyn EventSink,
+    last: Option<Event>,
+}
+
+impl Relayed<'_> {
+    fn take(&mut self, line: String) {
+        match event_of(&line) {
+            Some(event) if matches!(event.kind, EventKind::Result | EventKind::Error) => self.last = Some(event),
+            Some(event) => self.sink.emit(self.run, &event),
+            None => tracing::info!("ray job {}: {line}", self.id),
+        }
+    }
+}
+
 /// Relays events until the job ends; returns the outcome and whether the
 /// job's own error event was relayed.
 fn relay(
@@ -133,25 +125,19 @@ fn relay(
     sink: &dyn EventSink,
     stop: &StopWhen,
 ) -> Result<(Result<Value, ActionFailure>, bool), RayError> {
-    let mut lines = LogLines::default();
-    let mut last: Option<Event> = None;
+    let mut log = JobLog::open(api, id);
+    let mut relayed = Relayed { id, run, sink, last: None };
     let mut stopped_by: Option<StoppedBy> = None;
-    let take = |text: Vec<String>, last: &mut Option<Event>| {
-        for line in text {
-            match event_of(&line) {
-                Some(event) if matches!(event.kind, EventKind::Result | EventKind::Error) => *last = Some(event),
-                Some(event) => sink.emit(run, &event),
-                None => tracing::info!("ray job {id}: {line}"),
-            }
-        }
-    };
+    let mut next_check = Instant::now();
     let info = loop {
+        log.read_until(next_check, &mut |line| relayed.take(line))?;
         let info = api.status(id)?;
-        take(lines.advance(&api.logs(id)?), &mut last);
+        next_check = Instant::now() + POLL_INTERVAL;
         if info.status.is_terminal() {
-            let log = api.logs(id)?;
-            take(lines.advance(&log), &mut last);
-            take(lines.rest().into_iter().collect(), &mut last);
+            // The outcome is the inner loader's last event: once it came,
+            // the stream need not be waited for.
+            let outcome_seen = relayed.last.is_some();
+            log.read_rest(outcome_seen, &mut |line| relayed.take(line))?;
             break info;
         }
         if stopped_by.is_none() {
@@ -164,10 +150,9 @@ fn relay(
                 api.stop(id)?;
             }
         }
-        std::thread::sleep(POLL_INTERVAL);
     };
 
-    let outcome = match (info.status, last) {
+    let outcome = match (info.status, relayed.last) {
         (JobStatus::Succeeded, Some(event)) if event.kind == EventKind::Result => (Ok(event.data), false),
         (_, Some(event)) if event.kind == EventKind::Error && stopped_by.is_none() => {
             sink.emit(run, &event);
@@ -211,17 +196,6 @@ fn ended_without_outcome(id: &str, status: JobStatus, message: Option<&str>) -> 
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn log_lines_come_out_whole_and_once() {
-        let mut lines = LogLines::default();
-        assert!(lines.advance("Running entrypoint\n{\"a\"").len() == 1);
-        assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext"), ["{\"a\":1}"]);
-        assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\n"), ["next line"]);
-        assert!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\n").is_empty());
-        assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\ntail").len(), 0);
-        assert_eq!(lines.rest().as_deref(), Some("tail"));
-    }
 
     #[test]
     fn only_loader_event_lines_are_events() {
