@@ -215,13 +215,17 @@ pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
         }
         JobsCommand::Logs { id, follow } => {
             let mut out = std::io::stdout();
+            // Every line is wanted: printing never has enough.
             let mut print = |line: String| {
                 let _ = writeln!(out, "{line}");
+                false
             };
             if !follow {
                 let mut lines = LogLines::default();
-                lines.advance(&api.logs(&id).map_err(not_found)?).into_iter().for_each(&mut print);
-                lines.rest().into_iter().for_each(print);
+                let log = api.logs(&id).map_err(not_found)?;
+                for line in lines.advance(&log).into_iter().chain(lines.rest()) {
+                    print(line);
+                }
                 return Ok(ExitCode::Success);
             }
             api.status(&id).map_err(not_found)?;

@@ -107,12 +107,18 @@ struct Relayed<'a> {
 }
 
 impl Relayed<'_> {
-    fn take(&mut self, line: String) {
+    /// Takes one line of the job's log; true once it was the outcome, the
+    /// inner loader's last event.
+    fn take(&mut self, line: String) -> bool {
         match event_of(&line) {
-            Some(event) if matches!(event.kind, EventKind::Result | EventKind::Error) => self.last = Some(event),
+            Some(event) if matches!(event.kind, EventKind::Result | EventKind::Error) => {
+                self.last = Some(event);
+                return true;
+            }
             Some(event) => self.sink.emit(self.run, &event),
             None => tracing::info!("ray job {}: {line}", self.id),
         }
+        false
     }
 }
 
@@ -134,8 +140,8 @@ fn relay(
         let info = api.status(id)?;
         next_check = Instant::now() + POLL_INTERVAL;
         if info.status.is_terminal() {
-            // The outcome is the inner loader's last event: once it came,
-            // the stream need not be waited for.
+            // The outcome is the inner loader's last event: once it has
+            // come, the rest of the log is not waited for.
             let outcome_seen = relayed.last.is_some();
             log.read_rest(outcome_seen, &mut |line| relayed.take(line))?;
             break info;

@@ -8,11 +8,19 @@ use std::time::{Duration, Instant};
 use super::api::{JobsApi, RayError};
 use super::tail::{LogTail, TailRead};
 
+/// How much of the log the stream may have brought, once the job has ended,
+/// for the rest to be taken from one fetch of the whole log rather than
+/// waited for on the stream: the fetch ends the run sooner. (A stream far
+/// behind a burst of output can leave a larger log to fetch: once, where
+/// polling fetches it every turn.)
+const WHOLE_FETCH_LIMIT: usize = 16 << 20;
+
 /// How long, once the job has ended, its log stream may stay silent before
-/// the rest of the log is fetched whole instead: the cluster looks for more
-/// of the log every second, and closes the stream once the job is over and
-/// everything is sent.
-const STREAM_END_SILENCE: Duration = Duration::from_millis(2500);
+/// the rest of the log is fetched whole instead. A stream that has caught
+/// up is silent for about two seconds at a time (the cluster looks for more
+/// of the log after a second, and whether the job has ended after another),
+/// and it is closed once the job is over and everything is sent.
+const STREAM_END_SILENCE: Duration = Duration::from_secs(6);
 
 /// Splits a growing log into whole lines, keeping a partial last line
 /// until the rest of it arrives.
@@ -99,18 +107,18 @@ impl<'a> JobLog<'a> {
 
     /// Whether the log is read from its stream (true until the stream
     /// ends or breaks off).
-    pub fn is_streamed(&self) -> bool {
+    fn is_streamed(&self) -> bool {
         matches!(self.source, Source::Stream(_))
     }
 
     /// Hands `take` each whole line the job prints until `until`: from the
     /// stream as it comes, or from one fetch of the whole log.
-    pub fn read_until(&mut self, until: Instant, take: &mut dyn FnMut(String)) -> Result<(), RayError> {
+    pub fn read_until(&mut self, until: Instant, take: &mut Take<'_>) -> Result<(), RayError> {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match &mut self.source {
                 Source::Stream(tail) => match tail.next_within(left) {
-                    TailRead::Text(piece) => self.lines.push(&piece).into_iter().for_each(&mut *take),
+                    TailRead::Text(piece) => hand_over(self.lines.push(&piece), take),
                     TailRead::Quiet => {}
                     TailRead::Closed => self.source = Source::Whole,
                     TailRead::Broken(reason) => {
@@ -131,39 +139,68 @@ impl<'a> JobLog<'a> {
     }
 
     /// Once the job has ended: hands `take` the rest of the log, its
-    /// partial last line included. With `enough` (what was read so far is
-    /// all the caller needs), a stream is not waited for; otherwise it is
-    /// read until the cluster closes it (a stream behind a burst of output
-    /// catches up first), or until it stays silent for
-    /// [`STREAM_END_SILENCE`]: then the rest is fetched with the whole log.
-    pub fn read_rest(&mut self, enough: bool, take: &mut dyn FnMut(String)) -> Result<(), RayError> {
-        if !(enough && self.is_streamed()) {
-            let mut silent_since = Instant::now();
-            while let Source::Stream(tail) = &mut self.source {
-                let left = STREAM_END_SILENCE.saturating_sub(silent_since.elapsed());
-                match tail.next_within(left) {
-                    TailRead::Text(piece) => {
-                        self.lines.push(&piece).into_iter().for_each(&mut *take);
-                        silent_since = Instant::now();
+    /// partial last line included, or as much of it as the caller needs
+    /// (`enough`: it has all it needs already; or `take` says so of a line).
+    ///
+    /// While the stream has brought less than [`WHOLE_FETCH_LIMIT`], the
+    /// rest comes from one fetch of the whole log: the stream can be two
+    /// seconds behind (the cluster looks for more of the log, and then
+    /// whether the job has ended, once a second each). Past that, the
+    /// stream is read until the caller has enough or the cluster closes it
+    /// (a stream behind a burst of output catches up first), or until it
+    /// stays silent for [`STREAM_END_SILENCE`]: only then is the whole log
+    /// fetched.
+    pub fn read_rest(&mut self, mut enough: bool, take: &mut Take<'_>) -> Result<(), RayError> {
+        if !enough && self.is_streamed() && self.lines.seen < WHOLE_FETCH_LIMIT {
+            tracing::debug!(
+                "ray job {}: ended; the rest of its log is fetched whole (the stream brought {} bytes)",
+                self.id,
+                self.lines.seen
+            );
+            self.source = Source::Polling;
+        }
+        let mut silent_since = Instant::now();
+        while !enough {
+            let Source::Stream(tail) = &mut self.source else { break };
+            let left = STREAM_END_SILENCE.saturating_sub(silent_since.elapsed());
+            match tail.next_within(left) {
+                TailRead::Text(piece) => {
+                    for line in self.lines.push(&piece) {
+                        enough |= take(line);
                     }
-                    TailRead::Quiet if !left.is_zero() => {}
-                    TailRead::Quiet | TailRead::Broken(_) => self.source = Source::Polling,
-                    TailRead::Closed => self.source = Source::Whole,
+                    silent_since = Instant::now();
                 }
-            }
-            if let Source::Polling = self.source {
-                self.fetch(take)?;
+                TailRead::Quiet if !left.is_zero() => {}
+                TailRead::Quiet | TailRead::Broken(_) => {
+                    tracing::debug!("ray job {}: ended, its log stream did not close; fetching the rest", self.id);
+                    self.source = Source::Polling;
+                }
+                TailRead::Closed => self.source = Source::Whole,
             }
         }
-        self.lines.rest().into_iter().for_each(take);
+        if !enough && matches!(self.source, Source::Polling) {
+            self.fetch(take)?;
+        }
+        hand_over(self.lines.rest(), take);
         Ok(())
     }
 
     /// Fetches the whole log and hands `take` the lines that are new.
-    fn fetch(&mut self, take: &mut dyn FnMut(String)) -> Result<(), RayError> {
+    fn fetch(&mut self, take: &mut Take<'_>) -> Result<(), RayError> {
         let log = self.api.logs(self.id)?;
-        self.lines.advance(&log).into_iter().for_each(take);
+        hand_over(self.lines.advance(&log), take);
         Ok(())
+    }
+}
+
+/// What reads a job's log: called with each whole line, in order; returns
+/// whether the caller now has all it needs from the log (a follower: the
+/// inner loader's outcome, its last event).
+pub type Take<'t> = dyn FnMut(String) -> bool + 't;
+
+fn hand_over(lines: impl IntoIterator<Item = String>, take: &mut Take<'_>) {
+    for line in lines {
+        take(line);
     }
 }
 
