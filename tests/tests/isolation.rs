@@ -464,6 +464,8 @@ mod linux {
                 return (child, lines);
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the action never started waiting");
     }
 

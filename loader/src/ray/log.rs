@@ -68,7 +68,7 @@ impl LogLines {
 /// Where the log is read from.
 enum Source {
     /// Its live stream, while that is open.
-    Stream(LogTail),
+    Stream(Box<LogTail>),
     /// The stream closed: the whole log has been read.
     Whole,
     /// The whole log fetched each turn.
@@ -90,7 +90,7 @@ impl<'a> JobLog<'a> {
         let source = match api.log_stream(id) {
             Ok(tail) => {
                 tracing::debug!("ray job {id}: following its log stream");
-                Source::Stream(tail)
+                Source::Stream(Box::new(tail))
             }
             Err(reason) => {
                 tracing::debug!("ray job {id}: polling its log ({reason})");
@@ -142,13 +142,13 @@ impl<'a> JobLog<'a> {
     /// partial last line included, or as much of it as the caller needs
     /// (`enough`: it has all it needs already; or `take` says so of a line).
     ///
-    /// While the stream has brought less than [`WHOLE_FETCH_LIMIT`], the
+    /// While the stream has brought less than 16 MiB (`WHOLE_FETCH_LIMIT`), the
     /// rest comes from one fetch of the whole log: the stream can be two
     /// seconds behind (the cluster looks for more of the log, and then
     /// whether the job has ended, once a second each). Past that, the
     /// stream is read until the caller has enough or the cluster closes it
     /// (a stream behind a burst of output catches up first), or until it
-    /// stays silent for [`STREAM_END_SILENCE`]: only then is the whole log
+    /// stays silent for 6 s (`STREAM_END_SILENCE`): only then is the whole log
     /// fetched.
     pub fn read_rest(&mut self, mut enough: bool, take: &mut Take<'_>) -> Result<(), RayError> {
         if !enough && self.is_streamed() && self.lines.seen < WHOLE_FETCH_LIMIT {
