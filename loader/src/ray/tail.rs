@@ -90,9 +90,11 @@ impl LogTail {
     }
 }
 
-/// A TCP connection to `authority` (`host:port`), trying each address it
-/// resolves to.
+/// A TCP connection to `authority` (`host:port`, or `host` for port 80 as
+/// in an `http` URL), trying each address it resolves to.
 fn connect(authority: &str) -> Result<TcpStream, String> {
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    let authority = if has_port { authority.to_owned() } else { format!("{authority}:80") };
     let addresses = authority.to_socket_addrs().map_err(|e| format!("{authority}: {e}"))?;
     let mut last_error = format!("{authority} resolves to no address");
     for address in addresses {
