@@ -12,6 +12,7 @@ use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error, Message, WebSocket};
 
@@ -74,10 +75,16 @@ impl LogTail {
             match self.socket.read() {
                 Ok(Message::Text(text)) => return TailRead::Text(text.as_str().to_owned()),
                 Ok(Message::Binary(bytes)) => return TailRead::Text(String::from_utf8_lossy(&bytes).into_owned()),
-                Ok(Message::Close(_)) => {
+                Ok(Message::Close(frame)) => {
                     // Sends the reply tungstenite queued (the closing handshake).
                     let _ = self.socket.flush();
-                    return TailRead::Closed;
+                    return match frame {
+                        None => TailRead::Closed,
+                        Some(frame) if frame.code == CloseCode::Normal => TailRead::Closed,
+                        // The cluster's end of the stream failed (it cannot
+                        // read the log, say): what came is not the whole log.
+                        Some(frame) => TailRead::Broken(format!("closed with {} {}", frame.code, frame.reason)),
+                    };
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => return TailRead::Closed,
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
@@ -184,6 +191,27 @@ mod tests {
         server.join().unwrap();
         assert_eq!(tail.next_within(Duration::from_secs(5)), TailRead::Text("partial".into()));
         assert!(matches!(tail.next_within(Duration::from_secs(5)), TailRead::Broken(_)));
+    }
+
+    #[test]
+    fn a_close_for_an_error_is_broken_not_the_end_of_the_log() {
+        let (address, server) = server(|mut ws| {
+            ws.send(Message::text("partial")).unwrap();
+            let frame = tungstenite::protocol::CloseFrame {
+                code: CloseCode::Error,
+                reason: "cannot decode the log".into(),
+            };
+            ws.close(Some(frame)).unwrap();
+            while ws.read().is_ok() {}
+        });
+        let mut tail = LogTail::open(&address, "/tail").unwrap();
+        assert_eq!(tail.next_within(Duration::from_secs(5)), TailRead::Text("partial".into()));
+        match tail.next_within(Duration::from_secs(5)) {
+            TailRead::Broken(reason) => assert!(reason.contains("cannot decode the log"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        drop(tail);
+        server.join().unwrap();
     }
 
     #[test]
