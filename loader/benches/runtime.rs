@@ -45,6 +45,8 @@ use loader::host::{RunHost, RunSettings};
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
 use loader::runner::run_action;
 use plugin_api::ffi::host_side::ContextHost;
+use plugin_api::ffi::ClientKind;
+use plugin_api::RuntimeContext;
 
 /// Set in a child process started by the discovery benchmark.
 const CHILD_MODE: &str = "LOADER_BENCH_CHILD";
@@ -162,6 +164,77 @@ extern "C" fn raw_log(state: *const c_void, event: *const u8, event_len: usize, 
         )
     };
     host.log(event, data, None)
+}
+
+/// A host that does nothing: what a context call costs on the plugin's side
+/// alone (plugin-api and the vtable), with nothing done for it.
+struct IdleHost;
+
+impl ContextHost for IdleHost {
+    fn set_progress(&self, _: u64, _: u64, _: Option<&str>) -> Result<(), String> {
+        Ok(())
+    }
+    fn set_metrics(&self, _: &str, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn log(&self, _: &str, _: &str, _: Option<&str>) {}
+    fn log_message(&self, _: &str, _: &str) {}
+    fn log_dev_event(&self, _: &str, _: Option<&str>) {}
+    fn env_json(&self) -> String {
+        "{}".to_owned()
+    }
+    fn job_id(&self) -> Option<String> {
+        None
+    }
+    fn checkpoint_json(&self) -> Option<String> {
+        None
+    }
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+    fn has_client(&self, _: ClientKind) -> bool {
+        false
+    }
+    fn client_request(&self, _: ClientKind, _: &str) -> Result<String, String> {
+        Err("no client".to_owned())
+    }
+    fn log_entry(&self, entry_json: &str) -> Result<(), String> {
+        black_box(entry_json);
+        Ok(())
+    }
+}
+
+/// The fixed share of a `log` call, which no host can save: the plugin's
+/// own `json!` value with that value's JSON text, and the whole call
+/// through plugin-api and the vtable to a host that does nothing (the
+/// README's comparison with the Python original reads these).
+fn plugin_side_of_log(c: &mut Criterion) {
+    let mut group = c.benchmark_group("1_plugin_side_of_log");
+    group.bench_function("json_value_and_its_text", |b| {
+        let mut text = Vec::with_capacity(256);
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                let data = serde_json::json!({ "i": i, "loss": 0.25 });
+                text.clear();
+                serde_json::to_writer(&mut text, &data).expect("a JSON value serialises");
+                black_box(&text);
+            }
+            start.elapsed()
+        })
+    });
+    group.bench_function("ctx_log_to_an_idle_host", |b| {
+        let ctx = RuntimeContext::with_host(Arc::new(IdleHost));
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                ctx.log("tick", serde_json::json!({ "i": i, "loss": 0.25 }), None)
+                    .expect("the idle host takes every entry");
+            }
+            start.elapsed()
+        })
+    });
+    group.finish();
 }
 
 fn context_calls(c: &mut Criterion, fixtures: &Fixtures) {
@@ -976,6 +1049,7 @@ fn main() {
         .output_directory(&target_dir().join("criterion"))
         .configure_from_args();
     context_calls(&mut c, &fixtures);
+    plugin_side_of_log(&mut c);
     let progress_counts = progress(&mut c, &fixtures);
     throughput(&mut c, &fixtures);
     let folders = discovery(&mut c, &fixtures);
