@@ -239,6 +239,7 @@ pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
                     log.read_rest(false, &mut print).map_err(not_found)?;
                     break;
                 }
+                log.job_is_running();
             }
         }
         JobsCommand::Stop { id } => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::tail::LogTail;
+use super::tail::{LogTail, TailError};
 use crate::backend::http::error_message;
 
 /// Where the Jobs API is when nothing says otherwise.
@@ -275,7 +275,7 @@ impl JobsApi {
 
     /// The live stream of what the job prints (`/api/jobs/{id}/logs/tail`,
     /// a WebSocket), from its first byte on.
-    pub fn log_stream(&self, id: &str) -> Result<LogTail, String> {
+    pub fn log_stream(&self, id: &str) -> Result<LogTail, TailError> {
         LogTail::open(&self.address, &format!("{}/logs/tail", Self::job_path(id)))
     }
 

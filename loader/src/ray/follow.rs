@@ -146,6 +146,7 @@ fn relay(
             log.read_rest(outcome_seen, &mut |line| relayed.take(line))?;
             break info;
         }
+        log.job_is_running();
         if stopped_by.is_none() {
             if stop.interrupts.count() > 0 {
                 stopped_by = Some(StoppedBy::Interrupt);

@@ -32,14 +32,15 @@ pub struct LogLines {
 
 impl LogLines {
     /// The whole lines `log` (everything so far) adds since the last call.
+    /// A log shorter than what was read already (a fetch behind the stream,
+    /// say), or cut inside a character where the reading stopped, adds
+    /// nothing: taking it whole again would repeat every line.
     pub fn advance(&mut self, log: &str) -> Vec<String> {
-        if log.len() < self.seen || !log.is_char_boundary(self.seen) {
-            self.seen = 0;
-            self.partial.clear();
-        }
-        self.partial.push_str(&log[self.seen..]);
+        let Some(new) = log.get(self.seen..) else {
+            return Vec::new();
+        };
         self.seen = log.len();
-        self.complete_lines()
+        self.take_text(new)
     }
 
     /// The whole lines `piece` completes, the pieces coming in order from
@@ -47,14 +48,17 @@ impl LogLines {
     /// can take over where the pieces end.
     pub fn push(&mut self, piece: &str) -> Vec<String> {
         self.seen += piece.len();
-        self.partial.push_str(piece);
-        self.complete_lines()
+        self.take_text(piece)
     }
 
-    fn complete_lines(&mut self) -> Vec<String> {
-        let Some(end) = self.partial.rfind('\n') else {
+    /// Appends `new` to the partial line; the lines it completes.
+    fn take_text(&mut self, new: &str) -> Vec<String> {
+        let ends_lines = memchr::memchr(b'\n', new.as_bytes()).is_some();
+        self.partial.push_str(new);
+        if !ends_lines {
             return Vec::new();
-        };
+        }
+        let end = self.partial.rfind('\n').expect("`new` holds a line break");
         let complete: String = self.partial.drain(..=end).collect();
         complete.lines().map(str::to_owned).collect()
     }
@@ -69,7 +73,10 @@ impl LogLines {
 enum Source {
     /// Its live stream, while that is open.
     Stream(Box<LogTail>),
-    /// The stream closed: the whole log has been read.
+    /// The stream closed normally: the whole log has been read, unless the
+    /// close was the cluster's proxy giving up (it closes normally whatever
+    /// stopped the stream behind it), which the job's state or the
+    /// caller's missing outcome reveals.
     Whole,
     /// The whole log fetched each turn.
     Polling,
@@ -129,7 +136,7 @@ impl<'a> JobLog<'a> {
                 Source::Whole => std::thread::sleep(left),
                 Source::Polling => {
                     self.fetch(take)?;
-                    std::thread::sleep(left);
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 }
             }
             if Instant::now() >= until {
@@ -138,18 +145,30 @@ impl<'a> JobLog<'a> {
         }
     }
 
-    /// Once the job has ended: hands `take` the rest of the log, its
-    /// partial last line included, or as much of it as the caller needs
-    /// (`enough`: it has all it needs already; or `take` says so of a line).
+    /// Tells the log that the job still runs: a stream that has closed
+    /// meanwhile closed early (the cluster closes it only once the job is
+    /// over), so the rest is polled.
+    pub fn job_is_running(&mut self) {
+        if let Source::Whole = self.source {
+            tracing::debug!("ray job {}: its log stream closed while the job runs; polling the rest", self.id);
+            self.source = Source::Polling;
+        }
+    }
+
+    /// Once the job has ended: hands `take` the rest of the log, or as much
+    /// of it as the caller needs (`enough`: it has all it needs already; or
+    /// `take` says so of a line).
     ///
-    /// While the stream has brought less than 16 MiB (`WHOLE_FETCH_LIMIT`), the
-    /// rest comes from one fetch of the whole log: the stream can be two
-    /// seconds behind (the cluster looks for more of the log, and then
+    /// While the stream has brought less than 16 MiB (`WHOLE_FETCH_LIMIT`),
+    /// the rest comes from one fetch of the whole log: the stream can be
+    /// two seconds behind (the cluster looks for more of the log, and then
     /// whether the job has ended, once a second each). Past that, the
     /// stream is read until the caller has enough or the cluster closes it
     /// (a stream behind a burst of output catches up first), or until it
-    /// stays silent for 6 s (`STREAM_END_SILENCE`): only then is the whole log
-    /// fetched.
+    /// stays silent for 6 s (`STREAM_END_SILENCE`). A caller still short of
+    /// what it needs then gets the rest from one fetch of the whole log,
+    /// whatever the stream did: a normal close is no proof that everything
+    /// was sent. The partial last line comes last, once the log is whole.
     pub fn read_rest(&mut self, mut enough: bool, take: &mut Take<'_>) -> Result<(), RayError> {
         if !enough && self.is_streamed() && self.lines.seen < WHOLE_FETCH_LIMIT {
             tracing::debug!(
@@ -178,9 +197,10 @@ impl<'a> JobLog<'a> {
                 TailRead::Closed => self.source = Source::Whole,
             }
         }
-        if !enough && matches!(self.source, Source::Polling) {
-            self.fetch(take)?;
+        if enough {
+            return Ok(());
         }
+        self.fetch(take)?;
         hand_over(self.lines.rest(), take);
         Ok(())
     }
@@ -231,5 +251,15 @@ mod tests {
         got.extend(lines.advance(log));
         assert_eq!(got, ["Running entrypoint", "{\"a\":1}", "{\"ü\":\"long line\"}"]);
         assert_eq!(lines.rest().as_deref(), Some("last"));
+    }
+
+    #[test]
+    fn a_fetched_log_shorter_than_what_was_read_repeats_nothing() {
+        let mut lines = LogLines::default();
+        assert_eq!(lines.push("one\ntwo\nthr"), ["one", "two"]);
+        assert!(lines.advance("one\ntwo\n").is_empty(), "a fetch behind the stream");
+        assert!(lines.advance("[CUT]\n").is_empty(), "a shorter, other text");
+        assert_eq!(lines.push("ee\n"), ["three"]);
+        assert_eq!(lines.advance("one\ntwo\nthree\nfour\n"), ["four"]);
     }
 }

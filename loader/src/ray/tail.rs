@@ -23,6 +23,17 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// read timeout would mean no timeout at all).
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
+/// Why a log stream could not be opened (the caller polls instead).
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("the log stream is followed over plain http only, not {0}")]
+    NotPlainHttp(String),
+    #[error("cannot connect to {authority}: {reason}")]
+    Connect { authority: String, reason: String },
+    #[error("no log stream at {url}: {reason}")]
+    Handshake { url: String, reason: String },
+}
+
 /// An open log stream of one job.
 pub struct LogTail {
     socket: WebSocket<TcpStream>,
@@ -46,23 +57,29 @@ pub enum TailRead {
 impl LogTail {
     /// Opens the stream at `path` of the Jobs API at `address`
     /// (`http://host:port`, possibly with a base path).
-    pub fn open(address: &str, path: &str) -> Result<Self, String> {
+    pub fn open(address: &str, path: &str) -> Result<Self, TailError> {
         let authority_and_base = address
             .strip_prefix("http://")
-            .ok_or_else(|| format!("the log stream is followed over plain http only, not {address}"))?;
+            .ok_or_else(|| TailError::NotPlainHttp(address.to_owned()))?;
         let authority = authority_and_base.split('/').next().unwrap_or_default();
         let stream = connect(authority)?;
         stream
             .set_read_timeout(Some(OPEN_TIMEOUT))
             .and_then(|()| stream.set_write_timeout(Some(OPEN_TIMEOUT)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TailError::Connect {
+                authority: authority.to_owned(),
+                reason: e.to_string(),
+            })?;
         // A log line can be as large as an event the plugin reported, and
         // the cluster sends a line in one message: no size limit here (the
         // line has to be held to be read in any case).
         let config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
         let url = format!("ws://{authority_and_base}{path}");
         let (socket, _) = tungstenite::client::client_with_config(url.as_str(), stream, Some(config))
-            .map_err(|e| format!("no log stream at {url}: {e}"))?;
+            .map_err(|e| TailError::Handshake {
+                reason: e.to_string(),
+                url,
+            })?;
         Ok(LogTail { socket })
     }
 
@@ -88,7 +105,9 @@ impl LogTail {
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => return TailRead::Closed,
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-                Err(Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                {
                     return TailRead::Quiet
                 }
                 Err(e) => return TailRead::Broken(e.to_string()),
@@ -99,18 +118,22 @@ impl LogTail {
 
 /// A TCP connection to `authority` (`host:port`, or `host` for port 80 as
 /// in an `http` URL), trying each address it resolves to.
-fn connect(authority: &str) -> Result<TcpStream, String> {
+fn connect(authority: &str) -> Result<TcpStream, TailError> {
     let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
     let authority = if has_port { authority.to_owned() } else { format!("{authority}:80") };
-    let addresses = authority.to_socket_addrs().map_err(|e| format!("{authority}: {e}"))?;
-    let mut last_error = format!("{authority} resolves to no address");
+    let failed = |reason: String| TailError::Connect {
+        authority: authority.clone(),
+        reason,
+    };
+    let addresses = authority.to_socket_addrs().map_err(|e| failed(e.to_string()))?;
+    let mut last_error = "it resolves to no address".to_owned();
     for address in addresses {
         match TcpStream::connect_timeout(&address, OPEN_TIMEOUT) {
             Ok(stream) => return Ok(stream),
             Err(e) => last_error = format!("{address}: {e}"),
         }
     }
-    Err(last_error)
+    Err(failed(last_error))
 }
 
 #[cfg(test)]
@@ -216,7 +239,7 @@ mod tests {
 
     #[test]
     fn an_address_that_is_not_plain_http_or_has_no_stream_is_refused() {
-        let https = LogTail::open("https://127.0.0.1:1", "/tail").err().unwrap();
+        let https = LogTail::open("https://127.0.0.1:1", "/tail").err().unwrap().to_string();
         assert!(https.contains("plain http"), "{https}");
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
@@ -229,7 +252,7 @@ mod tests {
                 .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
                 .unwrap();
         });
-        let refused = LogTail::open(&address, "/tail").err().unwrap();
+        let refused = LogTail::open(&address, "/tail").err().unwrap().to_string();
         not_websocket.join().unwrap();
         assert!(refused.contains("no log stream"), "{refused}");
     }
