@@ -23,9 +23,10 @@
 //! (`job_id`, `plugin`, `action`) serialised once per run, the date and time
 //! of day once a second, a user event's data copied as the text it came in
 //! ([`Event::raw_data`]). The buffer is written through at the end or
-//! after every line (see [`Flush`]), when its owner flushes it (an isolated
-//! run's relay, once the child's events pause), or, for a reader following the stream
-//! live, within a bounded delay ([`JsonlSink::live`]). [`LineWriter`]
+//! after every line (see [`Flush`]), when its owner flushes it (an
+//! isolated run's relay, once the child's events pause), or, for a reader
+//! following the stream live, within a bounded delay
+//! ([`JsonlSink::live`]). [`LineWriter`]
 //! writes the lines; an isolated child's channel sink uses it too.
 
 use std::borrow::Cow;
@@ -139,8 +140,8 @@ fn write_line<W: Write>(out: &mut W, times: &mut TimeCache, run_part: &[u8], eve
 /// When buffered lines are written through to the writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flush {
-    /// At [`EventSink::finish`] (or [`EventSink::flush`]) and in whole 1 MiB chunks in between: the
-    /// fastest, for a file read after the run.
+    /// At [`EventSink::finish`] (or [`EventSink::flush`]), and in whole
+    /// 1 MiB chunks in between: the fastest, for a file read after the run.
     Buffered,
     /// After every line: for a pipe from a child process, or a run whose
     /// process may crash, so that no reported event is lost.

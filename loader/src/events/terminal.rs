@@ -4,10 +4,10 @@
 //! events show their data and file, metrics show as `key=value` pairs, and
 //! dev events (and anything at `debug`) appear only when verbose. On a
 //! terminal, progress is one `indicatif` bar per step, redrawn in place
-//! below the messages (the private `bars` module); elsewhere, where indicatif would draw
-//! nothing, each (already coalesced) progress event is one plain line. At
-//! the end of a run the bars are drawn a last time and left on screen. The
-//! workflow orchestrator's overall
+//! below the messages (the private `bars` module); elsewhere, where
+//! indicatif would draw nothing, each (already coalesced) progress event
+//! is one plain line. At the end of a run the bars are drawn a last time
+//! and left on screen. The workflow orchestrator's overall
 //! progress (step-less, on its internal scale) shows as a percentage, and a
 //! completed step's time counts from its `step_start` event. Workflow events
 //! (`step_start`, `step_end`, `rollback_start`, `rollback_end`) print as

@@ -4,10 +4,10 @@
 //! A batch of the child's output is flushed at once; the event channel's
 //! reader flushes its batches once the child pauses (see
 //! `isolate::channel`), so that a flood reaches the sinks' writers in large
-//! writes. The run's
-//! result or error is kept aside for the supervisor, which decides the
-//! outcome; once the supervisor closes the relay, nothing more reaches the
-//! sinks, whatever a process still holding the child's pipes writes.
+//! writes. The run's result or error is kept aside for the supervisor,
+//! which decides the outcome; once the supervisor closes the relay,
+//! nothing more reaches the sinks, whatever a process still holding the
+//! child's pipes writes.
 
 use std::borrow::Cow;
 use std::sync::mpsc::Sender;

@@ -82,6 +82,17 @@ enum Source {
     Polling,
 }
 
+/// What one read of the stream gave.
+enum StreamRead {
+    /// A piece, with whether `take` said of one of its lines that it was
+    /// enough.
+    Piece { enough: bool },
+    /// Nothing within the wait.
+    Nothing,
+    /// The stream is over: closed, or broken off.
+    Ended,
+}
+
 /// The log of one job, read as it grows.
 pub struct JobLog<'a> {
     api: &'a JobsApi,
@@ -124,15 +135,9 @@ impl<'a> JobLog<'a> {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match &mut self.source {
-                Source::Stream(tail) => match tail.next_within(left) {
-                    TailRead::Text(piece) => hand_over(self.lines.push(&piece), take),
-                    TailRead::Quiet => {}
-                    TailRead::Closed => self.source = Source::Whole,
-                    TailRead::Broken(reason) => {
-                        tracing::debug!("ray job {}: its log stream broke off ({reason}); polling the rest", self.id);
-                        self.source = Source::Polling;
-                    }
-                },
+                Source::Stream(_) => {
+                    self.read_stream(left, take);
+                }
                 Source::Whole => std::thread::sleep(left),
                 Source::Polling => {
                     self.fetch(take)?;
@@ -179,22 +184,19 @@ impl<'a> JobLog<'a> {
             self.source = Source::Polling;
         }
         let mut silent_since = Instant::now();
-        while !enough {
-            let Source::Stream(tail) = &mut self.source else { break };
+        while !enough && self.is_streamed() {
             let left = STREAM_END_SILENCE.saturating_sub(silent_since.elapsed());
-            match tail.next_within(left) {
-                TailRead::Text(piece) => {
-                    for line in self.lines.push(&piece) {
-                        enough |= take(line);
-                    }
+            match self.read_stream(left, take) {
+                StreamRead::Piece { enough: said } => {
+                    enough = said;
                     silent_since = Instant::now();
                 }
-                TailRead::Quiet if !left.is_zero() => {}
-                TailRead::Quiet | TailRead::Broken(_) => {
+                StreamRead::Nothing if !left.is_zero() => {}
+                StreamRead::Nothing => {
                     tracing::debug!("ray job {}: ended, its log stream did not close; fetching the rest", self.id);
                     self.source = Source::Polling;
                 }
-                TailRead::Closed => self.source = Source::Whole,
+                StreamRead::Ended => {}
             }
         }
         if enough {
@@ -203,6 +205,34 @@ impl<'a> JobLog<'a> {
         self.fetch(take)?;
         hand_over(self.lines.rest(), take);
         Ok(())
+    }
+
+    /// Reads the stream once, waiting at most `wait`: hands `take` the
+    /// lines a piece completes; a close leaves the log `Whole`, a break
+    /// leaves it to polling.
+    fn read_stream(&mut self, wait: Duration, take: &mut Take<'_>) -> StreamRead {
+        let Source::Stream(tail) = &mut self.source else {
+            return StreamRead::Ended;
+        };
+        match tail.next_within(wait) {
+            TailRead::Text(piece) => {
+                let mut enough = false;
+                for line in self.lines.push(&piece) {
+                    enough |= take(line);
+                }
+                StreamRead::Piece { enough }
+            }
+            TailRead::Quiet => StreamRead::Nothing,
+            TailRead::Closed => {
+                self.source = Source::Whole;
+                StreamRead::Ended
+            }
+            TailRead::Broken(reason) => {
+                tracing::debug!("ray job {}: its log stream broke off ({reason}); polling the rest", self.id);
+                self.source = Source::Polling;
+                StreamRead::Ended
+            }
+        }
     }
 
     /// Fetches the whole log and hands `take` the lines that are new.
