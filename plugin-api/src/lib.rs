@@ -65,6 +65,7 @@ pub mod lax;
 pub mod log_entry;
 pub mod logger;
 pub mod manifest;
+pub mod permissions;
 pub mod plugin;
 pub mod resources;
 pub mod rules;
@@ -83,6 +84,7 @@ pub use error_context::ErrorContext;
 pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};
 pub use manifest::{ActionManifest, Category, PluginManifest, RunMethod};
+pub use permissions::{PermissionProblem, Permissions, PermissionsError};
 pub use plugin::Plugin;
 pub use resources::{ActionResources, ResourceError};
 pub use serde_json::{json, Value};
@@ -104,7 +106,7 @@ pub mod prelude {
     };
     pub use crate::{
         action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResources, ActionResult, BaseAction, Category,
-        Checkpoint, ErrorContext, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
+        Checkpoint, ErrorContext, MessageLevel, Permissions, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
     };
     pub use crate::{schemars, serde, serde_json};
     pub use schemars::JsonSchema;
