@@ -75,6 +75,7 @@ pub fn serve_child() -> i32 {
         cancel,
         progress_interval: Duration::from_millis(request.progress_interval_ms),
         clients: request.clients.build(),
+        work_dir: request.work_dir,
     };
     if let Some(expected) = &request.expect {
         let as_described = discovery.plugins.first().is_some_and(|plugin| {

@@ -71,6 +71,9 @@ pub struct IsolatedRun {
     pub job_id: Option<String>,
     pub checkpoint: Option<Value>,
     pub progress_interval_ms: u64,
+    /// The run's work directory (`RunSettings::work_dir`).
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
     /// The backend and agent clients the child offers the plugin.
     #[serde(default)]
     pub clients: IsolatedClients,
@@ -264,6 +267,7 @@ fn run_in_child(
         job_id: settings.job_id.clone(),
         checkpoint: settings.checkpoint.clone(),
         progress_interval_ms: u64::try_from(settings.progress_interval.as_millis()).unwrap_or(u64::MAX),
+        work_dir: settings.work_dir.clone(),
         clients: IsolatedClients::of(&settings.clients),
         expect: expect.cloned(),
     };
