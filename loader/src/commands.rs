@@ -19,7 +19,7 @@ use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
 use loader::runner::{run_action, Deadline};
 use loader::redact::Redactor;
-use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginManifest};
+use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, Permissions, PluginManifest};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -193,6 +193,7 @@ fn plugin_json(plugin: &CatalogPlugin) -> Value {
         "path": plugin.path,
         "plugin_api": plugin.api_version.to_string(),
         "actions": m.actions.iter().map(action_summary_json).collect::<Vec<_>>(),
+        "permissions": m.permissions,
     })
 }
 
@@ -237,6 +238,7 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
     if !m.description.is_empty() {
         outln!("{}", m.description);
     }
+    crate::stdout::write(&permissions_lines(&m.permissions));
     for a in actions {
         outln!("\naction {} ({:?})", a.name, a.method);
         if !a.description.is_empty() {
@@ -252,6 +254,19 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         }
     }
     Ok(ExitCode::Success)
+}
+
+/// The permissions a plugin asks for, as `loader info` shows them: one
+/// line per kind it asks for, or one line saying it asks for none.
+fn permissions_lines(permissions: &Permissions) -> String {
+    if permissions.is_empty() {
+        return "permissions: none beyond the sandbox's defaults\n".to_owned();
+    }
+    let mut text = "permissions requested:\n".to_owned();
+    for (field, entries) in permissions.lists().into_iter().filter(|(_, e)| !e.is_empty()) {
+        text.push_str(&format!("  {field:<5}  {}\n", entries.join(", ")));
+    }
+    text
 }
 
 /// The declared resources as `loader info` shows them, with the problem

@@ -296,6 +296,9 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, Refusal> {
     if manifest.code.trim().is_empty() {
         return Err(bad_manifest("the plugin's manifest has an empty code".to_owned()));
     }
+    if let Err(problem) = manifest.permissions.check() {
+        return Err(bad_manifest(format!("the plugin's manifest declares invalid permissions: {problem}")));
+    }
     Ok(LoadedPlugin {
         path: path.to_owned(),
         manifest,
