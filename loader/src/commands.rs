@@ -14,12 +14,17 @@ use loader::events::{
     TracingSink,
 };
 use loader::host::RunSettings;
-use loader::isolate::{run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions};
+use loader::isolate::{
+    run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions,
+};
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
-use loader::runner::{run_action, Deadline};
 use loader::redact::Redactor;
-use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, Permissions, PluginManifest};
+use loader::runner::{run_action, Deadline};
+use loader::sandbox::SandboxMode;
+use plugin_api::{
+    ActionFailure, ActionManifest, ActionResources, FailureKind, Permissions, PluginEnvironment, PluginManifest,
+};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -39,11 +44,28 @@ const MIN_EVENT_BYTES: usize = 1024;
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
-    let folder = || PluginFolder::open(&plugin_dir(cli.plugins.clone()), !cli.no_cache, !cli.no_load_check);
+    let sandbox = cli.sandbox.mode();
+    let folder = || {
+        PluginFolder::open(
+            &plugin_dir(cli.plugins.clone()),
+            !cli.no_cache,
+            !cli.no_load_check,
+            sandbox,
+        )
+    };
     match cli.command {
         Command::List { json } => list(&mut folder()?, json),
         Command::Info { plugin, action, json } => info(&mut folder()?, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&mut folder()?, *args, cli.verbose > 0),
+        Command::Run(args) => run(&mut folder()?, *args, cli.verbose > 0, sandbox),
+        Command::Grant(args) => crate::sandbox_cli::grant(folder, &args),
+        Command::Sandbox {
+            command: crate::cli::SandboxCommand::Check { json },
+        } => crate::sandbox_cli::check(sandbox, json),
+        Command::SandboxProbe { .. } => Ok(match loader::sandbox::probes::serve_probe() {
+            0 => ExitCode::Success,
+            2 => ExitCode::Usage,
+            _ => ExitCode::ActionFailed,
+        }),
         Command::Flush(args) => crate::connect::flush(&args),
         Command::New(args) => {
             let created = crate::scaffold::new_plugin(&args)?;
@@ -108,7 +130,9 @@ fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a Actio
 }
 
 fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(), CliError> {
-    action.map(|name| find_action(&plugin.manifest, name).map(drop)).unwrap_or(Ok(()))
+    action
+        .map(|name| find_action(&plugin.manifest, name).map(drop))
+        .unwrap_or(Ok(()))
 }
 
 fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
@@ -282,7 +306,12 @@ fn resources_line(resources: &ActionResources) -> String {
     if let Some(bytes) = resources.memory {
         parts.push(format!("memory {bytes} bytes"));
     }
-    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
+    parts.extend(
+        resources
+            .resources
+            .iter()
+            .map(|(name, amount)| format!("{name} {amount}")),
+    );
     let mut line = parts.join(", ");
     if let Err(problem) = resources.check() {
         line.push_str(&format!(" (invalid: {problem})"));
@@ -509,7 +538,7 @@ pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dy
     Arc::new(EnvHintSink::new(sink, &args.env_prefix))
 }
 
-fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: SandboxMode) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
     let mut settings = settings(&args)?;
     let connection =
@@ -525,7 +554,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
         connection: &connection,
     };
     if !(args.in_process || args.dry_run || args.elsewhere.is_set()) {
-        return run_isolated_described(folder, request, options, verbose);
+        return run_isolated_described(folder, request, options, verbose, sandbox);
     }
     let plugin = &folder.find(&args.plugin)?;
     let action = find_action(&plugin.manifest, &args.action)?;
@@ -550,7 +579,16 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
     }
 
     if args.elsewhere.is_set() {
-        return crate::elsewhere::run(plugin, action, &args, &params, request.settings, deadline, verbose);
+        return crate::elsewhere::run(
+            plugin,
+            action,
+            &args,
+            &params,
+            request.settings,
+            deadline,
+            verbose,
+            sandbox,
+        );
     }
     let outputs = request.outputs(verbose)?;
     let _interrupts = interrupt_on_ctrl_c(&request.settings, true);
@@ -638,13 +676,20 @@ impl RunRequest<'_> {
 /// and run once more.
 fn run_isolated_described(
     folder: &mut PluginFolder,
-    request: RunRequest,
+    mut request: RunRequest,
     options: IsolationOptions,
     verbose: bool,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let args = request.args;
     let mut plugin = folder.describe(&args.plugin)?;
-    find_action(&plugin.manifest, &args.action)?;
+    let run_sandbox = crate::sandbox_cli::run_sandbox(
+        args,
+        sandbox,
+        &plugin.manifest,
+        find_action(&plugin.manifest, &args.action)?,
+    )?;
+    request.settings.env = with_granted_env(&request.settings.env, &run_sandbox.grants.env);
     let child = ChildCommand::current_exe(&["__child"]).map_err(|e| {
         CliError::new(
             ExitCode::ActionFailed,
@@ -664,6 +709,7 @@ fn run_isolated_described(
             interrupt: &interrupts,
             sink: outputs.sink.clone(),
             options,
+            sandbox: &run_sandbox,
         };
         let ran = run_isolated_as_described(&child, &plugin.path, &expected, action, described_afresh);
         match ran {
@@ -679,6 +725,16 @@ fn run_isolated_described(
         }
     };
     request.conclude(outcome, &outputs, &plugin.manifest.code)
+}
+
+/// The plugin's environment with the granted variables of the loader's own
+/// environment added (`--allow-env`, or declared and granted).
+pub(crate) fn with_granted_env(env: &PluginEnvironment, names: &[String]) -> PluginEnvironment {
+    let granted: std::collections::BTreeMap<String, String> = names
+        .iter()
+        .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+        .collect();
+    PluginEnvironment::merge([env, &PluginEnvironment::new(granted)])
 }
 
 /// Hides the run's secrets in a failure before it is printed.

@@ -14,6 +14,7 @@ use loader::discovery::{LoadedPlugin, ScanError};
 use loader::isolate::ChildCommand;
 use loader::load_check::SupervisedScanError;
 use loader::manifest_cache::{host_identity, Catalog, CatalogPlugin, Loading, ManifestCache, PluginLoadError};
+use loader::sandbox::SandboxMode;
 
 use crate::commands::PLUGIN_DIR_VAR;
 use crate::exit::{CliError, ExitCode};
@@ -27,6 +28,8 @@ pub struct PluginFolder {
     cache: ManifestCache,
     /// The checking child's command; `None` when the check is off.
     checker: Option<ChildCommand>,
+    /// The sandbox of the checking children.
+    sandbox: SandboxMode,
 }
 
 impl PluginFolder {
@@ -35,7 +38,7 @@ impl PluginFolder {
     /// `$HOME`), its libraries load-checked unless `checked` is false. Fails
     /// (exit 5) when the check is on but the loader's executable, which
     /// runs it, cannot be found.
-    pub fn open(dir: &Path, use_cache: bool, checked: bool) -> Result<Self, CliError> {
+    pub fn open(dir: &Path, use_cache: bool, checked: bool, sandbox: SandboxMode) -> Result<Self, CliError> {
         tracing::info!("plugin folder {}", dir.display());
         let cache = match (use_cache, ManifestCache::default_dir(), host_identity()) {
             (true, Some(cache_dir), Some(host)) => ManifestCache::open(&cache_dir, dir, &host),
@@ -54,6 +57,7 @@ impl PluginFolder {
             dir: dir.to_owned(),
             cache,
             checker,
+            sandbox,
         })
     }
 
@@ -62,18 +66,19 @@ impl PluginFolder {
     }
 
     fn loading(&self) -> Loading<'_> {
-        loading(self.checker.as_ref())
+        loading(self.checker.as_ref(), self.sandbox)
     }
 
     /// Every plugin of the folder, and every file that is not one.
     pub fn scan(&mut self) -> Result<Catalog, CliError> {
         let started = Instant::now();
         let checked = self.checker.is_some();
-        let catalog =
-            Catalog::scan(&self.dir, &mut self.cache, loading(self.checker.as_ref())).map_err(|e| match e {
+        let catalog = Catalog::scan(&self.dir, &mut self.cache, loading(self.checker.as_ref(), self.sandbox)).map_err(
+            |e| match e {
                 SupervisedScanError::Scan(e) => self.missing_folder(e),
                 SupervisedScanError::Check(e) => check_failed(e.to_string()),
-            })?;
+            },
+        )?;
         tracing::debug!(
             "found {} plugin(s) and skipped {} file(s) in {:.1} ms{}",
             catalog.plugins.len(),
@@ -138,7 +143,10 @@ impl PluginFolder {
         tracing::debug!("no plugin {name:?} in the cached descriptions; scanning again without the cache");
         self.cache.forget();
         let catalog = self.scan()?;
-        catalog.find(name).cloned().ok_or_else(|| self.not_found(name, &catalog))
+        catalog
+            .find(name)
+            .cloned()
+            .ok_or_else(|| self.not_found(name, &catalog))
     }
 
     /// Drops what the cache says of the folder: the next scan examines
@@ -156,7 +164,11 @@ impl PluginFolder {
     fn not_found(&self, name: &str, catalog: &Catalog) -> CliError {
         let dir = self.dir.display();
         let codes = catalog.codes();
-        let listed = if codes.is_empty() { "none".to_owned() } else { codes.join(", ") };
+        let listed = if codes.is_empty() {
+            "none".to_owned()
+        } else {
+            codes.join(", ")
+        };
         let mut causes = vec![format!("plugins in {dir}: {listed}")];
         causes.extend(catalog.problems.iter().map(|p| format!("not loaded: {p}")));
         let error = CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {dir}")).with_causes(causes);
@@ -182,9 +194,9 @@ fn check_failed(why: String) -> CliError {
     CliError::new(ExitCode::LoadCheckFailed, why).with_help("use --no-load-check to load the plugins without the check")
 }
 
-fn loading(checker: Option<&ChildCommand>) -> Loading<'_> {
+fn loading(checker: Option<&ChildCommand>, sandbox: SandboxMode) -> Loading<'_> {
     match checker {
-        Some(checker) => Loading::Supervised(checker, LOAD_CHECK_TIME_PER_FILE),
+        Some(checker) => Loading::Supervised(checker, LOAD_CHECK_TIME_PER_FILE, sandbox),
         None => Loading::Direct,
     }
 }

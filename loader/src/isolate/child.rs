@@ -21,6 +21,7 @@ use crate::events::{EventSink, RunInfo};
 use crate::host::{CancelFlag, RunSettings};
 use crate::load_report::version_triple;
 use crate::runner::{failure_event, run_action};
+use crate::sandbox;
 use crate::sys;
 
 /// Serves one run; returns the process exit code (0 when the action
@@ -56,6 +57,9 @@ pub fn serve_child() -> i32 {
         }
     };
     drop(first);
+    // Before any thread starts and before the library is opened: the
+    // library's constructors run inside the sandbox too.
+    let sandboxed = request.sandbox.as_ref().map(sandbox::enter).transpose();
     let cancel = CancelFlag::default();
     follow_the_loader(requests, cancel.clone());
 
@@ -67,6 +71,27 @@ pub fn serve_child() -> i32 {
         }
     };
     let sink: Arc<dyn EventSink> = Arc::new(ChannelSink::new(writer.clone()));
+    match sandboxed {
+        // What the sandbox lacks here was said by the loader, which knew it
+        // before starting this process.
+        Ok(_) => {}
+        Err(e) => {
+            let run = RunInfo {
+                job_id: request.job_id.clone(),
+                plugin: String::new(),
+                action: request.action.clone(),
+            };
+            let failure = ActionFailure::new(
+                FailureKind::Failed,
+                format!("the plugin's sandbox could not be set up: {e}"),
+            );
+            sink.start(&run);
+            sink.emit(&run, &failure_event(&failure));
+            sink.finish(&run);
+            writer.drain();
+            return 1;
+        }
+    }
     let discovery = Discovery::load_files(std::slice::from_ref(&request.library));
     let settings = RunSettings {
         env: PluginEnvironment::new(request.env),
@@ -81,7 +106,11 @@ pub fn serve_child() -> i32 {
         let as_described = discovery.plugins.first().is_some_and(|plugin| {
             plugin.manifest == *expected.manifest && version_triple(plugin.api_version()) == expected.api_version
         });
-        let verdict = if as_described { AS_DESCRIBED_LINE } else { NOT_AS_DESCRIBED_LINE };
+        let verdict = if as_described {
+            AS_DESCRIBED_LINE
+        } else {
+            NOT_AS_DESCRIBED_LINE
+        };
         let line = |pending: &mut Vec<u8>| {
             pending.extend_from_slice(verdict.as_bytes());
             pending.push(b'\n');
