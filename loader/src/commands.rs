@@ -21,7 +21,8 @@ use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
 use loader::redact::Redactor;
 use loader::runner::{run_action, Deadline};
-use loader::sandbox::SandboxMode;
+use loader::orphans::Orphans;
+use loader::sandbox::{SandboxMode, WorkDir};
 use plugin_api::{
     ActionFailure, ActionManifest, ActionResources, FailureKind, Permissions, PluginEnvironment, PluginManifest,
 };
@@ -593,14 +594,21 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: Sandbox
     let outputs = request.outputs(verbose)?;
     let _interrupts = interrupt_on_ctrl_c(&request.settings, true);
     loader::exit_guard::report_exits();
-    let outcome = run_action(
-        plugin,
-        &args.action,
-        &params,
-        request.settings.clone(),
-        deadline,
-        outputs.sink.clone(),
-    );
+    // In-process runs are trusted (no sandbox), but get a work directory
+    // like any run, and nothing they start outlives them.
+    let work_dir = WorkDir::create(None, args.permissions.keep_work_dir)
+        .map_err(|e| CliError::new(ExitCode::ActionFailed, e.to_string()))?;
+    let settings = RunSettings {
+        env: with_granted_env(&request.settings.env, &args.permissions.allow_env),
+        work_dir: Some(work_dir.path().to_owned()),
+        ..request.settings.clone()
+    };
+    let orphans = Orphans::adopt();
+    let outcome = run_action(plugin, &args.action, &params, settings, deadline, outputs.sink.clone());
+    orphans.end();
+    if work_dir.kept() {
+        eprintln!("the run's work directory is kept at {}", work_dir.path().display());
+    }
     request.conclude(outcome, &outputs, &plugin.manifest.code)
 }
 
@@ -746,6 +754,9 @@ fn redact_failure(redactor: &Redactor, failure: &mut ActionFailure) {
 /// A failed action as an error, with advice for the kinds where there is some.
 pub(crate) fn failure_error(failure: &ActionFailure, plugin: &str, action: &str) -> CliError {
     let error = CliError::from_failure(failure);
+    if let Some(hint) = crate::sandbox_cli::denial_hint(&failure.message, plugin) {
+        return error.with_help(hint);
+    }
     match failure.kind {
         FailureKind::InvalidParams => error.with_help(format!("`loader info {plugin} {action}` shows the params")),
         FailureKind::TimedOut => {

@@ -256,3 +256,63 @@ pub fn check(mode: SandboxMode, as_json: bool) -> Result<ExitCode, CliError> {
     );
     Ok(code)
 }
+
+/// Words before a path that say it was being written.
+const WRITING: &[&str] = &["writing", "write", "creating", "create", "saving", "removing", "renaming", "open for writing"];
+
+/// A hint for a failure the sandbox probably caused: an action whose
+/// error says "Permission denied" or "Operation not permitted" gets the
+/// grant that would allow what it tried (`--allow-write` the folder of a
+/// path it was writing, `--allow-read` a path it was reading,
+/// `--allow-net` or `--allow-run` when it was connecting or starting a
+/// program).
+pub fn denial_hint(message: &str, plugin: &str) -> Option<String> {
+    let denied = ["Permission denied", "Operation not permitted", "os error 13", "os error 1)"];
+    if !denied.iter().any(|d| message.contains(d)) {
+        return None;
+    }
+    let lower = message.to_lowercase();
+    let path = message
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+        .map(|word| word.trim_end_matches([':', ',', ';', ')']))
+        .find(|word| word.starts_with('/') && word.len() > 1);
+    let grant = match path {
+        Some(path) => {
+            let before = &lower[..lower.find(&path.to_lowercase()).unwrap_or(0)];
+            if WRITING.iter().any(|w| before.trim_end().ends_with(w)) {
+                let folder = Path::new(path).parent().filter(|_| !Path::new(path).is_dir()).unwrap_or(Path::new(path));
+                format!("--allow-write {}", folder.display())
+            } else {
+                format!("--allow-read {path}")
+            }
+        }
+        None if ["connect", "socket", "network", "unreachable", "bind"].iter().any(|w| lower.contains(w)) => {
+            "--allow-net HOST:PORT".to_owned()
+        }
+        None if ["spawn", "exec", "program", "command", "start"].iter().any(|w| lower.contains(w)) => {
+            "--allow-run PROGRAM".to_owned()
+        }
+        None => "--allow-read PATH, --allow-write PATH, --allow-net HOST:PORT or --allow-run PROGRAM".to_owned(),
+    };
+    Some(format!(
+        "the sandbox may have refused this: if the plugin needs it, grant it with {grant} (`loader info {plugin}` shows what the plugin declares)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_write_names_the_folder_to_grant() {
+        let hint = denial_hint("writing /data/out/model.bin: Permission denied (os error 13)", "p").unwrap();
+        assert!(hint.contains("--allow-write /data/out "), "{hint}");
+        let hint = denial_hint("reading /data/in.csv: Permission denied (os error 13)", "p").unwrap();
+        assert!(hint.contains("--allow-read /data/in.csv "), "{hint}");
+        let hint = denial_hint("cannot start sleep: Permission denied (os error 13)", "p").unwrap();
+        assert!(hint.contains("--allow-run PROGRAM"), "{hint}");
+        let hint = denial_hint("connect: Operation not permitted (os error 1)", "p").unwrap();
+        assert!(hint.contains("--allow-net HOST:PORT"), "{hint}");
+        assert!(denial_hint("the model diverged", "p").is_none());
+    }
+}

@@ -190,6 +190,8 @@ fn run_export_writes_files_and_logs_each_with_its_path() {
             &params,
             "--events",
             "jsonl",
+            "--allow-write",
+            out.path().to_str().unwrap(),
         ],
         &[],
     );

@@ -85,9 +85,10 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
     let dir = samples_dir();
     let work = tempfile::tempdir().unwrap();
     let params = serde_json::json!({ "fail_at": "evaluate", "work_dir": work.path() }).to_string();
+    let granted = work.path().to_str().unwrap();
     let output = loader(
         dir.path(),
-        &["run", "workflow-trainer", "train_pipeline", "--params", &params],
+        &["run", "workflow-trainer", "train_pipeline", "--params", &params, "--allow-write", granted],
         &[],
     );
     assert_eq!(exit_code(&output), 1);
@@ -100,7 +101,11 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
         "the terminal does not print the error a second way:\n{text}"
     );
     let causes: Vec<&str> = text[error_at..].lines().skip(1).collect();
-    assert_eq!(causes, ["  rolled back: evaluate, train, split, load_dataset"], "{text}");
+    assert_eq!(
+        causes,
+        ["  rolled back: evaluate, train, split, load_dataset"],
+        "{text}"
+    );
 }
 
 #[test]
@@ -108,9 +113,10 @@ fn a_workflow_reads_as_sentences_with_overall_progress_in_percent() {
     let dir = samples_dir();
     let work = tempfile::tempdir().unwrap();
     let params = serde_json::json!({ "epochs": 3, "work_dir": work.path() }).to_string();
+    let granted = work.path().to_str().unwrap();
     let output = loader(
         dir.path(),
-        &["run", "workflow-trainer", "train_pipeline", "--params", &params],
+        &["run", "workflow-trainer", "train_pipeline", "--params", &params, "--allow-write", granted],
         &[],
     );
     let text = stderr(&output);

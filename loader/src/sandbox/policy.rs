@@ -121,7 +121,7 @@ pub fn interpreters_of(program: &Path) -> Vec<PathBuf> {
 /// The interpreter the kernel runs `program` with, if any.
 fn interpreter_of(program: &Path) -> Option<PathBuf> {
     use object::read::elf::{FileHeader, ProgramHeader};
-    use object::{ReadCache, ReadRef};
+    use object::ReadCache;
     let mut file = std::fs::File::open(program).ok()?;
     let mut start = [0u8; 256];
     let read = std::io::Read::read(&mut file, &mut start).ok()?;
