@@ -311,7 +311,9 @@ fn manifest_problem(manifest: &PluginManifest) -> Option<String> {
         return Some("the plugin's manifest has an empty code".to_owned());
     }
     let permissions = manifest.permissions.check().err()?;
-    Some(format!("the plugin's manifest declares invalid permissions: {permissions}"))
+    Some(format!(
+        "the plugin's manifest declares invalid permissions: {permissions}"
+    ))
 }
 
 /// Refuses what `dlopen` would report badly, hang on, or crash on.

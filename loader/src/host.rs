@@ -533,12 +533,20 @@ mod tests {
             work_dir: Some("/runs/r-1/work".into()),
             ..Default::default()
         };
-        let host = Arc::new(RunHost::new(RunInfo::new("p", "a"), settings, Arc::new(MemorySink::default())));
+        let host = Arc::new(RunHost::new(
+            RunInfo::new("p", "a"),
+            settings,
+            Arc::new(MemorySink::default()),
+        ));
         let ctx = RuntimeContext::with_host(host);
         assert_eq!(ctx.work_dir(), Some(std::path::Path::new("/runs/r-1/work")));
 
         let (host, _) = host_with_sink();
-        assert_eq!(RuntimeContext::with_host(host).work_dir(), None, "no work dir by default");
+        assert_eq!(
+            RuntimeContext::with_host(host).work_dir(),
+            None,
+            "no work dir by default"
+        );
     }
 
     #[cfg(unix)]

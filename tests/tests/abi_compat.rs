@@ -81,12 +81,27 @@ fn a_plugin_of_the_previous_minor_loads_and_runs_with_its_entries_steps() {
     let listing = listing(dir.path());
     assert_eq!(listing["plugins"][0]["code"], "past");
     assert_eq!(listing["plugins"][0]["plugin_api"], "1.2.1");
-    assert_eq!(listing["plugins"][0]["permissions"], json!({}), "a 1.2 plugin declares nothing");
+    assert_eq!(
+        listing["plugins"][0]["permissions"],
+        json!({}),
+        "a 1.2 plugin declares nothing"
+    );
 
     for mode in ["--isolate", "--in-process"] {
         let output = loader(
             dir.path(),
-            &["run", "past", "greet", "--env", "REGION=eu", "--job-id", "j-2", "--events", "jsonl", mode],
+            &[
+                "run",
+                "past",
+                "greet",
+                "--env",
+                "REGION=eu",
+                "--job-id",
+                "j-2",
+                "--events",
+                "jsonl",
+                mode,
+            ],
             &[],
         );
         assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
@@ -114,7 +129,12 @@ fn a_plugin_of_the_previous_minor_loads_and_runs_with_its_entries_steps() {
         );
     }
     let output = loader(dir.path(), &["run", "past", "greet", "--dry-run"], &[]);
-    assert_eq!(exit_code(&output), 0, "a 1.2 plugin validates params: {}", stderr(&output));
+    assert_eq!(
+        exit_code(&output),
+        0,
+        "a 1.2 plugin validates params: {}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -267,7 +287,11 @@ fn todays_plugins_are_told_the_work_dir_by_a_newer_host() {
         );
         assert_eq!(code, 0, "isolated: {isolate}: {events:?}");
         let result = events.last().unwrap();
-        assert_eq!(result["data"]["work_dir"], json!(work_dir.path()), "isolated: {isolate}");
+        assert_eq!(
+            result["data"]["work_dir"],
+            json!(work_dir.path()),
+            "isolated: {isolate}"
+        );
     }
 }
 
@@ -293,9 +317,17 @@ fn run_in_past_host(library: &std::path::Path, action: &str, params: &str, tmp: 
 fn todays_plugins_run_in_a_loader_of_the_previous_minor_release_without_a_work_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
-        (sample_library("tabular-trainer"), "train", json!({ "epochs": 1, "samples": 100 })),
+        (
+            sample_library("tabular-trainer"),
+            "train",
+            json!({ "epochs": 1, "samples": 100 }),
+        ),
         (sample_library("dataset-exporter"), "export", json!({ "records": 3 })),
-        (sample_library("workflow-trainer"), "train_pipeline", json!({ "epochs": 1 })),
+        (
+            sample_library("workflow-trainer"),
+            "train_pipeline",
+            json!({ "epochs": 1 }),
+        ),
         (fixture_library("probe", "probe-plugin"), "echo_context", json!({})),
     ];
     for (library, action, params) in &cases {
@@ -398,7 +430,12 @@ fn old_new_and_current_plugins_load_side_by_side() {
         .collect();
     assert_eq!(
         versions,
-        vec![("future", "1.4.0"), ("legacy", "1.0.0"), ("past", "1.2.1"), ("probe", "1.3.0")]
+        vec![
+            ("future", "1.4.0"),
+            ("legacy", "1.0.0"),
+            ("past", "1.2.1"),
+            ("probe", "1.3.0")
+        ]
     );
     for (plugin, action) in [
         ("legacy", "greet"),

@@ -113,7 +113,10 @@ fn a_declaration_that_does_not_validate_is_a_bad_manifest_naming_the_entry() {
         ),
         "{reason}"
     );
-    assert_eq!(listing["plugins"][0]["code"], "asking", "the valid plugin beside it loads");
+    assert_eq!(
+        listing["plugins"][0]["code"], "asking",
+        "the valid plugin beside it loads"
+    );
 
     for mode in ["--isolate", "--in-process"] {
         let output = loader(dir.path(), &["run", "misdeclared", "hello", mode], &[]);

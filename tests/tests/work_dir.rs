@@ -36,7 +36,17 @@ fn run(discovery: &Discovery, plugin: &str, action: &str, params: &str, work_dir
             args: vec!["__child".to_owned()],
         };
         let code = &plugin.manifest.code;
-        run_isolated(&child, &plugin.path, code, action, params, settings, None, &Interrupts::default(), sink)
+        run_isolated(
+            &child,
+            &plugin.path,
+            code,
+            action,
+            params,
+            settings,
+            None,
+            &Interrupts::default(),
+            sink,
+        )
     } else {
         run_action(plugin, action, params, settings, None, sink)
     };
@@ -55,7 +65,11 @@ fn the_work_dir_of_the_run_settings_reaches_the_plugin_in_process_and_isolated()
     let sink = Arc::new(MemorySink::default());
     let probe = discovery.find("probe").unwrap();
     let seen = run_action(probe, "echo_context", "{}", RunSettings::default(), None, sink).unwrap();
-    assert_eq!(seen["work_dir"], Value::Null, "no work dir unless the settings give one");
+    assert_eq!(
+        seen["work_dir"],
+        Value::Null,
+        "no work dir unless the settings give one"
+    );
 }
 
 #[test]
@@ -64,13 +78,31 @@ fn the_samples_write_into_the_work_dir_in_process_and_isolated() {
     let discovery = Discovery::scan(dir.path()).expect("a readable folder");
     for isolated in [false, true] {
         let work_dir = tempfile::tempdir().unwrap();
-        let exported = run(&discovery, "dataset-exporter", "export", r#"{"records": 5}"#, work_dir.path(), isolated);
+        let exported = run(
+            &discovery,
+            "dataset-exporter",
+            "export",
+            r#"{"records": 5}"#,
+            work_dir.path(),
+            isolated,
+        );
         let export_dir = work_dir.path().join("export");
         assert_eq!(exported["output_dir"], json!(export_dir), "isolated: {isolated}");
         assert!(export_dir.join("manifest.json").is_file(), "isolated: {isolated}");
 
-        let trained = run(&discovery, "workflow-trainer", "train_pipeline", r#"{"epochs": 1}"#, work_dir.path(), isolated);
-        assert_eq!(trained["model_path"], json!(work_dir.path().join("model.json")), "isolated: {isolated}");
+        let trained = run(
+            &discovery,
+            "workflow-trainer",
+            "train_pipeline",
+            r#"{"epochs": 1}"#,
+            work_dir.path(),
+            isolated,
+        );
+        assert_eq!(
+            trained["model_path"],
+            json!(work_dir.path().join("model.json")),
+            "isolated: {isolated}"
+        );
         assert!(work_dir.path().join("dataset.csv").is_file(), "isolated: {isolated}");
     }
 }

@@ -146,14 +146,14 @@ impl Step<ExportContext> for Prepare {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
         let output = output_path(ctx)?;
         let existed = output.exists();
-        std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
+        std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
         Ok(StepResult::ok(json!({ "created": !existed })).with_rollback_data(json!(!existed)))
     }
 
     fn rollback(&mut self, ctx: &mut ExportContext, result: &StepResult) -> Result<(), ActionError> {
         if result.rollback_data == json!(true) {
             let output = output_path(ctx)?;
-            std::fs::remove_dir(&output).with_context(|| format!("removing {}", output.display()))?;
+            std::fs::remove_dir(output).with_context(|| format!("removing {}", output.display()))?;
         }
         Ok(())
     }
