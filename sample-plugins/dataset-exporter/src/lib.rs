@@ -230,8 +230,9 @@ fn plugin() -> Plugin {
         .category(Category::Export)
         .description("Exports annotation records to files, and checks exports")
         .action(
-            ActionDef::class::<ExportAction>("export")
-                .description("Write records in shards plus a manifest.json to output_dir (default: the work directory)"),
+            ActionDef::class::<ExportAction>("export").description(
+                "Write records in shards plus a manifest.json to output_dir (default: the work directory)",
+            ),
         )
         .action(
             ActionDef::class::<InspectAction>("inspect")
@@ -333,7 +334,9 @@ mod tests {
         assert_eq!(result["output_dir"], json!(exported));
         assert!(exported.join("part-0000.jsonl").is_file() && exported.join("manifest.json").is_file());
         let files: Vec<Option<String>> = host.logs().into_iter().map(|l| l.file).collect();
-        assert!(files.iter().all(|f| f.as_deref().unwrap().starts_with(&*work_dir.to_string_lossy())));
+        assert!(files
+            .iter()
+            .all(|f| f.as_deref().unwrap().starts_with(&*work_dir.to_string_lossy())));
         std::fs::remove_dir_all(work_dir).unwrap();
     }
 
