@@ -24,7 +24,7 @@ use loader::runner::{run_action, Deadline};
 use loader::orphans::Orphans;
 use loader::sandbox::{SandboxMode, WorkDir};
 use plugin_api::{
-    ActionFailure, ActionManifest, ActionResources, FailureKind, Permissions, PluginEnvironment, PluginManifest,
+    ActionFailure, ActionManifest, ActionResources, FailureKind, PluginEnvironment, PluginManifest,
 };
 use serde_json::{json, Value};
 
@@ -263,7 +263,7 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
     if !m.description.is_empty() {
         outln!("{}", m.description);
     }
-    crate::stdout::write(&permissions_lines(&m.permissions));
+    crate::stdout::write(&crate::sandbox_cli::permissions_text(m));
     for a in actions {
         outln!("\naction {} ({:?})", a.name, a.method);
         if !a.description.is_empty() {
@@ -279,19 +279,6 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         }
     }
     Ok(ExitCode::Success)
-}
-
-/// The permissions a plugin asks for, as `loader info` shows them: one
-/// line per kind it asks for, or one line saying it asks for none.
-fn permissions_lines(permissions: &Permissions) -> String {
-    if permissions.is_empty() {
-        return "permissions: none beyond the sandbox's defaults\n".to_owned();
-    }
-    let mut text = "permissions requested:\n".to_owned();
-    for (field, entries) in permissions.lists().into_iter().filter(|(_, e)| !e.is_empty()) {
-        text.push_str(&format!("  {field:<5}  {}\n", entries.join(", ")));
-    }
-    text
 }
 
 /// The declared resources as `loader info` shows them, with the problem

@@ -107,20 +107,36 @@ fn not_granted(code: &str, missing: &[MissingGrant], changed: bool) -> CliError 
     ))
 }
 
-/// The permissions a plugin declares, a line each.
+/// The permissions a plugin declares, a line each (`read   /data, ...`).
 pub fn permission_lines(permissions: &Permissions) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut add = |what: &str, entries: &[String]| {
-        if !entries.is_empty() {
-            lines.push(format!("{what}: {}", entries.join(", ")));
-        }
-    };
-    add("read", &permissions.read);
-    add("write", &permissions.write);
-    add("net", &permissions.net);
-    add("env", &permissions.env);
-    add("run", &permissions.run);
-    lines
+    permissions
+        .lists()
+        .into_iter()
+        .filter(|(_, entries)| !entries.is_empty())
+        .map(|(field, entries)| format!("{field:<5}  {}", entries.join(", ")))
+        .collect()
+}
+
+/// The permissions a plugin asks for, as `loader info` shows them: a line
+/// per kind, and whether they were granted once with `loader grant`.
+pub fn permissions_text(manifest: &PluginManifest) -> String {
+    let lines = permission_lines(&manifest.permissions);
+    if lines.is_empty() {
+        return "permissions: none beyond the sandbox's defaults\n".to_owned();
+    }
+    let mut text = "permissions requested:\n".to_owned();
+    for line in lines {
+        text.push_str(&format!("  {line}\n"));
+    }
+    let granted = grant_book(None)
+        .ok()
+        .and_then(|book| book.recorded(&manifest.code).map(|r| r.permissions == manifest.permissions));
+    text.push_str(match granted {
+        Some(true) => "  (granted with `loader grant`)\n",
+        Some(false) => "  (a different set was granted with `loader grant`: grant again, or use --allow-* flags)\n",
+        None => "  (not granted: pass the --allow-* flags to `run`, or `loader grant` it once)\n",
+    });
+    text
 }
 
 /// `loader grant`.

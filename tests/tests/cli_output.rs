@@ -169,7 +169,7 @@ fn a_missing_plugin_folder_says_how_to_point_elsewhere() {
 #[test]
 fn info_shows_a_params_table_and_the_schema_only_as_json() {
     let dir = samples_dir();
-    let output = loader(dir.path(), &["info", "dataset-exporter", "export"], &[]);
+    let output = loader(dir.path(), &["info", "dataset-exporter", "inspect"], &[]);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let text = stdout(&output);
     assert!(!text.contains("$schema"), "{text}");
@@ -183,12 +183,14 @@ fn info_shows_a_params_table_and_the_schema_only_as_json() {
     let row = text.lines().find(|l| l.trim_start().starts_with("output_dir")).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[..3], ["output_dir", "string", "yes"], "{row}");
+    let output = loader(dir.path(), &["info", "dataset-exporter", "export"], &[]);
+    let text = stdout(&output);
     let row = text.lines().find(|l| l.trim_start().starts_with("records")).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[..4], ["records", "integer", "100", "no"], "{row}");
     assert!(row.ends_with("How many records to export."), "{row}");
 
-    let output = loader(dir.path(), &["info", "dataset-exporter", "export", "--json"], &[]);
+    let output = loader(dir.path(), &["info", "dataset-exporter", "inspect", "--json"], &[]);
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(json["params_schema"]["required"], serde_json::json!(["output_dir"]));
 }
