@@ -19,13 +19,11 @@ use loader::isolate::{
 };
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
+use loader::orphans::Orphans;
 use loader::redact::Redactor;
 use loader::runner::{run_action, Deadline};
-use loader::orphans::Orphans;
 use loader::sandbox::{SandboxMode, WorkDir};
-use plugin_api::{
-    ActionFailure, ActionManifest, ActionResources, FailureKind, PluginEnvironment, PluginManifest,
-};
+use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginEnvironment, PluginManifest};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};

@@ -128,9 +128,10 @@ pub fn permissions_text(manifest: &PluginManifest) -> String {
     for line in lines {
         text.push_str(&format!("  {line}\n"));
     }
-    let granted = grant_book(None)
-        .ok()
-        .and_then(|book| book.recorded(&manifest.code).map(|r| r.permissions == manifest.permissions));
+    let granted = grant_book(None).ok().and_then(|book| {
+        book.recorded(&manifest.code)
+            .map(|r| r.permissions == manifest.permissions)
+    });
     text.push_str(match granted {
         Some(true) => "  (granted with `loader grant`)\n",
         Some(false) => "  (a different set was granted with `loader grant`: grant again, or use --allow-* flags)\n",
@@ -274,7 +275,16 @@ pub fn check(mode: SandboxMode, as_json: bool) -> Result<ExitCode, CliError> {
 }
 
 /// Words before a path that say it was being written.
-const WRITING: &[&str] = &["writing", "write", "creating", "create", "saving", "removing", "renaming", "open for writing"];
+const WRITING: &[&str] = &[
+    "writing",
+    "write",
+    "creating",
+    "create",
+    "saving",
+    "removing",
+    "renaming",
+    "open for writing",
+];
 
 /// A hint for a failure the sandbox probably caused: an action whose
 /// error says "Permission denied" or "Operation not permitted" gets the
@@ -283,7 +293,12 @@ const WRITING: &[&str] = &["writing", "write", "creating", "create", "saving", "
 /// `--allow-net` or `--allow-run` when it was connecting or starting a
 /// program).
 pub fn denial_hint(message: &str, plugin: &str) -> Option<String> {
-    let denied = ["Permission denied", "Operation not permitted", "os error 13", "os error 1)"];
+    let denied = [
+        "Permission denied",
+        "Operation not permitted",
+        "os error 13",
+        "os error 1)",
+    ];
     if !denied.iter().any(|d| message.contains(d)) {
         return None;
     }
@@ -296,16 +311,25 @@ pub fn denial_hint(message: &str, plugin: &str) -> Option<String> {
         Some(path) => {
             let before = &lower[..lower.find(&path.to_lowercase()).unwrap_or(0)];
             if WRITING.iter().any(|w| before.trim_end().ends_with(w)) {
-                let folder = Path::new(path).parent().filter(|_| !Path::new(path).is_dir()).unwrap_or(Path::new(path));
+                let folder = Path::new(path)
+                    .parent()
+                    .filter(|_| !Path::new(path).is_dir())
+                    .unwrap_or(Path::new(path));
                 format!("--allow-write {}", folder.display())
             } else {
                 format!("--allow-read {path}")
             }
         }
-        None if ["connect", "socket", "network", "unreachable", "bind"].iter().any(|w| lower.contains(w)) => {
+        None if ["connect", "socket", "network", "unreachable", "bind"]
+            .iter()
+            .any(|w| lower.contains(w)) =>
+        {
             "--allow-net HOST:PORT".to_owned()
         }
-        None if ["spawn", "exec", "program", "command", "start"].iter().any(|w| lower.contains(w)) => {
+        None if ["spawn", "exec", "program", "command", "start"]
+            .iter()
+            .any(|w| lower.contains(w)) =>
+        {
             "--allow-run PROGRAM".to_owned()
         }
         None => "--allow-read PATH, --allow-write PATH, --allow-net HOST:PORT or --allow-run PROGRAM".to_owned(),

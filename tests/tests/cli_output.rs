@@ -88,7 +88,15 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
     let granted = work.path().to_str().unwrap();
     let output = loader(
         dir.path(),
-        &["run", "workflow-trainer", "train_pipeline", "--params", &params, "--allow-write", granted],
+        &[
+            "run",
+            "workflow-trainer",
+            "train_pipeline",
+            "--params",
+            &params,
+            "--allow-write",
+            granted,
+        ],
         &[],
     );
     assert_eq!(exit_code(&output), 1);
@@ -116,7 +124,15 @@ fn a_workflow_reads_as_sentences_with_overall_progress_in_percent() {
     let granted = work.path().to_str().unwrap();
     let output = loader(
         dir.path(),
-        &["run", "workflow-trainer", "train_pipeline", "--params", &params, "--allow-write", granted],
+        &[
+            "run",
+            "workflow-trainer",
+            "train_pipeline",
+            "--params",
+            &params,
+            "--allow-write",
+            granted,
+        ],
         &[],
     );
     let text = stderr(&output);

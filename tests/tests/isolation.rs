@@ -332,7 +332,10 @@ mod linux {
             .collect();
         names.sort_unstable();
         // The sandbox adds where the run's work directory is (TMPDIR too).
-        assert_eq!(names, ["HOSTILE_GIVEN", TAG_VAR, "LANG", "LOADER_WORK_DIR", "PATH", "TMPDIR"]);
+        assert_eq!(
+            names,
+            ["HOSTILE_GIVEN", TAG_VAR, "LANG", "LOADER_WORK_DIR", "PATH", "TMPDIR"]
+        );
     }
 
     #[test]
