@@ -248,9 +248,10 @@ pub struct PermissionArgs {
     #[arg(long = "allow-run", value_name = "PROGRAM")]
     pub allow_run: Vec<String>,
 
-    /// The most processes the run may have at once.
-    #[arg(long, value_name = "N", default_value_t = loader::sandbox::DEFAULT_MAX_PROCESSES)]
-    pub max_processes: u64,
+    /// The most processes the run may have at once [default: 256, or what
+    /// the plugin declares and was granted].
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<u64>,
 
     /// Keep the run's work directory (printed at the end) instead of
     /// removing it.

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use loader::isolate::ChildCommand;
 use loader::sandbox::{
-    probes, resolve, GrantBook, MissingGrant, RunGrants, RunSandbox, SandboxMode, Support, DEFAULT_MEMORY_BYTES,
+    probes, resolve, GrantBook, MissingGrant, RunGrants, RunSandbox, SandboxMode, Support, DEFAULT_MAX_PROCESSES,
+    DEFAULT_MEMORY_BYTES,
 };
 use plugin_api::{ActionManifest, Permissions, PluginManifest};
 use serde_json::json;
@@ -42,6 +43,7 @@ fn run_grants(flags: &PermissionArgs) -> Result<RunGrants, CliError> {
         net: flags.allow_net.clone(),
         env: flags.allow_env.clone(),
         run: flags.allow_run.clone(),
+        max_processes: flags.max_processes,
     })
 }
 
@@ -67,11 +69,12 @@ pub fn run_sandbox(
         .memory
         .or(action.resources.memory)
         .unwrap_or(DEFAULT_MEMORY_BYTES);
+    let max_processes = grants.max_processes.unwrap_or(DEFAULT_MAX_PROCESSES).max(1);
     Ok(RunSandbox {
         mode,
         grants,
         limits: loader::sandbox::Limits {
-            max_processes: args.permissions.max_processes.max(1),
+            max_processes,
             memory_bytes: Some(memory),
         },
         keep_work_dir: args.permissions.keep_work_dir,
@@ -109,12 +112,16 @@ fn not_granted(code: &str, missing: &[MissingGrant], changed: bool) -> CliError 
 
 /// The permissions a plugin declares, a line each (`read   /data, ...`).
 pub fn permission_lines(permissions: &Permissions) -> Vec<String> {
-    permissions
+    let mut lines: Vec<String> = permissions
         .lists()
         .into_iter()
         .filter(|(_, entries)| !entries.is_empty())
         .map(|(field, entries)| format!("{field:<5}  {}", entries.join(", ")))
-        .collect()
+        .collect();
+    if let Some(count) = permissions.processes {
+        lines.push(format!("processes  up to {count} at once"));
+    }
+    lines
 }
 
 /// The permissions a plugin asks for, as `loader info` shows them: a line

@@ -47,6 +47,10 @@ pub struct Permissions {
     /// `~/`), or bare names that the loader looks up in its `PATH`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run: Vec<String>,
+    /// The most processes a run of the plugin needs at once, when that is
+    /// more than the sandbox's default (256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u32>,
 }
 
 /// A declared entry that no grant could match: the field, the entry as
@@ -94,6 +98,9 @@ pub enum PermissionProblem {
     /// A `net` entry whose port is not a number from 1 to 65535.
     #[error("the port is not a number from 1 to 65535")]
     BadPort,
+    /// A `processes` count of 0 (a run is at least one process).
+    #[error("a run needs at least one process")]
+    NoProcesses,
     /// An `env` entry that is not a variable name.
     #[error("not a variable name (letters, digits and _, not starting with a digit)")]
     BadEnvName,
@@ -136,9 +143,15 @@ impl Permissions {
         self
     }
 
+    /// Also needs up to `count` processes at once in a run.
+    pub fn processes(mut self, count: u32) -> Self {
+        self.processes = Some(count);
+        self
+    }
+
     /// Whether nothing is declared.
     pub fn is_empty(&self) -> bool {
-        self.lists().iter().all(|(_, entries)| entries.is_empty())
+        self.lists().iter().all(|(_, entries)| entries.is_empty()) && self.processes.is_none()
     }
 
     /// Each list with its field name, in the manifest's order.
@@ -155,6 +168,13 @@ impl Permissions {
     /// Whether every entry could be granted as written; the first one that
     /// could not, naming its field, otherwise.
     pub fn check(&self) -> Result<(), PermissionsError> {
+        if self.processes == Some(0) {
+            return Err(PermissionsError {
+                field: "processes",
+                entry: "0".to_owned(),
+                problem: PermissionProblem::NoProcesses,
+            });
+        }
         type Check = fn(&str) -> Result<(), PermissionProblem>;
         let checks: [Check; 5] = [check_path, check_path, check_endpoint, check_env_name, check_program];
         for ((field, entries), check) in self.lists().into_iter().zip(checks) {

@@ -33,6 +33,8 @@ pub struct RunGrants {
     pub env: Vec<String>,
     /// Program names or paths.
     pub run: Vec<String>,
+    /// `--max-processes`, when given.
+    pub max_processes: Option<u64>,
 }
 
 /// What a run is granted beyond the defaults, resolved for the sandbox.
@@ -45,12 +47,15 @@ pub struct Grants {
     pub net: NetAccess,
     /// Names of the loader's environment variables passed to the plugin.
     pub env: Vec<String>,
+    /// The most processes the run may have at once, when raised above the
+    /// default by a grant.
+    pub max_processes: Option<u64>,
 }
 
 /// A declared permission that was not granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingGrant {
-    /// `read`, `write`, `net`, `env` or `run`.
+    /// `read`, `write`, `net`, `env`, `run` or `processes`.
     pub kind: &'static str,
     pub entry: String,
 }
@@ -60,6 +65,7 @@ impl MissingGrant {
     pub fn flag(&self) -> String {
         match self.kind {
             "net" if self.entry == "*" => "--allow-net".to_owned(),
+            "processes" => format!("--max-processes {}", self.entry),
             kind => format!("--allow-{kind} {}", self.entry),
         }
     }
@@ -72,6 +78,7 @@ impl fmt::Display for MissingGrant {
             "write" => "write to",
             "net" => "connect to",
             "env" => "the environment variable",
+            "processes" => "run this many processes at once:",
             _ => "run",
         };
         write!(f, "{what} {} (grant it for this run with {})", self.entry, self.flag())
@@ -281,6 +288,15 @@ pub fn resolve(
                 });
             }
         }
+        if let Some(wanted) = declared.processes.map(u64::from) {
+            let granted = flags.max_processes.is_some_and(|limit| limit >= wanted);
+            if !granted && wanted > super::DEFAULT_MAX_PROCESSES {
+                missing.push(MissingGrant {
+                    kind: "processes",
+                    entry: wanted.to_string(),
+                });
+            }
+        }
         for program in &declared.run {
             let wanted = find_program(program).and_then(|p| p.canonicalize().ok());
             let granted = flags.run.iter().any(|f| {
@@ -318,6 +334,7 @@ pub fn resolve(
             .collect(),
         env: declared.env.iter().chain(&flags.env).cloned().collect(),
         net: NetAccess::None,
+        max_processes: flags.max_processes.max(declared.processes.map(u64::from)),
     };
     grants.env.sort();
     grants.env.dedup();
@@ -387,6 +404,7 @@ mod tests {
             net: Some(vec!["api.example.com:443".into()]),
             env: vec!["HF_TOKEN".into()],
             run: vec!["/bin/sh".into()],
+            max_processes: None,
         };
         let grants = resolve(&declared(), None, &flags).unwrap();
         assert_eq!(
@@ -401,6 +419,29 @@ mod tests {
         assert_eq!(recorded.write, [PathBuf::from("/data/out")]);
         let changed = declared().read("/etc");
         assert!(resolve(&changed, Some(&declared()), &RunGrants::default()).is_err());
+    }
+
+    #[test]
+    fn more_processes_than_the_default_must_be_granted() {
+        let many = Permissions::new().processes(1000);
+        let missing = resolve(&many, None, &RunGrants::default()).unwrap_err();
+        assert_eq!(missing[0].flag(), "--max-processes 1000");
+        let flags = RunGrants {
+            max_processes: Some(1000),
+            ..RunGrants::default()
+        };
+        assert_eq!(resolve(&many, None, &flags).unwrap().max_processes, Some(1000));
+        let few = Permissions::new().processes(10);
+        assert_eq!(
+            resolve(&few, None, &RunGrants::default()).unwrap().max_processes,
+            Some(10)
+        );
+        assert_eq!(
+            resolve(&many, Some(&many), &RunGrants::default())
+                .unwrap()
+                .max_processes,
+            Some(1000)
+        );
     }
 
     #[test]
