@@ -87,11 +87,15 @@ impl Connection {
         &self.redactor
     }
 
-    /// The clients the plugin sees as `ctx.client()` and `ctx.agent_client()`.
+    /// The clients the plugin sees as `ctx.client()` and `ctx.agent_client()`:
+    /// the loader's own, also for an isolated run, whose child asks the
+    /// loader to make each call; their errors hide the run's secrets.
     pub fn clients(&self) -> Clients {
         let timeout = self.settings.request_timeout;
-        let make =
-            |endpoint: &Endpoint| Arc::new(ApiClient::new(endpoint.clone(), timeout)) as Arc<dyn loader::host::Client>;
+        let make = |endpoint: &Endpoint| {
+            let client = ApiClient::with_redactor(endpoint.clone(), timeout, self.redactor.clone());
+            Arc::new(client) as Arc<dyn loader::host::Client>
+        };
         Clients {
             backend: self.backend.as_ref().map(make),
             agent: self.agent.as_ref().map(make),

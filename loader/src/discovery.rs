@@ -42,15 +42,12 @@ pub fn find_by_name<'a, P>(
     name: &str,
     describe: impl Fn(&P) -> (&Path, &PluginManifest),
 ) -> Option<&'a P> {
-    plugins
-        .iter()
-        .find(|p| describe(p).1.code == name)
-        .or_else(|| {
-            plugins.iter().find(|p| {
-                let (path, manifest) = describe(p);
-                answers_to(path, manifest, name)
-            })
+    plugins.iter().find(|p| describe(p).1.code == name).or_else(|| {
+        plugins.iter().find(|p| {
+            let (path, manifest) = describe(p);
+            answers_to(path, manifest, name)
         })
+    })
 }
 
 /// Whether `name` designates the plugin `manifest` loaded from `path`: its
@@ -97,6 +94,9 @@ pub enum ProblemKind {
     Duplicate,
     /// Loading it crashed or stalled the process that tried it first.
     CrashedWhileLoading,
+    /// The process that loaded it first survived, but gave no valid report
+    /// on it (it is not loaded by the loader itself to find out).
+    Unreported,
 }
 
 impl ProblemKind {
@@ -112,6 +112,7 @@ impl ProblemKind {
             ProblemKind::BadManifest => "bad_manifest",
             ProblemKind::Duplicate => "duplicate",
             ProblemKind::CrashedWhileLoading => "crashed_while_loading",
+            ProblemKind::Unreported => "unreported",
         }
     }
 

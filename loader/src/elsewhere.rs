@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
-use loader::discovery::LoadedPlugin;
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
+use loader::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
 use loader::ray::follow::POLL_INTERVAL;
 use loader::ray::log::{JobLog, LogLines};
@@ -114,9 +114,8 @@ impl ElsewhereArgs {
     fn resource_flags(&self) -> Result<ActionResources, CliError> {
         let resources: BTreeMap<String, f64> = match &self.resources {
             None => BTreeMap::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| {
-                CliError::usage(format!("--resources must be a JSON object of numbers: {e}"))
-            })?,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| CliError::usage(format!("--resources must be a JSON object of numbers: {e}")))?,
         };
         Ok(ActionResources {
             num_cpus: self.num_cpus,
@@ -128,7 +127,7 @@ impl ElsewhereArgs {
 
     /// What the job reserves: the action's declared resources, with the
     /// flags' values taking precedence.
-    fn resources(&self, plugin: &LoadedPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
+    fn resources(&self, plugin: &CatalogPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
         job_resources(&action.resources, &self.resource_flags()?, &plugin.path, &action.name).map_err(|e| match e {
             ResourcesError::Flag { .. } => CliError::usage(e.to_string()),
             ResourcesError::Declared { .. } => CliError::new(ExitCode::ActionFailed, e.to_string()),
@@ -244,7 +243,14 @@ pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
         }
         JobsCommand::Stop { id } => {
             let stopped = api.stop(&id).map_err(not_found)?;
-            println!("{}", if stopped { "stop requested" } else { "the job had already ended" });
+            println!(
+                "{}",
+                if stopped {
+                    "stop requested"
+                } else {
+                    "the job had already ended"
+                }
+            );
         }
     }
     Ok(ExitCode::Success)
@@ -273,7 +279,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'stat
 
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
 pub fn run(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
@@ -297,9 +303,17 @@ pub fn run(
     }
 }
 
-fn package_spec(plugin: &LoadedPlugin, settings: &RunSettings, params: BTreeMap<usize, String>) -> Result<PackageSpec, CliError> {
-    let loader = std::env::current_exe()
-        .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to package it: {e}")))?;
+fn package_spec(
+    plugin: &CatalogPlugin,
+    settings: &RunSettings,
+    params: BTreeMap<usize, String>,
+) -> Result<PackageSpec, CliError> {
+    let loader = std::env::current_exe().map_err(|e| {
+        CliError::new(
+            ExitCode::ActionFailed,
+            format!("cannot find the loader executable to package it: {e}"),
+        )
+    })?;
     Ok(PackageSpec {
         loader,
         library: plugin.path.clone(),
@@ -311,7 +325,7 @@ fn package_spec(plugin: &LoadedPlugin, settings: &RunSettings, params: BTreeMap<
 /// Decides what the jobs reserve, builds and uploads the package, and
 /// says what it did unless quiet.
 fn prepare(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     spec: &PackageSpec,
@@ -335,7 +349,7 @@ fn prepare(
 }
 
 fn run_on_ray(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
@@ -409,10 +423,16 @@ impl BatchDisplay {
     fn show(&self, outcome: &LineOutcome, progress: BatchProgress) {
         let Some(sink) = &self.sink else { return };
         if let Err(failure) = &outcome.result {
-            let text = format!("line {} failed after {} attempt(s): {}", outcome.line, outcome.attempts, failure.message);
+            let text = format!(
+                "line {} failed after {} attempt(s): {}",
+                outcome.line, outcome.attempts, failure.message
+            );
             sink.emit(&self.run, &Event::message(Level::Warning, text));
         }
-        if let Ok(Some(event)) = self.tracker.update(Some("batch"), progress.done as u64, progress.total as u64) {
+        if let Ok(Some(event)) = self
+            .tracker
+            .update(Some("batch"), progress.done as u64, progress.total as u64)
+        {
             sink.emit(&self.run, &event);
         }
     }
@@ -422,15 +442,24 @@ impl BatchDisplay {
         for event in self.tracker.flush() {
             sink.emit(&self.run, &event);
         }
-        let level = if end.failed == 0 { Level::Success } else { Level::Warning };
-        let text = format!("batch: {} of {} succeeded, {} failed", end.done - end.failed, end.total, end.failed);
+        let level = if end.failed == 0 {
+            Level::Success
+        } else {
+            Level::Warning
+        };
+        let text = format!(
+            "batch: {} of {} succeeded, {} failed",
+            end.done - end.failed,
+            end.total,
+            end.failed
+        );
         sink.emit(&self.run, &Event::message(level, text));
         sink.finish(&self.run);
     }
 }
 
 fn run_batch(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     file: &Path,
@@ -464,7 +493,10 @@ fn run_batch(
         }
         Target::Local => Box::new(IsolatedLines {
             child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
-                CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to isolate the runs: {e}"))
+                CliError::new(
+                    ExitCode::ActionFailed,
+                    format!("cannot find the loader executable to isolate the runs: {e}"),
+                )
             })?,
             library: plugin.path.clone(),
             plugin: plugin.manifest.code.clone(),
@@ -503,7 +535,14 @@ fn run_batch(
     });
     display.finish(end);
     if let Some(e) = write_failed {
-        return Err(CliError::new(ExitCode::ActionFailed, format!("cannot write the batch outcomes: {e}")));
+        return Err(CliError::new(
+            ExitCode::ActionFailed,
+            format!("cannot write the batch outcomes: {e}"),
+        ));
     }
-    Ok(if end.failed == 0 { ExitCode::Success } else { ExitCode::ActionFailed })
+    Ok(if end.failed == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::ActionFailed
+    })
 }

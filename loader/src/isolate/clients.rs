@@ -1,37 +1,27 @@
 //! The backend and agent clients of an isolated run, as they travel to the
-//! child: each client's endpoint, credentials included, goes in the
-//! request on the event channel, since the child's environment is cleared
-//! and could not give it the tokens.
-
-use std::sync::Arc;
+//! child: only which clients the run offers. Their endpoints and
+//! credentials stay in the loader, which makes the plugin's calls on its
+//! behalf (see `isolate::proxy` and `isolate::child_clients`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{ApiClient, ClientSpec};
-use crate::host::{Client, Clients};
+use crate::host::Clients;
 
 /// The clients the child offers the plugin; none by default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsolatedClients {
-    pub backend: Option<ClientSpec>,
-    pub agent: Option<ClientSpec>,
+    /// `ctx.client()` is offered.
+    pub backend: bool,
+    /// `ctx.agent_client()` is offered.
+    pub agent: bool,
 }
 
 impl IsolatedClients {
-    /// What the child needs to make the parent's clients again.
+    /// Which of the parent's clients the child offers.
     pub fn of(clients: &Clients) -> Self {
         Self {
-            backend: clients.backend.as_ref().and_then(|c| c.spec()),
-            agent: clients.agent.as_ref().and_then(|c| c.spec()),
-        }
-    }
-
-    /// The clients, made in the child.
-    pub fn build(self) -> Clients {
-        let make = |spec: ClientSpec| Arc::new(ApiClient::from_spec(spec)) as Arc<dyn Client>;
-        Clients {
-            backend: self.backend.map(make),
-            agent: self.agent.map(make),
+            backend: clients.backend.is_some(),
+            agent: clients.agent.is_some(),
         }
     }
 }
