@@ -63,7 +63,8 @@ pub enum Command {
     /// Progress and metrics on stderr are coalesced: at most one update per step every 100 ms, and each step's last value is always printed (the --events stream keeps every metrics update).
     Run(Box<RunArgs>),
     /// Deliver the job reports that earlier runs could not (kept in the
-    /// state folder while the backend was unreachable).
+    /// state folder while the backend was unreachable) to the backend given
+    /// by --backend or SYNAPSE_HOST.
     Flush(FlushArgs),
     /// Write a new plugin crate, ready to build and run.
     New(NewArgs),

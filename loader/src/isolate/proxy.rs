@@ -215,6 +215,30 @@ mod tests {
         proxy.close();
     }
 
+    /// Answers with a string larger than a call may carry.
+    struct Huge;
+
+    impl Client for Huge {
+        fn request(&self, _: &Value) -> Result<Value, String> {
+            Ok(Value::String("x".repeat(MAX_CLIENT_MESSAGE_BYTES)))
+        }
+    }
+
+    #[test]
+    fn an_answer_too_large_for_the_channel_becomes_an_error() {
+        let (loader, child) = UnixStream::pair().unwrap();
+        let clients = Clients {
+            backend: None,
+            agent: Some(Arc::new(Huge)),
+        };
+        let proxy = ClientProxy::new(clients, ToChild::new(loader));
+        proxy.take_line(&call_json(9, ClientName::Agent, "jobs/1/logs/"));
+        let answer = read_answer(&mut BufReader::new(child));
+        assert_eq!(answer.id, 9);
+        assert!(answer.answer.unwrap_err().contains("the answer is larger than"));
+        proxy.close();
+    }
+
     #[test]
     fn untrusted_lines_get_an_error_answer_or_are_dropped_never_a_crash() {
         let (proxy, mut child) = proxy();
