@@ -19,8 +19,8 @@ use loader::isolate::{
 };
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
-use loader::redact::Redactor;
 use loader::runner::{run_action, Deadline};
+use loader::redact::Redactor;
 use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginManifest};
 use serde_json::{json, Value};
 
@@ -134,9 +134,7 @@ fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a Actio
 }
 
 fn find_action_if_named(plugin: &CatalogPlugin, action: Option<&str>) -> Result<(), CliError> {
-    action
-        .map(|name| find_action(&plugin.manifest, name).map(drop))
-        .unwrap_or(Ok(()))
+    action.map(|name| find_action(&plugin.manifest, name).map(drop)).unwrap_or(Ok(()))
 }
 
 /// The command that isolated children run: the loader itself.
@@ -318,12 +316,7 @@ fn resources_line(resources: &ActionResources) -> String {
     if let Some(bytes) = resources.memory {
         parts.push(format!("memory {bytes} bytes"));
     }
-    parts.extend(
-        resources
-            .resources
-            .iter()
-            .map(|(name, amount)| format!("{name} {amount}")),
-    );
+    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
     let mut line = parts.join(", ");
     if let Err(problem) = resources.check() {
         line.push_str(&format!(" (invalid: {problem})"));

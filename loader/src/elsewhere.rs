@@ -114,8 +114,9 @@ impl ElsewhereArgs {
     fn resource_flags(&self) -> Result<ActionResources, CliError> {
         let resources: BTreeMap<String, f64> = match &self.resources {
             None => BTreeMap::new(),
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| CliError::usage(format!("--resources must be a JSON object of numbers: {e}")))?,
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                CliError::usage(format!("--resources must be a JSON object of numbers: {e}"))
+            })?,
         };
         Ok(ActionResources {
             num_cpus: self.num_cpus,
@@ -243,14 +244,7 @@ pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
         }
         JobsCommand::Stop { id } => {
             let stopped = api.stop(&id).map_err(not_found)?;
-            println!(
-                "{}",
-                if stopped {
-                    "stop requested"
-                } else {
-                    "the job had already ended"
-                }
-            );
+            println!("{}", if stopped { "stop requested" } else { "the job had already ended" });
         }
     }
     Ok(ExitCode::Success)
@@ -303,17 +297,9 @@ pub fn run(
     }
 }
 
-fn package_spec(
-    plugin: &CatalogPlugin,
-    settings: &RunSettings,
-    params: BTreeMap<usize, String>,
-) -> Result<PackageSpec, CliError> {
-    let loader = std::env::current_exe().map_err(|e| {
-        CliError::new(
-            ExitCode::ActionFailed,
-            format!("cannot find the loader executable to package it: {e}"),
-        )
-    })?;
+fn package_spec(plugin: &CatalogPlugin, settings: &RunSettings, params: BTreeMap<usize, String>) -> Result<PackageSpec, CliError> {
+    let loader = std::env::current_exe()
+        .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to package it: {e}")))?;
     Ok(PackageSpec {
         loader,
         library: plugin.path.clone(),
@@ -423,16 +409,10 @@ impl BatchDisplay {
     fn show(&self, outcome: &LineOutcome, progress: BatchProgress) {
         let Some(sink) = &self.sink else { return };
         if let Err(failure) = &outcome.result {
-            let text = format!(
-                "line {} failed after {} attempt(s): {}",
-                outcome.line, outcome.attempts, failure.message
-            );
+            let text = format!("line {} failed after {} attempt(s): {}", outcome.line, outcome.attempts, failure.message);
             sink.emit(&self.run, &Event::message(Level::Warning, text));
         }
-        if let Ok(Some(event)) = self
-            .tracker
-            .update(Some("batch"), progress.done as u64, progress.total as u64)
-        {
+        if let Ok(Some(event)) = self.tracker.update(Some("batch"), progress.done as u64, progress.total as u64) {
             sink.emit(&self.run, &event);
         }
     }
@@ -442,17 +422,8 @@ impl BatchDisplay {
         for event in self.tracker.flush() {
             sink.emit(&self.run, &event);
         }
-        let level = if end.failed == 0 {
-            Level::Success
-        } else {
-            Level::Warning
-        };
-        let text = format!(
-            "batch: {} of {} succeeded, {} failed",
-            end.done - end.failed,
-            end.total,
-            end.failed
-        );
+        let level = if end.failed == 0 { Level::Success } else { Level::Warning };
+        let text = format!("batch: {} of {} succeeded, {} failed", end.done - end.failed, end.total, end.failed);
         sink.emit(&self.run, &Event::message(level, text));
         sink.finish(&self.run);
     }
@@ -493,10 +464,7 @@ fn run_batch(
         }
         Target::Local => Box::new(IsolatedLines {
             child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
-                CliError::new(
-                    ExitCode::ActionFailed,
-                    format!("cannot find the loader executable to isolate the runs: {e}"),
-                )
+                CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to isolate the runs: {e}"))
             })?,
             library: plugin.path.clone(),
             plugin: plugin.manifest.code.clone(),
@@ -535,14 +503,7 @@ fn run_batch(
     });
     display.finish(end);
     if let Some(e) = write_failed {
-        return Err(CliError::new(
-            ExitCode::ActionFailed,
-            format!("cannot write the batch outcomes: {e}"),
-        ));
+        return Err(CliError::new(ExitCode::ActionFailed, format!("cannot write the batch outcomes: {e}")));
     }
-    Ok(if end.failed == 0 {
-        ExitCode::Success
-    } else {
-        ExitCode::ActionFailed
-    })
+    Ok(if end.failed == 0 { ExitCode::Success } else { ExitCode::ActionFailed })
 }

@@ -41,10 +41,10 @@
 
 mod ask;
 mod channel;
-mod channel_sink;
 mod child;
 mod child_clients;
 pub mod child_env;
+mod channel_sink;
 mod child_writer;
 mod client_wire;
 pub mod clients;
