@@ -251,6 +251,14 @@ fn a_forged_cache_entry_never_changes_what_runs() {
     let output = setup.loader(&["run", "alpha", "noop", "--quiet"]);
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
     assert_eq!(setup.run_as_without_cache("alpha"), 0);
+    // `info`, `--dry-run` and an in-process run check the same way.
+    for args in [&["info", "ghost"][..], &["run", "ghost", "noop", "--dry-run"], &["run", "ghost", "noop", "--in-process"]] {
+        forge();
+        let output = setup.loader(args);
+        assert_eq!(exit_code(&output), 1, "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("its manifest cache entry was dropped"), "{}", stderr(&output));
+        assert!(stdout(&output).is_empty(), "{args:?}: {}", stdout(&output));
+    }
 }
 
 /// `output` is the error of a run whose child found `library` not to be
