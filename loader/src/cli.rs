@@ -34,8 +34,33 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_cache: bool,
 
+    /// The sandbox around every process that loads plugin code: `on` applies
+    /// what the kernel offers and says what it lacks, `require` refuses to
+    /// run unless all of it applies (exit 8), `off` runs plugins with all
+    /// of your rights (a warning says so).
+    #[arg(long, global = true, value_enum, default_value_t = SandboxArg::On, env = "LOADER_SANDBOX", value_name = "MODE")]
+    pub sandbox: SandboxArg,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--sandbox`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxArg {
+    On,
+    Require,
+    Off,
+}
+
+impl SandboxArg {
+    pub fn mode(self) -> loader::sandbox::SandboxMode {
+        match self {
+            SandboxArg::On => loader::sandbox::SandboxMode::On,
+            SandboxArg::Require => loader::sandbox::SandboxMode::Require,
+            SandboxArg::Off => loader::sandbox::SandboxMode::Off,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +93,16 @@ pub enum Command {
     Flush(FlushArgs),
     /// Write a new plugin crate, ready to build and run.
     New(NewArgs),
+    /// Grant a plugin, once, the permissions its manifest declares (paths,
+    /// network, environment variables, programs); runs then need no
+    /// --allow-* flag for them until the plugin declares a different set.
+    Grant(GrantArgs),
+    /// The sandbox on this system: what the kernel supports, and probes
+    /// run in a sandboxed child, each with the outcome it must have.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -86,6 +121,20 @@ pub enum Command {
     /// crashes while loading is found in a child.
     #[command(name = "__load-check", hide = true)]
     LoadCheck,
+    /// Internal: runs the sandbox probes in a sandboxed child (request on
+    /// fd 3) and answers with their outcomes.
+    #[command(name = "__sandbox-probe", hide = true)]
+    SandboxProbe {
+        /// A token naming this check's probe processes (in their command line).
+        token: Option<String>,
+    },
+}
+
+impl Command {
+    /// Whether this is one of the loader's own child processes.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Command::Child | Command::LoadCheck | Command::SandboxProbe { .. })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -166,16 +215,86 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = loader::isolate::DEFAULT_MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
 
-    /// Run the action inside the loader's own process: a few milliseconds
-    /// faster to start, but a crashing plugin takes the loader down with it.
+    /// Run the action inside the loader's own process, without the
+    /// sandbox: for trusted plugins only (a crashing plugin takes the
+    /// loader down with it, and the plugin has all of your rights).
     #[arg(long, overrides_with = "isolate")]
     pub in_process: bool,
+
+    #[command(flatten)]
+    pub permissions: PermissionArgs,
 
     #[command(flatten)]
     pub elsewhere: crate::elsewhere::ElsewhereArgs,
 
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+/// What a run's sandbox grants beyond the defaults (in Deno's words), and
+/// its limits.
+#[derive(Debug, Args)]
+pub struct PermissionArgs {
+    /// Let the plugin read this file or folder (repeatable).
+    #[arg(long = "allow-read", value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+
+    /// Let the plugin read and write this file or folder (repeatable).
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+
+    /// Let the plugin connect to these TCP endpoints (HOST:PORT, comma
+    /// separated, repeatable; Landlock filters by port, not by host); with
+    /// no list, any network use.
+    #[arg(long = "allow-net", value_name = "HOST:PORT", num_args = 0..=1, require_equals = true,
+          value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub allow_net: Option<Vec<String>>,
+
+    /// Pass this variable of the loader's environment to the plugin
+    /// (repeatable).
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub allow_env: Vec<String>,
+
+    /// Let the plugin execute this program (a path, or a name looked up in
+    /// PATH; repeatable).
+    #[arg(long = "allow-run", value_name = "PROGRAM")]
+    pub allow_run: Vec<String>,
+
+    /// The most processes the run may have at once.
+    #[arg(long, value_name = "N", default_value_t = loader::sandbox::DEFAULT_MAX_PROCESSES)]
+    pub max_processes: u64,
+
+    /// Keep the run's work directory (printed at the end) instead of
+    /// removing it.
+    #[arg(long)]
+    pub keep_work_dir: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Plugin code (or name, or library file stem); omit with --list.
+    #[arg(required_unless_present = "list")]
+    pub plugin: Option<String>,
+    /// Forget the plugin's recorded grant instead.
+    #[arg(long, conflicts_with = "list")]
+    pub revoke: bool,
+    /// List every recorded grant.
+    #[arg(long)]
+    pub list: bool,
+    /// Where grants are kept [default: the state folder, see run --state-dir].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Report the kernel's sandbox features and run the probes; exits 1 if
+    /// a probe that must be blocked was not.
+    Check {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The backend and agent connection of a run (see the README, "Connecting

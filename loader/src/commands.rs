@@ -19,9 +19,11 @@ use loader::isolate::{
 };
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
-use loader::runner::{run_action, Deadline};
+use loader::orphans::Orphans;
 use loader::redact::Redactor;
-use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginManifest};
+use loader::runner::{run_action, Deadline};
+use loader::sandbox::{RunSandbox, SandboxMode, WorkDir};
+use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginEnvironment, PluginManifest};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -43,18 +45,29 @@ pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     check_no_load_check(&cli)?;
     let load_timeout = seconds(cli.load_timeout, "--load-timeout")?;
+    let sandbox = cli.sandbox.mode();
     let folder = || {
         PluginFolder::open(
             &plugin_dir(cli.plugins.clone()),
             !cli.no_cache,
             !cli.no_load_check,
             load_timeout,
+            sandbox,
         )
     };
     match cli.command {
         Command::List { json } => list(&mut folder()?, json),
         Command::Info { plugin, action, json } => info(&mut folder()?, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&mut folder()?, *args, cli.verbose > 0),
+        Command::Run(args) => run(&mut folder()?, *args, cli.verbose > 0, sandbox),
+        Command::Grant(args) => crate::sandbox_cli::grant(folder, &args),
+        Command::Sandbox {
+            command: crate::cli::SandboxCommand::Check { json },
+        } => crate::sandbox_cli::check(sandbox, json),
+        Command::SandboxProbe { .. } => Ok(match loader::sandbox::probes::serve_probe() {
+            0 => ExitCode::Success,
+            2 => ExitCode::Usage,
+            _ => ExitCode::ActionFailed,
+        }),
         Command::Flush(args) => crate::connect::flush(&args),
         Command::New(args) => {
             let created = crate::scaffold::new_plugin(&args)?;
@@ -134,7 +147,9 @@ fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a Actio
 }
 
 fn find_action_if_named(plugin: &CatalogPlugin, action: Option<&str>) -> Result<(), CliError> {
-    action.map(|name| find_action(&plugin.manifest, name).map(drop)).unwrap_or(Ok(()))
+    action
+        .map(|name| find_action(&plugin.manifest, name).map(drop))
+        .unwrap_or(Ok(()))
 }
 
 /// The command that isolated children run: the loader itself.
@@ -229,6 +244,7 @@ fn plugin_json(plugin: &CatalogPlugin) -> Value {
         "path": plugin.path,
         "plugin_api": plugin.api_version.to_string(),
         "actions": m.actions.iter().map(action_summary_json).collect::<Vec<_>>(),
+        "permissions": m.permissions,
     })
 }
 
@@ -254,7 +270,12 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         load_timeout: folder.load_timeout(),
         ..IsolationOptions::default()
     };
-    let manifest = match describe_isolated(&child_command("describe the plugin")?, &plugin.path, &expected, options) {
+    let sandbox = RunSandbox {
+        mode: folder.sandbox(),
+        ..RunSandbox::default()
+    };
+    let child = child_command("describe the plugin")?;
+    let manifest = match describe_isolated(&child, &plugin.path, &expected, options, &sandbox) {
         Ok(described) => described.map_err(|failure| {
             CliError::new(
                 ExitCode::ActionFailed,
@@ -286,6 +307,7 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
     if !m.description.is_empty() {
         outln!("{}", m.description);
     }
+    crate::stdout::write(&crate::sandbox_cli::permissions_text(m));
     for a in actions {
         outln!("\naction {} ({:?})", a.name, a.method);
         if !a.description.is_empty() {
@@ -316,7 +338,12 @@ fn resources_line(resources: &ActionResources) -> String {
     if let Some(bytes) = resources.memory {
         parts.push(format!("memory {bytes} bytes"));
     }
-    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
+    parts.extend(
+        resources
+            .resources
+            .iter()
+            .map(|(name, amount)| format!("{name} {amount}")),
+    );
     let mut line = parts.join(", ");
     if let Err(problem) = resources.check() {
         line.push_str(&format!(" (invalid: {problem})"));
@@ -543,7 +570,7 @@ pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dy
     Arc::new(EnvHintSink::new(sink, &args.env_prefix))
 }
 
-fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: SandboxMode) -> Result<ExitCode, CliError> {
     let params = read_params(&args.params, args.max_params_bytes)?;
     let mut settings = settings(&args)?;
     let connection =
@@ -563,30 +590,46 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
         ..options
     };
     if args.dry_run {
-        return dry_run(folder, &args, &params, &connection, options);
+        return dry_run(folder, &args, &params, &connection, options, sandbox);
     }
     if args.elsewhere.is_set() {
         // The cluster's loader loads the library; this one only describes it.
         let plugin = &folder.describe(&args.plugin)?;
         let action = find_action(&plugin.manifest, &args.action)?;
-        return crate::elsewhere::run(plugin, action, &args, &params, request.settings, deadline, verbose);
+        return crate::elsewhere::run(
+            plugin,
+            action,
+            &args,
+            &params,
+            request.settings,
+            deadline,
+            verbose,
+            sandbox,
+        );
     }
     if !args.in_process {
-        return run_isolated_described(folder, request, options, verbose);
+        return run_isolated_described(folder, request, options, verbose, sandbox);
     }
     let plugin = &folder.find(&args.plugin)?;
     find_action(&plugin.manifest, &args.action)?;
     let outputs = request.outputs(verbose)?;
     let _interrupts = interrupt_on_ctrl_c(&request.settings, true);
     loader::exit_guard::report_exits();
-    let outcome = run_action(
-        plugin,
-        &args.action,
-        &params,
-        request.settings.clone(),
-        deadline,
-        outputs.sink.clone(),
-    );
+    // In-process runs are trusted (no sandbox), but get a work directory
+    // like any run, and nothing they start outlives them.
+    let work_dir = WorkDir::create(None, args.permissions.keep_work_dir)
+        .map_err(|e| CliError::new(ExitCode::ActionFailed, e.to_string()))?;
+    let settings = RunSettings {
+        env: with_granted_env(&request.settings.env, &args.permissions.allow_env),
+        work_dir: Some(work_dir.path().to_owned()),
+        ..request.settings.clone()
+    };
+    let orphans = Orphans::adopt();
+    let outcome = run_action(plugin, &args.action, &params, settings, deadline, outputs.sink.clone());
+    orphans.end();
+    if work_dir.kept() {
+        eprintln!("the run's work directory is kept at {}", work_dir.path().display());
+    }
     request.conclude(outcome, &outputs, &plugin.manifest.code)
 }
 
@@ -598,6 +641,7 @@ fn dry_run(
     params: &str,
     connection: &crate::connect::Connection,
     options: IsolationOptions,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let (code, validated) = if args.in_process {
         let plugin = folder.find(&args.plugin)?;
@@ -613,7 +657,11 @@ fn dry_run(
         let validated = if plugin.api_version.minor >= 1 {
             let expected = ExpectedPlugin::new(plugin.manifest.clone(), plugin.api_version);
             let child = child_command("validate the params")?;
-            match validate_isolated(&child, &plugin.path, &expected, &args.action, params, options) {
+            let sandbox = RunSandbox {
+                mode: sandbox,
+                ..RunSandbox::default()
+            };
+            match validate_isolated(&child, &plugin.path, &expected, &args.action, params, options, &sandbox) {
                 Ok(validated) => Ok(validated),
                 Err(stale) => return Err(folder.not_as_described(stale)),
             }
@@ -709,13 +757,20 @@ impl RunRequest<'_> {
 /// run's error, and the description's cache entry is dropped.
 fn run_isolated_described(
     folder: &mut PluginFolder,
-    request: RunRequest,
+    mut request: RunRequest,
     options: IsolationOptions,
     verbose: bool,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let args = request.args;
     let plugin = folder.describe(&args.plugin)?;
-    find_action(&plugin.manifest, &args.action)?;
+    let run_sandbox = crate::sandbox_cli::run_sandbox(
+        args,
+        sandbox,
+        &plugin.manifest,
+        find_action(&plugin.manifest, &args.action)?,
+    )?;
+    request.settings.env = with_granted_env(&request.settings.env, &run_sandbox.grants.env);
     let child = child_command("isolate the run")?;
     let outputs = request.outputs(verbose)?;
     let interrupts = interrupt_on_ctrl_c(&request.settings, false);
@@ -728,11 +783,22 @@ fn run_isolated_described(
         interrupt: &interrupts,
         sink: outputs.sink.clone(),
         options,
+        sandbox: &run_sandbox,
     };
     match run_isolated_as_described(&child, &plugin.path, &expected, action) {
         Ok(outcome) => request.conclude(outcome, &outputs, &plugin.manifest.code),
         Err(stale) => Err(folder.not_as_described(stale)),
     }
+}
+
+/// The plugin's environment with the granted variables of the loader's own
+/// environment added (`--allow-env`, or declared and granted).
+pub(crate) fn with_granted_env(env: &PluginEnvironment, names: &[String]) -> PluginEnvironment {
+    let granted: std::collections::BTreeMap<String, String> = names
+        .iter()
+        .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+        .collect();
+    PluginEnvironment::merge([env, &PluginEnvironment::new(granted)])
 }
 
 /// Hides the run's secrets in a failure before it is printed.
@@ -744,6 +810,9 @@ fn redact_failure(redactor: &Redactor, failure: &mut ActionFailure) {
 /// A failed action as an error, with advice for the kinds where there is some.
 pub(crate) fn failure_error(failure: &ActionFailure, plugin: &str, action: &str) -> CliError {
     let error = CliError::from_failure(failure);
+    if let Some(hint) = crate::sandbox_cli::denial_hint(&failure.message, plugin) {
+        return error.with_help(hint);
+    }
     match failure.kind {
         FailureKind::InvalidParams => error.with_help(format!("`loader info {plugin} {action}` shows the params")),
         FailureKind::TimedOut => {

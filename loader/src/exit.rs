@@ -32,6 +32,12 @@ pub enum ExitCode {
     /// With `--require-backend`: the run's reports did not all reach the
     /// backend (they are kept for `loader flush`).
     BackendUndelivered = 6,
+    /// The plugin declares permissions that were not granted (nothing ran).
+    NotGranted = 7,
+    /// `--sandbox=require`, and this system cannot apply all of the
+    /// sandbox (nothing ran); also `loader sandbox check` when a probe that
+    /// must be blocked was not.
+    SandboxUnavailable = 8,
 }
 
 impl ExitCode {

@@ -20,6 +20,7 @@ use loader::discovery::{LoadedPlugin, ScanError};
 use loader::isolate::{ChildCommand, NotAsDescribed};
 use loader::load_check::SupervisedScanError;
 use loader::manifest_cache::{host_identity, Catalog, CatalogPlugin, Loading, ManifestCache, PluginLoadError};
+use loader::sandbox::SandboxMode;
 
 use crate::commands::PLUGIN_DIR_VAR;
 use crate::exit::{CliError, ExitCode};
@@ -32,15 +33,24 @@ pub struct PluginFolder {
     checker: Option<ChildCommand>,
     /// How long one library may take to load in a child process.
     load_timeout: Duration,
+    /// The sandbox of the checking children.
+    sandbox: SandboxMode,
 }
 
 impl PluginFolder {
     /// The folder `dir`, through the user's manifest cache unless `use_cache`
     /// is false (or there is no cache folder: no `$XDG_CACHE_HOME` or
     /// `$HOME`), its libraries load-checked unless `checked` is false, each
-    /// allowed `load_timeout` to load. Fails (exit 5) when the check is on
-    /// but the loader's executable, which runs it, cannot be found.
-    pub fn open(dir: &Path, use_cache: bool, checked: bool, load_timeout: Duration) -> Result<Self, CliError> {
+    /// allowed `load_timeout` to load, in `sandbox`. Fails (exit 5) when the
+    /// check is on but the loader's executable, which runs it, cannot be
+    /// found.
+    pub fn open(
+        dir: &Path,
+        use_cache: bool,
+        checked: bool,
+        load_timeout: Duration,
+        sandbox: SandboxMode,
+    ) -> Result<Self, CliError> {
         tracing::info!("plugin folder {}", dir.display());
         let cache = match (use_cache, ManifestCache::default_dir(), host_identity()) {
             (true, Some(cache_dir), Some(host)) => ManifestCache::open(&cache_dir, dir, &host),
@@ -60,6 +70,7 @@ impl PluginFolder {
             cache,
             checker,
             load_timeout,
+            sandbox,
         })
     }
 
@@ -68,19 +79,15 @@ impl PluginFolder {
     }
 
     fn loading(&self) -> Loading<'_> {
-        loading(self.checker.as_ref(), self.load_timeout)
+        loading(self.checker.as_ref(), self.load_timeout, self.sandbox)
     }
 
     /// Every plugin of the folder, and every file that is not one.
     pub fn scan(&mut self) -> Result<Catalog, CliError> {
         let started = Instant::now();
         let checked = self.checker.is_some();
-        let catalog = Catalog::scan(
-            &self.dir,
-            &mut self.cache,
-            loading(self.checker.as_ref(), self.load_timeout),
-        )
-        .map_err(|e| match e {
+        let loading = loading(self.checker.as_ref(), self.load_timeout, self.sandbox);
+        let catalog = Catalog::scan(&self.dir, &mut self.cache, loading).map_err(|e| match e {
             SupervisedScanError::Scan(e) => self.missing_folder(e),
             SupervisedScanError::Check(e) => check_failed(e.to_string()),
         })?;
@@ -142,12 +149,20 @@ impl PluginFolder {
         tracing::debug!("no plugin {name:?} in the cached descriptions; scanning again without the cache");
         self.cache.forget();
         let catalog = self.scan()?;
-        catalog.find(name).cloned().ok_or_else(|| self.not_found(name, &catalog))
+        catalog
+            .find(name)
+            .cloned()
+            .ok_or_else(|| self.not_found(name, &catalog))
     }
 
     /// How long a library may take to load in a child process.
     pub fn load_timeout(&self) -> Duration {
         self.load_timeout
+    }
+
+    /// The sandbox mode of the children that load plugin libraries.
+    pub fn sandbox(&self) -> SandboxMode {
+        self.sandbox
     }
 
     /// The error for a plugin whose library, loaded to be used, was not
@@ -179,7 +194,11 @@ impl PluginFolder {
     fn not_found(&self, name: &str, catalog: &Catalog) -> CliError {
         let dir = self.dir.display();
         let codes = catalog.codes();
-        let listed = if codes.is_empty() { "none".to_owned() } else { codes.join(", ") };
+        let listed = if codes.is_empty() {
+            "none".to_owned()
+        } else {
+            codes.join(", ")
+        };
         let mut causes = vec![format!("plugins in {dir}: {listed}")];
         causes.extend(catalog.problems.iter().map(|p| format!("not loaded: {p}")));
         let error = CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {dir}")).with_causes(causes);
@@ -206,9 +225,9 @@ fn check_failed(why: String) -> CliError {
         .with_help("only `run --in-process --no-load-check` loads plugins without the check (trusted plugins only)")
 }
 
-fn loading(checker: Option<&ChildCommand>, load_timeout: Duration) -> Loading<'_> {
+fn loading(checker: Option<&ChildCommand>, load_timeout: Duration, sandbox: SandboxMode) -> Loading<'_> {
     match checker {
-        Some(checker) => Loading::Supervised(checker, load_timeout),
+        Some(checker) => Loading::Supervised(checker, load_timeout, sandbox),
         None => Loading::Direct,
     }
 }

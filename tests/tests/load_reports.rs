@@ -22,7 +22,7 @@ fn mixed_folder() -> tempfile::TempDir {
     let dir = plugin_dir(&[
         sample_library("tabular-trainer"),
         fixture_library("api-1.0", "legacy-plugin"),
-        fixture_library("api-1.3", "future-plugin"),
+        fixture_library("api-1.4", "future-plugin"),
         fixture_library("api-2.0", "major-plugin"),
         fixture_library("api-1.0-changed", "changed-plugin"),
         fixture_library("probe", "plain-cdylib"),
@@ -35,7 +35,11 @@ fn mixed_folder() -> tempfile::TempDir {
 
 fn run_loader(dir: &Path, cache_home: &Path, args: &[&str]) -> (Value, String) {
     let cache_home = cache_home.to_str().expect("a UTF-8 path");
-    let output = loader(dir, args, &[("XDG_CACHE_HOME", cache_home), ("LOADER_LOG", "loader=debug")]);
+    let output = loader(
+        dir,
+        args,
+        &[("XDG_CACHE_HOME", cache_home), ("LOADER_LOG", "loader=debug")],
+    );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let listing = serde_json::from_str(&stdout(&output)).unwrap_or(Value::Null);
     (listing, stderr(&output))
@@ -88,10 +92,19 @@ fn a_cold_list_is_described_by_the_checking_child_as_a_load_in_the_loader_descri
         .iter()
         .map(|p| p["kind"].as_str().expect("a kind"))
         .collect();
-    for kind in ["incompatible_major", "layout_mismatch", "not_a_plugin", "not_a_library", "duplicate"] {
+    for kind in [
+        "incompatible_major",
+        "layout_mismatch",
+        "not_a_plugin",
+        "not_a_library",
+        "duplicate",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {checked}");
     }
-    assert_eq!(cached_outcomes(checked_cache.path()), cached_outcomes(unchecked_cache.path()));
+    assert_eq!(
+        cached_outcomes(checked_cache.path()),
+        cached_outcomes(unchecked_cache.path())
+    );
 }
 
 #[test]

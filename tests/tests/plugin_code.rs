@@ -7,6 +7,10 @@
 //! --in-process`. The same plugin's initialiser, made to sleep far longer
 //! than `--load-timeout`, hangs no command: a cold scan skips the file as a
 //! problem, and a child that loads it from a cached description is killed.
+//!
+//! The commands run with `--sandbox off`: a sandboxed initialiser could not
+//! write its marker, and which process loads a library does not depend on
+//! the sandbox.
 
 mod common;
 
@@ -21,11 +25,11 @@ use serde_json::Value;
 /// its last change is taken from the cache next time.
 const SETTLE: Duration = Duration::from_millis(2_100);
 
-/// A plugin folder with the marker plugin, and the folders its runs use.
+/// A plugin folder with the marker plugin, and the cache folder its
+/// commands use.
 struct Marked {
+    /// Where the initialiser writes its marker, beside the library.
     plugins: tempfile::TempDir,
-    /// The loader's TMPDIR, where the initialiser writes its marker.
-    temp: tempfile::TempDir,
     cache_home: tempfile::TempDir,
 }
 
@@ -33,13 +37,16 @@ impl Marked {
     fn new() -> Self {
         Marked {
             plugins: plugin_dir(&[fixture_library("probe", "marker-on-load")]),
-            temp: tempfile::tempdir().expect("a temporary folder"),
             cache_home: tempfile::tempdir().expect("a cache folder"),
         }
     }
 
     fn marker(&self) -> PathBuf {
-        self.temp.path().join("marker-on-load.pids")
+        self.plugins.path().join("marker-on-load.pids")
+    }
+
+    fn sleep_file(&self) -> PathBuf {
+        self.plugins.path().join("marker-on-load.sleep")
     }
 
     /// The ids of the processes that loaded the library so far.
@@ -52,7 +59,7 @@ impl Marked {
     }
 
     fn sleep_on_load(&self, seconds: u64) {
-        std::fs::write(self.temp.path().join("marker-on-load.sleep"), seconds.to_string()).expect("the sleep file");
+        std::fs::write(self.sleep_file(), seconds.to_string()).expect("the sleep file");
     }
 
     /// Runs the loader with `args`; returns its process id, its output and
@@ -63,9 +70,8 @@ impl Marked {
         let child = Command::new(program)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TMPDIR", self.temp.path())
             .env("XDG_CACHE_HOME", self.cache_home.path())
-            .arg("--plugins")
+            .args(["--sandbox", "off", "--plugins"])
             .arg(self.plugins.path())
             .args(args)
             .stdout(Stdio::piped())
@@ -206,7 +212,7 @@ fn a_library_initialiser_that_sleeps_hangs_no_command() {
 
     // From a description cached while it loaded quickly: the child that
     // loads it is killed at the limit.
-    std::fs::remove_file(marked.temp.path().join("marker-on-load.sleep")).expect("wake up");
+    std::fs::remove_file(marked.sleep_file()).expect("wake up");
     ends_in_time(&marked, &["list"], 0);
     std::thread::sleep(SETTLE);
     ends_in_time(&marked, &["list"], 0);

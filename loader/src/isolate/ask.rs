@@ -21,6 +21,7 @@ use super::{
 use crate::events::{EventSink, TracingSink};
 use crate::host::RunSettings;
 use crate::runner::Deadline;
+use crate::sandbox::RunSandbox;
 
 /// The largest answer read: a full manifest's schemas may be large.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
@@ -35,8 +36,10 @@ pub fn describe_isolated(
     library: &Path,
     expected: &ExpectedPlugin,
     options: IsolationOptions,
+    sandbox: &RunSandbox,
 ) -> Result<Result<PluginManifest, ActionFailure>, NotAsDescribed> {
-    let answer = ask(child, library, expected, ChildMode::Describe, "", "{}", options)?;
+    let question = (ChildMode::Describe, "", "{}");
+    let answer = ask(child, library, expected, question, options, sandbox)?;
     Ok(answer.and_then(|value| {
         serde_json::from_value(value)
             .map_err(|e| ActionFailure::new(FailureKind::Failed, format!("the plugin's manifest is not valid: {e}")))
@@ -53,27 +56,22 @@ pub fn validate_isolated(
     action: &str,
     params_json: &str,
     options: IsolationOptions,
+    sandbox: &RunSandbox,
 ) -> Result<Result<(), ActionFailure>, NotAsDescribed> {
-    let answer = ask(
-        child,
-        library,
-        expected,
-        ChildMode::Validate,
-        action,
-        params_json,
-        options,
-    )?;
+    let question = (ChildMode::Validate, action, params_json);
+    let answer = ask(child, library, expected, question, options, sandbox)?;
     Ok(answer.map(drop))
 }
 
+/// Asks the child what `mode` says of `action` with `params_json`, in the
+/// sandbox a run would have.
 fn ask(
     child: &ChildCommand,
     library: &Path,
     expected: &ExpectedPlugin,
-    mode: ChildMode,
-    action: &str,
-    params_json: &str,
+    (mode, action, params_json): (ChildMode, &str, &str),
     options: IsolationOptions,
+    sandbox: &RunSandbox,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
     let limit = options.load_timeout;
     let job = ChildAction {
@@ -91,6 +89,7 @@ fn ask(
             max_event_bytes: options.max_event_bytes.max(MAX_ANSWER_BYTES),
             ..options
         },
+        sandbox,
     };
     let answer = run_in_child(child, library, &expected.manifest.code, Some(expected), mode, job)?;
     Ok(answer.map_err(|failure| match failure.kind {

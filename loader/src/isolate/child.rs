@@ -28,6 +28,7 @@ use crate::events::{Event, EventSink, RunInfo};
 use crate::host::{CancelFlag, RunSettings};
 use crate::load_report::version_triple;
 use crate::runner::{failure_event, run_action};
+use crate::sandbox;
 use crate::sys;
 
 /// Serves one run; returns the process exit code (0 when the action
@@ -63,6 +64,9 @@ pub fn serve_child() -> i32 {
         }
     };
     drop(first);
+    // Before any thread starts and before the library is opened: the
+    // library's constructors run inside the sandbox too.
+    let sandboxed = request.sandbox.as_ref().map(sandbox::enter).transpose();
     let writer = match ChannelWriter::start(events) {
         Ok(writer) => writer,
         Err(e) => {
@@ -75,6 +79,27 @@ pub fn serve_child() -> i32 {
     follow_the_loader(requests, cancel.clone(), calls.clone());
 
     let sink: Arc<dyn EventSink> = Arc::new(ChannelSink::new(writer.clone()));
+    match sandboxed {
+        // What the sandbox lacks here was said by the loader, which knew it
+        // before starting this process.
+        Ok(_) => {}
+        Err(e) => {
+            let run = RunInfo {
+                job_id: request.job_id.clone(),
+                plugin: String::new(),
+                action: request.action.clone(),
+            };
+            let failure = ActionFailure::new(
+                FailureKind::Failed,
+                format!("the plugin's sandbox could not be set up: {e}"),
+            );
+            sink.start(&run);
+            sink.emit(&run, &failure_event(&failure));
+            sink.finish(&run);
+            writer.drain();
+            return 1;
+        }
+    }
     let discovery = Discovery::load_files(std::slice::from_ref(&request.library));
     let settings = RunSettings {
         env: PluginEnvironment::new(request.env),
@@ -83,12 +108,17 @@ pub fn serve_child() -> i32 {
         cancel,
         progress_interval: Duration::from_millis(request.progress_interval_ms),
         clients: calls.clients(&request.clients),
+        work_dir: request.work_dir,
     };
     if let Some(expected) = &request.expect {
         let as_described = discovery.plugins.first().is_some_and(|plugin| {
             plugin.manifest == *expected.manifest && version_triple(plugin.api_version()) == expected.api_version
         });
-        let verdict = if as_described { AS_DESCRIBED_LINE } else { NOT_AS_DESCRIBED_LINE };
+        let verdict = if as_described {
+            AS_DESCRIBED_LINE
+        } else {
+            NOT_AS_DESCRIBED_LINE
+        };
         let line = |pending: &mut Vec<u8>| {
             pending.extend_from_slice(verdict.as_bytes());
             pending.push(b'\n');

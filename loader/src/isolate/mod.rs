@@ -41,10 +41,10 @@
 
 mod ask;
 mod channel;
+mod channel_sink;
 mod child;
 mod child_clients;
 pub mod child_env;
-mod channel_sink;
 mod child_writer;
 mod client_wire;
 pub mod clients;
@@ -76,6 +76,7 @@ use crate::events::{Event, EventKind, EventSink, RunInfo};
 use crate::host::RunSettings;
 use crate::load_report::version_triple;
 use crate::runner::{failure_event, Deadline};
+use crate::sandbox::{policy, Containment, RunSandbox, SandboxMode, SandboxPolicy, WorkDir};
 
 /// What a child does with the library it loads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +106,9 @@ pub struct IsolatedRun {
     pub job_id: Option<String>,
     pub checkpoint: Option<Value>,
     pub progress_interval_ms: u64,
+    /// The run's work directory (`RunSettings::work_dir`).
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
     /// Which backend and agent clients the child offers the plugin (their
     /// calls are made by the parent).
     #[serde(default)]
@@ -113,6 +117,10 @@ pub struct IsolatedRun {
     /// library itself: the child checks it before running anything.
     #[serde(default)]
     pub expect: Option<ExpectedPlugin>,
+    /// The sandbox the child enters before it loads the library (`None`:
+    /// `--sandbox=off`).
+    #[serde(default)]
+    pub sandbox: Option<SandboxPolicy>,
 }
 
 /// A plugin as the parent described it without loading it (from the
@@ -222,6 +230,8 @@ pub struct ChildAction<'a> {
     /// Where the child's events go.
     pub sink: Arc<dyn EventSink>,
     pub options: IsolationOptions,
+    /// The sandbox around the child.
+    pub sandbox: &'a RunSandbox,
 }
 
 /// Runs `action` of the plugin library at `library` in a child process,
@@ -249,6 +259,7 @@ pub fn run_isolated(
         interrupt,
         sink,
         options: IsolationOptions::default(),
+        sandbox: &RunSandbox::default(),
     };
     run_isolated_with(child, library, plugin_code, action)
 }
@@ -296,13 +307,86 @@ fn run_in_child(
     mode: ChildMode,
     job: ChildAction,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
-    let settings = &job.settings;
     let run = RunInfo {
-        job_id: settings.job_id.clone(),
+        job_id: job.settings.job_id.clone(),
         plugin: plugin_code.to_owned(),
         action: job.action.to_owned(),
     };
     job.sink.start(&run);
+    // The child runs in its work directory: a relative path would not
+    // name the library there.
+    let library = std::path::absolute(library).unwrap_or_else(|_| library.to_owned());
+    let outcome = match prepare_sandbox(&library, &job) {
+        Ok(prepared) => match run_prepared(child, &library, expect, mode, &job, &run, prepared) {
+            Ok(outcome) => outcome,
+            Err(stale) => {
+                let failure = ActionFailure::new(FailureKind::Failed, stale.to_string());
+                job.sink.emit(&run, &failure_event(&failure));
+                job.sink.finish(&run);
+                return Err(stale);
+            }
+        },
+        Err(failure) => Outcome {
+            result: Err(failure),
+            error_relayed: false,
+        },
+    };
+    if let (Err(failure), false) = (&outcome.result, outcome.error_relayed) {
+        job.sink.emit(&run, &failure_event(failure));
+    }
+    job.sink.finish(&run);
+    Ok(outcome.result)
+}
+
+/// How a run ended, and whether its `error` event came from the child
+/// (else the parent emits one).
+struct Outcome {
+    result: Result<Value, ActionFailure>,
+    error_relayed: bool,
+}
+
+/// What a run's child is started with: its work directory, its sandbox
+/// policy and the set-up around it.
+struct PreparedSandbox {
+    work_dir: WorkDir,
+    policy: Option<SandboxPolicy>,
+    containment: Containment,
+}
+
+/// Makes the run's work directory and decides its sandbox; a required
+/// sandbox this system cannot give fails the run before anything starts.
+fn prepare_sandbox(library: &Path, job: &ChildAction) -> Result<PreparedSandbox, ActionFailure> {
+    let sandbox = job.sandbox;
+    let failed = |message: String| ActionFailure::new(FailureKind::Failed, message);
+    let work_dir = WorkDir::create(None, sandbox.keep_work_dir).map_err(|e| failed(e.to_string()))?;
+    let net_all = policy::net_is_all(&sandbox.grants.net);
+    let containment = Containment::prepare(sandbox.mode, sandbox.limits, net_all).map_err(|e| failed(e.to_string()))?;
+    let policy = (sandbox.mode != SandboxMode::Off).then(|| {
+        let purpose = policy::Purpose::Run {
+            library,
+            work_dir: work_dir.path(),
+        };
+        policy::build(purpose, &sandbox.grants, sandbox.mode == SandboxMode::Require)
+    });
+    Ok(PreparedSandbox {
+        work_dir,
+        policy,
+        containment,
+    })
+}
+
+/// Runs the child of a prepared run and decides its outcome.
+fn run_prepared(
+    child: &ChildCommand,
+    library: &Path,
+    expect: Option<&ExpectedPlugin>,
+    mode: ChildMode,
+    job: &ChildAction,
+    run: &RunInfo,
+    mut prepared: PreparedSandbox,
+) -> Result<Outcome, NotAsDescribed> {
+    let settings = &job.settings;
+    let work_dir = prepared.work_dir.path().to_owned();
     let request = IsolatedRun {
         mode,
         library: library.to_owned(),
@@ -312,37 +396,41 @@ fn run_in_child(
         job_id: settings.job_id.clone(),
         checkpoint: settings.checkpoint.clone(),
         progress_interval_ms: u64::try_from(settings.progress_interval.as_millis()).unwrap_or(u64::MAX),
+        work_dir: Some(work_dir.clone()),
         clients: IsolatedClients::of(&settings.clients),
         expect: expect.cloned(),
+        sandbox: prepared.policy.take(),
     };
     let supervised = supervise::supervise(
         child,
         &request,
         &settings.clients,
         &settings.env,
-        job.deadline,
-        job.interrupt,
-        &job.options,
-        &run,
+        supervise::Limits {
+            deadline: job.deadline,
+            interrupts: job.interrupt,
+            options: &job.options,
+        },
+        supervise::Confined {
+            containment: &mut prepared.containment,
+            work_dir: &work_dir,
+        },
+        run,
         &job.sink,
     );
+    if prepared.work_dir.kept() {
+        job.sink.emit(run, &crate::sandbox::notes::work_dir_kept(&work_dir));
+    }
     if supervised.not_as_described {
-        let stale = NotAsDescribed {
+        return Err(NotAsDescribed {
             library: library.to_owned(),
-            code: plugin_code.to_owned(),
-        };
-        job.sink.emit(
-            &run,
-            &failure_event(&ActionFailure::new(FailureKind::Failed, stale.to_string())),
-        );
-        job.sink.finish(&run);
-        return Err(stale);
+            code: run.plugin.clone(),
+        });
     }
-    if let (Err(failure), false) = (&supervised.result, supervised.error_relayed) {
-        job.sink.emit(&run, &failure_event(failure));
-    }
-    job.sink.finish(&run);
-    Ok(supervised.result)
+    Ok(Outcome {
+        result: supervised.result,
+        error_relayed: supervised.error_relayed,
+    })
 }
 
 /// What the readers of a child pass on (see [`RelayTarget`]).

@@ -8,6 +8,7 @@
 //! [`relay`]: super::relay
 //! [`proxy`]: super::proxy
 
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +28,9 @@ use super::{
 };
 use crate::events::{Event, EventKind, EventSink, RunInfo};
 use crate::host::Clients;
+use crate::orphans::Orphans;
 use crate::runner::Deadline;
+use crate::sandbox::{notes, Containment, Limits as SandboxLimits, SandboxMode, WORK_DIR_VAR};
 use crate::sys;
 
 /// How often deadlines are checked when nothing arrives.
@@ -60,6 +63,21 @@ impl Supervised {
 
 fn crashed(message: String) -> ActionFailure {
     ActionFailure::new(FailureKind::Crashed, message)
+}
+
+/// The run went over its memory limit and the kernel killed a process of it.
+fn out_of_memory(status: std::process::ExitStatus, limits: SandboxLimits) -> ActionFailure {
+    let limit = limits
+        .memory_bytes
+        .map(|bytes| format!("{bytes} bytes"))
+        .unwrap_or_else(|| "its limit".to_owned());
+    crashed(format!(
+        "the run used more memory than its limit ({limit}) and the kernel killed a process of it; its process {}",
+        exit_in_words(status)
+    ))
+    .with_details(
+        serde_json::json!({ "hint": "raise the limit with --memory BYTES, or declare the action's memory resource" }),
+    )
 }
 
 /// Writes the request, then a cancel line for each message on `cancels`.
@@ -188,23 +206,57 @@ impl Stopping<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The limits on a supervised child's time.
+pub struct Limits<'a> {
+    pub deadline: Option<Deadline>,
+    pub interrupts: &'a Interrupts,
+    pub options: &'a IsolationOptions,
+}
+
+/// The sandbox set-up around a supervised child, and its work directory
+/// (its current directory, `TMPDIR` and `LOADER_WORK_DIR`).
+pub struct Confined<'a> {
+    pub containment: &'a mut Containment,
+    pub work_dir: &'a Path,
+}
+
 pub fn supervise(
     child_command: &ChildCommand,
     request: &IsolatedRun,
     clients: &Clients,
     plugin_env: &PluginEnvironment,
-    deadline: Option<Deadline>,
-    interrupts: &Interrupts,
-    options: &IsolationOptions,
+    limits: Limits,
+    confined: Confined,
     run: &RunInfo,
     sink: &Arc<dyn EventSink>,
 ) -> Supervised {
-    let env = child_environment(std::env::vars_os(), plugin_env);
-    let mut spawned = match spawn_with_channel(child_command, env, ChildOutput::Piped) {
+    let Limits {
+        deadline,
+        interrupts,
+        options,
+    } = limits;
+    let mut env = child_environment(std::env::vars_os(), plugin_env);
+    env.retain(|(name, _)| name != "TMPDIR" && name != WORK_DIR_VAR);
+    env.push(("TMPDIR".into(), confined.work_dir.into()));
+    env.push((WORK_DIR_VAR.into(), confined.work_dir.into()));
+    let containment = confined.containment;
+    let spawned = spawn_with_channel(
+        child_command,
+        env,
+        ChildOutput::Piped,
+        Some(&mut *containment),
+        Some(confined.work_dir),
+    );
+    let mut spawned = match spawned {
         Ok(spawned) => spawned,
         Err(e) => return Supervised::parent_failure(crashed(format!("cannot start the isolated process: {e}"))),
     };
+    if containment.mode() == SandboxMode::Off {
+        sink.emit(run, &notes::off());
+    } else if let Some(note) = notes::incomplete(containment.missing()) {
+        sink.emit(run, &note);
+    }
+    let sweep = (!containment.contains_descendants()).then(Orphans::adopt);
     let (notices_sender, notices) = mpsc::channel();
     let relay = Arc::new(SinkRelay::new(run.clone(), sink.clone(), notices_sender));
     let (cancels, cancel_requests) = mpsc::channel();
@@ -262,12 +314,19 @@ pub fn supervise(
     let terminal = relay.close();
     proxy.close();
     spawned.group.kill();
-    let status = match spawned.child.wait() {
+    let status = spawned.wait();
+    if let Some(orphans) = sweep {
+        orphans.end();
+    }
+    let status = match status {
         Ok(status) => status,
         Err(e) => return Supervised::parent_failure(crashed(format!("cannot wait for the isolated process: {e}"))),
     };
     if let Some(failure) = stopping.killed.take() {
         return Supervised::parent_failure(failure);
+    }
+    if containment.out_of_memory() {
+        return Supervised::parent_failure(out_of_memory(status, containment.limits()));
     }
     if seen.not_as_described && !status.success() {
         let mut supervised = Supervised::parent_failure(crashed(describe_exit(status)));

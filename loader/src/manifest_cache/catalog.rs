@@ -21,14 +21,15 @@ use crate::discovery::{self, Discovery, LoadedPlugin, Problem, ProblemKind};
 use crate::isolate::ChildCommand;
 use crate::load_check::{check_loading, LoadCheckError, SupervisedScanError};
 use crate::load_report::{version_of_triple, LoadOutcome};
+use crate::sandbox::SandboxMode;
 
 /// How the files the cache cannot answer for are loaded.
 #[derive(Debug, Clone, Copy)]
 pub enum Loading<'a> {
     /// Each is loaded first by a child process started from this command
-    /// (see [`check_loading`]), allowed this long a file, and in this
-    /// process only once the child survived it.
-    Supervised(&'a ChildCommand, Duration),
+    /// (see [`check_loading`]) in this sandbox mode, allowed this long a
+    /// file, and in this process only once the child survived it.
+    Supervised(&'a ChildCommand, Duration, SandboxMode),
     /// Each is loaded in this process directly.
     Direct,
 }
@@ -46,7 +47,9 @@ impl Loading<'_> {
         mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
     ) -> Result<Vec<Problem>, LoadCheckError> {
         match self {
-            Loading::Supervised(checker, per_file) => check_loading(checker, paths, per_file, on_safe),
+            Loading::Supervised(checker, per_file, sandbox) => {
+                check_loading(checker, paths, per_file, sandbox, on_safe)
+            }
             Loading::Direct => {
                 paths.iter().for_each(|path| on_safe(path, None));
                 Ok(Vec::new())
@@ -337,9 +340,12 @@ impl Catalog {
     /// when it was loaded in this process).
     fn add_outcome(&mut self, path: &Path, outcome: &LoadOutcome, loaded: Option<LoadedPlugin>) {
         match outcome {
-            LoadOutcome::Plugin { manifest, api_version } => {
-                self.add(CatalogPlugin::new(path, manifest.clone(), version_of_triple(*api_version), loaded))
-            }
+            LoadOutcome::Plugin { manifest, api_version } => self.add(CatalogPlugin::new(
+                path,
+                manifest.clone(),
+                version_of_triple(*api_version),
+                loaded,
+            )),
             problem => self.problems.extend(problem.problem(path)),
         }
     }
