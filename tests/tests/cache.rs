@@ -252,11 +252,19 @@ fn a_forged_cache_entry_never_changes_what_runs() {
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
     assert_eq!(setup.run_as_without_cache("alpha"), 0);
     // `info`, `--dry-run` and an in-process run check the same way.
-    for args in [&["info", "ghost"][..], &["run", "ghost", "noop", "--dry-run"], &["run", "ghost", "noop", "--in-process"]] {
+    for args in [
+        &["info", "ghost"][..],
+        &["run", "ghost", "noop", "--dry-run"],
+        &["run", "ghost", "noop", "--in-process"],
+    ] {
         forge();
         let output = setup.loader(args);
         assert_eq!(exit_code(&output), 1, "{args:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains("its manifest cache entry was dropped"), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("its manifest cache entry was dropped"),
+            "{}",
+            stderr(&output)
+        );
         assert!(stdout(&output).is_empty(), "{args:?}: {}", stdout(&output));
     }
 }
@@ -266,7 +274,10 @@ fn a_forged_cache_entry_never_changes_what_runs() {
 fn assert_stale(output: &Output, library: &Path, code: &str) {
     let log = stderr(output);
     assert!(
-        log.contains(&format!("{}: the library is not the plugin \"{code}\"", library.display())),
+        log.contains(&format!(
+            "{}: the library is not the plugin \"{code}\"",
+            library.display()
+        )),
         "{log}"
     );
     assert!(log.contains("its manifest cache entry was dropped"), "{log}");
@@ -305,9 +316,16 @@ fn an_isolated_run_from_a_wrong_description_fails_runs_nothing_and_drops_the_ent
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
     let log = stderr(&output);
     let beta = lib_path(setup.dir(), "beta");
-    assert!(log.contains(&format!("{}: the library is not the plugin \"alpha\"", beta.display())), "{log}");
+    assert!(
+        log.contains(&format!("{}: the library is not the plugin \"alpha\"", beta.display())),
+        "{log}"
+    );
     assert!(log.contains("its manifest cache entry was dropped"), "{log}");
-    assert_eq!(log.matches("isolated run: process").count(), 1, "no second attempt: {log}");
+    assert_eq!(
+        log.matches("isolated run: process").count(),
+        1,
+        "no second attempt: {log}"
+    );
     let events: Vec<Value> = stdout(&output)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSONL event"))
@@ -315,18 +333,36 @@ fn an_isolated_run_from_a_wrong_description_fails_runs_nothing_and_drops_the_ent
     assert_eq!(events.len(), 1, "only the run's error: {events:?}");
     assert_eq!(events[0]["kind"], "error");
     let patches = backend.job_patches("job-1");
-    assert_eq!(patches.first().map(|p| &p["status"]), Some(&Value::from("RUNNING")), "{patches:?}");
-    assert_eq!(patches.last().map(|p| &p["status"]), Some(&Value::from("FAILED")), "{patches:?}");
+    assert_eq!(
+        patches.first().map(|p| &p["status"]),
+        Some(&Value::from("RUNNING")),
+        "{patches:?}"
+    );
+    assert_eq!(
+        patches.last().map(|p| &p["status"]),
+        Some(&Value::from("FAILED")),
+        "{patches:?}"
+    );
     let cached = fs::read_to_string(&file).expect("the cache file");
-    assert!(!cached.contains(&beta.display().to_string()), "libbeta's entry is dropped: {cached}");
-    assert!(cached.contains(&lib_path(setup.dir(), "alpha").display().to_string()), "the others are kept");
+    assert!(
+        !cached.contains(&beta.display().to_string()),
+        "libbeta's entry is dropped: {cached}"
+    );
+    assert!(
+        cached.contains(&lib_path(setup.dir(), "alpha").display().to_string()),
+        "the others are kept"
+    );
 
     // libalpha's entry, forged too, fails the next run found by its file
     // name the same way; then the cache is right again.
     assert_eq!(exit_code(&run_alpha("job-2")), 1);
     let output = run_alpha("job-3");
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-    assert_eq!(setup.cache_use(&["run", "alpha", "noop"]), (3, 0), "the cache is right again");
+    assert_eq!(
+        setup.cache_use(&["run", "alpha", "noop"]),
+        (3, 0),
+        "the cache is right again"
+    );
 }
 
 #[test]

@@ -83,7 +83,16 @@ fn a_cold_list_is_described_by_the_checking_child_as_a_load_in_the_loader_descri
     assert_eq!(loads(&log), (8, 0), "every file described by the child: {log}");
     // Only a trusted in-process run loads every file in the loader itself.
     let params = r#"{"epochs": 1, "samples": 40}"#;
-    let unchecked_run = ["--no-load-check", "run", "tabular-trainer", "train", "--params", params, "--in-process", "-q"];
+    let unchecked_run = [
+        "--no-load-check",
+        "run",
+        "tabular-trainer",
+        "train",
+        "--params",
+        params,
+        "--in-process",
+        "-q",
+    ];
     let (_, log) = run_loader(dir.path(), unchecked_cache.path(), &unchecked_run);
     assert_eq!(loads(&log), (8, 8), "{log}");
     let kinds: Vec<&str> = checked["problems"]
@@ -115,7 +124,14 @@ fn info_run_and_dry_run_load_nothing_in_the_loader() {
         &["info", "legacy"][..],
         &["info", "tabular-trainer", "train", "--json"],
         &["run", "legacy", "greet", "--quiet"],
-        &["run", "tabular-trainer", "train", "--params", r#"{"epochs": 2}"#, "--dry-run"],
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            r#"{"epochs": 2}"#,
+            "--dry-run",
+        ],
     ] {
         let (_, log) = run_loader(dir.path(), cache.path(), args);
         assert_eq!(loads(&log).1, 0, "{args:?}: {log}");

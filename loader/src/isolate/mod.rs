@@ -404,8 +404,7 @@ fn run_prepared(
     let supervised = supervise::supervise(
         child,
         &request,
-        &settings.clients,
-        &settings.env,
+        settings,
         supervise::Limits {
             deadline: job.deadline,
             interrupts: job.interrupt,

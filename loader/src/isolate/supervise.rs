@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
+use plugin_api::{ActionFailure, FailureKind};
 
 use super::channel::relay_events;
 use super::child_env::child_environment;
@@ -27,7 +27,7 @@ use super::{
     Stream, CANCEL_LINE,
 };
 use crate::events::{Event, EventKind, EventSink, RunInfo};
-use crate::host::Clients;
+use crate::host::{Clients, RunSettings};
 use crate::orphans::Orphans;
 use crate::runner::Deadline;
 use crate::sandbox::{notes, Containment, Limits as SandboxLimits, SandboxMode, WORK_DIR_VAR};
@@ -223,8 +223,7 @@ pub struct Confined<'a> {
 pub fn supervise(
     child_command: &ChildCommand,
     request: &IsolatedRun,
-    clients: &Clients,
-    plugin_env: &PluginEnvironment,
+    settings: &RunSettings,
     limits: Limits,
     confined: Confined,
     run: &RunInfo,
@@ -235,7 +234,7 @@ pub fn supervise(
         interrupts,
         options,
     } = limits;
-    let mut env = child_environment(std::env::vars_os(), plugin_env);
+    let mut env = child_environment(std::env::vars_os(), &settings.env);
     env.retain(|(name, _)| name != "TMPDIR" && name != WORK_DIR_VAR);
     env.push(("TMPDIR".into(), confined.work_dir.into()));
     env.push((WORK_DIR_VAR.into(), confined.work_dir.into()));
@@ -264,7 +263,7 @@ pub fn supervise(
     let started = start_threads(
         &mut spawned,
         request,
-        clients,
+        &settings.clients,
         options,
         &relay,
         cancel_requests,
