@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::sys;
+
 /// One controller's place for run groups.
 #[derive(Debug, Clone, Serialize)]
 pub struct ControllerBase {
@@ -124,16 +126,12 @@ fn delegates(base: &Path, controller: &str) -> bool {
     fs::write(&control, format!("+{controller}")).is_ok()
 }
 
-/// Whether a group can be made in `base` (tried with a real one, which is
-/// removed at once; stale groups of dead loaders are removed on the way).
+/// Whether groups can be made in `base`, as far as access rights tell (a
+/// run whose group cannot be made after all goes on with per-process
+/// limits and says so). Stale groups of dead loaders are removed on the way.
 fn writable(base: &Path) -> bool {
     remove_stale(base);
-    let probe = base.join(format!("loader-{}-probe", std::process::id()));
-    let made = fs::create_dir(&probe).is_ok();
-    if made {
-        let _ = fs::remove_dir(&probe);
-    }
-    made
+    sys::writable(base)
 }
 
 /// Removes the empty run groups of loaders that are no longer running.

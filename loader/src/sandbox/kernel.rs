@@ -74,7 +74,8 @@ impl Support {
                 format!("no user and PID namespace ({why}): processes that leave the run's process group are found and killed after the run instead"),
             ));
         }
-        if !self.cgroups.pids && !(self.namespaces && !self.root) {
+        // RLIMIT_NPROC caps a run only in a user namespace, and never root.
+        if !self.cgroups.pids && (!self.namespaces || self.root) {
             missing.push(Missing::new(
                 "process_limit",
                 "no writable pids cgroup, and the per-user process limit does not bind root or a user without a user namespace: the run's processes are not capped",

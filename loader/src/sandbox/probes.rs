@@ -616,13 +616,17 @@ fn judge(answers: &serde_json::Map<String, serde_json::Value>) -> Vec<ProbeResul
         .collect()
 }
 
+/// The probe process's answers, what the set-up lacked, and whether the
+/// escaping process it started outlived it.
+type ProbeRun = (serde_json::Map<String, serde_json::Value>, Vec<super::Missing>, bool);
+
 /// Starts the probe process like a run's child, serves it its targets,
 /// and returns its answers, what the set-up lacked, and whether the
 /// escaping process it started is still running once it has ended.
 fn run_probes(
     probe_command: &ChildCommand,
     mode: SandboxMode,
-) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<super::Missing>, bool), String> {
+) -> Result<ProbeRun, String> {
     let targets = WorkDir::create(None, false).map_err(|e| e.to_string())?;
     let secret_file = targets.path().join("secret");
     std::fs::write(&secret_file, "not for plugins").map_err(|e| e.to_string())?;

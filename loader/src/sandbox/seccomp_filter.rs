@@ -79,7 +79,10 @@ const NAMESPACE_FLAGS: &[u64] = &[
 ];
 
 /// Terminal ioctls that inject input or reach the console.
-const DENIED_IOCTLS: &[u64] = &[libc::TIOCSTI as u64, libc::TIOCLINUX as u64];
+#[allow(clippy::useless_conversion, reason = "the request type is u32 on 32-bit targets")]
+fn denied_ioctls() -> [u64; 2] {
+    [u64::from(libc::TIOCSTI), u64::from(libc::TIOCLINUX)]
+}
 
 fn target_arch() -> Result<TargetArch, String> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())
@@ -115,7 +118,7 @@ fn denial_filter(net: &NetAccess) -> Result<BpfProgram, String> {
         rules.insert(call, Vec::new());
     }
     rules.insert(libc::SYS_socket, socket_rules(net)?);
-    let ioctls = DENIED_IOCTLS
+    let ioctls = denied_ioctls()
         .iter()
         .map(|&request| rule(vec![condition(1, SeccompCmpOp::Eq, request)?]))
         .collect::<Result<_, _>>()?;

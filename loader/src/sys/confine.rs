@@ -201,20 +201,12 @@ pub unsafe fn confine_before_exec(confinement: &Confinement, page: usize) -> io:
 }
 
 /// Mounts a `/proc` of the new PID namespace over the system's, in the
-/// new mount namespace (made private first, so nothing propagates out):
-/// the child sees only its own run's processes, not the loader's command
-/// line or any other process of the system.
+/// new mount namespace: the child sees only its own run's processes, not
+/// the loader's command line or any other process of the system. Nothing
+/// propagates out: a mount namespace made with a new user namespace is
+/// less privileged than the one it copies, and the kernel turns every
+/// shared mount of the copy into a slave.
 unsafe fn mount_own_proc() -> io::Result<()> {
-    let private = libc::mount(
-        std::ptr::null(),
-        c"/".as_ptr(),
-        std::ptr::null(),
-        libc::MS_REC | libc::MS_PRIVATE,
-        std::ptr::null(),
-    );
-    if private != 0 {
-        return Err(io::Error::last_os_error());
-    }
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     if libc::mount(
         c"proc".as_ptr(),
@@ -518,4 +510,15 @@ pub fn ticks_since_boot() -> u64 {
     // SAFETY: sysconf only returns a number.
     let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
     (now.tv_sec as u64) * per_second + (now.tv_nsec as u64) * per_second / 1_000_000_000
+}
+
+/// Whether this process may create entries in the folder `path` (its access
+/// rights, and a file system mounted read-only, say no).
+pub fn writable(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access reads the NUL-terminated path, which lives for the call.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
