@@ -16,11 +16,18 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Load plugin libraries without first loading them in a checking
-    /// child process (by default a library that crashes while loading is
-    /// found there and skipped; without the check it takes the loader down).
+    /// With `run --in-process` only (trusted plugins): load the plugin
+    /// libraries in the loader without first loading them in a checking
+    /// child process. Any other command refuses it: outside --in-process,
+    /// no plugin code ever runs in the loader's own process.
     #[arg(long, global = true)]
     pub no_load_check: bool,
+
+    /// Seconds a plugin library may take to load in a child process (the
+    /// load check, `info`, `--dry-run`, the start of a run); one that takes
+    /// longer is skipped as a problem, or its child is killed.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30.0)]
+    pub load_timeout: f64,
 
     /// Load every library of the folder instead of taking unchanged ones'
     /// descriptions from the manifest cache (for debugging).
@@ -81,7 +88,8 @@ pub enum Command {
     /// Progress and metrics on stderr are coalesced: at most one update per step every 100 ms, and each step's last value is always printed (the --events stream keeps every metrics update).
     Run(Box<RunArgs>),
     /// Deliver the job reports that earlier runs could not (kept in the
-    /// state folder while the backend was unreachable).
+    /// state folder while the backend was unreachable) to the backend given
+    /// by --backend or SYNAPSE_HOST.
     Flush(FlushArgs),
     /// Write a new plugin crate, ready to build and run.
     New(NewArgs),
@@ -155,9 +163,13 @@ pub struct RunArgs {
     pub env_file: Vec<PathBuf>,
 
     /// Process variables starting with this prefix are passed to the plugin
-    /// (repeatable), under their full name (SYNAPSE_X stays SYNAPSE_X).
-    /// Nothing else from the shell environment is; a variable the action
-    /// reads that is set but filtered out gets a warning saying how to pass it.
+    /// (repeatable), under their full name (SYNAPSE_X stays SYNAPSE_X),
+    /// except credentials: SYNAPSE_ACCESS_TOKEN, SYNAPSE_AGENT_TOKEN, the
+    /// tenant, and any name with TOKEN, SECRET, PASSWORD, KEY or CREDENTIAL
+    /// pass only with an explicit --env NAME="$NAME" or --env-file (ctx.client()
+    /// needs none: the loader makes its calls). Nothing else from the shell
+    /// environment is passed; a variable the action reads that is set but
+    /// filtered out gets a warning saying how to pass it.
     #[arg(long = "env-prefix", value_name = "PREFIX", default_value = "SYNAPSE_")]
     pub env_prefix: Vec<String>,
 
@@ -327,8 +339,10 @@ pub struct BackendArgs {
 
 #[derive(Debug, Args)]
 pub struct FlushArgs {
-    /// Deliver only journals for this backend (default: each to the backend
-    /// it was written for, with SYNAPSE_ACCESS_TOKEN).
+    /// The backend to deliver to, with SYNAPSE_ACCESS_TOKEN (required).
+    /// Only journals recorded for this backend are delivered: a journal
+    /// naming another address is left in the state folder and reported,
+    /// never sent there.
     #[arg(long, env = "SYNAPSE_HOST", value_name = "URL")]
     pub backend: Option<String>,
 

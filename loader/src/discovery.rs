@@ -94,6 +94,9 @@ pub enum ProblemKind {
     Duplicate,
     /// Loading it crashed or stalled the process that tried it first.
     CrashedWhileLoading,
+    /// The process that loaded it first survived, but gave no valid report
+    /// on it (it is not loaded by the loader itself to find out).
+    Unreported,
 }
 
 impl ProblemKind {
@@ -109,6 +112,7 @@ impl ProblemKind {
             ProblemKind::BadManifest => "bad_manifest",
             ProblemKind::Duplicate => "duplicate",
             ProblemKind::CrashedWhileLoading => "crashed_while_loading",
+            ProblemKind::Unreported => "unreported",
         }
     }
 

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
-use loader::discovery::LoadedPlugin;
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
+use loader::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
 use loader::ray::follow::POLL_INTERVAL;
 use loader::ray::log::{JobLog, LogLines};
@@ -128,7 +128,7 @@ impl ElsewhereArgs {
 
     /// What the job reserves: the action's declared resources, with the
     /// flags' values taking precedence.
-    fn resources(&self, plugin: &LoadedPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
+    fn resources(&self, plugin: &CatalogPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
         job_resources(&action.resources, &self.resource_flags()?, &plugin.path, &action.name).map_err(|e| match e {
             ResourcesError::Flag { .. } => CliError::usage(e.to_string()),
             ResourcesError::Declared { .. } => CliError::new(ExitCode::ActionFailed, e.to_string()),
@@ -280,7 +280,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'stat
 
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
 pub fn run(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
@@ -306,7 +306,7 @@ pub fn run(
 }
 
 fn package_spec(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     settings: &RunSettings,
     params: BTreeMap<usize, String>,
 ) -> Result<PackageSpec, CliError> {
@@ -327,7 +327,7 @@ fn package_spec(
 /// Decides what the jobs reserve, builds and uploads the package, and
 /// says what it did unless quiet.
 fn prepare(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     spec: &PackageSpec,
@@ -351,7 +351,7 @@ fn prepare(
 }
 
 fn run_on_ray(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
@@ -461,7 +461,7 @@ impl BatchDisplay {
 }
 
 fn run_batch(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     file: &Path,

@@ -27,7 +27,8 @@ pub enum ExitCode {
     /// code.
     EventsLost = 4,
     /// The plugin libraries could not be checked in a separate process
-    /// before loading (`--no-load-check` loads them without the check).
+    /// before loading (only `run --in-process --no-load-check` loads them
+    /// without the check).
     LoadCheckFailed = 5,
     /// With `--require-backend`: the run's reports did not all reach the
     /// backend (they are kept for `loader flush`).

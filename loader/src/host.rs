@@ -42,12 +42,6 @@ impl CancelFlag {
 /// takes a request `{method, path, body}` and answers with JSON.
 pub trait Client: Send + Sync {
     fn request(&self, request: &Value) -> Result<Value, String>;
-
-    /// How to make the same client in another process (an isolated run's
-    /// child); `None` when it cannot be.
-    fn spec(&self) -> Option<crate::backend::ClientSpec> {
-        None
-    }
 }
 
 /// The clients configured for a run; `None` means the plugin sees `None`.

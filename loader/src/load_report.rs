@@ -91,7 +91,10 @@ impl LoadOutcome {
                 }
             }
             LoadOutcome::Problem { kind, reason, .. } => {
-                if matches!(kind, ProblemKind::Duplicate | ProblemKind::CrashedWhileLoading) {
+                if matches!(
+                    kind,
+                    ProblemKind::Duplicate | ProblemKind::CrashedWhileLoading | ProblemKind::Unreported
+                ) {
                     return Err(ReportError::Impossible("a problem only the loader can find"));
                 }
                 if reason.trim().is_empty() {

@@ -594,11 +594,28 @@ mod linux {
     }
 
     #[test]
-    fn without_the_load_check_libraries_load_directly_when_asked() {
+    fn without_the_load_check_libraries_load_directly_only_for_an_in_process_run() {
         let dir = hostile_dir();
         let output = loader(dir.path(), &["--no-load-check", "list", "--json"], &[]);
+        assert_eq!(
+            exit_code(&output),
+            2,
+            "refused outside run --in-process: {}",
+            stderr(&output)
+        );
+        let args = [
+            "--no-load-check",
+            "run",
+            "hostile",
+            "big_result",
+            "--params",
+            r#"{"bytes": 3}"#,
+            "--in-process",
+            "-q",
+        ];
+        let output = loader(dir.path(), &args, &[]);
         assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-        let list: Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(list["plugins"][0]["code"], "hostile");
+        let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(result["blob"], "xxx");
     }
 }

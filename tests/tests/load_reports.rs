@@ -2,8 +2,9 @@
 //! each file from what the child that loaded it reported, loading none of
 //! them in the loader itself, and says exactly what loading them in the
 //! loader says (the ABI checks' messages, the declared versions, the
-//! problem kinds); the manifest cache is written from the reports; `run`
-//! still loads its plugin in the loader.
+//! problem kinds: the cache a checked `list` writes equals the one an
+//! unchecked in-process run writes); `info`, `run` and `--dry-run` load
+//! nothing in the loader either.
 
 mod common;
 
@@ -80,14 +81,20 @@ fn a_cold_list_is_described_by_the_checking_child_as_a_load_in_the_loader_descri
 
     let (checked, log) = run_loader(dir.path(), checked_cache.path(), &["list", "--json"]);
     assert_eq!(loads(&log), (8, 0), "every file described by the child: {log}");
-    let (unchecked, log) = run_loader(
-        dir.path(),
-        unchecked_cache.path(),
-        &["--no-load-check", "list", "--json"],
-    );
+    // Only a trusted in-process run loads every file in the loader itself.
+    let params = r#"{"epochs": 1, "samples": 40}"#;
+    let unchecked_run = [
+        "--no-load-check",
+        "run",
+        "tabular-trainer",
+        "train",
+        "--params",
+        params,
+        "--in-process",
+        "-q",
+    ];
+    let (_, log) = run_loader(dir.path(), unchecked_cache.path(), &unchecked_run);
     assert_eq!(loads(&log), (8, 8), "{log}");
-
-    assert_eq!(checked, unchecked);
     let kinds: Vec<&str> = checked["problems"]
         .as_array()
         .expect("problems")
@@ -110,15 +117,23 @@ fn a_cold_list_is_described_by_the_checking_child_as_a_load_in_the_loader_descri
 }
 
 #[test]
-fn run_and_info_still_load_their_plugin_in_the_loader() {
+fn info_run_and_dry_run_load_nothing_in_the_loader() {
     let dir = mixed_folder();
     let cache = tempfile::tempdir().expect("a cache folder");
-    let (_, log) = run_loader(dir.path(), cache.path(), &["info", "legacy"]);
-    assert_eq!(loads(&log).1, 0, "{log}");
-    let output = loader(
-        dir.path(),
+    for args in [
+        &["info", "legacy"][..],
+        &["info", "tabular-trainer", "train", "--json"],
         &["run", "legacy", "greet", "--quiet"],
-        &[("XDG_CACHE_HOME", cache.path().to_str().expect("UTF-8"))],
-    );
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            r#"{"epochs": 2}"#,
+            "--dry-run",
+        ],
+    ] {
+        let (_, log) = run_loader(dir.path(), cache.path(), args);
+        assert_eq!(loads(&log).1, 0, "{args:?}: {log}");
+    }
 }

@@ -1,30 +1,33 @@
 //! The supervisor of one isolated run: starts the child, feeds it its
-//! request, has its events and output relayed to the sinks ([`relay`]),
-//! applies the deadline and interrupts, waits for the child's exit, kills
+//! request, has its events and output relayed to the sinks ([`relay`]) and
+//! its client calls made ([`proxy`]), applies the load limit, the deadline
+//! and interrupts, waits for the child's exit, kills
 //! the child's process group, and decides the outcome: a result counts only
 //! when it came through the channel and the child then exited normally.
 //!
 //! [`relay`]: super::relay
+//! [`proxy`]: super::proxy
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
+use plugin_api::{ActionFailure, FailureKind};
 
 use super::channel::relay_events;
 use super::child_env::child_environment;
 use super::output::relay_output;
 use super::process::{spawn_with_channel, ChildOutput};
+use super::proxy::ClientProxy;
 use super::relay::{SinkRelay, Terminal};
+use super::to_child::ToChild;
 use super::{
     describe_exit, exit_in_words, ChildCommand, Interrupts, IsolatedRun, IsolationOptions, RelayTarget, Relayed,
     Stream, CANCEL_LINE,
 };
 use crate::events::{Event, EventKind, EventSink, RunInfo};
+use crate::host::{Clients, RunSettings};
 use crate::orphans::Orphans;
 use crate::runner::Deadline;
 use crate::sandbox::{notes, Containment, Limits as SandboxLimits, SandboxMode, WORK_DIR_VAR};
@@ -78,16 +81,14 @@ fn out_of_memory(status: std::process::ExitStatus, limits: SandboxLimits) -> Act
 }
 
 /// Writes the request, then a cancel line for each message on `cancels`.
-fn control(mut channel: UnixStream, request: String, cancels: Receiver<()>) {
-    if channel
-        .write_all(request.as_bytes())
-        .and_then(|()| channel.write_all(b"\n"))
-        .is_err()
-    {
+fn control(channel: ToChild, mut request: String, cancels: Receiver<()>) {
+    request.push('\n');
+    if channel.send_line(request.as_bytes()).is_err() {
         return;
     }
+    let cancel = format!("{CANCEL_LINE}\n");
     for () in cancels.iter() {
-        if writeln!(channel, "{CANCEL_LINE}").is_err() {
+        if channel.send_line(cancel.as_bytes()).is_err() {
             return;
         }
     }
@@ -113,7 +114,7 @@ impl Seen {
             Relayed::OutputClosed => self.outputs_open = self.outputs_open.saturating_sub(1),
             Relayed::Exited => self.exited_at = Some(Instant::now()),
             Relayed::NotAsDescribed => self.not_as_described = true,
-            Relayed::Events(_) | Relayed::TerminalTooLarge { .. } => {}
+            Relayed::AsDescribed | Relayed::Events(_) | Relayed::TerminalTooLarge { .. } => {}
         }
     }
 
@@ -135,6 +136,9 @@ struct Stopping<'a> {
     cancel_sent_at: Option<Instant>,
     cancels: Sender<()>,
     killed: Option<ActionFailure>,
+    /// How long the child may take to say whether the library is the
+    /// plugin expected; `None` once it has said so, or when it need not.
+    load_timeout: Option<Duration>,
 }
 
 impl Stopping<'_> {
@@ -147,6 +151,17 @@ impl Stopping<'_> {
     fn check(&mut self) -> bool {
         if self.killed.is_some() {
             return false;
+        }
+        if self.load_timeout.is_some_and(|limit| self.started.elapsed() >= limit) {
+            self.killed = Some(ActionFailure::new(
+                FailureKind::TimedOut,
+                format!(
+                    "loading the plugin library did not finish within {}s (--load-timeout); its process was killed \
+                     before the action started",
+                    self.load_timeout.unwrap_or_default().as_secs_f64()
+                ),
+            ));
+            return true;
         }
         let interrupted = self.interrupts.count() > 0;
         if (self.timed_out() || interrupted) && self.cancel_sent_at.is_none() {
@@ -208,7 +223,7 @@ pub struct Confined<'a> {
 pub fn supervise(
     child_command: &ChildCommand,
     request: &IsolatedRun,
-    plugin_env: &PluginEnvironment,
+    settings: &RunSettings,
     limits: Limits,
     confined: Confined,
     run: &RunInfo,
@@ -219,7 +234,7 @@ pub fn supervise(
         interrupts,
         options,
     } = limits;
-    let mut env = child_environment(std::env::vars_os(), plugin_env);
+    let mut env = child_environment(std::env::vars_os(), &settings.env);
     env.retain(|(name, _)| name != "TMPDIR" && name != WORK_DIR_VAR);
     env.push(("TMPDIR".into(), confined.work_dir.into()));
     env.push((WORK_DIR_VAR.into(), confined.work_dir.into()));
@@ -245,10 +260,22 @@ pub fn supervise(
     let relay = Arc::new(SinkRelay::new(run.clone(), sink.clone(), notices_sender));
     let (cancels, cancel_requests) = mpsc::channel();
     let mut seen = Seen::default();
-    if let Err(e) = start_threads(&mut spawned, request, options, &relay, cancel_requests, &mut seen) {
-        relay.close();
-        return Supervised::parent_failure(crashed(format!("cannot supervise the isolated process: {e}")));
-    }
+    let started = start_threads(
+        &mut spawned,
+        request,
+        &settings.clients,
+        options,
+        &relay,
+        cancel_requests,
+        &mut seen,
+    );
+    let proxy = match started {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            relay.close();
+            return Supervised::parent_failure(crashed(format!("cannot supervise the isolated process: {e}")));
+        }
+    };
 
     let mut stopping = Stopping {
         started: Instant::now(),
@@ -258,10 +285,14 @@ pub fn supervise(
         cancel_sent_at: None,
         cancels,
         killed: None,
+        load_timeout: request.expect.is_some().then_some(options.load_timeout),
     };
     loop {
         match notices.recv_timeout(TICK) {
             Ok(notice) => {
+                if matches!(notice, Relayed::AsDescribed | Relayed::NotAsDescribed) {
+                    stopping.load_timeout = None;
+                }
                 let exit = matches!(notice, Relayed::Exited);
                 seen.take(notice);
                 if exit {
@@ -280,6 +311,7 @@ pub fn supervise(
         }
     }
     let terminal = relay.close();
+    proxy.close();
     spawned.group.kill();
     let status = spawned.wait();
     if let Some(orphans) = sweep {
@@ -303,23 +335,26 @@ pub fn supervise(
     outcome(terminal, status, &stopping, run, &**sink)
 }
 
-/// Starts the threads that write the request and read the child.
+/// Starts the threads that write the request and read the child; returns
+/// the proxy that makes the child's client calls.
 fn start_threads(
     spawned: &mut super::Spawned,
     request: &IsolatedRun,
+    clients: &Clients,
     options: &IsolationOptions,
     relay: &Arc<SinkRelay>,
     cancel_requests: Receiver<()>,
     seen: &mut Seen,
-) -> std::io::Result<()> {
+) -> std::io::Result<Arc<ClientProxy>> {
     let verdict = request.expect.is_some();
     let request = serde_json::to_string(request).map_err(std::io::Error::other)?;
-    let writer = spawned.channel.try_clone()?;
+    let writer = ToChild::new(spawned.channel.try_clone()?);
+    let proxy = ClientProxy::new(clients.clone(), writer.clone());
     thread("isolated-control", move || control(writer, request, cancel_requests))?;
     let reader = spawned.channel.try_clone()?;
-    let (sender, max_event_bytes) = (relay.clone(), options.max_event_bytes);
+    let (sender, max_event_bytes, calls) = (relay.clone(), options.max_event_bytes, proxy.clone());
     thread("isolated-events", move || {
-        relay_events(reader, max_event_bytes, verdict, sender)
+        relay_events(reader, max_event_bytes, verdict, sender, Some(&calls))
     })?;
     if let Some(stdout) = spawned.stdout.take() {
         let (sender, limits) = (relay.clone(), options.output);
@@ -342,7 +377,8 @@ fn start_threads(
             tracing::warn!("cannot wait for the isolated process: {e}");
         }
         sender.relay(Relayed::Exited);
-    })
+    })?;
+    Ok(proxy)
 }
 
 /// The run's outcome from what the child reported and how it exited.
