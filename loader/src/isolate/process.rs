@@ -97,8 +97,9 @@ pub fn spawn_with_channel(
         sys::prepare_child(&mut cmd, &child_end, confinement.zip(page.as_ref()));
         let spawned = cmd.spawn();
         drop(child_end);
+        let started = spawned.as_ref().ok().map(Child::id);
         let verdict = match (containment.as_deref_mut(), &page) {
-            (Some(containment), Some(page)) => containment.after_spawn(page),
+            (Some(containment), Some(page)) => containment.after_spawn(page, started),
             _ => Ok(false),
         };
         match (spawned, verdict) {

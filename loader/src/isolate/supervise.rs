@@ -255,7 +255,7 @@ pub fn supervise(
     } else if let Some(note) = notes::incomplete(containment.missing()) {
         sink.emit(run, &note);
     }
-    let sweep = (!containment.contains_descendants()).then(Orphans::adopt);
+    let sweep = containment.needs_orphan_sweep().then(Orphans::adopt);
     let (notices_sender, notices) = mpsc::channel();
     let relay = Arc::new(SinkRelay::new(run.clone(), sink.clone(), notices_sender));
     let (cancels, cancel_requests) = mpsc::channel();

@@ -227,9 +227,16 @@ impl RunCgroups {
         Ok(groups)
     }
 
-    /// The `cgroup.procs` files the child writes itself into.
-    pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.groups.iter().map(|g| g.path.join("cgroup.procs")).collect()
+    /// Moves process `pid` (a run's worker, which has nothing of the
+    /// plugin loaded yet) into every group of the run. The loader does
+    /// this after starting the worker, while the worker starts up: a move
+    /// waits for the kernel's RCU grace period, which costs milliseconds
+    /// on a busy machine.
+    pub fn adopt(&self, pid: u32) -> std::io::Result<()> {
+        for group in &self.groups {
+            fs::write(group.path.join("cgroup.procs"), pid.to_string())?;
+        }
+        Ok(())
     }
 
     /// Whether the kernel killed a process of the run for going over its

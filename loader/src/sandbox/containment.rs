@@ -5,8 +5,6 @@
 //! run). Also what of that this system could not give, which
 //! `--sandbox=require` turns into a refusal.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use super::cgroups::RunCgroups;
@@ -119,21 +117,14 @@ impl Containment {
             return None;
         }
         let (uid_map, gid_map) = Confinement::identity_maps();
-        let cgroup_procs = self
-            .cgroups
-            .iter()
-            .flat_map(|groups| groups.procs_files())
-            .filter_map(|path| CString::new(path.as_os_str().as_bytes()).ok())
-            .collect();
         let caps_memory = self.cgroups.as_ref().is_some_and(RunCgroups::caps_memory);
         // RLIMIT_NPROC counts per user namespace, so with one it caps the
-        // run; it never binds root.
-        let max_processes = (self.namespaces && !self.root).then_some(self.limits.max_processes + 1);
+        // run (the keeper and init count too); it never binds root.
+        let max_processes = (self.namespaces && !self.root).then_some(self.limits.max_processes + 2);
         Some(Arc::new(Confinement {
             namespaces: self.namespaces,
             uid_map,
             gid_map,
-            cgroup_procs,
             max_processes,
             max_data_bytes: self.limits.memory_bytes.filter(|_| !caps_memory),
         }))
@@ -142,7 +133,10 @@ impl Containment {
     /// Takes in what the child's start revealed: whether its namespaces or
     /// its `/proc` were refused. Returns true when the start must be tried
     /// again without namespaces (they were refused and are not required).
-    pub fn after_spawn(&mut self, page: &StatusPage) -> Result<bool, ContainmentError> {
+    /// Otherwise moves the started child's worker (`started`, or the
+    /// worker the keeper made) into the run's cgroups, before the loader
+    /// sends it anything to load.
+    pub fn after_spawn(&mut self, page: &StatusPage, started: Option<u32>) -> Result<bool, ContainmentError> {
         if let Some(error) = page.namespace_error() {
             Support::namespaces_refused(error.to_string());
             self.namespaces = false;
@@ -162,13 +156,27 @@ impl Containment {
             ));
             self.check_required()?;
         }
+        let worker = page.worker_pid().or(started);
+        if let (Some(groups), Some(worker)) = (&self.cgroups, worker) {
+            if let Err(e) = groups.adopt(worker) {
+                self.missing.push(Missing::new(
+                    "cgroups",
+                    format!(
+                        "cannot move the run into its cgroups ({e}): processes and memory are capped by per-process limits only"
+                    ),
+                ));
+                self.check_required()?;
+            }
+        }
         Ok(false)
     }
 
-    /// Whether the child runs in namespaces of its own (then nothing it
-    /// started outlives it); else the loader must find its orphans.
-    pub fn contains_descendants(&self) -> bool {
-        self.mode != SandboxMode::Off && self.namespaces
+    /// Whether the loader must find and end the run's orphans itself: the
+    /// sandbox is on but the child has no PID namespace that would end
+    /// them. (With the sandbox off, the child's process group is all that
+    /// is killed, as before the sandbox existed.)
+    pub fn needs_orphan_sweep(&self) -> bool {
+        self.mode != SandboxMode::Off && !self.namespaces
     }
 
     /// Whether the kernel killed a process of the run for going over the

@@ -1,24 +1,27 @@
 //! Confining a child process between `fork` and `exec`, and the calls a
 //! sandboxed child makes on itself that have no safe wrapper: its own
-//! session, limits, cgroups, a user, PID and mount namespace of its own
-//! (with a `/proc` that shows only the run's processes), and the
-//! capabilities it drops.
+//! session, limits, a user, PID and mount namespace of its own (with a
+//! `/proc` that shows only the run's processes), moving a process into a
+//! cgroup, and the capabilities it drops.
 //!
-//! With namespaces, the forked child becomes three processes:
+//! With namespaces, the forked child (the keeper) makes two processes in
+//! the new PID namespace, side by side:
 //!
 //! ```text
-//! loader ── keeper (outside)  waits for the namespace's init, mirrors the worker's exit
-//!              └── init (PID 1 of the new namespace)  reaps orphans, records the worker's exit
-//!                     └── worker (PID 2)  execs the loader's child command
+//! loader ── keeper (outside the namespace)  waits for the worker, then ends the namespace
+//!              ├── init (PID 1)     reaps orphans until the namespace ends
+//!              └── worker (PID 2)   execs the loader's child command
 //! ```
 //!
 //! The worker is not PID 1 because PID 1 of a namespace cannot be killed
 //! by a signal it sends itself: an `abort()` there would end as SIGSEGV.
-//! When the worker ends, init ends, and the kernel kills every process
-//! left in the namespace: nothing the plugin started (`setsid` and double
-//! forks included) survives the run. The keeper ends with the worker's
-//! exit status (re-raising its signal), so the loader sees the worker's
-//! outcome as if it were its own child.
+//! Init is not the worker's parent, so the worker starts without waiting
+//! for init to be scheduled (each process on the way to the exec costs a
+//! trip through the scheduler). When the worker ends, the keeper kills
+//! init, and the kernel kills every process left in the namespace: nothing
+//! the plugin started (`setsid` and double forks included) survives the
+//! run. The keeper ends with the worker's exit status (re-raising its
+//! signal), so the loader sees the worker's outcome as its own child's.
 
 use std::ffi::CString;
 use std::io;
@@ -39,9 +42,9 @@ struct PageWords {
     namespace_errno: AtomicI32,
     /// The errno of mounting the namespace's own `/proc` (0: mounted).
     proc_errno: AtomicI32,
-    /// 1 once `worker_status` holds the worker's wait status.
-    worker_ended: AtomicU32,
-    worker_status: AtomicI32,
+    /// The worker's pid as the loader sees it (0 until the keeper made it,
+    /// or without namespaces: then the worker is the keeper itself).
+    worker_pid: AtomicU32,
 }
 
 const PAGE: usize = 4096;
@@ -89,6 +92,15 @@ impl StatusPage {
         errno_error(self.words().proc_errno.load(Ordering::Acquire))
     }
 
+    /// The worker's pid, when the child was started in namespaces (else
+    /// the started process is the worker).
+    pub fn worker_pid(&self) -> Option<u32> {
+        match self.words().worker_pid.load(Ordering::Acquire) {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+
     /// The page's address, for the pre-exec code (the page stays mapped in
     /// the forked processes whatever the loader does with it).
     pub fn raw_address(&self) -> usize {
@@ -119,8 +131,6 @@ pub struct Confinement {
     /// ids inside as outside).
     pub uid_map: Vec<u8>,
     pub gid_map: Vec<u8>,
-    /// `cgroup.procs` files the child moves itself into.
-    pub cgroup_procs: Vec<CString>,
     /// `RLIMIT_NPROC` (counted per user namespace: per run, with one).
     pub max_processes: Option<u64>,
     /// `RLIMIT_DATA`, per process (where no memory cgroup caps the run).
@@ -145,8 +155,8 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Runs in the forked child before exec: session, limits, cgroups, then
-/// (when asked) the namespaces and the keeper / init / worker split. Only
+/// Runs in the forked child before exec: session, limits, then (when
+/// asked) the namespaces and the keeper / init / worker split. Only
 /// async-signal-safe system calls on data prepared before the fork.
 /// Returns in the worker, which then execs.
 ///
@@ -164,9 +174,6 @@ pub unsafe fn confine_before_exec(confinement: &Confinement, page: usize) -> io:
     if let Some(limit) = confinement.max_data_bytes {
         set_limit(libc::RLIMIT_DATA, limit)?;
     }
-    for procs in &confinement.cgroup_procs {
-        write_file(procs.as_ptr(), b"0")?;
-    }
     if !confinement.namespaces {
         return Ok(());
     }
@@ -176,20 +183,24 @@ pub unsafe fn confine_before_exec(confinement: &Confinement, page: usize) -> io:
             .store(error.raw_os_error().unwrap_or(libc::EPERM), Ordering::Release);
         return Err(error);
     }
+    // The keeper dies with the loader, and init and the worker with the keeper.
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
     let init = libc::fork();
     if init < 0 {
         return Err(io::Error::last_os_error());
     }
-    if init > 0 {
-        keep(init, page);
+    if init == 0 {
+        be_init();
     }
-    die_with_parent();
     let worker = libc::fork();
     if worker < 0 {
-        libc::_exit(127);
+        let error = io::Error::last_os_error();
+        libc::kill(init, libc::SIGKILL);
+        return Err(error);
     }
     if worker > 0 {
-        reap_as_init(worker, page);
+        (*page).worker_pid.store(worker as u32, Ordering::Release);
+        keep(worker, init);
     }
     die_with_parent();
     if let Err(error) = mount_own_proc() {
@@ -237,39 +248,33 @@ unsafe fn enter_namespaces(confinement: &Confinement) -> io::Result<()> {
     written
 }
 
-/// The keeper: waits for the namespace's init, then ends as the worker
-/// ended (or as init did, if init was killed before the worker ended).
-unsafe fn keep(init: libc::pid_t, page: *const PageWords) -> ! {
+/// The keeper: waits for the worker, ends the namespace (killing init
+/// kills every process left in it), and ends as the worker ended.
+unsafe fn keep(worker: libc::pid_t, init: libc::pid_t) -> ! {
     close_all_descriptors();
-    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
     let mut status = 0;
-    while libc::waitpid(init, &mut status, 0) < 0 {
+    while libc::waitpid(worker, &mut status, 0) < 0 {
         if *libc::__errno_location() != libc::EINTR {
-            libc::_exit(127);
+            status = libc::SIGKILL;
+            break;
         }
     }
-    if (*page).worker_ended.load(Ordering::Acquire) == 1 {
-        status = (*page).worker_status.load(Ordering::Acquire);
-    }
+    libc::kill(init, libc::SIGKILL);
+    while libc::waitpid(init, std::ptr::null_mut(), 0) < 0 && *libc::__errno_location() == libc::EINTR {}
     end_as(status)
 }
 
-/// Init of the namespace: reaps every process that ends in it (orphans
-/// come here), records the worker's status when the worker ends, and
-/// ends, which ends the namespace.
-unsafe fn reap_as_init(worker: libc::pid_t, page: *const PageWords) -> ! {
+/// Init of the namespace: the kernel reaps the orphans that come to it
+/// (SIGCHLD ignored), and it waits to be killed by the keeper.
+unsafe fn be_init() -> ! {
     close_all_descriptors();
+    die_with_parent();
+    let mut ignore: libc::sigaction = std::mem::zeroed();
+    ignore.sa_sigaction = libc::SIG_IGN;
+    ignore.sa_flags = libc::SA_NOCLDWAIT;
+    libc::sigaction(libc::SIGCHLD, &ignore, std::ptr::null_mut());
     loop {
-        let mut status = 0;
-        let ended = libc::waitpid(-1, &mut status, 0);
-        if ended == worker {
-            (*page).worker_status.store(status, Ordering::Release);
-            (*page).worker_ended.store(1, Ordering::Release);
-            libc::_exit(0);
-        }
-        if ended < 0 && *libc::__errno_location() != libc::EINTR {
-            libc::_exit(0);
-        }
+        libc::pause();
     }
 }
 
