@@ -10,7 +10,11 @@
 //!   time_remaining}}` (progress without a step sets `percent` and
 //!   `time_remaining` on `record` itself); every step seen so far weighs the
 //!   same, finished steps count fully, and `overall` never decreases.
-//! - `metrics_record` is `{record: {steps: {step: {metrics}}}}`.
+//! - `metrics_record` is `{record: {steps: {step: {metrics}}}}`, each
+//!   step's metrics merged from every `set_metrics` call so far (later keys
+//!   win, shallowly), as the original sends them: a `metrics` event carries
+//!   only its call's keys, so taking it as the step's metrics would drop
+//!   the keys earlier calls set until the run's end.
 
 use serde_json::{json, Map, Value};
 
@@ -65,7 +69,13 @@ impl JobRecord {
             }
             EventKind::Metrics => {
                 let step = event.step.clone().unwrap_or_default();
-                self.metrics.insert(step, event.data.clone());
+                let merged = self.metrics.entry(step).or_insert_with(|| Value::Object(Map::new()));
+                match (merged, &event.data) {
+                    (Value::Object(merged), Value::Object(keys)) => {
+                        merged.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                    (merged, other) => *merged = other.clone(),
+                }
                 true
             }
             _ => false,
@@ -182,6 +192,23 @@ mod tests {
         assert_eq!(
             snapshot["metrics_record"],
             json!({"record": {"steps": {"train": {"loss": 0.5}}}})
+        );
+    }
+
+    #[test]
+    fn each_snapshot_carries_the_steps_merged_metrics() {
+        let mut record = JobRecord::default();
+        record.observe(&Event::metrics("train", json!({"loss": 1.0, "epoch": 1})));
+        record.observe(&Event::metrics("eval", json!({"f1": 0.5})));
+        record.observe(&Event::metrics("train", json!({"loss": 0.5})));
+        assert_eq!(
+            record.snapshot()["metrics_record"],
+            json!({"record": {"steps": {"train": {"loss": 0.5, "epoch": 1}, "eval": {"f1": 0.5}}}})
+        );
+        record.observe(&Event::metrics("train", json!({"epoch": 2, "accuracy": 0.9})));
+        assert_eq!(
+            record.snapshot()["metrics_record"]["record"]["steps"]["train"],
+            json!({"loss": 0.5, "epoch": 2, "accuracy": 0.9})
         );
     }
 
