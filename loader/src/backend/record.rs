@@ -21,12 +21,14 @@ use serde_json::{json, Map, Value};
 use crate::events::time::Rfc3339;
 use crate::events::{Event, EventKind};
 
-/// The log entry for `event`, or `None` for kinds that are not logs.
+/// The log entry for `event`, or `None` for kinds that are not logs and
+/// for the run's `run_start` record (the backend has the job's params).
 pub fn log_entry(job_id: &str, event: &Event) -> Option<Value> {
     if !matches!(
         event.kind,
         EventKind::Event | EventKind::Message | EventKind::DevEvent | EventKind::Output
-    ) {
+    ) || (event.kind == EventKind::Event && event.event == crate::runner::RUN_START_EVENT)
+    {
         return None;
     }
     let mut entry = Map::new();
@@ -236,5 +238,7 @@ mod tests {
         assert_eq!(entry["level"], "info");
         assert!(entry["datetime"].as_str().unwrap().ends_with('Z'));
         assert!(log_entry("J1", &progress("a", 1, 2)).is_none());
+        let run_start = Event::user(crate::runner::RUN_START_EVENT, json!({"params": {}}));
+        assert!(log_entry("J1", &run_start).is_none());
     }
 }
