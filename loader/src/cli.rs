@@ -69,6 +69,12 @@ pub enum Command {
     Man,
     /// Manage jobs on a Ray cluster (see `run --on ray`).
     Jobs(crate::elsewhere::JobsArgs),
+    /// Write one self-contained HTML page (charts, params, outcome, logs)
+    /// of a run's events file or a batch's results file.
+    Report(crate::report_command::ReportArgs),
+    /// Watch a plugin crate: rebuild it on every change and run the action
+    /// again with the same params.
+    Dev(crate::dev_command::DevArgs),
     /// Internal: the child side of an isolated run (request and events on
     /// its channel to the loader, fd 3).
     #[command(name = "__child", hide = true)]

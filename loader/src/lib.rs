@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod batch;
+pub mod dev;
 pub mod discovery;
 pub mod env_file;
 pub mod env_hint;
@@ -25,6 +26,7 @@ pub mod manifest_cache;
 pub mod preflight;
 pub mod ray;
 pub mod redact;
+pub mod report;
 pub mod runner;
 mod sys;
 

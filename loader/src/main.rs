@@ -6,10 +6,12 @@
 mod cli;
 mod commands;
 mod connect;
+mod dev_command;
 mod elsewhere;
 mod exit;
 mod params_table;
 mod plugin_folder;
+mod report_command;
 mod scaffold;
 mod stdout;
 mod suggest;
