@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod bars;
 mod metrics_lines;
-mod summary;
+pub mod summary;
 
 use plugin_api::steps::OVERALL_SCALE;
 use serde_json::Value;
