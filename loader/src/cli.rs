@@ -53,7 +53,7 @@ pub enum Command {
     },
     /// Run an action; its result JSON goes to stdout.
     ///
-    /// Progress and metrics on stderr are coalesced: at most one update per step every 100 ms, and each step's last value is always printed (the --events stream keeps every metrics update).
+    /// Progress on stderr is coalesced to one update per step every 100 ms, the last value always shown; each set_metrics call is a line (merged when a step makes more than 10 a second) and a metrics summary ends the run. The --events stream keeps every update.
     Run(Box<RunArgs>),
     /// Deliver the job reports that earlier runs could not (kept in the
     /// state folder while the backend was unreachable).

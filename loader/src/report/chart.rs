@@ -22,7 +22,7 @@ const WIDTH: f64 = 560.0;
 const WIDE: f64 = 1000.0;
 const HEIGHT: f64 = 250.0;
 const LEFT: f64 = 62.0;
-const RIGHT: f64 = 18.0;
+const RIGHT: f64 = 24.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 40.0;
 
@@ -206,6 +206,8 @@ fn ticks(low: f64, high: f64, whole: bool) -> Vec<Tick> {
         let shown = if value.abs() < step * 1e-9 { 0.0 } else { value };
         let label = if scientific {
             format!("{shown:.2e}")
+        } else if step >= 1000.0 && shown.abs() >= 10_000.0 {
+            thousands(shown)
         } else {
             format!("{shown:.decimals$}")
         };
@@ -213,6 +215,13 @@ fn ticks(low: f64, high: f64, whole: bool) -> Vec<Tick> {
         value += step;
     }
     ticks
+}
+
+/// A large round number as `250k` or `1.5M`.
+fn thousands(value: f64) -> String {
+    let (scaled, unit) = if value.abs() >= 1e6 { (value / 1e6, "M") } else { (value / 1e3, "k") };
+    let text = format!("{scaled:.2}");
+    format!("{}{unit}", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// A value in the shortest text that reads back the same (whole numbers
@@ -296,5 +305,7 @@ mod tests {
         assert!(ticks(1.0, 1.0, false).is_empty());
         let labels: Vec<String> = ticks(1.0, 3.0, true).into_iter().map(|t| t.label).collect();
         assert_eq!(labels, ["1", "2", "3"], "update numbers are whole");
+        let labels: Vec<String> = ticks(1.0, 1_000_000.0, true).into_iter().map(|t| t.label).collect();
+        assert_eq!(labels, ["200k", "400k", "600k", "800k", "1M"]);
     }
 }
