@@ -53,7 +53,7 @@ pub enum Command {
     },
     /// Run an action; its result JSON goes to stdout.
     ///
-    /// Progress on stderr is coalesced to one update per step every 100 ms, the last value always shown; each set_metrics call is a line (merged when a step makes more than 10 a second) and a metrics summary ends the run. The --events stream keeps every update.
+    /// Progress on stderr is coalesced to one update per step every 100 ms, the last value always shown; each set_metrics call is a line (merged beyond a burst of 100 and then 10 a second per step) and a metrics summary ends the run. The --events stream keeps every update.
     Run(Box<RunArgs>),
     /// Deliver the job reports that earlier runs could not (kept in the
     /// state folder while the backend was unreachable).

@@ -62,7 +62,11 @@ impl Session {
         let deadline = Instant::now() + timeout;
         loop {
             for process in procs::descendants(self.child.id()) {
-                if !self.seen.iter().any(|p| p.pid == process.pid && p.start == process.start) {
+                if !self
+                    .seen
+                    .iter()
+                    .any(|p| p.pid == process.pid && p.start == process.start)
+                {
                     self.seen.push(process);
                 }
             }
@@ -103,7 +107,14 @@ fn an_edit_is_rebuilt_and_run_again_and_ctrl_c_leaves_nothing_behind() {
     let api = workspace_root().join("plugin-api");
     let created = loader(
         Path::new("."),
-        &["new", "dev-probe", "--path", work.path().to_str().unwrap(), "--api-path", api.to_str().unwrap()],
+        &[
+            "new",
+            "dev-probe",
+            "--path",
+            work.path().to_str().unwrap(),
+            "--api-path",
+            api.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(exit_code(&created), 0, "{}", stderr(&created));
@@ -113,7 +124,13 @@ fn an_edit_is_rebuilt_and_run_again_and_ctrl_c_leaves_nothing_behind() {
 
     let mut command = Command::new(loader_bin());
     command
-        .args(["dev", crate_dir.to_str().unwrap(), "train", "--params", r#"{"epochs": 2}"#])
+        .args([
+            "dev",
+            crate_dir.to_str().unwrap(),
+            "train",
+            "--params",
+            r#"{"epochs": 2}"#,
+        ])
         .env("CARGO", env!("CARGO"))
         .env("CARGO_TARGET_DIR", fixture_target_dir())
         .env("CARGO_NET_OFFLINE", "true")
@@ -133,37 +150,62 @@ fn an_edit_is_rebuilt_and_run_again_and_ctrl_c_leaves_nothing_behind() {
         seen: Vec::new(),
     };
 
-    session.wait_for("the first run", FIRST_BUILD, |_, err| err.contains("loader dev: run 1 succeeded"));
+    session.wait_for("the first run", FIRST_BUILD, |_, err| {
+        err.contains("loader dev: run 1 succeeded")
+    });
     let err = session.err.text();
     assert!(err.contains("loader dev: watching "), "{err}");
     assert!(err.contains("Finished `dev` profile"), "cargo's own output: {err}");
-    assert!(err.contains("[train] metrics epoch=2 loss=0.5"), "the run's output: {err}");
+    assert!(
+        err.contains("[train] metrics epoch=2 loss=0.5"),
+        "the run's output: {err}"
+    );
     assert!(session.out.text().contains("\"epochs\": 2"), "the result on stdout");
 
-    edit(&source, "\"batch_size\": batch_size }", "\"batch_size\": batch_size, \"edited\": 1 }");
+    edit(
+        &source,
+        "\"batch_size\": batch_size }",
+        "\"batch_size\": batch_size, \"edited\": 1 }",
+    );
     session.wait_for("the run after the edit", REBUILD, |out, err| {
         err.contains("loader dev: run 2 succeeded") && out.contains("\"edited\": 1")
     });
     let err = session.err.text();
     assert!(err.contains("loader dev: src/lib.rs changed; building"), "{err}");
-    assert!(err.contains("loader dev: run 2: dev-probe train --params {\"epochs\": 2}"), "the same params: {err}");
+    assert!(
+        err.contains("loader dev: run 2: dev-probe train --params {\"epochs\": 2}"),
+        "the same params: {err}"
+    );
 
     let out_before = session.out.text();
-    edit(&source, "fn three() -> u64 {", "fn three() -> u64 { let broken: u64 = \"text\";");
+    edit(
+        &source,
+        "fn three() -> u64 {",
+        "fn three() -> u64 { let broken: u64 = \"text\";",
+    );
     session.wait_for("the failed build", REBUILD, |_, err| err.contains("the build failed"));
     std::thread::sleep(Duration::from_millis(500));
     let err = session.err.text();
     let failed_at = err.rfind("src/lib.rs changed; building").unwrap();
     let after = &err[failed_at..];
-    assert!(after.contains("error[E0308]: mismatched types"), "cargo's error as cargo shows it: {after}");
+    assert!(
+        after.contains("error[E0308]: mismatched types"),
+        "cargo's error as cargo shows it: {after}"
+    );
     assert!(after.contains("the last run's output stays above"), "{after}");
     assert!(!after.contains("run 3"), "no run after a failed build: {after}");
     assert!(!err.contains("\x1b[2J"), "the screen is never cleared: {err:?}");
     assert_eq!(session.out.text(), out_before, "the last run's output is kept");
 
     edit(&source, " let broken: u64 = \"text\";", "");
-    session.wait_for("the run after the fix", REBUILD, |_, err| err.contains("loader dev: run 3 succeeded"));
-    assert_eq!(count(&session.err.text(), "loader dev: run "), 6, "three runs, each announced and concluded");
+    session.wait_for("the run after the fix", REBUILD, |_, err| {
+        err.contains("loader dev: run 3 succeeded")
+    });
+    assert_eq!(
+        count(&session.err.text(), "loader dev: run "),
+        6,
+        "three runs, each announced and concluded"
+    );
 
     session.wait_for("the session's processes", Duration::from_secs(5), |_, _| true);
     let seen = session.seen.clone();
@@ -175,10 +217,18 @@ fn an_edit_is_rebuilt_and_run_again_and_ctrl_c_leaves_nothing_behind() {
         if let Some(status) = session.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "Ctrl-C did not end the session:\n{}", session.err.text());
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not end the session:\n{}",
+            session.err.text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "Ctrl-C ends the session normally: {status}\n{}", session.err.text());
+    assert!(
+        status.success(),
+        "Ctrl-C ends the session normally: {status}\n{}",
+        session.err.text()
+    );
     let left = procs::wait_until_gone(&seen, Duration::from_secs(10));
     assert!(left.is_empty(), "processes left behind: {left:?}");
     let dev_folders: Vec<_> = std::fs::read_dir(fixture_target_dir())
@@ -195,5 +245,9 @@ fn a_folder_without_a_plugin_crate_is_refused() {
     let output = loader(Path::new("."), &["dev", work.path().to_str().unwrap(), "train"], &[]);
     assert_eq!(exit_code(&output), 2, "{}", stderr(&output));
     assert!(stderr(&output).contains("has no Cargo.toml"), "{}", stderr(&output));
-    assert!(stderr(&output).contains("help: give the folder of a plugin crate"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("help: give the folder of a plugin crate"),
+        "{}",
+        stderr(&output)
+    );
 }

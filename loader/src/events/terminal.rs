@@ -1307,7 +1307,7 @@ mod tests {
         sink.finish(&run);
         let out = String::from_utf8(sink.into_inner()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines.len() < 200, "{} metrics lines for 10,001 updates", lines.len());
+        assert!(lines.len() < 400, "{} metrics lines for 10,001 updates", lines.len());
         assert!(
             lines.contains(&"[train] metrics row=0"),
             "the first value shows at once: {out}"
@@ -1384,7 +1384,7 @@ mod tests {
         let sink = TerminalSink::new(Vec::new(), TerminalOptions::plain(false));
         let run = run();
         sink.start(&run);
-        for i in 0..100 {
+        for i in 0..1000 {
             sink.emit(&run, &Event::metrics("train", json!({ "i": i })));
         }
         sink.emit(&run, &Event::message(Level::Info, "between"));
@@ -1395,11 +1395,11 @@ mod tests {
         let between = lines.iter().position(|l| *l == "INFO between").unwrap();
         assert_eq!(
             lines[between - 1],
-            "[train] metrics i=99",
+            "[train] metrics i=999",
             "held keys print before the next line: {out}"
         );
         assert!(lines[between + 1].starts_with("[train] metrics late=true"), "{out}");
-        assert!(between < 20, "a burst is coalesced: {out}");
+        assert!(between < 200, "a long burst is coalesced: {out}");
     }
 
     #[test]
@@ -1411,8 +1411,9 @@ mod tests {
         for i in 0..=metrics_lines::BURST as u64 {
             sink.emit(&run, &Event::metrics("train", json!({ "i": i })));
         }
+        let held = format!("[train] metrics i={}\n", metrics_lines::BURST as u64);
         let started = Instant::now();
-        while !shared.text().contains("[train] metrics i=10\n") {
+        while !shared.text().contains(&held) {
             assert!(started.elapsed() < Duration::from_secs(10), "{}", shared.text());
             std::thread::sleep(Duration::from_millis(5));
         }

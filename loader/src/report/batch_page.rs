@@ -178,7 +178,7 @@ mod tests {
         assert!(page.contains("<b>panicked</b>: &lt;boom&gt;"));
         assert_eq!(page.matches("<tr data-status=").count(), 3);
         assert!(
-            page.contains("median 0.50 s, 90% within 1.50 s, longest 1.50 s"),
+            page.contains("median 500 ms, 90% within 1.50 s, longest 1.50 s"),
             "{page}"
         );
         assert_eq!(page.matches("<svg class=\"chart\"").count(), 1);

@@ -219,7 +219,11 @@ fn ticks(low: f64, high: f64, whole: bool) -> Vec<Tick> {
 
 /// A large round number as `250k` or `1.5M`.
 fn thousands(value: f64) -> String {
-    let (scaled, unit) = if value.abs() >= 1e6 { (value / 1e6, "M") } else { (value / 1e3, "k") };
+    let (scaled, unit) = if value.abs() >= 1e6 {
+        (value / 1e6, "M")
+    } else {
+        (value / 1e3, "k")
+    };
     let text = format!("{scaled:.2}");
     format!("{}{unit}", text.trim_end_matches('0').trim_end_matches('.'))
 }

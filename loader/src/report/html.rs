@@ -43,12 +43,15 @@ pub fn pretty_json(value: &Value) -> String {
     escape(&text).into_owned()
 }
 
-/// Seconds for people: `0.35 s`, `12.4 s`, `2 min 05 s`, `1 h 02 min`.
+/// Seconds for people: `1.6 ms`, `349 ms`, `2.35 s`, `12.4 s`, `2 min 05 s`,
+/// `1 h 02 min`.
 pub fn seconds(s: f64) -> String {
     if !s.is_finite() || s < 0.0 {
         return "—".to_owned();
     }
     match s {
+        s if s < 0.01 => format!("{:.1} ms", s * 1000.0),
+        s if s < 1.0 => format!("{:.0} ms", s * 1000.0),
         s if s < 10.0 => format!("{s:.2} s"),
         s if s < 60.0 => format!("{s:.1} s"),
         s if s < 3600.0 => format!("{} min {:02} s", (s / 60.0) as u64, (s % 60.0) as u64),
@@ -133,7 +136,9 @@ mod tests {
 
     #[test]
     fn times_read_naturally() {
-        assert_eq!(seconds(0.349), "0.35 s");
+        assert_eq!(seconds(0.0016), "1.6 ms");
+        assert_eq!(seconds(0.349), "349 ms");
+        assert_eq!(seconds(2.349), "2.35 s");
         assert_eq!(seconds(12.44), "12.4 s");
         assert_eq!(seconds(125.0), "2 min 05 s");
         assert_eq!(seconds(3720.0), "1 h 02 min");

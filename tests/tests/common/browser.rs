@@ -35,7 +35,9 @@ pub fn chromium_or_skip(test: &str) -> Option<PathBuf> {
             panic!("{test}: chromium is not installed, and CI=true requires it (.ci/run installs it)")
         }
         None => {
-            eprintln!("{test}: skipped: chromium is not installed (apt-get install chromium; CI=true makes this a failure)");
+            eprintln!(
+                "{test}: skipped: chromium is not installed (apt-get install chromium; CI=true makes this a failure)"
+            );
             None
         }
     }
@@ -93,7 +95,9 @@ fn run(chromium: &Path, page: &Path, work: &Path, extra: &[String]) -> String {
         std::thread::sleep(Duration::from_millis(50));
     };
     let seen = procs::in_group(group);
-    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .status();
     let _ = child.wait();
     let left = procs::wait_until_gone(&seen, Duration::from_secs(10));
     assert!(left.is_empty(), "chromium left processes behind: {left:?}");
@@ -117,7 +121,10 @@ pub fn screenshot(chromium: &Path, page: &Path, work: &Path, width: u32, height:
         chromium,
         page,
         work,
-        &[format!("--screenshot={}", png.display()), format!("--window-size={width},{height}")],
+        &[
+            format!("--screenshot={}", png.display()),
+            format!("--window-size={width},{height}"),
+        ],
     );
     assert!(png.is_file(), "chromium wrote no screenshot");
     png

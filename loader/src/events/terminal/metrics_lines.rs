@@ -2,7 +2,8 @@
 //!
 //! Each `set_metrics` call is a line of its own while a step reports at a
 //! pace people can read: a step may print a burst of [`BURST`] lines at
-//! once and then [`PER_SECOND`] a second (a token bucket per step). Calls
+//! once (every epoch of a quick training run) and then [`PER_SECOND`] a
+//! second (a token bucket per step). Calls
 //! beyond that are merged into the step's held line (a key set again
 //! replaces its held value, so what repeats within a frame is coalesced;
 //! the last value of every key is kept), which is printed as soon as the
@@ -15,7 +16,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 /// Lines a step may print at once.
-pub const BURST: f64 = 10.0;
+pub const BURST: f64 = 100.0;
 /// Lines a step may print a second once its burst is spent.
 pub const PER_SECOND: f64 = 10.0;
 
@@ -139,16 +140,16 @@ mod tests {
             );
         }
         assert_eq!(
-            lines.offer(Some("train"), &keys(json!({"epoch": 11, "loss": 1})), t0),
+            lines.offer(Some("train"), &keys(json!({"epoch": 101, "loss": 1})), t0),
             None
         );
-        assert_eq!(lines.offer(Some("train"), &keys(json!({"epoch": 12})), t0), None);
+        assert_eq!(lines.offer(Some("train"), &keys(json!({"epoch": 102})), t0), None);
         assert!(lines.has_held());
         assert!(!lines.any_due(t0));
         let later = t0 + Duration::from_millis(150);
         assert_eq!(
-            lines.offer(Some("train"), &keys(json!({"epoch": 13})), later),
-            Some(keys(json!({"epoch": 13, "loss": 1}))),
+            lines.offer(Some("train"), &keys(json!({"epoch": 103})), later),
+            Some(keys(json!({"epoch": 103, "loss": 1}))),
             "the held keys print with the next call once allowed, the last value of each"
         );
         assert!(!lines.has_held());
@@ -183,7 +184,7 @@ mod tests {
         }
         assert_eq!(
             lines.take_held(Some("a")),
-            [(Some("a".to_owned()), keys(json!({"i": 10})))]
+            [(Some("a".to_owned()), keys(json!({ "i": BURST as u64 })))]
         );
         assert!(lines.has_held(), "b's line is still held");
     }

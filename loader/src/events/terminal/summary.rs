@@ -105,6 +105,21 @@ struct StepHistory {
     index: HashMap<String, usize>,
 }
 
+impl StepHistory {
+    /// Where `key` is kept: found by comparing names while the step has
+    /// few keys (cheaper than hashing them), through the index beyond.
+    fn position(&self, key: &str) -> Option<usize> {
+        if self.keys.len() <= LINEAR_KEYS {
+            self.keys.iter().position(|(name, _)| name == key)
+        } else {
+            self.index.get(key).copied()
+        }
+    }
+}
+
+/// Steps with at most this many keys find them by comparing names.
+const LINEAR_KEYS: usize = 16;
+
 /// Every step's metrics history of a run, in the order steps first
 /// reported metrics.
 #[derive(Debug, Default)]
@@ -128,8 +143,8 @@ impl MetricsHistory {
         let history = &mut self.steps[slot];
         for (key, value) in keys {
             let number = value.as_f64().filter(|n| n.is_finite());
-            match history.index.get(key) {
-                Some(&i) => {
+            match history.position(key) {
+                Some(i) => {
                     let kept = &mut history.keys[i].1;
                     kept.last = value.clone();
                     match (number, &mut kept.series) {
