@@ -18,6 +18,7 @@ use crate::events::NullSink;
 use crate::host::RunSettings;
 use crate::isolate::{run_isolated_with, ChildAction, ChildCommand, Interrupts, IsolationOptions};
 use crate::runner::Deadline;
+use crate::sandbox::RunSandbox;
 
 /// One params line of the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +90,8 @@ pub struct IsolatedLines {
     pub deadline: Option<Deadline>,
     /// How each line's child is supervised (the run's own flags).
     pub options: IsolationOptions,
+    /// The sandbox around each line's child (the run's own flags).
+    pub sandbox: RunSandbox,
     pub interrupts: Interrupts,
     pub batch_id: String,
 }
@@ -108,6 +111,7 @@ impl LineRunner for IsolatedLines {
             interrupt: &self.interrupts,
             sink: Arc::new(NullSink),
             options: self.options,
+            sandbox: &self.sandbox,
         };
         let outcome = run_isolated_with(&self.child, &self.library, &self.plugin, action);
         (id, outcome)
@@ -296,7 +300,10 @@ mod tests {
                 reason: "found an array".into()
             })
         );
-        assert!(matches!(read_lines("{}\n{oops\n"), Err(BatchError::NotAnObject { line: 2, .. })));
+        assert!(matches!(
+            read_lines("{}\n{oops\n"),
+            Err(BatchError::NotAnObject { line: 2, .. })
+        ));
         assert_eq!(read_lines("\n \n"), Err(BatchError::Empty));
     }
 
@@ -317,8 +324,8 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
             self.attempts.lock().unwrap().insert(line.number, attempt);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            let fails = self.always_fail.contains(&line.number)
-                || (attempt == 1 && self.fail_first.contains(&line.number));
+            let fails =
+                self.always_fail.contains(&line.number) || (attempt == 1 && self.fail_first.contains(&line.number));
             let id = format!("run-{}-{attempt}", line.number);
             if fails {
                 (id, Err(ActionFailure::new(FailureKind::Failed, "on purpose")))
@@ -348,12 +355,28 @@ mod tests {
         };
         let mut outcomes = Vec::new();
         let mut last_progress = BatchProgress::default();
-        let options = BatchOptions { parallel: 3, retries: 2 };
-        let end = run_batch(lines(12), &runner, options, &StopFlag::default(), |outcome, progress| {
-            outcomes.push(outcome.to_json());
-            last_progress = progress;
-        });
-        assert_eq!(end, BatchProgress { done: 12, failed: 1, total: 12 });
+        let options = BatchOptions {
+            parallel: 3,
+            retries: 2,
+        };
+        let end = run_batch(
+            lines(12),
+            &runner,
+            options,
+            &StopFlag::default(),
+            |outcome, progress| {
+                outcomes.push(outcome.to_json());
+                last_progress = progress;
+            },
+        );
+        assert_eq!(
+            end,
+            BatchProgress {
+                done: 12,
+                failed: 1,
+                total: 12
+            }
+        );
         assert_eq!(last_progress, end);
         assert!(runner.most_in_flight.load(Ordering::SeqCst) <= 3);
         let by_line: BTreeMap<u64, &Value> = outcomes.iter().map(|o| (o["line"].as_u64().unwrap(), o)).collect();
@@ -382,9 +405,16 @@ mod tests {
         let stop = StopFlag::default();
         stop.stop();
         let mut statuses = Vec::new();
-        let end = run_batch(lines(3), &runner, BatchOptions { parallel: 2, retries: 1 }, &stop, |o, _| {
-            statuses.push(o.to_json()["status"].clone())
-        });
+        let end = run_batch(
+            lines(3),
+            &runner,
+            BatchOptions {
+                parallel: 2,
+                retries: 1,
+            },
+            &stop,
+            |o, _| statuses.push(o.to_json()["status"].clone()),
+        );
         assert_eq!(end.failed, 3);
         assert!(statuses.iter().all(|s| s == "skipped"), "{statuses:?}");
         let skipped = skipped(&BatchLine { number: 1, params: "{}".into() }).to_json();

@@ -5,6 +5,7 @@
 //! this module turns flags into calls and outcomes into output and exit
 //! codes, the same way `commands` does for a local run.
 
+use loader::sandbox::SandboxMode;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -14,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
-use loader::discovery::LoadedPlugin;
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
+use loader::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
 use loader::ray::follow::POLL_INTERVAL;
 use loader::ray::log::{JobLog, LogLines};
@@ -114,9 +115,8 @@ impl ElsewhereArgs {
     fn resource_flags(&self) -> Result<ActionResources, CliError> {
         let resources: BTreeMap<String, f64> = match &self.resources {
             None => BTreeMap::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| {
-                CliError::usage(format!("--resources must be a JSON object of numbers: {e}"))
-            })?,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| CliError::usage(format!("--resources must be a JSON object of numbers: {e}")))?,
         };
         Ok(ActionResources {
             num_cpus: self.num_cpus,
@@ -128,7 +128,7 @@ impl ElsewhereArgs {
 
     /// What the job reserves: the action's declared resources, with the
     /// flags' values taking precedence.
-    fn resources(&self, plugin: &LoadedPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
+    fn resources(&self, plugin: &CatalogPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
         job_resources(&action.resources, &self.resource_flags()?, &plugin.path, &action.name).map_err(|e| match e {
             ResourcesError::Flag { .. } => CliError::usage(e.to_string()),
             ResourcesError::Declared { .. } => CliError::new(ExitCode::ActionFailed, e.to_string()),
@@ -244,7 +244,14 @@ pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
         }
         JobsCommand::Stop { id } => {
             let stopped = api.stop(&id).map_err(not_found)?;
-            println!("{}", if stopped { "stop requested" } else { "the job had already ended" });
+            println!(
+                "{}",
+                if stopped {
+                    "stop requested"
+                } else {
+                    "the job had already ended"
+                }
+            );
         }
     }
     Ok(ExitCode::Success)
@@ -273,13 +280,14 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'stat
 
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
 pub fn run(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
     settings: RunSettings,
     deadline: Option<Deadline>,
     verbose: bool,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let on_ray = args.elsewhere.on == Target::Ray;
     if on_ray {
@@ -292,14 +300,22 @@ pub fn run(
         return Err(CliError::usage("--detach needs --on ray"));
     }
     match &args.elsewhere.params_each {
-        Some(file) => run_batch(plugin, action, args, file, settings, deadline),
+        Some(file) => run_batch(plugin, action, args, file, settings, deadline, sandbox),
         None => run_on_ray(plugin, action, args, params, settings, deadline, verbose),
     }
 }
 
-fn package_spec(plugin: &LoadedPlugin, settings: &RunSettings, params: BTreeMap<usize, String>) -> Result<PackageSpec, CliError> {
-    let loader = std::env::current_exe()
-        .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to package it: {e}")))?;
+fn package_spec(
+    plugin: &CatalogPlugin,
+    settings: &RunSettings,
+    params: BTreeMap<usize, String>,
+) -> Result<PackageSpec, CliError> {
+    let loader = std::env::current_exe().map_err(|e| {
+        CliError::new(
+            ExitCode::ActionFailed,
+            format!("cannot find the loader executable to package it: {e}"),
+        )
+    })?;
     Ok(PackageSpec {
         loader,
         library: plugin.path.clone(),
@@ -311,7 +327,7 @@ fn package_spec(plugin: &LoadedPlugin, settings: &RunSettings, params: BTreeMap<
 /// Decides what the jobs reserve, builds and uploads the package, and
 /// says what it did unless quiet.
 fn prepare(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     spec: &PackageSpec,
@@ -335,7 +351,7 @@ fn prepare(
 }
 
 fn run_on_ray(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
@@ -409,10 +425,16 @@ impl BatchDisplay {
     fn show(&self, outcome: &LineOutcome, progress: BatchProgress) {
         let Some(sink) = &self.sink else { return };
         if let Err(failure) = &outcome.result {
-            let text = format!("line {} failed after {} attempt(s): {}", outcome.line, outcome.attempts, failure.message);
+            let text = format!(
+                "line {} failed after {} attempt(s): {}",
+                outcome.line, outcome.attempts, failure.message
+            );
             sink.emit(&self.run, &Event::message(Level::Warning, text));
         }
-        if let Ok(Some(event)) = self.tracker.update(Some("batch"), progress.done as u64, progress.total as u64) {
+        if let Ok(Some(event)) = self
+            .tracker
+            .update(Some("batch"), progress.done as u64, progress.total as u64)
+        {
             sink.emit(&self.run, &event);
         }
     }
@@ -422,20 +444,30 @@ impl BatchDisplay {
         for event in self.tracker.flush() {
             sink.emit(&self.run, &event);
         }
-        let level = if end.failed == 0 { Level::Success } else { Level::Warning };
-        let text = format!("batch: {} of {} succeeded, {} failed", end.done - end.failed, end.total, end.failed);
+        let level = if end.failed == 0 {
+            Level::Success
+        } else {
+            Level::Warning
+        };
+        let text = format!(
+            "batch: {} of {} succeeded, {} failed",
+            end.done - end.failed,
+            end.total,
+            end.failed
+        );
         sink.emit(&self.run, &Event::message(level, text));
         sink.finish(&self.run);
     }
 }
 
 fn run_batch(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     file: &Path,
     settings: RunSettings,
     deadline: Option<Deadline>,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     // The same reader as `--params @FILE`: a regular file, of bounded size.
     let text = loader::input_file::read_text(
@@ -463,13 +495,20 @@ fn run_batch(
             })
         }
         Target::Local => Box::new(IsolatedLines {
+            sandbox: crate::sandbox_cli::run_sandbox(args, sandbox, &plugin.manifest, action)?,
             child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
-                CliError::new(ExitCode::ActionFailed, format!("cannot find the loader executable to isolate the runs: {e}"))
+                CliError::new(
+                    ExitCode::ActionFailed,
+                    format!("cannot find the loader executable to isolate the runs: {e}"),
+                )
             })?,
             library: plugin.path.clone(),
             plugin: plugin.manifest.code.clone(),
             action: args.action.clone(),
-            settings,
+            settings: RunSettings {
+                env: crate::commands::with_granted_env(&settings.env, &args.permissions.allow_env),
+                ..settings
+            },
             deadline,
             options: isolation_options(args)?,
             interrupts,
@@ -503,7 +542,14 @@ fn run_batch(
     });
     display.finish(end);
     if let Some(e) = write_failed {
-        return Err(CliError::new(ExitCode::ActionFailed, format!("cannot write the batch outcomes: {e}")));
+        return Err(CliError::new(
+            ExitCode::ActionFailed,
+            format!("cannot write the batch outcomes: {e}"),
+        ));
     }
-    Ok(if end.failed == 0 { ExitCode::Success } else { ExitCode::ActionFailed })
+    Ok(if end.failed == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::ActionFailed
+    })
 }

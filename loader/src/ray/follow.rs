@@ -132,7 +132,12 @@ fn relay(
     stop: &StopWhen,
 ) -> Result<(Result<Value, ActionFailure>, bool), RayError> {
     let mut log = JobLog::open(api, id);
-    let mut relayed = Relayed { id, run, sink, last: None };
+    let mut relayed = Relayed {
+        id,
+        run,
+        sink,
+        last: None,
+    };
     let mut stopped_by: Option<StoppedBy> = None;
     let mut next_check = Instant::now();
     let info = loop {
@@ -167,7 +172,10 @@ fn relay(
         }
         _ => match stopped_by {
             Some(StoppedBy::Interrupt) => (
-                Err(ActionFailure::new(FailureKind::Cancelled, format!("interrupted: the Ray job {id} was stopped"))),
+                Err(ActionFailure::new(
+                    FailureKind::Cancelled,
+                    format!("interrupted: the Ray job {id} was stopped"),
+                )),
                 false,
             ),
             Some(StoppedBy::Deadline) => (
@@ -177,7 +185,10 @@ fn relay(
                 )),
                 false,
             ),
-            None => (Err(ended_without_outcome(id, info.status, info.message.as_deref())), false),
+            None => (
+                Err(ended_without_outcome(id, info.status, info.message.as_deref())),
+                false,
+            ),
         },
     };
     Ok(outcome)
@@ -188,7 +199,10 @@ fn relay(
 fn ended_without_outcome(id: &str, status: JobStatus, message: Option<&str>) -> ActionFailure {
     let message = message.unwrap_or("no message").trim();
     match status {
-        JobStatus::Stopped => ActionFailure::new(FailureKind::Cancelled, format!("the Ray job {id} was stopped on the cluster")),
+        JobStatus::Stopped => ActionFailure::new(
+            FailureKind::Cancelled,
+            format!("the Ray job {id} was stopped on the cluster"),
+        ),
         _ => ActionFailure::new(
             FailureKind::Crashed,
             format!(
@@ -246,6 +260,9 @@ mod tests {
         let dead = ended_without_outcome("j1", JobStatus::Failed, Some("exit code 139"));
         assert_eq!(dead.kind, FailureKind::Crashed);
         assert!(dead.message.contains("exit code 139"), "{}", dead.message);
-        assert_eq!(ended_without_outcome("j1", JobStatus::Stopped, None).kind, FailureKind::Cancelled);
+        assert_eq!(
+            ended_without_outcome("j1", JobStatus::Stopped, None).kind,
+            FailureKind::Cancelled
+        );
     }
 }

@@ -124,7 +124,13 @@ pub fn new_submission_id(plugin: &str) -> String {
         .unwrap_or_default();
     let clean: String = plugin
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(32)
         .collect();
     format!("loader-{clean}-{nanos:x}{:x}{n}", std::process::id())
@@ -161,7 +167,10 @@ mod tests {
     #[test]
     fn the_entrypoint_runs_the_packaged_loader_with_quoted_words() {
         let entry = request().entrypoint();
-        assert!(entry.starts_with("./loader --plugins plugins run probe 'it'\\''s odd' --params @params/3.json"), "{entry}");
+        assert!(
+            entry.starts_with("./loader --plugins plugins run probe 'it'\\''s odd' --params @params/3.json"),
+            "{entry}"
+        );
         for part in [
             "--env-file plugin.env",
             "--env-prefix ''",
@@ -192,10 +201,14 @@ mod tests {
 
     #[test]
     fn the_body_reserves_what_the_manifest_declares_unless_a_flag_says_otherwise() {
-        let declared = ActionResources::new().num_cpus(1.0).num_gpus(0.5).resource("accel", 2.0);
+        let declared = ActionResources::new()
+            .num_cpus(1.0)
+            .num_gpus(0.5)
+            .resource("accel", 2.0);
         let flags = ActionResources::new().num_cpus(0.25).memory(64 << 20);
         let mut job = request();
-        job.resources = super::super::job_resources(&declared, &flags, "plugins/libprobe.so".as_ref(), "train").unwrap();
+        job.resources =
+            super::super::job_resources(&declared, &flags, "plugins/libprobe.so".as_ref(), "train").unwrap();
         let package = Package {
             name: "_ray_pkg_ab.zip".into(),
             zip: Vec::new(),
@@ -207,7 +220,12 @@ mod tests {
         assert_eq!(body["entrypoint_resources"], json!({"accel": 2.0}));
         job.resources = ActionResources::new();
         let bare = job.to_json(&package);
-        for field in ["entrypoint_num_cpus", "entrypoint_num_gpus", "entrypoint_memory", "entrypoint_resources"] {
+        for field in [
+            "entrypoint_num_cpus",
+            "entrypoint_num_gpus",
+            "entrypoint_memory",
+            "entrypoint_resources",
+        ] {
             assert!(bare.get(field).is_none(), "{field} without a declaration or a flag");
         }
     }

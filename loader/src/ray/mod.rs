@@ -31,4 +31,4 @@ pub use job::JobRequest;
 pub use lines::RayLines;
 pub use package::{Package, PackageSpec};
 pub use resources::{job_resources, ResourcesError};
-pub use submit::{Submitter, SubmitError};
+pub use submit::{SubmitError, Submitter};

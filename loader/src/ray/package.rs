@@ -72,7 +72,10 @@ pub fn params_path(n: usize) -> String {
 
 /// The plugin library's path inside the package.
 pub fn library_path(library: &Path) -> String {
-    let name = library.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = library
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{PLUGIN_DIR}/{name}")
 }
 
@@ -166,7 +169,11 @@ mod tests {
         assert_eq!(first.name, again.name);
         assert_eq!(first.zip, again.zip);
         assert_ne!(first.name, other.name);
-        assert!(first.name.starts_with("_ray_pkg_") && first.name.ends_with(".zip"), "{}", first.name);
+        assert!(
+            first.name.starts_with("_ray_pkg_") && first.name.ends_with(".zip"),
+            "{}",
+            first.name
+        );
         assert_eq!(first.uri(), format!("gcs://{}", first.name));
     }
 
@@ -179,7 +186,10 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(sorted, ["loader", "params/1.json", "plugin.env", "plugins/libdemo.so"]);
-        assert_eq!(archive.by_name("loader").unwrap().unix_mode().map(|m| m & 0o777), Some(0o755));
+        assert_eq!(
+            archive.by_name("loader").unwrap().unix_mode().map(|m| m & 0o777),
+            Some(0o755)
+        );
         let mut env = String::new();
         archive.by_name(ENV_FILE).unwrap().read_to_string(&mut env).unwrap();
         assert_eq!(env, "TOKEN=\"a \\\"quoted\\\" value\"\n");

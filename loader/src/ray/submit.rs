@@ -119,8 +119,14 @@ mod tests {
     #[test]
     fn job_runs_task_runs_with_a_note_serve_is_refused_naming_the_alternative() {
         assert!(check_method("train", RunMethod::Job).unwrap().is_none());
-        assert!(check_method("infer", RunMethod::Task).unwrap().unwrap().contains("runs as a job"));
+        assert!(check_method("infer", RunMethod::Task)
+            .unwrap()
+            .unwrap()
+            .contains("runs as a job"));
         let refused = check_method("deploy", RunMethod::Serve).unwrap_err().to_string();
-        assert!(refused.contains("Ray Serve") && refused.contains("without --on ray"), "{refused}");
+        assert!(
+            refused.contains("Ray Serve") && refused.contains("without --on ray"),
+            "{refused}"
+        );
     }
 }
