@@ -7,11 +7,13 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use plugin_api::rules::json_kind;
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
 
+use crate::events::time::Rfc3339;
 use crate::events::NullSink;
 use crate::host::RunSettings;
 use crate::isolate::{run_isolated_with, ChildAction, ChildCommand, Interrupts, IsolationOptions};
@@ -133,12 +135,17 @@ pub struct LineOutcome {
     pub id: String,
     pub attempts: u32,
     pub result: Result<Value, ActionFailure>,
+    /// When the first attempt started and how long all attempts took;
+    /// `None` for a line that was not run.
+    pub timing: Option<(SystemTime, Duration)>,
 }
 
 impl LineOutcome {
     /// The JSONL record of this outcome: `{line, submission_id, status,
-    /// attempts, result, error}` (`status` is `succeeded`, `failed` or
-    /// `skipped`).
+    /// attempts, result, error, started_at, elapsed}` (`status` is
+    /// `succeeded`, `failed` or `skipped`; `started_at` is when the first
+    /// attempt started, RFC 3339, and `elapsed` the seconds from then to the
+    /// outcome, retries included; both `null` for a skipped line).
     pub fn to_json(&self) -> Value {
         let status = match &self.result {
             Ok(_) => "succeeded",
@@ -152,6 +159,13 @@ impl LineOutcome {
                 json!({ "message": f.message, "kind": f.kind.as_str(), "details": f.details }),
             ),
         };
+        let (started_at, elapsed) = match self.timing {
+            Some((started, elapsed)) => (
+                json!(Rfc3339::new(started).as_str()),
+                json!((elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
+            ),
+            None => (Value::Null, Value::Null),
+        };
         json!({
             "line": self.line,
             "submission_id": self.id,
@@ -159,6 +173,8 @@ impl LineOutcome {
             "attempts": self.attempts,
             "result": result,
             "error": error,
+            "started_at": started_at,
+            "elapsed": elapsed,
         })
     }
 }
@@ -242,11 +258,13 @@ fn skipped(line: &BatchLine) -> LineOutcome {
             FailureKind::Cancelled,
             "not run: the batch was interrupted",
         )),
+        timing: None,
     }
 }
 
 fn run_with_retries(runner: &dyn LineRunner, line: &BatchLine, retries: u32, stop: &StopFlag) -> LineOutcome {
     let mut attempt = 1;
+    let (started, clock) = (SystemTime::now(), Instant::now());
     loop {
         let (id, result) = runner.run(line, attempt);
         let retry = result.is_err() && attempt <= retries && !stop.is_stopped();
@@ -256,6 +274,7 @@ fn run_with_retries(runner: &dyn LineRunner, line: &BatchLine, retries: u32, sto
                 id,
                 attempts: attempt,
                 result,
+                timing: Some((started, clock.elapsed())),
             };
         }
         tracing::info!("line {} failed on attempt {attempt}; retrying", line.number);
@@ -369,6 +388,9 @@ mod tests {
         assert_eq!(by_line[&9]["attempts"], 3);
         assert_eq!(by_line[&9]["error"]["message"], "on purpose");
         assert_eq!(by_line[&1]["result"]["params"], "{\"i\": 1}");
+        let elapsed = by_line[&4]["elapsed"].as_f64().unwrap();
+        assert!(elapsed >= 0.01, "two attempts of 5 ms: {elapsed}");
+        assert!(by_line[&4]["started_at"].as_str().unwrap().ends_with('Z'));
     }
 
     #[test]
@@ -395,6 +417,8 @@ mod tests {
         );
         assert_eq!(end.failed, 3);
         assert!(statuses.iter().all(|s| s == "skipped"), "{statuses:?}");
+        let skipped = skipped(&BatchLine { number: 1, params: "{}".into() }).to_json();
+        assert_eq!((&skipped["started_at"], &skipped["elapsed"]), (&Value::Null, &Value::Null));
         assert!(runner.attempts.lock().unwrap().is_empty());
     }
 }

@@ -85,7 +85,7 @@ pub enum Command {
     },
     /// Run an action; its result JSON goes to stdout.
     ///
-    /// Progress and metrics on stderr are coalesced: at most one update per step every 100 ms, and each step's last value is always printed (the --events stream keeps every metrics update).
+    /// Progress on stderr is coalesced to one update per step every 100 ms, the last value always shown; each set_metrics call is a line (merged beyond a burst of 100 and then 10 a second per step) and a metrics summary ends the run. The --events stream keeps every update.
     Run(Box<RunArgs>),
     /// Deliver the job reports that earlier runs could not (kept in the
     /// state folder while the backend was unreachable) to the backend given
@@ -112,6 +112,12 @@ pub enum Command {
     Man,
     /// Manage jobs on a Ray cluster (see `run --on ray`).
     Jobs(crate::elsewhere::JobsArgs),
+    /// Write one self-contained HTML page (charts, params, outcome, logs)
+    /// of a run's events file or a batch's results file.
+    Report(crate::report_command::ReportArgs),
+    /// Watch a plugin crate: rebuild it on every change and run the action
+    /// again with the same params.
+    Dev(crate::dev_command::DevArgs),
     /// Internal: the child side of an isolated run (request and events on
     /// its channel to the loader, fd 3).
     #[command(name = "__child", hide = true)]

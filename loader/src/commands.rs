@@ -98,6 +98,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::Success)
         }
         Command::Jobs(args) => crate::elsewhere::jobs(args),
+        Command::Report(args) => crate::report_command::report(&args),
+        Command::Dev(args) => crate::dev_command::dev(args, cli.verbose),
         Command::Child => Ok(match loader::isolate::serve_child() {
             0 => ExitCode::Success,
             2 => ExitCode::Usage,

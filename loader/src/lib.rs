@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod batch;
+pub mod dev;
 pub mod discovery;
 pub mod env_file;
 pub mod env_hint;
@@ -27,6 +28,7 @@ pub mod orphans;
 pub mod preflight;
 pub mod ray;
 pub mod redact;
+pub mod report;
 pub mod runner;
 pub mod sandbox;
 mod sys;

@@ -1,15 +1,18 @@
 //! The `loader` command: lists the plugins of a folder, shows their actions'
-//! params, runs an action with an injected context, and writes new plugin
-//! crates. See the README for the options, the event schema and the exit
-//! codes.
+//! params, runs an action with an injected context, writes new plugin
+//! crates, draws a run's report, and rebuilds and reruns a plugin as its
+//! author edits it. See the README for the options, the event schema and
+//! the exit codes.
 
 mod cli;
 mod commands;
 mod connect;
+mod dev_command;
 mod elsewhere;
 mod exit;
 mod params_table;
 mod plugin_folder;
+mod report_command;
 mod sandbox_cli;
 mod scaffold;
 mod stdout;

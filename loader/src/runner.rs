@@ -1,5 +1,6 @@
 //! Runs one action of a loaded plugin in this process: builds the run's
-//! host, calls the plugin, and reports the outcome as the run's last event
+//! host, records what was asked as the run's first event (`run_start`),
+//! calls the plugin, and reports the outcome as the run's last event
 //! (`result` or `error`, with `dropped_late_calls`), after every progress
 //! value not yet reported and every step's merged metrics.
 
@@ -14,6 +15,31 @@ use crate::discovery::LoadedPlugin;
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
 use crate::exit_guard::ActionGuard;
 use crate::host::{RunHost, RunSettings};
+
+/// The name of a run's first event: what was run, with which params.
+pub const RUN_START_EVENT: &str = "run_start";
+
+/// Params longer than this (as JSON text) are not copied into `run_start`;
+/// their size is recorded instead.
+pub const MAX_RECORDED_PARAMS_BYTES: usize = 16 * 1024;
+
+/// The `run_start` event (kind `event`, level `debug`, so that terminals
+/// show it only when verbose): `{params, plugin_version, plugin_api,
+/// loader_version}`, with `params` `null` and `params_bytes` set when the
+/// params are longer than [`MAX_RECORDED_PARAMS_BYTES`].
+pub fn run_start_event(plugin: &LoadedPlugin, params_json: &str) -> Event {
+    let mut data = json!({
+        "params": Value::Null,
+        "plugin_version": plugin.manifest.version,
+        "plugin_api": plugin.api_version().to_string(),
+        "loader_version": env!("CARGO_PKG_VERSION"),
+    });
+    match serde_json::from_str::<Value>(params_json) {
+        Ok(params) if params_json.len() <= MAX_RECORDED_PARAMS_BYTES => data["params"] = params,
+        _ => data["params_bytes"] = json!(params_json.len()),
+    }
+    Event::new(EventKind::Event, RUN_START_EVENT, Level::Debug, data)
+}
 
 /// How long an action may run, and how long it gets to stop once asked.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +72,7 @@ pub fn run_action(
         action: action.to_owned(),
     };
     sink.start(&run);
+    sink.emit(&run, &run_start_event(plugin, params_json));
     let cancel = settings.cancel.clone();
     let host = Arc::new(RunHost::new(run.clone(), settings, sink.clone()));
 

@@ -107,7 +107,8 @@ fn a_plugin_of_the_previous_minor_loads_and_runs_with_its_entries_steps() {
         assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
         let events = jsonl(&stdout(&output));
         assert_envelope(&events, "past", "greet");
-        let greeted = of_kind(&events, "event");
+        assert_eq!(events[0]["event"], "run_start", "{mode}: the run's record comes first");
+        let greeted: Vec<&Value> = of_kind(&events, "event").into_iter().skip(1).collect();
         assert_eq!(greeted.len(), 1, "{mode}: {events:?}");
         assert_eq!(
             (&greeted[0]["event"], &greeted[0]["step"], &greeted[0]["data"]),

@@ -157,6 +157,7 @@ fn a_training_run_arrives_exactly_once_in_order_with_the_final_snapshot_last() {
     let sent: Vec<(String, Value)> = events
         .iter()
         .filter(|e| ["event", "message", "dev_event"].contains(&e["kind"].as_str().unwrap()))
+        .filter(|e| e["event"] != "run_start")
         .map(|e| (e["event"].as_str().unwrap().to_owned(), e["data"].clone()))
         .collect();
     let received: Vec<(String, Value)> = server
@@ -164,7 +165,7 @@ fn a_training_run_arrives_exactly_once_in_order_with_the_final_snapshot_last() {
         .iter()
         .map(|e| (e["event"].as_str().unwrap().to_owned(), e["data"].clone()))
         .collect();
-    assert_eq!(received, sent, "every log entry once, in order");
+    assert_eq!(received, sent, "every log entry once, in order (not the run_start record)");
     assert!(received.iter().all(|(name, _)| !name.is_empty()));
     assert_final_status(&server, "job-train", "SUCCEEDED");
     let last = server.job_patches("job-train").last().cloned().unwrap();
@@ -182,6 +183,78 @@ fn a_training_run_arrives_exactly_once_in_order_with_the_final_snapshot_last() {
     let job = server.job("job-train").unwrap();
     assert_eq!(job["status"], "SUCCEEDED");
     assert_eq!(server.replays(), 0);
+}
+
+/// The steps' merged metrics after each of `calls` (`{step, metrics}`),
+/// later keys winning: what the backend must show after each call.
+fn merged_after_each(calls: &[Value]) -> Vec<Value> {
+    let mut steps = serde_json::Map::new();
+    calls
+        .iter()
+        .map(|call| {
+            let step = steps
+                .entry(call["step"].as_str().unwrap())
+                .or_insert_with(|| json!({}));
+            for (key, value) in call["metrics"].as_object().unwrap() {
+                step[key] = value.clone();
+            }
+            Value::Object(steps.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn every_metrics_update_carries_each_steps_merged_metrics() {
+    let server = TestBackend::start(Some(TOKEN)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = probe_dir();
+    // Calls that set only some of a step's keys, paused for longer than the
+    // sink's one-second snapshot interval, so that each is its own PATCH.
+    let calls = [
+        json!({"step": "train", "metrics": {"loss": 1.0, "epoch": 1}}),
+        json!({"step": "eval", "metrics": {"f1": 0.5}}),
+        json!({"step": "train", "metrics": {"loss": 0.5}}),
+        json!({"step": "train", "metrics": {"epoch": 2, "accuracy": 0.9}}),
+    ];
+    let params = json!({"calls": calls, "pause_ms": 1500}).to_string();
+    let (output, events, _) = run_job(
+        dir.path(),
+        &server,
+        state.path(),
+        "job-metrics",
+        ["probe", "metrics_calls"],
+        &params,
+        &[],
+        TOKEN,
+    );
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let sent: Vec<Value> = of_kind(&events, "metrics")
+        .into_iter()
+        .filter(|e| e["event"] == "metrics")
+        .map(|e| json!({"step": e["step"], "metrics": e["data"]}))
+        .collect();
+    assert_eq!(sent, calls, "the events carry each call's keys only");
+    let expected = merged_after_each(&calls);
+    assert_final_status(&server, "job-metrics", "SUCCEEDED");
+    let patches = server.job_patches("job-metrics");
+    let (last, intermediate) = patches.split_last().unwrap();
+    let seen: Vec<usize> = intermediate
+        .iter()
+        .filter_map(|patch| patch.get("metrics_record"))
+        .map(|record| {
+            let steps = &record["record"]["steps"];
+            expected
+                .iter()
+                .position(|merged| merged == steps)
+                .unwrap_or_else(|| panic!("a PATCH carried metrics no call sequence leads to: {steps:#}\n{patches:#?}"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        (0..calls.len()).collect::<Vec<_>>(),
+        "one PATCH per call (each more than a snapshot interval apart), in order, each with the merged metrics: {patches:#?}"
+    );
+    assert_eq!(last["metrics_record"]["record"]["steps"], expected[calls.len() - 1]);
 }
 
 /// Runs a flood of `count` log entries as job `job` while `fault` is

@@ -403,7 +403,7 @@ fn a_second_run_on_the_same_events_file_is_refused_and_the_first_keeps_its_event
         assert!(events.len() >= 10, "{mode}");
         let ticks: Vec<u64> = events
             .iter()
-            .filter(|e| e["kind"] != "error")
+            .filter(|e| e["kind"] != "error" && e["event"] != "run_start")
             .map(|e| {
                 assert_eq!(e["event"], "tick", "{mode}: only the first run's events");
                 e["data"]["i"].as_u64().unwrap()
@@ -485,7 +485,8 @@ fn exit_inside_an_action_is_a_failure_with_its_events() {
             let events = std::fs::read_to_string(&events_file).unwrap();
             assert!(!events.contains('\0'), "{mode}: the file is cut to its lines");
             let events = jsonl(&events);
-            assert_eq!(events[0]["event"], "before_exit", "{mode}");
+            assert_eq!(events[0]["event"], "run_start", "{mode}");
+            assert_eq!(events[1]["event"], "before_exit", "{mode}");
             let last = events.last().unwrap();
             assert_eq!(last["kind"], "error", "{mode}: {last}");
             if mode == "--in-process" {
@@ -537,7 +538,8 @@ fn terminal_output_shows_control_characters_escaped_and_jsonl_keeps_them() {
             message["data"]["content"], HOSTILE,
             "{mode}: JSONL keeps the text exactly"
         );
-        let logged = of_kind(&events, "event")[0];
+        let logged = of_kind(&events, "event")[1];
+        assert_eq!(of_kind(&events, "event")[0]["event"], "run_start");
         assert_eq!(
             (&logged["event"], &logged["file"]),
             (&Value::from(HOSTILE), &Value::from(HOSTILE))
@@ -579,6 +581,6 @@ fn events_emitted_before_an_in_process_crash_are_in_the_file() {
         assert!(bytes.ends_with(b"\n"), "{action}");
         let events = events_in(&events_file);
         let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
-        assert_eq!(names, ["message", "progress", "before_failure"], "{action}");
+        assert_eq!(names, ["run_start", "message", "progress", "before_failure"], "{action}");
     }
 }

@@ -10,19 +10,25 @@
 //!   time_remaining}}` (progress without a step sets `percent` and
 //!   `time_remaining` on `record` itself); every step seen so far weighs the
 //!   same, finished steps count fully, and `overall` never decreases.
-//! - `metrics_record` is `{record: {steps: {step: {metrics}}}}`.
+//! - `metrics_record` is `{record: {steps: {step: {metrics}}}}`, each
+//!   step's metrics merged from every `set_metrics` call so far (later keys
+//!   win, shallowly), as the original sends them: a `metrics` event carries
+//!   only its call's keys, so taking it as the step's metrics would drop
+//!   the keys earlier calls set until the run's end.
 
 use serde_json::{json, Map, Value};
 
 use crate::events::time::Rfc3339;
 use crate::events::{Event, EventKind};
 
-/// The log entry for `event`, or `None` for kinds that are not logs.
+/// The log entry for `event`, or `None` for kinds that are not logs and
+/// for the run's `run_start` record (the backend has the job's params).
 pub fn log_entry(job_id: &str, event: &Event) -> Option<Value> {
     if !matches!(
         event.kind,
         EventKind::Event | EventKind::Message | EventKind::DevEvent | EventKind::Output
-    ) {
+    ) || (event.kind == EventKind::Event && event.event == crate::runner::RUN_START_EVENT)
+    {
         return None;
     }
     let mut entry = Map::new();
@@ -65,7 +71,13 @@ impl JobRecord {
             }
             EventKind::Metrics => {
                 let step = event.step.clone().unwrap_or_default();
-                self.metrics.insert(step, event.data.clone());
+                let merged = self.metrics.entry(step).or_insert_with(|| Value::Object(Map::new()));
+                match (merged, &event.data) {
+                    (Value::Object(merged), Value::Object(keys)) => {
+                        merged.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                    (merged, other) => *merged = other.clone(),
+                }
                 true
             }
             _ => false,
@@ -186,6 +198,23 @@ mod tests {
     }
 
     #[test]
+    fn each_snapshot_carries_the_steps_merged_metrics() {
+        let mut record = JobRecord::default();
+        record.observe(&Event::metrics("train", json!({"loss": 1.0, "epoch": 1})));
+        record.observe(&Event::metrics("eval", json!({"f1": 0.5})));
+        record.observe(&Event::metrics("train", json!({"loss": 0.5})));
+        assert_eq!(
+            record.snapshot()["metrics_record"],
+            json!({"record": {"steps": {"train": {"loss": 0.5, "epoch": 1}, "eval": {"f1": 0.5}}}})
+        );
+        record.observe(&Event::metrics("train", json!({"epoch": 2, "accuracy": 0.9})));
+        assert_eq!(
+            record.snapshot()["metrics_record"]["record"]["steps"]["train"],
+            json!({"loss": 0.5, "epoch": 2, "accuracy": 0.9})
+        );
+    }
+
+    #[test]
     fn overall_progress_never_decreases() {
         let mut record = JobRecord::default();
         record.observe(&progress("a", 1, 1));
@@ -209,5 +238,7 @@ mod tests {
         assert_eq!(entry["level"], "info");
         assert!(entry["datetime"].as_str().unwrap().ends_with('Z'));
         assert!(log_entry("J1", &progress("a", 1, 2)).is_none());
+        let run_start = Event::user(crate::runner::RUN_START_EVENT, json!({"params": {}}));
+        assert!(log_entry("J1", &run_start).is_none());
     }
 }

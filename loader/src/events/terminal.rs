@@ -11,9 +11,12 @@
 //! progress (step-less, on its internal scale) shows as a percentage, and a
 //! completed step's time counts from its `step_start` event. Workflow events
 //! (`step_start`, `step_end`, `rollback_start`, `rollback_end`) print as
-//! sentences. Metrics are coalesced per step like progress: the keys merge,
-//! a line is printed at most every 100 ms per step, and what was held back
-//! is printed when the step's `step_end` arrives or at the end of the run. Colour follows [`TerminalOptions`], which
+//! sentences. Each `set_metrics` call is a line while a step reports at a
+//! readable pace; faster, its calls are merged into one line a frame
+//! (`metrics_lines`), and lines always keep the order of their events. At
+//! the end of a run (before the run's result or error line) a summary shows
+//! each step's final metrics with a sparkline of every numeric one
+//! (`summary`). Colour follows [`TerminalOptions`], which
 //! [`TerminalOptions::detect_stderr`] derives from the terminal and
 //! `NO_COLOR`. Text from the plugin is printed with its control characters
 //! escaped ([`super::escape`]).
@@ -33,11 +36,15 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 mod bars;
+mod metrics_lines;
+pub mod summary;
 
 use plugin_api::steps::OVERALL_SCALE;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use self::bars::{BarView, Bars, ScreenSize};
+use self::metrics_lines::MetricsLines;
+use self::summary::MetricsHistory;
 use super::escape::{escape, is_clean, Escaped};
 use super::progress::ProgressStatus;
 use super::{lock, Event, EventKind, EventSink, Level, RunInfo};
@@ -47,9 +54,6 @@ pub const TERMINAL_FLUSH_DELAY: Duration = Duration::from_millis(50);
 /// A buffered sink writes once this much has gathered.
 const BUFFER_LIMIT: usize = 64 * 1024;
 
-/// A step's metrics are printed at most this often; the rest is merged and
-/// printed at the next chance or at the end of the run.
-const METRICS_INTERVAL: Duration = Duration::from_millis(100);
 /// Longer compact data is cut to this many characters unless verbose.
 const MAX_DATA_CHARS: usize = 400;
 /// Step names on bars are cut to this many characters.
@@ -201,6 +205,52 @@ fn level_label(level: Level) -> &'static str {
     }
 }
 
+/// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose, with
+/// the control characters JSON leaves as they are (C1, bidi) escaped.
+fn compact_value(opts: TerminalOptions, v: &Value) -> String {
+    compact_text(opts, v.to_string())
+}
+
+/// [`compact_value`] of JSON text.
+fn compact_text(opts: TerminalOptions, mut s: String) -> String {
+    if !opts.verbose {
+        if let Some((cut, _)) = s.char_indices().nth(MAX_DATA_CHARS) {
+            s.truncate(cut);
+            s.push('…');
+        }
+    }
+    if is_clean(&s) {
+        s
+    } else {
+        escape(&s)
+    }
+}
+
+/// `[train] metrics accuracy=0.95 loss=0.12`.
+fn render_metrics(buf: &mut Vec<u8>, opts: TerminalOptions, step: Option<&str>, data: &Value) {
+    if let Some(step) = step {
+        let _ = write!(buf, "[{}] ", Escaped(step));
+    }
+    paint(buf, opts.color, CYAN, "metrics");
+    match data {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::String(s) => {
+                        let _ = write!(buf, " {}={}", Escaped(key), Escaped(s));
+                    }
+                    other => {
+                        let _ = write!(buf, " {}={}", Escaped(key), compact_value(opts, other));
+                    }
+                }
+            }
+        }
+        other => {
+            let _ = write!(buf, " {}", compact_value(opts, other));
+        }
+    }
+}
+
 /// Whether JSON object text has no fields (`{}`, perhaps with spaces).
 fn is_empty_raw(text: &str) -> bool {
     text.bytes().filter(|b| !b.is_ascii_whitespace()).eq(*b"{}")
@@ -226,16 +276,14 @@ struct State<W> {
     bars: Option<Bars>,
     /// When each step's `step_start` event was emitted.
     step_starts: HashMap<String, SystemTime>,
-    /// Per step: metrics keys not printed yet and when metrics were last printed.
-    metrics: Vec<StepMetrics>,
+    /// Which metrics lines to print when.
+    metrics_lines: MetricsLines,
+    /// Every step's metrics so far, for the summary at the end.
+    history: MetricsHistory,
+    /// The summary of this run was printed.
+    summarized: bool,
+    opts: TerminalOptions,
     error: Option<String>,
-}
-
-/// The terminal's view of one step's metrics.
-struct StepMetrics {
-    step: Option<String>,
-    pending: Map<String, Value>,
-    last_print: Option<Instant>,
 }
 
 /// Prints events for people. Generic over the writer for tests.
@@ -287,7 +335,9 @@ fn flush_periodically<W: Write>(state: Weak<Mutex<State<W>>>, delay: Duration) {
     loop {
         std::thread::sleep(delay);
         let Some(state) = state.upgrade() else { return };
-        lock(&state).send(false);
+        let mut state = lock(&state);
+        state.print_due_metrics();
+        state.send(false);
     }
 }
 
@@ -303,7 +353,10 @@ impl<W: Write + Send> TerminalSink<W> {
                 line: Vec::with_capacity(256),
                 bars: None,
                 step_starts: HashMap::new(),
-                metrics: Vec::new(),
+                metrics_lines: MetricsLines::default(),
+                history: MetricsHistory::default(),
+                summarized: false,
+                opts,
                 error: None,
             })),
         }
@@ -343,25 +396,14 @@ impl<W: Write + Send> TerminalSink<W> {
         }
     }
 
-    /// Compact JSON of `v`, cut to [`MAX_DATA_CHARS`] unless verbose, with
-    /// the control characters JSON leaves as they are (C1, bidi) escaped.
+    /// Compact JSON of `v`, see [`compact_value`].
     fn compact(&self, v: &Value) -> String {
-        self.compact_text(v.to_string())
+        compact_value(self.opts, v)
     }
 
-    /// [`compact`](Self::compact) of JSON text.
-    fn compact_text(&self, mut s: String) -> String {
-        if !self.opts.verbose {
-            if let Some((cut, _)) = s.char_indices().nth(MAX_DATA_CHARS) {
-                s.truncate(cut);
-                s.push('…');
-            }
-        }
-        if is_clean(&s) {
-            s
-        } else {
-            escape(&s)
-        }
+    /// [`compact_value`] of JSON text.
+    fn compact_text(&self, s: String) -> String {
+        compact_text(self.opts, s)
     }
 
     /// Renders one non-bar line (without newline) into `buf`; false when the
@@ -429,7 +471,7 @@ impl<W: Write + Send> TerminalSink<W> {
                 if event.event == super::metrics::SUMMARY_EVENT && !verbose {
                     return false;
                 }
-                self.render_metrics(buf, step, &event.data);
+                render_metrics(buf, self.opts, step, &event.data);
             }
             EventKind::DevEvent => {
                 if !verbose {
@@ -495,29 +537,6 @@ impl<W: Write + Send> TerminalSink<W> {
             },
         }
         true
-    }
-
-    /// `[train] metrics accuracy=0.95 loss=0.12`.
-    fn render_metrics(&self, buf: &mut Vec<u8>, step: Option<&str>, data: &Value) {
-        self.prefix(buf, step);
-        paint(buf, self.opts.color, CYAN, "metrics");
-        match data {
-            Value::Object(map) => {
-                for (key, value) in map {
-                    match value {
-                        Value::String(s) => {
-                            let _ = write!(buf, " {}={}", Escaped(key), Escaped(s));
-                        }
-                        other => {
-                            let _ = write!(buf, " {}={}", Escaped(key), self.compact(other));
-                        }
-                    }
-                }
-            }
-            other => {
-                let _ = write!(buf, " {}", self.compact(other));
-            }
-        }
     }
 
     /// The orchestrator's workflow events as sentences (`step predict
@@ -657,56 +676,80 @@ impl<W: Write> State<W> {
     }
 }
 
+impl<W: Write> State<W> {
+    /// Writes `lines` (held metrics lines) into the buffer.
+    fn write_metrics_lines(&mut self, lines: Vec<metrics_lines::Line>) {
+        for (step, keys) in lines {
+            render_metrics(&mut self.buf, self.opts, step.as_deref(), &Value::Object(keys));
+            self.buf.push(b'\n');
+        }
+    }
+
+    /// Writes every held metrics line (or `only_step`'s), oldest first.
+    fn print_held_metrics(&mut self, only_step: Option<&str>) {
+        if self.metrics_lines.has_held() {
+            let held = self.metrics_lines.take_held(only_step);
+            self.write_metrics_lines(held);
+        }
+    }
+
+    /// Writes the held metrics lines once a held step may print again (the
+    /// flusher's turn: a held line waits at most a frame for its chance).
+    fn print_due_metrics(&mut self) {
+        if self.error.is_none() && self.metrics_lines.has_held() && self.metrics_lines.any_due(Instant::now()) {
+            self.print_held_metrics(None);
+        }
+    }
+
+    /// The end of a run's output: held metrics, the bars drawn a last time,
+    /// then the metrics summary; once per run.
+    fn conclude(&mut self) {
+        if self.summarized {
+            return;
+        }
+        self.summarized = true;
+        self.print_held_metrics(None);
+        self.leave_bars();
+        let mut buf = std::mem::take(&mut self.buf);
+        self.history.render(&mut buf, self.opts);
+        self.buf = buf;
+    }
+
+    /// Draws the run's bars a last time, below every line, and leaves them.
+    fn leave_bars(&mut self) {
+        self.send(false);
+        if let Some(bars) = self.bars.as_mut() {
+            bars.leave();
+            self.send(false);
+            self.bars = None;
+        }
+    }
+
+    /// Forgets the run, for the next.
+    fn reset(&mut self) {
+        self.step_starts.clear();
+        self.metrics_lines.clear();
+        self.history.clear();
+        self.summarized = false;
+    }
+}
+
 impl<W: Write + Send> TerminalSink<W> {
-    /// Merges a metrics event into its step's pending keys and renders
-    /// them into `line` when the step's last metrics line is at least
-    /// [`METRICS_INTERVAL`] old; false when they wait.
-    fn coalesce_metrics(&self, state: &mut State<W>, line: &mut Vec<u8>, event: &Event) -> bool {
+    /// Takes a `metrics` event: kept for the summary, and rendered into
+    /// `line` when its step may print now (held lines first, so that lines
+    /// keep their events' order); false when it is held.
+    fn metrics_line(&self, state: &mut State<W>, line: &mut Vec<u8>, event: &Event) -> bool {
         let Value::Object(keys) = &event.data else {
             return self.render_line(line, event);
         };
-        let slot = match state.metrics.iter().position(|m| m.step == event.step) {
-            Some(i) => i,
-            None => {
-                state.metrics.push(StepMetrics {
-                    step: event.step.clone(),
-                    pending: Map::new(),
-                    last_print: None,
-                });
-                state.metrics.len() - 1
+        state.history.record(event.step.as_deref(), keys);
+        match state.metrics_lines.offer(event.step.as_deref(), keys, Instant::now()) {
+            Some(keys) => {
+                state.print_held_metrics(None);
+                render_metrics(line, self.opts, event.step.as_deref(), &Value::Object(keys));
+                true
             }
-        };
-        let metrics = &mut state.metrics[slot];
-        for (key, value) in keys {
-            metrics.pending.insert(key.clone(), value.clone());
-        }
-        if metrics.last_print.is_some_and(|t| t.elapsed() < METRICS_INTERVAL) || metrics.pending.is_empty() {
-            return false;
-        }
-        metrics.last_print = Some(Instant::now());
-        let pending = Value::Object(std::mem::take(&mut metrics.pending));
-        self.render_metrics(line, event.step.as_deref(), &pending);
-        true
-    }
-
-    /// Prints the metrics held back for `only_step` when a workflow step
-    /// ends, or for every step (`None`) at the end of a run.
-    fn print_pending_metrics(&self, state: &mut State<W>, only_step: Option<&str>) {
-        let held: Vec<(Option<String>, Map<String, Value>)> = state
-            .metrics
-            .iter_mut()
-            .filter(|m| !m.pending.is_empty())
-            .filter(|m| only_step.is_none() || m.step.as_deref() == only_step)
-            .map(|m| (m.step.clone(), std::mem::take(&mut m.pending)))
-            .collect();
-        if held.is_empty() || state.error.is_some() {
-            return;
-        }
-        for (step, pending) in held {
-            let mut buf = std::mem::take(&mut state.buf);
-            self.render_metrics(&mut buf, step.as_deref(), &Value::Object(pending));
-            buf.push(b'\n');
-            state.buf = buf;
+            None => false,
         }
     }
 
@@ -715,24 +758,13 @@ impl<W: Write + Send> TerminalSink<W> {
         let view = self.bar_view(bar);
         state.bars.get_or_insert_with(|| Bars::new(size, color)).show(view);
     }
-
-    /// Draws the run's bars a last time, below every line, and leaves them.
-    fn leave_bars(&self, state: &mut State<W>) {
-        state.send(false);
-        if let Some(bars) = state.bars.as_mut() {
-            bars.leave();
-            state.send(false);
-            state.bars = None;
-        }
-    }
 }
 
 impl<W: Write + Send> EventSink for TerminalSink<W> {
     fn start(&self, _run: &RunInfo) {
         let mut state = lock(&self.state);
-        self.leave_bars(&mut state);
-        state.step_starts.clear();
-        state.metrics.clear();
+        state.leave_bars();
+        state.reset();
     }
 
     fn emit(&self, _run: &RunInfo, event: &Event) {
@@ -747,14 +779,13 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
         if state.error.is_some() {
             return;
         }
-        if event.kind == EventKind::Event {
-            match (event.event.as_str(), &event.step) {
-                ("step_start", Some(step)) => {
-                    state.step_starts.insert(step.clone(), event.time);
-                }
-                ("step_end", Some(step)) => self.print_pending_metrics(state, Some(step)),
-                _ => {}
+        match (event.kind, event.event.as_str(), &event.step) {
+            (EventKind::Event, "step_start", Some(step)) => {
+                state.step_starts.insert(step.clone(), event.time);
             }
+            (EventKind::Event, "step_end", Some(step)) => state.print_held_metrics(Some(step)),
+            (EventKind::Result | EventKind::Error, _, _) => state.conclude(),
+            _ => {}
         }
         let mut line = std::mem::take(&mut state.line);
         line.clear();
@@ -774,11 +805,12 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
                 None => self.render_line(&mut line, event),
             },
             EventKind::Metrics if event.event != super::metrics::SUMMARY_EVENT => {
-                self.coalesce_metrics(state, &mut line, event)
+                self.metrics_line(state, &mut line, event)
             }
             _ => self.render_line(&mut line, event),
         };
         if shown {
+            state.print_held_metrics(None);
             state.buf.extend_from_slice(&line);
             state.buf.push(b'\n');
             state.send(self.buffered);
@@ -794,10 +826,8 @@ impl<W: Write + Send> EventSink for TerminalSink<W> {
     fn finish(&self, _run: &RunInfo) {
         let mut state = lock(&self.state);
         let state = &mut *state;
-        self.print_pending_metrics(state, None);
-        self.leave_bars(state);
-        state.step_starts.clear();
-        state.metrics.clear();
+        state.conclude();
+        state.reset();
         state.send(false);
         if state.error.is_none() {
             if let Err(e) = state.out.flush() {
@@ -925,6 +955,10 @@ mod tests {
             "[train] progress 20/20 100.00% done in 12s",
             "progress 1/3 33.33% eta --",
             "[load] progress 5/10 50.00% failed",
+            "metrics summary",
+            "[train] accuracy 0.95",
+            "[train] loss 0.12",
+            "[train] name resnet",
             "[train] ERROR boom (execution)",
             "  details: {\"at\":\"step 3\"}",
             "ERROR plain",
@@ -1286,14 +1320,23 @@ mod tests {
         sink.finish(&run);
         let out = String::from_utf8(sink.into_inner()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines.len() < 200, "{} metrics lines for 10,001 updates", lines.len());
+        assert!(lines.len() < 400, "{} metrics lines for 10,001 updates", lines.len());
         assert!(
             lines.contains(&"[train] metrics row=0"),
             "the first value shows at once: {out}"
         );
         assert!(lines.contains(&"[eval] metrics row=4999"), "{out}");
-        let last_train = lines.iter().rev().find(|l| l.starts_with("[train]")).unwrap();
+        let last_train = lines.iter().rev().find(|l| l.starts_with("[train] metrics")).unwrap();
         assert_eq!(*last_train, "[train] metrics loss=0.5 row=4999");
+        assert_eq!(
+            lines[lines.len() - 4..],
+            [
+                "metrics summary",
+                "[train] row 4999 (5000 updates; first 0, min 0, max 4999)",
+                "[train] loss 0.5",
+                "[eval] row 4999 (5000 updates; first 0, min 0, max 4999)"
+            ]
+        );
     }
 
     #[test]
@@ -1310,8 +1353,84 @@ mod tests {
             "[train] metrics epoch=3",
             "step train finished in 2.10 s",
             "INFO after",
+            "metrics summary",
+            "[train] epoch 3 (2 updates; first 1, min 1, max 3)",
         ];
         assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    }
+
+    #[test]
+    fn every_call_of_a_quick_run_is_a_line_before_the_next_message_and_the_summary_ends_it() {
+        let events = [
+            Event::metrics("train", json!({"epoch": 1, "loss": 0.9})),
+            Event::metrics("train", json!({"epoch": 2, "loss": 0.5})),
+            Event::metrics("train", json!({"epoch": 3, "loss": 0.25})),
+            Event::message(Level::Success, "Training completed"),
+            Event::result(json!({"ok": true})),
+        ];
+        let out = render(TerminalOptions::plain(false), &events);
+        let expected = [
+            "[train] metrics epoch=1 loss=0.9",
+            "[train] metrics epoch=2 loss=0.5",
+            "[train] metrics epoch=3 loss=0.25",
+            "SUCCESS Training completed",
+            "metrics summary",
+            "[train] epoch 3 (3 updates; first 1, min 1, max 3)",
+            "[train] loss 0.25 (3 updates; first 0.9, min 0.25, max 0.9)",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+        let tty = render(TTY, &events);
+        assert_eq!(
+            screen(&tty)[4..],
+            [
+                "metrics summary",
+                "  [train]",
+                "    epoch  3     ▁▅█  min 1  max 3",
+                "    loss   0.25  █▄▁  min 0.25  max 0.9"
+            ],
+            "{tty:?}"
+        );
+    }
+
+    #[test]
+    fn held_lines_keep_their_order_before_other_lines() {
+        let sink = TerminalSink::new(Vec::new(), TerminalOptions::plain(false));
+        let run = run();
+        sink.start(&run);
+        for i in 0..1000 {
+            sink.emit(&run, &Event::metrics("train", json!({ "i": i })));
+        }
+        sink.emit(&run, &Event::message(Level::Info, "between"));
+        sink.emit(&run, &Event::metrics("train", json!({ "late": true })));
+        sink.finish(&run);
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        let between = lines.iter().position(|l| *l == "INFO between").unwrap();
+        assert_eq!(
+            lines[between - 1],
+            "[train] metrics i=999",
+            "held keys print before the next line: {out}"
+        );
+        assert!(lines[between + 1].starts_with("[train] metrics late=true"), "{out}");
+        assert!(between < 200, "a long burst is coalesced: {out}");
+    }
+
+    #[test]
+    fn a_held_line_reaches_the_terminal_within_a_frame_without_further_events() {
+        let shared = SharedBuf::default();
+        let sink = TerminalSink::buffered(shared.clone(), TerminalOptions::plain(false), Duration::from_millis(20));
+        let run = run();
+        sink.start(&run);
+        for i in 0..=metrics_lines::BURST as u64 {
+            sink.emit(&run, &Event::metrics("train", json!({ "i": i })));
+        }
+        let held = format!("[train] metrics i={}\n", metrics_lines::BURST as u64);
+        let started = Instant::now();
+        while !shared.text().contains(&held) {
+            assert!(started.elapsed() < Duration::from_secs(10), "{}", shared.text());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sink.finish(&run);
     }
 
     #[test]

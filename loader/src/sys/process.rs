@@ -124,6 +124,58 @@ pub fn kill_group(group: u32) {
     unsafe { libc::kill(-group, libc::SIGKILL) };
 }
 
+/// Makes `command` start its process in a new process group of its own
+/// (so that a terminal's Ctrl-C reaches only the loader, which decides what
+/// to forward) and, on Linux, with SIGTERM delivered to it when the loader
+/// dies; a child whose loader died before that was set up exits at once.
+pub fn start_in_own_group(command: &mut Command) {
+    let parent = std::process::id();
+    command.process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (prctl, getppid, _exit) on plain
+    // integers copied in; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A signal [`signal_group`] can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSignal {
+    /// SIGINT, what Ctrl-C sends.
+    Interrupt,
+    /// SIGKILL.
+    Kill,
+}
+
+/// Sends `signal` to every process of the process group `group`.
+pub fn signal_group(group: u32, signal: GroupSignal) {
+    let Ok(group) = libc::pid_t::try_from(group) else {
+        return;
+    };
+    if group <= 1 {
+        return;
+    }
+    let signal = match signal {
+        GroupSignal::Interrupt => libc::SIGINT,
+        GroupSignal::Kill => libc::SIGKILL,
+    };
+    // SAFETY: kill only sends a signal; a negative pid names a group, and
+    // `group` is the id of a group the loader created (never 0, 1 or -1).
+    unsafe { libc::kill(-group, signal) };
+}
+
 /// The child's side: kills the child's own process group, itself included
 /// (used when the loader is gone).
 pub fn kill_own_group() -> ! {
@@ -167,6 +219,35 @@ pub fn wait_for_exit_unreaped(pid: u32) -> io::Result<()> {
         };
         if rc == 0 {
             return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Whether the process `pid` (a child of this process) has exited, without
+/// reaping it: while it is a zombie its pid, and so its process group id,
+/// cannot be reused, so its group can still be signalled safely.
+pub fn exited_unreaped(pid: u32) -> io::Result<bool> {
+    let pid = libc::id_t::from(pid);
+    loop {
+        // SAFETY: waitid writes only into the zeroed siginfo it is given;
+        // WNOWAIT leaves the child to be reaped by `Child::wait`, WNOHANG
+        // returns at once (si_pid stays 0 when nothing has exited).
+        let (rc, exited) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PID,
+                pid,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+            );
+            (rc, info.si_pid() != 0)
+        };
+        if rc == 0 {
+            return Ok(exited);
         }
         let error = io::Error::last_os_error();
         if error.kind() != io::ErrorKind::Interrupted {
