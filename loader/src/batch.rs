@@ -417,8 +417,15 @@ mod tests {
         );
         assert_eq!(end.failed, 3);
         assert!(statuses.iter().all(|s| s == "skipped"), "{statuses:?}");
-        let skipped = skipped(&BatchLine { number: 1, params: "{}".into() }).to_json();
-        assert_eq!((&skipped["started_at"], &skipped["elapsed"]), (&Value::Null, &Value::Null));
+        let skipped = skipped(&BatchLine {
+            number: 1,
+            params: "{}".into(),
+        })
+        .to_json();
+        assert_eq!(
+            (&skipped["started_at"], &skipped["elapsed"]),
+            (&Value::Null, &Value::Null)
+        );
         assert!(runner.attempts.lock().unwrap().is_empty());
     }
 }

@@ -165,7 +165,10 @@ fn a_training_run_arrives_exactly_once_in_order_with_the_final_snapshot_last() {
         .iter()
         .map(|e| (e["event"].as_str().unwrap().to_owned(), e["data"].clone()))
         .collect();
-    assert_eq!(received, sent, "every log entry once, in order (not the run_start record)");
+    assert_eq!(
+        received, sent,
+        "every log entry once, in order (not the run_start record)"
+    );
     assert!(received.iter().all(|(name, _)| !name.is_empty()));
     assert_final_status(&server, "job-train", "SUCCEEDED");
     let last = server.job_patches("job-train").last().cloned().unwrap();
@@ -192,9 +195,7 @@ fn merged_after_each(calls: &[Value]) -> Vec<Value> {
     calls
         .iter()
         .map(|call| {
-            let step = steps
-                .entry(call["step"].as_str().unwrap())
-                .or_insert_with(|| json!({}));
+            let step = steps.entry(call["step"].as_str().unwrap()).or_insert_with(|| json!({}));
             for (key, value) in call["metrics"].as_object().unwrap() {
                 step[key] = value.clone();
             }

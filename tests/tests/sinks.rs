@@ -581,6 +581,10 @@ fn events_emitted_before_an_in_process_crash_are_in_the_file() {
         assert!(bytes.ends_with(b"\n"), "{action}");
         let events = events_in(&events_file);
         let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
-        assert_eq!(names, ["run_start", "message", "progress", "before_failure"], "{action}");
+        assert_eq!(
+            names,
+            ["run_start", "message", "progress", "before_failure"],
+            "{action}"
+        );
     }
 }
