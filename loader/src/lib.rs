@@ -32,8 +32,3 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 mod sys;
-
-/// The README's Rust examples, compiled as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeExamples;

@@ -1,7 +1,8 @@
 //! End-to-end: a new plugin author's first five minutes. The README's
 //! "Writing a plugin" blocks, pasted into a new crate with only the listed
-//! dependencies, build and run; so does every kind of crate `loader new`
-//! writes, and its unit test passes.
+//! dependencies, pass their unit test, build and run in the sandbox; so do
+//! the book's longer plugin and workflow examples, and every kind of crate
+//! `loader new` writes.
 //!
 //! The crates are built offline with the workspace's lock file, into the
 //! fixtures' target folder, so the dependencies are compiled once.
@@ -14,20 +15,47 @@ use std::process::Command;
 use common::*;
 use serde_json::{json, Value};
 
-/// The `lang` code blocks of the README section `heading`, in order.
-fn readme_blocks(heading: &str, lang: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
-    let start = readme
-        .find(heading)
-        .unwrap_or_else(|| panic!("no {heading:?} in the README"));
-    let section = &readme[start + heading.len()..];
+/// The code blocks of section `heading` (up to the next `## ` heading) of
+/// the markdown file `path` (from the workspace root) whose language is
+/// `lang` (`rust` also takes `rust,ignore` and the like), in order.
+fn markdown_blocks(path: &str, heading: &str, lang: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(workspace_root().join(path)).unwrap();
+    let start = text
+        .find(&format!("{heading}\n"))
+        .unwrap_or_else(|| panic!("no {heading:?} in {path}"));
+    let section = &text[start + heading.len()..];
     let section = &section[..section.find("\n## ").unwrap_or(section.len())];
-    let fence = format!("```{lang}\n");
     section
-        .split(fence.as_str())
+        .split("\n```")
         .skip(1)
-        .map(|rest| rest[..rest.find("```").expect("a closed code block")].to_owned())
+        .step_by(2)
+        .filter_map(|block| {
+            let (info, code) = block.split_once('\n')?;
+            (info.split(',').next() == Some(lang)).then(|| code.to_owned() + "\n")
+        })
         .collect()
+}
+
+/// Writes a plugin crate from a manifest block (its `plugin-api` path made
+/// this repository's, the crate renamed to `crate_name`) and `lib.rs`.
+fn write_crate(manifest: &str, crate_name: &str, lib: &str) -> tempfile::TempDir {
+    let manifest = manifest
+        .replace(
+            r#"path = "../plugin-api""#,
+            &format!("path = {:?}", plugin_api_dir().display().to_string()),
+        )
+        .replace(r#"name = "my-plugin""#, &format!("name = {crate_name:?}"));
+    assert!(manifest.contains("plugin-api = { path"), "{manifest}");
+    let manifest = if manifest.contains("[workspace]") {
+        manifest
+    } else {
+        format!("{manifest}\n[workspace]\n")
+    };
+    let crate_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(crate_dir.path().join("src")).unwrap();
+    std::fs::write(crate_dir.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(crate_dir.path().join("src/lib.rs"), lib).unwrap();
+    crate_dir
 }
 
 fn plugin_api_dir() -> PathBuf {
@@ -78,25 +106,50 @@ fn run_ok_granted(dir: &Path, plugin: &str, action: &str, params: &Value, grants
 }
 
 #[test]
-fn the_readme_plugin_builds_with_only_its_listed_dependencies_and_runs() {
-    let toml = readme_blocks("## Writing a plugin", "toml");
-    let rust = readme_blocks("## Writing a plugin", "rust");
+fn the_readme_plugin_passes_its_test_and_runs_in_the_sandbox() {
+    let toml = markdown_blocks("README.md", "## Writing a plugin", "toml");
+    let rust = markdown_blocks("README.md", "## Writing a plugin", "rust");
     assert_eq!(toml.len(), 1, "one Cargo.toml in the section");
-    let manifest = toml[0].replace(
-        r#"path = "../plugin-api""#,
-        &format!("path = {:?}", plugin_api_dir().display().to_string()),
-    );
-    assert!(manifest.contains("plugin-api = { path"), "{manifest}");
+    assert_eq!(rust.len(), 2, "the plugin, then its unit test");
+    assert!(rust[1].contains("#[test]"), "{}", rust[1]);
+    let crate_dir = write_crate(&toml[0], "my-plugin", &format!("{}\n{}", rust[0], rust[1]));
 
-    let crate_dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(crate_dir.path().join("src")).unwrap();
-    std::fs::write(
-        crate_dir.path().join("Cargo.toml"),
-        format!("{manifest}\n[workspace]\n"),
-    )
-    .unwrap();
-    std::fs::write(crate_dir.path().join("src/lib.rs"), &rust[0]).unwrap();
+    let tested = cargo_on(crate_dir.path(), "test");
+    let tested = String::from_utf8_lossy(&tested.stdout);
+    assert!(tested.contains("trains_and_writes_a_checkpoint ... ok"), "{tested}");
+    assert!(tested.contains("test result: ok. 1 passed"), "{tested}");
+
     let plugins = build_into_plugin_dir(crate_dir.path(), "my-plugin");
+    let result = run_ok_granted(
+        plugins.path(),
+        "my-plugin",
+        "train",
+        &json!({ "epochs": 3 }),
+        &["--keep-work-dir"],
+    );
+    assert_eq!(result["epochs"], 3, "{result}");
+    let checkpoint = PathBuf::from(result["checkpoint"].as_str().expect("the checkpoint's path"));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    assert_eq!(
+        written,
+        json!({ "epoch": 3 }),
+        "the sandbox let the plugin write its work directory"
+    );
+    std::fs::remove_dir_all(checkpoint.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn the_books_plugin_builds_with_only_its_listed_dependencies_and_runs() {
+    let chapter = "docs/src/writing-plugins.md";
+    let toml = markdown_blocks(chapter, "## A plugin by hand", "toml");
+    let rust = markdown_blocks(chapter, "## A plugin by hand", "rust");
+    assert_eq!(
+        (toml.len(), rust.len()),
+        (1, 1),
+        "one Cargo.toml and one lib.rs in the section"
+    );
+    let crate_dir = write_crate(&toml[0], "book-plugin", &rust[0]);
+    let plugins = build_into_plugin_dir(crate_dir.path(), "book-plugin");
 
     let result = run_ok(plugins.path(), "my-plugin", "train", &json!({ "epochs": 3 }));
     assert_eq!(result["status"], "completed");
@@ -107,25 +160,25 @@ fn the_readme_plugin_builds_with_only_its_listed_dependencies_and_runs() {
 }
 
 #[test]
-fn the_readme_workflow_builds_with_plugin_api_alone() {
-    let rust = readme_blocks("## Step-based workflows", "rust");
+fn the_books_workflow_builds_with_plugin_api_alone() {
+    let rust = markdown_blocks("docs/src/workflows.md", "# Step-based workflows", "rust");
     let export = r#"
 fn plugin() -> Plugin {
-    Plugin::new("readme-workflow", "README workflow", "0.1.0")
-        .action(action!(train, params = Params, description = "The README's workflow"))
+    Plugin::new("book-workflow", "The book's workflow", "0.1.0")
+        .action(action!(train, params = Params, description = "The workflow chapter's example"))
 }
 export_plugin!(plugin);
 "#;
     let crate_dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(crate_dir.path().join("src")).unwrap();
     let manifest = format!(
-        "[package]\nname = \"readme-workflow\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplugin-api = {{ path = {:?} }}\n\n[workspace]\n",
+        "[package]\nname = \"book-workflow\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplugin-api = {{ path = {:?} }}\n\n[workspace]\n",
         plugin_api_dir().display().to_string()
     );
     std::fs::write(crate_dir.path().join("Cargo.toml"), manifest).unwrap();
     std::fs::write(crate_dir.path().join("src/lib.rs"), format!("{}{export}", rust[0])).unwrap();
-    let plugins = build_into_plugin_dir(crate_dir.path(), "readme-workflow");
-    let result = run_ok(plugins.path(), "readme-workflow", "train", &json!({ "epochs": 2 }));
+    let plugins = build_into_plugin_dir(crate_dir.path(), "book-workflow");
+    let result = run_ok(plugins.path(), "book-workflow", "train", &json!({ "epochs": 2 }));
     assert_eq!(result["success"], true, "{result}");
 }
 
