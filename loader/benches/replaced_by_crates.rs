@@ -6,7 +6,8 @@
 //! progress bars (`indicatif`) have no hand-written reference left here:
 //! `terminal_sink` measures what one event costs the buffered terminal sink
 //! with indicatif bars on screen against plain lines (no terminal), side by
-//! side; the README has the whole-process figures before and after.
+//! side; the book's benchmarks chapter has the whole-process figures before
+//! and after.
 //! `relay_line` is the other way round: serde reading a user event's JSON
 //! line against the isolated relay's own reader of the frame the child
 //! sends instead (`events::frame`), kept for its measured speed. Run with

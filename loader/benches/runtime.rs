@@ -207,7 +207,7 @@ impl ContextHost for IdleHost {
 /// The fixed share of a `log` call, which no host can save: the plugin's
 /// own `json!` value with that value's JSON text, and the whole call
 /// through plugin-api and the vtable to a host that does nothing (the
-/// README's comparison with the Python original reads these).
+/// book's comparison with the Python original reads these).
 fn plugin_side_of_log(c: &mut Criterion) {
     let mut group = c.benchmark_group("1_plugin_side_of_log");
     group.bench_function("json_value_and_its_text", |b| {

@@ -295,7 +295,7 @@ pub struct GrantArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
-    /// Report the kernel's sandbox features and run the probes; exits 1 if
+    /// Report the kernel's sandbox features and run the probes; exits 8 if
     /// a probe that must be blocked was not.
     Check {
         /// Print JSON for machines.
@@ -304,8 +304,8 @@ pub enum SandboxCommand {
     },
 }
 
-/// The backend and agent connection of a run (see the README, "Connecting
-/// to a backend").
+/// The backend and agent connection of a run (see the book's "Connecting
+/// to a backend", `docs/src/backend.md`).
 #[derive(Debug, Args)]
 pub struct BackendArgs {
     /// The Synapse backend API root; its token comes from

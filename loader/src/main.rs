@@ -1,8 +1,8 @@
 //! The `loader` command: lists the plugins of a folder, shows their actions'
 //! params, runs an action with an injected context, writes new plugin
 //! crates, draws a run's report, and rebuilds and reruns a plugin as its
-//! author edits it. See the README for the options, the event schema and
-//! the exit codes.
+//! author edits it. The book (`docs/src/cli.md`, `events.md`) describes the
+//! options, the event schema and the exit codes.
 
 mod cli;
 mod commands;

@@ -212,8 +212,9 @@ impl Reported {
 }
 
 /// The logger of one run (`ctx.logger()`). Every method is also available on
-/// [`RuntimeContext`](crate::RuntimeContext) directly; see the crate README
-/// for how each maps to the Python original.
+/// [`RuntimeContext`](crate::RuntimeContext) directly; the book's
+/// "Writing a plugin" chapter (`docs/src/writing-plugins.md`) says how each
+/// maps to the Python original.
 pub struct Logger {
     host: HostHandle,
     current_step: RwLock<Option<String>>,

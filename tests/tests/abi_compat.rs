@@ -5,7 +5,7 @@
 //! layout changed without a version bump, is refused at load with the reason.
 //!
 //! The release rehearsal (tests/fixtures/api-1.4) is the next minor release
-//! made by the README's recipe, with a loader built against it
+//! made by the book's recipe (docs/src/compatibility.md), with a loader built against it
 //! (`future-host`): today's plugins must run in it, as they will in the
 //! real next release. tests/fixtures/api-1.2 is the release before today's,
 //! with a plugin and a loader (`past-host`) built against it: the 1.2 plugin

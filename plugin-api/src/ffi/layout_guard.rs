@@ -14,8 +14,8 @@ use super::releases::Release;
 /// The environment variable that lets the tests write a missing snapshot.
 pub const UPDATE_VARIABLE: &str = "UPDATE_ABI_SNAPSHOT";
 
-/// What a developer does to release a boundary change (the README's
-/// "Releasing 1.N+1", in short).
+/// What a developer does to release a boundary change ("Releasing 1.N+1"
+/// in the book's `docs/src/compatibility.md`, in short).
 pub const RELEASE_STEPS: &str = "\
 To release the change as plugin-api 1.N+1 (fields appended after the last ones only):
   1. bump `version` in plugin-api/Cargo.toml (and the workspace's plugin-api dependency) to 1.N+1.0;

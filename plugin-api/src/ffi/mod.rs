@@ -50,7 +50,7 @@
 //! cross as JSON text, so the checked layout stays small and stable while
 //! their content evolves freely.
 //!
-//! # Evolution rules (see the README's compatibility section)
+//! # Evolution rules (see the book's `docs/src/compatibility.md`)
 //!
 //! Both prefix types keep `#[sabi(last_prefix_field)]` on the last field of
 //! the 1.0 release for the whole 1.x series. A minor release may only append
