@@ -44,7 +44,14 @@ fn target_dir() -> PathBuf {
 fn bench_library() -> PathBuf {
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
-        .args(["build", "--release", "--quiet", "--manifest-path", "tests/fixtures/bench/Cargo.toml", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--manifest-path",
+            "tests/fixtures/bench/Cargo.toml",
+            "--target-dir",
+        ])
         .arg(target_dir().join("fixtures"))
         .status()
         .expect("cargo runs");
@@ -67,7 +74,8 @@ fn submitter(api: &JobsApi, library: &Path, lines: usize) -> Submitter {
         params: (1..=lines).map(|n| (n, "{}".to_owned())).collect::<BTreeMap<_, _>>(),
         env: BTreeMap::new(),
     };
-    let (submitter, _) = Submitter::prepare(api.clone(), &spec, "bench", "noop").expect("the package reaches the cluster");
+    let (submitter, _) =
+        Submitter::prepare(api.clone(), &spec, "bench", "noop").expect("the package reaches the cluster");
     submitter
 }
 
@@ -117,13 +125,23 @@ fn one_batch(submitter: &Submitter, parallel: usize) -> Duration {
         batch_id: job_id("batch"),
     };
     let start = Instant::now();
-    let end = run_batch(lines, &runner, BatchOptions { parallel, retries: 0 }, &StopFlag::default(), |_, _| {});
+    let end = run_batch(
+        lines,
+        &runner,
+        BatchOptions { parallel, retries: 0 },
+        &StopFlag::default(),
+        |_, _| {},
+    );
     assert_eq!(end.failed, 0, "a benchmark job failed");
     start.elapsed()
 }
 
 fn estimate(id: &str) -> Option<f64> {
-    let path = target_dir().join("criterion").join(id).join("new").join("estimates.json");
+    let path = target_dir()
+        .join("criterion")
+        .join(id)
+        .join("new")
+        .join("estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["mean"]["point_estimate"].as_f64().map(|ns| ns / 1e9)
@@ -136,7 +154,11 @@ fn report() {
     let ray = estimate("ray_latency/ray_job");
     if let (Some(local), Some(ray)) = (local, ray) {
         println!("| trivial action, local isolated run | {:.2} ms | 1x |", local * 1e3);
-        println!("| trivial action, Ray job (submit to result) | {:.2} s | {:.0}x |", ray, ray / local);
+        println!(
+            "| trivial action, Ray job (submit to result) | {:.2} s | {:.0}x |",
+            ray,
+            ray / local
+        );
     }
     let serial = estimate("ray_batch/parallel_1");
     for parallel in PARALLELISM {
@@ -171,14 +193,24 @@ fn main() {
         .output_directory(&target_dir().join("criterion"))
         .configure_from_args();
     let mut latency = c.benchmark_group("ray_latency");
-    latency.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(1));
+    latency
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1));
     latency.measurement_time(Duration::from_secs(1));
-    latency.bench_function("local_isolated", |b| b.iter_custom(|n| (0..n).map(|_| one_local_run(&library)).sum()));
-    latency.bench_function("ray_job", |b| b.iter_custom(|n| (0..n).map(|_| one_ray_job(&single)).sum()));
+    latency.bench_function("local_isolated", |b| {
+        b.iter_custom(|n| (0..n).map(|_| one_local_run(&library)).sum())
+    });
+    latency.bench_function("ray_job", |b| {
+        b.iter_custom(|n| (0..n).map(|_| one_ray_job(&single)).sum())
+    });
     latency.finish();
 
     let mut throughput = c.benchmark_group("ray_batch");
-    throughput.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(1));
+    throughput
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1));
     throughput.measurement_time(Duration::from_secs(1));
     for parallel in PARALLELISM {
         throughput.bench_function(format!("parallel_{parallel}"), |b| {

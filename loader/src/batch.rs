@@ -1,7 +1,8 @@
 //! Batches: one run per line of a params JSONL file, at most N at a time,
 //! each failed run retried up to K times, every outcome reported as it
-//! comes. Where a run happens is the [`LineRunner`]'s business: a local
-//! isolated child, or a job on a Ray cluster.
+//! comes. Here each line is a local isolated child (a [`LineRunner`]); on a
+//! Ray cluster the whole batch is one job (`ray::batch`), with the same
+//! lines in and outcomes out.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -129,12 +130,14 @@ pub struct LineOutcome {
     pub id: String,
     pub attempts: u32,
     pub result: Result<Value, ActionFailure>,
+    /// The Ray node the last attempt ran on (batches on Ray only).
+    pub node: Option<String>,
 }
 
 impl LineOutcome {
     /// The JSONL record of this outcome: `{line, submission_id, status,
     /// attempts, result, error}` (`status` is `succeeded`, `failed` or
-    /// `skipped`).
+    /// `skipped`), and `node` for a line that ran on a Ray cluster.
     pub fn to_json(&self) -> Value {
         let status = match &self.result {
             Ok(_) => "succeeded",
@@ -148,14 +151,18 @@ impl LineOutcome {
                 json!({ "message": f.message, "kind": f.kind.as_str(), "details": f.details }),
             ),
         };
-        json!({
+        let mut record = json!({
             "line": self.line,
             "submission_id": self.id,
             "status": status,
             "attempts": self.attempts,
             "result": result,
             "error": error,
-        })
+        });
+        if let Some(node) = &self.node {
+            record["node"] = json!(node);
+        }
+        record
     }
 }
 
@@ -229,7 +236,8 @@ pub fn run_batch(
     progress
 }
 
-fn skipped(line: &BatchLine) -> LineOutcome {
+/// The outcome of a line not started because the batch was stopped.
+pub fn skipped(line: &BatchLine) -> LineOutcome {
     LineOutcome {
         line: line.number,
         id: String::new(),
@@ -238,6 +246,7 @@ fn skipped(line: &BatchLine) -> LineOutcome {
             FailureKind::Cancelled,
             "not run: the batch was interrupted",
         )),
+        node: None,
     }
 }
 
@@ -252,6 +261,7 @@ fn run_with_retries(runner: &dyn LineRunner, line: &BatchLine, retries: u32, sto
                 id,
                 attempts: attempt,
                 result,
+                node: None,
             };
         }
         tracing::info!("line {} failed on attempt {attempt}; retrying", line.number);
@@ -277,7 +287,10 @@ mod tests {
                 reason: "found an array".into()
             })
         );
-        assert!(matches!(read_lines("{}\n{oops\n"), Err(BatchError::NotAnObject { line: 2, .. })));
+        assert!(matches!(
+            read_lines("{}\n{oops\n"),
+            Err(BatchError::NotAnObject { line: 2, .. })
+        ));
         assert_eq!(read_lines("\n \n"), Err(BatchError::Empty));
     }
 
@@ -298,8 +311,8 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
             self.attempts.lock().unwrap().insert(line.number, attempt);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            let fails = self.always_fail.contains(&line.number)
-                || (attempt == 1 && self.fail_first.contains(&line.number));
+            let fails =
+                self.always_fail.contains(&line.number) || (attempt == 1 && self.fail_first.contains(&line.number));
             let id = format!("run-{}-{attempt}", line.number);
             if fails {
                 (id, Err(ActionFailure::new(FailureKind::Failed, "on purpose")))
@@ -329,12 +342,28 @@ mod tests {
         };
         let mut outcomes = Vec::new();
         let mut last_progress = BatchProgress::default();
-        let options = BatchOptions { parallel: 3, retries: 2 };
-        let end = run_batch(lines(12), &runner, options, &StopFlag::default(), |outcome, progress| {
-            outcomes.push(outcome.to_json());
-            last_progress = progress;
-        });
-        assert_eq!(end, BatchProgress { done: 12, failed: 1, total: 12 });
+        let options = BatchOptions {
+            parallel: 3,
+            retries: 2,
+        };
+        let end = run_batch(
+            lines(12),
+            &runner,
+            options,
+            &StopFlag::default(),
+            |outcome, progress| {
+                outcomes.push(outcome.to_json());
+                last_progress = progress;
+            },
+        );
+        assert_eq!(
+            end,
+            BatchProgress {
+                done: 12,
+                failed: 1,
+                total: 12
+            }
+        );
         assert_eq!(last_progress, end);
         assert!(runner.most_in_flight.load(Ordering::SeqCst) <= 3);
         let by_line: BTreeMap<u64, &Value> = outcomes.iter().map(|o| (o["line"].as_u64().unwrap(), o)).collect();
@@ -360,9 +389,16 @@ mod tests {
         let stop = StopFlag::default();
         stop.stop();
         let mut statuses = Vec::new();
-        let end = run_batch(lines(3), &runner, BatchOptions { parallel: 2, retries: 1 }, &stop, |o, _| {
-            statuses.push(o.to_json()["status"].clone())
-        });
+        let end = run_batch(
+            lines(3),
+            &runner,
+            BatchOptions {
+                parallel: 2,
+                retries: 1,
+            },
+            &stop,
+            |o, _| statuses.push(o.to_json()["status"].clone()),
+        );
         assert_eq!(end.failed, 3);
         assert!(statuses.iter().all(|s| s == "skipped"), "{statuses:?}");
         assert!(runner.attempts.lock().unwrap().is_empty());

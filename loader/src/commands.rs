@@ -14,11 +14,13 @@ use loader::events::{
     TracingSink,
 };
 use loader::host::RunSettings;
-use loader::isolate::{run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions};
+use loader::isolate::{
+    run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions,
+};
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
-use loader::runner::{run_action, Deadline};
 use loader::redact::Redactor;
+use loader::runner::{run_action, Deadline};
 use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginManifest};
 use serde_json::{json, Value};
 
@@ -108,7 +110,9 @@ fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a Actio
 }
 
 fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(), CliError> {
-    action.map(|name| find_action(&plugin.manifest, name).map(drop)).unwrap_or(Ok(()))
+    action
+        .map(|name| find_action(&plugin.manifest, name).map(drop))
+        .unwrap_or(Ok(()))
 }
 
 fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
@@ -267,7 +271,12 @@ fn resources_line(resources: &ActionResources) -> String {
     if let Some(bytes) = resources.memory {
         parts.push(format!("memory {bytes} bytes"));
     }
-    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
+    parts.extend(
+        resources
+            .resources
+            .iter()
+            .map(|(name, amount)| format!("{name} {amount}")),
+    );
     let mut line = parts.join(", ");
     if let Err(problem) = resources.check() {
         line.push_str(&format!(" (invalid: {problem})"));
@@ -495,6 +504,16 @@ pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dy
 }
 
 fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+    if let Some(parent) = args.elsewhere.exit_with_parent {
+        let alive = loader::exit_guard::exit_with_parent(parent)
+            .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("--exit-with-parent: {e}")))?;
+        if !alive {
+            return Err(CliError::new(
+                ExitCode::ActionFailed,
+                format!("--exit-with-parent: the process {parent} that started the loader has already exited"),
+            ));
+        }
+    }
     let params = read_params(&args.params, args.max_params_bytes)?;
     let mut settings = settings(&args)?;
     let connection =

@@ -44,7 +44,12 @@ fn cluster() -> Option<String> {
     CHECKED.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let output = loader(dir.path(), &["jobs", "--ray-address", &address, "list"], &[]);
-        assert_eq!(exit_code(&output), 0, "RAY_ADDRESS={address} does not answer: {}", stderr(&output));
+        assert_eq!(
+            exit_code(&output),
+            0,
+            "RAY_ADDRESS={address} does not answer: {}",
+            stderr(&output)
+        );
     });
     Some(address)
 }
@@ -86,13 +91,21 @@ fn ray_cluster_sample_action_relays_progress_and_its_result_like_a_local_run() {
     let Some(address) = cluster() else { return };
     let dir = plugins();
     let params = r#"{"epochs": 3, "samples": 200}"#;
-    let output = run_on_ray(dir.path(), &address, "tabular-trainer", "train", &["--params", params, "--events", "jsonl"]);
+    let output = run_on_ray(
+        dir.path(),
+        &address,
+        "tabular-trainer",
+        "train",
+        &["--params", params, "--events", "jsonl"],
+    );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let events = jsonl(&stdout(&output));
     assert_envelope(&events, "tabular-trainer", "train");
     let progress = of_kind(&events, "progress");
     assert!(
-        progress.iter().any(|e| e["step"] == "train" && e["data"]["status"] == "completed"),
+        progress
+            .iter()
+            .any(|e| e["step"] == "train" && e["data"]["status"] == "completed"),
         "no completed train progress relayed: {events:?}"
     );
     assert!(!of_kind(&events, "metrics").is_empty());
@@ -102,7 +115,19 @@ fn ray_cluster_sample_action_relays_progress_and_its_result_like_a_local_run() {
     let job_id = last["job_id"].as_str().unwrap().to_owned();
     assert!(events.iter().all(|e| e["job_id"] == job_id.as_str()));
 
-    let local = loader(dir.path(), &["run", "tabular-trainer", "train", "--params", params, "--events", "jsonl"], &[]);
+    let local = loader(
+        dir.path(),
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            params,
+            "--events",
+            "jsonl",
+        ],
+        &[],
+    );
     let local_events = jsonl(&stdout(&local));
     let local_result = &local_events.last().unwrap()["data"];
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
@@ -120,7 +145,13 @@ fn ray_cluster_a_chatty_job_is_followed_through_its_log_stream_with_every_event_
     let dir = plugin_dir(&[fixture_library("flood", "flood-plugin")]);
     let (count, bytes) = (100, 400_000);
     let params = format!(r#"{{"count": {count}, "bytes": {bytes}, "pause_ms": 100}}"#);
-    let output = run_on_ray(dir.path(), &address, "flood", "big_payloads", &["--params", &params, "--events", "jsonl", "-vv"]);
+    let output = run_on_ray(
+        dir.path(),
+        &address,
+        "flood",
+        "big_payloads",
+        &["--params", &params, "--events", "jsonl", "-vv"],
+    );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     // The loader's diagnostics, without the payloads.
     let all_said = stderr(&output);
@@ -134,7 +165,9 @@ fn ray_cluster_a_chatty_job_is_followed_through_its_log_stream_with_every_event_
     let blobs: Vec<&Value> = events.iter().filter(|e| e["event"] == "blob").collect();
     let numbers: Vec<u64> = blobs.iter().map(|e| e["data"]["i"].as_u64().unwrap()).collect();
     assert_eq!(numbers, (0..count).collect::<Vec<u64>>());
-    assert!(blobs.iter().all(|e| e["data"]["blob"].as_str().map(str::len) == Some(bytes)));
+    assert!(blobs
+        .iter()
+        .all(|e| e["data"]["blob"].as_str().map(str::len) == Some(bytes)));
     let last = events.last().unwrap();
     assert_eq!(last["kind"], "result", "{last}");
     assert_eq!(last["data"]["logged"], count);
@@ -189,7 +222,15 @@ fn ray_cluster_ctrl_c_stops_the_job() {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .args(["--plugins"])
         .arg(dir.path())
-        .args(["run", "probe", "wait_for_cancel", "--on", "ray", "--ray-address", &address])
+        .args([
+            "run",
+            "probe",
+            "wait_for_cancel",
+            "--on",
+            "ray",
+            "--ray-address",
+            &address,
+        ])
         .args(["--job-id", &id, "--events", "jsonl"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -204,7 +245,10 @@ fn ray_cluster_ctrl_c_stops_the_job() {
         assert!(Instant::now() < deadline, "the job never ran");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let output = child.wait_with_output().unwrap();
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
@@ -224,11 +268,18 @@ fn ray_cluster_the_package_is_uploaded_once_and_reused() {
     assert!(stderr(&first).contains("ray: uploaded package"), "{}", stderr(&first));
     let second = run_on_ray(dir.path(), &address, "probe", "echo_context", &args);
     assert_eq!(exit_code(&second), 0, "{}", stderr(&second));
-    assert!(stderr(&second).contains("is already on the cluster"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("is already on the cluster"),
+        "{}",
+        stderr(&second)
+    );
     assert!(!stderr(&second).contains("uploaded"), "{}", stderr(&second));
     let result: Value = serde_json::from_str(&stdout(&second)).unwrap();
     assert_eq!(result["env"]["RUN_TAG"], tag.trim_start_matches("RUN_TAG="));
-    assert_eq!(result["has_agent_client"], true, "an isolated child in a job has the agent client");
+    assert_eq!(
+        result["has_agent_client"], true,
+        "an isolated child in a job has the agent client"
+    );
 }
 
 /// `GET path` on the cluster's dashboard, answered as JSON (HTTP/1.0, so
@@ -238,11 +289,18 @@ fn dashboard_get(address: &str, path: &str) -> Value {
     let host = address.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{path}: {head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{path}: {head}"
+    );
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
@@ -253,7 +311,10 @@ fn reserved_by_job(address: &str, id: &str) -> Value {
         "/api/v0/actors?detail=true&limit=10&filter_keys=name&filter_predicates=%3D&filter_values=_ray_internal_job_actor_{id}"
     );
     let answer = dashboard_get(address, &path);
-    let actors = answer["data"]["result"]["result"].as_array().cloned().unwrap_or_default();
+    let actors = answer["data"]["result"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(actors.len(), 1, "no supervisor actor for {id}: {answer}");
     actors[0]["required_resources"].clone()
 }
@@ -262,7 +323,10 @@ fn reserved_by_job(address: &str, id: &str) -> Value {
 fn ray_cluster_the_agent_client_reads_the_own_job_in_both_modes_and_the_manifest_resources_are_reserved() {
     let Some(address) = cluster() else { return };
     let dir = plugins();
-    for (mode, extra) in [("isolated", &[][..]), ("in-process", &["--in-process", "--num-cpus", "0.5"][..])] {
+    for (mode, extra) in [
+        ("isolated", &[][..]),
+        ("in-process", &["--in-process", "--num-cpus", "0.5"][..]),
+    ] {
         let id = unique_id("agent");
         let mut args = vec!["--job-id", id.as_str()];
         args.extend_from_slice(extra);
@@ -271,11 +335,17 @@ fn ray_cluster_the_agent_client_reads_the_own_job_in_both_modes_and_the_manifest
         let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
         assert_eq!(result["own_submission_id"], id.as_str(), "{mode}: {result}");
         assert_eq!(result["own_status"], "RUNNING", "{mode}: {result}");
-        assert!(result["own_entrypoint"].as_str().unwrap().starts_with("./loader"), "{mode}: {result}");
+        assert!(
+            result["own_entrypoint"].as_str().unwrap().starts_with("./loader"),
+            "{mode}: {result}"
+        );
         assert!(result["listed"].as_u64().unwrap() >= 1, "{mode}: {result}");
         let reserved = reserved_by_job(&address, &id);
         let cpus = if mode == "isolated" { 0.25 } else { 0.5 };
-        assert_eq!(reserved["CPU"], cpus, "{mode}: the manifest declares 0.25, --num-cpus wins: {reserved}");
+        assert_eq!(
+            reserved["CPU"], cpus,
+            "{mode}: the manifest declares 0.25, --num-cpus wins: {reserved}"
+        );
         assert_eq!(
             reserved["memory"].as_f64(),
             Some(f64::from(64u32 << 20)),
@@ -298,15 +368,22 @@ fn declared_resources_are_shown_by_info_and_checked_before_anything_is_sent() {
     let listed: Value = serde_json::from_str(&stdout(&list)).unwrap();
     let listed_actions = |code: &str| -> Vec<Value> {
         let plugin = listed["plugins"].as_array().unwrap().iter().find(|p| p["code"] == code);
-        plugin.unwrap_or_else(|| panic!("{code} is listed: {listed}"))["actions"].as_array().unwrap().clone()
+        plugin.unwrap_or_else(|| panic!("{code} is listed: {listed}"))["actions"]
+            .as_array()
+            .unwrap()
+            .clone()
     };
     let trainer = listed_actions("tabular-trainer");
     let by_name = |name: &str| trainer.iter().find(|a| a["name"] == name).cloned().unwrap();
     assert_eq!(by_name("train")["resources"], serde_json::json!({"num_cpus": 1.0}));
-    assert!(by_name("evaluate").get("resources").is_none(), "nothing declared, nothing listed");
+    assert!(
+        by_name("evaluate").get("resources").is_none(),
+        "nothing declared, nothing listed"
+    );
     let text = loader(dir.path(), &["info", "batch-probe", "impossible"], &[]);
     assert!(
-        stdout(&text).contains("resources on a cluster: num_cpus NaN (invalid: resources.num_cpus = NaN: not a finite number)"),
+        stdout(&text)
+            .contains("resources on a cluster: num_cpus NaN (invalid: resources.num_cpus = NaN: not a finite number)"),
         "{}",
         stdout(&text)
     );
@@ -315,14 +392,35 @@ fn declared_resources_are_shown_by_info_and_checked_before_anything_is_sent() {
     assert_eq!(exit_code(&declared), 1, "{}", stderr(&declared));
     let said = stderr(&declared);
     let library = library_file_name("batch_plugin");
-    for part in [library.as_str(), "\"impossible\"", "resources.num_cpus = NaN", "not a finite number"] {
+    for part in [
+        library.as_str(),
+        "\"impossible\"",
+        "resources.num_cpus = NaN",
+        "not a finite number",
+    ] {
         assert!(said.contains(part), "{part} missing in {said}");
     }
-    let overridden = run_on_ray(dir.path(), NOBODY, "batch-probe", "impossible", &["--params", "{}", "--num-cpus", "1"]);
+    let overridden = run_on_ray(
+        dir.path(),
+        NOBODY,
+        "batch-probe",
+        "impossible",
+        &["--params", "{}", "--num-cpus", "1"],
+    );
     assert_eq!(exit_code(&overridden), 1);
-    assert!(!stderr(&overridden).contains("NaN"), "a flag overrides the declaration: {}", stderr(&overridden));
+    assert!(
+        !stderr(&overridden).contains("NaN"),
+        "a flag overrides the declaration: {}",
+        stderr(&overridden)
+    );
 
-    let flag = run_on_ray(dir.path(), NOBODY, "batch-probe", "use_agent", &["--params", "{}", "--num-gpus=-1"]);
+    let flag = run_on_ray(
+        dir.path(),
+        NOBODY,
+        "batch-probe",
+        "use_agent",
+        &["--params", "{}", "--num-gpus=-1"],
+    );
     assert_eq!(exit_code(&flag), 2, "{}", stderr(&flag));
     assert!(stderr(&flag).contains("--num-gpus -1: negative"), "{}", stderr(&flag));
 }
@@ -403,7 +501,11 @@ fn ray_cluster_a_detached_job_is_followed_with_jobs_logs() {
     let id = stdout(&output).trim().to_owned();
     assert!(!id.is_empty() && !id.contains('\n'), "{id:?}");
 
-    let logs = loader(dir.path(), &["jobs", "--ray-address", &address, "logs", &id, "--follow"], &[]);
+    let logs = loader(
+        dir.path(),
+        &["jobs", "--ray-address", &address, "logs", &id, "--follow"],
+        &[],
+    );
     assert_eq!(exit_code(&logs), 0, "{}", stderr(&logs));
     let events: Vec<Value> = stdout(&logs)
         .lines()
@@ -416,10 +518,20 @@ fn ray_cluster_a_detached_job_is_followed_with_jobs_logs() {
     assert_eq!(job_status(dir.path(), &address, &id), "SUCCEEDED");
 
     let list = loader(dir.path(), &["jobs", "--ray-address", &address, "list"], &[]);
-    assert!(stdout(&list).lines().any(|l| l.starts_with(&id) && l.contains("tabular-trainer train")), "{}", stdout(&list));
+    assert!(
+        stdout(&list)
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("tabular-trainer train")),
+        "{}",
+        stdout(&list)
+    );
     let stop = loader(dir.path(), &["jobs", "--ray-address", &address, "stop", &id], &[]);
     assert_eq!(stdout(&stop).trim(), "the job had already ended");
-    let missing = loader(dir.path(), &["jobs", "--ray-address", &address, "status", "no-such-job"], &[]);
+    let missing = loader(
+        dir.path(),
+        &["jobs", "--ray-address", &address, "status", "no-such-job"],
+        &[],
+    );
     assert_eq!(exit_code(&missing), 3, "{}", stderr(&missing));
 }
 
@@ -432,7 +544,17 @@ fn a_jobs_inner_loader_gives_the_isolated_child_a_tokenless_agent_on_the_jobs_ap
     let server = backend_server::TestBackend::start(None).unwrap();
     let address = server.url().trim_end_matches('/').trim_end_matches("/api").to_owned();
     let dir = plugins();
-    let args = ["run", "batch-probe", "use_agent", "--params", "{}", "--job-id", "job-7", "--ray-agent", &address];
+    let args = [
+        "run",
+        "batch-probe",
+        "use_agent",
+        "--params",
+        "{}",
+        "--job-id",
+        "job-7",
+        "--ray-agent",
+        &address,
+    ];
     let output = loader(dir.path(), &args, &[("SYNAPSE_AGENT_TOKEN", "agent-secret-token")]);
     assert_eq!(exit_code(&output), 1, "the stand-in has no job 7: {}", stderr(&output));
     assert!(stderr(&output).contains("404"), "{}", stderr(&output));

@@ -1,7 +1,8 @@
 //! The package a Ray job runs in: a zip holding the loader binary, the one
-//! plugin library, the params (one file per run) and the plugin's
-//! environment, named after the hash of its content so that the cluster
-//! keeps one copy and a second identical submission uploads nothing.
+//! plugin library, the params (one file per run), the plugin's environment
+//! and the driver that runs it all on the cluster with its spec, named
+//! after the hash of its content so that the cluster keeps one copy and a
+//! second identical submission uploads nothing.
 //!
 //! Layout inside the zip (Ray unpacks it as the job's working directory):
 //!
@@ -11,6 +12,8 @@
 //! params/<n>.json        the params of run n (1 for a single run; the
 //!                        input line number in a batch)
 //! plugin.env             the plugin's environment as KEY="VALUE" lines
+//! loader_ray.py          the job's entrypoint (driver.py in this crate)
+//! ray-run.json           what the driver does (see `spec`)
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,6 +29,15 @@ pub const ENV_FILE: &str = "plugin.env";
 
 /// The folder inside the package holding the plugin library.
 pub const PLUGIN_DIR: &str = "plugins";
+
+/// The driver inside the package (the job's entrypoint runs it).
+pub const DRIVER_FILE: &str = "loader_ray.py";
+
+/// The driver's spec inside the package.
+pub const SPEC_FILE: &str = "ray-run.json";
+
+/// The driver's source.
+pub const DRIVER: &str = include_str!("driver.py");
 
 /// Why a package could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +61,8 @@ pub struct PackageSpec {
     pub params: BTreeMap<usize, String>,
     /// The plugin's environment.
     pub env: BTreeMap<String, String>,
+    /// The driver's spec (`ray-run.json`).
+    pub run_spec: String,
 }
 
 /// A built package: its Ray name (`_ray_pkg_<hash>.zip`) and bytes.
@@ -72,7 +86,10 @@ pub fn params_path(n: usize) -> String {
 
 /// The plugin library's path inside the package.
 pub fn library_path(library: &Path) -> String {
-    let name = library.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = library
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{PLUGIN_DIR}/{name}")
 }
 
@@ -114,6 +131,8 @@ pub fn build(spec: &PackageSpec) -> Result<Package, PackageError> {
         ("loader".to_owned(), read(&spec.loader)?, 0o755),
         (library_path(&spec.library), read(&spec.library)?, 0o644),
         (ENV_FILE.to_owned(), env_file_text(&spec.env)?.into_bytes(), 0o600),
+        (DRIVER_FILE.to_owned(), DRIVER.as_bytes().to_vec(), 0o644),
+        (SPEC_FILE.to_owned(), spec.run_spec.clone().into_bytes(), 0o644),
     ];
     for (n, params) in &spec.params {
         files.push((params_path(*n), params.clone().into_bytes(), 0o644));
@@ -154,6 +173,7 @@ mod tests {
             library: dir.join("libdemo.so"),
             params: BTreeMap::from([(1, params.to_owned())]),
             env: BTreeMap::from([("TOKEN".to_owned(), "a \"quoted\" value".to_owned())]),
+            run_spec: "{}".to_owned(),
         }
     }
 
@@ -166,7 +186,11 @@ mod tests {
         assert_eq!(first.name, again.name);
         assert_eq!(first.zip, again.zip);
         assert_ne!(first.name, other.name);
-        assert!(first.name.starts_with("_ray_pkg_") && first.name.ends_with(".zip"), "{}", first.name);
+        assert!(
+            first.name.starts_with("_ray_pkg_") && first.name.ends_with(".zip"),
+            "{}",
+            first.name
+        );
         assert_eq!(first.uri(), format!("gcs://{}", first.name));
     }
 
@@ -178,8 +202,21 @@ mod tests {
         let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
         let mut sorted = names.clone();
         sorted.sort();
-        assert_eq!(sorted, ["loader", "params/1.json", "plugin.env", "plugins/libdemo.so"]);
-        assert_eq!(archive.by_name("loader").unwrap().unix_mode().map(|m| m & 0o777), Some(0o755));
+        assert_eq!(
+            sorted,
+            [
+                "loader",
+                "loader_ray.py",
+                "params/1.json",
+                "plugin.env",
+                "plugins/libdemo.so",
+                "ray-run.json"
+            ]
+        );
+        assert_eq!(
+            archive.by_name("loader").unwrap().unix_mode().map(|m| m & 0o777),
+            Some(0o755)
+        );
         let mut env = String::new();
         archive.by_name(ENV_FILE).unwrap().read_to_string(&mut env).unwrap();
         assert_eq!(env, "TOKEN=\"a \\\"quoted\\\" value\"\n");
