@@ -56,7 +56,7 @@ pub fn run_batch(
         report,
     };
     let mut feed = Feed::start(&submitter.api, &id, listener);
-    let mut stop_sent = false;
+    let mut stopped = false;
     let mut fatal: Option<String> = None;
     let ended = loop {
         if batch.done.len() == batch.by_number.len() {
@@ -71,7 +71,12 @@ pub fn run_batch(
             }
             Said::Other(line) => tracing::info!("ray job {id}: {line}"),
             Said::Quiet => {}
-            Said::JobEnded(info) if info.status == JobStatus::Stopped && stop_sent => break None,
+            // Stopped by the loader (Ctrl-C) or by `jobs stop`: its lines
+            // were cancelled, or never started.
+            Said::JobEnded(info) if info.status == JobStatus::Stopped => {
+                stopped = true;
+                break None;
+            }
             Said::JobEnded(info) => {
                 let said = info.message.as_deref().map(str::trim).filter(|m| !m.is_empty());
                 let status = match said {
@@ -88,8 +93,8 @@ pub fn run_batch(
                 ))
             }
         }
-        if interrupts.count() > 0 && !stop_sent {
-            stop_sent = true;
+        if interrupts.count() > 0 && !stopped {
+            stopped = true;
             if let Err(e) = submitter.api.stop(&id) {
                 break Some(format!("cannot stop the Ray job {id} ({e}); this line had no outcome"));
             }
@@ -98,7 +103,7 @@ pub fn run_batch(
     let why = fatal
         .map(|message| format!("the Ray job {id} could not run this line: {message}"))
         .or(ended);
-    batch.conclude(why.as_deref(), stop_sent);
+    batch.conclude(why.as_deref(), stopped);
     Ok(batch.progress)
 }
 

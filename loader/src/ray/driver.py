@@ -376,7 +376,8 @@ def run_job(spec, run_id, out):
     code, stderr = run_loader(argv, hard_timeout(spec), out.write_lines)
     out.finish_partial()
     out.record("end", exit=code, stderr=stderr, node=None)
-    return 0
+    # The job fails when the run did, as the loader's own exit says.
+    return code if code is not None and 0 <= code < 256 else 1
 
 
 def run_task(spec, run_id, out):
@@ -391,6 +392,7 @@ def run_task(spec, run_id, out):
     remote = ray.remote(packaged().stream_run).options(**options)
     generator = remote.remote(line_argv(spec, 1, run_id), hard_timeout(spec))
     cancelled_at = None
+    succeeded = False
     while True:
         if stop_flag.requested and cancelled_at is None:
             ray.cancel(generator)
@@ -404,7 +406,7 @@ def run_task(spec, run_id, out):
         try:
             what, value = ray.get(next(generator))
         except StopIteration:
-            return 0
+            return 0 if succeeded else 1
         except Exception as error:  # noqa: BLE001 - the task's failure, reported
             out.finish_partial()
             kind = "lost" if lost_to_the_cluster(ray, error) else "fatal"
@@ -415,6 +417,7 @@ def run_task(spec, run_id, out):
         else:
             out.finish_partial()
             out.record("end", **value)
+            succeeded = value.get("exit") == 0
 
 
 def packaged():
@@ -532,12 +535,16 @@ def run_batch(spec, run_id, out):
         running[ref] = (number, job_id)
         out.record("started", line=number, attempt=attempts[number])
 
+    failed = []
+
     def finish(number, job_id, node, outcome, code, stderr):
         record = outcome_record(number, attempts[number], job_id, node, outcome, code, stderr)
         if record["status"] == "failed" and failures[number] < spec.get("retries", 0):
             failures[number] += 1
             waiting.appendleft(number)
             return
+        if record["status"] == "failed":
+            failed.append(number)
         out.record("outcome", **record)
 
     while (waiting or running) and not stop_flag.requested:
@@ -568,8 +575,9 @@ def run_batch(spec, run_id, out):
             ray.cancel(ref, force=True)
         out.record("stopped", running=sorted(number for number, _ in running.values()))
         return 1
-    out.record("end")
-    return 0
+    out.record("end", failed=len(failed))
+    # The job fails when a line did, as the loader's own exit says.
+    return 1 if failed else 0
 
 
 def main():
