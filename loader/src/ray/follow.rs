@@ -124,12 +124,24 @@ fn relay(
 ) -> (Result<Value, ActionFailure>, bool) {
     let mut feed = Feed::start(api, id, listener);
     let mut stopped_by: Option<StoppedBy> = None;
+    // Events relayed since the sinks were last flushed: they are flushed
+    // as soon as nothing more is waiting, so a JSON-lines reader sees each
+    // event as it comes.
+    let mut unflushed = false;
     let ending = loop {
-        match feed.next(LOOK_EVERY, RunItem::parse) {
+        let wait = if unflushed { Duration::ZERO } else { LOOK_EVERY };
+        match feed.next(wait, RunItem::parse) {
             Said::Item(RunItem::Event(event)) if matches!(event.kind, EventKind::Result | EventKind::Error) => {
                 break Ending::Outcome(*event)
             }
-            Said::Item(RunItem::Event(event)) => sink.emit(run, &event),
+            Said::Item(RunItem::Event(event)) => {
+                sink.emit(run, &event);
+                unflushed = true;
+            }
+            Said::Quiet if unflushed => {
+                sink.flush();
+                unflushed = false;
+            }
             Said::Item(RunItem::Record(record)) => {
                 if let Some(ending) = ending_of(&record, id, run, sink) {
                     break ending;
