@@ -30,16 +30,30 @@ ip link set lo up
 RAY_TEMP="$(mktemp -d /tmp/ray-loader-XXXXXX)"
 GCS_PORT="${LOADER_RAY_GCS_PORT:-$((20000 + RANDOM % 20000))}"
 # Every process of this network namespace but this script: Ray's, once
-# the command is over.
-stop_ray() {
+# the command is over. It fails the run if any is left.
+in_namespace() {
   local own_ns pid
   own_ns="$(readlink /proc/$$/ns/net)"
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-    [ "$pid" = "$$" ] && continue
-    [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$own_ns" ] || continue
-    kill -KILL "$pid" 2>/dev/null || true
+    [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ] && continue
+    [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$own_ns" ] && echo "$pid"
+  done
+  return 0
+}
+stop_ray() {
+  local status=$? left pid
+  for _ in $(seq 1 20); do
+    left="$(in_namespace)"
+    [ -z "$left" ] && break
+    for pid in $left; do kill -KILL "$pid" 2>/dev/null || true; done
+    sleep 0.5
   done
   rm -rf "$RAY_TEMP"
+  if [ -n "$(in_namespace)" ]; then
+    echo "run-in-netns: processes left in the namespace: $(in_namespace | tr '\n' ' ')" >&2
+    exit 1
+  fi
+  exit "$status"
 }
 trap stop_ray EXIT
 trap 'exit 130' INT TERM

@@ -249,3 +249,72 @@ mod tests {
         assert!(error.contains("gone.so"), "{error}");
     }
 }
+
+/// The driver's logic that needs no cluster, run by the machine's Python
+/// (skipped where there is none): it parses, and its pure parts do what
+/// the loader reads back.
+#[cfg(test)]
+mod driver_tests {
+    use super::DRIVER;
+    use std::process::Command;
+
+    const CHECKS: &str = r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("loader_ray", sys.argv[1])
+driver = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(driver)
+
+options = driver.task_options({"resources": {"num_cpus": 0.5, "memory": 64, "resources": {"special": 1}}})
+assert options == {"max_retries": 0, "num_cpus": 0.5, "memory": 64, "resources": {"special": 1}}, options
+assert driver.needs(options) == {"CPU": 0.5, "memory": 64, "special": 1}
+assert driver.needs(driver.task_options({})) == {"CPU": 1}, "Ray's task default: 1 CPU"
+
+ok = driver.outcome_record(3, 2, "b-3-2", "n1", {"kind": "result", "data": {"x": 1}}, 0, "")
+assert ok == {"line": 3, "attempts": 2, "submission_id": "b-3-2", "node": "n1", "status": "succeeded",
+              "result": {"x": 1}, "error": None}, ok
+bad = driver.outcome_record(4, 1, "b-4-1", None, {"kind": "error", "data": {"message": "no", "kind": "timed_out"}}, 1, "")
+assert bad["status"] == "failed" and bad["error"] == {"message": "no", "kind": "timed_out", "details": None}, bad
+gone = driver.outcome_record(5, 1, "b-5-1", None, None, 4, "error: events lost")
+assert gone["error"]["kind"] == "crashed" and "code 4" in gone["error"]["message"], gone
+assert "events lost" in gone["error"]["message"]
+
+assert driver.outcome_of(b'{"kind":"result","data":{}}') == {"kind": "result", "data": {}}
+assert driver.outcome_of(b'{"kind":"progress"}') is None
+assert driver.outcome_of(b'not json "kind":"error"') is None
+assert driver.line_argv({"loader": ["./loader", "run"]}, 7, "b-7-1") == [
+    "./loader", "run", "--params", "@params/7.json", "--job-id", "b-7-1"]
+
+class Sent:
+    def __init__(self):
+        self.data = b""
+    def send(self, data):
+        self.data += data
+printed = []
+out = driver.Output(Sent())
+out._emit = lambda data, emit=out._emit: (printed.append(data), emit(data))
+out.write_lines(b'{"a":1}\n{"b"')
+out.write_lines(b':2}\npart')
+out.record("notice", level="warning", message="m")
+out.finish_partial()
+assert printed == [b'{"a":1}\n', b'{"b":2}\n', b'{"loader_ray":"notice","level":"warning","message":"m"}\n', b"part\n"], printed
+assert out._channel.data == b"".join(printed)
+print("driver checks passed")
+"#;
+
+    #[test]
+    fn the_driver_parses_and_its_pure_parts_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = dir.path().join("loader_ray.py");
+        std::fs::write(&driver, DRIVER).unwrap();
+        let output = match Command::new("python3").arg("-c").arg(CHECKS).arg(&driver).output() {
+            Ok(output) => output,
+            Err(e) => {
+                eprintln!("no python3 here ({e}): the driver's checks are skipped");
+                return;
+            }
+        };
+        let said = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{said}");
+        assert!(said.contains("driver checks passed"), "{said}");
+    }
+}
