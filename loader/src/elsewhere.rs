@@ -1,7 +1,8 @@
-//! `loader run` beyond one local run: `--on ray` (a job on a Ray cluster,
-//! followed or `--detach`ed), `--params-each` batches (local isolated
-//! children, or Ray jobs), and the `loader jobs` commands that manage jobs
-//! on a cluster. The work is done by `loader::ray` and `loader::batch`;
+//! `loader run` beyond one local run: `--on ray` (a job on a Ray cluster
+//! running the action in its entrypoint or as a Ray task, followed or
+//! `--detach`ed), `--params-each` batches (local isolated children, or one
+//! Ray job whose lines are tasks), and the `loader jobs` commands that
+//! manage jobs on a cluster. The work is done by `loader::ray` and `loader::batch`;
 //! this module turns flags into calls and outcomes into output and exit
 //! codes, the same way `commands` does for a local run.
 

@@ -249,10 +249,20 @@ fn ended_without_outcome(id: &str, status: JobStatus, message: Option<&str>) -> 
         _ => ActionFailure::new(
             FailureKind::Crashed,
             format!(
-                "the Ray job {id} ended ({}) without reporting a result: {message}",
-                status.as_str()
+                "the Ray job {id} ended ({}) without reporting a result: {message}{}",
+                status.as_str(),
+                python_hint(message)
             ),
         ),
+    }
+}
+
+/// Advice when the job's entrypoint could not start its Python.
+pub fn python_hint(message: &str) -> &'static str {
+    if message.contains("exit code 127") {
+        " (the job runs its driver with the cluster's `python3`: start the cluster with Ray's Python first on the PATH, or name it with --ray-python)"
+    } else {
+        ""
     }
 }
 
