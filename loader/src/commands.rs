@@ -14,13 +14,11 @@ use loader::events::{
     TracingSink,
 };
 use loader::host::RunSettings;
-use loader::isolate::{
-    run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions,
-};
+use loader::isolate::{run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions};
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
-use loader::redact::Redactor;
 use loader::runner::{run_action, Deadline};
+use loader::redact::Redactor;
 use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginManifest};
 use serde_json::{json, Value};
 
@@ -110,9 +108,7 @@ fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a Actio
 }
 
 fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(), CliError> {
-    action
-        .map(|name| find_action(&plugin.manifest, name).map(drop))
-        .unwrap_or(Ok(()))
+    action.map(|name| find_action(&plugin.manifest, name).map(drop)).unwrap_or(Ok(()))
 }
 
 fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
@@ -271,12 +267,7 @@ fn resources_line(resources: &ActionResources) -> String {
     if let Some(bytes) = resources.memory {
         parts.push(format!("memory {bytes} bytes"));
     }
-    parts.extend(
-        resources
-            .resources
-            .iter()
-            .map(|(name, amount)| format!("{name} {amount}")),
-    );
+    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
     let mut line = parts.join(", ");
     if let Err(problem) = resources.check() {
         line.push_str(&format!(" (invalid: {problem})"));

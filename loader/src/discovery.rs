@@ -42,12 +42,15 @@ pub fn find_by_name<'a, P>(
     name: &str,
     describe: impl Fn(&P) -> (&Path, &PluginManifest),
 ) -> Option<&'a P> {
-    plugins.iter().find(|p| describe(p).1.code == name).or_else(|| {
-        plugins.iter().find(|p| {
-            let (path, manifest) = describe(p);
-            answers_to(path, manifest, name)
+    plugins
+        .iter()
+        .find(|p| describe(p).1.code == name)
+        .or_else(|| {
+            plugins.iter().find(|p| {
+                let (path, manifest) = describe(p);
+                answers_to(path, manifest, name)
+            })
         })
-    })
 }
 
 /// Whether `name` designates the plugin `manifest` loaded from `path`: its

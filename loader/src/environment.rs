@@ -24,10 +24,7 @@ pub enum EnvSettingError {
     #[error(transparent)]
     File(#[from] InputFileError),
     #[error("{path}: {source}")]
-    BadNameInFile {
-        path: PathBuf,
-        source: Box<EnvSettingError>,
-    },
+    BadNameInFile { path: PathBuf, source: Box<EnvSettingError> },
     #[error("{0:?} is not a valid variable name (letters, digits and _, not starting with a digit)")]
     BadName(String),
 }
@@ -157,12 +154,7 @@ mod tests {
         std::fs::write(&file, "dotted.key=1\n").unwrap();
         let err = EnvironmentBuilder::new().with_env_file(&file).unwrap_err();
         std::fs::remove_file(&file).unwrap();
-        assert!(
-            err.to_string().ends_with(
-                ".env: \"dotted.key\" is not a valid variable name (letters, digits and _, not starting with a digit)"
-            ),
-            "{err}"
-        );
+        assert!(err.to_string().ends_with(".env: \"dotted.key\" is not a valid variable name (letters, digits and _, not starting with a digit)"), "{err}");
         assert!(EnvironmentBuilder::new()
             .with_env_file(Path::new("/no/such.env"))
             .unwrap_err()

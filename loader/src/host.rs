@@ -466,11 +466,7 @@ mod tests {
         let events = sink.events();
         let steps: Vec<_> = events.iter().map(|e| e.step.as_deref()).collect();
         assert_eq!(steps, [None, Some("load"), Some("train")]);
-        assert_eq!(
-            events[0].data,
-            json!({"a": [true], "b": 1}),
-            "a memory sink reads parsed data"
-        );
+        assert_eq!(events[0].data, json!({"a": [true], "b": 1}), "a memory sink reads parsed data");
         assert_eq!(events[2].data, json!({"step": "other"}));
         assert_eq!(events[2].file.as_deref(), Some("/f"));
     }
@@ -502,11 +498,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert!(lines[0].ends_with(r#""data":{"z":1,"a":{"y":[2]}}}"#), "{}", lines[0]);
-        assert!(
-            lines[1].ends_with(r#""data":{"z":1}}"#),
-            "a line break in the data never ends a line: {}",
-            lines[1]
-        );
+        assert!(lines[1].ends_with(r#""data":{"z":1}}"#), "a line break in the data never ends a line: {}", lines[1]);
     }
 
     #[test]

@@ -120,10 +120,8 @@ pub fn check_loading(
             .map(|part| {
                 scope.spawn(move || {
                     let mut safe = Vec::new();
-                    check_in_order(child, part, per_file, |path, outcome| {
-                        safe.push((path.to_owned(), outcome))
-                    })
-                    .map(|problems| (safe, problems))
+                    check_in_order(child, part, per_file, |path, outcome| safe.push((path.to_owned(), outcome)))
+                        .map(|problems| (safe, problems))
                 })
             })
             .collect();
@@ -315,9 +313,7 @@ fn answer_lines(channel: UnixStream) -> mpsc::Receiver<String> {
             match lines.next() {
                 Ok(Piece::Line(line)) => {
                     if std::mem::take(&mut too_long) {
-                        tracing::warn!(
-                            "the load-checking process wrote a line longer than {MAX_ANSWER_LINE} bytes; it is ignored"
-                        );
+                        tracing::warn!("the load-checking process wrote a line longer than {MAX_ANSWER_LINE} bytes; it is ignored");
                     } else if sender.send(String::from_utf8_lossy(line).into_owned()).is_err() {
                         return;
                     }
@@ -347,11 +343,7 @@ fn check_batch(
             }
         }
     };
-    tracing::debug!(
-        "load check: process {} checks {} file(s)",
-        spawned.child.id(),
-        paths.len()
-    );
+    tracing::debug!("load check: process {} checks {} file(s)", spawned.child.id(), paths.len());
     let (mut writer, reader) = match (spawned.channel.try_clone(), spawned.channel.try_clone()) {
         (Ok(writer), Ok(reader)) => (writer, reader),
         (Err(e), _) | (_, Err(e)) => {
@@ -553,13 +545,7 @@ done"#;
     #[test]
     fn many_files_are_shared_between_checkers_and_passed_on_in_order() {
         let names: Vec<String> = (0..3 * FILES_PER_CHECKER)
-            .map(|i| {
-                if i == 2 * FILES_PER_CHECKER + 1 {
-                    format!("crash{i}.so")
-                } else {
-                    format!("{i}.so")
-                }
-            })
+            .map(|i| if i == 2 * FILES_PER_CHECKER + 1 { format!("crash{i}.so") } else { format!("{i}.so") })
             .collect();
         let files: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
         let (safe, problems) = check(&fake_checker(), &files, Duration::from_secs(30));
@@ -576,14 +562,10 @@ done"#;
             program: "/nonexistent/loader".into(),
             args: Vec::new(),
         };
-        let files: Vec<PathBuf> = (0..3 * FILES_PER_CHECKER)
-            .map(|i| PathBuf::from(format!("{i}.so")))
-            .collect();
+        let files: Vec<PathBuf> = (0..3 * FILES_PER_CHECKER).map(|i| PathBuf::from(format!("{i}.so"))).collect();
         let mut safe = Vec::new();
-        let error = check_loading(&missing, &files, Duration::from_secs(1), |path, _| {
-            safe.push(path.to_owned())
-        })
-        .unwrap_err();
+        let error = check_loading(&missing, &files, Duration::from_secs(1), |path, _| safe.push(path.to_owned()))
+            .unwrap_err();
         assert!(safe.is_empty());
         assert_eq!(error.unchecked, files.len());
     }

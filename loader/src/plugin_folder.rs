@@ -138,10 +138,7 @@ impl PluginFolder {
         tracing::debug!("no plugin {name:?} in the cached descriptions; scanning again without the cache");
         self.cache.forget();
         let catalog = self.scan()?;
-        catalog
-            .find(name)
-            .cloned()
-            .ok_or_else(|| self.not_found(name, &catalog))
+        catalog.find(name).cloned().ok_or_else(|| self.not_found(name, &catalog))
     }
 
     /// Drops what the cache says of the folder: the next scan examines
@@ -159,11 +156,7 @@ impl PluginFolder {
     fn not_found(&self, name: &str, catalog: &Catalog) -> CliError {
         let dir = self.dir.display();
         let codes = catalog.codes();
-        let listed = if codes.is_empty() {
-            "none".to_owned()
-        } else {
-            codes.join(", ")
-        };
+        let listed = if codes.is_empty() { "none".to_owned() } else { codes.join(", ") };
         let mut causes = vec![format!("plugins in {dir}: {listed}")];
         causes.extend(catalog.problems.iter().map(|p| format!("not loaded: {p}")));
         let error = CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {dir}")).with_causes(causes);

@@ -75,7 +75,9 @@ pub mod validate;
 
 pub use action::{ActionBase, ActionDef, ActionError, ActionResult, BaseAction};
 pub use client::{AgentClient, BackendClient, ClientError};
-pub use context::{Checkpoint, ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus, RuntimeContext};
+pub use context::{
+    Checkpoint, ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus, RuntimeContext,
+};
 pub use env::{EnvError, PluginEnvironment, ENV_MISSING_EVENT};
 pub use error_context::ErrorContext;
 pub use failure::{ActionFailure, FailureKind};
@@ -101,8 +103,8 @@ pub mod prelude {
         StepRegistry, StepResult, TrainContext, UploadContext, WorkflowReport,
     };
     pub use crate::{
-        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResources, ActionResult, BaseAction,
-        Category, Checkpoint, ErrorContext, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
+        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResources, ActionResult, BaseAction, Category,
+        Checkpoint, ErrorContext, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
     };
     pub use crate::{schemars, serde, serde_json};
     pub use schemars::JsonSchema;

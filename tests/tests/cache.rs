@@ -269,10 +269,7 @@ fn an_isolated_run_from_a_wrong_description_runs_nothing_of_it_and_describes_afr
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let patches = backend.job_patches("job-1");
     let running = patches.iter().filter(|p| p["status"] == "RUNNING").count();
-    assert_eq!(
-        running, 1,
-        "the sinks are started once, not again for the retry: {patches:?}"
-    );
+    assert_eq!(running, 1, "the sinks are started once, not again for the retry: {patches:?}");
     let log = stderr(&output);
     assert!(
         log.contains("is not the plugin \"alpha\" it was described as") && log.contains("describing the folder afresh"),
@@ -288,11 +285,7 @@ fn an_isolated_run_from_a_wrong_description_runs_nothing_of_it_and_describes_afr
     assert_eq!(events[0]["plugin"], "alpha");
     let fixed = fs::read_to_string(&file).expect("the cache file");
     assert!(fixed.contains(&lib_path(setup.dir(), "alpha").display().to_string()));
-    assert_eq!(
-        setup.cache_use(&["run", "alpha", "noop"]),
-        (3, 0),
-        "the cache is right again"
-    );
+    assert_eq!(setup.cache_use(&["run", "alpha", "noop"]), (3, 0), "the cache is right again");
 }
 
 #[test]

@@ -100,11 +100,7 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
         "the terminal does not print the error a second way:\n{text}"
     );
     let causes: Vec<&str> = text[error_at..].lines().skip(1).collect();
-    assert_eq!(
-        causes,
-        ["  rolled back: evaluate, train, split, load_dataset"],
-        "{text}"
-    );
+    assert_eq!(causes, ["  rolled back: evaluate, train, split, load_dataset"], "{text}");
 }
 
 #[test]

@@ -34,11 +34,7 @@ fn mixed_folder() -> tempfile::TempDir {
 
 fn run_loader(dir: &Path, cache_home: &Path, args: &[&str]) -> (Value, String) {
     let cache_home = cache_home.to_str().expect("a UTF-8 path");
-    let output = loader(
-        dir,
-        args,
-        &[("XDG_CACHE_HOME", cache_home), ("LOADER_LOG", "loader=debug")],
-    );
+    let output = loader(dir, args, &[("XDG_CACHE_HOME", cache_home), ("LOADER_LOG", "loader=debug")]);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let listing = serde_json::from_str(&stdout(&output)).unwrap_or(Value::Null);
     (listing, stderr(&output))
@@ -80,11 +76,7 @@ fn a_cold_list_is_described_by_the_checking_child_as_a_load_in_the_loader_descri
 
     let (checked, log) = run_loader(dir.path(), checked_cache.path(), &["list", "--json"]);
     assert_eq!(loads(&log), (8, 0), "every file described by the child: {log}");
-    let (unchecked, log) = run_loader(
-        dir.path(),
-        unchecked_cache.path(),
-        &["--no-load-check", "list", "--json"],
-    );
+    let (unchecked, log) = run_loader(dir.path(), unchecked_cache.path(), &["--no-load-check", "list", "--json"]);
     assert_eq!(loads(&log), (8, 8), "{log}");
 
     assert_eq!(checked, unchecked);
@@ -94,19 +86,10 @@ fn a_cold_list_is_described_by_the_checking_child_as_a_load_in_the_loader_descri
         .iter()
         .map(|p| p["kind"].as_str().expect("a kind"))
         .collect();
-    for kind in [
-        "incompatible_major",
-        "layout_mismatch",
-        "not_a_plugin",
-        "not_a_library",
-        "duplicate",
-    ] {
+    for kind in ["incompatible_major", "layout_mismatch", "not_a_plugin", "not_a_library", "duplicate"] {
         assert!(kinds.contains(&kind), "{kind} missing from {checked}");
     }
-    assert_eq!(
-        cached_outcomes(checked_cache.path()),
-        cached_outcomes(unchecked_cache.path())
-    );
+    assert_eq!(cached_outcomes(checked_cache.path()), cached_outcomes(unchecked_cache.path()));
 }
 
 #[test]

@@ -317,11 +317,7 @@ mod tests {
         child.write_all(&lines_of(&[Event::user("first", json!({}))])).unwrap();
         let start = Instant::now();
         while notes() != ["event", "flush"] {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no flush after a pause: {:?}",
-                notes()
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "no flush after a pause: {:?}", notes());
             std::thread::sleep(Duration::from_millis(1));
         }
         // A flood: events keep coming without a pause for 200 ms.
@@ -334,15 +330,8 @@ mod tests {
         reader.join().unwrap();
         let notes = notes();
         let flushes = notes.iter().filter(|n| **n == "flush").count();
-        assert!(
-            flushes >= 3,
-            "flushed at least every {MAX_HOLD:?} of the flood: {flushes}"
-        );
-        assert!(
-            flushes < notes.len() / 10,
-            "not a flush per batch: {flushes} for {} notes",
-            notes.len()
-        );
+        assert!(flushes >= 3, "flushed at least every {MAX_HOLD:?} of the flood: {flushes}");
+        assert!(flushes < notes.len() / 10, "not a flush per batch: {flushes} for {} notes", notes.len());
         assert_eq!(notes[notes.len() - 2..], ["flush", "closed"], "flushed at the end");
     }
 
@@ -409,29 +398,16 @@ mod tests {
         let event = lines_of(&[Event::user("ok", json!(1))]);
         let line = |text: &str| [text.as_bytes(), b"\n", &event].concat();
         assert_eq!(with_verdict(&line(AS_DESCRIBED_LINE), true), (0, vec!["ok".to_owned()]));
-        assert_eq!(
-            with_verdict(&line(NOT_AS_DESCRIBED_LINE), true),
-            (1, vec!["ok".to_owned()])
-        );
-        assert_eq!(
-            with_verdict(&line(NOT_AS_DESCRIBED_LINE), false),
-            (0, vec!["ok".to_owned()])
-        );
+        assert_eq!(with_verdict(&line(NOT_AS_DESCRIBED_LINE), true), (1, vec!["ok".to_owned()]));
+        assert_eq!(with_verdict(&line(NOT_AS_DESCRIBED_LINE), false), (0, vec!["ok".to_owned()]));
         let late = [&event[..], NOT_AS_DESCRIBED_LINE.as_bytes(), b"\n"].concat();
-        assert_eq!(
-            with_verdict(&late, true),
-            (0, vec!["ok".to_owned()]),
-            "after an event, a verdict is forged"
-        );
+        assert_eq!(with_verdict(&late, true), (0, vec!["ok".to_owned()]), "after an event, a verdict is forged");
     }
 
     #[test]
     fn garbage_is_skipped() {
         let mut input = b"not json\n\xff\xfe\n\n\x1e1.0\x1finfo\x1fforged\x1f-\x1f-\x1f{\"a\":1}}\n".to_vec();
-        input.extend(lines_of(&[
-            Event::user("ok", json!(1)),
-            Event::user("framed", json!({"i": 1})),
-        ]));
+        input.extend(lines_of(&[Event::user("ok", json!(1)), Event::user("framed", json!({"i": 1}))]));
         let (events, _) = relayed(&input, DEFAULT_MAX_EVENT_BYTES);
         let names: Vec<_> = events.iter().map(|e| e.event.as_str()).collect();
         assert_eq!(names, ["ok", "framed"]);
@@ -443,9 +419,7 @@ mod tests {
         // batch (256 is not a multiple of 5): frames and JSON lines.
         let sent: Vec<Event> = (0..3 * BATCH)
             .map(|i| match i % 5 {
-                0 => Event::user("with step", json!({ "i": i }))
-                    .with_step("train")
-                    .with_file("/f"),
+                0 => Event::user("with step", json!({ "i": i })).with_step("train").with_file("/f"),
                 1 => Event::user("plain", json!({ "i": i })),
                 2 => Event::message(Level::Warning, format!("message {i}")),
                 3 => Event::user("not an object", json!([i])),
@@ -456,10 +430,7 @@ mod tests {
         assert_eq!(events.len(), sent.len());
         for (got, want) in events.iter().zip(&sent) {
             let got = got.with_parsed_data();
-            assert_eq!(
-                (&got.event, &got.step, &got.file, got.level),
-                (&want.event, &want.step, &want.file, want.level)
-            );
+            assert_eq!((&got.event, &got.step, &got.file, got.level), (&want.event, &want.step, &want.file, want.level));
             assert_eq!(got.data, want.data);
         }
     }
@@ -467,9 +438,7 @@ mod tests {
     #[test]
     fn user_events_cross_as_frames_and_come_out_as_they_went_in() {
         let sent = [
-            Event::user("tick", json!({"i": 1}))
-                .with_step("train")
-                .with_level(Level::Debug),
+            Event::user("tick", json!({"i": 1})).with_step("train").with_level(Level::Debug),
             Event::user("no frame", json!([1])),
             Event::result(json!({"done": true})),
         ];
@@ -481,10 +450,7 @@ mod tests {
         let micros = |e: &Event| crate::events::time::unix_parts(e.time);
         assert_eq!(parsed[0], sent[0], "a frame keeps the time to the nanosecond");
         for (got, want) in parsed[1..].iter().zip(&sent[1..]) {
-            assert_eq!(
-                (micros(got), &got.event, &got.data),
-                (micros(want), &want.event, &want.data)
-            );
+            assert_eq!((micros(got), &got.event, &got.data), (micros(want), &want.event, &want.data));
         }
     }
 }

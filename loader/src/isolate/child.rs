@@ -80,11 +80,7 @@ pub fn serve_child() -> i32 {
         let as_described = discovery.plugins.first().is_some_and(|plugin| {
             plugin.manifest == *expected.manifest && version_triple(plugin.api_version()) == expected.api_version
         });
-        let verdict = if as_described {
-            AS_DESCRIBED_LINE
-        } else {
-            NOT_AS_DESCRIBED_LINE
-        };
+        let verdict = if as_described { AS_DESCRIBED_LINE } else { NOT_AS_DESCRIBED_LINE };
         let line = |pending: &mut Vec<u8>| {
             pending.extend_from_slice(verdict.as_bytes());
             pending.push(b'\n');

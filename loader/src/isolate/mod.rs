@@ -30,11 +30,11 @@
 //! The child side is [`serve_child`].
 
 mod channel;
-mod channel_sink;
 mod child;
-pub mod child_env;
-mod child_writer;
 pub mod clients;
+pub mod child_env;
+mod channel_sink;
+mod child_writer;
 pub(crate) mod lines;
 pub mod output;
 mod process;

@@ -259,9 +259,7 @@ fn start_threads(
     thread("isolated-control", move || control(writer, request, cancel_requests))?;
     let reader = spawned.channel.try_clone()?;
     let (sender, max_event_bytes) = (relay.clone(), options.max_event_bytes);
-    thread("isolated-events", move || {
-        relay_events(reader, max_event_bytes, verdict, sender)
-    })?;
+    thread("isolated-events", move || relay_events(reader, max_event_bytes, verdict, sender))?;
     if let Some(stdout) = spawned.stdout.take() {
         let (sender, limits) = (relay.clone(), options.output);
         thread("isolated-stdout", move || {

@@ -307,12 +307,9 @@ impl Catalog {
     /// when it was loaded in this process).
     fn add_outcome(&mut self, path: &Path, outcome: &LoadOutcome, loaded: Option<LoadedPlugin>) {
         match outcome {
-            LoadOutcome::Plugin { manifest, api_version } => self.add(CatalogPlugin::new(
-                path,
-                manifest.clone(),
-                version_of_triple(*api_version),
-                loaded,
-            )),
+            LoadOutcome::Plugin { manifest, api_version } => {
+                self.add(CatalogPlugin::new(path, manifest.clone(), version_of_triple(*api_version), loaded))
+            }
             problem => self.problems.extend(problem.problem(path)),
         }
     }

@@ -350,11 +350,7 @@ mod tests {
         let without_cache = crate::discovery::Discovery::scan(dir).unwrap();
         let expected: Vec<PathBuf> = without_cache.problems.iter().map(|p| p.path.clone()).collect();
         let names = |stems: &[&str]| -> Vec<PathBuf> { stems.iter().map(|s| dir.join(lib_name(s))).collect() };
-        assert_eq!(
-            expected,
-            names(&["a", "b", "c"]),
-            "the link c is met first, z is its second name"
-        );
+        assert_eq!(expected, names(&["a", "b", "c"]), "the link c is met first, z is its second name");
         let mut cache = ManifestCache::open(cache_dir.path(), dir, HOST);
         for _ in 0..2 {
             let catalog = scan(dir, &mut cache);
