@@ -19,10 +19,10 @@ use std::time::{Duration, SystemTime};
 use criterion::Criterion;
 use loader::events::progress::{ProgressStatus, StepProgress};
 use loader::events::terminal::TERMINAL_FLUSH_DELAY;
+use loader::events::time::{parse_rfc3339, unix_parts, Rfc3339};
 use loader::events::{
     frame, parse_line_raw, Event, EventSink, Flush, JsonlSink, Level, RunInfo, TerminalOptions, TerminalSink,
 };
-use loader::events::time::{parse_rfc3339, unix_parts, Rfc3339};
 use loader::preflight::check_library;
 
 /// The hand-written formatter `time` replaced (Hinnant's civil algorithm).
@@ -347,7 +347,10 @@ fn relay_line(c: &mut Criterion) {
     framed.pop();
     let by_frame = frame::read(&framed).expect("the frame reads back");
     let (_, by_serde) = parse_line_raw(&line).expect("the line reads back");
-    assert_eq!((&by_frame.event, &by_frame.raw_data), (&by_serde.event, &by_serde.raw_data));
+    assert_eq!(
+        (&by_frame.event, &by_frame.raw_data),
+        (&by_serde.event, &by_serde.raw_data)
+    );
     let mut group = c.benchmark_group("relay_line");
     group.bench_function("frame", |b| b.iter(|| frame::read(black_box(&framed))));
     group.bench_function("serde_json_line", |b| b.iter(|| parse_line_raw(black_box(&line))));

@@ -17,6 +17,7 @@ use crate::events::NullSink;
 use crate::host::RunSettings;
 use crate::isolate::{run_isolated_with, ChildAction, ChildCommand, Interrupts, IsolationOptions};
 use crate::runner::Deadline;
+use crate::sandbox::RunSandbox;
 
 /// One params line of the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +89,8 @@ pub struct IsolatedLines {
     pub deadline: Option<Deadline>,
     /// How each line's child is supervised (the run's own flags).
     pub options: IsolationOptions,
+    /// The sandbox around each line's child (the run's own flags).
+    pub sandbox: RunSandbox,
     pub interrupts: Interrupts,
     pub batch_id: String,
 }
@@ -107,6 +110,7 @@ impl LineRunner for IsolatedLines {
             interrupt: &self.interrupts,
             sink: Arc::new(NullSink),
             options: self.options,
+            sandbox: &self.sandbox,
         };
         let outcome = run_isolated_with(&self.child, &self.library, &self.plugin, action);
         (id, outcome)

@@ -16,19 +16,51 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Load plugin libraries without first loading them in a checking
-    /// child process (by default a library that crashes while loading is
-    /// found there and skipped; without the check it takes the loader down).
+    /// With `run --in-process` only (trusted plugins): load the plugin
+    /// libraries in the loader without first loading them in a checking
+    /// child process. Any other command refuses it: outside --in-process,
+    /// no plugin code ever runs in the loader's own process.
     #[arg(long, global = true)]
     pub no_load_check: bool,
+
+    /// Seconds a plugin library may take to load in a child process (the
+    /// load check, `info`, `--dry-run`, the start of a run); one that takes
+    /// longer is skipped as a problem, or its child is killed.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30.0)]
+    pub load_timeout: f64,
 
     /// Load every library of the folder instead of taking unchanged ones'
     /// descriptions from the manifest cache (for debugging).
     #[arg(long, global = true)]
     pub no_cache: bool,
 
+    /// The sandbox around every process that loads plugin code: `on` applies
+    /// what the kernel offers and says what it lacks, `require` refuses to
+    /// run unless all of it applies (exit 8), `off` runs plugins with all
+    /// of your rights (a warning says so).
+    #[arg(long, global = true, value_enum, default_value_t = SandboxArg::On, env = "LOADER_SANDBOX", value_name = "MODE")]
+    pub sandbox: SandboxArg,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--sandbox`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxArg {
+    On,
+    Require,
+    Off,
+}
+
+impl SandboxArg {
+    pub fn mode(self) -> loader::sandbox::SandboxMode {
+        match self {
+            SandboxArg::On => loader::sandbox::SandboxMode::On,
+            SandboxArg::Require => loader::sandbox::SandboxMode::Require,
+            SandboxArg::Off => loader::sandbox::SandboxMode::Off,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,10 +88,21 @@ pub enum Command {
     /// Progress and metrics on stderr are coalesced: at most one update per step every 100 ms, and each step's last value is always printed (the --events stream keeps every metrics update).
     Run(Box<RunArgs>),
     /// Deliver the job reports that earlier runs could not (kept in the
-    /// state folder while the backend was unreachable).
+    /// state folder while the backend was unreachable) to the backend given
+    /// by --backend or SYNAPSE_HOST.
     Flush(FlushArgs),
     /// Write a new plugin crate, ready to build and run.
     New(NewArgs),
+    /// Grant a plugin, once, the permissions its manifest declares (paths,
+    /// network, environment variables, programs); runs then need no
+    /// --allow-* flag for them until the plugin declares a different set.
+    Grant(GrantArgs),
+    /// The sandbox on this system: what the kernel supports, and probes
+    /// run in a sandboxed child, each with the outcome it must have.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -78,6 +121,20 @@ pub enum Command {
     /// crashes while loading is found in a child.
     #[command(name = "__load-check", hide = true)]
     LoadCheck,
+    /// Internal: runs the sandbox probes in a sandboxed child (request on
+    /// fd 3) and answers with their outcomes.
+    #[command(name = "__sandbox-probe", hide = true)]
+    SandboxProbe {
+        /// A token naming this check's probe processes (in their command line).
+        token: Option<String>,
+    },
+}
+
+impl Command {
+    /// Whether this is one of the loader's own child processes.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Command::Child | Command::LoadCheck | Command::SandboxProbe { .. })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -106,9 +163,13 @@ pub struct RunArgs {
     pub env_file: Vec<PathBuf>,
 
     /// Process variables starting with this prefix are passed to the plugin
-    /// (repeatable), under their full name (SYNAPSE_X stays SYNAPSE_X).
-    /// Nothing else from the shell environment is; a variable the action
-    /// reads that is set but filtered out gets a warning saying how to pass it.
+    /// (repeatable), under their full name (SYNAPSE_X stays SYNAPSE_X),
+    /// except credentials: SYNAPSE_ACCESS_TOKEN, SYNAPSE_AGENT_TOKEN, the
+    /// tenant, and any name with TOKEN, SECRET, PASSWORD, KEY or CREDENTIAL
+    /// pass only with an explicit --env NAME="$NAME" or --env-file (ctx.client()
+    /// needs none: the loader makes its calls). Nothing else from the shell
+    /// environment is passed; a variable the action reads that is set but
+    /// filtered out gets a warning saying how to pass it.
     #[arg(long = "env-prefix", value_name = "PREFIX", default_value = "SYNAPSE_")]
     pub env_prefix: Vec<String>,
 
@@ -154,16 +215,87 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = loader::isolate::DEFAULT_MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
 
-    /// Run the action inside the loader's own process: a few milliseconds
-    /// faster to start, but a crashing plugin takes the loader down with it.
+    /// Run the action inside the loader's own process, without the
+    /// sandbox: for trusted plugins only (a crashing plugin takes the
+    /// loader down with it, and the plugin has all of your rights).
     #[arg(long, overrides_with = "isolate")]
     pub in_process: bool,
+
+    #[command(flatten)]
+    pub permissions: PermissionArgs,
 
     #[command(flatten)]
     pub elsewhere: crate::elsewhere::ElsewhereArgs,
 
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+/// What a run's sandbox grants beyond the defaults (in Deno's words), and
+/// its limits.
+#[derive(Debug, Args)]
+pub struct PermissionArgs {
+    /// Let the plugin read this file or folder (repeatable).
+    #[arg(long = "allow-read", value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+
+    /// Let the plugin read and write this file or folder (repeatable).
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+
+    /// Let the plugin connect to these TCP endpoints (HOST:PORT, comma
+    /// separated, repeatable; Landlock filters by port, not by host); with
+    /// no list, any network use.
+    #[arg(long = "allow-net", value_name = "HOST:PORT", num_args = 0..=1, require_equals = true,
+          value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub allow_net: Option<Vec<String>>,
+
+    /// Pass this variable of the loader's environment to the plugin
+    /// (repeatable).
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub allow_env: Vec<String>,
+
+    /// Let the plugin execute this program (a path, or a name looked up in
+    /// PATH; repeatable).
+    #[arg(long = "allow-run", value_name = "PROGRAM")]
+    pub allow_run: Vec<String>,
+
+    /// The most processes the run may have at once [default: 256, or what
+    /// the plugin declares and was granted].
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<u64>,
+
+    /// Keep the run's work directory (printed at the end) instead of
+    /// removing it.
+    #[arg(long)]
+    pub keep_work_dir: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Plugin code (or name, or library file stem); omit with --list.
+    #[arg(required_unless_present = "list")]
+    pub plugin: Option<String>,
+    /// Forget the plugin's recorded grant instead.
+    #[arg(long, conflicts_with = "list")]
+    pub revoke: bool,
+    /// List every recorded grant.
+    #[arg(long)]
+    pub list: bool,
+    /// Where grants are kept [default: the state folder, see run --state-dir].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Report the kernel's sandbox features and run the probes; exits 1 if
+    /// a probe that must be blocked was not.
+    Check {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The backend and agent connection of a run (see the README, "Connecting
@@ -207,8 +339,10 @@ pub struct BackendArgs {
 
 #[derive(Debug, Args)]
 pub struct FlushArgs {
-    /// Deliver only journals for this backend (default: each to the backend
-    /// it was written for, with SYNAPSE_ACCESS_TOKEN).
+    /// The backend to deliver to, with SYNAPSE_ACCESS_TOKEN (required).
+    /// Only journals recorded for this backend are delivered: a journal
+    /// naming another address is left in the state folder and reported,
+    /// never sent there.
     #[arg(long, env = "SYNAPSE_HOST", value_name = "URL")]
     pub backend: Option<String>,
 

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loader::discovery::LoadedPlugin;
 use loader::env_hint::EnvHintSink;
 use loader::environment::EnvironmentBuilder;
 use loader::events::{
@@ -14,12 +13,17 @@ use loader::events::{
     TracingSink,
 };
 use loader::host::RunSettings;
-use loader::isolate::{run_isolated_as_described, ChildAction, ChildCommand, ExpectedPlugin, Interrupts, IsolationOptions};
+use loader::isolate::{
+    describe_isolated, run_isolated_as_described, validate_isolated, ChildAction, ChildCommand, ExpectedPlugin,
+    Interrupts, IsolationOptions,
+};
 use loader::load_check::serve_load_check;
 use loader::manifest_cache::CatalogPlugin;
-use loader::runner::{run_action, Deadline};
+use loader::orphans::Orphans;
 use loader::redact::Redactor;
-use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginManifest};
+use loader::runner::{run_action, Deadline};
+use loader::sandbox::{RunSandbox, SandboxMode, WorkDir};
+use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginEnvironment, PluginManifest};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -39,11 +43,31 @@ const MIN_EVENT_BYTES: usize = 1024;
 pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
-    let folder = || PluginFolder::open(&plugin_dir(cli.plugins.clone()), !cli.no_cache, !cli.no_load_check);
+    check_no_load_check(&cli)?;
+    let load_timeout = seconds(cli.load_timeout, "--load-timeout")?;
+    let sandbox = cli.sandbox.mode();
+    let folder = || {
+        PluginFolder::open(
+            &plugin_dir(cli.plugins.clone()),
+            !cli.no_cache,
+            !cli.no_load_check,
+            load_timeout,
+            sandbox,
+        )
+    };
     match cli.command {
         Command::List { json } => list(&mut folder()?, json),
         Command::Info { plugin, action, json } => info(&mut folder()?, &plugin, action.as_deref(), json),
-        Command::Run(args) => run(&mut folder()?, *args, cli.verbose > 0),
+        Command::Run(args) => run(&mut folder()?, *args, cli.verbose > 0, sandbox),
+        Command::Grant(args) => crate::sandbox_cli::grant(folder, &args),
+        Command::Sandbox {
+            command: crate::cli::SandboxCommand::Check { json },
+        } => crate::sandbox_cli::check(sandbox, json),
+        Command::SandboxProbe { .. } => Ok(match loader::sandbox::probes::serve_probe() {
+            0 => ExitCode::Success,
+            2 => ExitCode::Usage,
+            _ => ExitCode::ActionFailed,
+        }),
         Command::Flush(args) => crate::connect::flush(&args),
         Command::New(args) => {
             let created = crate::scaffold::new_plugin(&args)?;
@@ -87,6 +111,21 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
+/// `--no-load-check` loads every library of the folder into the loader
+/// itself: refused (exit 2) but for `run --in-process`, whose point is to
+/// run a trusted plugin in the loader's process.
+fn check_no_load_check(cli: &Cli) -> Result<(), CliError> {
+    let in_process = matches!(&cli.command, Command::Run(args) if args.in_process);
+    if cli.no_load_check && !in_process {
+        return Err(CliError::usage(
+            "--no-load-check is allowed only with `run --in-process`: it loads every plugin library of the folder \
+             into the loader's own process, where no plugin code runs otherwise",
+        )
+        .with_help("drop --no-load-check, or run trusted plugins with `run --in-process --no-load-check`"));
+    }
+    Ok(())
+}
+
 fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os(PLUGIN_DIR_VAR).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("plugins"))
@@ -107,8 +146,20 @@ fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a Actio
     })
 }
 
-fn find_action_if_named(plugin: &LoadedPlugin, action: Option<&str>) -> Result<(), CliError> {
-    action.map(|name| find_action(&plugin.manifest, name).map(drop)).unwrap_or(Ok(()))
+fn find_action_if_named(plugin: &CatalogPlugin, action: Option<&str>) -> Result<(), CliError> {
+    action
+        .map(|name| find_action(&plugin.manifest, name).map(drop))
+        .unwrap_or(Ok(()))
+}
+
+/// The command that isolated children run: the loader itself.
+fn child_command(what: &str) -> Result<ChildCommand, CliError> {
+    ChildCommand::current_exe(&["__child"]).map_err(|e| {
+        CliError::new(
+            ExitCode::ActionFailed,
+            format!("cannot find the loader executable to {what}: {e}"),
+        )
+    })
 }
 
 fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
@@ -193,6 +244,7 @@ fn plugin_json(plugin: &CatalogPlugin) -> Value {
         "path": plugin.path,
         "plugin_api": plugin.api_version.to_string(),
         "actions": m.actions.iter().map(action_summary_json).collect::<Vec<_>>(),
+        "permissions": m.permissions,
     })
 }
 
@@ -208,12 +260,30 @@ fn action_summary_json(action: &ActionManifest) -> Value {
     summary
 }
 
+/// `loader info`: the full manifest comes from an isolated child that loads
+/// the library (the loader never does outside `--in-process`).
 fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
-    let plugin = &folder.find(name)?;
+    let plugin = &folder.describe(name)?;
     find_action_if_named(plugin, action)?;
-    let manifest = plugin
-        .full_manifest()
-        .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("{}: {e}", plugin.path.display())))?;
+    let expected = ExpectedPlugin::new(plugin.manifest.clone(), plugin.api_version);
+    let options = IsolationOptions {
+        load_timeout: folder.load_timeout(),
+        ..IsolationOptions::default()
+    };
+    let sandbox = RunSandbox {
+        mode: folder.sandbox(),
+        ..RunSandbox::default()
+    };
+    let child = child_command("describe the plugin")?;
+    let manifest = match describe_isolated(&child, &plugin.path, &expected, options, &sandbox) {
+        Ok(described) => described.map_err(|failure| {
+            CliError::new(
+                ExitCode::ActionFailed,
+                format!("{}: {}", plugin.path.display(), failure.message),
+            )
+        })?,
+        Err(stale) => return Err(folder.not_as_described(stale)),
+    };
     let actions: Vec<&ActionManifest> = manifest
         .actions
         .iter()
@@ -232,11 +302,12 @@ fn info(folder: &mut PluginFolder, name: &str, action: Option<&str>, as_json: bo
         m.name,
         m.code,
         m.version,
-        plugin.api_version()
+        plugin.api_version
     );
     if !m.description.is_empty() {
         outln!("{}", m.description);
     }
+    crate::stdout::write(&crate::sandbox_cli::permissions_text(m));
     for a in actions {
         outln!("\naction {} ({:?})", a.name, a.method);
         if !a.description.is_empty() {
@@ -267,7 +338,12 @@ fn resources_line(resources: &ActionResources) -> String {
     if let Some(bytes) = resources.memory {
         parts.push(format!("memory {bytes} bytes"));
     }
-    parts.extend(resources.resources.iter().map(|(name, amount)| format!("{name} {amount}")));
+    parts.extend(
+        resources
+            .resources
+            .iter()
+            .map(|(name, amount)| format!("{name} {amount}")),
+    );
     let mut line = parts.join(", ");
     if let Err(problem) = resources.check() {
         line.push_str(&format!(" (invalid: {problem})"));
@@ -494,7 +570,7 @@ pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dy
     Arc::new(EnvHintSink::new(sink, &args.env_prefix))
 }
 
-fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCode, CliError> {
+fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: SandboxMode) -> Result<ExitCode, CliError> {
     if let Some(parent) = args.elsewhere.exit_with_parent {
         let alive = loader::exit_guard::exit_with_parent(parent)
             .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("--exit-with-parent: {e}")))?;
@@ -519,46 +595,104 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool) -> Result<ExitCo
         deadline,
         connection: &connection,
     };
-    if !(args.in_process || args.dry_run || args.elsewhere.is_set()) {
-        return run_isolated_described(folder, request, options, verbose);
+    let options = IsolationOptions {
+        load_timeout: folder.load_timeout(),
+        ..options
+    };
+    if args.dry_run {
+        return dry_run(folder, &args, &params, &connection, options, sandbox);
+    }
+    if args.elsewhere.is_set() {
+        // The cluster's loader loads the library; this one only describes it.
+        let plugin = &folder.describe(&args.plugin)?;
+        let action = find_action(&plugin.manifest, &args.action)?;
+        return crate::elsewhere::run(
+            plugin,
+            action,
+            &args,
+            &params,
+            request.settings,
+            deadline,
+            verbose,
+            sandbox,
+        );
+    }
+    if !args.in_process {
+        return run_isolated_described(folder, request, options, verbose, sandbox);
     }
     let plugin = &folder.find(&args.plugin)?;
-    let action = find_action(&plugin.manifest, &args.action)?;
-
-    if args.dry_run {
-        return match plugin.library.validate_params(&args.action, &params) {
-            Some(Ok(())) => {
-                eprintln!("params are valid for {} {}", plugin.manifest.code, args.action);
-                Ok(ExitCode::Success)
-            }
-            Some(Err(text)) => {
-                let mut failure = plugin_api::ActionFailure::from_json(&text);
-                redact_failure(connection.redactor(), &mut failure);
-                Err(failure_error(&failure, &plugin.manifest.code, &args.action))
-            }
-            None => Err(CliError::usage(format!(
-                "{} was built against plugin-api {}, which cannot validate params without running the action (needs >= 1.1)",
-                plugin.manifest.code,
-                plugin.api_version()
-            ))),
-        };
-    }
-
-    if args.elsewhere.is_set() {
-        return crate::elsewhere::run(plugin, action, &args, &params, request.settings, deadline, verbose);
-    }
+    find_action(&plugin.manifest, &args.action)?;
     let outputs = request.outputs(verbose)?;
     let _interrupts = interrupt_on_ctrl_c(&request.settings, true);
     loader::exit_guard::report_exits();
-    let outcome = run_action(
-        plugin,
-        &args.action,
-        &params,
-        request.settings.clone(),
-        deadline,
-        outputs.sink.clone(),
-    );
+    // In-process runs are trusted (no sandbox), but get a work directory
+    // like any run, and nothing they start outlives them.
+    let work_dir = WorkDir::create(None, args.permissions.keep_work_dir)
+        .map_err(|e| CliError::new(ExitCode::ActionFailed, e.to_string()))?;
+    let settings = RunSettings {
+        env: with_granted_env(&request.settings.env, &args.permissions.allow_env),
+        work_dir: Some(work_dir.path().to_owned()),
+        ..request.settings.clone()
+    };
+    let orphans = Orphans::adopt();
+    let outcome = run_action(plugin, &args.action, &params, settings, deadline, outputs.sink.clone());
+    orphans.end();
+    if work_dir.kept() {
+        eprintln!("the run's work directory is kept at {}", work_dir.path().display());
+    }
     request.conclude(outcome, &outputs, &plugin.manifest.code)
+}
+
+/// `run --dry-run`: validates the params as the run would, in an isolated
+/// child that loads the library (or, with `--in-process`, here).
+fn dry_run(
+    folder: &mut PluginFolder,
+    args: &RunArgs,
+    params: &str,
+    connection: &crate::connect::Connection,
+    options: IsolationOptions,
+    sandbox: SandboxMode,
+) -> Result<ExitCode, CliError> {
+    let (code, validated) = if args.in_process {
+        let plugin = folder.find(&args.plugin)?;
+        find_action(&plugin.manifest, &args.action)?;
+        let validated = plugin
+            .library
+            .validate_params(&args.action, params)
+            .map(|outcome| outcome.map_err(|text| ActionFailure::from_json(&text)));
+        (plugin.manifest.code.clone(), validated.ok_or(plugin.api_version()))
+    } else {
+        let plugin = folder.describe(&args.plugin)?;
+        find_action(&plugin.manifest, &args.action)?;
+        let validated = if plugin.api_version.minor >= 1 {
+            let expected = ExpectedPlugin::new(plugin.manifest.clone(), plugin.api_version);
+            let child = child_command("validate the params")?;
+            let sandbox = RunSandbox {
+                mode: sandbox,
+                ..RunSandbox::default()
+            };
+            match validate_isolated(&child, &plugin.path, &expected, &args.action, params, options, &sandbox) {
+                Ok(validated) => Ok(validated),
+                Err(stale) => return Err(folder.not_as_described(stale)),
+            }
+        } else {
+            Err(plugin.api_version)
+        };
+        (plugin.manifest.code.clone(), validated)
+    };
+    match validated {
+        Ok(Ok(())) => {
+            eprintln!("params are valid for {code} {}", args.action);
+            Ok(ExitCode::Success)
+        }
+        Ok(Err(mut failure)) => {
+            redact_failure(connection.redactor(), &mut failure);
+            Err(failure_error(&failure, &code, &args.action))
+        }
+        Err(api_version) => Err(CliError::usage(format!(
+            "{code} was built against plugin-api {api_version}, which cannot validate params without running the action (needs >= 1.1)"
+        ))),
+    }
 }
 
 /// A run as asked for, once its flags are checked.
@@ -629,51 +763,52 @@ impl RunRequest<'_> {
 /// the plugin: this process never loads the library (the manifest cache
 /// or the load-checking child described it), the child loads it and runs
 /// the action only if it is the plugin described. If it is not (it changed
-/// since), nothing ran: the plugin is described afresh, without the cache,
-/// and run once more.
+/// since it was examined), nothing of it ran but its loading: that is the
+/// run's error, and the description's cache entry is dropped.
 fn run_isolated_described(
     folder: &mut PluginFolder,
-    request: RunRequest,
+    mut request: RunRequest,
     options: IsolationOptions,
     verbose: bool,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let args = request.args;
-    let mut plugin = folder.describe(&args.plugin)?;
-    find_action(&plugin.manifest, &args.action)?;
-    let child = ChildCommand::current_exe(&["__child"]).map_err(|e| {
-        CliError::new(
-            ExitCode::ActionFailed,
-            format!("cannot find the loader executable to isolate the run: {e}"),
-        )
-    })?;
+    let plugin = folder.describe(&args.plugin)?;
+    let run_sandbox = crate::sandbox_cli::run_sandbox(
+        args,
+        sandbox,
+        &plugin.manifest,
+        find_action(&plugin.manifest, &args.action)?,
+    )?;
+    request.settings.env = with_granted_env(&request.settings.env, &run_sandbox.grants.env);
+    let child = child_command("isolate the run")?;
     let outputs = request.outputs(verbose)?;
     let interrupts = interrupt_on_ctrl_c(&request.settings, false);
-    let mut described_afresh = false;
-    let outcome = loop {
-        let expected = ExpectedPlugin::new(plugin.manifest.clone(), plugin.api_version);
-        let action = ChildAction {
-            action: &args.action,
-            params_json: request.params,
-            settings: request.settings.clone(),
-            deadline: request.deadline,
-            interrupt: &interrupts,
-            sink: outputs.sink.clone(),
-            options,
-        };
-        let ran = run_isolated_as_described(&child, &plugin.path, &expected, action, described_afresh);
-        match ran {
-            Ok(outcome) => break outcome,
-            Err(stale) if !described_afresh => {
-                tracing::info!("{stale}; describing the folder afresh");
-                described_afresh = true;
-                folder.forget_cache();
-                plugin = folder.describe(&args.plugin)?;
-                find_action(&plugin.manifest, &args.action)?;
-            }
-            Err(stale) => return Err(CliError::new(ExitCode::ActionFailed, stale.to_string())),
-        }
+    let expected = ExpectedPlugin::new(plugin.manifest.clone(), plugin.api_version);
+    let action = ChildAction {
+        action: &args.action,
+        params_json: request.params,
+        settings: request.settings.clone(),
+        deadline: request.deadline,
+        interrupt: &interrupts,
+        sink: outputs.sink.clone(),
+        options,
+        sandbox: &run_sandbox,
     };
-    request.conclude(outcome, &outputs, &plugin.manifest.code)
+    match run_isolated_as_described(&child, &plugin.path, &expected, action) {
+        Ok(outcome) => request.conclude(outcome, &outputs, &plugin.manifest.code),
+        Err(stale) => Err(folder.not_as_described(stale)),
+    }
+}
+
+/// The plugin's environment with the granted variables of the loader's own
+/// environment added (`--allow-env`, or declared and granted).
+pub(crate) fn with_granted_env(env: &PluginEnvironment, names: &[String]) -> PluginEnvironment {
+    let granted: std::collections::BTreeMap<String, String> = names
+        .iter()
+        .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+        .collect();
+    PluginEnvironment::merge([env, &PluginEnvironment::new(granted)])
 }
 
 /// Hides the run's secrets in a failure before it is printed.
@@ -685,6 +820,9 @@ fn redact_failure(redactor: &Redactor, failure: &mut ActionFailure) {
 /// A failed action as an error, with advice for the kinds where there is some.
 pub(crate) fn failure_error(failure: &ActionFailure, plugin: &str, action: &str) -> CliError {
     let error = CliError::from_failure(failure);
+    if let Some(hint) = crate::sandbox_cli::denial_hint(&failure.message, plugin) {
+        return error.with_help(hint);
+    }
     match failure.kind {
         FailureKind::InvalidParams => error.with_help(format!("`loader info {plugin} {action}` shows the params")),
         FailureKind::TimedOut => {

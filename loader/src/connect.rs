@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, TENANT_VAR};
+use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, HOST_VAR, TENANT_VAR};
 use loader::backend::flush::flush_spool;
 use loader::backend::{agent_endpoint, backend_endpoint, ApiClient, BackendSettings, BackendSink, Endpoint};
 use loader::events::{EventSink, FanOut};
@@ -87,11 +87,15 @@ impl Connection {
         &self.redactor
     }
 
-    /// The clients the plugin sees as `ctx.client()` and `ctx.agent_client()`.
+    /// The clients the plugin sees as `ctx.client()` and `ctx.agent_client()`:
+    /// the loader's own, also for an isolated run, whose child asks the
+    /// loader to make each call; their errors hide the run's secrets.
     pub fn clients(&self) -> Clients {
         let timeout = self.settings.request_timeout;
-        let make =
-            |endpoint: &Endpoint| Arc::new(ApiClient::new(endpoint.clone(), timeout)) as Arc<dyn loader::host::Client>;
+        let make = |endpoint: &Endpoint| {
+            let client = ApiClient::with_redactor(endpoint.clone(), timeout, self.redactor.clone());
+            Arc::new(client) as Arc<dyn loader::host::Client>
+        };
         Clients {
             backend: self.backend.as_ref().map(make),
             agent: self.agent.as_ref().map(make),
@@ -125,12 +129,17 @@ impl Connection {
     fn deliver_leftovers(&self, endpoint: &Endpoint) {
         let outcomes = flush_spool(
             &self.settings.spool_dir,
-            |url| (url == endpoint.url).then(|| endpoint.clone()),
+            endpoint,
             self.settings.request_timeout,
             self.settings.drain_timeout,
             self.settings.batch_size,
         );
         for outcome in outcomes {
+            if let Some(other) = &outcome.other_backend {
+                let other = self.redactor.redact_str(other);
+                tracing::debug!("left {} for its backend {other}", outcome.journal.display());
+                continue;
+            }
             tracing::info!(
                 "delivered {} requests ({} log entries) left by an earlier run of job {}",
                 outcome.delivered_requests,
@@ -159,27 +168,24 @@ impl Connection {
     }
 }
 
-/// `loader flush`: delivers the journals of the state folder and says what
-/// became of each.
+/// `loader flush`: delivers the journals of the state folder recorded for
+/// the backend given (`--backend` or `SYNAPSE_HOST`, required) and says
+/// what became of each; a journal recorded for another backend is left and
+/// reported, never sent there.
 pub fn flush(args: &FlushArgs) -> Result<ExitCode, CliError> {
     let timeout = seconds(args.backend_timeout, "--backend-timeout")?;
     let time_limit = seconds(args.backend_wait, "--backend-wait")?;
     let settings = BackendSettings::new(state_dir(&args.state_dir));
     let token = var(ACCESS_TOKEN_VAR);
     let tenant = var(TENANT_VAR);
-    let only = args.backend.as_deref().map(|url| backend_endpoint(url, None, None).url);
-    let endpoint_for = |url: &str| {
-        only.as_ref()
-            .is_none_or(|wanted| wanted == url)
-            .then(|| backend_endpoint(url, token.as_deref(), tenant.as_deref()))
+    let Some(url) = args.backend.as_deref().filter(|u| !u.is_empty()) else {
+        return Err(CliError::usage(format!(
+            "loader flush needs the backend to deliver to: --backend URL or {HOST_VAR}"
+        ))
+        .with_help("journals go only to the backend given, never to an address read from a journal"));
     };
-    let outcomes = flush_spool(
-        &settings.spool_dir,
-        endpoint_for,
-        timeout,
-        time_limit,
-        settings.batch_size,
-    );
+    let endpoint = backend_endpoint(url, token.as_deref(), tenant.as_deref());
+    let outcomes = flush_spool(&settings.spool_dir, &endpoint, timeout, time_limit, settings.batch_size);
     let mut redactor = Redactor::default();
     for secret in [&token, &tenant].into_iter().flatten() {
         redactor.add_secret(secret);
@@ -189,7 +195,18 @@ pub fn flush(args: &FlushArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::Success);
     }
     let mut complete = true;
+    let given = redactor.redact_str(&endpoint.url).into_owned();
     for outcome in &outcomes {
+        if let Some(other) = &outcome.other_backend {
+            let other = redactor.redact_str(other);
+            println!(
+                "job {}: recorded for another backend, {other} (not {given}); nothing sent, left in {}",
+                outcome.job_id,
+                outcome.journal.display()
+            );
+            println!("  if that backend is yours, deliver it with `loader flush --backend {other}`");
+            continue;
+        }
         println!(
             "job {}: delivered {} requests ({} log entries); {} requests ({} log entries) remain in {}",
             outcome.job_id,

@@ -42,15 +42,12 @@ pub fn find_by_name<'a, P>(
     name: &str,
     describe: impl Fn(&P) -> (&Path, &PluginManifest),
 ) -> Option<&'a P> {
-    plugins
-        .iter()
-        .find(|p| describe(p).1.code == name)
-        .or_else(|| {
-            plugins.iter().find(|p| {
-                let (path, manifest) = describe(p);
-                answers_to(path, manifest, name)
-            })
+    plugins.iter().find(|p| describe(p).1.code == name).or_else(|| {
+        plugins.iter().find(|p| {
+            let (path, manifest) = describe(p);
+            answers_to(path, manifest, name)
         })
+    })
 }
 
 /// Whether `name` designates the plugin `manifest` loaded from `path`: its
@@ -97,6 +94,9 @@ pub enum ProblemKind {
     Duplicate,
     /// Loading it crashed or stalled the process that tried it first.
     CrashedWhileLoading,
+    /// The process that loaded it first survived, but gave no valid report
+    /// on it (it is not loaded by the loader itself to find out).
+    Unreported,
 }
 
 impl ProblemKind {
@@ -112,6 +112,7 @@ impl ProblemKind {
             ProblemKind::BadManifest => "bad_manifest",
             ProblemKind::Duplicate => "duplicate",
             ProblemKind::CrashedWhileLoading => "crashed_while_loading",
+            ProblemKind::Unreported => "unreported",
         }
     }
 
@@ -293,14 +294,27 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, Refusal> {
         .map_err(|e| bad_manifest(format!("the plugin could not describe itself: {e}")))?;
     let manifest: PluginManifest = serde_json::from_str(&manifest_json)
         .map_err(|e| bad_manifest(format!("the plugin's manifest is not valid: {e}")))?;
-    if manifest.code.trim().is_empty() {
-        return Err(bad_manifest("the plugin's manifest has an empty code".to_owned()));
+    if let Some(problem) = manifest_problem(&manifest) {
+        return Err(bad_manifest(problem));
     }
     Ok(LoadedPlugin {
         path: path.to_owned(),
         manifest,
         library,
     })
+}
+
+/// What makes a manifest that parsed unusable: an empty code, or
+/// permissions no grant could match (plugin-api refuses to export those, but
+/// a plugin need not be built with it).
+fn manifest_problem(manifest: &PluginManifest) -> Option<String> {
+    if manifest.code.trim().is_empty() {
+        return Some("the plugin's manifest has an empty code".to_owned());
+    }
+    let permissions = manifest.permissions.check().err()?;
+    Some(format!(
+        "the plugin's manifest declares invalid permissions: {permissions}"
+    ))
 }
 
 /// Refuses what `dlopen` would report badly, hang on, or crash on.
@@ -336,6 +350,28 @@ mod tests {
 
     fn lib_name(stem: &str) -> String {
         format!("{stem}.{}", std::env::consts::DLL_EXTENSION)
+    }
+
+    #[test]
+    fn a_manifest_with_an_empty_code_or_invalid_permissions_is_refused_naming_the_problem() {
+        let manifest = |json: serde_json::Value| -> PluginManifest { serde_json::from_value(json).unwrap() };
+        let valid = manifest(serde_json::json!({
+            "code": "p", "name": "P", "version": "1", "permissions": { "net": ["localhost:80"] }
+        }));
+        assert_eq!(manifest_problem(&valid), None);
+        let blank = manifest(serde_json::json!({ "code": " ", "name": "P", "version": "1" }));
+        assert_eq!(
+            manifest_problem(&blank).as_deref(),
+            Some("the plugin's manifest has an empty code")
+        );
+        let invalid = manifest(serde_json::json!({
+            "code": "p", "name": "P", "version": "1", "permissions": { "env": ["A-B"] }
+        }));
+        let problem = manifest_problem(&invalid).unwrap();
+        assert!(
+            problem.starts_with("the plugin's manifest declares invalid permissions: permissions.env entry \"A-B\""),
+            "{problem}"
+        );
     }
 
     #[test]

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, StopFlag};
-use loader::discovery::LoadedPlugin;
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
+use loader::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
 use loader::ray::follow::POLL_INTERVAL;
 use loader::ray::job::DEFAULT_PYTHON;
@@ -29,6 +29,7 @@ use loader::ray::{
     ResourcesError, RunSpec, StopWhen, Submitter,
 };
 use loader::runner::Deadline;
+use loader::sandbox::SandboxMode;
 use plugin_api::{ActionManifest, ActionResources};
 use serde_json::Value;
 
@@ -165,7 +166,7 @@ impl ElsewhereArgs {
 
     /// What the job reserves: the action's declared resources, with the
     /// flags' values taking precedence.
-    fn resources(&self, plugin: &LoadedPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
+    fn resources(&self, plugin: &CatalogPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
         job_resources(&action.resources, &self.resource_flags()?, &plugin.path, &action.name).map_err(|e| match e {
             ResourcesError::Flag { .. } => CliError::usage(e.to_string()),
             ResourcesError::Declared { .. } => CliError::new(ExitCode::ActionFailed, e.to_string()),
@@ -317,13 +318,14 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'stat
 
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
 pub fn run(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
     settings: RunSettings,
     deadline: Option<Deadline>,
     verbose: bool,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let on_ray = args.elsewhere.on == Target::Ray;
     if !on_ray {
@@ -343,18 +345,44 @@ pub fn run(
         None => RayMode::Job,
     };
     match &args.elsewhere.params_each {
-        Some(file) => run_batch(plugin, action, args, file, settings, deadline),
-        None => run_on_ray(plugin, action, args, params, settings, deadline, verbose, mode),
+        Some(file) => run_batch(plugin, action, args, file, settings, deadline, sandbox),
+        None => run_on_ray(plugin, action, args, params, settings, deadline, verbose, mode, sandbox),
     }
+}
+
+/// The sandbox of the runs on the cluster: `--sandbox` as here, and the
+/// grants this machine resolves (checked here first, so that a plugin
+/// whose permissions were not granted fails before anything is uploaded;
+/// the cluster's loader has no grant book), as flags of its loader; and
+/// the names of the variables of this machine's environment granted to
+/// the plugin (their values go into the package).
+fn sandbox_on_cluster(
+    args: &RunArgs,
+    plugin: &CatalogPlugin,
+    action: &ActionManifest,
+    sandbox: SandboxMode,
+) -> Result<(Vec<String>, Vec<String>), CliError> {
+    let mut flags = vec!["--sandbox".to_owned(), sandbox.name().to_owned()];
+    let mut env = Vec::new();
+    if !args.in_process {
+        let (grants, granted_env) = crate::sandbox_cli::forwarded_grants(args, sandbox, &plugin.manifest, action)?;
+        flags.extend(grants);
+        env = granted_env;
+    }
+    if let Some(memory) = args.elsewhere.memory {
+        flags.extend(["--memory".to_owned(), memory.to_string()]);
+    }
+    Ok((flags, env))
 }
 
 /// The loader command every run on the cluster starts with.
 fn loader_command(
     args: &RunArgs,
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     settings: &RunSettings,
     deadline: Option<Deadline>,
     api: &JobsApi,
+    sandbox: Vec<String>,
 ) -> LoaderCommand {
     LoaderCommand {
         plugin: plugin.manifest.code.clone(),
@@ -366,6 +394,7 @@ fn loader_command(
         max_params_bytes: args.max_params_bytes,
         grace_seconds: args.grace,
         checkpoint: settings.checkpoint.clone(),
+        sandbox,
     }
 }
 
@@ -382,7 +411,7 @@ fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
 }
 
 fn package_spec(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     settings: &RunSettings,
     params: BTreeMap<usize, String>,
     run_spec: &RunSpec,
@@ -405,7 +434,7 @@ fn package_spec(
 /// Builds and uploads the package of `run_spec` (the run's params
 /// numbered as `params` says), and says what it did unless quiet.
 fn prepare(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     args: &RunArgs,
     settings: &RunSettings,
     params: BTreeMap<usize, String>,
@@ -430,7 +459,7 @@ fn prepare(
 
 #[allow(clippy::too_many_arguments)]
 fn run_on_ray(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     params: &str,
@@ -438,10 +467,17 @@ fn run_on_ray(
     deadline: Option<Deadline>,
     verbose: bool,
     mode: RayMode,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let resources = args.elsewhere.resources(plugin, action)?;
     let api = args.elsewhere.api();
-    let mut run_spec = RunSpec::new(mode, &loader_command(args, plugin, &settings, deadline, &api), vec![1]);
+    let (sandbox_flags, granted_env) = sandbox_on_cluster(args, plugin, action, sandbox)?;
+    let settings = RunSettings {
+        env: crate::commands::with_granted_env(&settings.env, &granted_env),
+        ..settings
+    };
+    let command = loader_command(args, plugin, &settings, deadline, &api, sandbox_flags);
+    let mut run_spec = RunSpec::new(mode, &command, vec![1]);
     run_spec.resources = resources.clone();
     let submitter = prepare(
         plugin,
@@ -563,12 +599,13 @@ impl BatchDisplay {
 }
 
 fn run_batch(
-    plugin: &LoadedPlugin,
+    plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
     file: &Path,
     settings: RunSettings,
     deadline: Option<Deadline>,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     // The same reader as `--params @FILE`: a regular file, of bounded size.
     let text = loader::input_file::read_text(
@@ -606,11 +643,13 @@ fn run_batch(
             let resources = args.elsewhere.resources(plugin, action)?;
             let api = args.elsewhere.api();
             let numbers = lines.iter().map(|l| l.number).collect();
-            let mut run_spec = RunSpec::new(
-                RayMode::Batch,
-                &loader_command(args, plugin, &settings, deadline, &api),
-                numbers,
-            );
+            let (sandbox_flags, granted_env) = sandbox_on_cluster(args, plugin, action, sandbox)?;
+            let settings = RunSettings {
+                env: crate::commands::with_granted_env(&settings.env, &granted_env),
+                ..settings
+            };
+            let command = loader_command(args, plugin, &settings, deadline, &api, sandbox_flags);
+            let mut run_spec = RunSpec::new(RayMode::Batch, &command, numbers);
             run_spec.resources = resources.clone();
             run_spec.retries = args.elsewhere.retries;
             run_spec.parallel = args.elsewhere.parallel.map(usize::from);
@@ -629,6 +668,7 @@ fn run_batch(
         }
         Target::Local => {
             let runner = IsolatedLines {
+                sandbox: crate::sandbox_cli::run_sandbox(args, sandbox, &plugin.manifest, action)?,
                 child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
                     CliError::new(
                         ExitCode::ActionFailed,
@@ -638,7 +678,10 @@ fn run_batch(
                 library: plugin.path.clone(),
                 plugin: plugin.manifest.code.clone(),
                 action: args.action.clone(),
-                settings,
+                settings: RunSettings {
+                    env: crate::commands::with_granted_env(&settings.env, &args.permissions.allow_env),
+                    ..settings
+                },
                 deadline,
                 options: isolation_options(args)?,
                 interrupts,

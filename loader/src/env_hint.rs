@@ -5,8 +5,10 @@
 //! `--env-prefix` rule), [`EnvHintSink`] adds a warning message naming the
 //! key and the fix, once per key and run. It warns too when only a prefixed
 //! copy is set (`SYNAPSE_BATCH_SIZE`): that one was passed, but under its
-//! full name, since a prefix is never removed. The value is never read
-//! into the message, only whether the variable is set.
+//! full name, since a prefix is never removed. For a credential (see
+//! [`is_credential_name`]), which no prefix passes, it says so and how to
+//! pass it explicitly. The value is never read into the message, only
+//! whether the variable is set.
 //!
 //! The sink sits in the process that has the loader's real environment:
 //! the loader itself, also for isolated runs, whose child process starts
@@ -18,7 +20,7 @@ use std::sync::Mutex;
 use plugin_api::ENV_MISSING_EVENT;
 use serde_json::json;
 
-use crate::environment::is_variable_name;
+use crate::environment::{is_credential_name, is_variable_name};
 use crate::events::{lock, Event, EventKind, EventSink, Level, RunInfo};
 
 /// The event name of the warning (kind `message`, level `warning`, data
@@ -61,7 +63,9 @@ impl<S: EventSink> EnvHintSink<S> {
         if key.len() > MAX_KEY_LEN || !is_variable_name(key) {
             return None;
         }
-        let text = if (self.is_set)(key) {
+        let text = if (self.is_set)(key) && is_credential_name(key) {
+            credential_text(key, key)
+        } else if (self.is_set)(key) {
             not_passed_text(key, &self.prefixes)
         } else {
             let prefixed = self
@@ -69,7 +73,11 @@ impl<S: EventSink> EnvHintSink<S> {
                 .iter()
                 .map(|prefix| format!("{prefix}{key}"))
                 .find(|name| (self.is_set)(name))?;
-            passed_prefixed_text(key, &prefixed)
+            if is_credential_name(&prefixed) {
+                credential_text(key, &prefixed)
+            } else {
+                passed_prefixed_text(key, &prefixed)
+            }
         };
         if !lock(&self.warned).insert(key.to_owned()) {
             return None;
@@ -98,6 +106,21 @@ fn not_passed_text(key: &str, prefixes: &[String]) -> String {
     format!(
         "the action read {key}, which is set in the loader's environment but not passed to the plugin \
          ({rule}); pass it with --env {key}=\"${key}\""
+    )
+}
+
+/// What the warning says when the action read `key`, a credential, and
+/// `set` (the key itself, or the key with a prefix) is set here.
+fn credential_text(key: &str, set: &str) -> String {
+    let which = if key == set {
+        format!("{key}, which is set in the loader's environment")
+    } else {
+        format!("{key}, which is not set; {set} is set in the loader's environment, but")
+    };
+    format!(
+        "the action read {which} not passed to the plugin: it is a credential, and --env-prefix never passes \
+         credentials (ctx.client() and ctx.agent_client() need none: the loader makes their calls); if the plugin \
+         must have it, pass it explicitly with --env {key}=\"${set}\""
     )
 }
 
@@ -214,6 +237,44 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("--env EPOCHS=\"$SYNAPSE_EPOCHS\""), "{text}");
+    }
+
+    #[test]
+    fn a_credential_read_by_the_action_is_named_with_the_explicit_way_to_pass_it() {
+        let memory = Arc::new(MemorySink::default());
+        let sink = EnvHintSink::with_lookup(memory.clone(), &["SYNAPSE_".to_owned()], |key| {
+            key == "SYNAPSE_ACCESS_TOKEN" || key == "SYNAPSE_DB_PASSWORD"
+        });
+        let run = RunInfo::new("p", "a");
+        sink.emit(&run, &miss("SYNAPSE_ACCESS_TOKEN"));
+        sink.emit(&run, &miss("DB_PASSWORD"));
+        let texts: Vec<String> = memory
+            .events()
+            .iter()
+            .filter_map(warning_content)
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(
+            texts[0].contains("--env-prefix never passes credentials"),
+            "{}",
+            texts[0]
+        );
+        assert!(
+            texts[0].contains("--env SYNAPSE_ACCESS_TOKEN=\"$SYNAPSE_ACCESS_TOKEN\""),
+            "{}",
+            texts[0]
+        );
+        assert!(
+            texts[1].contains("SYNAPSE_DB_PASSWORD is set in the loader's environment, but not passed"),
+            "{}",
+            texts[1]
+        );
+        assert!(
+            texts[1].contains("--env DB_PASSWORD=\"$SYNAPSE_DB_PASSWORD\""),
+            "{}",
+            texts[1]
+        );
     }
 
     #[test]

@@ -27,11 +27,18 @@ pub enum ExitCode {
     /// code.
     EventsLost = 4,
     /// The plugin libraries could not be checked in a separate process
-    /// before loading (`--no-load-check` loads them without the check).
+    /// before loading (only `run --in-process --no-load-check` loads them
+    /// without the check).
     LoadCheckFailed = 5,
     /// With `--require-backend`: the run's reports did not all reach the
     /// backend (they are kept for `loader flush`).
     BackendUndelivered = 6,
+    /// The plugin declares permissions that were not granted (nothing ran).
+    NotGranted = 7,
+    /// `--sandbox=require`, and this system cannot apply all of the
+    /// sandbox (nothing ran); also `loader sandbox check` when a probe that
+    /// must be blocked was not.
+    SandboxUnavailable = 8,
 }
 
 impl ExitCode {

@@ -8,6 +8,7 @@
 //! nothing reaches the sink after the run's last event.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,12 +42,6 @@ impl CancelFlag {
 /// takes a request `{method, path, body}` and answers with JSON.
 pub trait Client: Send + Sync {
     fn request(&self, request: &Value) -> Result<Value, String>;
-
-    /// How to make the same client in another process (an isolated run's
-    /// child); `None` when it cannot be.
-    fn spec(&self) -> Option<crate::backend::ClientSpec> {
-        None
-    }
 }
 
 /// The clients configured for a run; `None` means the plugin sees `None`.
@@ -76,6 +71,12 @@ pub struct RunSettings {
     pub cancel: CancelFlag,
     /// The least time between two progress events of one step.
     pub progress_interval: Duration,
+    /// The run's work directory, which the plugin reads as
+    /// `ctx.work_dir()` (plugins built against plugin-api 1.3 or later).
+    /// The run does not create or remove it: whoever sets it does. It
+    /// reaches the plugin as text, so a path that is not UTF-8 is not
+    /// given (with a warning).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl Default for RunSettings {
@@ -87,6 +88,7 @@ impl Default for RunSettings {
             clients: Clients::default(),
             cancel: CancelFlag::default(),
             progress_interval: Duration::from_millis(100),
+            work_dir: None,
         }
     }
 }
@@ -100,6 +102,7 @@ pub struct RunHost {
     env_json: String,
     job_id: Option<String>,
     checkpoint_json: Option<String>,
+    work_dir: Option<String>,
     clients: Clients,
     cancel: CancelFlag,
     gate: Gate,
@@ -195,6 +198,7 @@ impl RunHost {
             env_json: settings.env.to_json(),
             job_id: settings.job_id,
             checkpoint_json: settings.checkpoint.map(|c| c.to_string()),
+            work_dir: settings.work_dir.as_deref().and_then(work_dir_text),
             clients: settings.clients,
             cancel: settings.cancel,
             gate: Gate::default(),
@@ -287,6 +291,18 @@ impl RunHost {
         event.step = step;
         self.emit(event);
     }
+}
+
+/// The work directory as the plugin receives it: text, so only a UTF-8 path.
+fn work_dir_text(path: &std::path::Path) -> Option<String> {
+    let text = path.to_str().map(str::to_owned);
+    if text.is_none() {
+        tracing::warn!(
+            "the work directory {} is not UTF-8, so the plugin is told of none",
+            path.display()
+        );
+    }
+    text
 }
 
 /// Log data as JSON; text that is not JSON (a plugin not built with
@@ -417,6 +433,10 @@ impl ContextHost for RunHost {
         self.checkpoint_json.clone()
     }
 
+    fn work_dir(&self) -> Option<String> {
+        self.work_dir.clone()
+    }
+
     fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
@@ -466,7 +486,11 @@ mod tests {
         let events = sink.events();
         let steps: Vec<_> = events.iter().map(|e| e.step.as_deref()).collect();
         assert_eq!(steps, [None, Some("load"), Some("train")]);
-        assert_eq!(events[0].data, json!({"a": [true], "b": 1}), "a memory sink reads parsed data");
+        assert_eq!(
+            events[0].data,
+            json!({"a": [true], "b": 1}),
+            "a memory sink reads parsed data"
+        );
         assert_eq!(events[2].data, json!({"step": "other"}));
         assert_eq!(events[2].file.as_deref(), Some("/f"));
     }
@@ -498,7 +522,45 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert!(lines[0].ends_with(r#""data":{"z":1,"a":{"y":[2]}}}"#), "{}", lines[0]);
-        assert!(lines[1].ends_with(r#""data":{"z":1}}"#), "a line break in the data never ends a line: {}", lines[1]);
+        assert!(
+            lines[1].ends_with(r#""data":{"z":1}}"#),
+            "a line break in the data never ends a line: {}",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn the_work_dir_of_the_settings_reaches_the_plugin_through_the_vtable() {
+        let settings = RunSettings {
+            work_dir: Some("/runs/r-1/work".into()),
+            ..Default::default()
+        };
+        let host = Arc::new(RunHost::new(
+            RunInfo::new("p", "a"),
+            settings,
+            Arc::new(MemorySink::default()),
+        ));
+        let ctx = RuntimeContext::with_host(host);
+        assert_eq!(ctx.work_dir(), Some(std::path::Path::new("/runs/r-1/work")));
+
+        let (host, _) = host_with_sink();
+        assert_eq!(
+            RuntimeContext::with_host(host).work_dir(),
+            None,
+            "no work dir by default"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_work_dir_that_is_not_utf8_is_not_given() {
+        use std::os::unix::ffi::OsStrExt;
+        let settings = RunSettings {
+            work_dir: Some(std::ffi::OsStr::from_bytes(b"/runs/\xff").into()),
+            ..Default::default()
+        };
+        let host = RunHost::new(RunInfo::new("p", "a"), settings, Arc::new(MemorySink::default()));
+        assert_eq!(host.work_dir(), None);
     }
 
     #[test]

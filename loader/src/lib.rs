@@ -5,7 +5,8 @@
 //! [`host`]), and fan everything the plugin reports out to sinks
 //! ([`events`]), in this process or in an isolated child ([`isolate`]);
 //! libraries can be test-loaded in a child first ([`load_check`]), and what
-//! they said is remembered until they change ([`manifest_cache`]).
+//! they said is remembered until they change ([`manifest_cache`]). Every
+//! process that loads plugin code is sandboxed first ([`sandbox`]).
 //! The `loader` binary is a thin CLI over this.
 
 pub mod backend;
@@ -22,10 +23,12 @@ pub mod isolate;
 pub mod load_check;
 pub mod load_report;
 pub mod manifest_cache;
+pub mod orphans;
 pub mod preflight;
 pub mod ray;
 pub mod redact;
 pub mod runner;
+pub mod sandbox;
 mod sys;
 
 /// The README's Rust examples, compiled as doctests so they stay true.

@@ -52,6 +52,10 @@ use crate::isolate::child_env::child_environment;
 use crate::isolate::lines::{Lines, Piece};
 use crate::isolate::{exit_in_words, spawn_with_channel, ChildCommand, ChildOutput};
 use crate::load_report::{LoadOutcome, MAX_REPORT_BYTES};
+use crate::sandbox::{
+    self, missing_line, policy, Containment, Grants, Limits, SandboxMode, SandboxPolicy, DEFAULT_MEMORY_BYTES,
+    POLICY_VAR,
+};
 use crate::sys;
 
 /// The check could not run, so the files it did not reach were not loaded.
@@ -80,10 +84,13 @@ pub fn scan_supervised(
     dir: &Path,
     checker: &ChildCommand,
     per_file: Duration,
+    sandbox: SandboxMode,
 ) -> Result<Discovery, SupervisedScanError> {
     let candidates = Discovery::candidates(dir)?;
     let mut discovery = Discovery::default();
-    let crashed = check_loading(checker, &candidates, per_file, |path, _| discovery.load_file(path))?;
+    let crashed = check_loading(checker, &candidates, per_file, sandbox, |path, _| {
+        discovery.load_file(path)
+    })?;
     discovery.problems.extend(crashed);
     discovery.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(discovery)
@@ -107,11 +114,12 @@ pub fn check_loading(
     child: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
+    sandbox: SandboxMode,
     mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
 ) -> Result<Vec<Problem>, LoadCheckError> {
     let checkers = checkers_for(paths.len());
     if checkers <= 1 {
-        return check_in_order(child, paths, per_file, on_safe);
+        return check_in_order(child, paths, per_file, sandbox, on_safe);
     }
     let share = paths.len().div_ceil(checkers);
     let results: Vec<_> = std::thread::scope(|scope| {
@@ -120,8 +128,10 @@ pub fn check_loading(
             .map(|part| {
                 scope.spawn(move || {
                     let mut safe = Vec::new();
-                    check_in_order(child, part, per_file, |path, outcome| safe.push((path.to_owned(), outcome)))
-                        .map(|problems| (safe, problems))
+                    check_in_order(child, part, per_file, sandbox, |path, outcome| {
+                        safe.push((path.to_owned(), outcome))
+                    })
+                    .map(|problems| (safe, problems))
                 })
             })
             .collect();
@@ -168,12 +178,13 @@ fn check_in_order(
     child: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
+    sandbox: SandboxMode,
     mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
 ) -> Result<Vec<Problem>, LoadCheckError> {
     let mut problems = Vec::new();
     let mut rest = paths;
     while !rest.is_empty() {
-        match check_batch(child, rest, per_file, &mut on_safe) {
+        match check_batch(child, rest, per_file, sandbox, &mut on_safe) {
             BatchEnd::AllLoaded => break,
             BatchEnd::Culprit { index, reason } => {
                 problems.push(Problem::new(
@@ -313,7 +324,9 @@ fn answer_lines(channel: UnixStream) -> mpsc::Receiver<String> {
             match lines.next() {
                 Ok(Piece::Line(line)) => {
                     if std::mem::take(&mut too_long) {
-                        tracing::warn!("the load-checking process wrote a line longer than {MAX_ANSWER_LINE} bytes; it is ignored");
+                        tracing::warn!(
+                            "the load-checking process wrote a line longer than {MAX_ANSWER_LINE} bytes; it is ignored"
+                        );
                     } else if sender.send(String::from_utf8_lossy(line).into_owned()).is_err() {
                         return;
                     }
@@ -331,19 +344,39 @@ fn check_batch(
     child_command: &ChildCommand,
     paths: &[PathBuf],
     per_file: Duration,
+    sandbox: SandboxMode,
     on_safe: &mut dyn FnMut(&Path, Option<LoadOutcome>),
 ) -> BatchEnd {
-    let env = child_environment(std::env::vars_os(), &Default::default());
-    let mut spawned = match spawn_with_channel(child_command, env, ChildOutput::Discarded) {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            return BatchEnd::Unchecked {
-                loaded: 0,
-                why: format!("cannot start it: {e}"),
-            }
-        }
+    let unchecked = |why: String| BatchEnd::Unchecked { loaded: 0, why };
+    let mut env = child_environment(std::env::vars_os(), &Default::default());
+    let mut containment = match Containment::prepare(sandbox, CHECK_LIMITS, false) {
+        Ok(containment) => containment,
+        Err(e) => return unchecked(e.to_string()),
     };
-    tracing::debug!("load check: process {} checks {} file(s)", spawned.child.id(), paths.len());
+    if sandbox != SandboxMode::Off {
+        let policy = policy::build(
+            policy::Purpose::LoadCheck {
+                folders: &folders_of(paths),
+            },
+            &Grants::default(),
+            sandbox == SandboxMode::Require,
+        );
+        match serde_json::to_string(&policy) {
+            Ok(policy) => env.push((POLICY_VAR.into(), policy.into())),
+            Err(e) => return unchecked(format!("cannot describe its sandbox: {e}")),
+        }
+    }
+    let spawned = spawn_with_channel(child_command, env, ChildOutput::Discarded, Some(&mut containment), None);
+    let mut spawned = match spawned {
+        Ok(spawned) => spawned,
+        Err(e) => return unchecked(format!("cannot start it: {e}")),
+    };
+    warn_once_if_incomplete(&containment);
+    tracing::debug!(
+        "load check: process {} checks {} file(s)",
+        spawned.child.id(),
+        paths.len()
+    );
     let (mut writer, reader) = match (spawned.channel.try_clone(), spawned.channel.try_clone()) {
         (Ok(writer), Ok(reader)) => (writer, reader),
         (Err(e), _) | (_, Err(e)) => {
@@ -370,7 +403,7 @@ fn check_batch(
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
                 spawned.group.kill();
-                let _ = spawned.child.wait();
+                let _ = spawned.wait();
                 return match progress.loading {
                     Some(index) => BatchEnd::Culprit {
                         index,
@@ -387,7 +420,7 @@ fn check_batch(
             }
         }
     }
-    match spawned.child.wait() {
+    match spawned.wait() {
         Ok(status) => progress.end(status, paths.len()),
         Err(e) => BatchEnd::Unchecked {
             loaded: progress.loaded,
@@ -396,8 +429,40 @@ fn check_batch(
     }
 }
 
+/// The limits of a load-checking process: loading needs few processes.
+const CHECK_LIMITS: Limits = Limits {
+    max_processes: 64,
+    memory_bytes: Some(DEFAULT_MEMORY_BYTES),
+};
+
+/// The folders holding `paths` (each once): what a checking process may read.
+fn folders_of(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| absolute(p).parent().map(Path::to_owned))
+        .collect();
+    folders.sort();
+    folders.dedup();
+    folders
+}
+
+/// `path` made absolute against the current folder (the sandbox's rules
+/// are opened by the child, whose current folder may differ).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Says once per process what the sandbox of the checking processes lacks.
+fn warn_once_if_incomplete(containment: &Containment) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Some(line) = missing_line(containment.missing()) {
+        WARNED.call_once(|| tracing::warn!("{line}"));
+    }
+}
+
 /// The child's side: reads the NUL-separated file list from its channel
-/// (fd 3), then loads each file as discovery would, saying `loading N`
+/// (fd 3), enters the sandbox its environment describes (before loading
+/// anything), then loads each file as discovery would, saying `loading N`
 /// before, and `outcome N REPORT` and `loaded N` after, on the channel.
 /// Returns the exit code.
 pub fn serve_load_check() -> i32 {
@@ -420,6 +485,15 @@ pub fn serve_load_check() -> i32 {
         .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
         .collect();
     drop(list);
+    if let Some(policy) = std::env::var_os(POLICY_VAR) {
+        let entered = serde_json::from_str::<SandboxPolicy>(&policy.to_string_lossy())
+            .map_err(|e| e.to_string())
+            .and_then(|policy| sandbox::enter(&policy).map_err(|e| e.to_string()));
+        if let Err(e) = entered {
+            eprintln!("loader: the load check cannot enter its sandbox: {e}");
+            return 2;
+        }
+    }
     for (index, path) in paths.iter().enumerate() {
         if writeln!(channel, "loading {index}").is_err() {
             return 1;
@@ -476,7 +550,7 @@ done"#;
         per_file: Duration,
     ) -> (Vec<(PathBuf, Option<LoadOutcome>)>, Vec<Problem>) {
         let mut safe = Vec::new();
-        let problems = check_loading(checker, files, per_file, |path, outcome| {
+        let problems = check_loading(checker, files, per_file, SandboxMode::On, |path, outcome| {
             safe.push((path.to_owned(), outcome))
         })
         .expect("the check runs");
@@ -545,7 +619,13 @@ done"#;
     #[test]
     fn many_files_are_shared_between_checkers_and_passed_on_in_order() {
         let names: Vec<String> = (0..3 * FILES_PER_CHECKER)
-            .map(|i| if i == 2 * FILES_PER_CHECKER + 1 { format!("crash{i}.so") } else { format!("{i}.so") })
+            .map(|i| {
+                if i == 2 * FILES_PER_CHECKER + 1 {
+                    format!("crash{i}.so")
+                } else {
+                    format!("{i}.so")
+                }
+            })
             .collect();
         let files: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
         let (safe, problems) = check(&fake_checker(), &files, Duration::from_secs(30));
@@ -562,10 +642,14 @@ done"#;
             program: "/nonexistent/loader".into(),
             args: Vec::new(),
         };
-        let files: Vec<PathBuf> = (0..3 * FILES_PER_CHECKER).map(|i| PathBuf::from(format!("{i}.so"))).collect();
+        let files: Vec<PathBuf> = (0..3 * FILES_PER_CHECKER)
+            .map(|i| PathBuf::from(format!("{i}.so")))
+            .collect();
         let mut safe = Vec::new();
-        let error = check_loading(&missing, &files, Duration::from_secs(1), |path, _| safe.push(path.to_owned()))
-            .unwrap_err();
+        let error = check_loading(&missing, &files, Duration::from_secs(1), SandboxMode::On, |path, _| {
+            safe.push(path.to_owned())
+        })
+        .unwrap_err();
         assert!(safe.is_empty());
         assert_eq!(error.unchecked, files.len());
     }
@@ -610,7 +694,7 @@ done"#;
         };
         let files = paths(&["a.so", "b.so"]);
         let mut safe = Vec::new();
-        let error = check_loading(&missing, &files, Duration::from_secs(1), |path, _| {
+        let error = check_loading(&missing, &files, Duration::from_secs(1), SandboxMode::On, |path, _| {
             safe.push(path.to_owned())
         })
         .unwrap_err();
@@ -626,7 +710,7 @@ done"#;
             args: vec!["-c".into(), "exit 3".into()],
         };
         let files = paths(&["a.so"]);
-        let error = check_loading(&dies, &files, Duration::from_secs(30), |_, _| {}).unwrap_err();
+        let error = check_loading(&dies, &files, Duration::from_secs(30), SandboxMode::On, |_, _| {}).unwrap_err();
         assert!(error.why.contains("exited with code 3"), "{error}");
     }
 

@@ -91,7 +91,10 @@ impl LoadOutcome {
                 }
             }
             LoadOutcome::Problem { kind, reason, .. } => {
-                if matches!(kind, ProblemKind::Duplicate | ProblemKind::CrashedWhileLoading) {
+                if matches!(
+                    kind,
+                    ProblemKind::Duplicate | ProblemKind::CrashedWhileLoading | ProblemKind::Unreported
+                ) {
                     return Err(ReportError::Impossible("a problem only the loader can find"));
                 }
                 if reason.trim().is_empty() {
@@ -167,8 +170,14 @@ mod tests {
 
     #[test]
     fn malformed_and_oversized_reports_are_refused() {
-        assert!(matches!(LoadOutcome::from_report(b"{\"plugin\":"), Err(ReportError::Invalid(_))));
-        assert!(matches!(LoadOutcome::from_report(b"[1,2,3]"), Err(ReportError::Invalid(_))));
+        assert!(matches!(
+            LoadOutcome::from_report(b"{\"plugin\":"),
+            Err(ReportError::Invalid(_))
+        ));
+        assert!(matches!(
+            LoadOutcome::from_report(b"[1,2,3]"),
+            Err(ReportError::Invalid(_))
+        ));
         let huge = vec![b' '; MAX_REPORT_BYTES + 1];
         assert_eq!(LoadOutcome::from_report(&huge), Err(ReportError::TooLarge));
     }
@@ -183,7 +192,10 @@ mod tests {
             problem(ProblemKind::NotAPlugin, " "),
         ] {
             let refused = LoadOutcome::from_report(outcome.to_report().as_bytes());
-            assert!(matches!(refused, Err(ReportError::Impossible(_))), "{outcome:?}: {refused:?}");
+            assert!(
+                matches!(refused, Err(ReportError::Impossible(_))),
+                "{outcome:?}: {refused:?}"
+            );
         }
     }
 }

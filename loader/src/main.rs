@@ -10,6 +10,7 @@ mod elsewhere;
 mod exit;
 mod params_table;
 mod plugin_folder;
+mod sandbox_cli;
 mod scaffold;
 mod stdout;
 mod suggest;
@@ -18,6 +19,11 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    if !cli.command.is_internal() {
+        // The loader holds the backend's credentials: no process of the
+        // user may read its memory or its /proc/PID/environ.
+        loader::sandbox::protect_this_process();
+    }
     init_tracing(cli.verbose);
     let code = match commands::dispatch(cli) {
         Ok(code) => code,

@@ -1,41 +1,56 @@
-//! The plugin folder as the commands see it: unless `--no-load-check`,
-//! every library is first loaded in a checking child (see
-//! `loader::load_check`), so one whose loading crashes or hangs is reported
-//! and skipped instead of taking the loader down, and when that check
-//! cannot run nothing is loaded and the command fails; and what each
+//! The plugin folder as the commands see it: every library is first loaded
+//! in a checking child (see `loader::load_check`), whose report describes
+//! it, so one whose loading crashes or hangs is reported and skipped, and
+//! no library is ever loaded in the loader to be listed or found; when that
+//! check cannot run nothing is loaded and the command fails. What each
 //! library said is kept in the manifest cache (see `loader::manifest_cache`),
-//! so an unchanged library is neither loaded nor checked again to be listed
-//! or found, and `run` loads only its plugin.
+//! so an unchanged library is not checked again to be listed or found. Only
+//! an in-process run loads its plugin here ([`PluginFolder::find`]), and
+//! only `run --in-process --no-load-check` skips the check.
+//!
+//! A description that turns out wrong when the plugin is loaded to be used
+//! (by an isolated child, or here in-process) is an error, and its cache
+//! entry is dropped ([`PluginFolder::stale`]): the next command describes
+//! the file afresh.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use loader::discovery::{LoadedPlugin, ScanError};
-use loader::isolate::ChildCommand;
+use loader::isolate::{ChildCommand, NotAsDescribed};
 use loader::load_check::SupervisedScanError;
 use loader::manifest_cache::{host_identity, Catalog, CatalogPlugin, Loading, ManifestCache, PluginLoadError};
+use loader::sandbox::SandboxMode;
 
 use crate::commands::PLUGIN_DIR_VAR;
 use crate::exit::{CliError, ExitCode};
 use crate::suggest::did_you_mean;
-
-/// How long one library may take to load in the checking child process.
-const LOAD_CHECK_TIME_PER_FILE: Duration = Duration::from_secs(30);
 
 pub struct PluginFolder {
     dir: PathBuf,
     cache: ManifestCache,
     /// The checking child's command; `None` when the check is off.
     checker: Option<ChildCommand>,
+    /// How long one library may take to load in a child process.
+    load_timeout: Duration,
+    /// The sandbox of the checking children.
+    sandbox: SandboxMode,
 }
 
 impl PluginFolder {
     /// The folder `dir`, through the user's manifest cache unless `use_cache`
     /// is false (or there is no cache folder: no `$XDG_CACHE_HOME` or
-    /// `$HOME`), its libraries load-checked unless `checked` is false. Fails
-    /// (exit 5) when the check is on but the loader's executable, which
-    /// runs it, cannot be found.
-    pub fn open(dir: &Path, use_cache: bool, checked: bool) -> Result<Self, CliError> {
+    /// `$HOME`), its libraries load-checked unless `checked` is false, each
+    /// allowed `load_timeout` to load, in `sandbox`. Fails (exit 5) when the
+    /// check is on but the loader's executable, which runs it, cannot be
+    /// found.
+    pub fn open(
+        dir: &Path,
+        use_cache: bool,
+        checked: bool,
+        load_timeout: Duration,
+        sandbox: SandboxMode,
+    ) -> Result<Self, CliError> {
         tracing::info!("plugin folder {}", dir.display());
         let cache = match (use_cache, ManifestCache::default_dir(), host_identity()) {
             (true, Some(cache_dir), Some(host)) => ManifestCache::open(&cache_dir, dir, &host),
@@ -54,6 +69,8 @@ impl PluginFolder {
             dir: dir.to_owned(),
             cache,
             checker,
+            load_timeout,
+            sandbox,
         })
     }
 
@@ -62,18 +79,18 @@ impl PluginFolder {
     }
 
     fn loading(&self) -> Loading<'_> {
-        loading(self.checker.as_ref())
+        loading(self.checker.as_ref(), self.load_timeout, self.sandbox)
     }
 
     /// Every plugin of the folder, and every file that is not one.
     pub fn scan(&mut self) -> Result<Catalog, CliError> {
         let started = Instant::now();
         let checked = self.checker.is_some();
-        let catalog =
-            Catalog::scan(&self.dir, &mut self.cache, loading(self.checker.as_ref())).map_err(|e| match e {
-                SupervisedScanError::Scan(e) => self.missing_folder(e),
-                SupervisedScanError::Check(e) => check_failed(e.to_string()),
-            })?;
+        let loading = loading(self.checker.as_ref(), self.load_timeout, self.sandbox);
+        let catalog = Catalog::scan(&self.dir, &mut self.cache, loading).map_err(|e| match e {
+            SupervisedScanError::Scan(e) => self.missing_folder(e),
+            SupervisedScanError::Check(e) => check_failed(e.to_string()),
+        })?;
         tracing::debug!(
             "found {} plugin(s) and skipped {} file(s) in {:.1} ms{}",
             catalog.plugins.len(),
@@ -104,19 +121,13 @@ impl PluginFolder {
         Ok(catalog)
     }
 
-    /// The plugin called `name`, loaded. When the cache described it, or
-    /// knew no plugin of that name, and turns out wrong, the folder is
-    /// scanned again without the cache: the answer is always the one a scan
-    /// without the cache gives.
+    /// The plugin called `name`, loaded in this process: for an in-process
+    /// run only. When it turns out not to be the plugin described, that is
+    /// an error and its cache entry is dropped (see [`Self::stale`]).
     pub fn find(&mut self, name: &str) -> Result<LoadedPlugin, CliError> {
         let plugin = self.describe(name)?;
         match plugin.load(self.loading()) {
-            Err(PluginLoadError::Stale(stale)) => {
-                tracing::debug!("{stale}; scanning again without the cache");
-                self.cache.forget();
-                let plugin = self.describe(name)?;
-                plugin.load(self.loading()).map_err(load_error)
-            }
+            Err(PluginLoadError::Stale(stale)) => Err(self.stale(&stale.path, stale.to_string())),
             loaded => loaded.map_err(load_error),
         }
     }
@@ -138,13 +149,40 @@ impl PluginFolder {
         tracing::debug!("no plugin {name:?} in the cached descriptions; scanning again without the cache");
         self.cache.forget();
         let catalog = self.scan()?;
-        catalog.find(name).cloned().ok_or_else(|| self.not_found(name, &catalog))
+        catalog
+            .find(name)
+            .cloned()
+            .ok_or_else(|| self.not_found(name, &catalog))
     }
 
-    /// Drops what the cache says of the folder: the next scan examines
-    /// every file afresh.
-    pub fn forget_cache(&mut self) {
-        self.cache.forget();
+    /// How long a library may take to load in a child process.
+    pub fn load_timeout(&self) -> Duration {
+        self.load_timeout
+    }
+
+    /// The sandbox mode of the children that load plugin libraries.
+    pub fn sandbox(&self) -> SandboxMode {
+        self.sandbox
+    }
+
+    /// The error for a plugin whose library, loaded to be used, was not
+    /// the plugin the folder described (`why`): its cache entry is dropped
+    /// (and the cache saved), so that the next command describes the file
+    /// afresh; nothing of it ran but its loading.
+    pub fn stale(&mut self, library: &Path, why: String) -> CliError {
+        self.cache.forget_file(library);
+        let saved = match self.cache.save() {
+            Ok(()) => "its manifest cache entry was dropped: the next command describes the file afresh".to_owned(),
+            Err(e) => format!("its manifest cache entry could not be dropped ({e}); try --no-cache"),
+        };
+        CliError::new(ExitCode::ActionFailed, why)
+            .with_causes(vec![saved])
+            .with_help("run the command again (a library rebuilt after it was listed ends this way too)")
+    }
+
+    /// [`Self::stale`] for what an isolated child found.
+    pub fn not_as_described(&mut self, stale: NotAsDescribed) -> CliError {
+        self.stale(&stale.library, stale.to_string())
     }
 
     fn missing_folder(&self, error: ScanError) -> CliError {
@@ -156,7 +194,11 @@ impl PluginFolder {
     fn not_found(&self, name: &str, catalog: &Catalog) -> CliError {
         let dir = self.dir.display();
         let codes = catalog.codes();
-        let listed = if codes.is_empty() { "none".to_owned() } else { codes.join(", ") };
+        let listed = if codes.is_empty() {
+            "none".to_owned()
+        } else {
+            codes.join(", ")
+        };
         let mut causes = vec![format!("plugins in {dir}: {listed}")];
         causes.extend(catalog.problems.iter().map(|p| format!("not loaded: {p}")));
         let error = CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {dir}")).with_causes(causes);
@@ -179,12 +221,13 @@ fn load_error(error: PluginLoadError) -> CliError {
 
 /// The load check could not run: nothing was loaded unchecked.
 fn check_failed(why: String) -> CliError {
-    CliError::new(ExitCode::LoadCheckFailed, why).with_help("use --no-load-check to load the plugins without the check")
+    CliError::new(ExitCode::LoadCheckFailed, why)
+        .with_help("only `run --in-process --no-load-check` loads plugins without the check (trusted plugins only)")
 }
 
-fn loading(checker: Option<&ChildCommand>) -> Loading<'_> {
+fn loading(checker: Option<&ChildCommand>, load_timeout: Duration, sandbox: SandboxMode) -> Loading<'_> {
     match checker {
-        Some(checker) => Loading::Supervised(checker, LOAD_CHECK_TIME_PER_FILE),
+        Some(checker) => Loading::Supervised(checker, load_timeout, sandbox),
         None => Loading::Direct,
     }
 }

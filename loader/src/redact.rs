@@ -313,10 +313,16 @@ mod tests {
     fn secret_field_parts_are_found_in_any_case_in_one_pass() {
         for part in SECRET_FIELD_PARTS {
             assert!(
-                matches!(&part.as_bytes()[..2], b"to" | b"se" | b"pa" | b"ap" | b"ac" | b"au" | b"cr"),
+                matches!(
+                    &part.as_bytes()[..2],
+                    b"to" | b"se" | b"pa" | b"ap" | b"ac" | b"au" | b"cr"
+                ),
                 "{part} starts with two letters the pass looks for"
             );
-            assert!(contains_secret_field_part(&format!("x_{}_y", part.to_ascii_uppercase())), "{part}");
+            assert!(
+                contains_secret_field_part(&format!("x_{}_y", part.to_ascii_uppercase())),
+                "{part}"
+            );
         }
         for clean in ["", "loss", "{\"i\":1,\"loss\":0.25}", "tok", "passw", "ünïcode"] {
             assert!(!contains_secret_field_part(clean), "{clean}");
@@ -335,7 +341,12 @@ mod tests {
         ] {
             assert!(may_hold_escape_url_or_secret_name(text), "{text}");
         }
-        for text in ["", r#"{"i":0,"loss":0.25}"#, r#"{"t":"a:/b","p":"pass","c":":"}"#, "ünï:/"] {
+        for text in [
+            "",
+            r#"{"i":0,"loss":0.25}"#,
+            r#"{"t":"a:/b","p":"pass","c":":"}"#,
+            "ünï:/",
+        ] {
             assert!(!may_hold_escape_url_or_secret_name(text), "{text}");
         }
     }

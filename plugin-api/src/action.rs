@@ -519,7 +519,10 @@ mod tests {
             .resources(ActionResources::new().num_cpus(0.5).resource("disk", 2.0));
         assert_eq!(def.manifest().method, RunMethod::Task);
         let declared = serde_json::to_value(def.summary()).unwrap();
-        assert_eq!(declared["resources"], serde_json::json!({"num_cpus": 0.5, "resources": {"disk": 2.0}}));
+        assert_eq!(
+            declared["resources"],
+            serde_json::json!({"num_cpus": 0.5, "resources": {"disk": 2.0}})
+        );
         let (host, ctx) = context();
         assert_eq!(
             def.run(r#"{"epochs": 1}"#, ctx).unwrap(),

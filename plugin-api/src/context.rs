@@ -1,11 +1,12 @@
 //! `RuntimeContext`: what an action receives from the host, in idiomatic
 //! Rust: progress, metrics and the logs (through [`Logger`]),
-//! the environment, the job id, the checkpoint, the backend and agent
-//! clients, and cancellation.
+//! the environment, the job id, the checkpoint, the run's work directory,
+//! the backend and agent clients, and cancellation.
 //!
 //! A context is a cheap, clonable, thread-safe handle: plugin code may move
 //! clones into worker threads.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
@@ -109,6 +110,7 @@ struct ContextInner {
     env: OnceLock<PluginEnvironment>,
     job_id: OnceLock<Option<String>>,
     checkpoint: OnceLock<Option<Checkpoint>>,
+    work_dir: OnceLock<Option<PathBuf>>,
 }
 
 impl RuntimeContext {
@@ -118,6 +120,7 @@ impl RuntimeContext {
             env: OnceLock::new(),
             job_id: OnceLock::new(),
             checkpoint: OnceLock::new(),
+            work_dir: OnceLock::new(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -204,6 +207,35 @@ impl RuntimeContext {
                     .and_then(|json| serde_json::from_str(&json).ok())
             })
             .as_ref()
+    }
+
+    /// The run's work directory: a folder of this run's own that the
+    /// plugin may always read and write, even in the loader's sandbox where
+    /// most of the file system is read-only or hidden. Write scratch files
+    /// and outputs there; the loader removes it after the run unless told
+    /// to keep it. `None` when the host gives none, as a host older than
+    /// plugin-api 1.3 never does: fall back to a folder of your own, such
+    /// as one under [`std::env::temp_dir`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use plugin_api::prelude::*;
+    /// use plugin_api::testing::RecordingHost;
+    ///
+    /// fn out_dir(ctx: &RuntimeContext) -> std::path::PathBuf {
+    ///     match ctx.work_dir() {
+    ///         Some(dir) => dir.join("out"),
+    ///         None => std::env::temp_dir().join("my-plugin-out"),
+    ///     }
+    /// }
+    /// let host = Arc::new(RecordingHost::default().with_work_dir("/runs/42"));
+    /// assert_eq!(out_dir(&RuntimeContext::with_host(host)), std::path::Path::new("/runs/42/out"));
+    /// ```
+    pub fn work_dir(&self) -> Option<&Path> {
+        self.inner
+            .work_dir
+            .get_or_init(|| self.inner.logger.host().work_dir().map(PathBuf::from))
+            .as_deref()
     }
 
     /// The backend API client; `None` when the host has none configured.
@@ -355,6 +387,27 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(host.calls(), ["progress 1/2 step=Some(\"fit\")"]);
+    }
+
+    #[test]
+    fn the_work_dir_comes_from_the_host_and_is_none_without_one() {
+        let host = Arc::new(RecordingHost::default().with_work_dir("/runs/7/work"));
+        let ctx = RuntimeContext::with_host(host);
+        assert_eq!(ctx.work_dir(), Some(Path::new("/runs/7/work")));
+        assert_eq!(ctx.clone().work_dir(), Some(Path::new("/runs/7/work")));
+        let none = RuntimeContext::with_host(Arc::new(RecordingHost::default()));
+        assert_eq!(none.work_dir(), None);
+    }
+
+    #[test]
+    fn a_host_older_than_1_3_gives_no_work_dir() {
+        use crate::ffi::host_side::release_1_2_context_for;
+        let host = Arc::new(RecordingHost::default().with_work_dir("/runs/7/work").with_job_id("j"));
+        let ctx = RuntimeContext::from_host(HostHandle::new(release_1_2_context_for(&host)));
+        assert_eq!(ctx.work_dir(), None, "the 1.2 vtable has no work_dir");
+        assert_eq!(ctx.job_id(), Some("j"), "the rest of the 1.2 vtable answers");
+        ctx.log_message("still heard", MessageLevel::Info).unwrap();
+        assert_eq!(host.messages()[0].content, "still heard");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub mod lax;
 pub mod log_entry;
 pub mod logger;
 pub mod manifest;
+pub mod permissions;
 pub mod plugin;
 pub mod resources;
 pub mod rules;
@@ -75,14 +76,13 @@ pub mod validate;
 
 pub use action::{ActionBase, ActionDef, ActionError, ActionResult, BaseAction};
 pub use client::{AgentClient, BackendClient, ClientError};
-pub use context::{
-    Checkpoint, ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus, RuntimeContext,
-};
+pub use context::{Checkpoint, ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus, RuntimeContext};
 pub use env::{EnvError, PluginEnvironment, ENV_MISSING_EVENT};
 pub use error_context::ErrorContext;
 pub use failure::{ActionFailure, FailureKind};
 pub use ffi::{ApiVersion, API_VERSION};
 pub use manifest::{ActionManifest, Category, PluginManifest, RunMethod};
+pub use permissions::{PermissionProblem, Permissions, PermissionsError};
 pub use plugin::Plugin;
 pub use resources::{ActionResources, ResourceError};
 pub use serde_json::{json, Value};
@@ -103,8 +103,9 @@ pub mod prelude {
         StepRegistry, StepResult, TrainContext, UploadContext, WorkflowReport,
     };
     pub use crate::{
-        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResources, ActionResult, BaseAction, Category,
-        Checkpoint, ErrorContext, MessageLevel, Plugin, PluginEnvironment, RunMethod, RuntimeContext, Value,
+        action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResources, ActionResult, BaseAction,
+        Category, Checkpoint, ErrorContext, MessageLevel, Permissions, Plugin, PluginEnvironment, RunMethod,
+        RuntimeContext, Value,
     };
     pub use crate::{schemars, serde, serde_json};
     pub use schemars::JsonSchema;

@@ -488,7 +488,12 @@ mod tests {
     #[test]
     fn an_event_entry_written_in_place_is_the_text_of_its_log_entry() {
         let cases = [
-            (json!({"n": [1, 2], "s": "a\"b\n\u{1b}"}), Some("/d.csv"), Some("a \"quoted\" step"), Some("debug")),
+            (
+                json!({"n": [1, 2], "s": "a\"b\n\u{1b}"}),
+                Some("/d.csv"),
+                Some("a \"quoted\" step"),
+                Some("debug"),
+            ),
             (json!({}), None, None, None),
         ];
         for (data, file, step, level) in cases {
@@ -545,8 +550,12 @@ mod tests {
             if let Err(e) = borrowed {
                 assert!(e.starts_with("not a log entry"), "{e}");
             }
-            if let (Ok(LogEntry::Event { data, event, .. }), Ok(LogEntryRef::Event { data: raw, event: name, .. })) =
-                (owned, LogEntryRef::parse(text))
+            if let (
+                Ok(LogEntry::Event { data, event, .. }),
+                Ok(LogEntryRef::Event {
+                    data: raw, event: name, ..
+                }),
+            ) = (owned, LogEntryRef::parse(text))
             {
                 assert_eq!(serde_json::from_str::<Map<String, Value>>(raw.get()).unwrap(), data);
                 assert_eq!(name, event);
@@ -561,10 +570,19 @@ mod tests {
             let Some(LogEntryRef::Event { event, data, .. }) = LogEntryRef::parse_plain_event(text) else {
                 panic!("{text} is a plain event");
             };
-            let Ok(LogEntry::Event { event: name, data: map, .. }) = LogEntry::from_json(text) else {
+            let Ok(LogEntry::Event {
+                event: name, data: map, ..
+            }) = LogEntry::from_json(text)
+            else {
                 panic!("{text} is an event");
             };
-            assert_eq!((event.as_ref(), serde_json::from_str::<Map<String, Value>>(data.get()).unwrap()), (name.as_str(), map));
+            assert_eq!(
+                (
+                    event.as_ref(),
+                    serde_json::from_str::<Map<String, Value>>(data.get()).unwrap()
+                ),
+                (name.as_str(), map)
+            );
         }
         let not_plain = [
             r#"{"kind":"event","event":"t\"ick","data":{},"file":null,"step":null,"level":null}"#,
@@ -576,7 +594,11 @@ mod tests {
         ];
         for text in not_plain {
             assert!(LogEntryRef::parse_plain_event(text).is_none(), "{text}");
-            assert_eq!(LogEntryRef::parse(text).is_ok(), LogEntry::from_json(text).is_ok(), "{text}");
+            assert_eq!(
+                LogEntryRef::parse(text).is_ok(),
+                LogEntry::from_json(text).is_ok(),
+                "{text}"
+            );
         }
         let unknown = LogEntryRef::parse(r#"{"kind":"artifact"}"#).unwrap_err();
         assert!(unknown.contains("unknown variant `artifact`"), "{unknown}");

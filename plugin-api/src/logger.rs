@@ -11,11 +11,11 @@ use std::sync::{Mutex, RwLock};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::entry_buffer;
 use crate::ffi::clock::coarse_now_nanos;
 use crate::ffi::plugin_side::HostHandle;
-use crate::entry_buffer;
-use crate::rules::json_kind;
 use crate::log_entry::{self, EntryDataError, LogEntry};
+use crate::rules::json_kind;
 
 /// A context call that was refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,8 +172,7 @@ impl StepReport {
                 let elapsed = seconds_between(self.started.unwrap_or(at), at);
                 ProgressSnapshot {
                     percent: round2(current as f64 / total as f64 * 100.0),
-                    time_remaining: (current > 0)
-                        .then(|| round2(elapsed / current as f64 * (total - current) as f64)),
+                    time_remaining: (current > 0).then(|| round2(elapsed / current as f64 * (total - current) as f64)),
                     elapsed_time: Some(round2(elapsed)),
                     status: ProgressStatus::Running,
                 }
@@ -348,12 +347,12 @@ impl Logger {
                     what: "log data",
                     reason: e.to_string(),
                 },
-                EntryDataError::NotAnObject => to_object(&data, "log data")
-                    .err()
-                    .unwrap_or(ContextError::NotAnObject {
+                EntryDataError::NotAnObject => {
+                    to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
                         what: "log data",
                         got: "not an object",
-                    }),
+                    })
+                }
             })?;
             let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
             self.host
@@ -470,7 +469,11 @@ impl Logger {
         if current == 0 || report.started.is_none() {
             report.started = Some(now);
         }
-        report.last = Some(LastReport::Running { current, total, at: now });
+        report.last = Some(LastReport::Running {
+            current,
+            total,
+            at: now,
+        });
     }
 }
 

@@ -1,11 +1,13 @@
 //! What a plugin declares about itself: the fields of the Synapse plugin
-//! config (code, name, version, category, description) and, per action, its
-//! description, run method, params / result JSON Schemas and the resources
-//! it reserves on a cluster.
+//! config (code, name, version, category, description), the permissions it
+//! asks for beyond the sandbox's defaults and, per action, its description,
+//! run method, params / result JSON Schemas and the resources it reserves
+//! on a cluster.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::permissions::Permissions;
 use crate::resources::ActionResources;
 
 /// The kind of plugin, as in the Synapse plugin config.
@@ -62,6 +64,12 @@ pub struct PluginManifest {
     /// Its actions, in registration order.
     #[serde(default)]
     pub actions: Vec<ActionManifest>,
+    /// What the plugin needs beyond the sandbox's defaults (plugin-api
+    /// 1.3). Absent when nothing is declared, so older hosts and plugins
+    /// read the same manifest; in the summary too, so a host can decide
+    /// what to grant without the actions' schemas.
+    #[serde(default, skip_serializing_if = "Permissions::is_empty")]
+    pub permissions: Permissions,
 }
 
 /// One action of a plugin.

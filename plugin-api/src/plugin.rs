@@ -1,5 +1,6 @@
-//! `Plugin`: a plugin's manifest fields and its registered actions, built by
-//! the plugin author and served through the root module.
+//! `Plugin`: a plugin's manifest fields, the permissions it asks for and its
+//! registered actions, built by the plugin author and served through the
+//! root module.
 
 use serde_json::json;
 
@@ -8,15 +9,18 @@ use crate::context::RuntimeContext;
 use crate::failure::{ActionFailure, FailureKind};
 use crate::ffi::plugin_side::HostHandle;
 use crate::manifest::{Category, PluginManifest};
+use crate::permissions::Permissions;
 
 /// A plugin under construction: `Plugin::new(code, name, version)` and then
-/// `.category(..)`, `.description(..)`, `.action(..)` for each action.
+/// `.category(..)`, `.description(..)`, `.permissions(..)` if it needs
+/// more than the sandbox's defaults, `.action(..)` for each action.
 pub struct Plugin {
     code: String,
     name: String,
     version: String,
     category: Category,
     description: String,
+    permissions: Permissions,
     actions: Vec<ActionDef>,
 }
 
@@ -30,6 +34,7 @@ impl Plugin {
             version: version.to_owned(),
             category: Category::default(),
             description: String::new(),
+            permissions: Permissions::default(),
             actions: Vec::new(),
         }
     }
@@ -43,6 +48,25 @@ impl Plugin {
     /// Sets the description shown by `loader list`.
     pub fn description(mut self, description: &str) -> Self {
         self.description = description.to_owned();
+        self
+    }
+
+    /// Declares what the plugin needs beyond the sandbox's defaults (paths,
+    /// TCP endpoints, environment variables, programs), replacing any earlier
+    /// declaration. The loader shows the request and runs the plugin only
+    /// with what the operator granted. A declaration that does not pass
+    /// [`Permissions::check`] still appears in [`manifest`](Self::manifest),
+    /// but the exported library refuses to describe itself, so the loader
+    /// reports the plugin as broken, naming the entry.
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    /// let plugin = Plugin::new("fetcher", "Fetcher", "0.1.0")
+    ///     .permissions(Permissions::new().net("api.example.com:443").env("API_TOKEN"));
+    /// assert_eq!(plugin.summary().permissions.net, ["api.example.com:443"]);
+    /// ```
+    pub fn permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
         self
     }
 
@@ -77,7 +101,16 @@ impl Plugin {
             category: self.category,
             description: self.description.clone(),
             actions: self.actions.iter().map(action).collect(),
+            permissions: self.permissions.clone(),
         }
+    }
+
+    /// Whether the declarations the manifest carries can be served: the
+    /// reason they cannot, naming the field and entry, otherwise.
+    pub(crate) fn check_declarations(&self) -> Result<(), String> {
+        self.permissions
+            .check()
+            .map_err(|e| format!("plugin {:?} declares invalid permissions: {e}", self.code))
     }
 
     pub(crate) fn manifest_json(&self) -> String {

@@ -29,6 +29,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -49,6 +50,8 @@ pub struct RecordingHost {
     pub job_id: Option<String>,
     /// The checkpoint as JSON text.
     pub checkpoint: Option<String>,
+    /// The run's work directory the plugin sees (`ctx.work_dir()`).
+    pub work_dir: Option<PathBuf>,
     calls: Mutex<Vec<HostCall>>,
     cancelled: AtomicBool,
 }
@@ -69,6 +72,13 @@ impl RecordingHost {
     /// Sets the checkpoint, as the JSON object the host would send.
     pub fn with_checkpoint(mut self, checkpoint: serde_json::Value) -> Self {
         self.checkpoint = Some(checkpoint.to_string());
+        self
+    }
+
+    /// Sets the run's work directory the plugin will see; the host does
+    /// not create it (a test usually passes a temporary folder it made).
+    pub fn with_work_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.work_dir = Some(path.into());
         self
     }
 
@@ -224,6 +234,12 @@ impl ContextHost for RecordingHost {
 
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// The work directory as text; a path that is not UTF-8 cannot cross
+    /// the boundary, so the plugin sees none.
+    fn work_dir(&self) -> Option<String> {
+        self.work_dir.as_ref().and_then(|p| p.to_str()).map(str::to_owned)
     }
 
     fn has_client(&self, _kind: ClientKind) -> bool {

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::rules::json_kind;
 use crate::lax;
 pub use crate::lax::ParamsMode;
+use crate::rules::json_kind;
 
 /// One thing wrong with the params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

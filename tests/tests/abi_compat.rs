@@ -4,10 +4,12 @@
 //! error from the one feature its host lacks; another major version, or a
 //! layout changed without a version bump, is refused at load with the reason.
 //!
-//! The release rehearsal (tests/fixtures/api-1.3) is the next minor release
+//! The release rehearsal (tests/fixtures/api-1.4) is the next minor release
 //! made by the README's recipe, with a loader built against it
 //! (`future-host`): today's plugins must run in it, as they will in the
-//! real next release.
+//! real next release. tests/fixtures/api-1.2 is the release before today's,
+//! with a plugin and a loader (`past-host`) built against it: the 1.2 plugin
+//! must run in today's loader, and today's plugins in the 1.2 loader.
 
 mod common;
 
@@ -74,6 +76,68 @@ fn an_older_minor_plugin_loads_and_runs() {
 }
 
 #[test]
+fn a_plugin_of_the_previous_minor_loads_and_runs_with_its_entries_steps() {
+    let dir = plugin_dir(&[fixture_library("api-1.2", "past-plugin")]);
+    let listing = listing(dir.path());
+    assert_eq!(listing["plugins"][0]["code"], "past");
+    assert_eq!(listing["plugins"][0]["plugin_api"], "1.2.1");
+    assert_eq!(
+        listing["plugins"][0]["permissions"],
+        json!({}),
+        "a 1.2 plugin declares nothing"
+    );
+
+    for mode in ["--isolate", "--in-process"] {
+        let output = loader(
+            dir.path(),
+            &[
+                "run",
+                "past",
+                "greet",
+                "--env",
+                "REGION=eu",
+                "--job-id",
+                "j-2",
+                "--events",
+                "jsonl",
+                mode,
+            ],
+            &[],
+        );
+        assert_eq!(exit_code(&output), 0, "{mode}: {}", stderr(&output));
+        let events = jsonl(&stdout(&output));
+        assert_envelope(&events, "past", "greet");
+        let greeted = of_kind(&events, "event");
+        assert_eq!(greeted.len(), 1, "{mode}: {events:?}");
+        assert_eq!(
+            (&greeted[0]["event"], &greeted[0]["step"], &greeted[0]["data"]),
+            (&json!("greeted"), &json!("greet"), &json!({ "who": "world" })),
+            "{mode}"
+        );
+        let message = of_kind(&events, "message")[0];
+        assert_eq!(
+            (&message["level"], &message["step"], &message["data"]["content"]),
+            (&json!("success"), &json!("greet"), &json!("hello from plugin-api 1.2")),
+            "{mode}"
+        );
+        let result = events.last().unwrap();
+        assert_eq!(result["kind"], "result", "{mode}");
+        assert_eq!(
+            result["data"],
+            json!({ "greeting": "hello", "env": { "REGION": "eu" }, "job_id": "j-2", "cancelled": false }),
+            "{mode}"
+        );
+    }
+    let output = loader(dir.path(), &["run", "past", "greet", "--dry-run"], &[]);
+    assert_eq!(
+        exit_code(&output),
+        0,
+        "a 1.2 plugin validates params: {}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn root_module_fields_an_older_plugin_lacks_read_as_absent() {
     // `validate_params` arrived in 1.1: for a 1.0 plugin the loader must see
     // it as absent (and say so), not call whatever lies past the module.
@@ -89,9 +153,9 @@ fn root_module_fields_an_older_plugin_lacks_read_as_absent() {
 
 #[test]
 fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
-    let dir = plugin_dir(&[fixture_library("api-1.3", "future-plugin")]);
+    let dir = plugin_dir(&[fixture_library("api-1.4", "future-plugin")]);
     let listing = listing(dir.path());
-    assert_eq!(listing["plugins"][0]["plugin_api"], "1.3.0");
+    assert_eq!(listing["plugins"][0]["plugin_api"], "1.4.0");
 
     for mode in ["--isolate", "--in-process"] {
         let output = loader(dir.path(), &["run", "future", "basic", mode], &[]);
@@ -105,21 +169,34 @@ fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
         assert_eq!(error["kind"], "error", "{mode}");
         let message = error["data"]["message"].as_str().unwrap();
         assert!(
-            message.contains("report_artifact needs plugin-api >= 1.3"),
+            message.contains("report_artifact needs plugin-api >= 1.4"),
             "{mode}: {message}"
         );
     }
 }
 
-/// Runs the rehearsal's loader (built against plugin-api 1.3) on one
+/// Runs the rehearsal's loader (built against plugin-api 1.4) on one
 /// library, in a child process when `isolate`; its exit code and the JSON
 /// lines it printed.
 fn run_in_future_host(library: &std::path::Path, action: &str, params: &str, isolate: bool) -> (i32, Vec<Value>) {
-    let host = build_fixture("api-1.3").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
+    run_in_future_host_with(library, action, params, isolate, None)
+}
+
+/// [`run_in_future_host`], telling the plugin of `work_dir` if given.
+fn run_in_future_host_with(
+    library: &std::path::Path,
+    action: &str,
+    params: &str,
+    isolate: bool,
+    work_dir: Option<&std::path::Path>,
+) -> (i32, Vec<Value>) {
+    let host = build_fixture("api-1.4").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
     let dir = plugin_dir(&[library.to_owned()]);
     let copied = dir.path().join(library.file_name().unwrap());
+    let work_dir_args = work_dir.map(|dir| [std::ffi::OsStr::new("--work-dir"), dir.as_os_str()]);
     let output = std::process::Command::new(host)
         .args(isolate.then_some("--isolate"))
+        .args(work_dir_args.into_iter().flatten())
         .arg(&copied)
         .arg(action)
         .arg(params)
@@ -139,9 +216,10 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
             sample_library("tabular-trainer"),
             "train",
             json!({ "epochs": 1, "samples": 100 }),
-            "1.2.1",
+            "1.3.0",
         ),
-        (sample_library("dataset-exporter"), "export", export_params, "1.2.1"),
+        (sample_library("dataset-exporter"), "export", export_params, "1.3.0"),
+        (fixture_library("api-1.2", "past-plugin"), "greet", json!({}), "1.2.1"),
         (fixture_library("api-1.0", "legacy-plugin"), "greet", json!({}), "1.0.0"),
     ];
     for isolate in [true, false] {
@@ -151,10 +229,10 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
                 "{} (isolated: {isolate})",
                 library.file_name().unwrap().to_string_lossy()
             );
-            assert_eq!(code, 0, "{name} in the 1.3 loader: {events:?}");
+            assert_eq!(code, 0, "{name} in the 1.4 loader: {events:?}");
             assert_eq!(
                 events[0],
-                json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.3.0", "health": null }),
+                json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.4.0", "health": null }),
                 "{name}: a field the plugin's release lacks reads as absent"
             );
             assert!(
@@ -197,8 +275,94 @@ fn todays_plugins_send_their_entries_with_step_and_level_to_a_newer_host() {
 }
 
 #[test]
+fn todays_plugins_are_told_the_work_dir_by_a_newer_host() {
+    let work_dir = tempfile::tempdir().unwrap();
+    for isolate in [true, false] {
+        let (code, events) = run_in_future_host_with(
+            &fixture_library("probe", "probe-plugin"),
+            "echo_context",
+            "{}",
+            isolate,
+            Some(work_dir.path()),
+        );
+        assert_eq!(code, 0, "isolated: {isolate}: {events:?}");
+        let result = events.last().unwrap();
+        assert_eq!(
+            result["data"]["work_dir"],
+            json!(work_dir.path()),
+            "isolated: {isolate}"
+        );
+    }
+}
+
+/// Runs the loader built against plugin-api 1.2 (tests/fixtures/api-1.2)
+/// on one library with a temporary folder of its own as `TMPDIR`; its exit
+/// code and the JSON lines it printed.
+fn run_in_past_host(library: &std::path::Path, action: &str, params: &str, tmp: &std::path::Path) -> (i32, Vec<Value>) {
+    let host = build_fixture("api-1.2").join(format!("past-host{}", std::env::consts::EXE_SUFFIX));
+    let dir = plugin_dir(&[library.to_owned()]);
+    let copied = dir.path().join(library.file_name().unwrap());
+    let output = std::process::Command::new(host)
+        .arg(&copied)
+        .arg(action)
+        .arg(params)
+        .env_clear()
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("past-host runs");
+    (exit_code(&output), jsonl(&stdout(&output)))
+}
+
+#[test]
+fn todays_plugins_run_in_a_loader_of_the_previous_minor_release_without_a_work_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            sample_library("tabular-trainer"),
+            "train",
+            json!({ "epochs": 1, "samples": 100 }),
+        ),
+        (sample_library("dataset-exporter"), "export", json!({ "records": 3 })),
+        (
+            sample_library("workflow-trainer"),
+            "train_pipeline",
+            json!({ "epochs": 1 }),
+        ),
+        (fixture_library("probe", "probe-plugin"), "echo_context", json!({})),
+    ];
+    for (library, action, params) in &cases {
+        let name = library.file_name().unwrap().to_string_lossy().into_owned();
+        let (code, events) = run_in_past_host(library, action, &params.to_string(), tmp.path());
+        assert_eq!(code, 0, "{name} in the 1.2 loader: {events:?}");
+        assert_eq!(
+            events[0],
+            json!({ "kind": "loaded", "plugin_api": "1.3.0", "host_api": "1.2.1" }),
+            "{name}"
+        );
+        let result = events.last().unwrap();
+        assert_eq!(result["kind"], "result", "{name}: {events:?}");
+        match *action {
+            "echo_context" => assert_eq!(result["data"]["work_dir"], Value::Null, "a 1.2 host has no work dir"),
+            "export" => {
+                let written = std::path::PathBuf::from(result["data"]["output_dir"].as_str().unwrap());
+                assert!(
+                    written.starts_with(tmp.path()) && written.join("manifest.json").is_file(),
+                    "without a work dir the export goes to the temp folder: {}",
+                    written.display()
+                );
+            }
+            "train_pipeline" => {
+                let model = result["data"]["model_path"].as_str().unwrap();
+                assert!(model.starts_with(&*tmp.path().to_string_lossy()), "{model}");
+            }
+            _ => assert!(!of_kind(&events, "progress").is_empty(), "{name}: {events:?}"),
+        }
+    }
+}
+
+#[test]
 fn the_next_minor_release_runs_its_own_plugins_new_features() {
-    let (code, events) = run_in_future_host(&fixture_library("api-1.3", "future-plugin"), "report", "{}", true);
+    let (code, events) = run_in_future_host(&fixture_library("api-1.4", "future-plugin"), "report", "{}", true);
     assert_eq!(code, 0, "{events:?}");
     assert_eq!(events[0]["health"], "ok", "{events:?}");
     assert_eq!(events[1], json!({ "kind": "artifact", "path": "model.bin" }));
@@ -214,7 +378,7 @@ fn another_major_version_is_refused_with_both_versions() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("major-plugin"));
     assert!(
-        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.2.1"),
+        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.3.0"),
         "{reason}"
     );
     assert_eq!(
@@ -233,7 +397,7 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("changed-plugin"));
     assert!(
-        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.2.1")
+        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.3.0")
             && reason.contains("its layout is not the one plugin-api 1.0 released"),
         "{reason}"
     );
@@ -253,7 +417,8 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
 fn old_new_and_current_plugins_load_side_by_side() {
     let dir = plugin_dir(&[
         fixture_library("api-1.0", "legacy-plugin"),
-        fixture_library("api-1.3", "future-plugin"),
+        fixture_library("api-1.2", "past-plugin"),
+        fixture_library("api-1.4", "future-plugin"),
         fixture_library("probe", "probe-plugin"),
     ]);
     let listing = listing(dir.path());
@@ -265,9 +430,19 @@ fn old_new_and_current_plugins_load_side_by_side() {
         .collect();
     assert_eq!(
         versions,
-        vec![("future", "1.3.0"), ("legacy", "1.0.0"), ("probe", "1.2.1")]
+        vec![
+            ("future", "1.4.0"),
+            ("legacy", "1.0.0"),
+            ("past", "1.2.1"),
+            ("probe", "1.3.0")
+        ]
     );
-    for (plugin, action) in [("legacy", "greet"), ("future", "basic"), ("probe", "echo_context")] {
+    for (plugin, action) in [
+        ("legacy", "greet"),
+        ("past", "greet"),
+        ("future", "basic"),
+        ("probe", "echo_context"),
+    ] {
         let output = loader(dir.path(), &["run", plugin, action, "--in-process", "--quiet"], &[]);
         assert_eq!(exit_code(&output), 0, "{plugin} {action}: {}", stderr(&output));
     }

@@ -3,8 +3,8 @@
 //! writes through `ctx.client()`; a run's progress, metrics, logs and
 //! status arrive exactly once and in order, through every fault the server
 //! can inject; a journal left by a killed loader is delivered by `loader
-//! flush`; the token never appears in any output; a refused token is
-//! reported by name.
+//! flush` (to the backend given); the token never appears in any output; a
+//! refused token is reported by name.
 
 mod common;
 
@@ -321,7 +321,7 @@ fn a_journal_left_by_a_killed_loader_is_delivered_by_loader_flush() {
     let flush = loader(
         dir.path(),
         &["flush", "--state-dir", state.path().to_str().unwrap()],
-        &[("SYNAPSE_ACCESS_TOKEN", TOKEN)],
+        &[("SYNAPSE_ACCESS_TOKEN", TOKEN), ("SYNAPSE_HOST", &url)],
     );
     assert_eq!(exit_code(&flush), 0, "{}{}", stdout(&flush), stderr(&flush));
     assert!(
@@ -336,7 +336,13 @@ fn a_journal_left_by_a_killed_loader_is_delivered_by_loader_flush() {
     assert!(!journal.exists(), "a delivered journal is removed");
     let again = loader(
         dir.path(),
-        &["flush", "--state-dir", state.path().to_str().unwrap()],
+        &[
+            "flush",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--backend",
+            &url,
+        ],
         &[],
     );
     assert!(stdout(&again).contains("nothing to deliver"), "{}", stdout(&again));
@@ -400,11 +406,18 @@ fn the_token_never_appears_and_a_refused_token_is_named() {
         "job-echo",
         ["probe", "echo_context"],
         "{}",
-        &["--env", "DB_PASSWORD=hunter2-pw", "-v"],
+        &[
+            "--env",
+            "DB_PASSWORD=hunter2-pw",
+            "--env",
+            &format!("SYNAPSE_ACCESS_TOKEN={TOKEN}"),
+            "-v",
+        ],
         TOKEN,
     );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    // Passed explicitly (a prefix never passes it), and hidden in the output.
     assert_eq!(result["env"]["SYNAPSE_ACCESS_TOKEN"], "[REDACTED]", "{result:#}");
     assert_eq!(result["env"]["DB_PASSWORD"], "[REDACTED]");
     assert_eq!(result["has_client"], true);

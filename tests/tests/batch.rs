@@ -21,7 +21,10 @@ fn write_lines(dir: &Path, lines: &[Value]) -> String {
 }
 
 fn by_line(outcomes: &[Value], line: u64) -> &Value {
-    outcomes.iter().find(|o| o["line"] == line).unwrap_or_else(|| panic!("no outcome for line {line}"))
+    outcomes
+        .iter()
+        .find(|o| o["line"] == line)
+        .unwrap_or_else(|| panic!("no outcome for line {line}"))
 }
 
 #[test]
@@ -38,7 +41,19 @@ fn twenty_lines_run_four_at_a_time_and_the_failure_is_retried() {
     let file = write_lines(work.path(), &lines);
     let output = loader(
         dir.path(),
-        &["run", "batch-probe", "square", "--params-each", &file, "--parallel", "4", "--retries", "1"],
+        &[
+            "run",
+            "batch-probe",
+            "square",
+            "--params-each",
+            &file,
+            "--parallel",
+            "4",
+            "--retries",
+            "1",
+            "--allow-write",
+            work.path().to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
@@ -49,7 +64,10 @@ fn twenty_lines_run_four_at_a_time_and_the_failure_is_retried() {
         assert_eq!(outcome["status"], "succeeded", "{outcome}");
         assert_eq!(outcome["result"]["square"], line * line);
         assert_eq!(outcome["attempts"], if line == 7 { 2 } else { 1 });
-        assert!(outcome["submission_id"].as_str().unwrap().ends_with(&format!("-{line}-{}", outcome["attempts"])));
+        assert!(outcome["submission_id"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("-{line}-{}", outcome["attempts"])));
     }
     assert!(marker.exists(), "line 7 did fail once");
     let err = stderr(&output);
@@ -60,19 +78,36 @@ fn twenty_lines_run_four_at_a_time_and_the_failure_is_retried() {
 fn a_line_that_keeps_failing_fails_the_batch_after_its_retries() {
     let dir = plugins();
     let work = tempfile::tempdir().unwrap();
-    let lines = [json!({"value": 1}), json!({"value": 2, "fail": true}), json!({"value": 3})];
+    let lines = [
+        json!({"value": 1}),
+        json!({"value": 2, "fail": true}),
+        json!({"value": 3}),
+    ];
     let file = write_lines(work.path(), &lines);
     let results = work.path().join("out.jsonl");
     let output = loader(
         dir.path(),
         &[
-            "run", "batch-probe", "square", "--params-each", &file, "--parallel", "2", "--retries", "2", "--results",
+            "run",
+            "batch-probe",
+            "square",
+            "--params-each",
+            &file,
+            "--parallel",
+            "2",
+            "--retries",
+            "2",
+            "--results",
             results.to_str().unwrap(),
         ],
         &[],
     );
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
-    assert!(stdout(&output).is_empty(), "outcomes went to --results: {}", stdout(&output));
+    assert!(
+        stdout(&output).is_empty(),
+        "outcomes went to --results: {}",
+        stdout(&output)
+    );
     let outcomes = jsonl(&std::fs::read_to_string(&results).unwrap());
     assert_eq!(outcomes.len(), 3);
     let failed = by_line(&outcomes, 2);
@@ -82,7 +117,10 @@ fn a_line_that_keeps_failing_fails_the_batch_after_its_retries() {
     assert_eq!(failed["error"]["message"], "2 fails on purpose");
     assert_eq!(by_line(&outcomes, 3)["status"], "succeeded");
     let err = stderr(&output);
-    assert!(err.contains("line 2 failed after 3 attempt(s)") && err.contains("1 failed"), "{err}");
+    assert!(
+        err.contains("line 2 failed after 3 attempt(s)") && err.contains("1 failed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -91,9 +129,17 @@ fn bad_batch_input_and_flags_are_usage_errors() {
     let work = tempfile::tempdir().unwrap();
     let bad = work.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"value\": 1}\n[2]\n").unwrap();
-    let output = loader(dir.path(), &["run", "batch-probe", "square", "--params-each", bad.to_str().unwrap()], &[]);
+    let output = loader(
+        dir.path(),
+        &["run", "batch-probe", "square", "--params-each", bad.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(exit_code(&output), 2, "{}", stderr(&output));
-    assert!(stderr(&output).contains("line 2: not a JSON object"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("line 2: not a JSON object"),
+        "{}",
+        stderr(&output)
+    );
 
     let good = write_lines(work.path(), &[json!({"value": 1})]);
     let both = loader(
@@ -104,11 +150,23 @@ fn bad_batch_input_and_flags_are_usage_errors() {
     assert_eq!(exit_code(&both), 2, "{}", stderr(&both));
     let zero = loader(
         dir.path(),
-        &["run", "batch-probe", "square", "--params-each", &good, "--parallel", "0"],
+        &[
+            "run",
+            "batch-probe",
+            "square",
+            "--params-each",
+            &good,
+            "--parallel",
+            "0",
+        ],
         &[],
     );
     assert_eq!(exit_code(&zero), 2, "{}", stderr(&zero));
     let detached = loader(dir.path(), &["run", "batch-probe", "square", "--detach"], &[]);
     assert_eq!(exit_code(&detached), 2, "{}", stderr(&detached));
-    assert!(stderr(&detached).contains("--detach needs --on ray"), "{}", stderr(&detached));
+    assert!(
+        stderr(&detached).contains("--detach needs --on ray"),
+        "{}",
+        stderr(&detached)
+    );
 }

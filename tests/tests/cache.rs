@@ -1,9 +1,12 @@
 //! The manifest cache end to end: whatever happens to the plugin folder or
 //! to the cache file (a plugin edited in place with the same size, one
 //! replaced by a library that crashes on load, files added and removed, the
-//! cache truncated, corrupted or forged), `list` and `run` give exactly what
-//! they give with `--no-cache`; and over an unchanged folder, nothing is
-//! loaded to list it and only the plugin run is loaded to run it.
+//! cache truncated or corrupted), `list` and `run` give exactly what they
+//! give with `--no-cache`; a forged entry never changes what runs: the
+//! child finds the library is not the plugin described, the run fails
+//! without running anything and drops the entry, and the next run is as
+//! without it; over an unchanged folder, nothing is loaded to list it and
+//! only the plugin run is loaded to run it (in its child).
 
 mod common;
 
@@ -235,14 +238,55 @@ fn a_forged_cache_entry_never_changes_what_runs() {
     let file = setup.cache_file();
     let text = fs::read_to_string(&file).expect("the cache file");
     assert!(text.contains("\"code\":\"alpha\""), "{text}");
-    fs::write(&file, text.replace("\"code\":\"alpha\"", "\"code\":\"ghost\"")).expect("forge");
+    let forge = || fs::write(&file, text.replace("\"code\":\"alpha\"", "\"code\":\"ghost\"")).expect("forge");
+    // The child finds libalpha is not "ghost": the run fails, runs
+    // nothing, and the entry is dropped, so the next run is as without it.
+    forge();
+    let output = setup.loader(&["run", "ghost", "noop", "--quiet"]);
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    assert_stale(&output, &lib_path(setup.dir(), "alpha"), "ghost");
     assert_eq!(setup.run_as_without_cache("ghost"), 3);
-    fs::write(&file, text.replace("\"code\":\"alpha\"", "\"code\":\"ghost\"")).expect("forge");
+    // Found by its file name, libalpha is still described as "ghost".
+    forge();
+    let output = setup.loader(&["run", "alpha", "noop", "--quiet"]);
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
     assert_eq!(setup.run_as_without_cache("alpha"), 0);
+    // `info`, `--dry-run` and an in-process run check the same way.
+    for args in [
+        &["info", "ghost"][..],
+        &["run", "ghost", "noop", "--dry-run"],
+        &["run", "ghost", "noop", "--in-process"],
+    ] {
+        forge();
+        let output = setup.loader(args);
+        assert_eq!(exit_code(&output), 1, "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("its manifest cache entry was dropped"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(stdout(&output).is_empty(), "{args:?}: {}", stdout(&output));
+    }
+}
+
+/// `output` is the error of a run whose child found `library` not to be
+/// the plugin `code` the cache described: nothing ran, the entry is gone.
+fn assert_stale(output: &Output, library: &Path, code: &str) {
+    let log = stderr(output);
+    assert!(
+        log.contains(&format!(
+            "{}: the library is not the plugin \"{code}\"",
+            library.display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("its manifest cache entry was dropped"), "{log}");
+    assert!(log.contains("run the command again"), "{log}");
+    assert!(stdout(output).is_empty(), "no result: {}", stdout(output));
 }
 
 #[test]
-fn an_isolated_run_from_a_wrong_description_runs_nothing_of_it_and_describes_afresh() {
+fn an_isolated_run_from_a_wrong_description_fails_runs_nothing_and_drops_the_entry() {
     let setup = Setup::new();
     let file = setup.cache_file();
     let text = fs::read_to_string(&file).expect("the cache file");
@@ -253,39 +297,72 @@ fn an_isolated_run_from_a_wrong_description_runs_nothing_of_it_and_describes_afr
     fs::write(&file, swapped).expect("forge");
     let backend = backend_server::TestBackend::start(None).expect("the loopback backend");
     let state = tempfile::tempdir().expect("a state folder");
-    let output = setup.loader(&[
-        "run",
-        "alpha",
-        "noop",
-        "--events",
-        "jsonl",
-        "--job-id",
-        "job-1",
-        "--backend",
-        &backend.url(),
-        "--state-dir",
-        state.path().to_str().expect("a UTF-8 path"),
-    ]);
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-    let patches = backend.job_patches("job-1");
-    let running = patches.iter().filter(|p| p["status"] == "RUNNING").count();
-    assert_eq!(running, 1, "the sinks are started once, not again for the retry: {patches:?}");
+    let run_alpha = |job: &str| {
+        setup.loader(&[
+            "run",
+            "alpha",
+            "noop",
+            "--events",
+            "jsonl",
+            "--job-id",
+            job,
+            "--backend",
+            &backend.url(),
+            "--state-dir",
+            state.path().to_str().expect("a UTF-8 path"),
+        ])
+    };
+    let output = run_alpha("job-1");
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
     let log = stderr(&output);
+    let beta = lib_path(setup.dir(), "beta");
     assert!(
-        log.contains("is not the plugin \"alpha\" it was described as") && log.contains("describing the folder afresh"),
+        log.contains(&format!("{}: the library is not the plugin \"alpha\"", beta.display())),
         "{log}"
     );
-    assert_eq!(log.matches("isolated run: process").count(), 2, "{log}");
+    assert!(log.contains("its manifest cache entry was dropped"), "{log}");
+    assert_eq!(
+        log.matches("isolated run: process").count(),
+        1,
+        "no second attempt: {log}"
+    );
     let events: Vec<Value> = stdout(&output)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSONL event"))
         .collect();
-    assert_eq!(events.len(), 1, "only the second child's result: {events:?}");
-    assert_eq!(events[0]["kind"], "result");
-    assert_eq!(events[0]["plugin"], "alpha");
-    let fixed = fs::read_to_string(&file).expect("the cache file");
-    assert!(fixed.contains(&lib_path(setup.dir(), "alpha").display().to_string()));
-    assert_eq!(setup.cache_use(&["run", "alpha", "noop"]), (3, 0), "the cache is right again");
+    assert_eq!(events.len(), 1, "only the run's error: {events:?}");
+    assert_eq!(events[0]["kind"], "error");
+    let patches = backend.job_patches("job-1");
+    assert_eq!(
+        patches.first().map(|p| &p["status"]),
+        Some(&Value::from("RUNNING")),
+        "{patches:?}"
+    );
+    assert_eq!(
+        patches.last().map(|p| &p["status"]),
+        Some(&Value::from("FAILED")),
+        "{patches:?}"
+    );
+    let cached = fs::read_to_string(&file).expect("the cache file");
+    assert!(
+        !cached.contains(&beta.display().to_string()),
+        "libbeta's entry is dropped: {cached}"
+    );
+    assert!(
+        cached.contains(&lib_path(setup.dir(), "alpha").display().to_string()),
+        "the others are kept"
+    );
+
+    // libalpha's entry, forged too, fails the next run found by its file
+    // name the same way; then the cache is right again.
+    assert_eq!(exit_code(&run_alpha("job-2")), 1);
+    let output = run_alpha("job-3");
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        setup.cache_use(&["run", "alpha", "noop"]),
+        (3, 0),
+        "the cache is right again"
+    );
 }
 
 #[test]

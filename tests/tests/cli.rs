@@ -19,7 +19,7 @@ fn list_shows_every_sample_plugin_with_its_actions() {
         "evaluate",
         "dataset-exporter 0.1.0",
         "export",
-        "plugin-api 1.2.1",
+        "plugin-api 1.3.0",
     ] {
         assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
     }
@@ -190,6 +190,8 @@ fn run_export_writes_files_and_logs_each_with_its_path() {
             &params,
             "--events",
             "jsonl",
+            "--allow-write",
+            out.path().to_str().unwrap(),
         ],
         &[],
     );

@@ -85,9 +85,18 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
     let dir = samples_dir();
     let work = tempfile::tempdir().unwrap();
     let params = serde_json::json!({ "fail_at": "evaluate", "work_dir": work.path() }).to_string();
+    let granted = work.path().to_str().unwrap();
     let output = loader(
         dir.path(),
-        &["run", "workflow-trainer", "train_pipeline", "--params", &params],
+        &[
+            "run",
+            "workflow-trainer",
+            "train_pipeline",
+            "--params",
+            &params,
+            "--allow-write",
+            granted,
+        ],
         &[],
     );
     assert_eq!(exit_code(&output), 1);
@@ -100,7 +109,11 @@ fn a_failed_run_ends_with_the_error_in_the_same_style() {
         "the terminal does not print the error a second way:\n{text}"
     );
     let causes: Vec<&str> = text[error_at..].lines().skip(1).collect();
-    assert_eq!(causes, ["  rolled back: evaluate, train, split, load_dataset"], "{text}");
+    assert_eq!(
+        causes,
+        ["  rolled back: evaluate, train, split, load_dataset"],
+        "{text}"
+    );
 }
 
 #[test]
@@ -108,9 +121,18 @@ fn a_workflow_reads_as_sentences_with_overall_progress_in_percent() {
     let dir = samples_dir();
     let work = tempfile::tempdir().unwrap();
     let params = serde_json::json!({ "epochs": 3, "work_dir": work.path() }).to_string();
+    let granted = work.path().to_str().unwrap();
     let output = loader(
         dir.path(),
-        &["run", "workflow-trainer", "train_pipeline", "--params", &params],
+        &[
+            "run",
+            "workflow-trainer",
+            "train_pipeline",
+            "--params",
+            &params,
+            "--allow-write",
+            granted,
+        ],
         &[],
     );
     let text = stderr(&output);
@@ -163,7 +185,7 @@ fn a_missing_plugin_folder_says_how_to_point_elsewhere() {
 #[test]
 fn info_shows_a_params_table_and_the_schema_only_as_json() {
     let dir = samples_dir();
-    let output = loader(dir.path(), &["info", "dataset-exporter", "export"], &[]);
+    let output = loader(dir.path(), &["info", "dataset-exporter", "inspect"], &[]);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let text = stdout(&output);
     assert!(!text.contains("$schema"), "{text}");
@@ -177,12 +199,14 @@ fn info_shows_a_params_table_and_the_schema_only_as_json() {
     let row = text.lines().find(|l| l.trim_start().starts_with("output_dir")).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[..3], ["output_dir", "string", "yes"], "{row}");
+    let output = loader(dir.path(), &["info", "dataset-exporter", "export"], &[]);
+    let text = stdout(&output);
     let row = text.lines().find(|l| l.trim_start().starts_with("records")).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[..4], ["records", "integer", "100", "no"], "{row}");
     assert!(row.ends_with("How many records to export."), "{row}");
 
-    let output = loader(dir.path(), &["info", "dataset-exporter", "export", "--json"], &[]);
+    let output = loader(dir.path(), &["info", "dataset-exporter", "inspect", "--json"], &[]);
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(json["params_schema"]["required"], serde_json::json!(["output_dir"]));
 }

@@ -269,7 +269,7 @@ mod linux {
     #[test]
     fn a_spawned_sleep_neither_hangs_the_loader_nor_survives_the_run() {
         let started = Instant::now();
-        let run = run_hostile("spawn_sleep", &["--isolate"], &[]);
+        let run = run_hostile("spawn_sleep", &["--isolate", "--allow-run", "sleep"], &[]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(run.result().unwrap()["sleep_pid"].is_u64());
         assert!(started.elapsed() < Duration::from_secs(30));
@@ -331,7 +331,11 @@ mod linux {
             .map(|n| n.as_str().unwrap())
             .collect();
         names.sort_unstable();
-        assert_eq!(names, ["HOSTILE_GIVEN", TAG_VAR, "LANG", "PATH"]);
+        // The sandbox adds where the run's work directory is (TMPDIR too).
+        assert_eq!(
+            names,
+            ["HOSTILE_GIVEN", TAG_VAR, "LANG", "LOADER_WORK_DIR", "PATH", "TMPDIR"]
+        );
     }
 
     #[test]
@@ -394,6 +398,8 @@ mod linux {
             "hang_until_cancelled",
             &[
                 "--isolate",
+                "--allow-run",
+                "sleep",
                 "--params",
                 r#"{"spawn_sleep": true, "ignore_cancel": true}"#,
                 "--timeout",
@@ -450,6 +456,8 @@ mod linux {
                 params,
                 "--grace",
                 "1",
+                "--allow-run",
+                "sleep",
             ],
             &[],
         )
@@ -586,11 +594,28 @@ mod linux {
     }
 
     #[test]
-    fn without_the_load_check_libraries_load_directly_when_asked() {
+    fn without_the_load_check_libraries_load_directly_only_for_an_in_process_run() {
         let dir = hostile_dir();
         let output = loader(dir.path(), &["--no-load-check", "list", "--json"], &[]);
+        assert_eq!(
+            exit_code(&output),
+            2,
+            "refused outside run --in-process: {}",
+            stderr(&output)
+        );
+        let args = [
+            "--no-load-check",
+            "run",
+            "hostile",
+            "big_result",
+            "--params",
+            r#"{"bytes": 3}"#,
+            "--in-process",
+            "-q",
+        ];
+        let output = loader(dir.path(), &args, &[]);
         assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-        let list: Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(list["plugins"][0]["code"], "hostile");
+        let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(result["blob"], "xxx");
     }
 }

@@ -2,8 +2,9 @@
 //! each file from what the child that loaded it reported, loading none of
 //! them in the loader itself, and says exactly what loading them in the
 //! loader says (the ABI checks' messages, the declared versions, the
-//! problem kinds); the manifest cache is written from the reports; `run`
-//! still loads its plugin in the loader.
+//! problem kinds: the cache a checked `list` writes equals the one an
+//! unchecked in-process run writes); `info`, `run` and `--dry-run` load
+//! nothing in the loader either.
 
 mod common;
 
@@ -21,7 +22,7 @@ fn mixed_folder() -> tempfile::TempDir {
     let dir = plugin_dir(&[
         sample_library("tabular-trainer"),
         fixture_library("api-1.0", "legacy-plugin"),
-        fixture_library("api-1.3", "future-plugin"),
+        fixture_library("api-1.4", "future-plugin"),
         fixture_library("api-2.0", "major-plugin"),
         fixture_library("api-1.0-changed", "changed-plugin"),
         fixture_library("probe", "plain-cdylib"),
@@ -34,7 +35,11 @@ fn mixed_folder() -> tempfile::TempDir {
 
 fn run_loader(dir: &Path, cache_home: &Path, args: &[&str]) -> (Value, String) {
     let cache_home = cache_home.to_str().expect("a UTF-8 path");
-    let output = loader(dir, args, &[("XDG_CACHE_HOME", cache_home), ("LOADER_LOG", "loader=debug")]);
+    let output = loader(
+        dir,
+        args,
+        &[("XDG_CACHE_HOME", cache_home), ("LOADER_LOG", "loader=debug")],
+    );
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     let listing = serde_json::from_str(&stdout(&output)).unwrap_or(Value::Null);
     (listing, stderr(&output))
@@ -76,32 +81,59 @@ fn a_cold_list_is_described_by_the_checking_child_as_a_load_in_the_loader_descri
 
     let (checked, log) = run_loader(dir.path(), checked_cache.path(), &["list", "--json"]);
     assert_eq!(loads(&log), (8, 0), "every file described by the child: {log}");
-    let (unchecked, log) = run_loader(dir.path(), unchecked_cache.path(), &["--no-load-check", "list", "--json"]);
+    // Only a trusted in-process run loads every file in the loader itself.
+    let params = r#"{"epochs": 1, "samples": 40}"#;
+    let unchecked_run = [
+        "--no-load-check",
+        "run",
+        "tabular-trainer",
+        "train",
+        "--params",
+        params,
+        "--in-process",
+        "-q",
+    ];
+    let (_, log) = run_loader(dir.path(), unchecked_cache.path(), &unchecked_run);
     assert_eq!(loads(&log), (8, 8), "{log}");
-
-    assert_eq!(checked, unchecked);
     let kinds: Vec<&str> = checked["problems"]
         .as_array()
         .expect("problems")
         .iter()
         .map(|p| p["kind"].as_str().expect("a kind"))
         .collect();
-    for kind in ["incompatible_major", "layout_mismatch", "not_a_plugin", "not_a_library", "duplicate"] {
+    for kind in [
+        "incompatible_major",
+        "layout_mismatch",
+        "not_a_plugin",
+        "not_a_library",
+        "duplicate",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {checked}");
     }
-    assert_eq!(cached_outcomes(checked_cache.path()), cached_outcomes(unchecked_cache.path()));
+    assert_eq!(
+        cached_outcomes(checked_cache.path()),
+        cached_outcomes(unchecked_cache.path())
+    );
 }
 
 #[test]
-fn run_and_info_still_load_their_plugin_in_the_loader() {
+fn info_run_and_dry_run_load_nothing_in_the_loader() {
     let dir = mixed_folder();
     let cache = tempfile::tempdir().expect("a cache folder");
-    let (_, log) = run_loader(dir.path(), cache.path(), &["info", "legacy"]);
-    assert_eq!(loads(&log).1, 0, "{log}");
-    let output = loader(
-        dir.path(),
+    for args in [
+        &["info", "legacy"][..],
+        &["info", "tabular-trainer", "train", "--json"],
         &["run", "legacy", "greet", "--quiet"],
-        &[("XDG_CACHE_HOME", cache.path().to_str().expect("UTF-8"))],
-    );
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+        &[
+            "run",
+            "tabular-trainer",
+            "train",
+            "--params",
+            r#"{"epochs": 2}"#,
+            "--dry-run",
+        ],
+    ] {
+        let (_, log) = run_loader(dir.path(), cache.path(), args);
+        assert_eq!(loads(&log).1, 0, "{args:?}: {log}");
+    }
 }

@@ -21,6 +21,7 @@ fn every_problem_has_a_kind_and_the_declared_version_where_known() {
         fixture_library("probe", "crash-on-load"),
         fixture_library("api-2.0", "major-plugin"),
         fixture_library("api-1.0-changed", "changed-plugin"),
+        fixture_library("probe", "misdeclared-plugin"),
     ]);
     let name = |stem: &str| dir.path().join(library_file_name(stem));
     std::fs::write(name("text"), "not a library").unwrap();
@@ -39,7 +40,8 @@ fn every_problem_has_a_kind_and_the_declared_version_where_known() {
         ("crash-on-load", "crashed_while_loading", Value::Null),
         ("major-plugin", "incompatible_major", "2.0.0".into()),
         ("changed-plugin", "layout_mismatch", "1.0.0".into()),
-        ("zz-second-copy", "duplicate", "1.2.1".into()),
+        ("misdeclared-plugin", "bad_manifest", "1.3.0".into()),
+        ("zz-second-copy", "duplicate", "1.3.0".into()),
     ];
     for (stem, kind, declared) in expected {
         let problem = problem(problems, &library_file_name(stem));
@@ -54,8 +56,8 @@ fn every_problem_has_a_kind_and_the_declared_version_where_known() {
 
 fn expected_count() -> usize {
     if cfg!(unix) {
-        7
+        8
     } else {
-        6
+        7
     }
 }

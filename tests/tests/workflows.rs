@@ -13,6 +13,7 @@ fn run_pipeline(params: Value) -> (i32, Vec<Value>, String) {
     let work = tempfile::tempdir().unwrap();
     let mut params = params;
     params["work_dir"] = json!(work.path());
+    // The sandbox lets the plugin write only where it is granted.
     let output = loader(
         dir.path(),
         &[
@@ -23,6 +24,8 @@ fn run_pipeline(params: Value) -> (i32, Vec<Value>, String) {
             &params.to_string(),
             "--events",
             "jsonl",
+            "--allow-write",
+            work.path().to_str().unwrap(),
         ],
         &[],
     );

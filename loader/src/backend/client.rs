@@ -1,54 +1,46 @@
 //! The host's side of `ctx.client()` and `ctx.agent_client()`: turns a
 //! plugin's `{method, path, body}` into an HTTP request and a failure into
-//! the JSON error that plugin-api reads as a typed `ClientError`.
+//! the JSON error that plugin-api reads as a typed `ClientError`. The
+//! error never shows a credential: the run's secrets and the user and
+//! password of a URL are redacted from it before the plugin sees it (in an
+//! isolated run, it crosses to the plugin's process).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::http::{Endpoint, HttpClient, RequestError, RetryPolicy};
 use crate::host::Client;
-
-/// What makes an [`ApiClient`]: sent to an isolated run's child so that it
-/// makes the same requests.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct ClientSpec {
-    pub endpoint: Endpoint,
-    pub timeout_ms: u64,
-}
-
-impl std::fmt::Debug for ClientSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSpec")
-            .field("url", &self.endpoint.url)
-            .field("timeout_ms", &self.timeout_ms)
-            .finish_non_exhaustive()
-    }
-}
+use crate::redact::Redactor;
 
 /// A backend or agent client offered to plugins.
 pub struct ApiClient {
     http: HttpClient,
-    timeout: Duration,
+    redactor: Arc<Redactor>,
 }
 
 impl ApiClient {
+    /// A client whose errors hide the user and password of URLs.
     pub fn new(endpoint: Endpoint, timeout: Duration) -> Self {
-        Self {
-            http: HttpClient::new(endpoint, timeout, RetryPolicy::default()),
-            timeout,
-        }
+        Self::with_redactor(endpoint, timeout, Arc::default())
     }
 
-    pub fn from_spec(spec: ClientSpec) -> Self {
-        Self::new(spec.endpoint, Duration::from_millis(spec.timeout_ms))
+    /// A client whose errors hide `redactor`'s secrets too.
+    pub fn with_redactor(endpoint: Endpoint, timeout: Duration, redactor: Arc<Redactor>) -> Self {
+        Self {
+            http: HttpClient::new(endpoint, timeout, RetryPolicy::default()),
+            redactor,
+        }
     }
 }
 
 impl Client for ApiClient {
     fn request(&self, request: &Value) -> Result<Value, String> {
-        let error_json = |e: RequestError| serde_json::to_string(&e).unwrap_or_else(|_| e.to_string());
+        let error_json = |e: RequestError| {
+            let text = serde_json::to_string(&e).unwrap_or_else(|_| e.to_string());
+            self.redactor.redact_str(&text).into_owned()
+        };
         let method = request.get("method").and_then(Value::as_str).unwrap_or("GET");
         let Some(path) = request.get("path").and_then(Value::as_str) else {
             return Err(error_json(RequestError::Invalid {
@@ -57,13 +49,6 @@ impl Client for ApiClient {
         };
         let body = request.get("body").filter(|b| !b.is_null());
         self.http.request(method, path, body).map_err(error_json)
-    }
-
-    fn spec(&self) -> Option<ClientSpec> {
-        Some(ClientSpec {
-            endpoint: self.http.endpoint().clone(),
-            timeout_ms: self.timeout.as_millis() as u64,
-        })
     }
 }
 
@@ -129,6 +114,21 @@ mod tests {
         let jobs = agent.request(&get("jobs/")).unwrap();
         assert_eq!(jobs["count"], 0);
         assert_eq!(server.requests()[0].headers["authorization"], "agent-tok");
-        assert!(agent.spec().is_some_and(|spec| spec.endpoint.url == server.url()));
+    }
+
+    #[test]
+    fn errors_show_neither_the_urls_user_and_password_nor_the_runs_secrets() {
+        let server = TestBackend::start(Some("good-token")).unwrap();
+        let with_user = server.url().replacen("http://", "http://user:hunter22@", 1);
+        let mut redactor = Redactor::default();
+        redactor.add_secret("bad-token-value");
+        let endpoint = backend_endpoint(&with_user, Some("bad-token-value"), None);
+        let client = ApiClient::with_redactor(endpoint, Duration::from_secs(5), Arc::new(redactor));
+        let refused = client.request(&get("models/3/")).unwrap_err();
+        assert!(
+            !refused.contains("hunter22") && !refused.contains("bad-token-value"),
+            "{refused}"
+        );
+        assert!(refused.contains("[REDACTED]@127.0.0.1"), "{refused}");
     }
 }

@@ -1,9 +1,13 @@
 //! Delivers journals left by earlier runs (killed, or ended while the
 //! backend was down): `loader flush`, and the start of every run that has a
-//! backend. Each journal goes to the backend recorded in it, with the
-//! credentials configured now; units already acknowledged are skipped and
-//! the rest keep their idempotency keys, so nothing arrives twice. A journal
-//! whose run is still alive (locked) is left alone.
+//! backend. Journals go only to the backend given (with the credentials
+//! configured for it), and only those recorded for that backend: the
+//! address in a journal is never where anything is sent (a journal is a
+//! file anyone able to write the state folder could forge), so a journal
+//! recorded for another backend is left where it is and reported. Units
+//! already acknowledged are skipped and the rest keep their idempotency
+//! keys, so nothing arrives twice. A journal whose run is still alive
+//! (locked) is left alone.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -23,14 +27,17 @@ pub struct FlushOutcome {
     pub remaining_requests: u64,
     pub remaining_entries: u64,
     pub error: Option<String>,
+    /// The backend the journal was recorded for, when it is not the one
+    /// given: nothing of it was sent, and it is left in the spool.
+    pub other_backend: Option<String>,
 }
 
-/// Delivers every journal in `spool_dir`. `endpoint_for` gives the endpoint
-/// (URL and credentials) for a journal's recorded backend URL, or `None` to
-/// skip it. Each journal gets at most `time_limit`.
+/// Delivers to `endpoint` every journal in `spool_dir` recorded for it
+/// (its URL); the others are reported with their backend, untouched. Each
+/// journal gets at most `time_limit`.
 pub fn flush_spool(
     spool_dir: &Path,
-    endpoint_for: impl Fn(&str) -> Option<Endpoint>,
+    endpoint: &Endpoint,
     timeout: Duration,
     time_limit: Duration,
     batch_size: usize,
@@ -52,14 +59,25 @@ pub fn flush_spool(
                     remaining_requests: 0,
                     remaining_entries: 0,
                     error: Some(format!("unreadable journal: {e}")),
+                    other_backend: None,
                 });
                 continue;
             }
         };
-        let Some(endpoint) = endpoint_for(&reader.header().backend) else {
+        if reader.header().backend != endpoint.url {
+            outcomes.push(FlushOutcome {
+                journal: path.clone(),
+                job_id: reader.header().job_id.clone(),
+                delivered_requests: 0,
+                delivered_entries: 0,
+                remaining_requests: 0,
+                remaining_entries: 0,
+                error: None,
+                other_backend: Some(reader.header().backend.clone()),
+            });
             continue;
-        };
-        let client = HttpClient::new(endpoint, timeout, RetryPolicy::default());
+        }
+        let client = HttpClient::new(endpoint.clone(), timeout, RetryPolicy::default());
         outcomes.push(flush_one(&path, &mut reader, &client, time_limit));
         drop(lock);
     }
@@ -78,6 +96,7 @@ fn flush_one(path: &Path, reader: &mut JournalReader, client: &HttpClient, time_
         remaining_requests: 0,
         remaining_entries: 0,
         error: None,
+        other_backend: None,
     };
     let mut position = 0u64;
     let mut stopped = false;

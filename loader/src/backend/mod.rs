@@ -14,7 +14,7 @@ pub mod journal;
 pub mod record;
 pub mod sink;
 
-pub use client::{ApiClient, ClientSpec};
+pub use client::ApiClient;
 pub use config::{agent_endpoint, backend_endpoint, BackendSettings};
 pub use http::{Endpoint, HttpClient, PathStyle, RequestError, RetryPolicy};
 pub use sink::{BackendSink, DeliveryReport};

@@ -291,7 +291,11 @@ mod tests {
                 .with_step("train")
                 .with_file("/d \"q\".csv")
                 .with_level(Level::Critical),
-            Event::user("ünïcode · \\ \"", json!({"nested": {"a": [1, 2.5, null, "x\ny\u{1f}"]}})).with_step(""),
+            Event::user(
+                "ünïcode · \\ \"",
+                json!({"nested": {"a": [1, 2.5, null, "x\ny\u{1f}"]}}),
+            )
+            .with_step(""),
         ];
         for event in events {
             let back = read_back(&event);
@@ -310,7 +314,9 @@ mod tests {
         assert_eq!(read(&out).unwrap(), user.to_event());
         let two_lines: &RawValue = serde_json::from_str("{\"i\":\n1}").unwrap();
         assert!(UserEvent::now("tick", Level::Info, None, None, two_lines).is_none());
-        assert!(!fits_user(&UserEvent::now("t\u{7}ck", Level::Info, None, None, data).unwrap()));
+        assert!(!fits_user(
+            &UserEvent::now("t\u{7}ck", Level::Info, None, None, data).unwrap()
+        ));
     }
 
     #[test]
@@ -338,9 +344,16 @@ mod tests {
         let mut reused = read(&frame_of(&first)).unwrap();
         read_into(&frame_of(&second), &mut reused).unwrap();
         assert_eq!(reused, read(&frame_of(&second)).unwrap());
-        let mut big = read(&frame_of(&Event::user("big", json!({"blob": "x".repeat(KEPT_CAPACITY)})))).unwrap();
+        let mut big = read(&frame_of(&Event::user(
+            "big",
+            json!({"blob": "x".repeat(KEPT_CAPACITY)}),
+        )))
+        .unwrap();
         read_into(&frame_of(&second), &mut big).unwrap();
-        assert!(big.raw_data.as_ref().unwrap().capacity() <= KEPT_CAPACITY, "a large allocation is given back");
+        assert!(
+            big.raw_data.as_ref().unwrap().capacity() <= KEPT_CAPACITY,
+            "a large allocation is given back"
+        );
         assert_eq!(big, reused);
     }
 
@@ -379,9 +392,18 @@ mod tests {
         let field = |n: usize| good[1..].split('\u{1f}').nth(n).unwrap().to_owned();
         let cases = [
             (good.replacen(&field(0), "12", 1), FrameError::Time("12".into())),
-            (good.replacen(&field(0), "000000000000000g", 1), FrameError::Time("000000000000000g".into())),
-            (good.replacen(&field(0), "000000000000000A", 1), FrameError::Time("000000000000000A".into())),
-            (good.replacen(&field(0), "-00000000000000a", 1), FrameError::Time("-00000000000000a".into())),
+            (
+                good.replacen(&field(0), "000000000000000g", 1),
+                FrameError::Time("000000000000000g".into()),
+            ),
+            (
+                good.replacen(&field(0), "000000000000000A", 1),
+                FrameError::Time("000000000000000A".into()),
+            ),
+            (
+                good.replacen(&field(0), "-00000000000000a", 1),
+                FrameError::Time("-00000000000000a".into()),
+            ),
             (good.replacen("info", "loud", 1), FrameError::Level("loud".into())),
             (good.replacen("+s", "s", 1), FrameError::Optional("step", "s".into())),
             (good.replacen("+s", "-s", 1), FrameError::Optional("step", "-s".into())),
@@ -397,7 +419,11 @@ mod tests {
         }
         assert_eq!(read(b"\x1e\xff").unwrap_err(), FrameError::NotUtf8);
         let trailing = format!("{good}\u{1f}{{}}");
-        assert_eq!(read(trailing.as_bytes()).unwrap_err(), FrameError::Data, "a seventh field is data");
+        assert_eq!(
+            read(trailing.as_bytes()).unwrap_err(),
+            FrameError::Data,
+            "a seventh field is data"
+        );
     }
 
     #[test]

@@ -865,7 +865,11 @@ mod tests {
         for verbose in [false, true] {
             let opts = TerminalOptions::plain(verbose);
             for (text, step) in cases {
-                let name = if step.is_some() { "step_start" } else { "checkpoint_saved" };
+                let name = if step.is_some() {
+                    "step_start"
+                } else {
+                    "checkpoint_saved"
+                };
                 let parsed = Event::user(name, serde_json::from_str(text).unwrap()).with_file("/m.pt");
                 let parsed = match step {
                     Some(step) => parsed.with_step(step),
@@ -876,7 +880,10 @@ mod tests {
             }
         }
         let long = format!("{{\"blob\":\"{}\"}}", "x".repeat(5000));
-        let cut = render(TerminalOptions::plain(false), &[with_raw_data(Event::user("big", Value::Null), &long)]);
+        let cut = render(
+            TerminalOptions::plain(false),
+            &[with_raw_data(Event::user("big", Value::Null), &long)],
+        );
         assert!(cut.chars().count() < MAX_DATA_CHARS + 40, "{}", cut.len());
     }
 
@@ -1062,7 +1069,10 @@ mod tests {
     fn bars_are_coloured_by_status_when_colour_is_on() {
         let coloured = TerminalOptions { color: true, ..TTY };
         let running = render(coloured, &[progress(Some("t"), 1, 2, ProgressStatus::Running, None)]);
-        assert!(running.contains("\x1b[36m##########"), "cyan while running: {running:?}");
+        assert!(
+            running.contains("\x1b[36m##########"),
+            "cyan while running: {running:?}"
+        );
         let failed = render(coloured, &[progress(Some("t"), 1, 2, ProgressStatus::Failed, None)]);
         assert!(failed.contains("\x1b[31m##########"), "red when failed: {failed:?}");
         let plain = render(TTY, &[progress(Some("t"), 1, 2, ProgressStatus::Running, None)]);
@@ -1100,7 +1110,10 @@ mod tests {
         for i in 1..=200 {
             sink.emit(&run, &progress(Some("train"), i, 1000, ProgressStatus::Running, None));
         }
-        let drawn = String::from_utf8(lock(&sink.state).out.clone()).unwrap().matches("train ").count();
+        let drawn = String::from_utf8(lock(&sink.state).out.clone())
+            .unwrap()
+            .matches("train ")
+            .count();
         assert!(drawn < 50, "{drawn} redraws for 200 updates at once");
         sink.finish(&run);
         let out = String::from_utf8(sink.into_inner()).unwrap();

@@ -243,21 +243,34 @@ mod tests {
             (MIN_UNIX_SECS - 5, 1),
             (0, 0),
         ] {
-            assert_eq!(cache.rfc3339(secs, micros), Rfc3339::from_parts(secs, micros), "{secs} {micros}");
+            assert_eq!(
+                cache.rfc3339(secs, micros),
+                Rfc3339::from_parts(secs, micros),
+                "{secs} {micros}"
+            );
         }
     }
 
     #[test]
     fn unix_seconds_are_written_as_serde_json_writes_the_float() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut cases = vec![(0, 0), (1, 0), (1_795_476_000, 123_450), (1_795_476_000, 100_000), (-5, 3)];
+        let mut cases = vec![
+            (0, 0),
+            (1, 0),
+            (1_795_476_000, 123_450),
+            (1_795_476_000, 100_000),
+            (-5, 3),
+        ];
         cases.push((DIGITS_UNTIL_SECS - 1, 999_999));
         cases.push((DIGITS_UNTIL_SECS, 1));
         for _ in 0..20_000 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            cases.push(((seed % DIGITS_UNTIL_SECS as u64) as i64, (seed >> 40) as u32 % 1_000_000));
+            cases.push((
+                (seed % DIGITS_UNTIL_SECS as u64) as i64,
+                (seed >> 40) as u32 % 1_000_000,
+            ));
         }
         for (secs, micros) in cases {
             let mut ours = Vec::new();
@@ -269,7 +282,11 @@ mod tests {
 
     #[test]
     fn impossible_dates_and_times_are_refused() {
-        for text in ["2023-02-29T12:00:00.000000Z", "2026-11-23T24:00:00.000000Z", "2026-11-23T23:20:00.12345xZ"] {
+        for text in [
+            "2023-02-29T12:00:00.000000Z",
+            "2026-11-23T24:00:00.000000Z",
+            "2026-11-23T23:20:00.12345xZ",
+        ] {
             assert_eq!(parse_rfc3339(text), None, "{text}");
         }
     }

@@ -6,6 +6,11 @@
 //! of filling memory. An event longer than the size limit is skipped as it streams
 //! by (never held whole) and replaced by an `event_too_large` note.
 //!
+//! A `client-request` line is not an event: it goes to the run's client
+//! proxy (see `isolate::proxy`), which makes the call and answers the
+//! child; such a line may be longer than an event, up to the calls' own
+//! limit.
+//!
 //! The sinks are flushed once the channel pauses ([`QUIET`]), and at
 //! least every [`MAX_HOLD`] while events keep coming: a reader of the
 //! stream sees an event within milliseconds, and a flood of events reaches
@@ -16,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::client_wire::{MAX_CLIENT_MESSAGE_BYTES, REQUEST_PREFIX};
 use super::lines::{Arrival, Lines, Piece};
+use super::proxy::ClientProxy;
 use super::{RelayTarget, Relayed, AS_DESCRIBED_LINE, NOT_AS_DESCRIBED_LINE};
 use crate::events::{frame, jsonl, Event, EventKind, Level};
 
@@ -39,21 +46,39 @@ pub const QUIET: Duration = Duration::from_micros(500);
 /// The longest events are held unflushed while more keep coming.
 pub const MAX_HOLD: Duration = Duration::from_millis(4);
 
+/// The longest client call line: its prefix and its JSON.
+const CALL_LINE_LIMIT: usize = REQUEST_PREFIX.len() + MAX_CLIENT_MESSAGE_BYTES;
+
 /// An event line being gathered from pieces.
 #[derive(Default)]
 struct Gathering {
     bytes: Vec<u8>,
     /// Bytes of a line found too long, of which only a prefix is kept.
     oversized: u64,
+    /// The line is a client call (its limit is the calls' own).
+    call: bool,
+}
+
+impl Gathering {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.oversized == 0
+    }
 }
 
 /// Reads the channel to its end, passing on batches of events (and
 /// [`Relayed::TerminalTooLarge`] when the result itself was too large),
 /// then [`Relayed::ChannelClosed`]. With `verdict`, the child's first line
-/// is its verdict on the library it was asked to expect: on
-/// `not-as-described` [`Relayed::NotAsDescribed`] is sent. Only the first
-/// line counts: once the action runs, it cannot forge a verdict.
-pub fn relay_events(reader: impl Read + Arrival, max_event_bytes: usize, verdict: bool, queue: impl RelayTarget) {
+/// is its verdict on the library it was asked to expect:
+/// [`Relayed::AsDescribed`] or [`Relayed::NotAsDescribed`] is sent. Only
+/// the first line counts: once the action runs, it cannot forge a verdict.
+/// Client calls go to `calls` (dropped with a warning without one).
+pub fn relay_events(
+    reader: impl Read + Arrival,
+    max_event_bytes: usize,
+    verdict: bool,
+    queue: impl RelayTarget,
+    calls: Option<&std::sync::Arc<ClientProxy>>,
+) {
     let mut lines = Lines::new(reader, PIECE.min(max_event_bytes.max(1)));
     let mut gathering = Gathering::default();
     let mut batch = Batch::default();
@@ -62,12 +87,39 @@ pub fn relay_events(reader: impl Read + Arrival, max_event_bytes: usize, verdict
         match lines.next() {
             Ok(Piece::Part(part)) => {
                 awaiting_verdict = false;
-                gather(&mut gathering, part, max_event_bytes)
+                if gathering.is_empty() {
+                    gathering.call = part.starts_with(REQUEST_PREFIX);
+                }
+                let limit = if gathering.call {
+                    CALL_LINE_LIMIT
+                } else {
+                    max_event_bytes
+                };
+                gather(&mut gathering, part, limit)
+            }
+            Ok(Piece::Line(line)) if gathering.is_empty() && line.starts_with(REQUEST_PREFIX) => {
+                awaiting_verdict = false;
+                take_call(calls, &line[REQUEST_PREFIX.len()..], None);
+            }
+            Ok(Piece::Line(line)) if gathering.call => {
+                gather(&mut gathering, line, CALL_LINE_LIMIT);
+                let done = std::mem::take(&mut gathering);
+                let oversized = (done.oversized > 0).then_some(done.oversized);
+                take_call(
+                    calls,
+                    &done.bytes[REQUEST_PREFIX.len().min(done.bytes.len())..],
+                    oversized,
+                );
             }
             Ok(Piece::Line(line)) => {
                 if std::mem::take(&mut awaiting_verdict) && gathering.bytes.is_empty() {
                     match line {
-                        l if l == AS_DESCRIBED_LINE.as_bytes() => continue,
+                        l if l == AS_DESCRIBED_LINE.as_bytes() => {
+                            if !queue.relay(Relayed::AsDescribed) {
+                                return;
+                            }
+                            continue;
+                        }
                         l if l == NOT_AS_DESCRIBED_LINE.as_bytes() => {
                             if !queue.relay(Relayed::NotAsDescribed) {
                                 return;
@@ -112,6 +164,16 @@ pub fn relay_events(reader: impl Read + Arrival, max_event_bytes: usize, verdict
     if batch.send(&queue) {
         queue.flush();
         queue.relay(Relayed::ChannelClosed);
+    }
+}
+
+/// Hands a client call's line (its JSON: whole, or the kept beginning of
+/// one of `oversized` bytes) to the proxy.
+fn take_call(calls: Option<&std::sync::Arc<ClientProxy>>, json: &[u8], oversized: Option<u64>) {
+    match (calls, oversized) {
+        (Some(calls), None) => calls.take_line(json),
+        (Some(calls), Some(bytes)) => calls.take_oversized(json, bytes),
+        (None, _) => tracing::warn!("the isolated process made a client call, but this run offers no client"),
     }
 }
 
@@ -266,7 +328,7 @@ mod tests {
 
     fn relayed(input: &[u8], limit: usize) -> (Vec<Event>, Vec<(EventKind, u64)>) {
         let (sender, receiver) = sync_channel(1_000_000);
-        relay_events(input, limit, false, sender);
+        relay_events(input, limit, false, sender, None);
         let (mut events, mut terminal) = (Vec::new(), Vec::new());
         for message in receiver.iter() {
             match message {
@@ -311,13 +373,17 @@ mod tests {
         let recorder = Recorder::default();
         let reader = {
             let recorder = recorder.clone();
-            std::thread::spawn(move || relay_events(parent, DEFAULT_MAX_EVENT_BYTES, false, recorder))
+            std::thread::spawn(move || relay_events(parent, DEFAULT_MAX_EVENT_BYTES, false, recorder, None))
         };
         let notes = || recorder.0.lock().unwrap().clone();
         child.write_all(&lines_of(&[Event::user("first", json!({}))])).unwrap();
         let start = Instant::now();
         while notes() != ["event", "flush"] {
-            assert!(start.elapsed() < Duration::from_secs(10), "no flush after a pause: {:?}", notes());
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no flush after a pause: {:?}",
+                notes()
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         // A flood: events keep coming without a pause for 200 ms.
@@ -330,8 +396,15 @@ mod tests {
         reader.join().unwrap();
         let notes = notes();
         let flushes = notes.iter().filter(|n| **n == "flush").count();
-        assert!(flushes >= 3, "flushed at least every {MAX_HOLD:?} of the flood: {flushes}");
-        assert!(flushes < notes.len() / 10, "not a flush per batch: {flushes} for {} notes", notes.len());
+        assert!(
+            flushes >= 3,
+            "flushed at least every {MAX_HOLD:?} of the flood: {flushes}"
+        );
+        assert!(
+            flushes < notes.len() / 10,
+            "not a flush per batch: {flushes} for {} notes",
+            notes.len()
+        );
         assert_eq!(notes[notes.len() - 2..], ["flush", "closed"], "flushed at the end");
     }
 
@@ -380,11 +453,12 @@ mod tests {
     /// The verdicts and events relayed from `input`, read with a verdict due.
     fn with_verdict(input: &[u8], verdict: bool) -> (usize, Vec<String>) {
         let (sender, receiver) = sync_channel(1_000_000);
-        relay_events(input, DEFAULT_MAX_EVENT_BYTES, verdict, sender);
+        relay_events(input, DEFAULT_MAX_EVENT_BYTES, verdict, sender, None);
         let (mut not_as_described, mut names) = (0, Vec::new());
         for message in receiver.iter() {
             match message {
                 Relayed::NotAsDescribed => not_as_described += 1,
+                Relayed::AsDescribed => {}
                 Relayed::Events(batch) => names.extend(batch.into_iter().map(|e| e.event)),
                 Relayed::ChannelClosed => break,
                 _ => panic!("unexpected message"),
@@ -398,16 +472,29 @@ mod tests {
         let event = lines_of(&[Event::user("ok", json!(1))]);
         let line = |text: &str| [text.as_bytes(), b"\n", &event].concat();
         assert_eq!(with_verdict(&line(AS_DESCRIBED_LINE), true), (0, vec!["ok".to_owned()]));
-        assert_eq!(with_verdict(&line(NOT_AS_DESCRIBED_LINE), true), (1, vec!["ok".to_owned()]));
-        assert_eq!(with_verdict(&line(NOT_AS_DESCRIBED_LINE), false), (0, vec!["ok".to_owned()]));
+        assert_eq!(
+            with_verdict(&line(NOT_AS_DESCRIBED_LINE), true),
+            (1, vec!["ok".to_owned()])
+        );
+        assert_eq!(
+            with_verdict(&line(NOT_AS_DESCRIBED_LINE), false),
+            (0, vec!["ok".to_owned()])
+        );
         let late = [&event[..], NOT_AS_DESCRIBED_LINE.as_bytes(), b"\n"].concat();
-        assert_eq!(with_verdict(&late, true), (0, vec!["ok".to_owned()]), "after an event, a verdict is forged");
+        assert_eq!(
+            with_verdict(&late, true),
+            (0, vec!["ok".to_owned()]),
+            "after an event, a verdict is forged"
+        );
     }
 
     #[test]
     fn garbage_is_skipped() {
         let mut input = b"not json\n\xff\xfe\n\n\x1e1.0\x1finfo\x1fforged\x1f-\x1f-\x1f{\"a\":1}}\n".to_vec();
-        input.extend(lines_of(&[Event::user("ok", json!(1)), Event::user("framed", json!({"i": 1}))]));
+        input.extend(lines_of(&[
+            Event::user("ok", json!(1)),
+            Event::user("framed", json!({"i": 1})),
+        ]));
         let (events, _) = relayed(&input, DEFAULT_MAX_EVENT_BYTES);
         let names: Vec<_> = events.iter().map(|e| e.event.as_str()).collect();
         assert_eq!(names, ["ok", "framed"]);
@@ -419,7 +506,9 @@ mod tests {
         // batch (256 is not a multiple of 5): frames and JSON lines.
         let sent: Vec<Event> = (0..3 * BATCH)
             .map(|i| match i % 5 {
-                0 => Event::user("with step", json!({ "i": i })).with_step("train").with_file("/f"),
+                0 => Event::user("with step", json!({ "i": i }))
+                    .with_step("train")
+                    .with_file("/f"),
                 1 => Event::user("plain", json!({ "i": i })),
                 2 => Event::message(Level::Warning, format!("message {i}")),
                 3 => Event::user("not an object", json!([i])),
@@ -430,7 +519,10 @@ mod tests {
         assert_eq!(events.len(), sent.len());
         for (got, want) in events.iter().zip(&sent) {
             let got = got.with_parsed_data();
-            assert_eq!((&got.event, &got.step, &got.file, got.level), (&want.event, &want.step, &want.file, want.level));
+            assert_eq!(
+                (&got.event, &got.step, &got.file, got.level),
+                (&want.event, &want.step, &want.file, want.level)
+            );
             assert_eq!(got.data, want.data);
         }
     }
@@ -438,7 +530,9 @@ mod tests {
     #[test]
     fn user_events_cross_as_frames_and_come_out_as_they_went_in() {
         let sent = [
-            Event::user("tick", json!({"i": 1})).with_step("train").with_level(Level::Debug),
+            Event::user("tick", json!({"i": 1}))
+                .with_step("train")
+                .with_level(Level::Debug),
             Event::user("no frame", json!([1])),
             Event::result(json!({"done": true})),
         ];
@@ -450,7 +544,10 @@ mod tests {
         let micros = |e: &Event| crate::events::time::unix_parts(e.time);
         assert_eq!(parsed[0], sent[0], "a frame keeps the time to the nanosecond");
         for (got, want) in parsed[1..].iter().zip(&sent[1..]) {
-            assert_eq!((micros(got), &got.event, &got.data), (micros(want), &want.event, &want.data));
+            assert_eq!(
+                (micros(got), &got.event, &got.data),
+                (micros(want), &want.event, &want.data)
+            );
         }
     }
 }

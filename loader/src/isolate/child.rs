@@ -1,10 +1,13 @@
 //! The child's side of an isolated run (`loader __child`): takes its
-//! channel to the loader from fd 3, reads the run request from it, loads
-//! the one library, runs the action in-process and writes each event to
-//! the channel as it happens (batched while the channel is busy, see
-//! [`ChannelWriter`]). Cancel lines from the loader set the run's
-//! cancel flag; when the channel closes (the loader is gone) or the loader
-//! dies (SIGTERM from the kernel), the child kills its whole process group.
+//! channel to the loader from fd 3, reads the request from it, loads the
+//! one library, and does what the request's [`ChildMode`] says: runs the
+//! action in-process, writing each event to the channel as it happens
+//! (batched while the channel is busy, see [`ChannelWriter`]), or reports
+//! the plugin's full manifest, or whether params are valid, as its result.
+//! Cancel lines from the loader set the run's cancel flag, and answer
+//! lines answer the plugin's client calls (see `isolate::child_clients`);
+//! when the channel closes (the loader is gone) or the loader dies
+//! (SIGTERM from the kernel), the child kills its whole process group.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
@@ -12,15 +15,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
+use serde_json::json;
 
 use super::channel_sink::ChannelSink;
+use super::child_clients::ProxiedCalls;
 use super::child_writer::ChannelWriter;
-use super::{IsolatedRun, AS_DESCRIBED_LINE, CANCEL_LINE, NOT_AS_DESCRIBED_LINE};
-use crate::discovery::Discovery;
-use crate::events::{EventSink, RunInfo};
+use super::client_wire::{ANSWER_PREFIX, MAX_CLIENT_MESSAGE_BYTES};
+use super::lines::{Lines, Piece};
+use super::{ChildMode, IsolatedRun, AS_DESCRIBED_LINE, CANCEL_LINE, NOT_AS_DESCRIBED_LINE};
+use crate::discovery::{Discovery, LoadedPlugin};
+use crate::events::{Event, EventSink, RunInfo};
 use crate::host::{CancelFlag, RunSettings};
 use crate::load_report::version_triple;
 use crate::runner::{failure_event, run_action};
+use crate::sandbox;
 use crate::sys;
 
 /// Serves one run; returns the process exit code (0 when the action
@@ -56,9 +64,9 @@ pub fn serve_child() -> i32 {
         }
     };
     drop(first);
-    let cancel = CancelFlag::default();
-    follow_the_loader(requests, cancel.clone());
-
+    // Before any thread starts and before the library is opened: the
+    // library's constructors run inside the sandbox too.
+    let sandboxed = request.sandbox.as_ref().map(sandbox::enter).transpose();
     let writer = match ChannelWriter::start(events) {
         Ok(writer) => writer,
         Err(e) => {
@@ -66,7 +74,32 @@ pub fn serve_child() -> i32 {
             return 2;
         }
     };
+    let cancel = CancelFlag::default();
+    let calls = ProxiedCalls::new(writer.clone());
+    follow_the_loader(requests, cancel.clone(), calls.clone());
+
     let sink: Arc<dyn EventSink> = Arc::new(ChannelSink::new(writer.clone()));
+    match sandboxed {
+        // What the sandbox lacks here was said by the loader, which knew it
+        // before starting this process.
+        Ok(_) => {}
+        Err(e) => {
+            let run = RunInfo {
+                job_id: request.job_id.clone(),
+                plugin: String::new(),
+                action: request.action.clone(),
+            };
+            let failure = ActionFailure::new(
+                FailureKind::Failed,
+                format!("the plugin's sandbox could not be set up: {e}"),
+            );
+            sink.start(&run);
+            sink.emit(&run, &failure_event(&failure));
+            sink.finish(&run);
+            writer.drain();
+            return 1;
+        }
+    }
     let discovery = Discovery::load_files(std::slice::from_ref(&request.library));
     let settings = RunSettings {
         env: PluginEnvironment::new(request.env),
@@ -74,13 +107,18 @@ pub fn serve_child() -> i32 {
         checkpoint: request.checkpoint,
         cancel,
         progress_interval: Duration::from_millis(request.progress_interval_ms),
-        clients: request.clients.build(),
+        clients: calls.clients(&request.clients),
+        work_dir: request.work_dir,
     };
     if let Some(expected) = &request.expect {
         let as_described = discovery.plugins.first().is_some_and(|plugin| {
             plugin.manifest == *expected.manifest && version_triple(plugin.api_version()) == expected.api_version
         });
-        let verdict = if as_described { AS_DESCRIBED_LINE } else { NOT_AS_DESCRIBED_LINE };
+        let verdict = if as_described {
+            AS_DESCRIBED_LINE
+        } else {
+            NOT_AS_DESCRIBED_LINE
+        };
         let line = |pending: &mut Vec<u8>| {
             pending.extend_from_slice(verdict.as_bytes());
             pending.push(b'\n');
@@ -110,7 +148,10 @@ pub fn serve_child() -> i32 {
         writer.drain();
         return 1;
     };
-    let outcome = run_action(plugin, &request.action, &request.params, settings, None, sink);
+    let outcome = match request.mode {
+        ChildMode::Run => run_action(plugin, &request.action, &request.params, settings, None, sink).map(drop),
+        mode => answer(plugin, mode, &request.action, &request.params, settings.job_id, &*sink),
+    };
     writer.drain();
     match outcome {
         Ok(_) => 0,
@@ -118,19 +159,74 @@ pub fn serve_child() -> i32 {
     }
 }
 
-/// Reads the loader's cancel lines on a thread; when the channel closes,
-/// the loader is gone, and so goes everything this run started.
-fn follow_the_loader(mut requests: BufReader<UnixStream>, cancel: CancelFlag) {
+/// Reports what `mode` asks of the plugin as the result (or the error) of
+/// a run of `action`: its full manifest, or whether `params` are valid.
+fn answer(
+    plugin: &LoadedPlugin,
+    mode: ChildMode,
+    action: &str,
+    params: &str,
+    job_id: Option<String>,
+    sink: &dyn EventSink,
+) -> Result<(), ActionFailure> {
+    let run = RunInfo {
+        job_id,
+        plugin: plugin.manifest.code.clone(),
+        action: action.to_owned(),
+    };
+    let outcome = match mode {
+        ChildMode::Describe => plugin
+            .full_manifest()
+            .and_then(|manifest| serde_json::to_value(manifest).map_err(|e| e.to_string()))
+            .map_err(|e| ActionFailure::new(FailureKind::Failed, e)),
+        _ => match plugin.library.validate_params(action, params) {
+            Some(Ok(())) => Ok(json!({ "valid": true })),
+            Some(Err(text)) => Err(ActionFailure::from_json(&text)),
+            None => Err(ActionFailure::new(
+                FailureKind::Failed,
+                format!(
+                    "{} was built against plugin-api {}, which cannot validate params without running the action \
+                     (needs >= 1.1)",
+                    plugin.manifest.code,
+                    plugin.api_version()
+                ),
+            )),
+        },
+    };
+    sink.start(&run);
+    let event = match &outcome {
+        Ok(value) => Event::result(value.clone()),
+        Err(failure) => failure_event(failure),
+    };
+    sink.emit(&run, &event);
+    sink.finish(&run);
+    outcome.map(drop)
+}
+
+/// The longest line read from the loader: an answer to a client call.
+const MAX_LINE_FROM_LOADER: usize = ANSWER_PREFIX.len() + MAX_CLIENT_MESSAGE_BYTES;
+
+/// Reads the loader's lines on a thread: cancel lines, and answers to
+/// client calls; when the channel closes, the loader is gone, and so goes
+/// everything this run started.
+fn follow_the_loader(requests: BufReader<UnixStream>, cancel: CancelFlag, calls: Arc<ProxiedCalls>) {
     let spawned = std::thread::Builder::new()
         .name("loader-channel".into())
         .spawn(move || {
-            let mut line = String::new();
+            let mut lines = Lines::new(requests, MAX_LINE_FROM_LOADER);
+            let mut too_long = false;
             loop {
-                line.clear();
-                match requests.read_line(&mut line) {
-                    Ok(0) | Err(_) => sys::kill_own_group(),
-                    Ok(_) if line.trim() == CANCEL_LINE => cancel.cancel(),
-                    Ok(_) => {}
+                match lines.next() {
+                    Ok(Piece::End) | Err(_) => sys::kill_own_group(),
+                    Ok(Piece::Idle) => {}
+                    Ok(Piece::Part(_)) => too_long = true,
+                    Ok(Piece::Line(_)) if std::mem::take(&mut too_long) => {}
+                    Ok(Piece::Line(line)) if line == CANCEL_LINE.as_bytes() => cancel.cancel(),
+                    Ok(Piece::Line(line)) => {
+                        if let Some(answer) = line.strip_prefix(ANSWER_PREFIX) {
+                            calls.answer(answer);
+                        }
+                    }
                 }
             }
         });

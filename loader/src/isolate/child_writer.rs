@@ -123,6 +123,19 @@ impl ChannelWriter {
     }
 }
 
+impl ChannelWriter {
+    /// [`send`](Self::send) for a line that must leave at once (a client
+    /// call the plugin waits on): the writer thread is woken even while it
+    /// lets a batch gather, so the line goes with the next write.
+    pub fn send_now(&self, append: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        self.send(append)?;
+        let _pending = lock(&self.shared.pending);
+        self.shared.writer_waiting.store(false, Ordering::SeqCst);
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+}
+
 impl Shared {
     /// Waits on `changed` for room or a drain, counted in `waiters`.
     fn wait<'a>(&self, pending: MutexGuard<'a, Vec<u8>>) -> MutexGuard<'a, Vec<u8>> {

@@ -27,29 +27,45 @@
 //! gets SIGTERM when the loader dies, and it kills its group then, or when
 //! its channel to the loader closes.
 //!
+//! The plugin's backend and agent calls (`ctx.client()`,
+//! `ctx.agent_client()`) cross the same channel: the child holds no
+//! endpoint and no credential, the loader makes each call and sends the
+//! answer back (modules `client_wire`, `proxy`, `child_clients`).
+//!
+//! Besides running an action, the child answers the questions that need
+//! the plugin's own code, so that the loader never loads a library itself
+//! outside `--in-process` ([`ChildMode`], module `ask`): its full manifest
+//! (`loader info`) and whether params are valid (`run --dry-run`).
+//!
 //! The child side is [`serve_child`].
 
+mod ask;
 mod channel;
-mod child;
-pub mod clients;
-pub mod child_env;
 mod channel_sink;
+mod child;
+mod child_clients;
+pub mod child_env;
 mod child_writer;
+mod client_wire;
+pub mod clients;
 pub(crate) mod lines;
 pub mod output;
 mod process;
+mod proxy;
 mod relay;
 mod supervise;
+mod to_child;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugin_api::{ActionFailure, ApiVersion, PluginManifest};
+use plugin_api::{ActionFailure, ApiVersion, FailureKind, PluginManifest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use ask::{describe_isolated, validate_isolated};
 pub use channel::DEFAULT_MAX_EVENT_BYTES;
 pub use child::serve_child;
 pub use clients::IsolatedClients;
@@ -60,10 +76,29 @@ use crate::events::{Event, EventKind, EventSink, RunInfo};
 use crate::host::RunSettings;
 use crate::load_report::version_triple;
 use crate::runner::{failure_event, Deadline};
+use crate::sandbox::{policy, Containment, RunSandbox, SandboxMode, SandboxPolicy, WorkDir};
+
+/// What a child does with the library it loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildMode {
+    /// Runs the action (the default).
+    #[default]
+    Run,
+    /// Validates the params against the action's schema and reports
+    /// `{"valid": true}` as its result, or the failure (`run --dry-run`).
+    Validate,
+    /// Reports the plugin's full manifest, schemas included, as its result
+    /// (`loader info`).
+    Describe,
+}
 
 /// The request a parent sends its child.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IsolatedRun {
+    /// What the child does with the library.
+    #[serde(default)]
+    pub mode: ChildMode,
     pub library: PathBuf,
     pub action: String,
     pub params: String,
@@ -71,13 +106,21 @@ pub struct IsolatedRun {
     pub job_id: Option<String>,
     pub checkpoint: Option<Value>,
     pub progress_interval_ms: u64,
-    /// The backend and agent clients the child offers the plugin.
+    /// The run's work directory (`RunSettings::work_dir`).
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
+    /// Which backend and agent clients the child offers the plugin (their
+    /// calls are made by the parent).
     #[serde(default)]
     pub clients: IsolatedClients,
     /// What the parent believes the library is, when it did not load the
     /// library itself: the child checks it before running anything.
     #[serde(default)]
     pub expect: Option<ExpectedPlugin>,
+    /// The sandbox the child enters before it loads the library (`None`:
+    /// `--sandbox=off`).
+    #[serde(default)]
+    pub sandbox: Option<SandboxPolicy>,
 }
 
 /// A plugin as the parent described it without loading it (from the
@@ -106,10 +149,11 @@ impl ExpectedPlugin {
     }
 }
 
-/// The library was not the plugin it was described as (it changed since,
-/// or the description was wrong); nothing of it was run.
+/// The library was not the plugin it was described as (it changed since it
+/// was examined, or the description was wrong); nothing of it was run but
+/// its loading.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}: the library is not the plugin {code:?} it was described as (it changed since it was examined); nothing was run", library.display())]
+#[error("{}: the library is not the plugin {code:?} it was described as (it changed since it was examined, or it describes itself differently each time it is loaded); nothing of it ran but its loading", library.display())]
 pub struct NotAsDescribed {
     pub library: PathBuf,
     pub code: String,
@@ -154,7 +198,14 @@ pub struct IsolationOptions {
     pub output: OutputLimits,
     /// How long an interrupted action gets to stop before it is killed.
     pub interrupt_grace: Duration,
+    /// How long the child may take to load a library it was asked to
+    /// expect (see [`ExpectedPlugin`]) and say so; one whose loading takes
+    /// longer (a library initialiser that hangs) is killed.
+    pub load_timeout: Duration,
 }
+
+/// The default [`IsolationOptions::load_timeout`], the load check's too.
+pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for IsolationOptions {
     fn default() -> Self {
@@ -162,6 +213,7 @@ impl Default for IsolationOptions {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             output: OutputLimits::default(),
             interrupt_grace: Duration::from_secs(5),
+            load_timeout: DEFAULT_LOAD_TIMEOUT,
         }
     }
 }
@@ -178,6 +230,8 @@ pub struct ChildAction<'a> {
     /// Where the child's events go.
     pub sink: Arc<dyn EventSink>,
     pub options: IsolationOptions,
+    /// The sandbox around the child.
+    pub sandbox: &'a RunSandbox,
 }
 
 /// Runs `action` of the plugin library at `library` in a child process,
@@ -205,6 +259,7 @@ pub fn run_isolated(
         interrupt,
         sink,
         options: IsolationOptions::default(),
+        sandbox: &RunSandbox::default(),
     };
     run_isolated_with(child, library, plugin_code, action)
 }
@@ -216,47 +271,124 @@ pub fn run_isolated_with(
     plugin_code: &str,
     action: ChildAction,
 ) -> Result<Value, ActionFailure> {
-    run_in_child(child, library, plugin_code, None, action, true)
-        .unwrap_or_else(|unasked| Err(ActionFailure::new(plugin_api::FailureKind::Failed, unasked.to_string())))
+    run_in_child(child, library, plugin_code, None, ChildMode::Run, action)
+        .unwrap_or_else(|unasked| Err(ActionFailure::new(FailureKind::Failed, unasked.to_string())))
 }
 
 /// [`run_isolated_with`] for a plugin the caller described without loading
 /// it: the child runs the action only if the library is `expected`, and
 /// otherwise the run ends with [`NotAsDescribed`] before anything of the
-/// plugin ran but its loading (describe it afresh and run again). The
-/// sinks are started unless `retry` (the run goes on from an attempt that
-/// ended not as described, on the sinks it started); a run that ends not
-/// as described leaves them started, not finished.
+/// plugin ran but its loading (the description is wrong: drop it). A run
+/// that ends not as described reports that as its error to the sinks, and
+/// finishes them.
 pub fn run_isolated_as_described(
     child: &ChildCommand,
     library: &Path,
     expected: &ExpectedPlugin,
     action: ChildAction,
-    retry: bool,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
-    run_in_child(child, library, &expected.manifest.code, Some(expected), action, !retry)
+    run_in_child(
+        child,
+        library,
+        &expected.manifest.code,
+        Some(expected),
+        ChildMode::Run,
+        action,
+    )
 }
 
-/// Runs the action (starting the sinks first if `start_sinks`);
+/// Starts the sinks and has the child do `mode` with the library;
 /// [`NotAsDescribed`] only when `expect` was given.
 fn run_in_child(
     child: &ChildCommand,
     library: &Path,
     plugin_code: &str,
     expect: Option<&ExpectedPlugin>,
+    mode: ChildMode,
     job: ChildAction,
-    start_sinks: bool,
 ) -> Result<Result<Value, ActionFailure>, NotAsDescribed> {
-    let settings = &job.settings;
     let run = RunInfo {
-        job_id: settings.job_id.clone(),
+        job_id: job.settings.job_id.clone(),
         plugin: plugin_code.to_owned(),
         action: job.action.to_owned(),
     };
-    if start_sinks {
-        job.sink.start(&run);
+    job.sink.start(&run);
+    // The child runs in its work directory: a relative path would not
+    // name the library there.
+    let library = std::path::absolute(library).unwrap_or_else(|_| library.to_owned());
+    let outcome = match prepare_sandbox(&library, &job) {
+        Ok(prepared) => match run_prepared(child, &library, expect, mode, &job, &run, prepared) {
+            Ok(outcome) => outcome,
+            Err(stale) => {
+                let failure = ActionFailure::new(FailureKind::Failed, stale.to_string());
+                job.sink.emit(&run, &failure_event(&failure));
+                job.sink.finish(&run);
+                return Err(stale);
+            }
+        },
+        Err(failure) => Outcome {
+            result: Err(failure),
+            error_relayed: false,
+        },
+    };
+    if let (Err(failure), false) = (&outcome.result, outcome.error_relayed) {
+        job.sink.emit(&run, &failure_event(failure));
     }
+    job.sink.finish(&run);
+    Ok(outcome.result)
+}
+
+/// How a run ended, and whether its `error` event came from the child
+/// (else the parent emits one).
+struct Outcome {
+    result: Result<Value, ActionFailure>,
+    error_relayed: bool,
+}
+
+/// What a run's child is started with: its work directory, its sandbox
+/// policy and the set-up around it.
+struct PreparedSandbox {
+    work_dir: WorkDir,
+    policy: Option<SandboxPolicy>,
+    containment: Containment,
+}
+
+/// Makes the run's work directory and decides its sandbox; a required
+/// sandbox this system cannot give fails the run before anything starts.
+fn prepare_sandbox(library: &Path, job: &ChildAction) -> Result<PreparedSandbox, ActionFailure> {
+    let sandbox = job.sandbox;
+    let failed = |message: String| ActionFailure::new(FailureKind::Failed, message);
+    let work_dir = WorkDir::create(None, sandbox.keep_work_dir).map_err(|e| failed(e.to_string()))?;
+    let net_all = policy::net_is_all(&sandbox.grants.net);
+    let containment = Containment::prepare(sandbox.mode, sandbox.limits, net_all).map_err(|e| failed(e.to_string()))?;
+    let policy = (sandbox.mode != SandboxMode::Off).then(|| {
+        let purpose = policy::Purpose::Run {
+            library,
+            work_dir: work_dir.path(),
+        };
+        policy::build(purpose, &sandbox.grants, sandbox.mode == SandboxMode::Require)
+    });
+    Ok(PreparedSandbox {
+        work_dir,
+        policy,
+        containment,
+    })
+}
+
+/// Runs the child of a prepared run and decides its outcome.
+fn run_prepared(
+    child: &ChildCommand,
+    library: &Path,
+    expect: Option<&ExpectedPlugin>,
+    mode: ChildMode,
+    job: &ChildAction,
+    run: &RunInfo,
+    mut prepared: PreparedSandbox,
+) -> Result<Outcome, NotAsDescribed> {
+    let settings = &job.settings;
+    let work_dir = prepared.work_dir.path().to_owned();
     let request = IsolatedRun {
+        mode,
         library: library.to_owned(),
         action: job.action.to_owned(),
         params: job.params_json.to_owned(),
@@ -264,30 +396,40 @@ fn run_in_child(
         job_id: settings.job_id.clone(),
         checkpoint: settings.checkpoint.clone(),
         progress_interval_ms: u64::try_from(settings.progress_interval.as_millis()).unwrap_or(u64::MAX),
+        work_dir: Some(work_dir.clone()),
         clients: IsolatedClients::of(&settings.clients),
         expect: expect.cloned(),
+        sandbox: prepared.policy.take(),
     };
     let supervised = supervise::supervise(
         child,
         &request,
-        &settings.env,
-        job.deadline,
-        job.interrupt,
-        &job.options,
-        &run,
+        settings,
+        supervise::Limits {
+            deadline: job.deadline,
+            interrupts: job.interrupt,
+            options: &job.options,
+        },
+        supervise::Confined {
+            containment: &mut prepared.containment,
+            work_dir: &work_dir,
+        },
+        run,
         &job.sink,
     );
+    if prepared.work_dir.kept() {
+        job.sink.emit(run, &crate::sandbox::notes::work_dir_kept(&work_dir));
+    }
     if supervised.not_as_described {
         return Err(NotAsDescribed {
             library: library.to_owned(),
-            code: plugin_code.to_owned(),
+            code: run.plugin.clone(),
         });
     }
-    if let (Err(failure), false) = (&supervised.result, supervised.error_relayed) {
-        job.sink.emit(&run, &failure_event(failure));
-    }
-    job.sink.finish(&run);
-    Ok(supervised.result)
+    Ok(Outcome {
+        result: supervised.result,
+        error_relayed: supervised.error_relayed,
+    })
 }
 
 /// What the readers of a child pass on (see [`RelayTarget`]).
@@ -302,6 +444,8 @@ pub(crate) enum Relayed {
     OutputClosed,
     /// The child process exited (it is not reaped yet).
     Exited,
+    /// The child's first line said the library is the plugin expected.
+    AsDescribed,
     /// The child's first line said the library is not the plugin expected.
     NotAsDescribed,
 }

@@ -1,30 +1,36 @@
 //! The supervisor of one isolated run: starts the child, feeds it its
-//! request, has its events and output relayed to the sinks ([`relay`]),
-//! applies the deadline and interrupts, waits for the child's exit, kills
+//! request, has its events and output relayed to the sinks ([`relay`]) and
+//! its client calls made ([`proxy`]), applies the load limit, the deadline
+//! and interrupts, waits for the child's exit, kills
 //! the child's process group, and decides the outcome: a result counts only
 //! when it came through the channel and the child then exited normally.
 //!
 //! [`relay`]: super::relay
+//! [`proxy`]: super::proxy
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
+use plugin_api::{ActionFailure, FailureKind};
 
 use super::channel::relay_events;
 use super::child_env::child_environment;
 use super::output::relay_output;
 use super::process::{spawn_with_channel, ChildOutput};
+use super::proxy::ClientProxy;
 use super::relay::{SinkRelay, Terminal};
+use super::to_child::ToChild;
 use super::{
     describe_exit, exit_in_words, ChildCommand, Interrupts, IsolatedRun, IsolationOptions, RelayTarget, Relayed,
     Stream, CANCEL_LINE,
 };
 use crate::events::{Event, EventKind, EventSink, RunInfo};
+use crate::host::{Clients, RunSettings};
+use crate::orphans::Orphans;
 use crate::runner::Deadline;
+use crate::sandbox::{notes, Containment, Limits as SandboxLimits, SandboxMode, WORK_DIR_VAR};
 use crate::sys;
 
 /// How often deadlines are checked when nothing arrives.
@@ -59,17 +65,30 @@ fn crashed(message: String) -> ActionFailure {
     ActionFailure::new(FailureKind::Crashed, message)
 }
 
+/// The run went over its memory limit and the kernel killed a process of it.
+fn out_of_memory(status: std::process::ExitStatus, limits: SandboxLimits) -> ActionFailure {
+    let limit = limits
+        .memory_bytes
+        .map(|bytes| format!("{bytes} bytes"))
+        .unwrap_or_else(|| "its limit".to_owned());
+    crashed(format!(
+        "the run used more memory than its limit ({limit}) and the kernel killed a process of it; its process {}",
+        exit_in_words(status)
+    ))
+    .with_details(
+        serde_json::json!({ "hint": "raise the limit with --memory BYTES, or declare the action's memory resource" }),
+    )
+}
+
 /// Writes the request, then a cancel line for each message on `cancels`.
-fn control(mut channel: UnixStream, request: String, cancels: Receiver<()>) {
-    if channel
-        .write_all(request.as_bytes())
-        .and_then(|()| channel.write_all(b"\n"))
-        .is_err()
-    {
+fn control(channel: ToChild, mut request: String, cancels: Receiver<()>) {
+    request.push('\n');
+    if channel.send_line(request.as_bytes()).is_err() {
         return;
     }
+    let cancel = format!("{CANCEL_LINE}\n");
     for () in cancels.iter() {
-        if writeln!(channel, "{CANCEL_LINE}").is_err() {
+        if channel.send_line(cancel.as_bytes()).is_err() {
             return;
         }
     }
@@ -95,7 +114,7 @@ impl Seen {
             Relayed::OutputClosed => self.outputs_open = self.outputs_open.saturating_sub(1),
             Relayed::Exited => self.exited_at = Some(Instant::now()),
             Relayed::NotAsDescribed => self.not_as_described = true,
-            Relayed::Events(_) | Relayed::TerminalTooLarge { .. } => {}
+            Relayed::AsDescribed | Relayed::Events(_) | Relayed::TerminalTooLarge { .. } => {}
         }
     }
 
@@ -117,6 +136,9 @@ struct Stopping<'a> {
     cancel_sent_at: Option<Instant>,
     cancels: Sender<()>,
     killed: Option<ActionFailure>,
+    /// How long the child may take to say whether the library is the
+    /// plugin expected; `None` once it has said so, or when it need not.
+    load_timeout: Option<Duration>,
 }
 
 impl Stopping<'_> {
@@ -129,6 +151,17 @@ impl Stopping<'_> {
     fn check(&mut self) -> bool {
         if self.killed.is_some() {
             return false;
+        }
+        if self.load_timeout.is_some_and(|limit| self.started.elapsed() >= limit) {
+            self.killed = Some(ActionFailure::new(
+                FailureKind::TimedOut,
+                format!(
+                    "loading the plugin library did not finish within {}s (--load-timeout); its process was killed \
+                     before the action started",
+                    self.load_timeout.unwrap_or_default().as_secs_f64()
+                ),
+            ));
+            return true;
         }
         let interrupted = self.interrupts.count() > 0;
         if (self.timed_out() || interrupted) && self.cancel_sent_at.is_none() {
@@ -173,30 +206,76 @@ impl Stopping<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The limits on a supervised child's time.
+pub struct Limits<'a> {
+    pub deadline: Option<Deadline>,
+    pub interrupts: &'a Interrupts,
+    pub options: &'a IsolationOptions,
+}
+
+/// The sandbox set-up around a supervised child, and its work directory
+/// (its current directory, `TMPDIR` and `LOADER_WORK_DIR`).
+pub struct Confined<'a> {
+    pub containment: &'a mut Containment,
+    pub work_dir: &'a Path,
+}
+
 pub fn supervise(
     child_command: &ChildCommand,
     request: &IsolatedRun,
-    plugin_env: &PluginEnvironment,
-    deadline: Option<Deadline>,
-    interrupts: &Interrupts,
-    options: &IsolationOptions,
+    settings: &RunSettings,
+    limits: Limits,
+    confined: Confined,
     run: &RunInfo,
     sink: &Arc<dyn EventSink>,
 ) -> Supervised {
-    let env = child_environment(std::env::vars_os(), plugin_env);
-    let mut spawned = match spawn_with_channel(child_command, env, ChildOutput::Piped) {
+    let Limits {
+        deadline,
+        interrupts,
+        options,
+    } = limits;
+    let mut env = child_environment(std::env::vars_os(), &settings.env);
+    env.retain(|(name, _)| name != "TMPDIR" && name != WORK_DIR_VAR);
+    env.push(("TMPDIR".into(), confined.work_dir.into()));
+    env.push((WORK_DIR_VAR.into(), confined.work_dir.into()));
+    let containment = confined.containment;
+    let spawned = spawn_with_channel(
+        child_command,
+        env,
+        ChildOutput::Piped,
+        Some(&mut *containment),
+        Some(confined.work_dir),
+    );
+    let mut spawned = match spawned {
         Ok(spawned) => spawned,
         Err(e) => return Supervised::parent_failure(crashed(format!("cannot start the isolated process: {e}"))),
     };
+    if containment.mode() == SandboxMode::Off {
+        sink.emit(run, &notes::off());
+    } else if let Some(note) = notes::incomplete(containment.missing()) {
+        sink.emit(run, &note);
+    }
+    let sweep = (!containment.contains_descendants()).then(Orphans::adopt);
     let (notices_sender, notices) = mpsc::channel();
     let relay = Arc::new(SinkRelay::new(run.clone(), sink.clone(), notices_sender));
     let (cancels, cancel_requests) = mpsc::channel();
     let mut seen = Seen::default();
-    if let Err(e) = start_threads(&mut spawned, request, options, &relay, cancel_requests, &mut seen) {
-        relay.close();
-        return Supervised::parent_failure(crashed(format!("cannot supervise the isolated process: {e}")));
-    }
+    let started = start_threads(
+        &mut spawned,
+        request,
+        &settings.clients,
+        options,
+        &relay,
+        cancel_requests,
+        &mut seen,
+    );
+    let proxy = match started {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            relay.close();
+            return Supervised::parent_failure(crashed(format!("cannot supervise the isolated process: {e}")));
+        }
+    };
 
     let mut stopping = Stopping {
         started: Instant::now(),
@@ -206,10 +285,14 @@ pub fn supervise(
         cancel_sent_at: None,
         cancels,
         killed: None,
+        load_timeout: request.expect.is_some().then_some(options.load_timeout),
     };
     loop {
         match notices.recv_timeout(TICK) {
             Ok(notice) => {
+                if matches!(notice, Relayed::AsDescribed | Relayed::NotAsDescribed) {
+                    stopping.load_timeout = None;
+                }
                 let exit = matches!(notice, Relayed::Exited);
                 seen.take(notice);
                 if exit {
@@ -228,13 +311,21 @@ pub fn supervise(
         }
     }
     let terminal = relay.close();
+    proxy.close();
     spawned.group.kill();
-    let status = match spawned.child.wait() {
+    let status = spawned.wait();
+    if let Some(orphans) = sweep {
+        orphans.end();
+    }
+    let status = match status {
         Ok(status) => status,
         Err(e) => return Supervised::parent_failure(crashed(format!("cannot wait for the isolated process: {e}"))),
     };
     if let Some(failure) = stopping.killed.take() {
         return Supervised::parent_failure(failure);
+    }
+    if containment.out_of_memory() {
+        return Supervised::parent_failure(out_of_memory(status, containment.limits()));
     }
     if seen.not_as_described && !status.success() {
         let mut supervised = Supervised::parent_failure(crashed(describe_exit(status)));
@@ -244,22 +335,27 @@ pub fn supervise(
     outcome(terminal, status, &stopping, run, &**sink)
 }
 
-/// Starts the threads that write the request and read the child.
+/// Starts the threads that write the request and read the child; returns
+/// the proxy that makes the child's client calls.
 fn start_threads(
     spawned: &mut super::Spawned,
     request: &IsolatedRun,
+    clients: &Clients,
     options: &IsolationOptions,
     relay: &Arc<SinkRelay>,
     cancel_requests: Receiver<()>,
     seen: &mut Seen,
-) -> std::io::Result<()> {
+) -> std::io::Result<Arc<ClientProxy>> {
     let verdict = request.expect.is_some();
     let request = serde_json::to_string(request).map_err(std::io::Error::other)?;
-    let writer = spawned.channel.try_clone()?;
+    let writer = ToChild::new(spawned.channel.try_clone()?);
+    let proxy = ClientProxy::new(clients.clone(), writer.clone());
     thread("isolated-control", move || control(writer, request, cancel_requests))?;
     let reader = spawned.channel.try_clone()?;
-    let (sender, max_event_bytes) = (relay.clone(), options.max_event_bytes);
-    thread("isolated-events", move || relay_events(reader, max_event_bytes, verdict, sender))?;
+    let (sender, max_event_bytes, calls) = (relay.clone(), options.max_event_bytes, proxy.clone());
+    thread("isolated-events", move || {
+        relay_events(reader, max_event_bytes, verdict, sender, Some(&calls))
+    })?;
     if let Some(stdout) = spawned.stdout.take() {
         let (sender, limits) = (relay.clone(), options.output);
         thread("isolated-stdout", move || {
@@ -281,7 +377,8 @@ fn start_threads(
             tracing::warn!("cannot wait for the isolated process: {e}");
         }
         sender.relay(Relayed::Exited);
-    })
+    })?;
+    Ok(proxy)
 }
 
 /// The run's outcome from what the child reported and how it exited.

@@ -1,8 +1,12 @@
 //! A scan of a plugin folder through the manifest cache: the same plugins
 //! and problems a [`Discovery`] scan finds, with each file unchanged since
 //! the cache recorded it described from there instead of loaded, and each
-//! other file described by what the load-checking process reported on it
-//! (loaded here only when no report was believed, or without the check).
+//! other file described by what the load-checking process reported on it.
+//! Under the check, no file is ever loaded in this process: one the
+//! checking process survived without a report believed is a problem
+//! ([`ProblemKind::Unreported`]), checked again on the next scan. Only
+//! without the check (trusted plugins, run in-process) are files loaded
+//! here.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -13,35 +17,39 @@ use std::time::Duration;
 use plugin_api::{ApiVersion, PluginManifest};
 
 use super::{Entry, FileStamp, ManifestCache, Timestamp};
-use crate::discovery::{self, Discovery, LoadedPlugin, Problem};
+use crate::discovery::{self, Discovery, LoadedPlugin, Problem, ProblemKind};
 use crate::isolate::ChildCommand;
 use crate::load_check::{check_loading, LoadCheckError, SupervisedScanError};
 use crate::load_report::{version_of_triple, LoadOutcome};
+use crate::sandbox::SandboxMode;
 
 /// How the files the cache cannot answer for are loaded.
 #[derive(Debug, Clone, Copy)]
 pub enum Loading<'a> {
     /// Each is loaded first by a child process started from this command
-    /// (see [`check_loading`]), allowed this long a file, and in this
-    /// process only once the child survived it.
-    Supervised(&'a ChildCommand, Duration),
+    /// (see [`check_loading`]) in this sandbox mode, allowed this long a
+    /// file, and in this process only once the child survived it.
+    Supervised(&'a ChildCommand, Duration, SandboxMode),
     /// Each is loaded in this process directly.
     Direct,
 }
 
 impl Loading<'_> {
-    /// Calls `on_safe` with each of `paths` that is safe to load here, in
-    /// order, with what loading it in the checking child gave when that was
-    /// reported (never without the check); returns those whose loading
-    /// crashed or stalled the child, or the error that kept the check from
-    /// running (the files it did not reach are not passed on).
+    /// Calls `on_safe` with each of `paths` that the checking child survived
+    /// (all of them without the check), in order, with what loading it
+    /// there gave when that was reported (never without the check);
+    /// returns those whose loading crashed or stalled the child, or the
+    /// error that kept the check from running (the files it did not reach
+    /// are not passed on).
     fn check(
         self,
         paths: &[PathBuf],
         mut on_safe: impl FnMut(&Path, Option<LoadOutcome>),
     ) -> Result<Vec<Problem>, LoadCheckError> {
         match self {
-            Loading::Supervised(checker, per_file) => check_loading(checker, paths, per_file, on_safe),
+            Loading::Supervised(checker, per_file, sandbox) => {
+                check_loading(checker, paths, per_file, sandbox, on_safe)
+            }
             Loading::Direct => {
                 paths.iter().for_each(|path| on_safe(path, None));
                 Ok(Vec::new())
@@ -91,11 +99,13 @@ impl CatalogPlugin {
         }
     }
 
-    /// The loaded plugin, ready to run. One the scan did not load here
-    /// (taken from the cache, or described by the checking child) is
-    /// load-checked and loaded now, and must describe itself as it was
-    /// described; otherwise the description was stale and nothing is
-    /// returned. When the load check cannot run, the plugin is not loaded.
+    /// The plugin loaded in this process, ready to run in-process (an
+    /// isolated run's child loads it instead, see `isolate`). One the scan
+    /// did not load here (taken from the cache, or described by the
+    /// checking child) is load-checked and loaded now, and must describe
+    /// itself as it was described; otherwise the description was stale
+    /// and nothing is returned (drop its cache entry). When the load check
+    /// cannot run, the plugin is not loaded.
     pub fn load(&self, loading: Loading) -> Result<LoadedPlugin, PluginLoadError> {
         if let Some(plugin) = &self.loaded {
             return Ok(plugin.clone());
@@ -150,26 +160,45 @@ struct Fresh {
     here: bool,
     /// The plugin, when it was loaded in this process.
     loaded: Option<LoadedPlugin>,
+    /// Whether the outcome may be cached (not when the checking child gave
+    /// no report believed: the file is checked again next time).
+    cacheable: bool,
 }
 
+/// The reason of a file the checking child survived without a report.
+pub const UNREPORTED_REASON: &str = "the load check gave no valid report on this file; it was not loaded";
+
 impl Fresh {
-    /// What loading `path` gave: the checking child's report, else a load
-    /// of the file here.
-    fn of(path: &Path, reported: Option<LoadOutcome>) -> Self {
-        match reported {
-            Some(outcome) => Fresh {
-                outcome,
-                here: false,
-                loaded: None,
-            },
-            None => {
-                let result = discovery::load_plugin(path);
-                Fresh {
-                    outcome: LoadOutcome::of(&result),
-                    here: true,
-                    loaded: result.ok(),
-                }
-            }
+    /// What the checking child reported on `path`; a problem when nothing
+    /// was believed (the file is never loaded here to find out).
+    fn reported(reported: Option<LoadOutcome>) -> Self {
+        let (outcome, cacheable) = match reported {
+            Some(outcome) => (outcome, true),
+            None => (
+                LoadOutcome::Problem {
+                    kind: ProblemKind::Unreported,
+                    reason: UNREPORTED_REASON.to_owned(),
+                    declared_api_version: None,
+                },
+                false,
+            ),
+        };
+        Fresh {
+            outcome,
+            here: false,
+            loaded: None,
+            cacheable,
+        }
+    }
+
+    /// What loading `path` in this process gives (without the check).
+    fn loaded_here(path: &Path) -> Self {
+        let result = discovery::load_plugin(path);
+        Fresh {
+            outcome: LoadOutcome::of(&result),
+            here: true,
+            loaded: result.ok(),
+            cacheable: true,
         }
     }
 }
@@ -225,7 +254,11 @@ fn load_unknown(candidates: &[Candidate], loading: Loading) -> Result<(FreshOutc
         .collect();
     let mut fresh = FreshOutcomes::new();
     let crashed = loading.check(&to_load, |path, reported| {
-        fresh.insert(path.to_owned(), Fresh::of(path, reported));
+        let outcome = match loading {
+            Loading::Supervised(..) => Fresh::reported(reported),
+            Loading::Direct => Fresh::loaded_here(path),
+        };
+        fresh.insert(path.to_owned(), outcome);
     })?;
     Ok((fresh, crashed))
 }
@@ -246,13 +279,13 @@ fn entries_after_scan(
         };
         let entry = match (&candidate.cached, fresh.get(&candidate.path)) {
             (Some(_), _) => cache.entries[&candidate.path].clone(),
-            (None, Some(fresh)) => Entry {
+            (None, Some(fresh)) if fresh.cacheable => Entry {
                 path: candidate.path.clone(),
                 stamp,
                 examined_at,
                 outcome: Arc::new(fresh.outcome.clone()),
             },
-            (None, None) => continue,
+            (None, _) => continue,
         };
         entries.insert(candidate.path.clone(), entry);
     }
@@ -307,9 +340,12 @@ impl Catalog {
     /// when it was loaded in this process).
     fn add_outcome(&mut self, path: &Path, outcome: &LoadOutcome, loaded: Option<LoadedPlugin>) {
         match outcome {
-            LoadOutcome::Plugin { manifest, api_version } => {
-                self.add(CatalogPlugin::new(path, manifest.clone(), version_of_triple(*api_version), loaded))
-            }
+            LoadOutcome::Plugin { manifest, api_version } => self.add(CatalogPlugin::new(
+                path,
+                manifest.clone(),
+                version_of_triple(*api_version),
+                loaded,
+            )),
             problem => self.problems.extend(problem.problem(path)),
         }
     }

@@ -9,10 +9,12 @@
 //! file, or one written by another loader build, is an empty cache; an entry
 //! for a file that changed less than [`RACY_MARGIN`] before it was examined
 //! is not trusted (it could change again without its times changing); and a
-//! plugin taken from the cache is loaded, load-checked and compared with its
-//! entry before it is used ([`CatalogPlugin::load`]). A file's entry is
-//! what the load-checking process reported for it (or, without the check,
-//! what loading it here gave).
+//! plugin taken from the cache is compared with its entry by the process
+//! that loads it to use it (an isolated run's child, or the loader itself
+//! for an in-process run, see [`CatalogPlugin::load`]): a mismatch is an
+//! error, and the entry is dropped ([`ManifestCache::forget_file`]). A
+//! file's entry is what the load-checking process reported for it (or,
+//! without the check, what loading it here gave).
 
 mod catalog;
 
@@ -203,6 +205,12 @@ impl ManifestCache {
         self.entries.clear();
     }
 
+    /// Drops the entry of the file `path` (as a scan named it): the next
+    /// scan examines that file afresh.
+    pub fn forget_file(&mut self, path: &Path) {
+        self.changed |= self.entries.remove(path).is_some();
+    }
+
     /// Saves the cache if a scan changed it (atomically: a concurrent reader
     /// sees the old or the new file). A disabled cache saves nothing.
     pub fn save(&mut self) -> std::io::Result<()> {
@@ -350,7 +358,11 @@ mod tests {
         let without_cache = crate::discovery::Discovery::scan(dir).unwrap();
         let expected: Vec<PathBuf> = without_cache.problems.iter().map(|p| p.path.clone()).collect();
         let names = |stems: &[&str]| -> Vec<PathBuf> { stems.iter().map(|s| dir.join(lib_name(s))).collect() };
-        assert_eq!(expected, names(&["a", "b", "c"]), "the link c is met first, z is its second name");
+        assert_eq!(
+            expected,
+            names(&["a", "b", "c"]),
+            "the link c is met first, z is its second name"
+        );
         let mut cache = ManifestCache::open(cache_dir.path(), dir, HOST);
         for _ in 0..2 {
             let catalog = scan(dir, &mut cache);
@@ -420,6 +432,41 @@ mod tests {
         assert_eq!(cached_count(), 0);
         fs::write(&file, b"\0\xff garbage").unwrap();
         assert_eq!(cached_count(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_file_is_examined_afresh_and_the_others_still_come_from_the_cache() {
+        let (plugins, cache_dir) = folders(&["a", "b"]);
+        let mut cache = ManifestCache::open(cache_dir.path(), plugins.path(), HOST);
+        scan(plugins.path(), &mut cache);
+        settle(&mut cache);
+        cache.save().unwrap();
+        let mut reopened = ManifestCache::open(cache_dir.path(), plugins.path(), HOST);
+        reopened.forget_file(&plugins.path().join(lib_name("a")));
+        reopened.save().unwrap();
+        let mut again = ManifestCache::open(cache_dir.path(), plugins.path(), HOST);
+        let catalog = scan(plugins.path(), &mut again);
+        assert_eq!((catalog.cached, catalog.loaded), (1, 1));
+    }
+
+    #[test]
+    fn a_file_the_check_gave_no_report_on_is_a_problem_never_loaded_here_nor_cached() {
+        let (plugins, cache_dir) = folders(&["a"]);
+        let silent = crate::isolate::ChildCommand {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                "cat <&3 >/dev/null; echo 'loading 0' >&3; echo 'loaded 0' >&3".into(),
+            ],
+        };
+        let mut cache = ManifestCache::open(cache_dir.path(), plugins.path(), HOST);
+        let loading = Loading::Supervised(&silent, Duration::from_secs(30), crate::sandbox::SandboxMode::Off);
+        let catalog = Catalog::scan(plugins.path(), &mut cache, loading).unwrap();
+        assert_eq!((catalog.loaded, catalog.loaded_here), (1, 0));
+        assert_eq!(catalog.problems.len(), 1);
+        assert_eq!(catalog.problems[0].kind, crate::discovery::ProblemKind::Unreported);
+        assert_eq!(catalog.problems[0].reason, catalog::UNREPORTED_REASON);
+        assert!(cache.entries.is_empty(), "checked again next time");
     }
 
     #[test]

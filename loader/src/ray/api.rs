@@ -332,7 +332,10 @@ mod tests {
         assert_eq!(normalise_address(None), DEFAULT_ADDRESS);
         assert_eq!(normalise_address(Some("auto")), DEFAULT_ADDRESS);
         assert_eq!(normalise_address(Some("127.0.0.1:9000/")), "http://127.0.0.1:9000");
-        assert_eq!(normalise_address(Some("https://ray.example:443/")), "https://ray.example:443");
+        assert_eq!(
+            normalise_address(Some("https://ray.example:443/")),
+            "https://ray.example:443"
+        );
     }
 
     #[test]
@@ -349,7 +352,10 @@ mod tests {
         assert!(!JobStatus::Pending.is_terminal());
         assert_eq!(JobStatus::Running.as_str(), "RUNNING");
         let info = JobInfo::from_json(json!({"status": "FAILED", "submission_id": "j1", "message": "boom"})).unwrap();
-        assert_eq!((info.submission_id.as_deref(), info.message.as_deref()), (Some("j1"), Some("boom")));
+        assert_eq!(
+            (info.submission_id.as_deref(), info.message.as_deref()),
+            (Some("j1"), Some("boom"))
+        );
         assert!(JobInfo::from_json(json!({"status": "EXPLODED"})).is_err());
     }
 

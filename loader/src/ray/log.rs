@@ -155,7 +155,10 @@ impl<'a> JobLog<'a> {
     /// over), so the rest is polled.
     pub fn job_is_running(&mut self) {
         if let Source::Whole = self.source {
-            tracing::debug!("ray job {}: its log stream closed while the job runs; polling the rest", self.id);
+            tracing::debug!(
+                "ray job {}: its log stream closed while the job runs; polling the rest",
+                self.id
+            );
             self.source = Source::Polling;
         }
     }
@@ -193,7 +196,10 @@ impl<'a> JobLog<'a> {
                 }
                 StreamRead::Nothing if !left.is_zero() => {}
                 StreamRead::Nothing => {
-                    tracing::debug!("ray job {}: ended, its log stream did not close; fetching the rest", self.id);
+                    tracing::debug!(
+                        "ray job {}: ended, its log stream did not close; fetching the rest",
+                        self.id
+                    );
                     self.source = Source::Polling;
                 }
                 StreamRead::Ended => {}
@@ -228,7 +234,10 @@ impl<'a> JobLog<'a> {
                 StreamRead::Ended
             }
             TailRead::Broken(reason) => {
-                tracing::debug!("ray job {}: its log stream broke off ({reason}); polling the rest", self.id);
+                tracing::debug!(
+                    "ray job {}: its log stream broke off ({reason}); polling the rest",
+                    self.id
+                );
                 self.source = Source::Polling;
                 StreamRead::Ended
             }
@@ -263,7 +272,10 @@ mod tests {
         let mut lines = LogLines::default();
         assert!(lines.advance("Running entrypoint\n{\"a\"").len() == 1);
         assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext"), ["{\"a\":1}"]);
-        assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\n"), ["next line"]);
+        assert_eq!(
+            lines.advance("Running entrypoint\n{\"a\":1}\nnext line\n"),
+            ["next line"]
+        );
         assert!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\n").is_empty());
         assert_eq!(lines.advance("Running entrypoint\n{\"a\":1}\nnext line\ntail").len(), 0);
         assert_eq!(lines.rest().as_deref(), Some("tail"));

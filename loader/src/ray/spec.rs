@@ -46,6 +46,9 @@ pub struct LoaderCommand {
     /// How long an interrupted action gets to stop (`--grace`).
     pub grace_seconds: f64,
     pub checkpoint: Option<Value>,
+    /// The sandbox's flags: `--sandbox MODE` and the grants resolved where
+    /// the run was submitted (`--allow-read PATH`, …).
+    pub sandbox: Vec<String>,
 }
 
 impl LoaderCommand {
@@ -54,8 +57,10 @@ impl LoaderCommand {
     /// takes nothing from the process environment (`--env-prefix ''`) and
     /// writes only JSON lines.
     pub fn argv(&self) -> Vec<String> {
-        let mut words: Vec<String> = vec![
-            "./loader".into(),
+        let (global, grants) = split_global(&self.sandbox);
+        let mut words: Vec<String> = vec!["./loader".into()];
+        words.extend(global);
+        words.extend([
             "--plugins".into(),
             package::PLUGIN_DIR.into(),
             "run".into(),
@@ -74,7 +79,8 @@ impl LoaderCommand {
             self.max_event_bytes.to_string(),
             "--max-params-bytes".into(),
             self.max_params_bytes.to_string(),
-        ];
+        ]);
+        words.extend(grants);
         if let Some(deadline) = self.deadline {
             words.extend(["--timeout".into(), deadline.timeout.as_secs_f64().to_string()]);
         }
@@ -88,6 +94,19 @@ impl LoaderCommand {
             words.extend(["--checkpoint".into(), checkpoint.to_string()]);
         }
         words
+    }
+}
+
+/// `--sandbox MODE` (a flag of the loader, before `run`) and the rest (the
+/// grants, flags of `run`).
+fn split_global(flags: &[String]) -> (Vec<String>, Vec<String>) {
+    match flags.iter().position(|f| f == "--sandbox") {
+        Some(at) if at + 1 < flags.len() => {
+            let mut rest = flags.to_vec();
+            let global: Vec<String> = rest.drain(at..at + 2).collect();
+            (global, rest)
+        }
+        _ => (Vec::new(), flags.to_vec()),
     }
 }
 
@@ -157,6 +176,9 @@ mod tests {
             max_params_bytes: 1 << 20,
             grace_seconds: 2.0,
             checkpoint: Some(serde_json::json!({"category": "base", "path": "/m"})),
+            sandbox: ["--sandbox", "require", "--allow-read", "/data", "--allow-net"]
+                .map(str::to_owned)
+                .to_vec(),
         }
     }
 
@@ -173,6 +195,7 @@ mod tests {
             "--grace 2 --max-event-bytes 4096 --max-params-bytes 1048576",
             "--timeout 1.5 --in-process --ray-agent http://127.0.0.1:8265",
             r#"--checkpoint {"category":"base","path":"/m"}"#,
+            "--allow-read /data --allow-net",
         ] {
             assert!(line.contains(part), "{part} missing in {line}");
         }

@@ -75,11 +75,12 @@ impl LogTail {
         // line has to be held to be read in any case).
         let config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
         let url = format!("ws://{authority_and_base}{path}");
-        let (socket, _) = tungstenite::client::client_with_config(url.as_str(), stream, Some(config))
-            .map_err(|e| TailError::Handshake {
+        let (socket, _) = tungstenite::client::client_with_config(url.as_str(), stream, Some(config)).map_err(|e| {
+            TailError::Handshake {
                 reason: e.to_string(),
                 url,
-            })?;
+            }
+        })?;
         Ok(LogTail { socket })
     }
 
@@ -106,7 +107,10 @@ impl LogTail {
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => return TailRead::Closed,
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
                 Err(Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
                 {
                     return TailRead::Quiet
                 }
@@ -119,8 +123,14 @@ impl LogTail {
 /// A TCP connection to `authority` (`host:port`, or `host` for port 80 as
 /// in an `http` URL), trying each address it resolves to.
 fn connect(authority: &str) -> Result<TcpStream, TailError> {
-    let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
-    let authority = if has_port { authority.to_owned() } else { format!("{authority}:80") };
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    let authority = if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
     let failed = |reason: String| TailError::Connect {
         authority: authority.clone(),
         reason,
@@ -212,7 +222,10 @@ mod tests {
         });
         let mut tail = LogTail::open(&address, "/tail").unwrap();
         server.join().unwrap();
-        assert_eq!(tail.next_within(Duration::from_secs(5)), TailRead::Text("partial".into()));
+        assert_eq!(
+            tail.next_within(Duration::from_secs(5)),
+            TailRead::Text("partial".into())
+        );
         assert!(matches!(tail.next_within(Duration::from_secs(5)), TailRead::Broken(_)));
     }
 
@@ -228,7 +241,10 @@ mod tests {
             while ws.read().is_ok() {}
         });
         let mut tail = LogTail::open(&address, "/tail").unwrap();
-        assert_eq!(tail.next_within(Duration::from_secs(5)), TailRead::Text("partial".into()));
+        assert_eq!(
+            tail.next_within(Duration::from_secs(5)),
+            TailRead::Text("partial".into())
+        );
         match tail.next_within(Duration::from_secs(5)) {
             TailRead::Broken(reason) => assert!(reason.contains("cannot decode the log"), "{reason}"),
             other => panic!("{other:?}"),

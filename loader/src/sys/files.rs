@@ -10,6 +10,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::write_all_raw;
+
 /// Takes an exclusive `flock` on `file` without waiting. `Ok(false)` when
 /// another open file description holds it. The lock lasts as long as the
 /// file stays open (in this process or a child that inherited it).
@@ -128,6 +130,13 @@ pub struct TruncateOnDeath {
     helper: libc::pid_t,
 }
 
+impl TruncateOnDeath {
+    /// The helper's process id.
+    pub fn helper_pid(&self) -> u32 {
+        self.helper as u32
+    }
+}
+
 // SAFETY: the shared page is only accessed through the `AtomicU64` in it,
 // which is `Sync`; the descriptor and pid are plain values.
 unsafe impl Send for TruncateOnDeath {}
@@ -167,8 +176,10 @@ impl TruncateOnDeath {
         }
         let (read_end, write_end) = (ends[0], ends[1]);
         let fd = file.as_raw_fd();
+        let loader = std::process::id() as libc::pid_t;
         // SAFETY: after `fork` the child runs only async-signal-safe calls
-        // (sigaction via `signal`, close, read, ftruncate, _exit) on values
+        // (sigaction via `signal`, close, pidfd_open, getppid, poll,
+        // ftruncate, _exit) on values
         // computed before the fork, and never returns into Rust code, so the
         // locks and allocator state other threads left in the copy of the
         // address space are never touched.
@@ -180,13 +191,25 @@ impl TruncateOnDeath {
                     libc::signal(signal, libc::SIG_IGN);
                 }
                 libc::close(write_end);
-                let mut byte = 0u8;
-                loop {
-                    let n = libc::read(read_end, (&mut byte as *mut u8).cast(), 1);
-                    if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
-                        break;
-                    }
-                }
+                // The loader's end: a byte on the pipe (its drop), the end of
+                // the pipe, or the loader's exit (its pidfd turns readable:
+                // forked copies of the loader holding the pipe open do not
+                // keep the helper waiting).
+                let pidfd = libc::syscall(libc::SYS_pidfd_open, loader, 0) as libc::c_int;
+                let mut watched = [
+                    libc::pollfd {
+                        fd: read_end,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: pidfd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                let count = if pidfd >= 0 && libc::getppid() == loader { 2 } else { 1 };
+                while libc::poll(watched.as_mut_ptr(), count, -1) < 0 && *libc::__errno_location() == libc::EINTR {}
                 let written = (*length.as_ptr()).load(Ordering::Acquire);
                 libc::ftruncate(fd, written as libc::off_t);
                 libc::_exit(0);
@@ -222,9 +245,12 @@ impl TruncateOnDeath {
 
 impl Drop for TruncateOnDeath {
     fn drop(&mut self) {
-        // Closing the pipe lets the helper cut the file and end; wait for it
-        // so that the file is final (and its lock released) on return.
-        self.alive = None;
+        // A byte on the pipe (and closing it) lets the helper cut the file
+        // and end; wait for it so that the file is final (and its lock
+        // released) on return.
+        if let Some(alive) = self.alive.take() {
+            write_all_raw(alive.as_raw_fd(), b"x");
+        }
         let mut status = 0;
         // SAFETY: waiting for our own child, by its pid, once; then
         // unmapping the page mapped in `start`, used by no one any more.

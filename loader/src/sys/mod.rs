@@ -3,10 +3,17 @@
 //! this module, each with the reason it holds: [`files`] for the events
 //! file (lock, shared mapping, the helper that cuts it), [`process`] for the
 //! supervision of isolated runs (the child's channel, its life tied to the
-//! loader's, process groups) and the process's exit and crash hooks.
+//! loader's, process groups) and the process's exit and crash hooks,
+//! [`confine`] for the sandbox (confining a child between fork and exec,
+//! capabilities, `no_new_privs`, subreaping), [`probe`] for the system
+//! calls `loader sandbox check` tries from inside the sandbox.
 
+mod confine;
 mod files;
+mod probe;
 mod process;
 
+pub use confine::*;
 pub use files::*;
+pub use probe::*;
 pub use process::*;

@@ -14,17 +14,32 @@ use std::process::Command;
 /// The fd number a child finds its channel to the loader on.
 pub const CHANNEL_FD: RawFd = 3;
 
-/// Makes `command` start its process in a new process group, with
-/// `channel` as fd [`CHANNEL_FD`], and (on Linux) with SIGTERM delivered to
-/// it when the loader dies; a child whose loader died before that was set
-/// up exits at once. `channel` must stay open until the command is spawned.
-pub fn prepare_child(command: &mut Command, channel: &UnixStream) {
+/// Makes `command` start its process with `channel` as fd [`CHANNEL_FD`]
+/// and no other descriptor of the loader's beyond stdio (descriptors the
+/// loader inherited from whoever started it are closed at exec), and (on
+/// Linux) with SIGTERM delivered to it when the loader dies; a child whose
+/// loader died before that was set up exits at once. Without a
+/// `confinement` the child gets a process group of its own; with one, a
+/// session of its own and what [`super::confine_before_exec`] sets up
+/// (its outcome is left in `page`). `channel` must stay open until the
+/// command is spawned, and `page` until then too.
+pub fn prepare_child(
+    command: &mut Command,
+    channel: &UnixStream,
+    confinement: Option<(std::sync::Arc<super::Confinement>, &super::StatusPage)>,
+) {
     let channel_fd = channel.as_raw_fd();
     let parent = std::process::id();
-    command.process_group(0);
+    let confinement = confinement.map(|(confinement, page)| (confinement, page.raw_address()));
+    if confinement.is_none() {
+        command.process_group(0);
+    }
     // SAFETY: the closure runs in the forked child before exec and calls
-    // only async-signal-safe functions (dup2, fcntl, prctl, getppid, _exit)
-    // on plain integers copied in; it allocates nothing and takes no lock.
+    // only async-signal-safe functions (dup2, fcntl, close_range, prctl,
+    // getppid, _exit, and in `confine_before_exec` setsid, setrlimit,
+    // open/write/close, unshare, fork, waitpid, kill) on plain values and
+    // buffers prepared before the fork; it allocates nothing and takes no
+    // lock.
     unsafe {
         command.pre_exec(move || {
             if channel_fd == CHANNEL_FD {
@@ -35,6 +50,7 @@ pub fn prepare_child(command: &mut Command, channel: &UnixStream) {
             } else if libc::dup2(channel_fd, CHANNEL_FD) < 0 {
                 return Err(io::Error::last_os_error());
             }
+            super::close_inherited_on_exec(CHANNEL_FD as u32);
             #[cfg(target_os = "linux")]
             {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
@@ -44,7 +60,10 @@ pub fn prepare_child(command: &mut Command, channel: &UnixStream) {
             if libc::getppid() as u32 != parent {
                 libc::_exit(1);
             }
-            Ok(())
+            match &confinement {
+                Some((confinement, page)) => super::confine_before_exec(confinement, *page),
+                None => Ok(()),
+            }
         });
     }
 }

@@ -67,6 +67,9 @@ mod tests {
         }
         std::thread::sleep(std::time::Duration::from_millis(30));
         let slept = coarse_now_nanos() - start;
-        assert!((20_000_000..5_000_000_000).contains(&slept), "{slept} ns for a 30 ms sleep");
+        assert!(
+            (20_000_000..5_000_000_000).contains(&slept),
+            "{slept} ns for a 30 ms sleep"
+        );
     }
 }

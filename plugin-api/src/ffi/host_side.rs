@@ -49,6 +49,12 @@ pub trait ContextHost: Send + Sync + 'static {
     /// `log_entry::LogEntry` (added in 1.2). `log`, `log_message` and
     /// `log_dev_event` are what plugins built against 1.0/1.1 call instead.
     fn log_entry(&self, entry_json: &str) -> Result<(), String>;
+    /// The run's work directory, as an absolute path, if the run has one
+    /// (added in 1.3): the one place a sandboxed plugin may always write.
+    /// `None` unless a host gives one.
+    fn work_dir(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The context handed to a plugin for a run with this host. `host` must stay
@@ -79,8 +85,48 @@ impl<H: ContextHost> VtableFor<H> {
         has_client: has_client::<H>,
         client_request: client_request::<H>,
         log_entry: log_entry::<H>,
+        work_dir: work_dir::<H>,
     }));
     const VTABLE: HostVtableRef = HostVtableRef(Self::VALUE.as_prefix());
+}
+
+/// The context a host built against plugin-api 1.2 would hand a plugin: a
+/// vtable with only the 1.2 functions, so that the plugin side's answers
+/// for a host that predates 1.3 can be tested against it.
+#[cfg(test)]
+pub(crate) fn release_1_2_context_for<H: ContextHost>(host: &Arc<H>) -> HostContext {
+    HostContext {
+        state: Arc::as_ptr(host).cast::<HostState>(),
+        vtable: Release1_2VtableFor::<H>::VTABLE,
+    }
+}
+
+#[cfg(test)]
+struct Release1_2VtableFor<H>(std::marker::PhantomData<H>);
+
+#[cfg(test)]
+impl<H: ContextHost> Release1_2VtableFor<H> {
+    staticref!(const VALUE: WithMetadata<super::v1_2::HostVtable> = WithMetadata::new(super::v1_2::HostVtable {
+        retain: retain::<H>,
+        release: release::<H>,
+        set_progress: set_progress::<H>,
+        set_metrics: set_metrics::<H>,
+        log: log::<H>,
+        log_message: log_message::<H>,
+        log_dev_event: log_dev_event::<H>,
+        env: env::<H>,
+        job_id: job_id::<H>,
+        checkpoint: checkpoint::<H>,
+        is_cancelled: is_cancelled::<H>,
+        has_client: has_client::<H>,
+        client_request: client_request::<H>,
+        log_entry: log_entry::<H>,
+    }));
+    // SAFETY: the 1.2 vtable is a prefix of the current one (a minor release
+    // only appends fields), and the prefix's metadata records its 14 fields,
+    // so the accessors of the fields after them return `None`: exactly how a
+    // plugin sees the vtable of a host built against 1.2.
+    const VTABLE: HostVtableRef = HostVtableRef(unsafe { Self::VALUE.as_prefix().cast() });
 }
 
 /// The context a host built against plugin-api 1.1 would hand a plugin: a
@@ -228,6 +274,14 @@ extern "C" fn checkpoint<H: ContextHost>(state: HostStatePtr) -> ROption<RString
         state,
         |_| ROption::RNone,
         |h: &H| h.checkpoint_json().map(RString::from).into(),
+    )
+}
+
+extern "C" fn work_dir<H: ContextHost>(state: HostStatePtr) -> ROption<RString> {
+    with_host(
+        state,
+        |_| ROption::RNone,
+        |h: &H| h.work_dir().map(RString::from).into(),
     )
 }
 

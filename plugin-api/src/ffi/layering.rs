@@ -14,6 +14,7 @@ const BELOW_OR_SELF: &[&str] = &[
     "validate",
     "lax",
     "manifest",
+    "permissions",
     "resources",
     "log_entry",
     "rules",
@@ -22,7 +23,16 @@ const BELOW_OR_SELF: &[&str] = &[
 ];
 
 /// The values layer at the bottom, and what each of its files may name.
-const VALUES: &[&str] = &["failure", "validate", "lax", "manifest", "resources", "log_entry", "rules"];
+const VALUES: &[&str] = &[
+    "failure",
+    "validate",
+    "lax",
+    "manifest",
+    "permissions",
+    "resources",
+    "log_entry",
+    "rules",
+];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

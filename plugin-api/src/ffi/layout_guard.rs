@@ -19,8 +19,9 @@ pub const UPDATE_VARIABLE: &str = "UPDATE_ABI_SNAPSHOT";
 pub const RELEASE_STEPS: &str = "\
 To release the change as plugin-api 1.N+1 (fields appended after the last ones only):
   1. bump `version` in plugin-api/Cargo.toml (and the workspace's plugin-api dependency) to 1.N+1.0;
-  2. copy the boundary types of ffi/mod.rs (HostContext, HostVtable, PluginModule) into a new frozen
-     module ffi/v1_{N+1}.rs, declare it in ffi/mod.rs, and add its line to RELEASES in ffi/releases.rs;
+  2. copy the boundary types of ffi/mod.rs (HostContext, HostVtable, PluginModule and its RootModule impl,
+     each with a one-line doc: the crate denies missing docs) into a new frozen module ffi/v1_{N+1}.rs,
+     declare it in ffi/mod.rs, and add its line to RELEASES in ffi/releases.rs;
   3. run `UPDATE_ABI_SNAPSHOT=1 cargo test -p plugin-api --lib layout_guard` to write
      plugin-api/abi/layout-1.{N+1}.txt, and commit it with the rest.
 If the change was not meant to alter the layout, undo it: a released layout never changes.";

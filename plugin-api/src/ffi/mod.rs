@@ -6,8 +6,8 @@
 //! - [`PluginModule`]: the root module a plugin exports (plugin -> host);
 //! - [`HostVtable`] / [`HostContext`]: the context the host injects into every
 //!   action call (host -> plugin);
-//! - [`v1_0`], [`v1_1`], [`v1_2`], ...: frozen copies of the boundary as each minor
-//!   version released it, listed by minor in [`releases::RELEASES`]; a
+//! - [`v1_0`], [`v1_1`], [`v1_2`], [`v1_3`], ...: frozen copies of the boundary as each
+//!   minor version released it, listed by minor in [`releases::RELEASES`]; a
 //!   plugin declaring 1.M is checked against entry M;
 //! - [`root_module`]: the `extern "C"` entry points a plugin exports,
 //!   generic over [`root_module::PluginExports`], which catch every panic
@@ -41,7 +41,8 @@
 //!    |
 //!  failure,          values that cross the boundary as JSON, and the
 //!  validate, lax,    argument rules every host applies to them
-//!  manifest, resources,
+//!  manifest, permissions,
+//!  resources,
 //!  log_entry, rules
 //! ```
 //!
@@ -77,6 +78,7 @@ mod test_layouts;
 pub mod v1_0;
 pub mod v1_1;
 pub mod v1_2;
+pub mod v1_3;
 mod version;
 
 pub use version::{ApiVersion, API_VERSION};
@@ -156,6 +158,11 @@ pub struct HostVtable {
     /// `crate::log_entry`). An entry the host cannot read, or of a kind it
     /// does not know, is refused with the reason.
     pub log_entry: extern "C" fn(HostStatePtr, RStr<'_>) -> RResult<(), RString>,
+
+    // ---- added in 1.3 ----
+    /// The run's work directory, the one place the plugin may always write
+    /// (an absolute path), if the host gives one.
+    pub work_dir: extern "C" fn(HostStatePtr) -> ROption<RString>,
 }
 
 /// Which client a `has_client` / `client_request` call is for.

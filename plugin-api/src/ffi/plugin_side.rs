@@ -1,8 +1,9 @@
 //! The plugin's handle on the host: [`HostHandle`], the safe wrapper through
 //! which plugin code calls the host's functions for one action run (the
 //! handle a `RuntimeContext` holds). Functions a host may lack (added in a
-//! later minor) come back as `None` or as the [`host_too_old`] error, or
-//! fall back to older calls that mean the same (`log_entry`).
+//! later minor) come back as `None` (`is_cancelled`, `work_dir`) or as the
+//! [`host_too_old`] error, or fall back to older calls that mean the same
+//! (`log_entry`).
 
 use abi_stable::std_types::RStr;
 
@@ -120,6 +121,13 @@ impl HostHandle {
         (self.context.vtable.checkpoint())(self.context.state)
             .map(String::from)
             .into_option()
+    }
+
+    /// The run's work directory; `None` when the run has none or the host
+    /// predates plugin-api 1.3.
+    pub fn work_dir(&self) -> Option<String> {
+        let work_dir = self.context.vtable.work_dir()?;
+        work_dir(self.context.state).map(String::from).into_option()
     }
 
     /// `None` when the host predates plugin-api 1.1 (it cannot cancel).

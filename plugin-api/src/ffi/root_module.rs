@@ -26,6 +26,14 @@ pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 /// What a plugin library serves through its root module. Each function runs
 /// inside the entry point's panic catcher.
 pub trait PluginExports: 'static {
+    /// Whether the manifest can be served: the reason it cannot (a
+    /// declaration that does not validate, such as permissions) otherwise.
+    /// Both manifest entry points answer with this error instead of a
+    /// manifest, so a host reports the plugin as broken rather than act on
+    /// a declaration it cannot honour. Added in 1.3; `Ok` by default.
+    fn check_manifest() -> Result<(), String> {
+        Ok(())
+    }
     /// The manifest as JSON, with every action's schemas.
     fn manifest_json() -> String;
     /// The manifest as JSON, without schemas.
@@ -84,15 +92,19 @@ impl<E: PluginExports> ModuleFor<E> {
 }
 
 extern "C" fn manifest<E: PluginExports>() -> RResult<RString, RString> {
-    match catch_panic(E::manifest_json) {
-        Ok(json) => RResult::ROk(json.into()),
-        Err(failure) => RResult::RErr(failure.message.into()),
-    }
+    serve_manifest::<E>(E::manifest_json)
 }
 
 extern "C" fn manifest_summary<E: PluginExports>() -> RResult<RString, RString> {
-    match catch_panic(E::summary_json) {
-        Ok(json) => RResult::ROk(json.into()),
+    serve_manifest::<E>(E::summary_json)
+}
+
+/// A manifest as `json` writes it, once [`PluginExports::check_manifest`]
+/// passed; its error, or a panic's message, otherwise.
+fn serve_manifest<E: PluginExports>(json: fn() -> String) -> RResult<RString, RString> {
+    match catch_panic(|| E::check_manifest().map(|()| json())) {
+        Ok(Ok(json)) => RResult::ROk(json.into()),
+        Ok(Err(refused)) => RResult::RErr(refused.into()),
         Err(failure) => RResult::RErr(failure.message.into()),
     }
 }
@@ -146,6 +158,37 @@ mod tests {
                 "ok" => Ok(()),
                 _ => panic!("cannot validate {params_json}"),
             }
+        }
+    }
+
+    /// A plugin whose declarations do not validate.
+    struct Refusing;
+
+    impl PluginExports for Refusing {
+        fn check_manifest() -> Result<(), String> {
+            Err("permissions.read entry \"data\": a relative path".to_owned())
+        }
+        fn manifest_json() -> String {
+            unreachable!("a refused manifest is never written")
+        }
+        fn summary_json() -> String {
+            unreachable!("a refused manifest is never written")
+        }
+        fn run_action(_: &str, _: &str, _: HostHandle) -> Result<String, ActionFailure> {
+            Ok("{}".to_owned())
+        }
+        fn validate_params(_: &str, _: &str) -> Result<(), ActionFailure> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_manifest_whose_declarations_do_not_validate_is_refused_with_the_reason() {
+        for served in [manifest::<Refusing>(), manifest_summary::<Refusing>()] {
+            assert_eq!(
+                served,
+                RResult::RErr("permissions.read entry \"data\": a relative path".into())
+            );
         }
     }
 

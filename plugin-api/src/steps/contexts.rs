@@ -299,7 +299,9 @@ impl UploadContext {
     /// One param by name, looked up in `extra_params` too, as the
     /// original's `get_param` does (the backend drops undeclared keys there).
     pub fn get_param(&self, key: &str) -> Option<&Value> {
-        self.params.get(key).or_else(|| self.params.get("extra_params").and_then(|extra| extra.get(key)))
+        self.params
+            .get(key)
+            .or_else(|| self.params.get("extra_params").and_then(|extra| extra.get(key)))
     }
 }
 

@@ -1,6 +1,8 @@
 //! Sample plugin with class-based actions (`BaseAction`): `export` writes
-//! generated annotation records into an output folder in shards, logging
-//! each file with its path, plus a manifest; `inspect` checks an export
+//! generated annotation records into an output folder in shards (by default
+//! in the run's work directory, `ctx.work_dir()`, the one place a sandboxed
+//! plugin may always write), logging each file with its path, plus a
+//! manifest; `inspect` checks an export
 //! against its manifest; `publish` registers an export with the backend
 //! through `ctx.client()`.
 
@@ -19,8 +21,11 @@ use crate::records::{record, Format, Record};
 /// Params of `export`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExportParams {
-    /// Folder to write into (created if missing).
-    pub output_dir: PathBuf,
+    /// Folder to write into (created if missing). Default: `export` in the
+    /// run's work directory, or a new folder under the system temp folder
+    /// when the loader gives no work directory.
+    #[serde(default)]
+    pub output_dir: Option<PathBuf>,
     #[serde(default)]
     pub format: Format,
     /// How many records to export.
@@ -53,12 +58,29 @@ pub struct ExportedFile {
 /// Exports generated records as shard files plus a manifest.
 pub struct ExportAction {
     base: ActionBase<ExportParams>,
+    /// Where this run writes: `output_dir`, or its default.
+    output_dir: PathBuf,
     written: Vec<ExportedFile>,
+}
+
+/// The folder an export writes into when the params name none: `export` in
+/// the run's work directory, else a folder of its own under the temp folder.
+fn default_output_dir(ctx: &RuntimeContext) -> PathBuf {
+    match ctx.work_dir() {
+        Some(work_dir) => work_dir.join("export"),
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            std::env::temp_dir().join(format!("dataset-exporter-{}-{now}", std::process::id()))
+        }
+    }
 }
 
 impl ExportAction {
     fn prepare_output_dir(&self) -> Result<(), ActionError> {
-        let dir = &self.params().output_dir;
+        let dir = &self.output_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let has_files = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
@@ -76,7 +98,7 @@ impl ExportAction {
     fn write_shard(&mut self, index: u64, records: &[Record]) -> Result<(), ActionError> {
         let format = self.params().format;
         let name = format!("part-{index:04}.{}", format.extension());
-        let path = self.params().output_dir.join(&name);
+        let path = self.output_dir.join(&name);
         let text = format.encode(records)?;
         std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
         let file = ExportedFile {
@@ -98,8 +120,13 @@ impl BaseAction for ExportAction {
     type Params = ExportParams;
 
     fn new(base: ActionBase<ExportParams>) -> Self {
+        let output_dir = match &base.params.output_dir {
+            Some(dir) => dir.clone(),
+            None => default_output_dir(&base.ctx),
+        };
         Self {
             base,
+            output_dir,
             written: Vec::new(),
         }
     }
@@ -126,7 +153,7 @@ impl BaseAction for ExportAction {
             self.write_shard(shard, &records)?;
             self.set_progress(shard + 1, shards, Some("export"))?;
         }
-        let manifest_path = self.params().output_dir.join("manifest.json");
+        let manifest_path = self.output_dir.join("manifest.json");
         let manifest = serde_json::to_string_pretty(&self.written)?;
         std::fs::write(&manifest_path, manifest).with_context(|| format!("writing {}", manifest_path.display()))?;
         self.log(
@@ -140,10 +167,10 @@ impl BaseAction for ExportAction {
             "export",
         )?;
         self.logger().log_message(
-            &format!("Exported {total} records to {}", self.params().output_dir.display()),
+            &format!("Exported {total} records to {}", self.output_dir.display()),
             MessageLevel::Success,
         )?;
-        Ok(json!({ "output_dir": self.params().output_dir, "files": self.written, "records": total, "bytes": bytes }))
+        Ok(json!({ "output_dir": self.output_dir, "files": self.written, "records": total, "bytes": bytes }))
     }
 }
 
@@ -203,8 +230,9 @@ fn plugin() -> Plugin {
         .category(Category::Export)
         .description("Exports annotation records to files, and checks exports")
         .action(
-            ActionDef::class::<ExportAction>("export")
-                .description("Write records in shards plus a manifest.json to output_dir"),
+            ActionDef::class::<ExportAction>("export").description(
+                "Write records in shards plus a manifest.json to output_dir (default: the work directory)",
+            ),
         )
         .action(
             ActionDef::class::<InspectAction>("inspect")
@@ -292,6 +320,40 @@ mod tests {
         let (_, written) = run(export(), json!({ "output_dir": dir, "records": 2, "overwrite": true }));
         assert_eq!(written.unwrap()["files"].as_array().unwrap().len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn without_an_output_dir_the_export_goes_into_the_work_dir() {
+        let work_dir = temp_dir("work");
+        std::fs::create_dir_all(&work_dir).unwrap();
+        let host = Arc::new(RecordingHost::default().with_work_dir(&work_dir));
+        let params = r#"{"records": 3, "format": "jsonl"}"#;
+        let result = export().run(params, RuntimeContext::with_host(host.clone()));
+        let result = result.unwrap();
+        let exported = work_dir.join("export");
+        assert_eq!(result["output_dir"], json!(exported));
+        assert!(exported.join("part-0000.jsonl").is_file() && exported.join("manifest.json").is_file());
+        let files: Vec<Option<String>> = host.logs().into_iter().map(|l| l.file).collect();
+        assert!(files
+            .iter()
+            .all(|f| f.as_deref().unwrap().starts_with(&*work_dir.to_string_lossy())));
+        std::fs::remove_dir_all(work_dir).unwrap();
+    }
+
+    #[test]
+    fn without_an_output_dir_or_a_work_dir_the_export_goes_into_a_new_temp_folder() {
+        let (_, first) = run(export(), json!({ "records": 1 }));
+        let (_, second) = run(export(), json!({ "records": 1 }));
+        let dirs: Vec<PathBuf> = [first, second]
+            .into_iter()
+            .map(|r| PathBuf::from(r.unwrap()["output_dir"].as_str().unwrap()))
+            .collect();
+        assert_ne!(dirs[0], dirs[1], "each run has a folder of its own");
+        for dir in dirs {
+            assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
+            assert!(dir.join("manifest.json").is_file());
+            std::fs::remove_dir_all(dir).unwrap();
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct TrainPipelineParams {
     pub seed: u64,
     #[serde(default = "default_epochs")]
     pub epochs: u64,
-    /// Where the dataset CSV is written (default: a folder under the system temp dir).
+    /// Where the dataset CSV is written (default: the run's work directory,
+    /// or a folder under the system temp dir when the loader gives none).
     #[serde(default)]
     pub work_dir: Option<PathBuf>,
     /// Where model.json is written (default: the work folder).
@@ -51,6 +52,9 @@ fn default_epochs() -> u64 {
 }
 
 fn default_work_dir(ctx: &RuntimeContext) -> PathBuf {
+    if let Some(work_dir) = ctx.work_dir() {
+        return work_dir.to_owned();
+    }
     let run = ctx
         .job_id()
         .map(str::to_owned)
@@ -142,14 +146,14 @@ impl Step<ExportContext> for Prepare {
         pipeline::fail_if_requested(&ctx.params, self.name())?;
         let output = output_path(ctx)?;
         let existed = output.exists();
-        std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
+        std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
         Ok(StepResult::ok(json!({ "created": !existed })).with_rollback_data(json!(!existed)))
     }
 
     fn rollback(&mut self, ctx: &mut ExportContext, result: &StepResult) -> Result<(), ActionError> {
         if result.rollback_data == json!(true) {
             let output = output_path(ctx)?;
-            std::fs::remove_dir(&output).with_context(|| format!("removing {}", output.display()))?;
+            std::fs::remove_dir(output).with_context(|| format!("removing {}", output.display()))?;
         }
         Ok(())
     }
@@ -321,6 +325,18 @@ mod tests {
             "message danger Training pipeline failed; rolled back: evaluate, train, split, load_dataset"
         )));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn without_a_work_dir_param_the_run_writes_into_the_hosts_work_dir() {
+        let dir = temp("host-work-dir");
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = Arc::new(RecordingHost::default().with_work_dir(&dir));
+        let result = train_def().run(r#"{"epochs": 1}"#, RuntimeContext::with_host(host));
+        let result = result.unwrap();
+        assert_eq!(result["model_path"], json!(dir.join("model.json")));
+        assert!(dir.join("dataset.csv").is_file() && dir.join("model.json").is_file());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,107 @@
+//! A run's work directory: the one place a sandboxed plugin may write
+//! (unless granted more). Made fresh for each run under the temporary
+//! folder (`$TMPDIR`, else `/tmp`), readable by the user alone, and
+//! removed with everything in it after the run unless it is kept on
+//! purpose (`--keep-work-dir`).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A run's work directory; removed when dropped unless kept.
+#[derive(Debug)]
+pub struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+impl WorkDir {
+    /// Makes a new work directory in `parent` (the temporary folder when
+    /// `None`); kept after the run when `keep`.
+    pub fn create(parent: Option<&Path>, keep: bool) -> io::Result<Self> {
+        let parent = parent.map(Path::to_owned).unwrap_or_else(std::env::temp_dir);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = parent.join(format!("loader-run-{}-{n}-{nanos:08x}", std::process::id()));
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(WorkDir { path, keep }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot create a work directory in {}: {e}", parent.display()),
+                    ))
+                }
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether it stays after the run.
+    pub fn kept(&self) -> bool {
+        self.keep
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if fs::remove_dir_all(&self.path).is_err() {
+            // A plugin may have taken its own rights away from a folder.
+            make_removable(&self.path);
+            if let Err(e) = fs::remove_dir_all(&self.path) {
+                tracing::warn!("cannot remove the work directory {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// Gives the owner full rights on every folder below `dir`, so that its
+/// contents can be removed.
+fn make_removable(dir: &Path) {
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            make_removable(&entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_work_dir_is_private_and_gone_after_the_run_unless_kept() {
+        let dir = WorkDir::create(None, false).unwrap();
+        let path = dir.path().to_owned();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        fs::create_dir(path.join("locked")).unwrap();
+        fs::write(path.join("locked/file"), b"x").unwrap();
+        fs::set_permissions(path.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        drop(dir);
+        assert!(!path.exists());
+
+        let kept = WorkDir::create(None, true).unwrap();
+        let path = kept.path().to_owned();
+        drop(kept);
+        assert!(path.exists());
+        fs::remove_dir_all(path).unwrap();
+    }
+}
