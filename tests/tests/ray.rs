@@ -441,7 +441,8 @@ fn most_at_once(tasks: &[Value]) -> usize {
 
 /// A batch is one Ray job whose lines are its tasks, at most `--parallel`
 /// at a time; a failed line runs again (`--retries`), and every line's
-/// outcome comes once, naming the attempt and the node.
+/// outcome comes once, naming the attempt and the node. The run's sandbox
+/// grant (`--allow-write`) holds on the cluster.
 #[test]
 fn ray_cluster_a_batch_of_20_is_one_job_running_4_tasks_at_a_time_and_retries_its_failure() {
     let Some(address) = cluster() else { return };
@@ -461,6 +462,10 @@ fn ray_cluster_a_batch_of_20_is_one_job_running_4_tasks_at_a_time_and_retries_it
         results.to_str().unwrap(),
         "--job-id",
         &batch,
+        // The sandbox on the cluster lets line 7 write its marker there: the
+        // grant is passed on to the cluster's loader.
+        "--allow-write",
+        work.path().to_str().unwrap(),
     ];
     let output = run_on_ray(dir.path(), &address, "batch-probe", "square", &args);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
