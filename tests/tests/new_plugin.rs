@@ -64,8 +64,15 @@ fn build_into_plugin_dir(crate_dir: &Path, crate_name: &str) -> tempfile::TempDi
 }
 
 fn run_ok(dir: &Path, plugin: &str, action: &str, params: &Value) -> Value {
+    run_ok_granted(dir, plugin, action, params, &[])
+}
+
+/// [`run_ok`] with sandbox grants (`--allow-write DIR`, ...).
+fn run_ok_granted(dir: &Path, plugin: &str, action: &str, params: &Value, grants: &[&str]) -> Value {
     let params = params.to_string();
-    let output = loader(dir, &["run", plugin, action, "--params", &params, "-q"], &[]);
+    let mut args = vec!["run", plugin, action, "--params", &params, "-q"];
+    args.extend_from_slice(grants);
+    let output = loader(dir, &args, &[]);
     assert_eq!(exit_code(&output), 0, "{plugin} {action}: {}", stderr(&output));
     serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&output)))
 }
@@ -162,7 +169,10 @@ fn loader_new_writes_crates_that_build_pass_their_test_and_run() {
             String::from_utf8_lossy(&tested.stdout)
         );
         let plugins = build_into_plugin_dir(&crate_dir, name);
-        let result = run_ok(plugins.path(), name, action, &params);
+        // The class template writes where it is told: the sandbox must let it.
+        let grant = ["--allow-write", parent_text];
+        let grants: &[&str] = if name == "new-class" { &grant } else { &[] };
+        let result = run_ok_granted(plugins.path(), name, action, &params, grants);
         assert!(result.is_object(), "{name}: {result}");
 
         let again = loader(parent.path(), &args, &[]);

@@ -93,7 +93,7 @@ mod linux {
                 script.push_str(&format!("exec 7<'{}'; ", file.display()));
             }
             script.push_str(r#"exec "$0" "$@" --params "$(printf '%s' "$ATTACK" | sed "s/LOADERPID/$$/")""#);
-            let mut command = self.loader(&[]);
+            let command = self.loader(&[]);
             let program = command.get_program().to_owned();
             let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
             let mut shell = Command::new("sh");

@@ -353,12 +353,16 @@ struct PreparedSandbox {
     containment: Containment,
 }
 
-/// Makes the run's work directory and decides its sandbox; a required
+/// Makes the run's work directory (unless the settings name one) and
+/// decides its sandbox; a required
 /// sandbox this system cannot give fails the run before anything starts.
 fn prepare_sandbox(library: &Path, job: &ChildAction) -> Result<PreparedSandbox, ActionFailure> {
     let sandbox = job.sandbox;
     let failed = |message: String| ActionFailure::new(FailureKind::Failed, message);
-    let work_dir = WorkDir::create(None, sandbox.keep_work_dir).map_err(|e| failed(e.to_string()))?;
+    let work_dir = match &job.settings.work_dir {
+        Some(given) => WorkDir::given(given),
+        None => WorkDir::create(None, sandbox.keep_work_dir).map_err(|e| failed(e.to_string()))?,
+    };
     let net_all = policy::net_is_all(&sandbox.grants.net);
     let containment = Containment::prepare(sandbox.mode, sandbox.limits, net_all).map_err(|e| failed(e.to_string()))?;
     let policy = (sandbox.mode != SandboxMode::Off).then(|| {

@@ -11,11 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A run's work directory; removed when dropped unless kept.
+/// A run's work directory; removed when dropped unless kept, or unless it
+/// was the caller's to begin with.
 #[derive(Debug)]
 pub struct WorkDir {
     path: PathBuf,
     keep: bool,
+    /// Made for the run (else given by the caller, and left alone).
+    made: bool,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -33,7 +36,7 @@ impl WorkDir {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = parent.join(format!("loader-run-{}-{n}-{nanos:08x}", std::process::id()));
             match fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(WorkDir { path, keep }),
+                Ok(()) => return Ok(WorkDir { path, keep, made: true }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(io::Error::new(
@@ -45,13 +48,23 @@ impl WorkDir {
         }
     }
 
+    /// A folder the caller chose (`RunSettings::work_dir`): used as it is,
+    /// never removed.
+    pub fn given(path: &Path) -> Self {
+        WorkDir {
+            path: path.to_owned(),
+            keep: true,
+            made: false,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Whether it stays after the run.
+    /// Whether one made for the run stays after it (`--keep-work-dir`).
     pub fn kept(&self) -> bool {
-        self.keep
+        self.keep && self.made
     }
 }
 
