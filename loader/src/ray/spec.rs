@@ -186,8 +186,17 @@ mod tests {
     fn the_loader_command_runs_the_packaged_loader_with_every_flag_of_the_run() {
         let argv = command().argv();
         assert_eq!(
-            argv[..6],
-            ["./loader", "--plugins", "plugins", "run", "probe", "it's odd"]
+            argv[..8],
+            [
+                "./loader",
+                "--sandbox",
+                "require",
+                "--plugins",
+                "plugins",
+                "run",
+                "probe",
+                "it's odd"
+            ]
         );
         let line = argv.join(" ");
         for part in [
