@@ -317,6 +317,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'stat
 }
 
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     plugin: &CatalogPlugin,
     action: &ActionManifest,
