@@ -13,10 +13,13 @@ in one of three ways the spec names:
     one run as a Ray task holding the action's resources, its output
     streamed back here as it comes (a generator task);
 ``batch``
-    one run per params line, each line a Ray task holding the action's
-    resources, at most ``parallel`` at a time; a line whose action fails is
-    run again up to ``retries`` times, a line lost with its worker or node
-    runs again elsewhere up to ``lost_retries`` times.
+    one run per params line, in Ray tasks holding the action's resources, at
+    most ``parallel`` tasks at a time: a task a line, or in a large batch a
+    few lines one after the other through the loader's own batch
+    (``--params-each``, each line still its own isolated run); a line whose
+    action fails is run again up to ``retries`` times, a line lost with its
+    worker or node runs again elsewhere, alone, up to ``lost_retries``
+    times.
 
 What the loader's run prints (its JSON-lines events) and the driver's own
 records (``{"loader_ray": KIND, ...}``, one JSON object a line) go to this
@@ -157,8 +160,15 @@ class Output:
 
 def line_argv(spec, number, job_id):
     """The loader command of one run: the spec's, with its params file and
-    its job id."""
-    return spec["loader"] + ["--params", "@params/%d.json" % number, "--job-id", job_id]
+    its job id, writing its events as JSON lines."""
+    return spec["loader"] + ["--params", "@params/%d.json" % number, "--job-id", job_id, "--events", "jsonl"]
+
+
+def chunk_argv(spec, run_id):
+    """The loader command of several batch lines, before its lines file:
+    the loader's own batch (each line in its isolated run, one at a time,
+    retried as ``retries`` says), its outcomes as JSON lines."""
+    return spec["loader"] + ["--parallel", "1", "--retries", str(spec.get("retries", 0)), "--job-id", run_id]
 
 
 def hard_timeout(spec):
@@ -182,13 +192,14 @@ class Tail:
         return self._data.decode("utf-8", "replace").strip()
 
 
-def run_loader(argv, limit_s, on_stdout):
+def run_loader(argv, limit_s, on_stdout, cancelled=None):
     """Runs the loader, handing ``on_stdout`` each piece of its stdout as it
-    comes; returns ``(exit code, stderr tail)``. Past ``limit_s`` seconds the
-    loader is asked to stop, and killed if it does not. Interrupted (a Ray
-    cancel), it asks the loader to stop, waits for it, and re-raises. The
-    loader's life is tied to this process's: it stops its run when this
-    process dies (a worker killed with its node)."""
+    comes; returns ``(exit code, stderr tail)``. Past ``limit_s`` seconds, or
+    once ``cancelled`` (a ``threading.Event``) is set, the loader is asked
+    to stop, and killed if it does not. Interrupted (a Ray cancel), it asks
+    the loader to stop, waits for it, and re-raises. The loader's life is
+    tied to this process's: it stops its run when this process dies (a
+    worker killed with its node)."""
     argv = argv + ["--exit-with-parent", str(os.getpid())]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr = Tail(STDERR_TAIL_BYTES)
@@ -199,13 +210,18 @@ def run_loader(argv, limit_s, on_stdout):
             selector.register(process.stderr, selectors.EVENT_READ, "err")
             open_streams = 2
             while open_streams:
-                wait = None
+                wait = None if cancelled is None else 0.2
+                if cancelled is not None and cancelled.is_set():
+                    stop(process, 5.0)
+                    cancelled = None
+                    continue
                 if deadline is not None:
-                    wait = deadline - time.monotonic()
-                    if wait <= 0:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
                         stop(process, 5.0)
                         deadline = None
                         continue
+                    wait = left if wait is None else min(wait, left)
                 for key, _ in selector.select(wait):
                     data = os.read(key.fileobj.fileno(), 1 << 16)
                     if not data:
@@ -280,35 +296,99 @@ def run_line(argv, limit_s):
     return {"outcome": outcome[0], "exit": code, "stderr": stderr, "node": node_id()}
 
 
-def stream_run(argv, limit_s):
-    """A single run, in a Ray generator task: yields the loader's stdout as
-    it comes, then how it ended."""
+def streamed(argv, limit_s):
+    """Runs the loader on a thread, yielding its stdout as it comes, then
+    ``("end", exit code, stderr tail)``. Cancelled (a Ray cancel interrupts
+    the generator's thread, not the one that runs the loader), the loader
+    stops its run before this ends."""
     pieces = collections.deque()
     done = threading.Event()
+    cancelled = threading.Event()
     result = {}
 
     def work():
         try:
-            result["code"], result["stderr"] = run_loader(argv, limit_s, pieces.append)
-        except BaseException as error:  # noqa: BLE001 - reported below
+            result["code"], result["stderr"] = run_loader(argv, limit_s, pieces.append, cancelled)
+        except BaseException as error:  # noqa: BLE001 - re-raised below
             result["error"] = error
         finally:
             done.set()
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    while True:
-        finished = done.wait(0.005)
-        while pieces:
-            chunk = pieces.popleft()
-            while pieces and len(chunk) < (1 << 20):
-                chunk += pieces.popleft()
-            yield ("out", chunk)
-        if finished and not pieces:
-            break
+    try:
+        while True:
+            finished = done.wait(0.005)
+            while pieces:
+                chunk = pieces.popleft()
+                while pieces and len(chunk) < (1 << 20):
+                    chunk += pieces.popleft()
+                yield ("out", chunk)
+            if finished and not pieces:
+                break
+    except BaseException:
+        cancelled.set()
+        done.wait(30)
+        raise
     if "error" in result:
         raise result["error"]
-    yield ("end", {"exit": result["code"], "stderr": result["stderr"], "node": node_id()})
+    yield ("end", result["code"], result["stderr"])
+
+
+def stream_run(argv, limit_s):
+    """A single run, in a Ray generator task: yields the loader's stdout as
+    it comes, then how it ended."""
+    for item in streamed(argv, limit_s):
+        if item[0] == "out":
+            yield item
+        else:
+            yield ("end", {"exit": item[1], "stderr": item[2], "node": node_id()})
+
+
+def run_chunk(argv_prefix, numbers, limit_s):
+    """Several batch lines, in a Ray generator task: the loader's own batch
+    over them (their params from the package, each at its line number),
+    yielding each line's outcome as it finishes, then how the batch ended.
+    One loader serves the lines, so each pays only its isolated run."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="loader-lines-", suffix=".jsonl")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            last = 0
+            for number in numbers:
+                with open("params/%d.json" % number, encoding="utf-8") as params:
+                    text = params.read().strip()
+                # Blank lines keep each line at its number.
+                file.write("\n" * (number - last - 1) + text + "\n")
+                last = number
+        node = node_id()
+        pending = b""
+        for item in streamed(argv_prefix + ["--params-each", path], limit_s):
+            if item[0] == "out":
+                data = pending + item[1]
+                end = data.rfind(b"\n") + 1
+                pending = data[end:]
+                for line in data[:end].splitlines():
+                    outcome = batch_outcome_of(line)
+                    if outcome is not None:
+                        outcome["node"] = node
+                        yield ("outcome", outcome)
+            else:
+                yield ("end", {"exit": item[1], "stderr": item[2], "node": node})
+    finally:
+        os.unlink(path)
+
+
+def batch_outcome_of(line):
+    """A line's outcome in the loader's batch output, or None."""
+    try:
+        outcome = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(outcome, dict) and isinstance(outcome.get("line"), int) and "status" in outcome:
+        return outcome
+    return None
 
 
 def task_options(spec):
@@ -508,9 +588,24 @@ def outcome_record(number, attempts, job_id, node, outcome, exit_code, stderr):
     return record
 
 
+#: The most lines one task runs (see ``chunk_size``).
+MAX_CHUNK = 16
+
+
+def chunk_size(total, slots):
+    """How many lines one task runs: one, unless the batch has at least four
+    tasks' worth for each slot of the cluster; then more, up to
+    ``MAX_CHUNK``, so that a line costs its isolated run and little of Ray
+    and of starting the loader."""
+    return max(1, min(MAX_CHUNK, total // max(1, 4 * slots)))
+
+
 def run_batch(spec, run_id, out):
-    """``batch``: every params line as a Ray task, at most ``parallel`` (or
-    what the cluster holds, twice over) at a time; outcomes as they come."""
+    """``batch``: the params lines as Ray tasks, at most ``parallel`` tasks
+    (or what the cluster holds, twice over) at a time, each running one line
+    or, in a large batch, a few lines one after the other through the
+    loader's own batch; outcomes as they come. A line lost with its task
+    runs again alone."""
     ray = import_ray(out)
     if ray is None:
         return 1
@@ -518,34 +613,106 @@ def run_batch(spec, run_id, out):
     connect_ray(ray)
     options = task_options(spec)
     warn_if_infeasible(ray, options, out)
-    remote = ray.remote(packaged().run_line).options(**options)
+    single = ray.remote(packaged().run_line).options(**options)
+    several = ray.remote(packaged().run_chunk).options(**options)
     limit_s = hard_timeout(spec)
-    waiting = collections.deque(spec["lines"])
+    lines = list(spec["lines"])
+    parallel = spec.get("parallel")
+    size = chunk_size(len(lines), parallel or capacity(ray, options))
+    waiting = collections.deque()
+    if size == 1:
+        waiting.extend(("line", number) for number in lines)
+    else:
+        waiting.extend(("chunk", lines[at : at + size]) for at in range(0, len(lines), size))
     attempts = collections.Counter()
     failures = collections.Counter()
     losses = collections.Counter()
     running = {}
-    parallel = spec.get("parallel")
+    failed = []
     window, window_checked = 0, 0.0
 
-    def submit(number):
-        attempts[number] += 1
-        job_id = "%s-%d-%d" % (run_id, number, attempts[number])
-        ref = remote.remote(line_argv(spec, number, job_id), limit_s)
-        running[ref] = (number, job_id)
-        out.record("started", line=number, attempt=attempts[number])
+    def submit(work):
+        kind, what = work
+        if kind == "line":
+            attempts[what] += 1
+            job_id = "%s-%d-%d" % (run_id, what, attempts[what])
+            running[single.remote(line_argv(spec, what, job_id), limit_s)] = ("line", what, job_id)
+            out.record("started", line=what, attempt=attempts[what])
+            return
+        chunk_limit = None if limit_s is None else limit_s * len(what) * (1 + spec.get("retries", 0))
+        running[several.remote(chunk_argv(spec, run_id), what, chunk_limit)] = ("chunk", what, set())
+        for number in what:
+            attempts[number] = 1
+            out.record("started", line=number, attempt=1)
 
-    failed = []
+    def report(record):
+        if record["status"] == "failed":
+            failed.append(record["line"])
+        out.record("outcome", **record)
 
     def finish(number, job_id, node, outcome, code, stderr):
         record = outcome_record(number, attempts[number], job_id, node, outcome, code, stderr)
         if record["status"] == "failed" and failures[number] < spec.get("retries", 0):
             failures[number] += 1
-            waiting.appendleft(number)
+            waiting.appendleft(("line", number))
             return
-        if record["status"] == "failed":
-            failed.append(number)
-        out.record("outcome", **record)
+        report(record)
+
+    def lose(numbers, message, lost=True):
+        """Lines whose run went away: lost with their worker or node (they
+        run again, alone, while they may), or failed."""
+        for number in numbers:
+            if lost and losses[number] < spec.get("lost_retries", 3):
+                losses[number] += 1
+                out.record("lost", line=number, attempt=attempts[number], message=message)
+                waiting.appendleft(("line", number))
+            else:
+                failure = {"kind": "error", "data": {"message": "the run was lost: " + message, "kind": "crashed"}}
+                finish(number, "%s-%d-%d" % (run_id, number, attempts[number]), None, failure, None, "")
+
+    def killed(value):
+        """Whether the loader was killed by a signal before it reported: it
+        never kills itself, so its worker or node was going away."""
+        return (value["exit"] or 0) < 0
+
+    def take(handle):
+        entry = running[handle]
+        if entry[0] == "line":
+            del running[handle]
+            _, number, job_id = entry
+            try:
+                value = ray.get(handle)
+            except Exception as error:  # noqa: BLE001 - a lost or failed task, reported
+                lose([number], describe(error), lost_to_the_cluster(ray, error))
+                return
+            if value["outcome"] is None and killed(value):
+                lose([number], "the loader was killed by signal %d" % -value["exit"])
+                return
+            finish(number, job_id, value["node"], value["outcome"], value["exit"], value["stderr"])
+            return
+        _, numbers, done = entry
+        try:
+            what, value = ray.get(next(handle))
+        except StopIteration:
+            del running[handle]
+            return
+        except Exception as error:  # noqa: BLE001 - as above
+            del running[handle]
+            lose([number for number in numbers if number not in done], describe(error), lost_to_the_cluster(ray, error))
+            return
+        if what == "outcome" and value["line"] in numbers and value["line"] not in done:
+            done.add(value["line"])
+            attempts[value["line"]] = value.get("attempts") or 1
+            report(value)
+        elif what == "end":
+            left = [number for number in numbers if number not in done]
+            done.update(left)
+            if left and killed(value):
+                lose(left, "the loader was killed by signal %d" % -value["exit"])
+                return
+            for number in left:
+                job_id = "%s-%d-%d" % (run_id, number, attempts[number])
+                finish(number, job_id, value["node"], None, value["exit"], value["stderr"])
 
     while (waiting or running) and not stop_flag.requested:
         if parallel is None and time.monotonic() - window_checked > 2.0:
@@ -556,24 +723,14 @@ def run_batch(spec, run_id, out):
         ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
         if ready:
             ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
-        for ref in ready:
-            number, job_id = running.pop(ref)
-            try:
-                value = ray.get(ref)
-            except Exception as error:  # noqa: BLE001 - a lost or failed task, reported
-                if lost_to_the_cluster(ray, error) and losses[number] < spec.get("lost_retries", 3):
-                    losses[number] += 1
-                    out.record("lost", line=number, attempt=attempts[number], message=describe(error))
-                    waiting.appendleft(number)
-                    continue
-                failure = {"kind": "error", "data": {"message": "the run was lost: " + describe(error), "kind": "crashed"}}
-                finish(number, job_id, None, failure, None, "")
-                continue
-            finish(number, job_id, value["node"], value["outcome"], value["exit"], value["stderr"])
+        for handle in ready:
+            take(handle)
     if stop_flag.requested:
-        for ref in running:
-            ray.cancel(ref, force=True)
-        out.record("stopped", running=sorted(number for number, _ in running.values()))
+        under_way = []
+        for handle, entry in running.items():
+            ray.cancel(handle, force=True)
+            under_way.extend([entry[1]] if entry[0] == "line" else [n for n in entry[1] if n not in entry[2]])
+        out.record("stopped", running=sorted(under_way))
         return 1
     out.record("end", failed=len(failed))
     # The job fails when a line did, as the loader's own exit says.

@@ -282,7 +282,12 @@ assert driver.outcome_of(b'{"kind":"result","data":{}}') == {"kind": "result", "
 assert driver.outcome_of(b'{"kind":"progress"}') is None
 assert driver.outcome_of(b'not json "kind":"error"') is None
 assert driver.line_argv({"loader": ["./loader", "run"]}, 7, "b-7-1") == [
-    "./loader", "run", "--params", "@params/7.json", "--job-id", "b-7-1"]
+    "./loader", "run", "--params", "@params/7.json", "--job-id", "b-7-1", "--events", "jsonl"]
+assert driver.chunk_argv({"loader": ["./loader", "run"], "retries": 2}, "b") == [
+    "./loader", "run", "--parallel", "1", "--retries", "2", "--job-id", "b"]
+assert [driver.chunk_size(n, 2) for n in (1, 7, 8, 20, 1000)] == [1, 1, 1, 2, 16]
+assert driver.batch_outcome_of(b'{"line":3,"status":"succeeded","attempts":1}')["line"] == 3
+assert driver.batch_outcome_of(b'{"kind":"result"}') is None
 
 class Sent:
     def __init__(self):

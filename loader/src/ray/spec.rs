@@ -55,7 +55,8 @@ impl LoaderCommand {
     /// The words: the packaged loader runs the action isolated as usual
     /// (unless `--in-process`), reads its environment from the package,
     /// takes nothing from the process environment (`--env-prefix ''`) and
-    /// writes only JSON lines.
+    /// writes only JSON lines: the driver adds `--events jsonl` to a single
+    /// run, or `--params-each FILE` to several lines of a batch.
     pub fn argv(&self) -> Vec<String> {
         let (global, grants) = split_global(&self.sandbox);
         let mut words: Vec<String> = vec!["./loader".into()];
@@ -70,8 +71,6 @@ impl LoaderCommand {
             package::ENV_FILE.into(),
             "--env-prefix".into(),
             String::new(),
-            "--events".into(),
-            "jsonl".into(),
             "--quiet".into(),
             "--grace".into(),
             self.grace_seconds.to_string(),
@@ -200,7 +199,7 @@ mod tests {
         );
         let line = argv.join(" ");
         for part in [
-            "--env-file plugin.env --env-prefix  --events jsonl --quiet",
+            "--env-file plugin.env --env-prefix  --quiet",
             "--grace 2 --max-event-bytes 4096 --max-params-bytes 1048576",
             "--timeout 1.5 --in-process --ray-agent http://127.0.0.1:8265",
             r#"--checkpoint {"category":"base","path":"/m"}"#,
