@@ -592,12 +592,13 @@ def outcome_record(number, attempts, job_id, node, outcome, exit_code, stderr):
 MAX_CHUNK = 16
 
 
-def chunk_size(total, slots):
-    """How many lines one task runs: one, unless the batch has at least four
-    tasks' worth for each slot of the cluster; then more, up to
-    ``MAX_CHUNK``, so that a line costs its isolated run and little of Ray
-    and of starting the loader."""
-    return max(1, min(MAX_CHUNK, total // max(1, 4 * slots)))
+def chunk_size(left, slots):
+    """How many of the ``left`` lines the next task runs: one, unless at
+    least four tasks' worth are left for each slot of the cluster; then
+    more, up to ``MAX_CHUNK``, so that a line costs its isolated run and
+    little of Ray and of starting the loader. Tasks shrink as the batch
+    nears its end, so that the last ones end together."""
+    return max(1, min(MAX_CHUNK, left // max(1, 4 * slots)))
 
 
 def run_batch(spec, run_id, out):
@@ -616,20 +617,25 @@ def run_batch(spec, run_id, out):
     single = ray.remote(packaged().run_line).options(**options)
     several = ray.remote(packaged().run_chunk).options(**options)
     limit_s = hard_timeout(spec)
-    lines = list(spec["lines"])
     parallel = spec.get("parallel")
-    size = chunk_size(len(lines), parallel or capacity(ray, options))
+    slots = parallel or capacity(ray, options)
+    # Lines not started yet; lines to run again (alone) go first.
+    fresh = collections.deque(spec["lines"])
     waiting = collections.deque()
-    if size == 1:
-        waiting.extend(("line", number) for number in lines)
-    else:
-        waiting.extend(("chunk", lines[at : at + size]) for at in range(0, len(lines), size))
     attempts = collections.Counter()
     failures = collections.Counter()
     losses = collections.Counter()
     running = {}
     failed = []
     window, window_checked = 0, 0.0
+
+    def next_work():
+        if waiting:
+            return waiting.popleft()
+        size = chunk_size(len(fresh), slots)
+        if size == 1:
+            return ("line", fresh.popleft())
+        return ("chunk", [fresh.popleft() for _ in range(min(size, len(fresh)))])
 
     def submit(work):
         kind, what = work
@@ -714,12 +720,13 @@ def run_batch(spec, run_id, out):
                 job_id = "%s-%d-%d" % (run_id, number, attempts[number])
                 finish(number, job_id, value["node"], None, value["exit"], value["stderr"])
 
-    while (waiting or running) and not stop_flag.requested:
+    while (waiting or fresh or running) and not stop_flag.requested:
         if parallel is None and time.monotonic() - window_checked > 2.0:
-            window, window_checked = 2 * capacity(ray, options), time.monotonic()
+            slots = capacity(ray, options)
+            window, window_checked = 2 * slots, time.monotonic()
         limit = parallel or window
-        while waiting and len(running) < limit:
-            submit(waiting.popleft())
+        while (waiting or fresh) and len(running) < limit:
+            submit(next_work())
         ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
         if ready:
             ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
