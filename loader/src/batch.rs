@@ -1,7 +1,8 @@
 //! Batches: one run per line of a params JSONL file, at most N at a time,
 //! each failed run retried up to K times, every outcome reported as it
-//! comes. Where a run happens is the [`LineRunner`]'s business: a local
-//! isolated child, or a job on a Ray cluster.
+//! comes. Here each line is a local isolated child (a [`LineRunner`]); on a
+//! Ray cluster the whole batch is one job (`ray::batch`), with the same
+//! lines in and outcomes out.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -138,6 +139,8 @@ pub struct LineOutcome {
     /// When the first attempt started and how long all attempts took;
     /// `None` for a line that was not run.
     pub timing: Option<(SystemTime, Duration)>,
+    /// The Ray node the last attempt ran on (batches on Ray only).
+    pub node: Option<String>,
 }
 
 impl LineOutcome {
@@ -145,7 +148,8 @@ impl LineOutcome {
     /// attempts, result, error, started_at, elapsed}` (`status` is
     /// `succeeded`, `failed` or `skipped`; `started_at` is when the first
     /// attempt started, RFC 3339, and `elapsed` the seconds from then to the
-    /// outcome, retries included; both `null` for a skipped line).
+    /// outcome, retries included; both `null` for a skipped line), and
+    /// `node` for a line that ran on a Ray cluster.
     pub fn to_json(&self) -> Value {
         let status = match &self.result {
             Ok(_) => "succeeded",
@@ -166,7 +170,7 @@ impl LineOutcome {
             ),
             None => (Value::Null, Value::Null),
         };
-        json!({
+        let mut record = json!({
             "line": self.line,
             "submission_id": self.id,
             "status": status,
@@ -175,7 +179,11 @@ impl LineOutcome {
             "error": error,
             "started_at": started_at,
             "elapsed": elapsed,
-        })
+        });
+        if let Some(node) = &self.node {
+            record["node"] = json!(node);
+        }
+        record
     }
 }
 
@@ -249,7 +257,8 @@ pub fn run_batch(
     progress
 }
 
-fn skipped(line: &BatchLine) -> LineOutcome {
+/// The outcome of a line not started because the batch was stopped.
+pub fn skipped(line: &BatchLine) -> LineOutcome {
     LineOutcome {
         line: line.number,
         id: String::new(),
@@ -259,6 +268,7 @@ fn skipped(line: &BatchLine) -> LineOutcome {
             "not run: the batch was interrupted",
         )),
         timing: None,
+        node: None,
     }
 }
 
@@ -275,6 +285,7 @@ fn run_with_retries(runner: &dyn LineRunner, line: &BatchLine, retries: u32, sto
                 attempts: attempt,
                 result,
                 timing: Some((started, clock.elapsed())),
+                node: None,
             };
         }
         tracing::info!("line {} failed on attempt {attempt}; retrying", line.number);

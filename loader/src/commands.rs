@@ -573,6 +573,16 @@ pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dy
 }
 
 fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: SandboxMode) -> Result<ExitCode, CliError> {
+    if let Some(parent) = args.elsewhere.exit_with_parent {
+        let alive = loader::exit_guard::exit_with_parent(parent)
+            .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("--exit-with-parent: {e}")))?;
+        if !alive {
+            return Err(CliError::new(
+                ExitCode::ActionFailed,
+                format!("--exit-with-parent: the process {parent} that started the loader has already exited"),
+            ));
+        }
+    }
     let params = read_params(&args.params, args.max_params_bytes)?;
     let mut settings = settings(&args)?;
     let connection =

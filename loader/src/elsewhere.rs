@@ -1,30 +1,35 @@
-//! `loader run` beyond one local run: `--on ray` (a job on a Ray cluster,
-//! followed or `--detach`ed), `--params-each` batches (local isolated
-//! children, or Ray jobs), and the `loader jobs` commands that manage jobs
-//! on a cluster. The work is done by `loader::ray` and `loader::batch`;
+//! `loader run` beyond one local run: `--on ray` (a job on a Ray cluster
+//! running the action in its entrypoint or as a Ray task, followed or
+//! `--detach`ed), `--params-each` batches (local isolated children, or one
+//! Ray job whose lines are tasks), and the `loader jobs` commands that
+//! manage jobs on a cluster. The work is done by `loader::ray` and `loader::batch`;
 //! this module turns flags into calls and outcomes into output and exit
 //! codes, the same way `commands` does for a local run.
 
-use loader::sandbox::SandboxMode;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
-use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, LineRunner, StopFlag};
+use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, StopFlag};
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
 use loader::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
 use loader::ray::follow::POLL_INTERVAL;
+use loader::ray::job::DEFAULT_PYTHON;
 use loader::ray::log::{JobLog, LogLines};
-use loader::ray::submit::{check_method, Upload};
-use loader::ray::{follow_job, job_resources, JobsApi, PackageSpec, RayLines, ResourcesError, StopWhen, Submitter};
+use loader::ray::submit::{mode_of, Upload};
+use loader::ray::{
+    follow_job, job_resources, BatchReport, JobsApi, ListenAt, Listener, LoaderCommand, PackageSpec, RayMode,
+    ResourcesError, RunSpec, StopWhen, Submitter,
+};
 use loader::runner::Deadline;
+use loader::sandbox::SandboxMode;
 use plugin_api::{ActionManifest, ActionResources};
 use serde_json::Value;
 
@@ -59,6 +64,25 @@ pub struct ElsewhereArgs {
     #[arg(long)]
     pub detach: bool,
 
+    /// With --on ray: how a single run runs there: `job` (the loader in the
+    /// job's entrypoint, which holds the action's resources) or `task` (a
+    /// Ray task holding them) [default: the action's run method]. A batch's
+    /// lines are always tasks.
+    #[arg(long, value_enum, value_name = "job|task")]
+    pub method: Option<MethodArg>,
+
+    /// With --on ray: where this machine listens for what the run sends
+    /// straight back (events, batch outcomes): `auto` (the address it
+    /// reaches the Jobs API from), an IP[:PORT], or `off` to read
+    /// everything from the job's log (a second or two later).
+    #[arg(long, value_name = "auto|off|ADDR", default_value = "auto")]
+    pub ray_listen: ListenAt,
+
+    /// With --on ray: the command that runs Ray's Python on the cluster,
+    /// for the job's driver.
+    #[arg(long, value_name = "COMMAND", env = "LOADER_RAY_PYTHON", default_value = DEFAULT_PYTHON)]
+    pub ray_python: String,
+
     /// With --on ray: CPUs the job's entrypoint reserves.
     #[arg(long, value_name = "N")]
     pub num_cpus: Option<f64>,
@@ -77,13 +101,15 @@ pub struct ElsewhereArgs {
     pub resources: Option<String>,
 
     /// Run once per line of this JSONL file (one params object a line):
-    /// locally in isolated children, or with --on ray as one job a line.
+    /// locally in isolated children, or with --on ray as one job whose
+    /// lines are Ray tasks.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["params", "detach", "events", "dry_run"])]
     pub params_each: Option<PathBuf>,
 
-    /// With --params-each: runs at a time.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub parallel: u16,
+    /// With --params-each: runs at a time [default: 1 locally; on Ray, as
+    /// many as the cluster's resources hold].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
 
     /// With --params-each: further attempts of a failed run.
     #[arg(long, value_name = "K", default_value_t = 0)]
@@ -99,6 +125,18 @@ pub struct ElsewhereArgs {
     /// that no SYNAPSE_AGENT_TOKEN of the job's environment goes to Ray.
     #[arg(long, value_name = "URL", hide = true)]
     pub ray_agent: Option<String>,
+
+    /// Internal (set by the driver of a run on Ray): stop the run, as on
+    /// Ctrl-C, when the process PID (the loader's parent) dies.
+    #[arg(long, value_name = "PID", hide = true)]
+    pub exit_with_parent: Option<u32>,
+}
+
+/// `--method`: how a single run runs on Ray.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Job,
+    Task,
 }
 
 impl ElsewhereArgs {
@@ -279,6 +317,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'stat
 }
 
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     plugin: &CatalogPlugin,
     action: &ActionManifest,
@@ -290,18 +329,85 @@ pub fn run(
     sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     let on_ray = args.elsewhere.on == Target::Ray;
-    if on_ray {
-        match check_method(&action.name, action.method) {
-            Ok(Some(note)) if !args.quiet => eprintln!("note: {note}"),
-            Ok(_) => {}
-            Err(refused) => return Err(CliError::usage(refused.to_string())),
+    if !on_ray {
+        for (set, flag) in [
+            (args.elsewhere.detach, "--detach"),
+            (args.elsewhere.method.is_some(), "--method"),
+        ] {
+            if set {
+                return Err(CliError::usage(format!("{flag} needs --on ray")));
+            }
         }
-    } else if args.elsewhere.detach {
-        return Err(CliError::usage("--detach needs --on ray"));
     }
+    let mode = match args.elsewhere.method {
+        Some(MethodArg::Job) => RayMode::Job,
+        Some(MethodArg::Task) => RayMode::Task,
+        None if on_ray => mode_of(&action.name, action.method).map_err(|e| CliError::usage(e.to_string()))?,
+        None => RayMode::Job,
+    };
     match &args.elsewhere.params_each {
         Some(file) => run_batch(plugin, action, args, file, settings, deadline, sandbox),
-        None => run_on_ray(plugin, action, args, params, settings, deadline, verbose),
+        None => run_on_ray(plugin, action, args, params, settings, deadline, verbose, mode, sandbox),
+    }
+}
+
+/// The sandbox of the runs on the cluster: `--sandbox` as here, and the
+/// grants this machine resolves (checked here first, so that a plugin
+/// whose permissions were not granted fails before anything is uploaded;
+/// the cluster's loader has no grant book), as flags of its loader; and
+/// the names of the variables of this machine's environment granted to
+/// the plugin (their values go into the package).
+fn sandbox_on_cluster(
+    args: &RunArgs,
+    plugin: &CatalogPlugin,
+    action: &ActionManifest,
+    sandbox: SandboxMode,
+) -> Result<(Vec<String>, Vec<String>), CliError> {
+    let mut flags = vec!["--sandbox".to_owned(), sandbox.name().to_owned()];
+    let mut env = Vec::new();
+    if !args.in_process {
+        let (grants, granted_env) = crate::sandbox_cli::forwarded_grants(args, sandbox, &plugin.manifest, action)?;
+        flags.extend(grants);
+        env = granted_env;
+    }
+    if let Some(memory) = args.elsewhere.memory {
+        flags.extend(["--memory".to_owned(), memory.to_string()]);
+    }
+    Ok((flags, env))
+}
+
+/// The loader command every run on the cluster starts with.
+fn loader_command(
+    args: &RunArgs,
+    plugin: &CatalogPlugin,
+    settings: &RunSettings,
+    deadline: Option<Deadline>,
+    api: &JobsApi,
+    sandbox: Vec<String>,
+) -> LoaderCommand {
+    LoaderCommand {
+        plugin: plugin.manifest.code.clone(),
+        action: args.action.clone(),
+        deadline,
+        in_process: args.in_process,
+        agent_address: Some(api.address().to_owned()),
+        max_event_bytes: args.max_event_bytes,
+        max_params_bytes: args.max_params_bytes,
+        grace_seconds: args.grace,
+        checkpoint: settings.checkpoint.clone(),
+        sandbox,
+    }
+}
+
+/// The listener for what the run sends straight back, unless `--ray-listen
+/// off` (or it cannot be set up: the log serves then, as `-v` says).
+fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
+    match Listener::bind(&args.elsewhere.ray_listen, api.address()) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::info!("ray: {e}; the run is read from the job log only");
+            None
+        }
     }
 }
 
@@ -309,6 +415,7 @@ fn package_spec(
     plugin: &CatalogPlugin,
     settings: &RunSettings,
     params: BTreeMap<usize, String>,
+    run_spec: &RunSpec,
 ) -> Result<PackageSpec, CliError> {
     let loader = std::env::current_exe().map_err(|e| {
         CliError::new(
@@ -321,22 +428,24 @@ fn package_spec(
         library: plugin.path.clone(),
         params,
         env: settings.env.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        run_spec: run_spec.to_json(),
     })
 }
 
-/// Decides what the jobs reserve, builds and uploads the package, and
-/// says what it did unless quiet.
+/// Builds and uploads the package of `run_spec` (the run's params
+/// numbered as `params` says), and says what it did unless quiet.
 fn prepare(
     plugin: &CatalogPlugin,
-    action: &ActionManifest,
     args: &RunArgs,
-    spec: &PackageSpec,
-    deadline: Option<Deadline>,
+    settings: &RunSettings,
+    params: BTreeMap<usize, String>,
+    run_spec: &RunSpec,
+    resources: ActionResources,
 ) -> Result<Submitter, CliError> {
-    let resources = args.elsewhere.resources(plugin, action)?;
+    let spec = package_spec(plugin, settings, params, run_spec)?;
     let api = args.elsewhere.api();
     let (mut submitter, upload) =
-        Submitter::prepare(api, spec, &plugin.manifest.code, &args.action).map_err(ray_error)?;
+        Submitter::prepare(api, &spec, &plugin.manifest.code, &args.action, run_spec.mode).map_err(ray_error)?;
     if !args.quiet {
         let size = submitter.package.zip.len() as f64 / 1e6;
         match upload {
@@ -344,12 +453,12 @@ fn prepare(
             Upload::Reused => eprintln!("ray: package {} is already on the cluster", submitter.package.name),
         }
     }
-    submitter.deadline = deadline;
-    submitter.in_process = args.in_process;
     submitter.resources = resources;
+    submitter.python = args.elsewhere.ray_python.clone();
     Ok(submitter)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_on_ray(
     plugin: &CatalogPlugin,
     action: &ActionManifest,
@@ -358,20 +467,50 @@ fn run_on_ray(
     settings: RunSettings,
     deadline: Option<Deadline>,
     verbose: bool,
+    mode: RayMode,
+    sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
-    let spec = package_spec(plugin, &settings, BTreeMap::from([(1, params.to_owned())]))?;
-    let submitter = prepare(plugin, action, args, &spec, deadline)?;
+    let resources = args.elsewhere.resources(plugin, action)?;
+    let api = args.elsewhere.api();
+    let (sandbox_flags, granted_env) = sandbox_on_cluster(args, plugin, action, sandbox)?;
+    let settings = RunSettings {
+        env: crate::commands::with_granted_env(&settings.env, &granted_env),
+        ..settings
+    };
+    let command = loader_command(args, plugin, &settings, deadline, &api, sandbox_flags);
+    let mut run_spec = RunSpec::new(mode, &command, vec![1]);
+    run_spec.resources = resources.clone();
+    let submitter = prepare(
+        plugin,
+        args,
+        &settings,
+        BTreeMap::from([(1, params.to_owned())]),
+        &run_spec,
+        resources,
+    )?;
     let id = args
         .job_id
         .clone()
         .unwrap_or_else(|| loader::ray::job::new_submission_id(&plugin.manifest.code));
-    let id = submitter.submit(&id, 1).map_err(ray_error)?;
+    let listener = if args.elsewhere.detach {
+        None
+    } else {
+        listener(args, &submitter.api)
+    };
+    let id = submitter.submit(&id, listener.as_ref()).map_err(ray_error)?;
     if args.elsewhere.detach {
         println!("{id}");
         return Ok(ExitCode::Success);
     }
     if !args.quiet {
-        eprintln!("ray: submitted job {id} to {}", submitter.api.address());
+        let how = match mode {
+            RayMode::Task => "as a Ray task",
+            _ => "in its entrypoint",
+        };
+        eprintln!(
+            "ray: submitted job {id} to {}, running the action {how}",
+            submitter.api.address()
+        );
     }
     let RunSinks {
         sink,
@@ -386,7 +525,7 @@ fn run_on_ray(
         plugin: plugin.manifest.code.clone(),
         action: args.action.clone(),
     };
-    let outcome = follow_job(&submitter.api, &id, &run, &*sink, &stop);
+    let outcome = follow_job(&submitter.api, &id, listener, &run, &*sink, &stop);
     let events_failure = events_output.and_then(|output| output.failure());
     match outcome {
         Ok(result) => {
@@ -484,64 +623,82 @@ fn run_batch(
         .unwrap_or_else(|| loader::ray::job::new_submission_id(&plugin.manifest.code));
     let stop = Arc::new(StopFlag::default());
     let interrupts = interrupt_on_ctrl_c(&settings, stop.clone(), "the batch");
-    let runner: Box<dyn LineRunner + '_> = match args.elsewhere.on {
-        Target::Ray => {
-            let params = lines.iter().map(|l| (l.number, l.params.clone())).collect();
-            let spec = package_spec(plugin, &settings, params)?;
-            Box::new(RayLines {
-                submitter: prepare(plugin, action, args, &spec, deadline)?,
-                interrupts,
-                batch_id: batch_id.clone(),
-            })
-        }
-        Target::Local => Box::new(IsolatedLines {
-            sandbox: crate::sandbox_cli::run_sandbox(args, sandbox, &plugin.manifest, action)?,
-            child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
-                CliError::new(
-                    ExitCode::ActionFailed,
-                    format!("cannot find the loader executable to isolate the runs: {e}"),
-                )
-            })?,
-            library: plugin.path.clone(),
-            plugin: plugin.manifest.code.clone(),
-            action: args.action.clone(),
-            settings: RunSettings {
-                env: crate::commands::with_granted_env(&settings.env, &args.permissions.allow_env),
-                ..settings
+    let mut report = BatchOutput {
+        writer: outcome_writer(args.elsewhere.results.as_ref())?,
+        write_failed: None,
+        display: BatchDisplay {
+            sink: (!args.quiet).then(|| TerminalSink::stderr(false)),
+            tracker: ProgressTracker::new(Duration::ZERO),
+            run: RunInfo {
+                job_id: Some(batch_id.clone()),
+                plugin: plugin.manifest.code.clone(),
+                action: args.action.clone(),
             },
-            deadline,
-            options: isolation_options(args)?,
-            interrupts,
-            batch_id: batch_id.clone(),
-        }),
-    };
-    let writer = Mutex::new(outcome_writer(args.elsewhere.results.as_ref())?);
-    let display = BatchDisplay {
-        sink: (!args.quiet).then(|| TerminalSink::stderr(false)),
-        tracker: ProgressTracker::new(Duration::ZERO),
-        run: RunInfo {
-            job_id: Some(batch_id),
-            plugin: plugin.manifest.code.clone(),
-            action: args.action.clone(),
         },
     };
-    if let Some(sink) = &display.sink {
-        sink.start(&display.run);
+    if let Some(sink) = &report.display.sink {
+        sink.start(&report.display.run);
     }
-    let options = BatchOptions {
-        parallel: usize::from(args.elsewhere.parallel),
-        retries: args.elsewhere.retries,
-    };
-    let mut write_failed = None;
-    let end = batch::run_batch(lines, &*runner, options, &stop, |outcome, progress| {
-        let mut out = writer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = writeln!(out, "{}", outcome.to_json()).and_then(|_| out.flush()) {
-            write_failed.get_or_insert_with(|| e.to_string());
+    let end = match args.elsewhere.on {
+        Target::Ray => {
+            let resources = args.elsewhere.resources(plugin, action)?;
+            let api = args.elsewhere.api();
+            let numbers = lines.iter().map(|l| l.number).collect();
+            let (sandbox_flags, granted_env) = sandbox_on_cluster(args, plugin, action, sandbox)?;
+            let settings = RunSettings {
+                env: crate::commands::with_granted_env(&settings.env, &granted_env),
+                ..settings
+            };
+            let command = loader_command(args, plugin, &settings, deadline, &api, sandbox_flags);
+            let mut run_spec = RunSpec::new(RayMode::Batch, &command, numbers);
+            run_spec.resources = resources.clone();
+            run_spec.retries = args.elsewhere.retries;
+            run_spec.parallel = args.elsewhere.parallel.map(usize::from);
+            let params = lines.iter().map(|l| (l.number, l.params.clone())).collect();
+            let submitter = prepare(plugin, args, &settings, params, &run_spec, resources)?;
+            let listener = listener(args, &submitter.api);
+            if !args.quiet {
+                eprintln!(
+                    "ray: submitting batch {batch_id} to {}: {} lines, each a Ray task",
+                    submitter.api.address(),
+                    lines.len()
+                );
+            }
+            loader::ray::run_batch(&submitter, &batch_id, listener, &lines, &interrupts, &mut report)
+                .map_err(ray_error)?
         }
-        display.show(outcome, progress);
-    });
-    display.finish(end);
-    if let Some(e) = write_failed {
+        Target::Local => {
+            let runner = IsolatedLines {
+                sandbox: crate::sandbox_cli::run_sandbox(args, sandbox, &plugin.manifest, action)?,
+                child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
+                    CliError::new(
+                        ExitCode::ActionFailed,
+                        format!("cannot find the loader executable to isolate the runs: {e}"),
+                    )
+                })?,
+                library: plugin.path.clone(),
+                plugin: plugin.manifest.code.clone(),
+                action: args.action.clone(),
+                settings: RunSettings {
+                    env: crate::commands::with_granted_env(&settings.env, &args.permissions.allow_env),
+                    ..settings
+                },
+                deadline,
+                options: isolation_options(args)?,
+                interrupts,
+                batch_id: batch_id.clone(),
+            };
+            let options = BatchOptions {
+                parallel: usize::from(args.elsewhere.parallel.unwrap_or(1)),
+                retries: args.elsewhere.retries,
+            };
+            batch::run_batch(lines, &runner, options, &stop, |outcome, progress| {
+                report.outcome(outcome, progress)
+            })
+        }
+    };
+    report.display.finish(end);
+    if let Some(e) = report.write_failed {
         return Err(CliError::new(
             ExitCode::ActionFailed,
             format!("cannot write the batch outcomes: {e}"),
@@ -552,4 +709,27 @@ fn run_batch(
     } else {
         ExitCode::ActionFailed
     })
+}
+
+/// Where a batch's outcomes go: one JSON line each to stdout or
+/// `--results`, and the progress bar and messages on the terminal.
+struct BatchOutput {
+    writer: Box<dyn Write + Send>,
+    write_failed: Option<String>,
+    display: BatchDisplay,
+}
+
+impl BatchReport for BatchOutput {
+    fn outcome(&mut self, outcome: &LineOutcome, progress: BatchProgress) {
+        if let Err(e) = writeln!(self.writer, "{}", outcome.to_json()).and_then(|_| self.writer.flush()) {
+            self.write_failed.get_or_insert_with(|| e.to_string());
+        }
+        self.display.show(outcome, progress);
+    }
+
+    fn notice(&mut self, level: Level, text: &str) {
+        if let Some(sink) = &self.display.sink {
+            sink.emit(&self.display.run, &Event::message(level, text.to_owned()));
+        }
+    }
 }

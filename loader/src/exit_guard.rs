@@ -109,3 +109,12 @@ extern "C" fn report_exit() {
     running.sink.finish(&running.run);
     sys::exit_immediately(1);
 }
+
+/// Ties the loader's life to its parent's, which must be `parent` (a run
+/// on Ray: the worker that started it): when the parent dies, the loader
+/// gets SIGTERM and stops its run as on Ctrl-C, so no run outlives a lost
+/// worker. False when `parent` is already gone. (Linux; elsewhere nothing
+/// is tied.)
+pub fn exit_with_parent(parent: u32) -> std::io::Result<bool> {
+    crate::sys::exit_with_parent(parent)
+}

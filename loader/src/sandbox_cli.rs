@@ -81,6 +81,61 @@ pub fn run_sandbox(
     })
 }
 
+/// The grants of a run on a Ray cluster, as flags of the loader there:
+/// checked here first as [`run_sandbox`] checks them (an error naming what
+/// was not granted), then every `--allow-*` flag and every entry of the
+/// plugin's recorded grant (the cluster's loader has no grant book), and
+/// the names of the environment variables granted.
+pub fn forwarded_grants(
+    args: &RunArgs,
+    mode: SandboxMode,
+    manifest: &PluginManifest,
+    action: &ActionManifest,
+) -> Result<(Vec<String>, Vec<String>), CliError> {
+    let resolved = run_sandbox(args, mode, manifest, action)?;
+    let flags = run_grants(&args.permissions)?;
+    let book = grant_book(args.backend.state_dir.as_deref())?;
+    let recorded = book
+        .recorded(&manifest.code)
+        .map(|r| r.permissions.clone())
+        .unwrap_or_default();
+    let mut words: Vec<String> = Vec::new();
+    let add = |words: &mut Vec<String>, flag: &str, value: String| {
+        words.push(flag.to_owned());
+        words.push(value);
+    };
+    for path in &flags.read {
+        add(&mut words, "--allow-read", path.display().to_string());
+    }
+    for path in &flags.write {
+        add(&mut words, "--allow-write", path.display().to_string());
+    }
+    for entry in recorded.read {
+        add(&mut words, "--allow-read", entry);
+    }
+    for entry in recorded.write {
+        add(&mut words, "--allow-write", entry);
+    }
+    for name in flags.env.iter().chain(&recorded.env) {
+        add(&mut words, "--allow-env", name.clone());
+    }
+    for program in flags.run.iter().chain(&recorded.run) {
+        add(&mut words, "--allow-run", program.clone());
+    }
+    let mut net: Vec<String> = flags.net.clone().unwrap_or_default();
+    net.extend(recorded.net.iter().cloned());
+    let all_net = flags.net.as_ref().is_some_and(Vec::is_empty) || net.iter().any(|e| e == "*");
+    if all_net {
+        words.push("--allow-net".to_owned());
+    } else if !net.is_empty() {
+        words.push(format!("--allow-net={}", net.join(",")));
+    }
+    if let Some(processes) = resolved.grants.max_processes {
+        add(&mut words, "--max-processes", processes.to_string());
+    }
+    Ok((words, resolved.grants.env))
+}
+
 /// With `--sandbox=require`: refuses at once when this system lacks a part
 /// of the sandbox.
 pub fn require_complete(net_all: bool) -> Result<(), CliError> {

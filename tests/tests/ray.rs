@@ -1,58 +1,17 @@
-//! `loader run --on ray`, batches on Ray and `loader jobs`, end to end
-//! against a real Ray cluster. Start one with `tests/ray/run-in-netns.sh`
-//! (a head node on loopback, in a network namespace with only loopback,
-//! which then runs these tests). Without `RAY_ADDRESS` they skip, saying
-//! how to enable them, so `cargo test --workspace` passes without Ray;
-//! with `LOADER_RAY_TESTS=require` (which that script sets) a missing
-//! cluster fails them instead.
+//! `loader run --on ray` (as a job's entrypoint and as a Ray task), batches
+//! on Ray (one job, a task a line) and `loader jobs`, end to end against a
+//! real Ray head node (see `common::ray` for how to start one; without it
+//! they skip). `ray_nodes.rs` adds worker nodes.
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::ray::*;
 use common::*;
-use serde_json::Value;
-
-const HOW_TO_ENABLE: &str =
-    "Ray tests skipped: no RAY_ADDRESS; run them with tests/ray/run-in-netns.sh (needs root and tests/ray/setup.sh's Ray venv)";
-
-/// The variable that makes a missing cluster a failure rather than a skip.
-const REQUIRE_VAR: &str = "LOADER_RAY_TESTS";
-
-/// The cluster's Jobs API address, or `None` (after one line saying how
-/// to enable the tests) when there is none and the tests are not required.
-fn cluster() -> Option<String> {
-    let address = ["RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
-    let Some(address) = address else {
-        if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "require") {
-            panic!("{REQUIRE_VAR}=require but no RAY_ADDRESS: the Ray tests need a cluster (tests/ray/run-in-netns.sh starts one)");
-        }
-        static SAID: OnceLock<()> = OnceLock::new();
-        // Written past the test harness's output capture, so that it shows.
-        SAID.get_or_init(|| {
-            let _ = writeln!(std::io::stderr(), "{HOW_TO_ENABLE}");
-        });
-        return None;
-    };
-    static CHECKED: OnceLock<()> = OnceLock::new();
-    CHECKED.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let output = loader(dir.path(), &["jobs", "--ray-address", &address, "list"], &[]);
-        assert_eq!(
-            exit_code(&output),
-            0,
-            "RAY_ADDRESS={address} does not answer: {}",
-            stderr(&output)
-        );
-    });
-    Some(address)
-}
+use serde_json::{json, Value};
 
 /// A plugin folder with the sample trainer, the probe and the batch probe.
 fn plugins() -> tempfile::TempDir {
@@ -61,29 +20,6 @@ fn plugins() -> tempfile::TempDir {
         fixture_library("probe", "probe-plugin"),
         fixture_library("probe", "batch-plugin"),
     ])
-}
-
-/// `loader --plugins DIR run PLUGIN ACTION ARGS... --on ray --ray-address A`.
-fn run_on_ray(dir: &Path, address: &str, plugin: &str, action: &str, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["run", plugin, action];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--on", "ray", "--ray-address", address]);
-    loader(dir, &all, &[])
-}
-
-/// A job id nobody used before on this cluster.
-fn unique_id(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("test-{what}-{}-{nanos}", std::process::id())
-}
-
-fn job_status(dir: &Path, address: &str, id: &str) -> String {
-    let output = loader(dir, &["jobs", "--ray-address", address, "status", id], &[]);
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-    stdout(&output).lines().next().unwrap_or_default().to_owned()
 }
 
 #[test]
@@ -132,45 +68,93 @@ fn ray_cluster_sample_action_relays_progress_and_its_result_like_a_local_run() {
     let local_result = &local_events.last().unwrap()["data"];
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&last["data"]), keys(local_result));
-    assert_eq!(job_status(dir.path(), &address, &job_id), "SUCCEEDED");
+    assert_eq!(final_status(dir.path(), &address, &job_id), "SUCCEEDED");
+}
+
+/// `--method task`: the run is a Ray task of the job's driver, its events
+/// relayed as they come, straight from the driver, each once and in order.
+#[test]
+fn ray_cluster_method_task_runs_the_action_as_a_ray_task_and_relays_it_like_a_local_run() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let id = unique_id("task");
+    let params = r#"{"epochs": 3, "samples": 200}"#;
+    let args = [
+        "--params", params, "--events", "jsonl", "--method", "task", "--job-id", &id, "-vv",
+    ];
+    let output = run_on_ray(dir.path(), &address, "tabular-trainer", "train", &args);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(said.contains("running the action as a Ray task"), "{said}");
+    assert!(
+        said.contains("the run's events came straight from its driver"),
+        "{said}"
+    );
+    let events = jsonl(&stdout(&output));
+    assert_envelope(&events, "tabular-trainer", "train");
+    let epochs: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "metrics" && e["step"] == "train")
+        .map(|e| e["data"]["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2, 3], "each epoch's metrics once, in order: {events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["kind"], "result", "{last}");
+    assert_eq!(last["data"]["epochs"], 3);
+    let tasks = tasks_of(&address, &id, "stream_run");
+    assert_eq!(tasks.len(), 1, "one Ray task ran it: {tasks:?}");
+    assert_eq!(
+        tasks[0]["required_resources"]["CPU"], 1.0,
+        "the trainer declares 1 CPU, the task holds it: {}",
+        tasks[0]
+    );
+    assert_eq!(final_status(dir.path(), &address, &id), "SUCCEEDED");
 }
 
 /// A job that reports as it goes for ten seconds, with events of 400 kB (a
-/// 40 MB log): the loader follows its log stream, each byte of the log read
-/// once (polling fetched the whole log again every turn), relays every
-/// event once, in order, then the result, and never fetches the whole log.
+/// 40 MB log), followed with the direct line from its driver (`auto`) and
+/// from its log alone (`off`): every event once, in order, then the
+/// result. Read from the log, it is its stream, each byte of the log read
+/// once (polling fetched the whole log again every turn), and the whole
+/// log is never fetched.
 #[test]
-fn ray_cluster_a_chatty_job_is_followed_through_its_log_stream_with_every_event_once_in_order() {
+fn ray_cluster_a_chatty_job_is_followed_with_every_event_once_in_order_straight_or_from_its_log() {
     let Some(address) = cluster() else { return };
     let dir = plugin_dir(&[fixture_library("flood", "flood-plugin")]);
     let (count, bytes) = (100, 400_000);
     let params = format!(r#"{{"count": {count}, "bytes": {bytes}, "pause_ms": 100}}"#);
-    let output = run_on_ray(
-        dir.path(),
-        &address,
-        "flood",
-        "big_payloads",
-        &["--params", &params, "--events", "jsonl", "-vv"],
-    );
-    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-    // The loader's diagnostics, without the payloads.
-    let all_said = stderr(&output);
-    let said: Vec<&str> = all_said.lines().filter(|l| !l.contains("xxxxxxxx")).collect();
-    let said = said.join("\n");
-    assert!(said.contains("following its log stream"), "{said}");
-    for fetched in ["polling", "fetched whole", "fetching the rest"] {
-        assert!(!said.contains(fetched), "{fetched:?} in {said}");
+    for listen in ["auto", "off"] {
+        let args = ["--params", &params, "--events", "jsonl", "-vv", "--ray-listen", listen];
+        let output = run_on_ray(dir.path(), &address, "flood", "big_payloads", &args);
+        assert_eq!(exit_code(&output), 0, "{listen}: {}", stderr(&output));
+        // The loader's diagnostics, without the payloads.
+        let all_said = stderr(&output);
+        let said: Vec<&str> = all_said.lines().filter(|l| !l.contains("xxxxxxxx")).collect();
+        let said = said.join("\n");
+        assert!(said.contains("following its log stream"), "{listen}: {said}");
+        let source = if listen == "auto" {
+            "straight from its driver"
+        } else {
+            "from the job log"
+        };
+        assert!(
+            said.contains(&format!("the run's events came {source}")),
+            "{listen}: {said}"
+        );
+        for fetched in ["polling", "fetched whole", "fetching the rest"] {
+            assert!(!said.contains(fetched), "{listen}: {fetched:?} in {said}");
+        }
+        let events = jsonl(&stdout(&output));
+        let blobs: Vec<&Value> = events.iter().filter(|e| e["event"] == "blob").collect();
+        let numbers: Vec<u64> = blobs.iter().map(|e| e["data"]["i"].as_u64().unwrap()).collect();
+        assert_eq!(numbers, (0..count).collect::<Vec<u64>>(), "{listen}");
+        assert!(blobs
+            .iter()
+            .all(|e| e["data"]["blob"].as_str().map(str::len) == Some(bytes)));
+        let last = events.last().unwrap();
+        assert_eq!(last["kind"], "result", "{listen}: {last}");
+        assert_eq!(last["data"]["logged"], count);
     }
-    let events = jsonl(&stdout(&output));
-    let blobs: Vec<&Value> = events.iter().filter(|e| e["event"] == "blob").collect();
-    let numbers: Vec<u64> = blobs.iter().map(|e| e["data"]["i"].as_u64().unwrap()).collect();
-    assert_eq!(numbers, (0..count).collect::<Vec<u64>>());
-    assert!(blobs
-        .iter()
-        .all(|e| e["data"]["blob"].as_str().map(str::len) == Some(bytes)));
-    let last = events.last().unwrap();
-    assert_eq!(last["kind"], "result", "{last}");
-    assert_eq!(last["data"]["logged"], count);
 }
 
 #[test]
@@ -208,7 +192,7 @@ fn ray_cluster_timeout_ends_the_job_as_timed_out() {
     let events = jsonl(&stdout(&output));
     let last = events.last().unwrap();
     assert_eq!(last["data"]["kind"], "timed_out", "{last}");
-    let status = job_status(dir.path(), &address, &id);
+    let status = final_status(dir.path(), &address, &id);
     assert!(status == "FAILED" || status == "STOPPED", "the job is still {status}");
 }
 
@@ -254,7 +238,7 @@ fn ray_cluster_ctrl_c_stops_the_job() {
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
     let events = jsonl(&stdout(&output));
     assert_eq!(events.last().unwrap()["data"]["kind"], "cancelled", "{events:?}");
-    assert_eq!(job_status(dir.path(), &address, &id), "STOPPED");
+    assert_eq!(final_status(dir.path(), &address, &id), "STOPPED");
 }
 
 #[test]
@@ -282,28 +266,6 @@ fn ray_cluster_the_package_is_uploaded_once_and_reused() {
     );
 }
 
-/// `GET path` on the cluster's dashboard, answered as JSON (HTTP/1.0, so
-/// the answer is not chunked).
-fn dashboard_get(address: &str, path: &str) -> Value {
-    use std::io::Read;
-    let host = address.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
-        "{path}: {head}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-}
-
 /// What the supervisor actor of job `id` reserved (Ray's State API:
 /// the job's entrypoint resources are its actor's).
 fn reserved_by_job(address: &str, id: &str) -> Value {
@@ -319,13 +281,17 @@ fn reserved_by_job(address: &str, id: &str) -> Value {
     actors[0]["required_resources"].clone()
 }
 
+/// The agent client reads its own job, run isolated or in-process in the
+/// job's entrypoint, or as a Ray task; the entrypoint (job) or the task
+/// reserves the manifest's resources, or a flag's.
 #[test]
-fn ray_cluster_the_agent_client_reads_the_own_job_in_both_modes_and_the_manifest_resources_are_reserved() {
+fn ray_cluster_the_agent_client_reads_the_own_job_in_every_mode_and_the_manifest_resources_are_reserved() {
     let Some(address) = cluster() else { return };
     let dir = plugins();
-    for (mode, extra) in [
-        ("isolated", &[][..]),
-        ("in-process", &["--in-process", "--num-cpus", "0.5"][..]),
+    for (mode, extra, cpus) in [
+        ("isolated", &[][..], 0.25),
+        ("in-process", &["--in-process", "--num-cpus", "0.5"][..], 0.5),
+        ("task", &["--method", "task"][..], 0.25),
     ] {
         let id = unique_id("agent");
         let mut args = vec!["--job-id", id.as_str()];
@@ -335,13 +301,23 @@ fn ray_cluster_the_agent_client_reads_the_own_job_in_both_modes_and_the_manifest
         let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
         assert_eq!(result["own_submission_id"], id.as_str(), "{mode}: {result}");
         assert_eq!(result["own_status"], "RUNNING", "{mode}: {result}");
+        let entrypoint = result["own_entrypoint"].as_str().unwrap();
         assert!(
-            result["own_entrypoint"].as_str().unwrap().starts_with("./loader"),
+            entrypoint.starts_with("python3 loader_ray.py --run-id"),
             "{mode}: {result}"
         );
         assert!(result["listed"].as_u64().unwrap() >= 1, "{mode}: {result}");
-        let reserved = reserved_by_job(&address, &id);
-        let cpus = if mode == "isolated" { 0.25 } else { 0.5 };
+        let reserved = if mode == "task" {
+            let tasks = tasks_of(&address, &id, "stream_run");
+            assert_eq!(tasks.len(), 1, "{mode}: {tasks:?}");
+            assert!(
+                reserved_by_job(&address, &id).get("CPU").is_none(),
+                "{mode}: the driver holds no CPU"
+            );
+            tasks[0]["required_resources"].clone()
+        } else {
+            reserved_by_job(&address, &id)
+        };
         assert_eq!(
             reserved["CPU"], cpus,
             "{mode}: the manifest declares 0.25, --num-cpus wins: {reserved}"
@@ -432,9 +408,9 @@ fn batch_file(dir: &Path, n: usize, flaky: usize) -> PathBuf {
     let lines: Vec<String> = (1..=n)
         .map(|i| {
             if i == flaky {
-                serde_json::json!({ "value": i, "fail_once_marker": marker }).to_string()
+                json!({ "value": i, "fail_once_marker": marker }).to_string()
             } else {
-                serde_json::json!({ "value": i }).to_string()
+                json!({ "value": i }).to_string()
             }
         })
         .collect();
@@ -443,29 +419,55 @@ fn batch_file(dir: &Path, n: usize, flaky: usize) -> PathBuf {
     path
 }
 
+/// The tasks' runs of a job that overlapped most (from the State API's
+/// start and end times).
+fn most_at_once(tasks: &[Value]) -> usize {
+    let mut edges: Vec<(u64, i32)> = Vec::new();
+    for task in tasks {
+        if let (Some(start), Some(end)) = (task["start_time_ms"].as_u64(), task["end_time_ms"].as_u64()) {
+            edges.push((start, 1));
+            edges.push((end, -1));
+        }
+    }
+    // An end at the same millisecond as a start comes first.
+    edges.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or(0)
+}
+
+/// A batch is one Ray job whose lines are its tasks, at most `--parallel`
+/// at a time; a failed line runs again (`--retries`), and every line's
+/// outcome comes once, naming the attempt and the node. The run's sandbox
+/// grant (`--allow-write`) holds on the cluster.
 #[test]
-fn ray_cluster_a_batch_of_20_runs_4_at_a_time_and_retries_its_failure() {
+fn ray_cluster_a_batch_of_20_is_one_job_running_4_tasks_at_a_time_and_retries_its_failure() {
     let Some(address) = cluster() else { return };
     let dir = plugins();
     let work = tempfile::tempdir().unwrap();
     let file = batch_file(work.path(), 20, 7);
     let results = work.path().join("results.jsonl");
-    let output = run_on_ray(
-        dir.path(),
-        &address,
-        "batch-probe",
-        "square",
-        &[
-            "--params-each",
-            file.to_str().unwrap(),
-            "--parallel",
-            "4",
-            "--retries",
-            "1",
-            "--results",
-            results.to_str().unwrap(),
-        ],
-    );
+    let batch = unique_id("batch");
+    let args = [
+        "--params-each",
+        file.to_str().unwrap(),
+        "--parallel",
+        "4",
+        "--retries",
+        "1",
+        "--results",
+        results.to_str().unwrap(),
+        "--job-id",
+        &batch,
+        // The sandbox on the cluster lets line 7 write its marker there: the
+        // grant is passed on to the cluster's loader.
+        "--allow-write",
+        work.path().to_str().unwrap(),
+    ];
+    let output = run_on_ray(dir.path(), &address, "batch-probe", "square", &args);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     assert!(stderr(&output).contains("20/20"), "{}", stderr(&output));
     let outcomes = jsonl(&std::fs::read_to_string(&results).unwrap());
@@ -477,13 +479,163 @@ fn ray_cluster_a_batch_of_20_runs_4_at_a_time_and_retries_its_failure() {
         let line = outcome["line"].as_u64().unwrap();
         assert_eq!(outcome["status"], "succeeded", "{outcome}");
         assert_eq!(outcome["result"]["square"], line * line, "{outcome}");
-        assert_eq!(outcome["attempts"], if line == 7 { 2 } else { 1 }, "{outcome}");
+        let attempts = if line == 7 { 2 } else { 1 };
+        assert_eq!(outcome["attempts"], attempts, "{outcome}");
+        assert_eq!(
+            outcome["submission_id"],
+            format!("{batch}-{line}-{attempts}"),
+            "{outcome}"
+        );
+        assert_eq!(
+            outcome["node"].as_str().map(str::len),
+            Some(56),
+            "the Ray node it ran on: {outcome}"
+        );
     }
-    let retried = outcomes.iter().find(|o| o["line"] == 7).unwrap();
-    let id = retried["submission_id"].as_str().unwrap();
-    assert_eq!(job_status(dir.path(), &address, id), "SUCCEEDED");
-    let first_attempt = id.strip_suffix("-2").unwrap().to_owned() + "-1";
-    assert_eq!(job_status(dir.path(), &address, &first_attempt), "FAILED");
+    assert_eq!(final_status(dir.path(), &address, &batch), "SUCCEEDED");
+    let tasks = tasks_of(&address, &batch, "run_line");
+    assert_eq!(tasks.len(), 21, "a task per attempt: {tasks:?}");
+    assert!(most_at_once(&tasks) <= 4, "more than --parallel 4 at once: {tasks:?}");
+}
+
+/// A thousand lines in one batch: every result once (the throughput is
+/// the Ray benchmark's business).
+#[test]
+fn ray_cluster_a_batch_of_1000_lines_gives_every_result_once() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let work = tempfile::tempdir().unwrap();
+    let lines: Vec<Value> = (1..=1000).map(|i| json!({ "value": i })).collect();
+    let file = lines_file(work.path(), &lines);
+    let output = run_on_ray(
+        dir.path(),
+        &address,
+        "batch-probe",
+        "square",
+        &["--params-each", &file, "--quiet"],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let outcomes = jsonl(&stdout(&output));
+    assert_eq!(outcomes.len(), 1000);
+    let mut seen = std::collections::BTreeSet::new();
+    for outcome in &outcomes {
+        let line = outcome["line"].as_u64().unwrap();
+        assert!(seen.insert(line), "line {line} twice");
+        assert_eq!(outcome["status"], "succeeded", "{outcome}");
+        assert_eq!(outcome["result"]["square"], line * line, "{outcome}");
+    }
+}
+
+/// A batch of lines that take a while, started in the background; returns
+/// the loader process, its batch id and its results file.
+fn slow_batch(dir: &Path, work: &Path, address: &str, what: &str) -> (std::process::Child, String, PathBuf) {
+    let lines: Vec<Value> = (1..=12).map(|i| json!({ "value": i, "sleep_ms": 60_000 })).collect();
+    let file = lines_file(work, &lines);
+    let results = work.join("results.jsonl");
+    let batch = unique_id(what);
+    let child = Command::new(loader_bin())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--plugins")
+        .arg(dir)
+        .args([
+            "run",
+            "batch-probe",
+            "square",
+            "--on",
+            "ray",
+            "--ray-address",
+            address,
+            "--params-each",
+            &file,
+        ])
+        .args([
+            "--parallel",
+            "2",
+            "--job-id",
+            &batch,
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, batch, results)
+}
+
+/// Waits until `count` tasks of the batch run.
+fn wait_for_running_lines(address: &str, batch: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let running = tasks_of(address, batch, "run_line")
+            .iter()
+            .filter(|t| t["state"] == "RUNNING")
+            .count();
+        if running >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the batch's lines never ran");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// What a stopped batch reports: the two lines under way cancelled, the
+/// rest skipped, each once; and nothing of the batch still running on the
+/// cluster.
+fn assert_stopped(address: &str, dir: &Path, batch: &str, results: &Path, output: &std::process::Output) {
+    assert_eq!(exit_code(output), 1, "{}", stderr(output));
+    let outcomes = jsonl(&std::fs::read_to_string(results).unwrap());
+    assert_eq!(outcomes.len(), 12, "{outcomes:?}");
+    let cancelled: Vec<&Value> = outcomes
+        .iter()
+        .filter(|o| o["error"]["kind"] == "cancelled" && o["status"] == "failed")
+        .collect();
+    let skipped = outcomes.iter().filter(|o| o["status"] == "skipped").count();
+    assert_eq!((cancelled.len(), skipped), (2, 10), "{outcomes:?}");
+    assert!(cancelled.iter().all(|o| o["attempts"] == 1), "{cancelled:?}");
+    assert_eq!(final_status(dir, address, batch), "STOPPED");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tasks = tasks_of(address, batch, "run_line");
+        if tasks.iter().all(|t| t["state"] != "RUNNING") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tasks of the stopped batch still run: {tasks:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn ray_cluster_ctrl_c_stops_the_whole_batch() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let work = tempfile::tempdir().unwrap();
+    let (child, batch, results) = slow_batch(dir.path(), work.path(), &address, "batch-interrupt");
+    wait_for_running_lines(&address, &batch, 2);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    assert_stopped(&address, dir.path(), &batch, &results, &output);
+}
+
+#[test]
+fn ray_cluster_jobs_stop_stops_the_whole_batch() {
+    let Some(address) = cluster() else { return };
+    let dir = plugins();
+    let work = tempfile::tempdir().unwrap();
+    let (child, batch, results) = slow_batch(dir.path(), work.path(), &address, "batch-stop");
+    wait_for_running_lines(&address, &batch, 2);
+    let stop = loader(dir.path(), &["jobs", "--ray-address", &address, "stop", &batch], &[]);
+    assert_eq!(stdout(&stop).trim(), "stop requested", "{}", stderr(&stop));
+    let output = child.wait_with_output().unwrap();
+    assert_stopped(&address, dir.path(), &batch, &results, &output);
 }
 
 #[test]

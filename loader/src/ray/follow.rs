@@ -1,17 +1,21 @@
-//! Follows a running Ray job: reads its log as it grows ([`JobLog`]),
-//! picks the loader's event lines out of everything else the job prints,
-//! relays them to the run's sinks, stops the job when asked to (Ctrl-C) or
-//! when it overruns its time, and turns how it ended into the same outcome
-//! a local run has.
+//! Follows a single run on a Ray cluster: takes what its driver says (the
+//! loader's events and the driver's records, from the direct line and the
+//! job's log: [`Feed`]), relays the events to the run's sinks, stops the job
+//! when asked to (Ctrl-C) or when it overruns its time, and turns how it
+//! ended into the same outcome a local run has.
 
 use std::time::{Duration, Instant};
 
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::Value;
 
+use serde_json::json;
+
 use super::api::{JobStatus, JobsApi, RayError};
-use super::log::JobLog;
-use crate::events::{jsonl, Event, EventKind, EventSink, RunInfo};
+use super::feed::{Feed, Said};
+use super::listen::Listener;
+use super::record::{Record, RunItem};
+use crate::events::{jsonl, Event, EventKind, EventSink, Level, RunInfo};
 use crate::isolate::Interrupts;
 use crate::runner::{failure_event, Deadline};
 
@@ -68,22 +72,26 @@ enum StoppedBy {
     Interrupt,
 }
 
-/// Follows job `id` to its end, relaying its events to `sink` as the run
-/// `run` (start and finish included). Returns the action's result, or the
-/// failure a local run would report.
+/// How often the follower looks at Ctrl-C and the deadline while nothing
+/// comes.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+/// Follows job `id` (a single run: its driver relays one loader's events)
+/// until the run's outcome, relaying its events to `sink` as the run `run`
+/// (start and finish included), from the direct line of `listener` and the
+/// job's log, each event once and in order. Returns the action's result,
+/// or the failure a local run would report. The run ends with its outcome:
+/// the job itself may take Ray a moment more to end.
 pub fn follow_job(
     api: &JobsApi,
     id: &str,
+    listener: Option<Listener>,
     run: &RunInfo,
     sink: &dyn EventSink,
     stop: &StopWhen,
 ) -> Result<Value, ActionFailure> {
     sink.start(run);
-    let outcome = relay(api, id, run, sink, stop);
-    let (result, relayed_error) = match outcome {
-        Ok(followed) => followed,
-        Err(e) => (Err(lost(&e)), false),
-    };
+    let (result, relayed_error) = relay(api, id, listener, run, sink, stop);
     match &result {
         Ok(value) => sink.emit(run, &Event::result(value.clone())),
         Err(failure) if !relayed_error => sink.emit(run, &failure_event(failure)),
@@ -97,61 +105,55 @@ fn lost(e: &RayError) -> ActionFailure {
     ActionFailure::new(FailureKind::Failed, format!("lost track of the Ray job: {e}"))
 }
 
-/// The job's lines relayed so far: its events go to the sink as they come,
-/// but the outcome (its `result` or `error` event) is kept for the end.
-struct Relayed<'a> {
-    id: &'a str,
-    run: &'a RunInfo,
-    sink: &'a dyn EventSink,
-    last: Option<Event>,
+/// How a single run ended, as the driver or the job told it.
+enum Ending {
+    /// The loader's last event: its `result` or `error`.
+    Outcome(Event),
+    Failure(ActionFailure),
 }
 
-impl Relayed<'_> {
-    /// Takes one line of the job's log; true once it was the outcome, the
-    /// inner loader's last event.
-    fn take(&mut self, line: String) -> bool {
-        match event_of(&line) {
-            Some(event) if matches!(event.kind, EventKind::Result | EventKind::Error) => {
-                self.last = Some(event);
-                return true;
-            }
-            Some(event) => self.sink.emit(self.run, &event),
-            None => tracing::info!("ray job {}: {line}", self.id),
-        }
-        false
-    }
-}
-
-/// Relays events until the job ends; returns the outcome and whether the
-/// job's own error event was relayed.
+/// Relays events until the run's outcome; returns it and whether the
+/// run's own error event was relayed.
 fn relay(
     api: &JobsApi,
     id: &str,
+    listener: Option<Listener>,
     run: &RunInfo,
     sink: &dyn EventSink,
     stop: &StopWhen,
-) -> Result<(Result<Value, ActionFailure>, bool), RayError> {
-    let mut log = JobLog::open(api, id);
-    let mut relayed = Relayed {
-        id,
-        run,
-        sink,
-        last: None,
-    };
+) -> (Result<Value, ActionFailure>, bool) {
+    let mut feed = Feed::start(api, id, listener);
     let mut stopped_by: Option<StoppedBy> = None;
-    let mut next_check = Instant::now();
-    let info = loop {
-        log.read_until(next_check, &mut |line| relayed.take(line))?;
-        let info = api.status(id)?;
-        next_check = Instant::now() + POLL_INTERVAL;
-        if info.status.is_terminal() {
-            // The outcome is the inner loader's last event: once it has
-            // come, the rest of the log is not waited for.
-            let outcome_seen = relayed.last.is_some();
-            log.read_rest(outcome_seen, &mut |line| relayed.take(line))?;
-            break info;
+    // Events relayed since the sinks were last flushed: they are flushed
+    // as soon as nothing more is waiting, so a JSON-lines reader sees each
+    // event as it comes.
+    let mut unflushed = false;
+    let ending = loop {
+        let wait = if unflushed { Duration::ZERO } else { LOOK_EVERY };
+        match feed.next(wait, RunItem::parse) {
+            Said::Item(RunItem::Event(event)) if matches!(event.kind, EventKind::Result | EventKind::Error) => {
+                break Ending::Outcome(*event)
+            }
+            Said::Item(RunItem::Event(event)) => {
+                sink.emit(run, &event);
+                unflushed = true;
+            }
+            Said::Quiet if unflushed => {
+                sink.flush();
+                unflushed = false;
+            }
+            Said::Item(RunItem::Record(record)) => {
+                if let Some(ending) = ending_of(&record, id, run, sink) {
+                    break ending;
+                }
+            }
+            Said::Other(line) => tracing::info!("ray job {id}: {line}"),
+            Said::Quiet => {}
+            Said::JobEnded(info) => {
+                break Ending::Failure(ended_without_outcome(id, info.status, info.message.as_deref()))
+            }
+            Said::Lost(e) => break Ending::Failure(lost(&e)),
         }
-        log.job_is_running();
         if stopped_by.is_none() {
             if stop.interrupts.count() > 0 {
                 stopped_by = Some(StoppedBy::Interrupt);
@@ -159,39 +161,80 @@ fn relay(
                 stopped_by = Some(StoppedBy::Deadline);
             }
             if stopped_by.is_some() {
-                api.stop(id)?;
+                if let Err(e) = api.stop(id) {
+                    break Ending::Failure(lost(&e));
+                }
             }
         }
     };
-
-    let outcome = match (info.status, relayed.last) {
-        (JobStatus::Succeeded, Some(event)) if event.kind == EventKind::Result => (Ok(event.data), false),
-        (_, Some(event)) if event.kind == EventKind::Error && stopped_by.is_none() => {
+    tracing::debug!(
+        "ray job {id}: the run's events came {}",
+        if feed.direct_connected() {
+            "straight from its driver"
+        } else {
+            "from the job log"
+        }
+    );
+    match (ending, stopped_by) {
+        (Ending::Outcome(event), _) if event.kind == EventKind::Result => (Ok(event.data), false),
+        (Ending::Outcome(event), None) => {
             sink.emit(run, &event);
             (Err(failure_of(&event)), true)
         }
-        _ => match stopped_by {
-            Some(StoppedBy::Interrupt) => (
-                Err(ActionFailure::new(
-                    FailureKind::Cancelled,
-                    format!("interrupted: the Ray job {id} was stopped"),
-                )),
-                false,
+        (Ending::Failure(failure), None) => (Err(failure), false),
+        (_, Some(StoppedBy::Interrupt)) => (
+            Err(ActionFailure::new(
+                FailureKind::Cancelled,
+                format!("interrupted: the Ray job {id} was stopped"),
+            )),
+            false,
+        ),
+        (_, Some(StoppedBy::Deadline)) => (
+            Err(ActionFailure::new(
+                FailureKind::TimedOut,
+                format!("the Ray job {id} ran past its timeout and was stopped"),
+            )),
+            false,
+        ),
+    }
+}
+
+/// What a driver record means for a single run: its end, or a notice.
+fn ending_of(record: &Record, id: &str, run: &RunInfo, sink: &dyn EventSink) -> Option<Ending> {
+    match record.kind.as_str() {
+        "end" => {
+            let code = record.fields["exit"].clone();
+            let stderr = record.text("stderr");
+            let mut message =
+                format!("the loader in the Ray job {id} exited with code {code} without reporting an outcome");
+            if !stderr.is_empty() {
+                message.push_str(": ");
+                message.push_str(stderr);
+            }
+            Some(Ending::Failure(
+                ActionFailure::new(FailureKind::Failed, message).with_details(json!({ "exit_code": code })),
+            ))
+        }
+        "lost" => Some(Ending::Failure(ActionFailure::new(
+            FailureKind::Crashed,
+            format!(
+                "the Ray worker or node running the job {id} died: {}",
+                record.text("message")
             ),
-            Some(StoppedBy::Deadline) => (
-                Err(ActionFailure::new(
-                    FailureKind::TimedOut,
-                    format!("the Ray job {id} ran past its timeout and was stopped"),
-                )),
-                false,
-            ),
-            None => (
-                Err(ended_without_outcome(id, info.status, info.message.as_deref())),
-                false,
-            ),
-        },
-    };
-    Ok(outcome)
+        ))),
+        "fatal" => Some(Ending::Failure(ActionFailure::new(
+            FailureKind::Failed,
+            format!("the Ray job {id}: {}", record.text("message")),
+        ))),
+        "notice" => {
+            sink.emit(
+                run,
+                &Event::message(Level::Warning, format!("ray: {}", record.text("message"))),
+            );
+            None
+        }
+        _ => None,
+    }
 }
 
 /// The failure of a job that ended without the inner loader reporting an
@@ -206,10 +249,20 @@ fn ended_without_outcome(id: &str, status: JobStatus, message: Option<&str>) -> 
         _ => ActionFailure::new(
             FailureKind::Crashed,
             format!(
-                "the Ray job {id} ended ({}) without reporting a result: {message}",
-                status.as_str()
+                "the Ray job {id} ended ({}) without reporting a result: {message}{}",
+                status.as_str(),
+                python_hint(message)
             ),
         ),
+    }
+}
+
+/// Advice when the job's entrypoint could not start its Python.
+pub fn python_hint(message: &str) -> &'static str {
+    if message.contains("exit code 127") {
+        " (the job runs its driver with the cluster's `python3`: start the cluster with Ray's Python first on the PATH, or name it with --ray-python)"
+    } else {
+        ""
     }
 }
 

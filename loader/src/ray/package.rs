@@ -1,7 +1,8 @@
 //! The package a Ray job runs in: a zip holding the loader binary, the one
-//! plugin library, the params (one file per run) and the plugin's
-//! environment, named after the hash of its content so that the cluster
-//! keeps one copy and a second identical submission uploads nothing.
+//! plugin library, the params (one file per run), the plugin's environment
+//! and the driver that runs it all on the cluster with its spec, named
+//! after the hash of its content so that the cluster keeps one copy and a
+//! second identical submission uploads nothing.
 //!
 //! Layout inside the zip (Ray unpacks it as the job's working directory):
 //!
@@ -11,6 +12,8 @@
 //! params/<n>.json        the params of run n (1 for a single run; the
 //!                        input line number in a batch)
 //! plugin.env             the plugin's environment as KEY="VALUE" lines
+//! loader_ray.py          the job's entrypoint (driver.py in this crate)
+//! ray-run.json           what the driver does (see `spec`)
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,6 +29,15 @@ pub const ENV_FILE: &str = "plugin.env";
 
 /// The folder inside the package holding the plugin library.
 pub const PLUGIN_DIR: &str = "plugins";
+
+/// The driver inside the package (the job's entrypoint runs it).
+pub const DRIVER_FILE: &str = "loader_ray.py";
+
+/// The driver's spec inside the package.
+pub const SPEC_FILE: &str = "ray-run.json";
+
+/// The driver's source.
+pub const DRIVER: &str = include_str!("driver.py");
 
 /// Why a package could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +61,8 @@ pub struct PackageSpec {
     pub params: BTreeMap<usize, String>,
     /// The plugin's environment.
     pub env: BTreeMap<String, String>,
+    /// The driver's spec (`ray-run.json`).
+    pub run_spec: String,
 }
 
 /// A built package: its Ray name (`_ray_pkg_<hash>.zip`) and bytes.
@@ -117,6 +131,8 @@ pub fn build(spec: &PackageSpec) -> Result<Package, PackageError> {
         ("loader".to_owned(), read(&spec.loader)?, 0o755),
         (library_path(&spec.library), read(&spec.library)?, 0o644),
         (ENV_FILE.to_owned(), env_file_text(&spec.env)?.into_bytes(), 0o600),
+        (DRIVER_FILE.to_owned(), DRIVER.as_bytes().to_vec(), 0o644),
+        (SPEC_FILE.to_owned(), spec.run_spec.clone().into_bytes(), 0o644),
     ];
     for (n, params) in &spec.params {
         files.push((params_path(*n), params.clone().into_bytes(), 0o644));
@@ -157,6 +173,7 @@ mod tests {
             library: dir.join("libdemo.so"),
             params: BTreeMap::from([(1, params.to_owned())]),
             env: BTreeMap::from([("TOKEN".to_owned(), "a \"quoted\" value".to_owned())]),
+            run_spec: "{}".to_owned(),
         }
     }
 
@@ -185,7 +202,17 @@ mod tests {
         let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
         let mut sorted = names.clone();
         sorted.sort();
-        assert_eq!(sorted, ["loader", "params/1.json", "plugin.env", "plugins/libdemo.so"]);
+        assert_eq!(
+            sorted,
+            [
+                "loader",
+                "loader_ray.py",
+                "params/1.json",
+                "plugin.env",
+                "plugins/libdemo.so",
+                "ray-run.json"
+            ]
+        );
         assert_eq!(
             archive.by_name("loader").unwrap().unix_mode().map(|m| m & 0o777),
             Some(0o755)
@@ -220,5 +247,79 @@ mod tests {
         missing.library = dir.path().join("gone.so");
         let error = build(&missing).unwrap_err().to_string();
         assert!(error.contains("gone.so"), "{error}");
+    }
+}
+
+/// The driver's logic that needs no cluster, run by the machine's Python
+/// (skipped where there is none): it parses, and its pure parts do what
+/// the loader reads back.
+#[cfg(test)]
+mod driver_tests {
+    use super::DRIVER;
+    use std::process::Command;
+
+    const CHECKS: &str = r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("loader_ray", sys.argv[1])
+driver = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(driver)
+
+options = driver.task_options({"resources": {"num_cpus": 0.5, "memory": 64, "resources": {"special": 1}}})
+assert options == {"max_retries": 0, "num_cpus": 0.5, "memory": 64, "resources": {"special": 1}}, options
+assert driver.needs(options) == {"CPU": 0.5, "memory": 64, "special": 1}
+assert driver.needs(driver.task_options({})) == {"CPU": 1}, "Ray's task default: 1 CPU"
+
+ok = driver.outcome_record(3, 2, "b-3-2", "n1", {"kind": "result", "data": {"x": 1}}, 0, "")
+assert ok == {"line": 3, "attempts": 2, "submission_id": "b-3-2", "node": "n1", "status": "succeeded",
+              "result": {"x": 1}, "error": None}, ok
+bad = driver.outcome_record(4, 1, "b-4-1", None, {"kind": "error", "data": {"message": "no", "kind": "timed_out"}}, 1, "")
+assert bad["status"] == "failed" and bad["error"] == {"message": "no", "kind": "timed_out", "details": None}, bad
+gone = driver.outcome_record(5, 1, "b-5-1", None, None, 4, "error: events lost")
+assert gone["error"]["kind"] == "crashed" and "code 4" in gone["error"]["message"], gone
+assert "events lost" in gone["error"]["message"]
+
+assert driver.outcome_of(b'{"kind":"result","data":{}}') == {"kind": "result", "data": {}}
+assert driver.outcome_of(b'{"kind":"progress"}') is None
+assert driver.outcome_of(b'not json "kind":"error"') is None
+assert driver.line_argv({"loader": ["./loader", "run"]}, 7, "b-7-1") == [
+    "./loader", "run", "--params", "@params/7.json", "--job-id", "b-7-1", "--events", "jsonl"]
+assert driver.chunk_argv({"loader": ["./loader", "run"], "retries": 2}, "b") == [
+    "./loader", "run", "--parallel", "1", "--retries", "2", "--job-id", "b"]
+assert [driver.chunk_size(n, 2) for n in (1, 7, 8, 20, 1000)] == [1, 1, 1, 2, 16]
+assert driver.batch_outcome_of(b'{"line":3,"status":"succeeded","attempts":1}')["line"] == 3
+assert driver.batch_outcome_of(b'{"kind":"result"}') is None
+
+class Sent:
+    def __init__(self):
+        self.data = b""
+    def send(self, data):
+        self.data += data
+printed = []
+out = driver.Output(Sent())
+out._emit = lambda data, emit=out._emit: (printed.append(data), emit(data))
+out.write_lines(b'{"a":1}\n{"b"')
+out.write_lines(b':2}\npart')
+out.record("notice", level="warning", message="m")
+out.finish_partial()
+assert printed == [b'{"a":1}\n', b'{"b":2}\n', b'{"loader_ray":"notice","level":"warning","message":"m"}\n', b"part\n"], printed
+assert out._channel.data == b"".join(printed)
+print("driver checks passed")
+"#;
+
+    #[test]
+    fn the_driver_parses_and_its_pure_parts_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = dir.path().join("loader_ray.py");
+        std::fs::write(&driver, DRIVER).unwrap();
+        let output = match Command::new("python3").arg("-c").arg(CHECKS).arg(&driver).output() {
+            Ok(output) => output,
+            Err(e) => {
+                eprintln!("no python3 here ({e}): the driver's checks are skipped");
+                return;
+            }
+        };
+        let said = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{said}");
+        assert!(said.contains("driver checks passed"), "{said}");
     }
 }

@@ -1,13 +1,14 @@
-//! Gets a run onto the cluster: checks that the action's run method can
-//! run as a Ray job, builds its package, uploads it unless the cluster has
-//! it already, and submits jobs that run in it.
+//! Gets a run onto the cluster: decides how the action's run method runs
+//! there, builds the package, uploads it unless the cluster has it
+//! already, and submits jobs that run its driver.
 
 use plugin_api::{ActionResources, RunMethod};
 
 use super::api::{JobsApi, RayError};
-use super::job::JobRequest;
+use super::job::{JobRequest, DEFAULT_PYTHON};
+use super::listen::Listener;
 use super::package::{self, Package, PackageError, PackageSpec};
-use crate::runner::Deadline;
+use super::spec::RayMode;
 
 /// Why a run could not be submitted.
 #[derive(Debug, thiserror::Error)]
@@ -29,16 +30,12 @@ pub enum Upload {
     Reused,
 }
 
-/// A note for the user when an action's run method is not `job`, or the
-/// refusal when it cannot run on Ray at all. `task` runs as a job: a Ray
-/// task needs a Python worker to call into, and a job gives the same
-/// placement on the cluster.
-pub fn check_method(action: &str, method: RunMethod) -> Result<Option<String>, SubmitError> {
+/// How a single run of `method` runs on Ray: `job` in the job's
+/// entrypoint, `task` as a Ray task; `serve` is refused.
+pub fn mode_of(action: &str, method: RunMethod) -> Result<RayMode, SubmitError> {
     match method {
-        RunMethod::Job => Ok(None),
-        RunMethod::Task => Ok(Some(format!(
-            "action {action:?} has run method `task`; on Ray it runs as a job (a Ray task needs a Python worker)"
-        ))),
+        RunMethod::Job => Ok(RayMode::Job),
+        RunMethod::Task => Ok(RayMode::Task),
         RunMethod::Serve => Err(SubmitError::Serve {
             action: action.to_owned(),
         }),
@@ -52,13 +49,13 @@ pub struct Submitter {
     pub package: Package,
     pub plugin: String,
     pub action: String,
-    pub library_path: String,
-    pub deadline: Option<Deadline>,
+    pub mode: RayMode,
+    /// What a `job` mode entrypoint reserves.
     pub resources: ActionResources,
-    /// Whether the action's agent client should reach the cluster.
-    pub agent: bool,
-    /// Run the action in the job's loader process (`--in-process`).
-    pub in_process: bool,
+    /// The command that runs Python on the cluster.
+    pub python: String,
+    /// Lines in the package (1 for a single run).
+    pub lines: usize,
 }
 
 impl Submitter {
@@ -68,6 +65,7 @@ impl Submitter {
         spec: &PackageSpec,
         plugin: &str,
         action: &str,
+        mode: RayMode,
     ) -> Result<(Self, Upload), SubmitError> {
         let package = package::build(spec)?;
         let upload = if api.has_package(&package.name)? {
@@ -81,33 +79,32 @@ impl Submitter {
             package,
             plugin: plugin.to_owned(),
             action: action.to_owned(),
-            library_path: package::library_path(&spec.library),
-            deadline: None,
+            mode,
             resources: ActionResources::default(),
-            agent: true,
-            in_process: false,
+            python: DEFAULT_PYTHON.to_owned(),
+            lines: spec.params.len(),
         };
         Ok((submitter, upload))
     }
 
-    /// The request of a job running the params numbered `params_number`.
-    pub fn request(&self, submission_id: &str, params_number: usize) -> JobRequest {
+    /// The request of the job `submission_id`, told to send what it says to
+    /// `listener` (if any).
+    pub fn request(&self, submission_id: &str, listener: Option<&Listener>) -> JobRequest {
         JobRequest {
             submission_id: submission_id.to_owned(),
             plugin: self.plugin.clone(),
             action: self.action.clone(),
-            params_number,
-            library_path: self.library_path.clone(),
-            deadline: self.deadline,
+            mode: self.mode,
+            python: self.python.clone(),
+            direct: listener.map(|l| (l.address(), l.token().to_owned())),
             resources: self.resources.clone(),
-            agent_address: self.agent.then(|| self.api.address().to_owned()),
-            in_process: self.in_process,
+            lines: self.lines,
         }
     }
 
     /// Submits one job; returns its submission id.
-    pub fn submit(&self, submission_id: &str, params_number: usize) -> Result<String, SubmitError> {
-        let body = self.request(submission_id, params_number).to_json(&self.package);
+    pub fn submit(&self, submission_id: &str, listener: Option<&Listener>) -> Result<String, SubmitError> {
+        let body = self.request(submission_id, listener).to_json(&self.package);
         Ok(self.api.submit(&body)?)
     }
 }
@@ -117,13 +114,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_runs_task_runs_with_a_note_serve_is_refused_naming_the_alternative() {
-        assert!(check_method("train", RunMethod::Job).unwrap().is_none());
-        assert!(check_method("infer", RunMethod::Task)
-            .unwrap()
-            .unwrap()
-            .contains("runs as a job"));
-        let refused = check_method("deploy", RunMethod::Serve).unwrap_err().to_string();
+    fn job_and_task_have_their_modes_and_serve_is_refused_naming_the_alternative() {
+        assert_eq!(mode_of("train", RunMethod::Job).unwrap(), RayMode::Job);
+        assert_eq!(mode_of("infer", RunMethod::Task).unwrap(), RayMode::Task);
+        let refused = mode_of("deploy", RunMethod::Serve).unwrap_err().to_string();
         assert!(
             refused.contains("Ray Serve") && refused.contains("without --on ray"),
             "{refused}"

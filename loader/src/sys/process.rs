@@ -356,3 +356,23 @@ pub fn exit_immediately(code: i32) -> ! {
     // never returns.
     unsafe { libc::_exit(code) }
 }
+
+/// Ties this process's life to its parent's, which must be `parent`: on
+/// Linux the kernel sends SIGTERM to this process when the parent dies
+/// (the loader then stops its run as on Ctrl-C). False when `parent` is
+/// already gone (this process was handed to another parent); elsewhere
+/// than Linux nothing is tied, and true is returned.
+pub fn exit_with_parent(parent: u32) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and
+        // changes only this process's own attribute.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // Checked after the tie: a parent that died before it was made is seen
+    // here, one that dies after it sends the signal.
+    // SAFETY: getppid has no preconditions and cannot fail.
+    Ok(unsafe { libc::getppid() } as u32 == parent)
+}
