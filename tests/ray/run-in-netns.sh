@@ -58,6 +58,9 @@ stop_ray() {
 trap stop_ray EXIT
 trap 'exit 130' INT TERM
 export PATH="$RAY_BIN:$PATH"
+# Each test's package is unpacked by every node that runs it; Ray keeps
+# unused ones up to 10 GB by default, more than a CI machine's disk spares.
+export RAY_RUNTIME_ENV_WORKING_DIR_CACHE_SIZE_GB=0.5
 "$RAY_BIN/ray" start --head --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 \
   --port "$GCS_PORT" --temp-dir "$RAY_TEMP" --num-cpus 2 --disable-usage-stats >&2
 export RAY_ADDRESS=http://127.0.0.1:8265
