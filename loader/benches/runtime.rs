@@ -44,8 +44,8 @@ use loader::events::{
 use loader::host::{RunHost, RunSettings};
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
 use loader::runner::run_action;
-use plugin_api::ffi::host_side::ContextHost;
-use plugin_api::ffi::ClientKind;
+use plugin_api::host::ClientKind;
+use plugin_api::host::ContextHost;
 use plugin_api::RuntimeContext;
 
 /// Set in a child process started by the discovery benchmark.

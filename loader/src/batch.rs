@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use plugin_api::rules::json_kind;
+use plugin_api::host::json_kind;
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
 

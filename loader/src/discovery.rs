@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use plugin_api::ffi::host_side::{load_library, LoadError, PluginLibrary};
+use plugin_api::host::{load_library, LoadError, PluginLibrary};
 use plugin_api::{ApiVersion, PluginManifest};
 
 /// A plugin library that loaded and described itself.

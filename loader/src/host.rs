@@ -13,10 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugin_api::ffi::host_side::ContextHost;
-use plugin_api::ffi::ClientKind;
-use plugin_api::log_entry::LogEntryRef;
-use plugin_api::{rules, PluginEnvironment};
+use plugin_api::host::{metrics_object, ClientKind, ContextHost, LogEntryRef};
+use plugin_api::PluginEnvironment;
 use serde_json::{json, Value};
 
 use crate::events::progress::ProgressStatus;
@@ -342,7 +340,7 @@ impl ContextHost for RunHost {
 
     fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
         let _pass = self.enter()?;
-        let value = rules::metrics_object(value_json)?;
+        let value = metrics_object(value_json)?;
         let event = self.metrics.merge(step, value).map_err(|e| e.to_string())?;
         self.sink.emit(&self.run, &event);
         Ok(())

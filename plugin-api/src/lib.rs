@@ -5,11 +5,20 @@
 //! [`Plugin`], and export it with [`export_plugin!`] from a `cdylib` crate.
 //! The loader discovers the library and runs its actions.
 //!
-//! The stable-ABI boundary itself lives in [`ffi`], below the author API
-//! (see its layer diagram), and [`export`] connects the two; nothing outside
-//! [`ffi`] is `unsafe` (the crate denies `unsafe_code` elsewhere). A plugin needs no other dependency: `serde`,
-//! `serde_json` and `schemars` are re-exported, and the [`prelude`] has
-//! the derives.
+//! What an author needs is here: the [`prelude`] (one `use` for an action),
+//! [`RuntimeContext`] and its errors, actions ([`BaseAction`], [`action!`]),
+//! the plugin's description ([`Plugin`], [`Permissions`],
+//! [`ActionResources`]), the [`PluginEnvironment`], failures
+//! ([`ActionFailure`], [`ErrorContext`]), step-based workflows in [`steps`],
+//! and [`testing`] for unit tests without a loader. A plugin needs no other
+//! dependency: `serde`, `serde_json` and `schemars` are re-exported, and the
+//! prelude has the derives.
+//!
+//! The stable-ABI boundary below this API (its layouts, entry points and
+//! loading code) is not part of it: a plugin never names it. Host programs,
+//! such as the loader, enable the `host` feature for the `host` module;
+//! plugins leave it off, so the loading code (and `libloading`) is not built
+//! into them.
 //!
 //! A whole plugin, and a unit test of its action:
 //!
@@ -51,27 +60,56 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+// The author's API: every item is re-exported below, at the root, in the
+// prelude or in `steps` / `testing`, so these modules stay out of the docs;
+// they stay reachable under their 1.x paths.
+#[doc(hidden)]
 pub mod action;
+#[doc(hidden)]
 pub mod client;
+#[doc(hidden)]
 pub mod context;
 mod entry_buffer;
+#[doc(hidden)]
 pub mod env;
+#[doc(hidden)]
 pub mod error_context;
-pub mod export;
+#[doc(hidden)]
 pub mod failure;
-#[allow(unsafe_code)]
-pub mod ffi;
-pub mod lax;
-pub mod log_entry;
+#[doc(hidden)]
 pub mod logger;
+#[doc(hidden)]
 pub mod manifest;
+#[doc(hidden)]
 pub mod permissions;
+#[doc(hidden)]
 pub mod plugin;
+#[doc(hidden)]
 pub mod resources;
-pub mod rules;
 pub mod steps;
 pub mod testing;
+#[doc(hidden)]
 pub mod utc;
+
+// The machinery under the author's API: the stable-ABI boundary, the wire
+// format of log entries, the argument rules every host applies, and what
+// `export_plugin!` expands to. Not the author's API (a host program reaches
+// what it needs through `host`); reachable under their 1.x paths, hidden
+// from the docs, private at 2.0.
+#[doc(hidden)]
+pub mod export;
+#[doc(hidden)]
+#[allow(unsafe_code)]
+pub mod ffi;
+#[cfg(feature = "host")]
+pub mod host;
+#[doc(hidden)]
+pub mod lax;
+#[doc(hidden)]
+pub mod log_entry;
+#[doc(hidden)]
+pub mod rules;
+#[doc(hidden)]
 pub mod validate;
 
 pub use action::{ActionBase, ActionDef, ActionError, ActionResult, BaseAction};
@@ -97,18 +135,24 @@ pub use serde_json;
 
 /// Everything an action author usually needs.
 pub mod prelude {
+    #[doc(no_inline)]
     pub use crate::step_context;
+    #[doc(no_inline)]
     pub use crate::steps::{
         BaseStepContext, DeploymentContext, ExportContext, InferenceContext, Orchestrator, Step, StepContext,
         StepRegistry, StepResult, TrainContext, UploadContext, WorkflowReport,
     };
+    #[doc(no_inline)]
     pub use crate::{
         action, export_plugin, json, ActionBase, ActionDef, ActionError, ActionResources, ActionResult, BaseAction,
         Category, Checkpoint, ErrorContext, MessageLevel, Permissions, Plugin, PluginEnvironment, RunMethod,
         RuntimeContext, Value,
     };
+    #[doc(no_inline)]
     pub use crate::{schemars, serde, serde_json};
+    #[doc(no_inline)]
     pub use schemars::JsonSchema;
+    #[doc(no_inline)]
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -234,3 +234,32 @@ fn loader_new_writes_crates_that_build_pass_their_test_and_run() {
     }
     assert!(output_dir.join("record-2.json").is_file());
 }
+
+#[test]
+fn a_plugin_crate_builds_without_the_host_feature() {
+    let chapter = "docs/src/writing-plugins.md";
+    let toml = markdown_blocks(chapter, "## A plugin by hand", "toml");
+    let rust = markdown_blocks(chapter, "## A plugin by hand", "rust");
+    let crate_dir = write_crate(&toml[0], "book-plugin", &rust[0]);
+    std::fs::copy(workspace_root().join("Cargo.lock"), crate_dir.path().join("Cargo.lock")).unwrap();
+    let tree = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "--edges",
+            "features",
+            "--invert",
+            "plugin-api",
+            "--manifest-path",
+        ])
+        .arg(crate_dir.path().join("Cargo.toml"))
+        .output()
+        .expect("cargo runs");
+    assert!(tree.status.success(), "{}", String::from_utf8_lossy(&tree.stderr));
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(tree.contains("plugin-api feature \"default\""), "{tree}");
+    assert!(
+        !tree.contains("plugin-api feature \"host\""),
+        "the loading code is not built into a plugin:\n{tree}"
+    );
+}

@@ -224,7 +224,7 @@ pub fn system_time_from_unix_seconds(secs: f64) -> Option<SystemTime> {
 /// side of `set_progress` reads too. Only compare readings of this function
 /// with each other.
 pub fn coarse_monotonic_nanos() -> u64 {
-    plugin_api::ffi::clock::coarse_now_nanos()
+    plugin_api::host::coarse_now_nanos()
 }
 
 #[cfg(test)]

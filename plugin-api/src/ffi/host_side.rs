@@ -1,7 +1,7 @@
 //! The host's half of the boundary: exposing a host's Rust callbacks as a
 //! [`HostVtable`] (the one part a release that adds a host function edits).
-//! Loading a library and calling its entry points is [`super::loading`],
-//! re-exported here.
+//! Loading a library and calling its entry points is `super::loading` (with
+//! the `host` feature).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -10,7 +10,6 @@ use abi_stable::prefix_type::WithMetadata;
 use abi_stable::staticref;
 use abi_stable::std_types::{ROption, RResult, RStr, RString};
 
-pub use super::loading::{load_library, LoadError, PluginLibrary};
 use super::panics::panic_message;
 use super::{ClientKind, HostContext, HostState, HostStatePtr, HostVtable, HostVtableRef};
 

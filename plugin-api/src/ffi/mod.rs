@@ -14,8 +14,9 @@
 //!   (with [`panics`]) before it can reach the boundary;
 //! - [`plugin_side`]: [`plugin_side::HostHandle`], the plugin's safe handle
 //!   on the host context (what a `RuntimeContext` holds);
-//! - [`loading`]: loading a library, choosing the layout to check it against,
-//!   and calling its entry points; [`layout_mismatch`] says what differs;
+//! - `loading` (with the `host` feature): loading a library, choosing the
+//!   layout to check it against, and calling its entry points;
+//!   `layout_mismatch` says what differs;
 //! - [`host_side`]: turning a host's Rust callbacks into a [`HostVtable`];
 //! - [`layout_text`]: the readable layout fingerprint committed under
 //!   `plugin-api/abi/` and checked by the layout guard's tests;
@@ -66,8 +67,10 @@ pub mod host_side;
 mod layering;
 #[cfg(test)]
 mod layout_guard;
+#[cfg(feature = "host")]
 pub mod layout_mismatch;
 pub mod layout_text;
+#[cfg(feature = "host")]
 pub mod loading;
 pub mod panics;
 pub mod plugin_side;
