@@ -29,6 +29,20 @@ pub struct ActionError {
 /// What an action returns.
 pub type ActionResult<T = Value> = Result<T, ActionError>;
 
+/// `ctx.check_cancelled()?`: with the action's error type, so it lives here
+/// (the context does not depend on actions).
+impl RuntimeContext {
+    /// `Err(ActionError::cancelled())` once the host asked the action to
+    /// stop: `ctx.check_cancelled()?` in a loop.
+    pub fn check_cancelled(&self) -> Result<(), ActionError> {
+        if self.is_cancelled() {
+            Err(ActionError::cancelled())
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl ActionError {
     /// An error of the action with this message.
     pub fn new(message: impl Into<String>) -> Self {

@@ -190,6 +190,24 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
+/// `ctx.client()` and `ctx.agent_client()`: a context makes the clients
+/// (this module depends on the context, not the other way round).
+impl RuntimeContext {
+    /// The backend API client; `None` when the host has none configured.
+    pub fn client(&self) -> Option<BackendClient> {
+        self.host_handle()
+            .has_client(ClientKind::Backend)
+            .then(|| BackendClient::new(self.clone()))
+    }
+
+    /// The agent client; `None` when the host has none configured.
+    pub fn agent_client(&self) -> Option<AgentClient> {
+        self.host_handle()
+            .has_client(ClientKind::Agent)
+            .then(|| AgentClient::new(self.clone()))
+    }
+}
+
 /// The Synapse backend API client (`ctx.client()`).
 #[derive(Clone)]
 pub struct BackendClient {

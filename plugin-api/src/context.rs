@@ -12,11 +12,9 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::client::{AgentClient, BackendClient};
 use crate::env::{PluginEnvironment, ENV_MISSING_EVENT};
 use crate::ffi::host_side::{context_for, ContextHost};
 use crate::ffi::plugin_side::HostHandle;
-use crate::ffi::ClientKind;
 pub use crate::logger::{ContextError, Logger, MessageLevel, ProgressSnapshot, ProgressStatus};
 
 /// The pretrained model an action starts from (`ctx.checkpoint()`). As in
@@ -238,39 +236,11 @@ impl RuntimeContext {
             .as_deref()
     }
 
-    /// The backend API client; `None` when the host has none configured.
-    pub fn client(&self) -> Option<BackendClient> {
-        self.inner
-            .logger
-            .host()
-            .has_client(ClientKind::Backend)
-            .then(|| BackendClient::new(self.clone()))
-    }
-
-    /// The agent client; `None` when the host has none configured.
-    pub fn agent_client(&self) -> Option<AgentClient> {
-        self.inner
-            .logger
-            .host()
-            .has_client(ClientKind::Agent)
-            .then(|| AgentClient::new(self.clone()))
-    }
-
     /// Whether the host asked the action to stop (timeout, Ctrl-C). Long
     /// actions should check it between units of work. Always `false` with a
     /// host older than plugin-api 1.1, which cannot cancel.
     pub fn is_cancelled(&self) -> bool {
         self.inner.logger.host().is_cancelled().unwrap_or(false)
-    }
-
-    /// `Err(ActionError::cancelled())` once the host asked the action to
-    /// stop: `ctx.check_cancelled()?` in a loop.
-    pub fn check_cancelled(&self) -> Result<(), crate::action::ActionError> {
-        if self.is_cancelled() {
-            Err(crate::action::ActionError::cancelled())
-        } else {
-            Ok(())
-        }
     }
 }
 
