@@ -20,7 +20,7 @@ use loader::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
 use loader::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
-use loader::ray::follow::POLL_INTERVAL;
+use loader::ray::feed::POLL_INTERVAL;
 use loader::ray::job::DEFAULT_PYTHON;
 use loader::ray::log::{JobLog, LogLines};
 use loader::ray::submit::{mode_of, Upload};

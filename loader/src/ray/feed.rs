@@ -17,9 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::api::{JobInfo, JobsApi, RayError};
-use super::follow::POLL_INTERVAL;
 use super::listen::{Direct, Listener};
 use super::log::JobLog;
+
+/// How often the job's state is read (and its whole log, when it is
+/// polled rather than streamed).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

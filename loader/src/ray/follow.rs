@@ -15,13 +15,9 @@ use super::api::{JobStatus, JobsApi, RayError};
 use super::feed::{Feed, Said};
 use super::listen::Listener;
 use super::record::{Record, RunItem};
-use crate::events::{jsonl, Event, EventKind, EventSink, Level, RunInfo};
+use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
 use crate::isolate::Interrupts;
 use crate::runner::{failure_event, Deadline};
-
-/// How often the job's state is read (and its whole log, when it is
-/// polled rather than streamed).
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Extra time a job gets past its own timeout and grace (which the loader
 /// inside the job enforces) before the job itself is stopped.
@@ -46,16 +42,6 @@ impl StopWhen {
             interrupts,
         }
     }
-}
-
-/// An event line of the loader inside the job, or `None` for anything
-/// else (Ray's own lines, the inner loader's warnings).
-pub fn event_of(line: &str) -> Option<Event> {
-    let line = line.trim();
-    if !line.starts_with('{') {
-        return None;
-    }
-    jsonl::parse_line(line).ok().map(|(_, event)| event)
 }
 
 /// The failure an `error` event reports.
@@ -268,6 +254,7 @@ pub fn python_hint(message: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::record::event_of;
     use super::*;
     use serde_json::json;
 

@@ -14,8 +14,7 @@
 
 use serde_json::Value;
 
-use super::follow::event_of;
-use crate::events::Event;
+use crate::events::{jsonl, Event};
 
 /// The key that marks a driver record.
 pub const KEY: &str = "loader_ray";
@@ -67,6 +66,16 @@ impl RunItem {
         }
         event_of(line).map(|event| RunItem::Event(Box::new(event)))
     }
+}
+
+/// An event line of the loader inside the job, or `None` for anything
+/// else (Ray's own lines, the inner loader's warnings).
+pub fn event_of(line: &str) -> Option<Event> {
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    jsonl::parse_line(line).ok().map(|(_, event)| event)
 }
 
 #[cfg(test)]
