@@ -15,7 +15,7 @@ use backend_server::TestBackend;
 use criterion::{black_box, Criterion};
 use loader::backend::{backend_endpoint, BackendSettings, BackendSink};
 use loader::events::{Event, EventSink, Flush, JsonlSink, RunInfo};
-use loader::redact::{RedactingSink, Redactor};
+use loader::run::redact::{RedactingSink, Redactor};
 use serde_json::json;
 
 fn event(i: u64) -> Event {

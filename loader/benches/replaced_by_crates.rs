@@ -24,7 +24,7 @@ use loader::events::time::{parse_rfc3339, unix_parts, Rfc3339};
 use loader::events::{
     frame, parse_line_raw, Event, EventSink, Flush, JsonlSink, Level, RunInfo, TerminalOptions, TerminalSink,
 };
-use loader::preflight::check_library;
+use loader::find::preflight::check_library;
 
 /// The hand-written formatter `time` replaced (Hinnant's civil algorithm).
 mod hand_written_time {

@@ -37,13 +37,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use loader::discovery::{Discovery, LoadedPlugin};
+use loader::find::discovery::{Discovery, LoadedPlugin};
 use loader::events::{
     Event, EventKind, EventSink, FanOut, Flush, JsonlSink, NullSink, RunInfo, TerminalOptions, TerminalSink,
 };
-use loader::host::{RunHost, RunSettings};
+use loader::run::host::{RunHost, RunSettings};
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
-use loader::runner::run_action;
+use loader::run::runner::run_action;
 use plugin_api::host::ClientKind;
 use plugin_api::host::ContextHost;
 use plugin_api::RuntimeContext;
@@ -470,7 +470,7 @@ impl DiscoveryFolders {
         };
         // Past the manifest cache's racy margin, a scan records the files
         // for good: prime every folder's cache.
-        std::thread::sleep(loader::manifest_cache::RACY_MARGIN + Duration::from_millis(100));
+        std::thread::sleep(loader::find::manifest_cache::RACY_MARGIN + Duration::from_millis(100));
         for dir in folders
             .by_size
             .iter()

@@ -155,7 +155,7 @@ pub struct RunArgs {
     pub params: String,
 
     /// The largest params file `--params @FILE` reads, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = loader::input_file::DEFAULT_MAX_PARAMS_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = loader::run::input_file::DEFAULT_MAX_PARAMS_BYTES)]
     pub max_params_bytes: u64,
 
     /// An environment variable for the plugin (repeatable).

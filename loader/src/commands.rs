@@ -6,22 +6,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loader::env_hint::EnvHintSink;
-use loader::environment::EnvironmentBuilder;
+use loader::run::env_hint::EnvHintSink;
+use loader::run::environment::EnvironmentBuilder;
 use loader::events::{
     open_events_file, Event, EventKind, EventSink, FanOut, Flush, JsonlSink, MappedJsonlSink, RunInfo, TerminalSink,
     TracingSink,
 };
-use loader::host::RunSettings;
+use loader::run::host::RunSettings;
 use loader::isolate::{
     describe_isolated, run_isolated_as_described, validate_isolated, ChildAction, ChildCommand, ExpectedPlugin,
     Interrupts, IsolationOptions,
 };
-use loader::load_check::serve_load_check;
-use loader::manifest_cache::CatalogPlugin;
-use loader::orphans::Orphans;
-use loader::redact::Redactor;
-use loader::runner::{run_action, Deadline};
+use loader::find::load_check::serve_load_check;
+use loader::find::manifest_cache::CatalogPlugin;
+use loader::run::orphans::Orphans;
+use loader::run::redact::Redactor;
+use loader::run::runner::{run_action, Deadline};
 use loader::sandbox::{RunSandbox, SandboxMode, WorkDir};
 use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, PluginEnvironment, PluginManifest};
 use serde_json::{json, Value};
@@ -367,7 +367,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
         if counter.count() == 1 {
             eprintln!("\ninterrupted: asking the action to stop (interrupt again to kill it)");
         } else if in_process || counter.count() > 2 {
-            loader::exit_guard::exit_on_interrupt(ExitCode::ActionFailed as i32);
+            loader::run::in_process_exit::exit_on_interrupt(ExitCode::ActionFailed as i32);
         }
     });
     if let Err(e) = installed {
@@ -381,7 +381,7 @@ fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
 /// it in memory, and passed on as it is: the plugin parses it once.
 fn read_params(arg: &str, max_bytes: u64) -> Result<String, CliError> {
     let text = match arg.strip_prefix('@') {
-        Some(path) => loader::input_file::read_text(
+        Some(path) => loader::run::input_file::read_text(
             Path::new(path),
             "params file",
             max_bytes,
@@ -566,7 +566,7 @@ pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError>
 }
 
 /// `sink` with the warning about variables the plugin read that are set
-/// here but were not passed to it (see `loader::env_hint`), given to every
+/// here but were not passed to it (see `loader::run::env_hint`), given to every
 /// sink in it, the backend's too.
 pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dyn EventSink> {
     Arc::new(EnvHintSink::new(sink, &args.env_prefix))
@@ -574,7 +574,7 @@ pub(crate) fn with_env_hints(sink: Arc<dyn EventSink>, args: &RunArgs) -> Arc<dy
 
 fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: SandboxMode) -> Result<ExitCode, CliError> {
     if let Some(parent) = args.elsewhere.exit_with_parent {
-        let alive = loader::exit_guard::exit_with_parent(parent)
+        let alive = loader::run::in_process_exit::exit_with_parent(parent)
             .map_err(|e| CliError::new(ExitCode::ActionFailed, format!("--exit-with-parent: {e}")))?;
         if !alive {
             return Err(CliError::new(
@@ -626,7 +626,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: Sandbox
     find_action(&plugin.manifest, &args.action)?;
     let outputs = request.outputs(verbose)?;
     let _interrupts = interrupt_on_ctrl_c(&request.settings, true);
-    loader::exit_guard::report_exits();
+    loader::run::in_process_exit::report_exits();
     // In-process runs are trusted (no sandbox), but get a work directory
     // like any run, and nothing they start outlives them.
     let work_dir = WorkDir::create(None, args.permissions.keep_work_dir)
@@ -847,7 +847,7 @@ impl<S: EventSink> EventSink for WithoutErrors<S> {
     }
 
     fn emit(&self, run: &RunInfo, event: &Event) {
-        let exited = event.data.get("kind").and_then(Value::as_str) == Some(loader::exit_guard::EXITED_KIND);
+        let exited = event.data.get("kind").and_then(Value::as_str) == Some(loader::run::in_process_exit::EXITED_KIND);
         if event.kind != EventKind::Error || exited {
             self.0.emit(run, event)
         }

@@ -11,9 +11,9 @@ use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, HOST_VAR,
 use loader::backend::flush::flush_spool;
 use loader::backend::{agent_endpoint, backend_endpoint, ApiClient, BackendSettings, BackendSink, Endpoint};
 use loader::events::{EventSink, FanOut};
-use loader::host::Clients;
+use loader::run::host::Clients;
 use loader::ray::jobs_api_endpoint;
-use loader::redact::{RedactingSink, Redactor};
+use loader::run::redact::{RedactingSink, Redactor};
 use plugin_api::PluginEnvironment;
 
 use crate::cli::{BackendArgs, FlushArgs};
@@ -94,7 +94,7 @@ impl Connection {
         let timeout = self.settings.request_timeout;
         let make = |endpoint: &Endpoint| {
             let client = ApiClient::with_redactor(endpoint.clone(), timeout, self.redactor.clone());
-            Arc::new(client) as Arc<dyn loader::host::Client>
+            Arc::new(client) as Arc<dyn loader::run::host::Client>
         };
         Clients {
             backend: self.backend.as_ref().map(make),

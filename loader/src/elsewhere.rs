@@ -2,7 +2,7 @@
 //! running the action in its entrypoint or as a Ray task, followed or
 //! `--detach`ed), `--params-each` batches (local isolated children, or one
 //! Ray job whose lines are tasks), and the `loader jobs` commands that
-//! manage jobs on a cluster. The work is done by `loader::ray` and `loader::batch`;
+//! manage jobs on a cluster. The work is done by `loader::ray` and `loader::run::batch`;
 //! this module turns flags into calls and outcomes into output and exit
 //! codes, the same way `commands` does for a local run.
 
@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
-use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, StopFlag};
+use loader::run::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, StopFlag};
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
-use loader::host::RunSettings;
+use loader::run::host::RunSettings;
 use loader::isolate::{ChildCommand, Interrupts};
-use loader::manifest_cache::CatalogPlugin;
+use loader::find::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
 use loader::ray::feed::POLL_INTERVAL;
 use loader::ray::job::DEFAULT_PYTHON;
@@ -28,7 +28,7 @@ use loader::ray::{
     follow_job, job_resources, BatchReport, JobsApi, ListenAt, Listener, LoaderCommand, PackageSpec, RayMode,
     ResourcesError, RunSpec, StopWhen, Submitter,
 };
-use loader::runner::Deadline;
+use loader::run::runner::Deadline;
 use loader::sandbox::SandboxMode;
 use plugin_api::{ActionManifest, ActionResources};
 use serde_json::Value;
@@ -609,7 +609,7 @@ fn run_batch(
     sandbox: SandboxMode,
 ) -> Result<ExitCode, CliError> {
     // The same reader as `--params @FILE`: a regular file, of bounded size.
-    let text = loader::input_file::read_text(
+    let text = loader::run::input_file::read_text(
         file,
         "params-each file",
         args.max_params_bytes,

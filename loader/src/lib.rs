@@ -1,34 +1,29 @@
-//! The plugin host as a library: discover plugin libraries in a folder
-//! ([`discovery`]), build the environment a plugin may see
-//! ([`environment`]) from input files read with bounds ([`input_file`]),
-//! run an action with an injected context ([`runner`],
-//! [`host`]), and fan everything the plugin reports out to sinks
-//! ([`events`]), in this process or in an isolated child ([`isolate`]);
-//! libraries can be test-loaded in a child first ([`load_check`]), and what
-//! they said is remembered until they change ([`manifest_cache`]). Every
-//! process that loads plugin code is sandboxed first ([`sandbox`]).
-//! The `loader` binary is a thin CLI over this.
+//! The plugin host as a library, one folder per stage of the pipeline:
+//!
+//! - [`find`]: discover the plugin libraries of a folder and check them
+//!   (preflight, a load check in a sandboxed child, the manifest cache);
+//! - [`run`]: run an action with an injected context, in this process or
+//!   as a batch, with the environment a plugin may see;
+//! - [`isolate`] and [`sandbox`]: the child process a run, a load check or
+//!   a probe happens in, and the confinement it enters before plugin code
+//!   is loaded;
+//! - [`events`]: fan everything the plugin reports out to sinks (terminal,
+//!   JSON lines, the events file);
+//! - [`report`]: a run's events as an HTML page;
+//! - [`backend`] and [`ray`]: where a run is reported to, and where else it
+//!   can run;
+//! - [`dev`]: rebuild and rerun a plugin as its author edits it;
+//! - `sys`: the calls into the operating system (every `unsafe` block).
+//!
+//! The `loader` binary (`src/bin/loader`) is the command line over this.
 
 pub mod backend;
-pub mod batch;
 pub mod dev;
-pub mod discovery;
-pub mod env_file;
-pub mod env_hint;
-pub mod environment;
 pub mod events;
-pub mod exit_guard;
-pub mod host;
-pub mod input_file;
+pub mod find;
 pub mod isolate;
-pub mod load_check;
-pub mod load_report;
-pub mod manifest_cache;
-pub mod orphans;
-pub mod preflight;
 pub mod ray;
-pub mod redact;
 pub mod report;
-pub mod runner;
+pub mod run;
 pub mod sandbox;
 mod sys;

@@ -1,9 +1,9 @@
 //! The plugin folder as the commands see it: every library is first loaded
-//! in a checking child (see `loader::load_check`), whose report describes
+//! in a checking child (see `loader::find::load_check`), whose report describes
 //! it, so one whose loading crashes or hangs is reported and skipped, and
 //! no library is ever loaded in the loader to be listed or found; when that
 //! check cannot run nothing is loaded and the command fails. What each
-//! library said is kept in the manifest cache (see `loader::manifest_cache`),
+//! library said is kept in the manifest cache (see `loader::find::manifest_cache`),
 //! so an unchanged library is not checked again to be listed or found. Only
 //! an in-process run loads its plugin here ([`PluginFolder::find`]), and
 //! only `run --in-process --no-load-check` skips the check.
@@ -16,10 +16,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use loader::discovery::{LoadedPlugin, ScanError};
+use loader::find::discovery::{LoadedPlugin, ScanError};
 use loader::isolate::{ChildCommand, NotAsDescribed};
-use loader::load_check::SupervisedScanError;
-use loader::manifest_cache::{host_identity, Catalog, CatalogPlugin, Loading, ManifestCache, PluginLoadError};
+use loader::find::load_check::SupervisedScanError;
+use loader::find::manifest_cache::{host_identity, Catalog, CatalogPlugin, Loading, ManifestCache, PluginLoadError};
 use loader::sandbox::SandboxMode;
 
 use crate::commands::PLUGIN_DIR_VAR;

@@ -10,11 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use loader::discovery::Discovery;
+use loader::find::discovery::Discovery;
 use loader::events::MemorySink;
-use loader::host::RunSettings;
+use loader::run::host::RunSettings;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
-use loader::runner::run_action;
+use loader::run::runner::run_action;
 use serde_json::{json, Value};
 
 fn settings_with(work_dir: &Path) -> RunSettings {

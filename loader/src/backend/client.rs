@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::http::{Endpoint, HttpClient, RequestError, RetryPolicy};
-use crate::host::Client;
-use crate::redact::Redactor;
+use crate::run::host::Client;
+use crate::run::redact::Redactor;
 
 /// A backend or agent client offered to plugins.
 pub struct ApiClient {

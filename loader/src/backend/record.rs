@@ -27,7 +27,7 @@ pub fn log_entry(job_id: &str, event: &Event) -> Option<Value> {
     if !matches!(
         event.kind,
         EventKind::Event | EventKind::Message | EventKind::DevEvent | EventKind::Output
-    ) || (event.kind == EventKind::Event && event.event == crate::runner::RUN_START_EVENT)
+    ) || (event.kind == EventKind::Event && event.event == crate::run::runner::RUN_START_EVENT)
     {
         return None;
     }
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(entry["level"], "info");
         assert!(entry["datetime"].as_str().unwrap().ends_with('Z'));
         assert!(log_entry("J1", &progress("a", 1, 2)).is_none());
-        let run_start = Event::user(crate::runner::RUN_START_EVENT, json!({"params": {}}));
+        let run_start = Event::user(crate::run::runner::RUN_START_EVENT, json!({"params": {}}));
         assert!(log_entry("J1", &run_start).is_none());
     }
 }

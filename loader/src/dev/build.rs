@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::process::GroupChild;
+use super::process_group::GroupChild;
 use super::DevError;
 
 /// What a dev session needs to know about the crate it builds.

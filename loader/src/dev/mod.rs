@@ -7,10 +7,10 @@
 //! A build that fails leaves the last run's output on screen. A change
 //! while the action runs stops it (as Ctrl-C would) and rebuilds. Ctrl-C
 //! (or SIGTERM, SIGHUP) ends the session: what it started is stopped, and
-//! killed if it does not stop ([`process`]).
+//! killed if it does not stop ([`process_group`]).
 
 pub mod build;
-pub mod process;
+pub mod process_group;
 pub mod watch;
 
 use std::ffi::OsString;
@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use self::build::{Build, BuildOutcome, PluginCrate};
-use self::process::GroupChild;
+use self::process_group::GroupChild;
 use self::watch::SourceWatcher;
 
 /// Changes closer together than this are one change.

@@ -127,7 +127,7 @@ impl MappedWriter {
     /// With windows of `window_bytes` (a multiple of the page size).
     pub fn with_window(file: File, window_bytes: usize) -> Self {
         let cut_on_death = TruncateOnDeath::start(&file)
-            .inspect(|helper| crate::orphans::own_child(helper.helper_pid()))
+            .inspect(|helper| crate::run::orphans::own_child(helper.helper_pid()))
             .inspect_err(|e| tracing::warn!("an events file left by a crash will end with NUL padding: {e}"))
             .ok();
         MappedWriter {

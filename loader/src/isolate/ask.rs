@@ -19,8 +19,8 @@ use super::{
     run_in_child, ChildAction, ChildCommand, ChildMode, ExpectedPlugin, Interrupts, IsolationOptions, NotAsDescribed,
 };
 use crate::events::{EventSink, TracingSink};
-use crate::host::RunSettings;
-use crate::runner::Deadline;
+use crate::run::host::RunSettings;
+use crate::run::runner::Deadline;
 use crate::sandbox::RunSandbox;
 
 /// The largest answer read: a full manifest's schemas may be large.

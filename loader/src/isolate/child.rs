@@ -21,13 +21,13 @@ use super::channel_sink::ChannelSink;
 use super::child_clients::ProxiedCalls;
 use super::child_writer::ChannelWriter;
 use super::client_wire::{ANSWER_PREFIX, MAX_CLIENT_MESSAGE_BYTES};
-use super::lines::{Lines, Piece};
+use super::bounded_lines::{Lines, Piece};
 use super::{ChildMode, IsolatedRun, AS_DESCRIBED_LINE, CANCEL_LINE, NOT_AS_DESCRIBED_LINE};
-use crate::discovery::{Discovery, LoadedPlugin};
+use crate::find::discovery::{Discovery, LoadedPlugin};
 use crate::events::{Event, EventSink, RunInfo};
-use crate::host::{CancelFlag, RunSettings};
-use crate::load_report::version_triple;
-use crate::runner::{failure_event, run_action};
+use crate::run::host::{CancelFlag, RunSettings};
+use crate::find::load_report::version_triple;
+use crate::run::runner::{failure_event, run_action};
 use crate::sandbox;
 use crate::sys;
 

@@ -20,7 +20,7 @@ use super::client_wire::{
 };
 use super::IsolatedClients;
 use crate::events::lock;
-use crate::host::{Client, Clients};
+use crate::run::host::{Client, Clients};
 
 /// The calls of this process waiting for their answers.
 pub struct ProxiedCalls {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::Clients;
+use crate::run::host::Clients;
 
 /// The clients the child offers the plugin; none by default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ mod tests {
     use super::*;
     use crate::backend::{agent_endpoint, backend_endpoint, ApiClient};
     use crate::events::MemorySink;
-    use crate::host::{Client, RunSettings};
+    use crate::run::host::{Client, RunSettings};
     use crate::isolate::{run_isolated, ChildCommand, Interrupts};
 
     #[test]

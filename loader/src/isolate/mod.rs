@@ -48,9 +48,9 @@ pub mod child_env;
 mod child_writer;
 mod client_wire;
 pub mod clients;
-pub(crate) mod lines;
+pub(crate) mod bounded_lines;
 pub mod output;
-mod process;
+mod spawn;
 mod proxy;
 mod relay;
 mod supervise;
@@ -70,12 +70,12 @@ pub use channel::DEFAULT_MAX_EVENT_BYTES;
 pub use child::serve_child;
 pub use clients::IsolatedClients;
 pub use output::{OutputLimits, Stream};
-pub(crate) use process::{spawn_with_channel, ChildOutput, Spawned};
+pub(crate) use spawn::{spawn_with_channel, ChildOutput, Spawned};
 
 use crate::events::{Event, EventKind, EventSink, RunInfo};
-use crate::host::RunSettings;
-use crate::load_report::version_triple;
-use crate::runner::{failure_event, Deadline};
+use crate::run::host::RunSettings;
+use crate::find::load_report::version_triple;
+use crate::run::runner::{failure_event, Deadline};
 use crate::sandbox::{policy, Containment, RunSandbox, SandboxMode, SandboxPolicy, WorkDir};
 
 /// What a child does with the library it loads.

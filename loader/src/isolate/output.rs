@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::lines::{Lines, Piece};
+use super::bounded_lines::{Lines, Piece};
 use super::{RelayTarget, Relayed};
 use crate::events::{Event, EventKind, Level};
 

@@ -23,7 +23,7 @@ use super::client_wire::{
     id_in_prefix, line_of, refused, ClientAnswer, ClientCall, ClientName, ANSWER_PREFIX, MAX_CLIENT_MESSAGE_BYTES,
 };
 use super::to_child::ToChild;
-use crate::host::{Client, Clients};
+use crate::run::host::{Client, Clients};
 
 /// The most calls made at once; further calls wait for a worker.
 const WORKERS: usize = 8;

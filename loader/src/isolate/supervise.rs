@@ -18,7 +18,7 @@ use plugin_api::{ActionFailure, FailureKind};
 use super::channel::relay_events;
 use super::child_env::child_environment;
 use super::output::relay_output;
-use super::process::{spawn_with_channel, ChildOutput};
+use super::spawn::{spawn_with_channel, ChildOutput};
 use super::proxy::ClientProxy;
 use super::relay::{SinkRelay, Terminal};
 use super::to_child::ToChild;
@@ -27,9 +27,9 @@ use super::{
     Stream, CANCEL_LINE,
 };
 use crate::events::{Event, EventKind, EventSink, RunInfo};
-use crate::host::{Clients, RunSettings};
-use crate::orphans::Orphans;
-use crate::runner::Deadline;
+use crate::run::host::{Clients, RunSettings};
+use crate::run::orphans::Orphans;
+use crate::run::runner::Deadline;
 use crate::sandbox::{notes, Containment, Limits as SandboxLimits, SandboxMode, WORK_DIR_VAR};
 use crate::sys;
 
@@ -441,7 +441,7 @@ fn failure_from_event(event: &Event) -> ActionFailure {
 mod tests {
     use super::*;
     use crate::events::MemorySink;
-    use crate::host::RunSettings;
+    use crate::run::host::RunSettings;
     use serde_json::json;
     use std::sync::Arc;
 

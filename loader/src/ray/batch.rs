@@ -15,7 +15,7 @@ use super::feed::{Feed, Said};
 use super::listen::Listener;
 use super::record::Record;
 use super::submit::{SubmitError, Submitter};
-use crate::batch::{skipped, BatchLine, BatchProgress, LineOutcome};
+use crate::run::batch::{skipped, BatchLine, BatchProgress, LineOutcome};
 use crate::events::Level;
 use crate::isolate::Interrupts;
 

@@ -17,7 +17,7 @@ use super::listen::Listener;
 use super::record::{Record, RunItem};
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
 use crate::isolate::Interrupts;
-use crate::runner::{failure_event, Deadline};
+use crate::run::runner::{failure_event, Deadline};
 
 /// Extra time a job gets past its own timeout and grace (which the loader
 /// inside the job enforces) before the job itself is stopped.

@@ -101,7 +101,7 @@ fn read(path: &Path) -> Result<Vec<u8>, PackageError> {
 }
 
 /// The env file text the job's loader reads back with `--env-file`
-/// (`crate::env_file`): one `KEY="VALUE"` entry per variable, with `\`,
+/// (`crate::run::env_file`): one `KEY="VALUE"` entry per variable, with `\`,
 /// `"` and `$` escaped so that the value comes back exactly as built here
 /// (a line break stays inside the quotes). A carriage return is refused: the
 /// reader would not keep it.
@@ -230,7 +230,7 @@ mod tests {
             ("EMPTY".to_owned(), String::new()),
         ]);
         let text = env_file_text(&env).unwrap();
-        let read: BTreeMap<String, String> = crate::env_file::parse(Path::new("plugin.env"), &text)
+        let read: BTreeMap<String, String> = crate::run::env_file::parse(Path::new("plugin.env"), &text)
             .unwrap()
             .into_iter()
             .collect();

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::package;
-use crate::runner::Deadline;
+use crate::run::runner::Deadline;
 
 /// How many times a line lost with its worker or node runs again (Ray's
 /// own default for tasks).

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::events::Level;
-use crate::runner::RUN_START_EVENT;
+use crate::run::runner::RUN_START_EVENT;
 
 /// Log entries kept from the start of a run.
 const HEAD_ROWS: usize = 1000;

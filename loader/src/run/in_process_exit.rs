@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, Once};
 use serde_json::json;
 
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
-use crate::host::RunHost;
+use crate::run::host::RunHost;
 use crate::sys;
 
 /// The `kind` of the `error` event of an action that exited the process.

@@ -37,7 +37,7 @@ impl Spawned {
     /// Waits for the child to end (and reaps it).
     pub fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
         let status = self.child.wait();
-        crate::orphans::own_child_ended(self.child.id());
+        crate::run::orphans::own_child_ended(self.child.id());
         status
     }
 }
@@ -106,7 +106,7 @@ pub fn spawn_with_channel(
             // The namespaces were refused (the start failed): once more without.
             (_, Ok(true)) => continue,
             (Ok(mut child), Ok(false)) => {
-                crate::orphans::own_child(child.id());
+                crate::run::orphans::own_child(child.id());
                 let group = GroupGuard { group: child.id() };
                 return Ok(Spawned {
                     stdout: child.stdout.take(),

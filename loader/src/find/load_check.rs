@@ -11,7 +11,7 @@
 //! the same channel, for the N-th file, `loading N` before loading it and
 //! `outcome N REPORT` (what loading gave: the manifest summary and
 //! plugin-api version, or why it is not a plugin, see
-//! [`crate::load_report`]) and `loaded N` after. What the libraries print
+//! [`crate::find::load_report`]) and `loaded N` after. What the libraries print
 //! goes to `/dev/null`: nothing a library writes can pass for the child's
 //! answer. When the child dies or stalls, the file it was loading is the
 //! culprit; the parent records it and starts a new child for the files
@@ -47,11 +47,11 @@ use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use crate::discovery::{self, Discovery, Problem, ProblemKind, ScanError};
+use crate::find::discovery::{self, Discovery, Problem, ProblemKind, ScanError};
 use crate::isolate::child_env::child_environment;
-use crate::isolate::lines::{Lines, Piece};
+use crate::isolate::bounded_lines::{Lines, Piece};
 use crate::isolate::{exit_in_words, spawn_with_channel, ChildCommand, ChildOutput};
-use crate::load_report::{LoadOutcome, MAX_REPORT_BYTES};
+use crate::find::load_report::{LoadOutcome, MAX_REPORT_BYTES};
 use crate::sandbox::{
     self, missing_line, policy, Containment, Grants, Limits, SandboxMode, SandboxPolicy, DEFAULT_MEMORY_BYTES,
     POLICY_VAR,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use plugin_api::{ApiVersion, PluginManifest, API_VERSION};
 use serde::{Deserialize, Serialize};
 
-use crate::discovery::{LoadedPlugin, Problem, ProblemKind, Refusal};
+use crate::find::discovery::{LoadedPlugin, Problem, ProblemKind, Refusal};
 
 /// The largest report the loader reads (a manifest summary: names and
 /// descriptions of a plugin and its actions, no schemas).

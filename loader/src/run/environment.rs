@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use plugin_api::PluginEnvironment;
 
 use crate::backend::config::{ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, TENANT_VAR};
-use crate::env_file::{self, EnvFileError};
-use crate::input_file::{self, InputFileError, MAX_ENV_FILE_BYTES};
-use crate::redact::is_secret_name;
+use crate::run::env_file::{self, EnvFileError};
+use crate::run::input_file::{self, InputFileError, MAX_ENV_FILE_BYTES};
+use crate::run::redact::is_secret_name;
 
 /// The prefix of process variables passed through by default.
 pub const DEFAULT_PREFIX: &str = "SYNAPSE_";

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, CatalogPlugin, Loading, PluginLoadError, StaleEntry};
 
-use crate::load_report::LoadOutcome;
+use crate::find::load_report::LoadOutcome;
 
 /// The version of the cache file's layout.
 const FORMAT: u32 = 2;
@@ -355,7 +355,7 @@ mod tests {
         let dir = plugins.path();
         fs::hard_link(dir.join(lib_name("a")), dir.join(lib_name("b"))).unwrap();
         std::os::unix::fs::symlink(dir.join(lib_name("z")), dir.join(lib_name("c"))).unwrap();
-        let without_cache = crate::discovery::Discovery::scan(dir).unwrap();
+        let without_cache = crate::find::discovery::Discovery::scan(dir).unwrap();
         let expected: Vec<PathBuf> = without_cache.problems.iter().map(|p| p.path.clone()).collect();
         let names = |stems: &[&str]| -> Vec<PathBuf> { stems.iter().map(|s| dir.join(lib_name(s))).collect() };
         assert_eq!(
@@ -464,7 +464,7 @@ mod tests {
         let catalog = Catalog::scan(plugins.path(), &mut cache, loading).unwrap();
         assert_eq!((catalog.loaded, catalog.loaded_here), (1, 0));
         assert_eq!(catalog.problems.len(), 1);
-        assert_eq!(catalog.problems[0].kind, crate::discovery::ProblemKind::Unreported);
+        assert_eq!(catalog.problems[0].kind, crate::find::discovery::ProblemKind::Unreported);
         assert_eq!(catalog.problems[0].reason, catalog::UNREPORTED_REASON);
         assert!(cache.entries.is_empty(), "checked again next time");
     }

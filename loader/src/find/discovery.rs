@@ -334,7 +334,7 @@ fn check_file(path: &Path) -> Result<(), Refusal> {
         return Err(not_a_library("an empty file, not a library"));
     }
     fs::File::open(path).map_err(unreadable)?;
-    crate::preflight::check_library(path).map_err(|reason| not_a_library(&reason))
+    crate::find::preflight::check_library(path).map_err(|reason| not_a_library(&reason))
 }
 
 #[cfg(test)]

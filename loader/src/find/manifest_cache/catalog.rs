@@ -17,10 +17,10 @@ use std::time::Duration;
 use plugin_api::{ApiVersion, PluginManifest};
 
 use super::{Entry, FileStamp, ManifestCache, Timestamp};
-use crate::discovery::{self, Discovery, LoadedPlugin, Problem, ProblemKind};
+use crate::find::discovery::{self, Discovery, LoadedPlugin, Problem, ProblemKind};
 use crate::isolate::ChildCommand;
-use crate::load_check::{check_loading, LoadCheckError, SupervisedScanError};
-use crate::load_report::{version_of_triple, LoadOutcome};
+use crate::find::load_check::{check_loading, LoadCheckError, SupervisedScanError};
+use crate::find::load_report::{version_of_triple, LoadOutcome};
 use crate::sandbox::SandboxMode;
 
 /// How the files the cache cannot answer for are loaded.

@@ -11,10 +11,10 @@ use std::time::Duration;
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
 
-use crate::discovery::LoadedPlugin;
+use crate::find::discovery::LoadedPlugin;
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
-use crate::exit_guard::ActionGuard;
-use crate::host::{RunHost, RunSettings};
+use crate::run::in_process_exit::ActionGuard;
+use crate::run::host::{RunHost, RunSettings};
 
 /// The name of a run's first event: what was run, with which params.
 pub const RUN_START_EVENT: &str = "run_start";
@@ -52,7 +52,7 @@ pub struct Deadline {
 /// `sink`. Returns the result object, or why there is none.
 ///
 /// If the action ends the process with `exit()` before returning, an
-/// `error` event of kind `exited` is still emitted (see [`crate::exit_guard`]).
+/// `error` event of kind `exited` is still emitted (see [`crate::run::in_process_exit`]).
 ///
 /// With a `deadline`, the action runs on its own thread: when the timeout
 /// passes it is asked to cancel, and if it has not returned after the grace

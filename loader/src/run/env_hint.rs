@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use plugin_api::ENV_MISSING_EVENT;
 use serde_json::json;
 
-use crate::environment::{is_credential_name, is_variable_name};
+use crate::run::environment::{is_credential_name, is_variable_name};
 use crate::events::{lock, Event, EventKind, EventSink, Level, RunInfo};
 
 /// The event name of the warning (kind `message`, level `warning`, data
