@@ -37,12 +37,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use loader::find::discovery::{Discovery, LoadedPlugin};
 use loader::events::{
     Event, EventKind, EventSink, FanOut, Flush, JsonlSink, NullSink, RunInfo, TerminalOptions, TerminalSink,
 };
-use loader::run::host::{RunHost, RunSettings};
+use loader::find::discovery::{Discovery, LoadedPlugin};
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
+use loader::run::host::{RunHost, RunSettings};
 use loader::run::runner::run_action;
 use plugin_api::host::ClientKind;
 use plugin_api::host::ContextHost;

@@ -10,10 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use loader::find::discovery::Discovery;
 use loader::events::MemorySink;
-use loader::run::host::RunSettings;
+use loader::find::discovery::Discovery;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};
+use loader::run::host::RunSettings;
 use loader::run::runner::run_action;
 use serde_json::{json, Value};
 

@@ -48,10 +48,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use crate::find::discovery::{self, Discovery, Problem, ProblemKind, ScanError};
-use crate::isolate::child_env::child_environment;
-use crate::isolate::bounded_lines::{Lines, Piece};
-use crate::isolate::{exit_in_words, spawn_with_channel, ChildCommand, ChildOutput};
 use crate::find::load_report::{LoadOutcome, MAX_REPORT_BYTES};
+use crate::isolate::bounded_lines::{Lines, Piece};
+use crate::isolate::child_env::child_environment;
+use crate::isolate::{exit_in_words, spawn_with_channel, ChildCommand, ChildOutput};
 use crate::sandbox::{
     self, missing_line, policy, Containment, Grants, Limits, SandboxMode, SandboxPolicy, DEFAULT_MEMORY_BYTES,
     POLICY_VAR,

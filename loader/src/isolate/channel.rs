@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::client_wire::{MAX_CLIENT_MESSAGE_BYTES, REQUEST_PREFIX};
 use super::bounded_lines::{Arrival, Lines, Piece};
+use super::client_wire::{MAX_CLIENT_MESSAGE_BYTES, REQUEST_PREFIX};
 use super::proxy::ClientProxy;
 use super::{RelayTarget, Relayed, AS_DESCRIBED_LINE, NOT_AS_DESCRIBED_LINE};
 use crate::events::{frame, jsonl, Event, EventKind, Level};

@@ -33,8 +33,8 @@ mod tests {
     use super::*;
     use crate::backend::{agent_endpoint, backend_endpoint, ApiClient};
     use crate::events::MemorySink;
-    use crate::run::host::{Client, RunSettings};
     use crate::isolate::{run_isolated, ChildCommand, Interrupts};
+    use crate::run::host::{Client, RunSettings};
 
     #[test]
     fn the_request_and_the_environment_the_child_gets_hold_no_credential_nor_endpoint() {

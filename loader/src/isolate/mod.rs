@@ -40,6 +40,7 @@
 //! The child side is [`serve_child`].
 
 mod ask;
+pub(crate) mod bounded_lines;
 mod channel;
 mod channel_sink;
 mod child;
@@ -48,11 +49,10 @@ pub mod child_env;
 mod child_writer;
 mod client_wire;
 pub mod clients;
-pub(crate) mod bounded_lines;
 pub mod output;
-mod spawn;
 mod proxy;
 mod relay;
+mod spawn;
 mod supervise;
 mod to_child;
 
@@ -73,8 +73,8 @@ pub use output::{OutputLimits, Stream};
 pub(crate) use spawn::{spawn_with_channel, ChildOutput, Spawned};
 
 use crate::events::{Event, EventKind, EventSink, RunInfo};
-use crate::run::host::RunSettings;
 use crate::find::load_report::version_triple;
+use crate::run::host::RunSettings;
 use crate::run::runner::{failure_event, Deadline};
 use crate::sandbox::{policy, Containment, RunSandbox, SandboxMode, SandboxPolicy, WorkDir};
 

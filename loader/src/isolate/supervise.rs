@@ -18,9 +18,9 @@ use plugin_api::{ActionFailure, FailureKind};
 use super::channel::relay_events;
 use super::child_env::child_environment;
 use super::output::relay_output;
-use super::spawn::{spawn_with_channel, ChildOutput};
 use super::proxy::ClientProxy;
 use super::relay::{SinkRelay, Terminal};
+use super::spawn::{spawn_with_channel, ChildOutput};
 use super::to_child::ToChild;
 use super::{
     describe_exit, exit_in_words, ChildCommand, Interrupts, IsolatedRun, IsolationOptions, RelayTarget, Relayed,

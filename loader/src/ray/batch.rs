@@ -15,9 +15,9 @@ use super::feed::{Feed, Said};
 use super::listen::Listener;
 use super::record::Record;
 use super::submit::{SubmitError, Submitter};
-use crate::run::batch::{skipped, BatchLine, BatchProgress, LineOutcome};
 use crate::events::Level;
 use crate::isolate::Interrupts;
+use crate::run::batch::{skipped, BatchLine, BatchProgress, LineOutcome};
 
 /// How often the follower looks at Ctrl-C while nothing comes.
 const LOOK_EVERY: Duration = Duration::from_millis(100);

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use crate::events::time::Rfc3339;
 use crate::events::NullSink;
-use crate::run::host::RunSettings;
 use crate::isolate::{run_isolated_with, ChildAction, ChildCommand, Interrupts, IsolationOptions};
+use crate::run::host::RunSettings;
 use crate::run::runner::Deadline;
 use crate::sandbox::RunSandbox;
 

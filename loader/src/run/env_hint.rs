@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use plugin_api::ENV_MISSING_EVENT;
 use serde_json::json;
 
-use crate::run::environment::{is_credential_name, is_variable_name};
 use crate::events::{lock, Event, EventKind, EventSink, Level, RunInfo};
+use crate::run::environment::{is_credential_name, is_variable_name};
 
 /// The event name of the warning (kind `message`, level `warning`, data
 /// `{content, key}`).

@@ -11,10 +11,10 @@ use std::time::Duration;
 use plugin_api::{ActionFailure, FailureKind};
 use serde_json::{json, Value};
 
-use crate::find::discovery::LoadedPlugin;
 use crate::events::{Event, EventKind, EventSink, Level, RunInfo};
-use crate::run::in_process_exit::ActionGuard;
+use crate::find::discovery::LoadedPlugin;
 use crate::run::host::{RunHost, RunSettings};
+use crate::run::in_process_exit::ActionGuard;
 
 /// The name of a run's first event: what was run, with which params.
 pub const RUN_START_EVENT: &str = "run_start";

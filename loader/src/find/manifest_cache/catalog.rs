@@ -18,9 +18,9 @@ use plugin_api::{ApiVersion, PluginManifest};
 
 use super::{Entry, FileStamp, ManifestCache, Timestamp};
 use crate::find::discovery::{self, Discovery, LoadedPlugin, Problem, ProblemKind};
-use crate::isolate::ChildCommand;
 use crate::find::load_check::{check_loading, LoadCheckError, SupervisedScanError};
 use crate::find::load_report::{version_of_triple, LoadOutcome};
+use crate::isolate::ChildCommand;
 use crate::sandbox::SandboxMode;
 
 /// How the files the cache cannot answer for are loaded.

@@ -464,7 +464,10 @@ mod tests {
         let catalog = Catalog::scan(plugins.path(), &mut cache, loading).unwrap();
         assert_eq!((catalog.loaded, catalog.loaded_here), (1, 0));
         assert_eq!(catalog.problems.len(), 1);
-        assert_eq!(catalog.problems[0].kind, crate::find::discovery::ProblemKind::Unreported);
+        assert_eq!(
+            catalog.problems[0].kind,
+            crate::find::discovery::ProblemKind::Unreported
+        );
         assert_eq!(catalog.problems[0].reason, catalog::UNREPORTED_REASON);
         assert!(cache.entries.is_empty(), "checked again next time");
     }

@@ -17,14 +17,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use loader::find::discovery::{LoadedPlugin, ScanError};
-use loader::isolate::{ChildCommand, NotAsDescribed};
 use loader::find::load_check::SupervisedScanError;
 use loader::find::manifest_cache::{host_identity, Catalog, CatalogPlugin, Loading, ManifestCache, PluginLoadError};
+use loader::isolate::{ChildCommand, NotAsDescribed};
 use loader::sandbox::SandboxMode;
 
-use crate::commands::PLUGIN_DIR_VAR;
-use crate::exit::{CliError, ExitCode};
+use crate::exit_code::{CliError, ExitCode};
 use crate::suggest::did_you_mean;
+use plugin_api::ActionManifest;
+use plugin_api::PluginManifest;
 
 pub struct PluginFolder {
     dir: PathBuf,
@@ -211,7 +212,7 @@ impl PluginFolder {
 
 /// Why a plugin described by the folder could not be loaded, as the
 /// command's error.
-fn load_error(error: PluginLoadError) -> CliError {
+pub(crate) fn load_error(error: PluginLoadError) -> CliError {
     match error {
         PluginLoadError::Check(e) => check_failed(e.to_string()),
         PluginLoadError::Stale(e) => CliError::new(ExitCode::ActionFailed, e.to_string()),
@@ -220,14 +221,50 @@ fn load_error(error: PluginLoadError) -> CliError {
 }
 
 /// The load check could not run: nothing was loaded unchecked.
-fn check_failed(why: String) -> CliError {
+pub(crate) fn check_failed(why: String) -> CliError {
     CliError::new(ExitCode::LoadCheckFailed, why)
         .with_help("only `run --in-process --no-load-check` loads plugins without the check (trusted plugins only)")
 }
 
-fn loading(checker: Option<&ChildCommand>, load_timeout: Duration, sandbox: SandboxMode) -> Loading<'_> {
+pub(crate) fn loading(checker: Option<&ChildCommand>, load_timeout: Duration, sandbox: SandboxMode) -> Loading<'_> {
     match checker {
         Some(checker) => Loading::Supervised(checker, load_timeout, sandbox),
         None => Loading::Direct,
     }
+}
+
+/// The environment variable naming the plugin folder.
+pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
+
+pub(crate) fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os(PLUGIN_DIR_VAR).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("plugins"))
+}
+
+pub(crate) fn find_action<'a>(manifest: &'a PluginManifest, name: &str) -> Result<&'a ActionManifest, CliError> {
+    manifest.action(name).ok_or_else(|| {
+        let actions = manifest.action_names();
+        let error = CliError::new(
+            ExitCode::NotFound,
+            format!("plugin {:?} has no action {name:?}", manifest.code),
+        )
+        .with_causes(vec![format!("actions: {}", list_or_none(&actions))]);
+        match did_you_mean(name, actions.iter().map(AsRef::as_ref)) {
+            Some(suggestion) => error.with_help(suggestion),
+            None => error,
+        }
+    })
+}
+
+pub(crate) fn find_action_if_named(plugin: &CatalogPlugin, action: Option<&str>) -> Result<(), CliError> {
+    action
+        .map(|name| find_action(&plugin.manifest, name).map(drop))
+        .unwrap_or(Ok(()))
+}
+
+pub(crate) fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
+    if names.is_empty() {
+        return "none".to_owned();
+    }
+    names.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
 }

@@ -2,29 +2,14 @@
 //! run's events file or a batch's results file ([`loader::report`]), and
 //! opens it in the browser if asked.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use clap::Args;
 use loader::report::{self, Input, ReportError};
 
-use crate::exit::{CliError, ExitCode};
-
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// A run's events file (`run --events PATH`) or a batch's results file
-    /// (`run --params-each ... --results PATH`).
-    pub input: PathBuf,
-
-    /// Where to write the page [default: FILE with the extension `.html`].
-    #[arg(short, long, value_name = "PAGE")]
-    pub output: Option<PathBuf>,
-
-    /// Open the page in the browser ($BROWSER, else the desktop's default).
-    #[arg(long)]
-    pub open: bool,
-}
+use crate::cli::ReportArgs;
+use crate::exit_code::{CliError, ExitCode};
 
 /// Runs `loader report`.
 pub fn report(args: &ReportArgs) -> Result<ExitCode, CliError> {

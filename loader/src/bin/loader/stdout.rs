@@ -2,6 +2,7 @@
 //! goes away (`loader list | head -1`): a closed pipe ends the loader
 //! quietly with success, as cargo and ripgrep do.
 
+use serde_json::Value;
 use std::io::{self, Write};
 
 /// Writes `text` to stdout; on a closed pipe the process exits with 0, on
@@ -31,3 +32,10 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+pub(crate) fn print_json(value: &Value) {
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}

@@ -7,28 +7,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, HOST_VAR, TENANT_VAR};
+use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, TENANT_VAR};
 use loader::backend::flush::flush_spool;
 use loader::backend::{agent_endpoint, backend_endpoint, ApiClient, BackendSettings, BackendSink, Endpoint};
 use loader::events::{EventSink, FanOut};
-use loader::run::host::Clients;
 use loader::ray::jobs_api_endpoint;
+use loader::run::host::Clients;
 use loader::run::redact::{RedactingSink, Redactor};
 use plugin_api::PluginEnvironment;
 
-use crate::cli::{BackendArgs, FlushArgs};
-use crate::exit::{CliError, ExitCode};
+use crate::cli::BackendArgs;
+use crate::exit_code::{CliError, ExitCode};
 
-fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
+pub(crate) fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| CliError::usage(format!("{flag} must be a non-negative number of seconds")))
 }
 
-fn var(name: &str) -> Option<String> {
+pub(crate) fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
+pub(crate) fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
     flag.clone().unwrap_or_else(config::default_state_dir)
 }
 
@@ -166,64 +166,4 @@ impl Connection {
         }
         Ok(())
     }
-}
-
-/// `loader flush`: delivers the journals of the state folder recorded for
-/// the backend given (`--backend` or `SYNAPSE_HOST`, required) and says
-/// what became of each; a journal recorded for another backend is left and
-/// reported, never sent there.
-pub fn flush(args: &FlushArgs) -> Result<ExitCode, CliError> {
-    let timeout = seconds(args.backend_timeout, "--backend-timeout")?;
-    let time_limit = seconds(args.backend_wait, "--backend-wait")?;
-    let settings = BackendSettings::new(state_dir(&args.state_dir));
-    let token = var(ACCESS_TOKEN_VAR);
-    let tenant = var(TENANT_VAR);
-    let Some(url) = args.backend.as_deref().filter(|u| !u.is_empty()) else {
-        return Err(CliError::usage(format!(
-            "loader flush needs the backend to deliver to: --backend URL or {HOST_VAR}"
-        ))
-        .with_help("journals go only to the backend given, never to an address read from a journal"));
-    };
-    let endpoint = backend_endpoint(url, token.as_deref(), tenant.as_deref());
-    let outcomes = flush_spool(&settings.spool_dir, &endpoint, timeout, time_limit, settings.batch_size);
-    let mut redactor = Redactor::default();
-    for secret in [&token, &tenant].into_iter().flatten() {
-        redactor.add_secret(secret);
-    }
-    if outcomes.is_empty() {
-        println!("nothing to deliver in {}", settings.spool_dir.display());
-        return Ok(ExitCode::Success);
-    }
-    let mut complete = true;
-    let given = redactor.redact_str(&endpoint.url).into_owned();
-    for outcome in &outcomes {
-        if let Some(other) = &outcome.other_backend {
-            let other = redactor.redact_str(other);
-            println!(
-                "job {}: recorded for another backend, {other} (not {given}); nothing sent, left in {}",
-                outcome.job_id,
-                outcome.journal.display()
-            );
-            println!("  if that backend is yours, deliver it with `loader flush --backend {other}`");
-            continue;
-        }
-        println!(
-            "job {}: delivered {} requests ({} log entries); {} requests ({} log entries) remain in {}",
-            outcome.job_id,
-            outcome.delivered_requests,
-            outcome.delivered_entries,
-            outcome.remaining_requests,
-            outcome.remaining_entries,
-            outcome.journal.display()
-        );
-        if let Some(error) = &outcome.error {
-            println!("  {}", redactor.redact_str(error));
-        }
-        complete &= outcome.remaining_requests == 0;
-    }
-    Ok(if complete {
-        ExitCode::Success
-    } else {
-        ExitCode::BackendUndelivered
-    })
 }

@@ -2,7 +2,21 @@
 
 use std::path::PathBuf;
 
+use crate::exit_code::CliError;
+use crate::exit_code::ExitCode;
+use clap::ValueEnum;
 use clap::{Args, Parser, Subcommand};
+use loader::find::manifest_cache::CatalogPlugin;
+use loader::ray::api::resolve_address;
+use loader::ray::job::DEFAULT_PYTHON;
+use loader::ray::job_resources;
+use loader::ray::JobsApi;
+use loader::ray::ListenAt;
+use loader::ray::ResourcesError;
+use plugin_api::ActionManifest;
+use plugin_api::ActionResources;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 
 /// Discover action plugins in a folder and run their actions.
 #[derive(Debug, Parser)]
@@ -111,13 +125,13 @@ pub enum Command {
     /// Print the man page (roff), generated from these options.
     Man,
     /// Manage jobs on a Ray cluster (see `run --on ray`).
-    Jobs(crate::elsewhere::JobsArgs),
+    Jobs(JobsArgs),
     /// Write one self-contained HTML page (charts, params, outcome, logs)
     /// of a run's events file or a batch's results file.
-    Report(crate::report_command::ReportArgs),
+    Report(ReportArgs),
     /// Watch a plugin crate: rebuild it on every change and run the action
     /// again with the same params.
-    Dev(crate::dev_command::DevArgs),
+    Dev(DevArgs),
     /// Internal: the child side of an isolated run (request and events on
     /// its channel to the loader, fd 3).
     #[command(name = "__child", hide = true)]
@@ -231,7 +245,7 @@ pub struct RunArgs {
     pub permissions: PermissionArgs,
 
     #[command(flatten)]
-    pub elsewhere: crate::elsewhere::ElsewhereArgs,
+    pub elsewhere: ElsewhereArgs,
 
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -382,4 +396,227 @@ pub struct NewArgs {
     /// when run inside it, else the one this loader was built from].
     #[arg(long, value_name = "DIR")]
     pub api_path: Option<PathBuf>,
+}
+
+/// Where a run happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Target {
+    /// On this machine.
+    #[default]
+    Local,
+    /// As a job on a Ray cluster (see --ray-address).
+    Ray,
+}
+
+/// The `run` flags for runs on a cluster and for batches.
+#[derive(Debug, Args)]
+pub struct ElsewhereArgs {
+    /// Where to run: `local`, or `ray` for a job on a Ray cluster.
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub on: Target,
+
+    /// The Ray Jobs API [default: $RAY_API_SERVER_ADDRESS, else
+    /// $RAY_ADDRESS, else http://127.0.0.1:8265].
+    #[arg(long, value_name = "URL")]
+    pub ray_address: Option<String>,
+
+    /// With --on ray: print the job's submission id and return at once
+    /// (follow it with `loader jobs logs ID --follow`).
+    #[arg(long)]
+    pub detach: bool,
+
+    /// With --on ray: how a single run runs there: `job` (the loader in the
+    /// job's entrypoint, which holds the action's resources) or `task` (a
+    /// Ray task holding them) [default: the action's run method]. A batch's
+    /// lines are always tasks.
+    #[arg(long, value_enum, value_name = "job|task")]
+    pub method: Option<MethodArg>,
+
+    /// With --on ray: where this machine listens for what the run sends
+    /// straight back (events, batch outcomes): `auto` (the address it
+    /// reaches the Jobs API from), an IP[:PORT], or `off` to read
+    /// everything from the job's log (a second or two later).
+    #[arg(long, value_name = "auto|off|ADDR", default_value = "auto")]
+    pub ray_listen: ListenAt,
+
+    /// With --on ray: the command that runs Ray's Python on the cluster,
+    /// for the job's driver.
+    #[arg(long, value_name = "COMMAND", env = "LOADER_RAY_PYTHON", default_value = DEFAULT_PYTHON)]
+    pub ray_python: String,
+
+    /// With --on ray: CPUs the job's entrypoint reserves.
+    #[arg(long, value_name = "N")]
+    pub num_cpus: Option<f64>,
+
+    /// With --on ray: GPUs the job's entrypoint reserves.
+    #[arg(long, value_name = "N")]
+    pub num_gpus: Option<f64>,
+
+    /// With --on ray: memory (bytes) the job's entrypoint reserves.
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<u64>,
+
+    /// With --on ray: custom resources the job's entrypoint reserves, as a
+    /// JSON object of numbers, e.g. '{"accelerator": 1}'.
+    #[arg(long, value_name = "JSON")]
+    pub resources: Option<String>,
+
+    /// Run once per line of this JSONL file (one params object a line):
+    /// locally in isolated children, or with --on ray as one job whose
+    /// lines are Ray tasks.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["params", "detach", "events", "dry_run"])]
+    pub params_each: Option<PathBuf>,
+
+    /// With --params-each: runs at a time [default: 1 locally; on Ray, as
+    /// many as the cluster's resources hold].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
+
+    /// With --params-each: further attempts of a failed run.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub retries: u32,
+
+    /// With --params-each: write the outcome lines to this file instead
+    /// of stdout.
+    #[arg(long, value_name = "PATH", requires = "params_each")]
+    pub results: Option<PathBuf>,
+
+    /// Internal (set in jobs on Ray): the Jobs API `ctx.agent_client()`
+    /// talks to, unless --agent names an agent. Not `--agent` itself, so
+    /// that no SYNAPSE_AGENT_TOKEN of the job's environment goes to Ray.
+    #[arg(long, value_name = "URL", hide = true)]
+    pub ray_agent: Option<String>,
+
+    /// Internal (set by the driver of a run on Ray): stop the run, as on
+    /// Ctrl-C, when the process PID (the loader's parent) dies.
+    #[arg(long, value_name = "PID", hide = true)]
+    pub exit_with_parent: Option<u32>,
+}
+
+/// `--method`: how a single run runs on Ray.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Job,
+    Task,
+}
+
+impl ElsewhereArgs {
+    /// Whether this is anything but one local run.
+    pub fn is_set(&self) -> bool {
+        self.on == Target::Ray || self.params_each.is_some() || self.detach
+    }
+
+    pub(crate) fn api(&self) -> JobsApi {
+        JobsApi::new(&resolve_address(self.ray_address.as_deref()))
+    }
+
+    /// The resources the flags set.
+    fn resource_flags(&self) -> Result<ActionResources, CliError> {
+        let resources: BTreeMap<String, f64> = match &self.resources {
+            None => BTreeMap::new(),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| CliError::usage(format!("--resources must be a JSON object of numbers: {e}")))?,
+        };
+        Ok(ActionResources {
+            num_cpus: self.num_cpus,
+            num_gpus: self.num_gpus,
+            memory: self.memory,
+            resources,
+        })
+    }
+
+    /// What the job reserves: the action's declared resources, with the
+    /// flags' values taking precedence.
+    pub(crate) fn resources(
+        &self,
+        plugin: &CatalogPlugin,
+        action: &ActionManifest,
+    ) -> Result<ActionResources, CliError> {
+        job_resources(&action.resources, &self.resource_flags()?, &plugin.path, &action.name).map_err(|e| match e {
+            ResourcesError::Flag { .. } => CliError::usage(e.to_string()),
+            ResourcesError::Declared { .. } => CliError::new(ExitCode::ActionFailed, e.to_string()),
+        })
+    }
+}
+
+/// `loader jobs`: manage jobs on a Ray cluster.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// The Ray Jobs API [default: $RAY_API_SERVER_ADDRESS, else
+    /// $RAY_ADDRESS, else http://127.0.0.1:8265].
+    #[arg(long, global = true, value_name = "URL")]
+    pub ray_address: Option<String>,
+
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List the cluster's jobs.
+    List {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job's state.
+    Status {
+        id: String,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job's logs.
+    Logs {
+        id: String,
+        /// Keep printing until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Stop a job.
+    Stop { id: String },
+}
+
+#[derive(Debug, Args)]
+#[command(
+    override_usage = "loader dev [CRATE_DIR] ACTION [--params JSON|@FILE] [--release] [--clear] [-- RUN_OPTIONS...]"
+)]
+pub struct DevArgs {
+    /// The plugin crate's folder (default: the current folder), then the
+    /// action to run after each successful build.
+    #[arg(value_name = "[CRATE_DIR] ACTION", num_args = 1..=2, required = true)]
+    pub target: Vec<String>,
+
+    /// Params of every run, as `loader run` takes them: JSON, or @FILE (read
+    /// again on each run).
+    #[arg(long, default_value = "{}", value_name = "JSON|@FILE")]
+    pub params: String,
+
+    /// Build with `cargo build --release`.
+    #[arg(long)]
+    pub release: bool,
+
+    /// Clear the screen before each run (a failed build never clears it).
+    #[arg(long)]
+    pub clear: bool,
+
+    /// Further `loader run` options for every run, after `--`, e.g.
+    /// `-- --events run.jsonl --env BATCH_SIZE=8`.
+    #[arg(last = true, value_name = "RUN_OPTIONS")]
+    pub run_options: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run's events file (`run --events PATH`) or a batch's results file
+    /// (`run --params-each ... --results PATH`).
+    pub input: PathBuf,
+
+    /// Where to write the page [default: FILE with the extension `.html`].
+    #[arg(short, long, value_name = "PAGE")]
+    pub output: Option<PathBuf>,
+
+    /// Open the page in the browser ($BROWSER, else the desktop's default).
+    #[arg(long)]
+    pub open: bool,
 }

@@ -1,42 +1,12 @@
 //! `loader dev [CRATE_DIR] ACTION --params ...`: the CLI side of a
 //! [`loader::dev`] session (arguments, Ctrl-C, errors).
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::Args;
 use loader::dev::{DevError, DevOptions, DevSession};
 
-use crate::exit::{CliError, ExitCode};
-
-#[derive(Debug, Args)]
-#[command(
-    override_usage = "loader dev [CRATE_DIR] ACTION [--params JSON|@FILE] [--release] [--clear] [-- RUN_OPTIONS...]"
-)]
-pub struct DevArgs {
-    /// The plugin crate's folder (default: the current folder), then the
-    /// action to run after each successful build.
-    #[arg(value_name = "[CRATE_DIR] ACTION", num_args = 1..=2, required = true)]
-    pub target: Vec<String>,
-
-    /// Params of every run, as `loader run` takes them: JSON, or @FILE (read
-    /// again on each run).
-    #[arg(long, default_value = "{}", value_name = "JSON|@FILE")]
-    pub params: String,
-
-    /// Build with `cargo build --release`.
-    #[arg(long)]
-    pub release: bool,
-
-    /// Clear the screen before each run (a failed build never clears it).
-    #[arg(long)]
-    pub clear: bool,
-
-    /// Further `loader run` options for every run, after `--`, e.g.
-    /// `-- --events run.jsonl --env BATCH_SIZE=8`.
-    #[arg(last = true, value_name = "RUN_OPTIONS")]
-    pub run_options: Vec<OsString>,
-}
+use crate::cli::DevArgs;
+use crate::exit_code::{CliError, ExitCode};
 
 /// Runs `loader dev` until Ctrl-C.
 pub fn dev(args: DevArgs, verbose: u8) -> Result<ExitCode, CliError> {

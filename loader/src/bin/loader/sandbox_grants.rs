@@ -5,21 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use loader::isolate::ChildCommand;
 use loader::sandbox::{
-    probes, resolve, GrantBook, MissingGrant, RunGrants, RunSandbox, SandboxMode, Support, DEFAULT_MAX_PROCESSES,
+    resolve, GrantBook, MissingGrant, RunGrants, RunSandbox, SandboxMode, Support, DEFAULT_MAX_PROCESSES,
     DEFAULT_MEMORY_BYTES,
 };
 use plugin_api::{ActionManifest, Permissions, PluginManifest};
-use serde_json::json;
 
-use crate::cli::{GrantArgs, PermissionArgs, RunArgs};
-use crate::exit::{CliError, ExitCode};
-use crate::plugin_folder::PluginFolder;
-use crate::stdout::outln;
+use crate::cli::{PermissionArgs, RunArgs};
+use crate::exit_code::{CliError, ExitCode};
 
 /// The grant book of `state_dir` (the default state folder when `None`).
-fn grant_book(state_dir: Option<&Path>) -> Result<GrantBook, CliError> {
+pub(crate) fn grant_book(state_dir: Option<&Path>) -> Result<GrantBook, CliError> {
     let dir = state_dir
         .map(Path::to_owned)
         .unwrap_or_else(loader::backend::config::default_state_dir);
@@ -27,7 +23,7 @@ fn grant_book(state_dir: Option<&Path>) -> Result<GrantBook, CliError> {
 }
 
 /// `--allow-*` as given, checked.
-fn run_grants(flags: &PermissionArgs) -> Result<RunGrants, CliError> {
+pub(crate) fn run_grants(flags: &PermissionArgs) -> Result<RunGrants, CliError> {
     for entry in flags.allow_net.iter().flatten() {
         loader::sandbox::check_net_entry(entry).map_err(|e| CliError::usage(format!("--allow-net {e}")))?;
     }
@@ -150,7 +146,7 @@ pub fn require_complete(net_all: bool) -> Result<(), CliError> {
     }
 }
 
-fn not_granted(code: &str, missing: &[MissingGrant], changed: bool) -> CliError {
+pub(crate) fn not_granted(code: &str, missing: &[MissingGrant], changed: bool) -> CliError {
     let mut causes: Vec<String> = missing.iter().map(|m| format!("needs to {m}")).collect();
     if changed {
         causes.push("the permissions granted with `loader grant` were for a different set; grant again".to_owned());
@@ -202,142 +198,8 @@ pub fn permissions_text(manifest: &PluginManifest) -> String {
     text
 }
 
-/// `loader grant`.
-pub fn grant(folder: impl FnOnce() -> Result<PluginFolder, CliError>, args: &GrantArgs) -> Result<ExitCode, CliError> {
-    let mut book = grant_book(args.state_dir.as_deref())?;
-    if args.list {
-        if book.all().is_empty() {
-            outln!("no grants recorded in {}", book.path().display());
-        }
-        for (code, grant) in book.all() {
-            outln!("{code} (granted {})", grant.granted_at);
-            for line in permission_lines(&grant.permissions) {
-                outln!("  {line}");
-            }
-        }
-        return Ok(ExitCode::Success);
-    }
-    let name = args.plugin.as_deref().unwrap_or_default();
-    if args.revoke {
-        let code = match book.recorded(name) {
-            Some(_) => name.to_owned(),
-            None => folder()?.describe(name)?.manifest.code.clone(),
-        };
-        return if book
-            .revoke(&code)
-            .map_err(|e| CliError::new(ExitCode::ActionFailed, e.to_string()))?
-        {
-            eprintln!("revoked the permissions granted to {code}");
-            Ok(ExitCode::Success)
-        } else {
-            Err(CliError::new(
-                ExitCode::NotFound,
-                format!("no grant recorded for {code:?}"),
-            ))
-        };
-    }
-    let plugin = folder()?.describe(name)?;
-    let manifest = &plugin.manifest;
-    let lines = permission_lines(&manifest.permissions);
-    if lines.is_empty() {
-        eprintln!(
-            "{} declares no permissions beyond the sandbox's defaults; nothing to grant",
-            manifest.code
-        );
-        return Ok(ExitCode::Success);
-    }
-    let now = loader::events::time::Rfc3339::new(std::time::SystemTime::now())
-        .as_str()
-        .to_owned();
-    book.grant(&manifest.code, manifest.permissions.clone(), now)
-        .map_err(|e| CliError::new(ExitCode::ActionFailed, e.to_string()))?;
-    eprintln!("granted {} ({}):", manifest.code, plugin.path.display());
-    for line in lines {
-        eprintln!("  {line}");
-    }
-    eprintln!("a version that declares a different set will need granting again");
-    Ok(ExitCode::Success)
-}
-
-/// `loader sandbox check`.
-pub fn check(mode: SandboxMode, as_json: bool) -> Result<ExitCode, CliError> {
-    let command = ChildCommand::current_exe(&["__sandbox-probe"]).map_err(|e| {
-        CliError::new(
-            ExitCode::ActionFailed,
-            format!("cannot find the loader executable: {e}"),
-        )
-    })?;
-    let report = probes::check(&command, mode);
-    let code = if report.passed() {
-        ExitCode::Success
-    } else {
-        ExitCode::SandboxUnavailable
-    };
-    if as_json {
-        crate::commands::print_json(&json!({ "passed": report.passed(), "report": report }));
-        return Ok(code);
-    }
-    let support = &report.support;
-    outln!("sandbox mode: {}", mode.name());
-    outln!(
-        "landlock: {}",
-        match support.landlock_abi {
-            0 => "not available".to_owned(),
-            abi => format!("ABI {abi}"),
-        }
-    );
-    outln!(
-        "seccomp: {}",
-        if support.seccomp { "available" } else { "not available" }
-    );
-    outln!(
-        "namespaces: {}",
-        match (
-            &support.namespaces_refused,
-            report.missing.iter().any(|m| m.part == "namespaces")
-        ) {
-            (Some(why), _) => format!("refused ({why})"),
-            (None, true) => "refused".to_owned(),
-            (None, false) => "user, PID and mount namespaces per run".to_owned(),
-        }
-    );
-    outln!("cgroups: {}", support.cgroups.describe());
-    outln!(
-        "running as root: {}",
-        if support.root {
-            "yes (the child drops every capability)"
-        } else {
-            "no"
-        }
-    );
-    if let Some(line) = loader::sandbox::missing_line(&report.missing) {
-        outln!("missing: {line}");
-    }
-    outln!("\nprobes, in a sandboxed child:");
-    let width = report.probes.iter().map(|p| p.what.len()).max().unwrap_or(0);
-    for probe in &report.probes {
-        outln!(
-            "  {}  {:width$}  {} (must be: {})",
-            if probe.ok { "ok  " } else { "FAIL" },
-            probe.what,
-            probe.outcome,
-            probe.expected
-        );
-    }
-    if let Some(error) = &report.error {
-        outln!("\nerror: {error}");
-    }
-    let failed = report.probes.iter().filter(|p| !p.ok).count();
-    outln!(
-        "\n{} of {} probes as they must be",
-        report.probes.len() - failed,
-        report.probes.len()
-    );
-    Ok(code)
-}
-
 /// Words before a path that say it was being written.
-const WRITING: &[&str] = &[
+pub(crate) const WRITING: &[&str] = &[
     "writing",
     "write",
     "creating",

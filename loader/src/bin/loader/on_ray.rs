@@ -11,293 +11,35 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
-use loader::run::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, StopFlag};
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
-use loader::run::host::RunSettings;
-use loader::isolate::{ChildCommand, Interrupts};
 use loader::find::manifest_cache::CatalogPlugin;
-use loader::ray::api::resolve_address;
-use loader::ray::feed::POLL_INTERVAL;
-use loader::ray::job::DEFAULT_PYTHON;
-use loader::ray::log::{JobLog, LogLines};
+use loader::isolate::{ChildCommand, Interrupts};
 use loader::ray::submit::{mode_of, Upload};
 use loader::ray::{
-    follow_job, job_resources, BatchReport, JobsApi, ListenAt, Listener, LoaderCommand, PackageSpec, RayMode,
-    ResourcesError, RunSpec, StopWhen, Submitter,
+    follow_job, BatchReport, JobsApi, Listener, LoaderCommand, PackageSpec, RayMode, RunSpec, StopWhen, Submitter,
 };
+use loader::run::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, StopFlag};
+use loader::run::host::RunSettings;
 use loader::run::runner::Deadline;
 use loader::sandbox::SandboxMode;
 use plugin_api::{ActionManifest, ActionResources};
-use serde_json::Value;
 
+use crate::cli::MethodArg;
 use crate::cli::RunArgs;
-use crate::commands::{failure_error, isolation_options, print_json, sinks, with_env_hints, RunSinks};
-use crate::exit::{CliError, ExitCode};
+use crate::cli::Target;
+use crate::exit_code::{CliError, ExitCode};
+use crate::run_setup::{failure_error, isolation_options, sinks, with_env_hints, RunSinks};
+use crate::stdout::print_json;
 
-/// Where a run happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Target {
-    /// On this machine.
-    #[default]
-    Local,
-    /// As a job on a Ray cluster (see --ray-address).
-    Ray,
-}
-
-/// The `run` flags for runs on a cluster and for batches.
-#[derive(Debug, Args)]
-pub struct ElsewhereArgs {
-    /// Where to run: `local`, or `ray` for a job on a Ray cluster.
-    #[arg(long, value_enum, default_value_t = Target::Local)]
-    pub on: Target,
-
-    /// The Ray Jobs API [default: $RAY_API_SERVER_ADDRESS, else
-    /// $RAY_ADDRESS, else http://127.0.0.1:8265].
-    #[arg(long, value_name = "URL")]
-    pub ray_address: Option<String>,
-
-    /// With --on ray: print the job's submission id and return at once
-    /// (follow it with `loader jobs logs ID --follow`).
-    #[arg(long)]
-    pub detach: bool,
-
-    /// With --on ray: how a single run runs there: `job` (the loader in the
-    /// job's entrypoint, which holds the action's resources) or `task` (a
-    /// Ray task holding them) [default: the action's run method]. A batch's
-    /// lines are always tasks.
-    #[arg(long, value_enum, value_name = "job|task")]
-    pub method: Option<MethodArg>,
-
-    /// With --on ray: where this machine listens for what the run sends
-    /// straight back (events, batch outcomes): `auto` (the address it
-    /// reaches the Jobs API from), an IP[:PORT], or `off` to read
-    /// everything from the job's log (a second or two later).
-    #[arg(long, value_name = "auto|off|ADDR", default_value = "auto")]
-    pub ray_listen: ListenAt,
-
-    /// With --on ray: the command that runs Ray's Python on the cluster,
-    /// for the job's driver.
-    #[arg(long, value_name = "COMMAND", env = "LOADER_RAY_PYTHON", default_value = DEFAULT_PYTHON)]
-    pub ray_python: String,
-
-    /// With --on ray: CPUs the job's entrypoint reserves.
-    #[arg(long, value_name = "N")]
-    pub num_cpus: Option<f64>,
-
-    /// With --on ray: GPUs the job's entrypoint reserves.
-    #[arg(long, value_name = "N")]
-    pub num_gpus: Option<f64>,
-
-    /// With --on ray: memory (bytes) the job's entrypoint reserves.
-    #[arg(long, value_name = "BYTES")]
-    pub memory: Option<u64>,
-
-    /// With --on ray: custom resources the job's entrypoint reserves, as a
-    /// JSON object of numbers, e.g. '{"accelerator": 1}'.
-    #[arg(long, value_name = "JSON")]
-    pub resources: Option<String>,
-
-    /// Run once per line of this JSONL file (one params object a line):
-    /// locally in isolated children, or with --on ray as one job whose
-    /// lines are Ray tasks.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["params", "detach", "events", "dry_run"])]
-    pub params_each: Option<PathBuf>,
-
-    /// With --params-each: runs at a time [default: 1 locally; on Ray, as
-    /// many as the cluster's resources hold].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub parallel: Option<u16>,
-
-    /// With --params-each: further attempts of a failed run.
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    pub retries: u32,
-
-    /// With --params-each: write the outcome lines to this file instead
-    /// of stdout.
-    #[arg(long, value_name = "PATH", requires = "params_each")]
-    pub results: Option<PathBuf>,
-
-    /// Internal (set in jobs on Ray): the Jobs API `ctx.agent_client()`
-    /// talks to, unless --agent names an agent. Not `--agent` itself, so
-    /// that no SYNAPSE_AGENT_TOKEN of the job's environment goes to Ray.
-    #[arg(long, value_name = "URL", hide = true)]
-    pub ray_agent: Option<String>,
-
-    /// Internal (set by the driver of a run on Ray): stop the run, as on
-    /// Ctrl-C, when the process PID (the loader's parent) dies.
-    #[arg(long, value_name = "PID", hide = true)]
-    pub exit_with_parent: Option<u32>,
-}
-
-/// `--method`: how a single run runs on Ray.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MethodArg {
-    Job,
-    Task,
-}
-
-impl ElsewhereArgs {
-    /// Whether this is anything but one local run.
-    pub fn is_set(&self) -> bool {
-        self.on == Target::Ray || self.params_each.is_some() || self.detach
-    }
-
-    fn api(&self) -> JobsApi {
-        JobsApi::new(&resolve_address(self.ray_address.as_deref()))
-    }
-
-    /// The resources the flags set.
-    fn resource_flags(&self) -> Result<ActionResources, CliError> {
-        let resources: BTreeMap<String, f64> = match &self.resources {
-            None => BTreeMap::new(),
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| CliError::usage(format!("--resources must be a JSON object of numbers: {e}")))?,
-        };
-        Ok(ActionResources {
-            num_cpus: self.num_cpus,
-            num_gpus: self.num_gpus,
-            memory: self.memory,
-            resources,
-        })
-    }
-
-    /// What the job reserves: the action's declared resources, with the
-    /// flags' values taking precedence.
-    fn resources(&self, plugin: &CatalogPlugin, action: &ActionManifest) -> Result<ActionResources, CliError> {
-        job_resources(&action.resources, &self.resource_flags()?, &plugin.path, &action.name).map_err(|e| match e {
-            ResourcesError::Flag { .. } => CliError::usage(e.to_string()),
-            ResourcesError::Declared { .. } => CliError::new(ExitCode::ActionFailed, e.to_string()),
-        })
-    }
-}
-
-/// `loader jobs`: manage jobs on a Ray cluster.
-#[derive(Debug, Args)]
-pub struct JobsArgs {
-    /// The Ray Jobs API [default: $RAY_API_SERVER_ADDRESS, else
-    /// $RAY_ADDRESS, else http://127.0.0.1:8265].
-    #[arg(long, global = true, value_name = "URL")]
-    pub ray_address: Option<String>,
-
-    #[command(subcommand)]
-    pub command: JobsCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum JobsCommand {
-    /// List the cluster's jobs.
-    List {
-        /// Print JSON for machines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show a job's state.
-    Status {
-        id: String,
-        /// Print JSON for machines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print a job's logs.
-    Logs {
-        id: String,
-        /// Keep printing until the job ends.
-        #[arg(long, short)]
-        follow: bool,
-    },
-    /// Stop a job.
-    Stop { id: String },
-}
-
-fn ray_error(e: impl std::fmt::Display) -> CliError {
+pub(crate) fn ray_error(e: impl std::fmt::Display) -> CliError {
     CliError::new(ExitCode::ActionFailed, e.to_string())
-}
-
-/// Runs a `loader jobs` command.
-pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
-    let api = JobsApi::new(&resolve_address(args.ray_address.as_deref()));
-    let not_found = |e: loader::ray::RayError| match e {
-        loader::ray::RayError::NoSuchJob(_) => CliError::new(ExitCode::NotFound, e.to_string()),
-        other => ray_error(other),
-    };
-    match args.command {
-        JobsCommand::List { json } => {
-            let jobs = api.list().map_err(ray_error)?;
-            if json {
-                print_json(&Value::Array(jobs.into_iter().map(|j| j.raw).collect()));
-            } else {
-                for job in jobs {
-                    let plugin = job.metadata["loader.plugin"].as_str().unwrap_or("-");
-                    let action = job.metadata["loader.action"].as_str().unwrap_or("-");
-                    println!(
-                        "{}  {:9}  {plugin} {action}",
-                        job.submission_id.as_deref().unwrap_or("-"),
-                        job.status.as_str()
-                    );
-                }
-            }
-        }
-        JobsCommand::Status { id, json } => {
-            let job = api.status(&id).map_err(not_found)?;
-            if json {
-                print_json(&job.raw);
-            } else {
-                println!("{}", job.status.as_str());
-                if let Some(message) = job.message.filter(|m| !m.trim().is_empty()) {
-                    println!("{}", message.trim());
-                }
-            }
-        }
-        JobsCommand::Logs { id, follow } => {
-            let mut out = std::io::stdout();
-            // Every line is wanted: printing never has enough.
-            let mut print = |line: String| {
-                let _ = writeln!(out, "{line}");
-                false
-            };
-            if !follow {
-                let mut lines = LogLines::default();
-                let log = api.logs(&id).map_err(not_found)?;
-                for line in lines.advance(&log).into_iter().chain(lines.rest()) {
-                    print(line);
-                }
-                return Ok(ExitCode::Success);
-            }
-            api.status(&id).map_err(not_found)?;
-            let mut log = JobLog::open(&api, &id);
-            let mut next_check = Instant::now();
-            loop {
-                log.read_until(next_check, &mut print).map_err(not_found)?;
-                let _ = std::io::stdout().flush();
-                next_check = Instant::now() + POLL_INTERVAL;
-                if api.status(&id).map_err(not_found)?.status.is_terminal() {
-                    log.read_rest(false, &mut print).map_err(not_found)?;
-                    break;
-                }
-                log.job_is_running();
-            }
-        }
-        JobsCommand::Stop { id } => {
-            let stopped = api.stop(&id).map_err(not_found)?;
-            println!(
-                "{}",
-                if stopped {
-                    "stop requested"
-                } else {
-                    "the job had already ended"
-                }
-            );
-        }
-    }
-    Ok(ExitCode::Success)
 }
 
 /// Ctrl-C for runs elsewhere: the first stops what runs (the Ray job, or
 /// the batch), the second ends the loader at once.
-fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'static str) -> Interrupts {
+pub(crate) fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'static str) -> Interrupts {
     let interrupts = Interrupts::default();
     let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
     let installed = ctrlc::set_handler(move || {
@@ -357,7 +99,7 @@ pub fn run(
 /// the cluster's loader has no grant book), as flags of its loader; and
 /// the names of the variables of this machine's environment granted to
 /// the plugin (their values go into the package).
-fn sandbox_on_cluster(
+pub(crate) fn sandbox_on_cluster(
     args: &RunArgs,
     plugin: &CatalogPlugin,
     action: &ActionManifest,
@@ -366,7 +108,7 @@ fn sandbox_on_cluster(
     let mut flags = vec!["--sandbox".to_owned(), sandbox.name().to_owned()];
     let mut env = Vec::new();
     if !args.in_process {
-        let (grants, granted_env) = crate::sandbox_cli::forwarded_grants(args, sandbox, &plugin.manifest, action)?;
+        let (grants, granted_env) = crate::sandbox_grants::forwarded_grants(args, sandbox, &plugin.manifest, action)?;
         flags.extend(grants);
         env = granted_env;
     }
@@ -377,7 +119,7 @@ fn sandbox_on_cluster(
 }
 
 /// The loader command every run on the cluster starts with.
-fn loader_command(
+pub(crate) fn loader_command(
     args: &RunArgs,
     plugin: &CatalogPlugin,
     settings: &RunSettings,
@@ -401,7 +143,7 @@ fn loader_command(
 
 /// The listener for what the run sends straight back, unless `--ray-listen
 /// off` (or it cannot be set up: the log serves then, as `-v` says).
-fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
+pub(crate) fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
     match Listener::bind(&args.elsewhere.ray_listen, api.address()) {
         Ok(listener) => listener,
         Err(e) => {
@@ -411,7 +153,7 @@ fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
     }
 }
 
-fn package_spec(
+pub(crate) fn package_spec(
     plugin: &CatalogPlugin,
     settings: &RunSettings,
     params: BTreeMap<usize, String>,
@@ -434,7 +176,7 @@ fn package_spec(
 
 /// Builds and uploads the package of `run_spec` (the run's params
 /// numbered as `params` says), and says what it did unless quiet.
-fn prepare(
+pub(crate) fn prepare(
     plugin: &CatalogPlugin,
     args: &RunArgs,
     settings: &RunSettings,
@@ -459,7 +201,7 @@ fn prepare(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_on_ray(
+pub(crate) fn run_on_ray(
     plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
@@ -474,7 +216,7 @@ fn run_on_ray(
     let api = args.elsewhere.api();
     let (sandbox_flags, granted_env) = sandbox_on_cluster(args, plugin, action, sandbox)?;
     let settings = RunSettings {
-        env: crate::commands::with_granted_env(&settings.env, &granted_env),
+        env: crate::run_setup::with_granted_env(&settings.env, &granted_env),
         ..settings
     };
     let command = loader_command(args, plugin, &settings, deadline, &api, sandbox_flags);
@@ -544,7 +286,7 @@ fn run_on_ray(
 }
 
 /// Where the outcome lines go.
-fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliError> {
+pub(crate) fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliError> {
     match path {
         None => Ok(Box::new(std::io::stdout())),
         Some(path) => File::create(path)
@@ -554,7 +296,7 @@ fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliEr
 }
 
 /// The batch's progress bar and failure messages on the terminal.
-struct BatchDisplay {
+pub(crate) struct BatchDisplay {
     sink: Option<TerminalSink>,
     tracker: ProgressTracker,
     run: RunInfo,
@@ -599,7 +341,7 @@ impl BatchDisplay {
     }
 }
 
-fn run_batch(
+pub(crate) fn run_batch(
     plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
@@ -646,7 +388,7 @@ fn run_batch(
             let numbers = lines.iter().map(|l| l.number).collect();
             let (sandbox_flags, granted_env) = sandbox_on_cluster(args, plugin, action, sandbox)?;
             let settings = RunSettings {
-                env: crate::commands::with_granted_env(&settings.env, &granted_env),
+                env: crate::run_setup::with_granted_env(&settings.env, &granted_env),
                 ..settings
             };
             let command = loader_command(args, plugin, &settings, deadline, &api, sandbox_flags);
@@ -669,7 +411,7 @@ fn run_batch(
         }
         Target::Local => {
             let runner = IsolatedLines {
-                sandbox: crate::sandbox_cli::run_sandbox(args, sandbox, &plugin.manifest, action)?,
+                sandbox: crate::sandbox_grants::run_sandbox(args, sandbox, &plugin.manifest, action)?,
                 child: ChildCommand::current_exe(&["__child"]).map_err(|e| {
                     CliError::new(
                         ExitCode::ActionFailed,
@@ -680,7 +422,7 @@ fn run_batch(
                 plugin: plugin.manifest.code.clone(),
                 action: args.action.clone(),
                 settings: RunSettings {
-                    env: crate::commands::with_granted_env(&settings.env, &args.permissions.allow_env),
+                    env: crate::run_setup::with_granted_env(&settings.env, &args.permissions.allow_env),
                     ..settings
                 },
                 deadline,
@@ -713,7 +455,7 @@ fn run_batch(
 
 /// Where a batch's outcomes go: one JSON line each to stdout or
 /// `--results`, and the progress bar and messages on the terminal.
-struct BatchOutput {
+pub(crate) struct BatchOutput {
     writer: Box<dyn Write + Send>,
     write_failed: Option<String>,
     display: BatchDisplay,

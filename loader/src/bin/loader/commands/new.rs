@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::NewArgs;
-use crate::exit::CliError;
+use crate::exit_code::CliError;
 
-const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.tmpl");
-const README: &str = include_str!("../templates/README.md.tmpl");
-const FUNCTION_ACTION: &str = include_str!("../templates/function.rs.tmpl");
-const CLASS_ACTION: &str = include_str!("../templates/class.rs.tmpl");
-const WORKFLOW_ACTION: &str = include_str!("../templates/workflow.rs.tmpl");
+const CARGO_TOML: &str = include_str!("../../../../templates/Cargo.toml.tmpl");
+const README: &str = include_str!("../../../../templates/README.md.tmpl");
+const FUNCTION_ACTION: &str = include_str!("../../../../templates/function.rs.tmpl");
+const CLASS_ACTION: &str = include_str!("../../../../templates/class.rs.tmpl");
+const WORKFLOW_ACTION: &str = include_str!("../../../../templates/workflow.rs.tmpl");
 
 /// The plugin-api this loader was built from, if its sources are still there.
 const BUILT_FROM_API: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-api");

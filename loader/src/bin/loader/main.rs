@@ -4,17 +4,15 @@
 //! author edits it. The book (`docs/src/cli.md`, `events.md`) describes the
 //! options, the event schema and the exit codes.
 
+mod backend;
 mod cli;
 mod commands;
-mod connect;
-mod dev_command;
-mod elsewhere;
-mod exit;
+mod exit_code;
+mod on_ray;
 mod params_table;
 mod plugin_folder;
-mod report_command;
-mod sandbox_cli;
-mod scaffold;
+mod run_setup;
+mod sandbox_grants;
 mod stdout;
 mod suggest;
 
