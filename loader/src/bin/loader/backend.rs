@@ -1,7 +1,7 @@
 //! The backend side of the CLI: turns `--backend`, `--agent` (or, inside a
 //! Ray job, the cluster's Jobs API), `--state-dir` and `--redact` (and the
-//! Synapse variables) into the run's clients, its
-//! redacting and reporting sinks, and the `loader flush` command.
+//! Synapse variables) into the run's clients and its redacting and
+//! reporting sinks (`commands::flush` delivers what they could not).
 
 use std::path::PathBuf;
 use std::sync::Arc;

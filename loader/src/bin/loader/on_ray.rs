@@ -1,10 +1,10 @@
 //! `loader run` beyond one local run: `--on ray` (a job on a Ray cluster
 //! running the action in its entrypoint or as a Ray task, followed or
 //! `--detach`ed), `--params-each` batches (local isolated children, or one
-//! Ray job whose lines are tasks), and the `loader jobs` commands that
-//! manage jobs on a cluster. The work is done by `loader::ray` and `loader::run::batch`;
-//! this module turns flags into calls and outcomes into output and exit
-//! codes, the same way `commands` does for a local run.
+//! Ray job whose lines are tasks). The work is done by `loader::ray` and
+//! `loader::run::batch`; this module turns flags into calls and outcomes
+//! into output and exit codes, the same way `commands::run` does for a
+//! local run (`commands::jobs` manages the jobs on a cluster).
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -1,7 +1,8 @@
-//! The sandbox's side of the CLI: `loader grant` (record, list and revoke a
-//! plugin's permissions), `loader sandbox check` (kernel features and
-//! probes), and the grants and limits of a `run` (`--allow-*`,
-//! `--max-processes`, `--memory`, `--keep-work-dir`).
+//! The grants and limits of a run (`--allow-*`, `--max-processes`,
+//! `--memory`, `--keep-work-dir`, and what `loader grant` recorded), a
+//! plugin's permissions as text, and the hint that names the grant a
+//! "permission denied" needs. The `grant` and `sandbox check` commands are
+//! in `commands`.
 
 use std::path::{Path, PathBuf};
 
