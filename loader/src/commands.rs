@@ -27,6 +27,7 @@ use plugin_api::{ActionFailure, ActionManifest, ActionResources, FailureKind, Pl
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RunArgs};
+use crate::ctrl_c::{self, OnCtrlC};
 use crate::exit::{CliError, ExitCode};
 use crate::params_table;
 use crate::plugin_folder::PluginFolder;
@@ -359,21 +360,13 @@ fn resources_line(resources: &ActionResources) -> String {
 /// period). A second one kills an isolated action, or ends the loader when
 /// the action runs in-process.
 fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
-    let interrupts = Interrupts::default();
-    let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
-    let installed = ctrlc::set_handler(move || {
-        counter.interrupt();
-        cancel.cancel();
-        if counter.count() == 1 {
-            eprintln!("\ninterrupted: asking the action to stop (interrupt again to kill it)");
-        } else if in_process || counter.count() > 2 {
-            loader::exit_guard::exit_on_interrupt(ExitCode::ActionFailed as i32);
-        }
-    });
-    if let Err(e) = installed {
-        tracing::warn!("Ctrl-C will not cancel the action: {e}");
-    }
-    interrupts
+    let on = OnCtrlC {
+        first: "asking the action to stop (interrupt again to kill it)",
+        unless_installed: "cancel the action",
+        exit_at: if in_process { 2 } else { 3 },
+        stop: None,
+    };
+    ctrl_c::interrupt_on_ctrl_c(settings, on)
 }
 
 /// Reads `--params`: inline JSON or `@file` (a regular file of at most

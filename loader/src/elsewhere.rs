@@ -17,7 +17,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use loader::batch::{self, BatchOptions, BatchProgress, IsolatedLines, LineOutcome, StopFlag};
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::host::RunSettings;
-use loader::isolate::{ChildCommand, Interrupts};
+use loader::isolate::ChildCommand;
 use loader::manifest_cache::CatalogPlugin;
 use loader::ray::api::resolve_address;
 use loader::ray::follow::POLL_INTERVAL;
@@ -35,6 +35,7 @@ use serde_json::Value;
 
 use crate::cli::RunArgs;
 use crate::commands::{failure_error, isolation_options, print_json, sinks, with_env_hints, RunSinks};
+use crate::ctrl_c::{interrupt_on_ctrl_c, OnCtrlC};
 use crate::exit::{CliError, ExitCode};
 
 /// Where a run happens.
@@ -295,27 +296,6 @@ pub fn jobs(args: JobsArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::Success)
 }
 
-/// Ctrl-C for runs elsewhere: the first stops what runs (the Ray job, or
-/// the batch), the second ends the loader at once.
-fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'static str) -> Interrupts {
-    let interrupts = Interrupts::default();
-    let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
-    let installed = ctrlc::set_handler(move || {
-        counter.interrupt();
-        cancel.cancel();
-        stop.stop();
-        if counter.count() == 1 {
-            eprintln!("\ninterrupted: stopping {what} (Ctrl-C again to leave without waiting)");
-        } else {
-            std::process::exit(ExitCode::ActionFailed as i32);
-        }
-    });
-    if let Err(e) = installed {
-        tracing::warn!("Ctrl-C will not stop {what}: {e}");
-    }
-    interrupts
-}
-
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
@@ -518,7 +498,13 @@ fn run_on_ray(
         output: events_output,
     } = sinks(args, verbose)?;
     let sink = with_env_hints(sink, args);
-    let interrupts = interrupt_on_ctrl_c(&settings, Arc::new(StopFlag::default()), "the Ray job");
+    let on = OnCtrlC {
+        first: "stopping the Ray job (Ctrl-C again to leave without waiting)",
+        unless_installed: "stop the Ray job",
+        exit_at: 2,
+        stop: None,
+    };
+    let interrupts = interrupt_on_ctrl_c(&settings, on);
     let stop = StopWhen::for_run(deadline, interrupts);
     let run = RunInfo {
         job_id: Some(id.clone()),
@@ -622,7 +608,13 @@ fn run_batch(
         .clone()
         .unwrap_or_else(|| loader::ray::job::new_submission_id(&plugin.manifest.code));
     let stop = Arc::new(StopFlag::default());
-    let interrupts = interrupt_on_ctrl_c(&settings, stop.clone(), "the batch");
+    let on = OnCtrlC {
+        first: "stopping the batch (Ctrl-C again to leave without waiting)",
+        unless_installed: "stop the batch",
+        exit_at: 2,
+        stop: Some(stop.clone()),
+    };
+    let interrupts = interrupt_on_ctrl_c(&settings, on);
     let mut report = BatchOutput {
         writer: outcome_writer(args.elsewhere.results.as_ref())?,
         write_failed: None,

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod connect;
+mod ctrl_c;
 mod dev_command;
 mod elsewhere;
 mod exit;
