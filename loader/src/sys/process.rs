@@ -42,11 +42,11 @@ pub fn prepare_child(
         command.process_group(0);
     }
     // SAFETY: the closure runs in the forked child before exec and calls
-    // only async-signal-safe functions (dup2, fcntl, close_range, prctl,
-    // getppid, _exit, and in `confine_before_exec` setsid, setrlimit,
-    // open/write/close, unshare, fork, waitpid, kill) on plain values and
-    // buffers prepared before the fork; it allocates nothing and takes no
-    // lock.
+    // only async-signal-safe functions (dup2, fcntl, close_range, prctl and
+    // getppid through rustix's direct system calls, _exit, and in
+    // `confine_before_exec` setsid, setrlimit, open/write/close, unshare,
+    // fork, waitpid, kill) on plain values and buffers prepared before the
+    // fork; it allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
             if channel_fd == CHANNEL_FD {
@@ -59,12 +59,8 @@ pub fn prepare_child(
             }
             super::close_inherited_on_exec(CHANNEL_FD as u32);
             #[cfg(target_os = "linux")]
-            {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if libc::getppid() as u32 != parent {
+            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))?;
+            if !parent_is(parent) {
                 libc::_exit(1);
             }
             match &confinement {
