@@ -5,7 +5,7 @@
 # root (unshare -n). The head, and every other process left in the
 # namespace (worker nodes a test added), is stopped at the end.
 #
-#   tests/ray/run-in-netns.sh                      # cargo test --test ray --test ray_nodes
+#   tests/ray/run-in-netns.sh                      # cargo test --test ray
 #   tests/ray/run-in-netns.sh ./target/debug/loader run ... --on ray
 #
 # The head starts with the Ray venv first on PATH, as from an activated
@@ -73,6 +73,6 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 if [ "$#" -eq 0 ]; then
-  set -- cargo test --locked -p integration-tests --test ray --test ray_nodes
+  set -- cargo test --locked -p integration-tests --test ray
 fi
 "$@"

@@ -11,9 +11,7 @@
 //! with a plugin and a loader (`past-host`) built against it: the 1.2 plugin
 //! must run in today's loader, and today's plugins in the 1.2 loader.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn listing(dir: &std::path::Path) -> Value {

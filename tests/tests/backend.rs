@@ -6,14 +6,12 @@
 //! flush` (to the backend given); the token never appears in any output; a
 //! refused token is reported by name.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use backend_server::{Fault, TestBackend};
-use common::*;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "tok-3f9a-SECRET-77";
@@ -133,7 +131,7 @@ fn a_sample_action_reads_and_writes_through_ctx_client() {
     );
     assert_eq!(of_kind(&events, "result").len(), 1);
     assert!(
-        common::list_spool(state.path()).is_empty(),
+        crate::common::list_spool(state.path()).is_empty(),
         "a delivered journal is removed"
     );
 }
@@ -287,7 +285,7 @@ fn flood_through(fault: impl FnOnce(&TestBackend), job: &str, count: u64, extra:
     );
     assert_final_status(&server, job, "SUCCEEDED");
     assert!(
-        common::list_spool(state.path()).is_empty(),
+        crate::common::list_spool(state.path()).is_empty(),
         "{job}: everything was delivered"
     );
     (lost, duplicated)
@@ -372,7 +370,7 @@ fn a_journal_left_by_a_killed_loader_is_delivered_by_loader_flush() {
         .unwrap();
     let started = Instant::now();
     let journal = loop {
-        let found = common::list_spool(state.path());
+        let found = crate::common::list_spool(state.path());
         let done = found
             .first()
             .and_then(|j| std::fs::read_to_string(j).ok())
@@ -448,7 +446,7 @@ fn the_next_run_delivers_what_an_earlier_run_could_not() {
         .find(|e| e["event"] == "joblog_loss")
         .expect("a joblog_loss event");
     assert_eq!(loss["data"]["undelivered_entries"], 300, "{loss:#}");
-    assert_eq!(common::list_spool(state.path()).len(), 1);
+    assert_eq!(crate::common::list_spool(state.path()).len(), 1);
     server.come_back();
     let (second, _, _) = run_job(
         dir.path(),
@@ -465,7 +463,7 @@ fn the_next_run_delivers_what_an_earlier_run_could_not() {
     assert_final_status(&server, "job-later", "SUCCEEDED");
     let early = server.logs().iter().filter(|e| e["job"] == "job-early").count();
     assert_eq!(early, 300);
-    assert!(common::list_spool(state.path()).is_empty());
+    assert!(crate::common::list_spool(state.path()).is_empty());
 }
 
 #[test]

@@ -4,11 +4,9 @@
 //! aborts, segfaults or hangs becomes a reported failure with every event it
 //! reported before kept in the stream.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A plugin folder with one valid sample plugin and every kind of bad file.

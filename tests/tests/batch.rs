@@ -2,11 +2,9 @@
 //! isolated child per params line, N at a time, retried failures, one
 //! outcome line per input line and an exit code for the whole batch.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn plugins() -> tempfile::TempDir {

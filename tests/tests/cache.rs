@@ -8,14 +8,12 @@
 //! without it; over an unchanged folder, nothing is loaded to list it and
 //! only the plugin run is loaded to run it (in its child).
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Longer than the loader's racy margin: a file examined this long after

@@ -2,9 +2,7 @@
 //! the real sample plugins and the probe fixture, checking the text output,
 //! the JSONL event stream, the result and the exit codes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[test]

@@ -4,12 +4,10 @@
 //! page, the loader's own debug log, and a workflow's progress and step
 //! events as sentences.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// Runs the loader with its stdout closed before it writes a byte.
 fn with_stdout_closed(dir: &Path, args: &[&str]) -> std::process::Output {

@@ -5,17 +5,13 @@
 //! run's output (no run, no clearing); fixing it runs again; Ctrl-C ends
 //! the session with every process it started gone.
 
-mod common;
-#[path = "common/procs.rs"]
-mod procs;
-
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A first build compiles plugin-api and its dependencies.
 const FIRST_BUILD: Duration = Duration::from_secs(600);

@@ -4,9 +4,7 @@
 //! in-process and isolated, without its value; an env file never expands a
 //! variable from the loader's environment.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A value that appears nowhere else in a run's output.

@@ -7,8 +7,6 @@
 //! each one no process it started may remain: every process a test starts
 //! carries a tag in its environment, and /proc is searched for it.
 
-mod common;
-
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io::{BufRead, BufReader, Read};
@@ -19,7 +17,7 @@ mod linux {
 
     use serde_json::Value;
 
-    use super::common::*;
+    use crate::common::*;
 
     /// The variable every process of a test carries (the loader's own
     /// environment in-process, the plugin's `--env` when isolated).

@@ -6,12 +6,10 @@
 //! unchecked in-process run writes); `info`, `run` and `--dry-run` load
 //! nothing in the loader either.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A folder of files each loading gives something different for: plugins

@@ -7,12 +7,10 @@
 //! The crates are built offline with the workspace's lock file, into the
 //! fixtures' target folder, so the dependencies are compiled once.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// The code blocks of section `heading` (up to the next `## ` heading) of

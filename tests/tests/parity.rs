@@ -4,9 +4,7 @@
 //! and run side by side with pydantic 2.14.4; the expected values are
 //! noted beside each check).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn parity_dir() -> tempfile::TempDir {

@@ -4,9 +4,7 @@
 //! and a declaration that does not validate makes the plugin a
 //! `bad_manifest` naming the entry, never a plugin that runs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// `list --json` with its own cache folder; the listing and the cache's

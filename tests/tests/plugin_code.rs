@@ -12,13 +12,11 @@
 //! write its marker, and which process loads a library does not depend on
 //! the sandbox.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Longer than the loader's racy margin: a file examined this long after

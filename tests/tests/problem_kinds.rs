@@ -1,9 +1,7 @@
 //! `list --json` problems carry a `kind` a program can branch on and, when
 //! the file declares one, the plugin-api version it was built against.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn problem<'a>(problems: &'a [Value], file: &str) -> &'a Value {

@@ -6,15 +6,9 @@
 //! value; a batch's results file becomes a table of lines; `--open` starts
 //! the browser named by $BROWSER.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
-#[path = "common/procs.rs"]
-mod procs;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Runs `PLUGIN ACTION --params PARAMS --events EVENTS` from `dir`; returns

@@ -8,8 +8,6 @@
 //! `--sandbox=off` shows what the sandbox keeps out. Every process a test
 //! starts carries a tag in its environment; none may be left.
 
-mod common;
-
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io::Read;
@@ -22,7 +20,7 @@ mod linux {
 
     use serde_json::{json, Value};
 
-    use super::common::*;
+    use crate::common::*;
 
     const TAG_VAR: &str = "HOSTILE_TEST_TAG";
 

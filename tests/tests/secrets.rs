@@ -7,12 +7,10 @@
 //! explicit `--env`; and `loader flush` delivers only to the backend it is
 //! given, never to an address read from a journal.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use backend_server::TestBackend;
-use common::*;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "tok-91c2-NEVER-IN-A-PLUGIN";

@@ -7,13 +7,11 @@
 //! while the JSONL stream keeps them exactly. Every process started here is
 //! waited for or killed.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// What the flood fixture reports as hostile text (see its source).

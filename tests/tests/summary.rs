@@ -3,12 +3,10 @@
 //! the metrics summary (plain text when stderr is not a terminal, Unicode
 //! sparklines on a pseudo-terminal), and only then the final status line.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const EPOCHS: u64 = 5;
 

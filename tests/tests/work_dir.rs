@@ -4,12 +4,10 @@
 //! the code that creates the directory drives it. The samples write their
 //! output there when told of one.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use loader::events::MemorySink;
 use loader::find::discovery::Discovery;
 use loader::isolate::{run_isolated, ChildCommand, Interrupts};

@@ -3,9 +3,7 @@
 //! failed step and then the completed steps in reverse order when a step
 //! fails (as synapse-sdk 2026.2.17 does).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn run_pipeline(params: Value) -> (i32, Vec<Value>, String) {

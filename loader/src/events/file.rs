@@ -38,14 +38,14 @@
 //! stay, and every complete line before it is still an event that was
 //! emitted.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::jsonl::{Flush, JsonlSink};
 use super::{Event, EventSink, RunInfo};
-use crate::sys::{self, SharedMapping, TruncateOnDeath};
+use crate::sys::{SharedMapping, TruncateOnDeath};
 
 /// How much of the file is mapped (and reserved) at a time.
 pub const WINDOW_BYTES: usize = 8 * 1024 * 1024;
@@ -90,8 +90,13 @@ pub fn open_events_file(path: &Path) -> Result<EventsFile, EventsFileError> {
         .map_err(open_error)?;
     let regular = file.metadata().map_err(open_error)?.file_type().is_file();
     if regular {
-        if !sys::try_lock_exclusive(&file).map_err(open_error)? {
-            return Err(EventsFileError::Locked { path: path.to_owned() });
+        // std's lock is `flock` on Unix: it belongs to the open file
+        // description, so the helper that inherits the descriptor (see
+        // `TruncateOnDeath`) keeps it until the file is final.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(EventsFileError::Locked { path: path.to_owned() }),
+            Err(TryLockError::Error(error)) => return Err(open_error(error)),
         }
         file.set_len(0).map_err(open_error)?;
     }

@@ -40,6 +40,7 @@ mod metrics_lines;
 pub mod summary;
 
 use plugin_api::steps::OVERALL_SCALE;
+use serde::Deserialize;
 use serde_json::Value;
 
 use self::bars::{BarView, Bars, ScreenSize};
@@ -123,11 +124,10 @@ impl Bar {
         let d = &event.data;
         let current = d.get("current")?.as_u64()?;
         let total = d.get("total")?.as_u64()?.max(1);
-        let status = match d.get("status").and_then(Value::as_str) {
-            Some("completed") => ProgressStatus::Completed,
-            Some("failed") => ProgressStatus::Failed,
-            _ => ProgressStatus::Running,
-        };
+        let status = d
+            .get("status")
+            .and_then(|s| ProgressStatus::deserialize(s).ok())
+            .unwrap_or(ProgressStatus::Running);
         Some(Bar {
             step: event.step.clone(),
             current,

@@ -145,20 +145,12 @@ pub fn write_unix_seconds<W: std::io::Write>(out: &mut W, secs: i64, micros: u32
     // At most 10 digits of seconds, the point and 6 of microseconds.
     let mut text = [b'0'; 17];
     let whole_digits = (secs.max(1).ilog10() + 1) as usize;
-    put_digits_u64(&mut text[..whole_digits], secs as u64);
+    put_digits(&mut text[..whole_digits], secs as u64);
     text[whole_digits] = b'.';
     let fraction = &mut text[whole_digits + 1..whole_digits + 7];
     put_digits(fraction, micros);
     let kept = fraction.iter().rposition(|&d| d != b'0').map_or(1, |last| last + 1);
     out.write_all(&text[..whole_digits + 1 + kept])
-}
-
-/// [`put_digits`] for values over `u32::MAX`.
-fn put_digits_u64(out: &mut [u8], mut value: u64) {
-    for slot in out.iter_mut().rev() {
-        *slot = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
 }
 
 /// Days since 1970-01-01 (within years 0000..=9999) to (year, month, day).
@@ -169,8 +161,10 @@ fn calendar_date(days_since_epoch: i64) -> (u32, u32, u32) {
     (year.max(0) as u32, u32::from(u8::from(month)), u32::from(day))
 }
 
-/// Writes `value` as zero-padded decimal digits filling `out` exactly.
-fn put_digits(out: &mut [u8], mut value: u32) {
+/// Writes `value` (any unsigned width: `u32` fields of a date, `u64`
+/// seconds) as zero-padded decimal digits filling `out` exactly.
+fn put_digits(out: &mut [u8], value: impl Into<u64>) {
+    let mut value = value.into();
     for slot in out.iter_mut().rev() {
         *slot = b'0' + (value % 10) as u8;
         value /= 10;

@@ -333,8 +333,8 @@ fn check_file(path: &Path) -> Result<(), Refusal> {
     if metadata.len() == 0 {
         return Err(not_a_library("an empty file, not a library"));
     }
-    fs::File::open(path).map_err(unreadable)?;
-    crate::find::preflight::check_library(path).map_err(|reason| not_a_library(&reason))
+    let file = fs::File::open(path).map_err(unreadable)?;
+    crate::find::preflight::check_open_library(file).map_err(|reason| not_a_library(&reason))
 }
 
 #[cfg(test)]

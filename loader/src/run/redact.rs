@@ -170,8 +170,7 @@ impl Redactor {
                 .iter_mut()
                 .fold(false, |changed, v| self.redact_value(v) | changed),
             Value::Object(fields) => fields.iter_mut().fold(false, |changed, (name, v)| {
-                let hidden = is_secret_field(name) && !v.is_null() && *v != Value::String(REDACTED.into());
-                if hidden && !v.is_object() && !v.is_array() {
+                if hides_field(name, v) {
                     *v = Value::String(REDACTED.to_owned());
                     true
                 } else {
@@ -191,14 +190,9 @@ impl Redactor {
         match value {
             Value::String(text) => self.str_needs(text),
             Value::Array(items) => items.iter().any(|v| self.value_needs(v)),
-            Value::Object(fields) => fields.iter().any(|(name, v)| {
-                (is_secret_field(name)
-                    && !v.is_null()
-                    && !v.is_object()
-                    && !v.is_array()
-                    && *v != Value::String(REDACTED.into()))
-                    || self.value_needs(v)
-            }),
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(name, v)| hides_field(name, v) || self.value_needs(v)),
             _ => false,
         }
     }
@@ -211,18 +205,26 @@ impl Redactor {
         may_hold_escape_url_or_secret_name(text) || self.secrets.iter().any(|s| text.contains(s.as_str()))
     }
 
+    /// Whether the event's name, step or file has anything to hide.
+    fn names_need(&self, event: &Event) -> bool {
+        [Some(&event.event), event.step.as_ref(), event.file.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|t| self.str_needs(t))
+    }
+
     /// A redacted copy of `event`, or `None` when it has nothing to hide.
+    /// Data kept as JSON text is parsed only when it may need it, and then
+    /// redacted as parsed data is.
     pub fn redact_event(&self, event: &Event) -> Option<Event> {
         if let Some(raw) = &event.raw_data {
-            let names = [Some(&event.event), event.step.as_ref(), event.file.as_ref()];
-            if !self.raw_may_need(raw) && !names.into_iter().flatten().any(|t| self.str_needs(t)) {
+            if !self.raw_may_need(raw) && !self.names_need(event) {
                 return None;
             }
             let parsed = event.with_parsed_data().into_owned();
             return Some(self.redact_event(&parsed).unwrap_or(parsed));
         }
-        let names = [Some(&event.event), event.step.as_ref(), event.file.as_ref()];
-        if !self.value_needs(&event.data) && !names.into_iter().flatten().any(|t| self.str_needs(t)) {
+        if !self.value_needs(&event.data) && !self.names_need(event) {
             return None;
         }
         let mut copy = event.clone();
@@ -238,6 +240,17 @@ impl Redactor {
         }
         changed.then_some(copy)
     }
+}
+
+/// Whether the field `name` holding `value` is hidden whole: a
+/// secret-looking name over a scalar that is not null and not hidden yet
+/// (objects and arrays under such a name are searched instead).
+fn hides_field(name: &str, value: &Value) -> bool {
+    is_secret_field(name)
+        && !value.is_null()
+        && !value.is_object()
+        && !value.is_array()
+        && *value != Value::String(REDACTED.into())
 }
 
 /// `text` with the user and password of every URL replaced, or `None`

@@ -1,47 +1,27 @@
-//! The loader's calls into the operating system that Rust's standard
-//! library does not offer safely for the events file: an exclusive
-//! advisory file lock, a shared writable mapping of a file, and a helper
-//! process that cuts a file to its written length when the loader dies.
-//! Each `unsafe` block says why it holds.
+//! The events file's mapping and the calls into the operating system that
+//! no safe wrapper offers for it: a shared writable mapping of a file
+//! (`memmap2`; the file's lock is std's `File::try_lock`), and a helper
+//! process that cuts a file to its written length when the loader dies
+//! (fork, a page shared with it, its pipe). Each `unsafe` block says why
+//! it holds.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use memmap2::{MmapMut, MmapOptions};
+
 use super::write_all_raw;
 
-/// Takes an exclusive `flock` on `file` without waiting. `Ok(false)` when
-/// another open file description holds it. The lock lasts as long as the
-/// file stays open (in this process or a child that inherited it).
-pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
-    // SAFETY: `flock` takes a descriptor and flags, touches no memory of
-    // ours, and the descriptor is valid while `file` is borrowed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let error = io::Error::last_os_error();
-    if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(error)
-    }
-}
-
-/// A shared, writable mapping of part of a file: bytes written into it are
-/// the file's bytes, kept by the kernel even if this process dies the next
-/// instant.
+/// A shared, writable mapping of part of a file (`memmap2`): bytes written
+/// into it are the file's bytes, kept by the kernel even if this process
+/// dies the next instant.
 #[derive(Debug)]
 pub struct SharedMapping {
-    ptr: NonNull<u8>,
-    len: usize,
+    map: MmapMut,
 }
-
-// SAFETY: the mapping is plain memory owned by this value alone; moving it
-// to another thread moves that ownership, and writes need `&mut self`.
-unsafe impl Send for SharedMapping {}
 
 impl SharedMapping {
     /// Maps bytes `offset..offset + len` of `file` (opened for reading and
@@ -52,67 +32,39 @@ impl SharedMapping {
         if len == 0 {
             return Err(io::Error::other("cannot map zero bytes"));
         }
-        let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::other("offset too large to map"))?;
-        // SAFETY: a fresh mapping chosen by the kernel (address hint null),
-        // so it overlaps nothing Rust owns; the descriptor is valid while
-        // `file` is borrowed, and the mapping stays valid after it closes.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                offset,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        let mapping = SharedMapping { ptr, len };
-        mapping.populate_for_writing();
-        Ok(mapping)
-    }
-
-    /// Asks the kernel to fault every page in writable now (Linux 5.14 and
-    /// later): `MAP_POPULATE` maps a shared file's pages read-only, leaving
-    /// a write-protect fault per page for the first write. Elsewhere, or
-    /// when refused, the pages fault in as they are written.
-    fn populate_for_writing(&self) {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        // SAFETY: `ptr..ptr+len` is exactly the live mapping `self` owns;
-        // the advice only faults its pages in, changing no byte of it.
-        unsafe {
-            libc::madvise(self.ptr.as_ptr().cast(), self.len, libc::MADV_POPULATE_WRITE);
-        }
+        // SAFETY: memmap2 maps file bytes as memory, which stays sound only
+        // while nobody else changes or truncates the mapped range. The
+        // caller extended the file and reserved its space up to
+        // `offset + len` before mapping, and holds the file's lock against
+        // other loaders; only someone truncating it behind our back could
+        // make a write fault (SIGBUS). Nothing reads the mapping but the
+        // kernel's page cache.
+        let map = unsafe { MmapOptions::new().offset(offset).len(len).map_mut(file)? };
+        populate_for_writing(&map);
+        Ok(SharedMapping { map })
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// Copies `bytes` into the file at `offset`; panics if they do not fit.
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
         let end = offset.checked_add(bytes.len()).expect("offset overflow");
-        assert!(end <= self.len, "write past the end of the mapping");
-        // SAFETY: `ptr..ptr+len` is a live mapping owned by `self` (unmapped
-        // only in `drop`), `&mut self` makes this the only access to it, the
-        // range was checked just above, and `bytes` cannot overlap a mapping
-        // only this value hands out. The file was extended and its space
-        // reserved up to `len` before mapping, and the file is locked
-        // against other loaders; only someone truncating it behind our back
-        // could make the copy fault (SIGBUS).
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(offset), bytes.len()) };
+        assert!(end <= self.map.len(), "write past the end of the mapping");
+        self.map[offset..end].copy_from_slice(bytes);
     }
 }
 
-impl Drop for SharedMapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` are exactly what `mmap` returned and was
-        // asked for, and this is the only unmapping of them.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
+/// Asks the kernel to fault every page of `map` in writable now (Linux 5.14
+/// and later): a shared file's pages fault in read-only, leaving a
+/// write-protect fault per page for the first write. Elsewhere, or when
+/// refused, the pages fault in as they are written.
+fn populate_for_writing(map: &MmapMut) {
+    #[cfg(target_os = "linux")]
+    let _ = map.advise(memmap2::Advice::PopulateWrite);
+    #[cfg(not(target_os = "linux"))]
+    let _ = map;
 }
 
 /// A length shared with a helper process that, once this process has ended
@@ -165,16 +117,15 @@ impl TruncateOnDeath {
             return Err(io::Error::last_os_error());
         }
         let length = NonNull::new(page.cast::<AtomicU64>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        let mut ends = [0 as libc::c_int; 2];
-        // SAFETY: `pipe2` writes two descriptors into the array it is given,
-        // which is live and two `c_int`s long.
-        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            let error = io::Error::last_os_error();
-            // SAFETY: unmapping the page mapped above, used by nobody yet.
-            unsafe { libc::munmap(page, PAGE) };
-            return Err(error);
-        }
-        let (read_end, write_end) = (ends[0], ends[1]);
+        let (read_end, alive) = match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
+            Ok(ends) => ends,
+            Err(error) => {
+                // SAFETY: unmapping the page mapped above, used by nobody yet.
+                unsafe { libc::munmap(page, PAGE) };
+                return Err(error.into());
+            }
+        };
+        let (read_fd, write_end) = (read_end.as_raw_fd(), alive.as_raw_fd());
         let fd = file.as_raw_fd();
         let loader = std::process::id() as libc::pid_t;
         // SAFETY: after `fork` the child runs only async-signal-safe calls
@@ -198,7 +149,7 @@ impl TruncateOnDeath {
                 let pidfd = libc::syscall(libc::SYS_pidfd_open, loader, 0) as libc::c_int;
                 let mut watched = [
                     libc::pollfd {
-                        fd: read_end,
+                        fd: read_fd,
                         events: libc::POLLIN,
                         revents: 0,
                     },
@@ -215,12 +166,8 @@ impl TruncateOnDeath {
                 libc::_exit(0);
             }
         }
-        // SAFETY: closing our copy of the read end, which only the helper
-        // uses; `write_end` is a descriptor we own from here on.
-        let alive = unsafe {
-            libc::close(read_end);
-            OwnedFd::from_raw_fd(write_end)
-        };
+        // Our copy of the read end: only the helper uses it.
+        drop(read_end);
         if pid < 0 {
             let error = io::Error::last_os_error();
             drop(alive);

@@ -1,15 +1,22 @@
 //! The operating-system calls the supervisor of isolated runs needs and
 //! the standard library does not offer: handing a child its event channel
 //! as fd 3, tying the child's life to the loader's, waiting for a child's
-//! exit without reaping it, and killing a whole process group. Every
-//! `unsafe` block of the process supervision lives here, each with the
-//! reason it holds.
+//! exit without reaping it, and killing a whole process group. Where
+//! `rustix` offers a call safely (signals to groups, `waitid`, `poll`,
+//! the parent-death signal) it is used; `libc` remains for what it does
+//! not wrap safely: signal handlers (`sigaction`), `atexit` and `_exit`,
+//! and the raw fd 3 before anything owns it. Every `unsafe` block of the
+//! process supervision lives here, each with the reason it holds.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 /// The fd number a child finds its channel to the loader on.
 pub const CHANNEL_FD: RawFd = 3;
@@ -35,11 +42,11 @@ pub fn prepare_child(
         command.process_group(0);
     }
     // SAFETY: the closure runs in the forked child before exec and calls
-    // only async-signal-safe functions (dup2, fcntl, close_range, prctl,
-    // getppid, _exit, and in `confine_before_exec` setsid, setrlimit,
-    // open/write/close, unshare, fork, waitpid, kill) on plain values and
-    // buffers prepared before the fork; it allocates nothing and takes no
-    // lock.
+    // only async-signal-safe functions (dup2, fcntl, close_range, prctl and
+    // getppid through rustix's direct system calls, _exit, and in
+    // `confine_before_exec` setsid, setrlimit, open/write/close, unshare,
+    // fork, waitpid, kill) on plain values and buffers prepared before the
+    // fork; it allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
             if channel_fd == CHANNEL_FD {
@@ -52,12 +59,8 @@ pub fn prepare_child(
             }
             super::close_inherited_on_exec(CHANNEL_FD as u32);
             #[cfg(target_os = "linux")]
-            {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if libc::getppid() as u32 != parent {
+            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))?;
+            if !parent_is(parent) {
                 libc::_exit(1);
             }
             match &confinement {
@@ -97,31 +100,17 @@ pub fn take_channel() -> io::Result<UnixStream> {
 /// waiting at most that long; an error of the wait counts as yes, so the
 /// caller's next read finds out what it is.
 pub fn readable_within(stream: &UnixStream, timeout: std::time::Duration) -> bool {
-    let mut poll = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let timeout = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+    let mut watched = [PollFd::new(stream, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: timeout.subsec_nanos().into(),
     };
-    // SAFETY: one pollfd and one timespec, both valid for the call, for a
-    // descriptor `stream` keeps open while borrowed; no signal mask.
-    unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) != 0 }
+    !matches!(rustix::event::poll(&mut watched, Some(&timeout)), Ok(0))
 }
 
 /// Sends SIGKILL to every process of the process group `group`.
 pub fn kill_group(group: u32) {
-    let Ok(group) = libc::pid_t::try_from(group) else {
-        return;
-    };
-    if group <= 1 {
-        return;
-    }
-    // SAFETY: kill only sends a signal; a negative pid names a group, and
-    // `group` is the id of a group the loader created (never 0, 1 or -1).
-    unsafe { libc::kill(-group, libc::SIGKILL) };
+    signal_group(group, GroupSignal::Kill);
 }
 
 /// Makes `command` start its process in a new process group of its own
@@ -131,18 +120,15 @@ pub fn kill_group(group: u32) {
 pub fn start_in_own_group(command: &mut Command) {
     let parent = std::process::id();
     command.process_group(0);
-    // SAFETY: the closure runs in the forked child before exec and calls
-    // only async-signal-safe functions (prctl, getppid, _exit) on plain
-    // integers copied in; it allocates nothing and takes no lock.
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (prctl, getppid, through rustix's
+    // direct system calls, and _exit) on plain integers copied in; it
+    // allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
             #[cfg(target_os = "linux")]
-            {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if libc::getppid() as u32 != parent {
+            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))?;
+            if !parent_is(parent) {
                 libc::_exit(1);
             }
             Ok(())
@@ -159,29 +145,24 @@ pub enum GroupSignal {
     Kill,
 }
 
-/// Sends `signal` to every process of the process group `group`.
+/// Sends `signal` to every process of the process group `group` (one the
+/// loader created: never 0 or 1, which would name the loader's own group
+/// or init's).
 pub fn signal_group(group: u32, signal: GroupSignal) {
-    let Ok(group) = libc::pid_t::try_from(group) else {
+    let Some(group) = i32::try_from(group).ok().filter(|&g| g > 1).and_then(Pid::from_raw) else {
         return;
     };
-    if group <= 1 {
-        return;
-    }
     let signal = match signal {
-        GroupSignal::Interrupt => libc::SIGINT,
-        GroupSignal::Kill => libc::SIGKILL,
+        GroupSignal::Interrupt => Signal::INT,
+        GroupSignal::Kill => Signal::KILL,
     };
-    // SAFETY: kill only sends a signal; a negative pid names a group, and
-    // `group` is the id of a group the loader created (never 0, 1 or -1).
-    unsafe { libc::kill(-group, signal) };
+    let _ = rustix::process::kill_process_group(group, signal);
 }
 
 /// The child's side: kills the child's own process group, itself included
 /// (used when the loader is gone).
 pub fn kill_own_group() -> ! {
-    // SAFETY: kill(0, ...) signals the caller's own process group, which
-    // the loader created for this child alone.
-    unsafe { libc::kill(0, libc::SIGKILL) };
+    let _ = rustix::process::kill_current_process_group(Signal::KILL);
     std::process::exit(1)
 }
 
@@ -209,20 +190,22 @@ pub fn kill_group_on_termination() {
 /// leaving it a zombie: its pid, and so its process group id, cannot be
 /// reused until it is reaped, so the group can still be killed safely.
 pub fn wait_for_exit_unreaped(pid: u32) -> io::Result<()> {
-    let pid = libc::id_t::from(pid);
+    wait_unreaped(pid, WaitIdOptions::EXITED | WaitIdOptions::NOWAIT).map(drop)
+}
+
+/// `waitid` for the child `pid` with `options` (WNOWAIT among them: the
+/// child is left to be reaped by `Child::wait`), again when interrupted;
+/// whether it has exited.
+fn wait_unreaped(pid: u32, options: WaitIdOptions) -> io::Result<bool> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::other(format!("{pid} is not a process id")))?;
     loop {
-        // SAFETY: waitid writes only into the zeroed siginfo it is given;
-        // WNOWAIT leaves the child to be reaped by `Child::wait`.
-        let rc = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
+        match rustix::process::waitid(WaitId::Pid(pid), options) {
+            Ok(status) => return Ok(status.is_some()),
+            Err(Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
         }
     }
 }
@@ -231,29 +214,10 @@ pub fn wait_for_exit_unreaped(pid: u32) -> io::Result<()> {
 /// reaping it: while it is a zombie its pid, and so its process group id,
 /// cannot be reused, so its group can still be signalled safely.
 pub fn exited_unreaped(pid: u32) -> io::Result<bool> {
-    let pid = libc::id_t::from(pid);
-    loop {
-        // SAFETY: waitid writes only into the zeroed siginfo it is given;
-        // WNOWAIT leaves the child to be reaped by `Child::wait`, WNOHANG
-        // returns at once (si_pid stays 0 when nothing has exited).
-        let (rc, exited) = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let rc = libc::waitid(
-                libc::P_PID,
-                pid,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
-            );
-            (rc, info.si_pid() != 0)
-        };
-        if rc == 0 {
-            return Ok(exited);
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
+    wait_unreaped(
+        pid,
+        WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG,
+    )
 }
 
 /// The signals after which a crashing child still sends its pending events.
@@ -364,15 +328,13 @@ pub fn exit_immediately(code: i32) -> ! {
 /// than Linux nothing is tied, and true is returned.
 pub fn exit_with_parent(parent: u32) -> io::Result<bool> {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and
-        // changes only this process's own attribute.
-        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))?;
     // Checked after the tie: a parent that died before it was made is seen
     // here, one that dies after it sends the signal.
-    // SAFETY: getppid has no preconditions and cannot fail.
-    Ok(unsafe { libc::getppid() } as u32 == parent)
+    Ok(parent_is(parent))
+}
+
+/// Whether this process's parent is `parent`.
+fn parent_is(parent: u32) -> bool {
+    rustix::process::getppid().is_some_and(|p| p.as_raw_nonzero().get() as u32 == parent)
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod procs;
 pub mod ray;
 
 use std::path::{Path, PathBuf};

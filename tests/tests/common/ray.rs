@@ -1,5 +1,6 @@
-//! Helpers of the tests against a real Ray cluster (`ray.rs`, the single
-//! head; `ray_nodes.rs`, worker nodes added to it). Start the cluster with
+//! Helpers of the tests against a real Ray cluster (the `ray` test binary:
+//! `ray/jobs.rs`, the single head; `ray/nodes.rs`, worker nodes added to
+//! it). Start the cluster with
 //! `tests/ray/run-in-netns.sh` (a head node on loopback, in a network
 //! namespace with only loopback, which then runs these tests). Without
 //! `RAY_ADDRESS` they skip, saying how to enable them, so `cargo test
@@ -9,7 +10,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -56,6 +57,22 @@ pub fn cluster() -> Option<String> {
         );
     });
     Some(address)
+}
+
+/// Turns on the cluster: the tests that only use it share it, a test
+/// that changes it (adds or kills nodes) has it alone.
+static TURNS: RwLock<()> = RwLock::new(());
+
+/// A turn on the cluster beside the other tests that only use it; held
+/// for the test's length.
+pub fn shared_cluster() -> RwLockReadGuard<'static, ()> {
+    TURNS.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The cluster for this test alone (it adds or kills nodes); held for the
+/// test's length.
+pub fn exclusive_cluster() -> RwLockWriteGuard<'static, ()> {
+    TURNS.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `loader --plugins DIR run PLUGIN ACTION ARGS... --on ray --ray-address A`.

@@ -7,6 +7,7 @@
 mod backend;
 mod cli;
 mod commands;
+mod ctrl_c;
 mod exit_code;
 mod on_ray;
 mod params_table;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use loader::events::{Event, EventSink, Level, ProgressTracker, RunInfo, TerminalSink};
 use loader::find::manifest_cache::CatalogPlugin;
-use loader::isolate::{ChildCommand, Interrupts};
+use loader::isolate::ChildCommand;
 use loader::ray::submit::{mode_of, Upload};
 use loader::ray::{
     follow_job, BatchReport, JobsApi, Listener, LoaderCommand, PackageSpec, RayMode, RunSpec, StopWhen, Submitter,
@@ -29,33 +29,13 @@ use plugin_api::{ActionManifest, ActionResources};
 use crate::cli::MethodArg;
 use crate::cli::RunArgs;
 use crate::cli::Target;
+use crate::ctrl_c::{interrupt_on_ctrl_c, OnCtrlC};
 use crate::exit_code::{CliError, ExitCode};
 use crate::run_setup::{failure_error, isolation_options, sinks, with_env_hints, RunSinks};
 use crate::stdout::print_json;
 
 pub(crate) fn ray_error(e: impl std::fmt::Display) -> CliError {
     CliError::new(ExitCode::ActionFailed, e.to_string())
-}
-
-/// Ctrl-C for runs elsewhere: the first stops what runs (the Ray job, or
-/// the batch), the second ends the loader at once.
-pub(crate) fn interrupt_on_ctrl_c(settings: &RunSettings, stop: Arc<StopFlag>, what: &'static str) -> Interrupts {
-    let interrupts = Interrupts::default();
-    let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
-    let installed = ctrlc::set_handler(move || {
-        counter.interrupt();
-        cancel.cancel();
-        stop.stop();
-        if counter.count() == 1 {
-            eprintln!("\ninterrupted: stopping {what} (Ctrl-C again to leave without waiting)");
-        } else {
-            std::process::exit(ExitCode::ActionFailed as i32);
-        }
-    });
-    if let Err(e) = installed {
-        tracing::warn!("Ctrl-C will not stop {what}: {e}");
-    }
-    interrupts
 }
 
 /// Runs what `args` asks for beyond one local run: `action` of `plugin`.
@@ -260,7 +240,13 @@ pub(crate) fn run_on_ray(
         output: events_output,
     } = sinks(args, verbose)?;
     let sink = with_env_hints(sink, args);
-    let interrupts = interrupt_on_ctrl_c(&settings, Arc::new(StopFlag::default()), "the Ray job");
+    let on = OnCtrlC {
+        first: "stopping the Ray job (Ctrl-C again to leave without waiting)",
+        unless_installed: "stop the Ray job",
+        exit_at: 2,
+        stop: None,
+    };
+    let interrupts = interrupt_on_ctrl_c(&settings, on);
     let stop = StopWhen::for_run(deadline, interrupts);
     let run = RunInfo {
         job_id: Some(id.clone()),
@@ -364,7 +350,13 @@ pub(crate) fn run_batch(
         .clone()
         .unwrap_or_else(|| loader::ray::job::new_submission_id(&plugin.manifest.code));
     let stop = Arc::new(StopFlag::default());
-    let interrupts = interrupt_on_ctrl_c(&settings, stop.clone(), "the batch");
+    let on = OnCtrlC {
+        first: "stopping the batch (Ctrl-C again to leave without waiting)",
+        unless_installed: "stop the batch",
+        exit_at: 2,
+        stop: Some(stop.clone()),
+    };
+    let interrupts = interrupt_on_ctrl_c(&settings, on);
     let mut report = BatchOutput {
         writer: outcome_writer(args.elsewhere.results.as_ref())?,
         write_failed: None,

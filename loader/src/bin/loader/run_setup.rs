@@ -21,6 +21,7 @@ use plugin_api::{ActionFailure, FailureKind, PluginEnvironment};
 use serde_json::{json, Value};
 
 use crate::cli::RunArgs;
+use crate::ctrl_c::{self, OnCtrlC};
 use crate::exit_code::{CliError, ExitCode};
 
 /// The longest `--timeout` or `--grace` accepted: a year.
@@ -45,21 +46,13 @@ pub(crate) fn child_command(what: &str) -> Result<ChildCommand, CliError> {
 /// period). A second one kills an isolated action, or ends the loader when
 /// the action runs in-process.
 pub(crate) fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> Interrupts {
-    let interrupts = Interrupts::default();
-    let (counter, cancel) = (interrupts.clone(), settings.cancel.clone());
-    let installed = ctrlc::set_handler(move || {
-        counter.interrupt();
-        cancel.cancel();
-        if counter.count() == 1 {
-            eprintln!("\ninterrupted: asking the action to stop (interrupt again to kill it)");
-        } else if in_process || counter.count() > 2 {
-            loader::run::in_process_exit::exit_on_interrupt(ExitCode::ActionFailed as i32);
-        }
-    });
-    if let Err(e) = installed {
-        tracing::warn!("Ctrl-C will not cancel the action: {e}");
-    }
-    interrupts
+    let on = OnCtrlC {
+        first: "asking the action to stop (interrupt again to kill it)",
+        unless_installed: "cancel the action",
+        exit_at: if in_process { 2 } else { 3 },
+        stop: None,
+    };
+    ctrl_c::interrupt_on_ctrl_c(settings, on)
 }
 
 /// Reads `--checkpoint`: `CATEGORY=PATH` or a JSON object, kept as given

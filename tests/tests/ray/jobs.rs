@@ -1,16 +1,14 @@
 //! `loader run --on ray` (as a job's entrypoint and as a Ray task), batches
 //! on Ray (one job, a task a line) and `loader jobs`, end to end against a
 //! real Ray head node (see `common::ray` for how to start one; without it
-//! they skip). `ray_nodes.rs` adds worker nodes.
-
-mod common;
+//! they skip). `nodes.rs` adds worker nodes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::ray::*;
-use common::*;
+use crate::common::ray::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A plugin folder with the sample trainer, the probe and the batch probe.
@@ -25,6 +23,7 @@ fn plugins() -> tempfile::TempDir {
 #[test]
 fn ray_cluster_sample_action_relays_progress_and_its_result_like_a_local_run() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let params = r#"{"epochs": 3, "samples": 200}"#;
     let output = run_on_ray(
@@ -76,6 +75,7 @@ fn ray_cluster_sample_action_relays_progress_and_its_result_like_a_local_run() {
 #[test]
 fn ray_cluster_method_task_runs_the_action_as_a_ray_task_and_relays_it_like_a_local_run() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let id = unique_id("task");
     let params = r#"{"epochs": 3, "samples": 200}"#;
@@ -120,6 +120,7 @@ fn ray_cluster_method_task_runs_the_action_as_a_ray_task_and_relays_it_like_a_lo
 #[test]
 fn ray_cluster_a_chatty_job_is_followed_with_every_event_once_in_order_straight_or_from_its_log() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugin_dir(&[fixture_library("flood", "flood-plugin")]);
     let (count, bytes) = (100, 400_000);
     let params = format!(r#"{{"count": {count}, "bytes": {bytes}, "pause_ms": 100}}"#);
@@ -160,6 +161,7 @@ fn ray_cluster_a_chatty_job_is_followed_with_every_event_once_in_order_straight_
 #[test]
 fn ray_cluster_a_crashing_plugin_is_reported_as_crashed_with_its_signal() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let output = run_on_ray(dir.path(), &address, "probe", "segfault", &["--events", "jsonl"]);
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
@@ -177,6 +179,7 @@ fn ray_cluster_a_crashing_plugin_is_reported_as_crashed_with_its_signal() {
 #[test]
 fn ray_cluster_timeout_ends_the_job_as_timed_out() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let id = unique_id("timeout");
     let started = Instant::now();
@@ -199,6 +202,7 @@ fn ray_cluster_timeout_ends_the_job_as_timed_out() {
 #[test]
 fn ray_cluster_ctrl_c_stops_the_job() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let id = unique_id("interrupt");
     let child = Command::new(loader_bin())
@@ -244,6 +248,7 @@ fn ray_cluster_ctrl_c_stops_the_job() {
 #[test]
 fn ray_cluster_the_package_is_uploaded_once_and_reused() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let tag = format!("RUN_TAG={}", unique_id("package"));
     let args = ["--env", tag.as_str(), "--params", "{}"];
@@ -287,6 +292,7 @@ fn reserved_by_job(address: &str, id: &str) -> Value {
 #[test]
 fn ray_cluster_the_agent_client_reads_the_own_job_in_every_mode_and_the_manifest_resources_are_reserved() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     for (mode, extra, cpus) in [
         ("isolated", &[][..], 0.25),
@@ -446,6 +452,7 @@ fn most_at_once(tasks: &[Value]) -> usize {
 #[test]
 fn ray_cluster_a_batch_of_20_is_one_job_running_4_tasks_at_a_time_and_retries_its_failure() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let work = tempfile::tempdir().unwrap();
     let file = batch_file(work.path(), 20, 7);
@@ -503,6 +510,7 @@ fn ray_cluster_a_batch_of_20_is_one_job_running_4_tasks_at_a_time_and_retries_it
 #[test]
 fn ray_cluster_a_batch_of_1000_lines_gives_every_result_once() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let work = tempfile::tempdir().unwrap();
     let lines: Vec<Value> = (1..=1000).map(|i| json!({ "value": i })).collect();
@@ -612,6 +620,7 @@ fn assert_stopped(address: &str, dir: &Path, batch: &str, results: &Path, output
 #[test]
 fn ray_cluster_ctrl_c_stops_the_whole_batch() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let work = tempfile::tempdir().unwrap();
     let (child, batch, results) = slow_batch(dir.path(), work.path(), &address, "batch-interrupt");
@@ -628,6 +637,7 @@ fn ray_cluster_ctrl_c_stops_the_whole_batch() {
 #[test]
 fn ray_cluster_jobs_stop_stops_the_whole_batch() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let work = tempfile::tempdir().unwrap();
     let (child, batch, results) = slow_batch(dir.path(), work.path(), &address, "batch-stop");
@@ -641,6 +651,7 @@ fn ray_cluster_jobs_stop_stops_the_whole_batch() {
 #[test]
 fn ray_cluster_a_detached_job_is_followed_with_jobs_logs() {
     let Some(address) = cluster() else { return };
+    let _turn = shared_cluster();
     let dir = plugins();
     let output = run_on_ray(
         dir.path(),

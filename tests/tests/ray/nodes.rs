@@ -7,23 +7,17 @@
 //! its lines run again elsewhere and say so in `attempts`.
 //!
 //! Needs `RAY_BIN` (the Ray venv's bin folder) and `LOADER_RAY_GCS` (the
-//! head's address) besides the cluster; the script sets both. The tests
-//! take turns: each changes the cluster.
-
-mod common;
+//! head's address) besides the cluster; the script sets both. Each test
+//! changes the cluster, so it has it alone (`exclusive_cluster`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::ray::*;
-use common::*;
+use crate::common::ray::*;
+use crate::common::*;
 use serde_json::{json, Value};
-
-/// One test at a time changes the cluster.
-static CLUSTER: Mutex<()> = Mutex::new(());
 
 /// A worker node of the head, started with `ray start --block` (which, when
 /// the node's raylet dies, kills the rest of the node and exits).
@@ -188,7 +182,7 @@ fn every_line_once(results: &Path, lines: u64) -> Vec<Value> {
 fn ray_nodes_lines_needing_a_resource_only_one_node_has_all_run_on_it() {
     let Some(address) = cluster() else { return };
     let Some((ray, head)) = ray_and_head() else { return };
-    let _turn = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = exclusive_cluster();
     let special = WorkerNode::start(&ray, &head, &address, 1, &json!({"special": 2}));
     let _plain = WorkerNode::start(&ray, &head, &address, 1, &json!({}));
     let dir = plugins();
@@ -220,7 +214,7 @@ fn ray_nodes_lines_needing_a_resource_only_one_node_has_all_run_on_it() {
 fn ray_nodes_a_node_lost_mid_batch_loses_no_line_and_duplicates_no_result() {
     let Some(address) = cluster() else { return };
     let Some((ray, head)) = ray_and_head() else { return };
-    let _turn = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = exclusive_cluster();
     let _kept = WorkerNode::start(&ray, &head, &address, 1, &json!({}));
     let mut doomed = WorkerNode::start(&ray, &head, &address, 1, &json!({}));
     let dir = plugins();
