@@ -70,6 +70,7 @@ pub mod plugin;
 pub mod resources;
 pub mod rules;
 pub mod steps;
+mod suggest;
 pub mod testing;
 pub mod utc;
 pub mod validate;
