@@ -213,7 +213,7 @@ pub struct RunArgs {
 
     /// Run the action in a child process (the default): a crash, an abort or
     /// a hang becomes a reported failure, and every event before it is kept.
-    #[arg(long, overrides_with = "in_process")]
+    #[arg(long, conflicts_with = "in_process")]
     pub isolate: bool,
 
     /// The largest event (bytes of its JSON line) relayed from an isolated
@@ -224,7 +224,7 @@ pub struct RunArgs {
     /// Run the action inside the loader's own process, without the
     /// sandbox: for trusted plugins only (a crashing plugin takes the
     /// loader down with it, and the plugin has all of your rights).
-    #[arg(long, overrides_with = "isolate")]
+    #[arg(long)]
     pub in_process: bool,
 
     #[command(flatten)]
