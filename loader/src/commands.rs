@@ -195,7 +195,7 @@ fn list(folder: &mut PluginFolder, as_json: bool) -> Result<ExitCode, CliError> 
         return Ok(ExitCode::Success);
     }
     if discovery.plugins.is_empty() {
-        outln!("no plugins in {}", dir.display());
+        outln!("no plugins in `{}`", dir.display());
     }
     for plugin in &discovery.plugins {
         let m = &plugin.manifest;
@@ -642,7 +642,7 @@ fn run(folder: &mut PluginFolder, args: RunArgs, verbose: bool, sandbox: Sandbox
     let outcome = run_action(plugin, &args.action, &params, settings, deadline, outputs.sink.clone());
     orphans.end();
     if work_dir.kept() {
-        eprintln!("the run's work directory is kept at {}", work_dir.path().display());
+        eprintln!("the run's work directory is kept at `{}`", work_dir.path().display());
     }
     request.conclude(outcome, &outputs, &plugin.manifest.code)
 }

@@ -549,7 +549,7 @@ fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliEr
         None => Ok(Box::new(std::io::stdout())),
         Some(path) => File::create(path)
             .map(|f| Box::new(f) as Box<dyn Write + Send>)
-            .map_err(|e| CliError::usage(format!("cannot create the results file {}: {e}", path.display()))),
+            .map_err(|e| CliError::usage(format!("cannot create the results file `{}`: {e}", path.display()))),
     }
 }
 

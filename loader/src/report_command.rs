@@ -31,7 +31,7 @@ pub fn report(args: &ReportArgs) -> Result<ExitCode, CliError> {
     let output = args.output.clone().unwrap_or_else(|| args.input.with_extension("html"));
     if same_file(&output, &args.input) {
         return Err(
-            CliError::usage(format!("the report would overwrite its input {}", args.input.display()))
+            CliError::usage(format!("the report would overwrite its input `{}`", args.input.display()))
                 .with_help("name the page with -o PAGE.html"),
         );
     }

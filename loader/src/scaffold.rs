@@ -112,7 +112,7 @@ pub fn new_plugin(args: &NewArgs) -> Result<Created, CliError> {
     let api = api_path(args.api_path.as_deref(), &parent)?;
     let files = render(&name, kind, &api);
     std::fs::create_dir_all(dir.join("src"))
-        .map_err(|e| CliError::usage(format!("cannot create {}", dir.display())).with_causes(vec![e.to_string()]))?;
+        .map_err(|e| CliError::usage(format!("cannot create `{}`", dir.display())).with_causes(vec![e.to_string()]))?;
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| {
