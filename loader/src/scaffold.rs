@@ -183,9 +183,13 @@ fn api_path(given: Option<&Path>, near: &Path) -> Result<PathBuf, CliError> {
     })
 }
 
-/// `plugin-api/` in `near` or a folder above it.
+/// `plugin-api/` in `near` or a folder above it (`near` may not exist yet:
+/// the search starts at its nearest existing folder).
 fn repository_api(near: &Path) -> Option<PathBuf> {
-    let start = near.canonicalize().ok()?;
+    let start = near.ancestors().find_map(|dir| {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        dir.canonicalize().ok()
+    })?;
     start
         .ancestors()
         .map(|dir| dir.join("plugin-api"))
@@ -228,6 +232,8 @@ mod tests {
         let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let api = repository_api(&here).unwrap();
         assert_eq!(api, Path::new(BUILT_FROM_API).canonicalize().unwrap());
+        let not_yet = here.join("plugins/not-yet-made");
+        assert_eq!(repository_api(&not_yet), Some(api));
     }
 
     #[test]
