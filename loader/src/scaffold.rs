@@ -96,8 +96,10 @@ pub fn new_plugin(args: &NewArgs) -> Result<Created, CliError> {
         _ => Kind::Function,
     };
     if dir.exists() && !dir.is_dir() {
-        return Err(CliError::usage(format!("`{}` already exists and is not a folder", dir.display()))
-            .with_help("choose another path"));
+        return Err(
+            CliError::usage(format!("`{}` already exists and is not a folder", dir.display()))
+                .with_help("choose another path"),
+        );
     }
     if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(
@@ -187,7 +189,11 @@ fn api_path(given: Option<&Path>, near: &Path) -> Result<PathBuf, CliError> {
 /// the search starts at its nearest existing folder).
 fn repository_api(near: &Path) -> Option<PathBuf> {
     let start = near.ancestors().find_map(|dir| {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         dir.canonicalize().ok()
     })?;
     start
@@ -259,7 +265,11 @@ mod tests {
             api_path: None,
         };
         let error = new_plugin(&args).unwrap_err();
-        assert!(error.message.ends_with("taken` already exists and is not empty"), "{}", error.message);
+        assert!(
+            error.message.ends_with("taken` already exists and is not empty"),
+            "{}",
+            error.message
+        );
         assert_eq!(
             std::fs::read_to_string(parent.path().join("taken/keep.txt")).unwrap(),
             "mine"
@@ -282,7 +292,11 @@ mod tests {
         let manifest = std::fs::read_to_string(created.dir.join("Cargo.toml")).unwrap();
         assert!(manifest.contains(r#"name = "my-plugin""#), "{manifest}");
         let steps = created.next_steps();
-        for step in ["cargo test", "cargo build", "loader --plugins target/debug run my-plugin train"] {
+        for step in [
+            "cargo test",
+            "cargo build",
+            "loader --plugins target/debug run my-plugin train",
+        ] {
             assert!(steps.contains(step), "{step} in {steps}");
         }
 

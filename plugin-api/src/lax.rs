@@ -81,10 +81,7 @@ impl<'s> Walk<'s> {
                 }
             }
             if types.contains(&"integer") && !integer_in_range(value, schema_map) {
-                let message = format!(
-                    "invalid value: expected {}, got {value}",
-                    integer_words(schema_map)
-                );
+                let message = format!("invalid value: expected {}, got {value}", integer_words(schema_map));
                 self.problem(path, message);
                 return;
             }
@@ -262,7 +259,11 @@ fn integer_bounds(schema: &Map<String, Value>) -> (Option<i128>, Option<i128>) {
 /// Whether an integer value lies within the field's bounds (true for
 /// anything that is not an integer: the type check speaks for those).
 fn integer_in_range(value: &Value, schema: &Map<String, Value>) -> bool {
-    let Some(n) = value.as_i64().map(i128::from).or_else(|| value.as_u64().map(i128::from)) else {
+    let Some(n) = value
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| value.as_u64().map(i128::from))
+    else {
         return true;
     };
     let (min, max) = integer_bounds(schema);

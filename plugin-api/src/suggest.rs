@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn a_typo_finds_the_field() {
         assert_eq!(did_you_mean("epoch", FIELDS).as_deref(), Some("did you mean `epochs`?"));
-        assert_eq!(did_you_mean("EPOCHS", FIELDS).as_deref(), Some("did you mean `epochs`?"));
+        assert_eq!(
+            did_you_mean("EPOCHS", FIELDS).as_deref(),
+            Some("did you mean `epochs`?")
+        );
         assert_eq!(
             did_you_mean("learning_rte", FIELDS).as_deref(),
             Some("did you mean `learning_rate`?")

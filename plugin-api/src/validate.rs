@@ -299,7 +299,10 @@ mod tests {
             found(r#"{"_epochs": "many"}"#),
             "invalid type: expected a non-negative integer, got \"many\""
         );
-        assert_eq!(found(r#"{"_offset": 1.5}"#), "invalid type: expected an integer, got 1.5 (a number with a fractional part)");
+        assert_eq!(
+            found(r#"{"_offset": 1.5}"#),
+            "invalid type: expected an integer, got 1.5 (a number with a fractional part)"
+        );
         assert_eq!(
             found(r#"{"_count": 5000000000}"#),
             "invalid value: integer `5000000000`, expected an integer from 0 to 4294967295"

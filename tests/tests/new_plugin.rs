@@ -71,7 +71,11 @@ fn cargo_on(crate_dir: &Path, subcommand: &str) -> std::process::Output {
     let manifest_path = crate_dir.join("Cargo.toml");
     let manifest = std::fs::read_to_string(&manifest_path).unwrap();
     if !manifest.contains("[lints") {
-        std::fs::write(&manifest_path, format!("{manifest}\n[lints.rust]\nwarnings = \"deny\"\n")).unwrap();
+        std::fs::write(
+            &manifest_path,
+            format!("{manifest}\n[lints.rust]\nwarnings = \"deny\"\n"),
+        )
+        .unwrap();
     }
     let output = Command::new(env!("CARGO"))
         .arg(subcommand)
@@ -237,7 +241,11 @@ fn loader_new_writes_crates_that_build_pass_their_test_and_run() {
 
         let again = loader(parent.path(), &args, &[]);
         assert_eq!(exit_code(&again), 2, "an existing crate is not overwritten");
-        assert!(stderr(&again).contains("already exists and is not empty"), "{}", stderr(&again));
+        assert!(
+            stderr(&again).contains("already exists and is not empty"),
+            "{}",
+            stderr(&again)
+        );
         assert!(stderr(&again).contains("help: "), "{}", stderr(&again));
     }
     assert!(output_dir.join("record-2.json").is_file());

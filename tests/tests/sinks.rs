@@ -397,7 +397,9 @@ fn a_second_run_on_the_same_events_file_is_refused_and_the_first_keeps_its_event
         let err = stderr(&second);
         assert_eq!(exit_code(&second), 4, "{mode}: {err}");
         assert!(
-            err.contains(&format!("the events file `{events_arg}` is being written by another run")),
+            err.contains(&format!(
+                "the events file `{events_arg}` is being written by another run"
+            )),
             "{mode}: {err}"
         );
         // The first run's lines are whole and its own: with --in-process, up
