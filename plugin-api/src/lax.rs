@@ -75,10 +75,15 @@ impl<'s> Walk<'s> {
                 match self.convert(value, &types) {
                     Some(converted) => *value = converted,
                     None => {
-                        self.problem(path, type_problem(value, &types));
+                        self.problem(path, type_problem(value, &types, schema_map));
                         return;
                     }
                 }
+            }
+            if types.contains(&"integer") && !integer_in_range(value, schema_map) {
+                let message = format!("invalid value: expected {}, got {value}", integer_words(schema_map));
+                self.problem(path, message);
+                return;
             }
         }
         match value {
@@ -140,7 +145,14 @@ impl<'s> Walk<'s> {
             match properties.and_then(|p| p.get(key)) {
                 Some(property) => self.visit(item, property, path, depth + 1),
                 None => match additional {
-                    Some(Value::Bool(false)) if properties.is_some() => self.problem(path, "unknown field".to_owned()),
+                    Some(Value::Bool(false)) if properties.is_some() => {
+                        let known = properties.into_iter().flat_map(|p| p.keys().map(String::as_str));
+                        let message = match crate::suggest::did_you_mean(key, known) {
+                            Some(suggestion) => format!("unknown field, {suggestion}"),
+                            None => "unknown field".to_owned(),
+                        };
+                        self.problem(path, message)
+                    }
                     Some(extra @ Value::Object(_)) => self.visit(item, extra, path, depth + 1),
                     _ => {}
                 },
@@ -230,18 +242,58 @@ fn matches_type(value: &Value, name: &str) -> bool {
     }
 }
 
-fn type_problem(value: &Value, types: &[&str]) -> String {
-    let expected: Vec<&str> = types
+/// The bounds of an integer field (`minimum`, `maximum`: schemars writes
+/// them for unsigned and small integer types).
+fn integer_bounds(schema: &Map<String, Value>) -> (Option<i128>, Option<i128>) {
+    let bound = |key: &str| {
+        schema.get(key).and_then(|b| {
+            b.as_i64()
+                .map(i128::from)
+                .or_else(|| b.as_u64().map(i128::from))
+                .or_else(|| b.as_f64().map(|f| f.ceil() as i128))
+        })
+    };
+    (bound("minimum"), bound("maximum"))
+}
+
+/// Whether an integer value lies within the field's bounds (true for
+/// anything that is not an integer: the type check speaks for those).
+fn integer_in_range(value: &Value, schema: &Map<String, Value>) -> bool {
+    let Some(n) = value
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| value.as_u64().map(i128::from))
+    else {
+        return true;
+    };
+    let (min, max) = integer_bounds(schema);
+    min.is_none_or(|min| n >= min) && max.is_none_or(|max| n <= max)
+}
+
+/// An integer field in words, with its bounds: "a non-negative integer",
+/// "an integer from 0 to 255", "an integer".
+fn integer_words(schema: &Map<String, Value>) -> String {
+    match integer_bounds(schema) {
+        (Some(0), None) => "a non-negative integer".to_owned(),
+        (Some(min), Some(max)) => format!("an integer from {min} to {max}"),
+        (Some(min), None) => format!("an integer of at least {min}"),
+        (None, Some(max)) => format!("an integer of at most {max}"),
+        (None, None) => "an integer".to_owned(),
+    }
+}
+
+fn type_problem(value: &Value, types: &[&str], schema: &Map<String, Value>) -> String {
+    let expected: Vec<String> = types
         .iter()
         .map(|t| match *t {
-            "integer" => "an integer",
-            "number" => "a number",
-            "boolean" => "a boolean",
-            "string" => "a string",
-            "array" => "an array",
-            "object" => "an object",
-            "null" => "null",
-            other => other,
+            "integer" => integer_words(schema),
+            "number" => "a number".to_owned(),
+            "boolean" => "a boolean".to_owned(),
+            "string" => "a string".to_owned(),
+            "array" => "an array".to_owned(),
+            "object" => "an object".to_owned(),
+            "null" => "null".to_owned(),
+            other => other.to_owned(),
         })
         .collect();
     let got = match value {

@@ -87,6 +87,7 @@ pub mod plugin;
 #[doc(hidden)]
 pub mod resources;
 pub mod steps;
+mod suggest;
 pub mod testing;
 #[doc(hidden)]
 pub mod utc;

@@ -147,8 +147,35 @@ fn problem_at(path: &str, message: &str) -> FieldProblem {
     }
     FieldProblem {
         path: path.to_owned(),
-        message: message.to_owned(),
+        message: in_words(message),
     }
+}
+
+/// serde's message with its Rust type names (`expected u64`) put in the
+/// words the schema-guided checks use (`expected a non-negative integer`).
+fn in_words(message: &str) -> String {
+    const WORDS: [(&str, &str); 14] = [
+        ("u8", "an integer from 0 to 255"),
+        ("u16", "an integer from 0 to 65535"),
+        ("u32", "an integer from 0 to 4294967295"),
+        ("u64", "a non-negative integer"),
+        ("u128", "a non-negative integer"),
+        ("usize", "a non-negative integer"),
+        ("i8", "an integer from -128 to 127"),
+        ("i16", "an integer from -32768 to 32767"),
+        ("i32", "an integer from -2147483648 to 2147483647"),
+        ("i64", "an integer"),
+        ("i128", "an integer"),
+        ("isize", "an integer"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+    ];
+    for (rust, words) in WORDS {
+        if let Some(head) = message.strip_suffix(&format!("expected {rust}")) {
+            return format!("{head}expected {words}");
+        }
+    }
+    message.to_owned()
 }
 
 fn single(path: &str, message: String) -> ParamsError {
@@ -238,7 +265,48 @@ mod tests {
         let found = problems(r#"{"epochs": 3, "epoch": 4, "optimizer": {"lr": 1, "beta": 2}}"#);
         let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, vec!["epoch", "optimizer.beta"]);
-        assert!(found.iter().all(|(_, m)| m == "unknown field"));
+        assert_eq!(found[0].1, "unknown field, did you mean `epochs`?");
+        assert_eq!(found[1].1, "unknown field");
+    }
+
+    #[test]
+    fn integers_out_of_range_are_named_in_words() {
+        #[derive(Debug, Deserialize, JsonSchema)]
+        struct Params {
+            #[serde(default)]
+            _epochs: u64,
+            #[serde(default)]
+            _small: u8,
+            #[serde(default)]
+            _count: u32,
+            #[serde(default)]
+            _offset: i64,
+        }
+        let found = |json: &str| {
+            let err = parse_params::<Params>(json).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{err}");
+            err.problems[0].message.clone()
+        };
+        assert_eq!(
+            found(r#"{"_epochs": -1}"#),
+            "invalid value: expected a non-negative integer, got -1"
+        );
+        assert_eq!(
+            found(r#"{"_small": 300}"#),
+            "invalid value: expected an integer from 0 to 255, got 300"
+        );
+        assert_eq!(
+            found(r#"{"_epochs": "many"}"#),
+            "invalid type: expected a non-negative integer, got \"many\""
+        );
+        assert_eq!(
+            found(r#"{"_offset": 1.5}"#),
+            "invalid type: expected an integer, got 1.5 (a number with a fractional part)"
+        );
+        assert_eq!(
+            found(r#"{"_count": 5000000000}"#),
+            "invalid value: integer `5000000000`, expected an integer from 0 to 4294967295"
+        );
     }
 
     #[test]
@@ -264,7 +332,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.starts_with(
-                "invalid params: epoch: unknown field; optimizer.beta: unknown field; optimizer.lr: invalid type"
+                "invalid params: epoch: unknown field, did you mean `epochs`?; optimizer.beta: unknown field; optimizer.lr: invalid type"
             ),
             "{text}"
         );
@@ -289,7 +357,7 @@ mod tests {
                 ("optimizer".to_owned(), "missing field".to_owned()),
                 (
                     "epochs".to_owned(),
-                    "invalid type: expected an integer, got \"x\"".to_owned()
+                    "invalid type: expected a non-negative integer, got \"x\"".to_owned()
                 )
             ]
         );

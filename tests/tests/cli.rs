@@ -241,7 +241,23 @@ fn bad_params_fail_before_running_and_name_the_field() {
         &[],
     );
     assert_eq!(exit_code(&output), 2);
-    assert!(stderr(&output).contains("epoch: unknown field"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("epoch: unknown field, did you mean `epochs`?"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = loader(
+        dir.path(),
+        &["run", "tabular-trainer", "train", "--params", r#"{"epochs": -1}"#],
+        &[],
+    );
+    assert_eq!(exit_code(&output), 2);
+    assert!(
+        stderr(&output).contains("epochs: invalid value: expected a non-negative integer, got -1"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = loader(
         dir.path(),
@@ -357,4 +373,16 @@ fn a_failing_action_reports_its_message_and_details() {
     let error = jsonl(&stdout(&output)).pop().unwrap();
     assert_eq!(error["data"]["kind"], "failed");
     assert_eq!(error["data"]["details"], json!({ "reason": "requested" }));
+}
+
+#[test]
+fn conflicting_mode_flags_are_refused() {
+    let dir = samples_dir();
+    for flags in [["--isolate", "--in-process"], ["--in-process", "--isolate"]] {
+        let mut args = vec!["run", "tabular-trainer", "train"];
+        args.extend(flags);
+        let output = loader(dir.path(), &args, &[]);
+        assert_eq!(exit_code(&output), 2, "{}", stderr(&output));
+        assert!(stderr(&output).contains("cannot be used with"), "{}", stderr(&output));
+    }
 }

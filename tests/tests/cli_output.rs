@@ -155,7 +155,10 @@ fn mistyped_names_get_a_suggestion_and_the_real_names() {
     let text = stderr(&output);
     assert_cargo_style(&text);
     assert!(
-        text.contains("dataset-exporter, tabular-trainer, workflow-trainer"),
+        text.contains(&format!(
+            "plugins in `{}`: dataset-exporter, tabular-trainer, workflow-trainer",
+            dir.path().display()
+        )),
         "{text}"
     );
     assert!(text.contains("help: did you mean \"tabular-trainer\"?"), "{text}");

@@ -61,9 +61,20 @@ fn plugin_api_dir() -> PathBuf {
 }
 
 /// `cargo SUBCOMMAND` on a generated crate, offline, with the workspace's
-/// lock file and the fixtures' target folder.
+/// lock file and the fixtures' target folder, its warnings denied (a
+/// `[lints]` table of the crate's own, so that the shared dependencies are
+/// not rebuilt with other flags).
 fn cargo_on(crate_dir: &Path, subcommand: &str) -> std::process::Output {
     std::fs::copy(workspace_root().join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let manifest_path = crate_dir.join("Cargo.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    if !manifest.contains("[lints") {
+        std::fs::write(
+            &manifest_path,
+            format!("{manifest}\n[lints.rust]\nwarnings = \"deny\"\n"),
+        )
+        .unwrap();
+    }
     let output = Command::new(env!("CARGO"))
         .arg(subcommand)
         .arg("--offline")
@@ -228,6 +239,11 @@ fn loader_new_writes_crates_that_build_pass_their_test_and_run() {
 
         let again = loader(parent.path(), &args, &[]);
         assert_eq!(exit_code(&again), 2, "an existing crate is not overwritten");
+        assert!(
+            stderr(&again).contains("already exists and is not empty"),
+            "{}",
+            stderr(&again)
+        );
         assert!(stderr(&again).contains("help: "), "{}", stderr(&again));
     }
     assert!(output_dir.join("record-2.json").is_file());
@@ -260,4 +276,39 @@ fn a_plugin_crate_builds_without_the_host_feature() {
         !tree.contains("plugin-api feature \"host\""),
         "the loading code is not built into a plugin:\n{tree}"
     );
+}
+
+#[test]
+fn loader_new_takes_a_path_names_the_crate_after_it_and_says_what_next() {
+    let parent = tempfile::tempdir().unwrap();
+    let crate_dir = parent.path().join("plugins/nested/path-plugin");
+    let output = loader(parent.path(), &["new", crate_dir.to_str().unwrap()], &[]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"name = "path-plugin""#), "{manifest}");
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("created plugin `path-plugin` in `{}`", crate_dir.display())),
+        "{text}"
+    );
+    for step in [
+        format!("cd {}", crate_dir.display()),
+        "cargo test".to_owned(),
+        "cargo build".to_owned(),
+        "loader --plugins target/debug run path-plugin train".to_owned(),
+    ] {
+        assert!(text.contains(&step), "{step:?} in {text}");
+    }
+
+    let taken = parent.path().join("taken");
+    std::fs::create_dir(&taken).unwrap();
+    std::fs::write(taken.join("notes.txt"), "mine").unwrap();
+    let output = loader(parent.path(), &["new", taken.to_str().unwrap()], &[]);
+    assert_eq!(exit_code(&output), 2);
+    assert!(
+        stderr(&output).contains(&format!("error: `{}` already exists and is not empty", taken.display())),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_to_string(taken.join("notes.txt")).unwrap(), "mine");
 }

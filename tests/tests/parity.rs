@@ -228,7 +228,10 @@ fn an_action_can_ask_for_strict_params() {
         &[],
     );
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("epochs: invalid type: expected an integer"), "{stderr}");
+    assert!(
+        stderr.contains("epochs: invalid type: expected a non-negative integer"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(
         "echo_params_strict",
         json!({ "epochs": 5, "lr": 0.5, "augment": true }),

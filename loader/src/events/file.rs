@@ -53,9 +53,9 @@ pub const WINDOW_BYTES: usize = 8 * 1024 * 1024;
 /// Why the events file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsFileError {
-    #[error("cannot open the events file {path}: {reason}")]
+    #[error("cannot open the events file `{path}`: {reason}")]
     Open { path: PathBuf, reason: String },
-    #[error("the events file {path} is being written by another run (it is locked); choose another file")]
+    #[error("the events file `{path}` is being written by another run (it is locked); choose another file")]
     Locked { path: PathBuf },
 }
 
@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "the events file {} is being written by another run (it is locked); choose another file",
+                "the events file `{}` is being written by another run (it is locked); choose another file",
                 path.display()
             )
         );

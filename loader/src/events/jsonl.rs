@@ -85,6 +85,8 @@ struct State<W: Write> {
     lines: LineWriter,
     /// The first write error; once set, nothing more is written.
     error: Option<String>,
+    /// Its kind (a closed pipe is not a lost stream to the CLI).
+    error_kind: Option<io::ErrorKind>,
 }
 
 impl<W: Write> State<W> {
@@ -92,6 +94,7 @@ impl<W: Write> State<W> {
         if let Err(e) = result {
             if self.error.is_none() {
                 self.error = Some(e.to_string());
+                self.error_kind = Some(e.kind());
             }
         }
     }
@@ -166,6 +169,7 @@ impl<W: Write + Send> JsonlSink<W> {
                 out: ChunkBuffer::new(writer),
                 lines: LineWriter::default(),
                 error: None,
+                error_kind: None,
             })),
             flush,
         }
@@ -176,13 +180,23 @@ impl<W: Write + Send> JsonlSink<W> {
         lock(&self.state).error.clone()
     }
 
+    /// The kind of the first write error, if any.
+    pub fn error_kind(&self) -> Option<io::ErrorKind> {
+        lock(&self.state).error_kind
+    }
+
     /// Flushes buffered lines now.
     pub fn flush(&self) -> io::Result<()> {
         let mut state = lock(&self.state);
         if let Some(e) = &state.error {
             return Err(io::Error::other(e.clone()));
         }
-        state.out.flush().inspect_err(|e| state.error = Some(e.to_string()))
+        let result = state.out.flush();
+        if let Err(e) = &result {
+            state.error = Some(e.to_string());
+            state.error_kind = Some(e.kind());
+        }
+        result
     }
 
     /// Flushes, then runs `f` on the writer (to close it, say); an error of
@@ -578,6 +592,7 @@ mod tests {
         assert_eq!(sink.error(), None, "still buffered");
         sink.finish(&run);
         assert_eq!(sink.error().as_deref(), Some("pipe closed"));
+        assert_eq!(sink.error_kind(), Some(io::ErrorKind::BrokenPipe));
         sink.emit(&run, &Event::result(json!(2)));
         sink.finish(&run);
         assert_eq!(sink.error().as_deref(), Some("pipe closed"));

@@ -149,7 +149,7 @@ impl std::fmt::Display for Problem {
 
 /// The folder could not be scanned at all.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the plugin folder {}: {source}", path.display())]
+#[error("cannot read the plugin folder `{}`: {source}", path.display())]
 pub struct ScanError {
     pub path: PathBuf,
     #[source]

@@ -2,9 +2,9 @@
 //! (`--events PATH`) or a batch's results file (`--params-each ...
 //! --results PATH`), which it tells apart by the first line.
 //!
-//! A run's page ([`run_page`]) shows what ran with which params, its
+//! A run's page (`run_page`) shows what ran with which params, its
 //! timing and outcome, progress and metrics charts and the logs; a batch's
-//! ([`batch_page`]) a table of its lines. Charts are inline SVG drawn here
+//! (`batch_page`) a table of its lines. Charts are inline SVG drawn here
 //! ([`chart`]), thinned to a bounded number of points ([`thin`]), so the page
 //! needs no network, script library or font, and opens quickly for a run
 //! of millions of events.

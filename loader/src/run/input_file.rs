@@ -24,26 +24,26 @@ pub const DEFAULT_MAX_PARAMS_BYTES: u64 = 64 * 1024 * 1024;
 /// Why an input file was not read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InputFileError {
-    #[error("cannot read the {what} {path}: {reason}")]
+    #[error("cannot read the {what} `{path}`: {reason}")]
     Unreadable {
         what: &'static str,
         path: PathBuf,
         reason: String,
     },
-    #[error("the {what} {path} is {kind}, not a regular file")]
+    #[error("the {what} `{path}` is {kind}, not a regular file")]
     NotRegular {
         what: &'static str,
         path: PathBuf,
         kind: &'static str,
     },
-    #[error("the {what} {path} is larger than the limit of {limit} bytes{hint}")]
+    #[error("the {what} `{path}` is larger than the limit of {limit} bytes{hint}")]
     TooLarge {
         what: &'static str,
         path: PathBuf,
         limit: u64,
         hint: &'static str,
     },
-    #[error("the {what} {path} is not UTF-8 text")]
+    #[error("the {what} `{path}` is not UTF-8 text")]
     NotText { what: &'static str, path: PathBuf },
 }
 
@@ -139,7 +139,7 @@ mod tests {
             let err = read_text(&path, "env file", 1024, "").unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("the env file {} is {kind}, not a regular file", path.display())
+                format!("the env file `{}` is {kind}, not a regular file", path.display())
             );
         }
     }
@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "the params file {} is larger than the limit of 1999 bytes (raise it with --max-params-bytes)",
+                "the params file `{}` is larger than the limit of 1999 bytes (raise it with --max-params-bytes)",
                 path.display()
             )
         );
@@ -166,7 +166,7 @@ mod tests {
         assert!(read_text(&missing, "env file", 10, "")
             .unwrap_err()
             .to_string()
-            .starts_with(&format!("cannot read the env file {}: ", missing.display())));
+            .starts_with(&format!("cannot read the env file `{}`: ", missing.display())));
         let binary = dir.path().join("bin");
         std::fs::write(&binary, [0xff, 0xfe]).unwrap();
         assert_eq!(

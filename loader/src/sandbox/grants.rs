@@ -88,11 +88,11 @@ impl fmt::Display for MissingGrant {
 /// Why grants could not be read or recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
-    #[error("cannot read the grants file {}: {source}", path.display())]
+    #[error("cannot read the grants file `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("the grants file {} is not valid: {source}", path.display())]
+    #[error("the grants file `{}` is not valid: {source}", path.display())]
     Invalid { path: PathBuf, source: serde_json::Error },
-    #[error("cannot write the grants file {}: {source}", path.display())]
+    #[error("cannot write the grants file `{}`: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
 }
 

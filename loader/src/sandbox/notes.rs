@@ -37,6 +37,6 @@ pub fn work_dir_kept(path: &Path) -> Event {
         EventKind::Message,
         "work_dir_kept",
         Level::Info,
-        json!({ "content": format!("the run's work directory is kept at {}", path.display()), "path": path }),
+        json!({ "content": format!("the run's work directory is kept at `{}`", path.display()), "path": path }),
     )
 }

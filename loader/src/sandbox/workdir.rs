@@ -41,7 +41,7 @@ impl WorkDir {
                 Err(e) => {
                     return Err(io::Error::new(
                         e.kind(),
-                        format!("cannot create a work directory in {}: {e}", parent.display()),
+                        format!("cannot create a work directory in `{}`: {e}", parent.display()),
                     ))
                 }
             }

@@ -18,6 +18,7 @@ const BELOW_OR_SELF: &[&str] = &[
     "resources",
     "log_entry",
     "rules",
+    "suggest",
     "__private",
     "__export_root_module",
 ];
@@ -32,6 +33,7 @@ const VALUES: &[&str] = &[
     "resources",
     "log_entry",
     "rules",
+    "suggest",
 ];
 
 fn src_dir() -> PathBuf {

@@ -227,7 +227,7 @@ pub struct RunArgs {
 
     /// Run the action in a child process (the default): a crash, an abort or
     /// a hang becomes a reported failure, and every event before it is kept.
-    #[arg(long, overrides_with = "in_process")]
+    #[arg(long, conflicts_with = "in_process")]
     pub isolate: bool,
 
     /// The largest event (bytes of its JSON line) relayed from an isolated
@@ -238,7 +238,7 @@ pub struct RunArgs {
     /// Run the action inside the loader's own process, without the
     /// sandbox: for trusted plugins only (a crashing plugin takes the
     /// loader down with it, and the plugin has all of your rights).
-    #[arg(long, overrides_with = "isolate")]
+    #[arg(long)]
     pub in_process: bool,
 
     #[command(flatten)]
@@ -381,15 +381,21 @@ pub struct FlushArgs {
 
 #[derive(Debug, Args)]
 pub struct NewArgs {
-    /// The plugin's code (the crate and library name), e.g. `my-plugin`.
-    pub name: String,
+    /// The folder to create, e.g. `my-plugin` or `plugins/my-plugin`; its
+    /// last part is the plugin's code (the crate and library name) unless
+    /// --name says otherwise. An existing folder must be empty.
+    #[arg(value_name = "PATH")]
+    pub dir: PathBuf,
+    /// The plugin's code [default: the last part of PATH].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// A class-based action (`BaseAction`) instead of a function.
     #[arg(long, conflicts_with = "workflow")]
     pub class: bool,
     /// A step-based workflow (`Step`s run by an `Orchestrator`).
     #[arg(long)]
     pub workflow: bool,
-    /// Where to create the crate's folder [default: the current folder].
+    /// The folder PATH is relative to [default: the current folder].
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
     /// The plugin-api crate to depend on by path [default: the repository's

@@ -182,12 +182,12 @@ mod tests {
 
     #[test]
     fn message_causes_and_help_are_laid_out_like_cargo() {
-        let error = CliError::usage("cannot read the plugin folder plugins")
+        let error = CliError::usage("cannot read the plugin folder `plugins`")
             .with_causes(vec!["No such file or directory (os error 2)".into()])
             .with_help("point to another folder with --plugins DIR or LOADER_PLUGIN_DIR");
         assert_eq!(
             error.to_string(),
-            "error: cannot read the plugin folder plugins\n  No such file or directory (os error 2)\nhelp: point to another folder with --plugins DIR or LOADER_PLUGIN_DIR"
+            "error: cannot read the plugin folder `plugins`\n  No such file or directory (os error 2)\nhelp: point to another folder with --plugins DIR or LOADER_PLUGIN_DIR"
         );
     }
 

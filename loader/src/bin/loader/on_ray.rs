@@ -277,7 +277,7 @@ pub(crate) fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + S
         None => Ok(Box::new(std::io::stdout())),
         Some(path) => File::create(path)
             .map(|f| Box::new(f) as Box<dyn Write + Send>)
-            .map_err(|e| CliError::usage(format!("cannot create the results file {}: {e}", path.display()))),
+            .map_err(|e| CliError::usage(format!("cannot create the results file `{}`: {e}", path.display()))),
     }
 }
 

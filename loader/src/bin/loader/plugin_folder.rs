@@ -200,9 +200,9 @@ impl PluginFolder {
         } else {
             codes.join(", ")
         };
-        let mut causes = vec![format!("plugins in {dir}: {listed}")];
+        let mut causes = vec![format!("plugins in `{dir}`: {listed}")];
         causes.extend(catalog.problems.iter().map(|p| format!("not loaded: {p}")));
-        let error = CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in {dir}")).with_causes(causes);
+        let error = CliError::new(ExitCode::NotFound, format!("no plugin {name:?} in `{dir}`")).with_causes(causes);
         match did_you_mean(name, codes) {
             Some(suggestion) => error.with_help(suggestion),
             None => error,

@@ -202,7 +202,13 @@ pub(crate) fn sinks(args: &RunArgs, verbose: bool) -> Result<RunSinks, CliError>
             jsonl_on_stdout = true;
             let sink = jsonl(Box::new(std::io::stdout()));
             sinks.push(sink.clone());
-            Some(EventsOutput::new("stdout", &sink, JsonlSink::error))
+            // A reader that went away (`--events jsonl | head`) is no lost
+            // stream: the run ends as it would have, as `run | head` does.
+            Some(EventsOutput::new("stdout", &sink, |sink| {
+                (sink.error_kind() != Some(std::io::ErrorKind::BrokenPipe))
+                    .then(|| sink.error())
+                    .flatten()
+            }))
         }
         Some(path) => {
             let opened =

@@ -4,7 +4,7 @@
 //! elsewhere.
 //!
 //! The history a sparkline needs is kept in a fixed space per key: up to
-//! [`SAMPLES`] averages of equal runs of updates; when they fill up,
+//! `SAMPLES` averages of equal runs of updates; when they fill up,
 //! neighbours are merged and each average covers twice as many updates, so
 //! a key set a million times costs what one set a hundred times does. The
 //! final, first, lowest and highest values are kept exactly.
@@ -306,7 +306,7 @@ pub fn short(x: f64) -> String {
     }
 }
 
-/// The history as at most [`SPARK_CHARS`] block characters, each the
+/// The history as at most `SPARK_CHARS` block characters, each the
 /// average of an equal share of it, scaled from its lowest to its highest.
 pub fn sparkline(history: &[f64]) -> String {
     if history.is_empty() {

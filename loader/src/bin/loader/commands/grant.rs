@@ -12,7 +12,7 @@ pub fn grant(folder: impl FnOnce() -> Result<PluginFolder, CliError>, args: &Gra
     let mut book = grant_book(args.state_dir.as_deref())?;
     if args.list {
         if book.all().is_empty() {
-            outln!("no grants recorded in {}", book.path().display());
+            outln!("no grants recorded in `{}`", book.path().display());
         }
         for (code, grant) in book.all() {
             outln!("{code} (granted {})", grant.granted_at);
@@ -56,7 +56,7 @@ pub fn grant(folder: impl FnOnce() -> Result<PluginFolder, CliError>, args: &Gra
         .to_owned();
     book.grant(&manifest.code, manifest.permissions.clone(), now)
         .map_err(|e| CliError::new(ExitCode::ActionFailed, e.to_string()))?;
-    eprintln!("granted {} ({}):", manifest.code, plugin.path.display());
+    eprintln!("granted {} (`{}`):", manifest.code, plugin.path.display());
     for line in lines {
         eprintln!("  {line}");
     }

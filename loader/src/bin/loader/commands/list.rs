@@ -30,7 +30,7 @@ pub(crate) fn list(folder: &mut PluginFolder, as_json: bool) -> Result<ExitCode,
         return Ok(ExitCode::Success);
     }
     if discovery.plugins.is_empty() {
-        outln!("no plugins in {}", dir.display());
+        outln!("no plugins in `{}`", dir.display());
     }
     for plugin in &discovery.plugins {
         let m = &plugin.manifest;

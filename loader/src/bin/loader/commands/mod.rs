@@ -50,11 +50,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Flush(args) => flush::flush(&args),
         Command::New(args) => {
             let created = new::new_plugin(&args)?;
-            eprintln!(
-                "created {}: build it with `cargo build --manifest-path {}/Cargo.toml`",
-                created.display(),
-                created.display()
-            );
+            eprint!("{}", created.next_steps());
             Ok(ExitCode::Success)
         }
         Command::Completions { shell } => {

@@ -43,34 +43,90 @@ impl Kind {
     }
 }
 
-/// Runs `loader new`; returns the folder it created.
-pub fn new_plugin(args: &NewArgs) -> Result<PathBuf, CliError> {
-    check_name(&args.name)?;
+/// What `loader new` created.
+#[derive(Debug)]
+pub struct Created {
+    /// The crate's folder.
+    pub dir: PathBuf,
+    /// The plugin's code (the crate's name).
+    pub name: String,
+    /// The action it starts with.
+    pub action: &'static str,
+}
+
+impl Created {
+    /// What to do next: test, build and run the plugin, as commands.
+    pub fn next_steps(&self) -> String {
+        format!(
+            "created plugin `{name}` in `{dir}`\n\
+             next:\n  \
+             cd {dir}\n  \
+             cargo test        # its unit test, on RecordingHost\n  \
+             cargo build       # the plugin library, into target/debug\n  \
+             loader --plugins target/debug run {name} {action}\n",
+            name = self.name,
+            dir = self.dir.display(),
+            action = self.action,
+        )
+    }
+}
+
+/// Runs `loader new`: PATH (under `--path` if given) becomes the crate's
+/// folder, named after its last part as `cargo new` does.
+pub fn new_plugin(args: &NewArgs) -> Result<Created, CliError> {
+    let dir = match &args.path {
+        Some(parent) => parent.join(&args.dir),
+        None => args.dir.clone(),
+    };
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                CliError::usage(format!("`{}` does not end in a folder name", dir.display()))
+                    .with_help("give the new folder's path, e.g. `loader new plugins/my-plugin`")
+            })?,
+    };
+    check_name(&name)?;
     let kind = match (args.class, args.workflow) {
         (true, _) => Kind::Class,
         (_, true) => Kind::Workflow,
         _ => Kind::Function,
     };
-    let parent = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let dir = parent.join(&args.name);
-    if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
+    if dir.exists() && !dir.is_dir() {
         return Err(
-            CliError::usage(format!("{} already exists and is not empty", dir.display()))
-                .with_help("choose another name, or another folder with --path DIR"),
+            CliError::usage(format!("`{}` already exists and is not a folder", dir.display()))
+                .with_help("choose another path"),
         );
     }
+    if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(
+            CliError::usage(format!("`{}` already exists and is not empty", dir.display()))
+                .with_help("choose another path: `loader new` writes only into a new or empty folder"),
+        );
+    }
+    let parent = match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
     let api = api_path(args.api_path.as_deref(), &parent)?;
-    let files = render(&args.name, kind, &api);
+    let files = render(&name, kind, &api);
     std::fs::create_dir_all(dir.join("src"))
-        .map_err(|e| CliError::usage(format!("cannot create {}", dir.display())).with_causes(vec![e.to_string()]))?;
+        .map_err(|e| CliError::usage(format!("cannot create `{}`", dir.display())).with_causes(vec![e.to_string()]))?;
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| {
-            CliError::usage(format!("cannot write {}", path.display())).with_causes(vec![e.to_string()])
+            CliError::usage(format!("cannot write `{}`", path.display())).with_causes(vec![e.to_string()])
         })?;
         tracing::debug!("wrote {}", path.display());
     }
-    Ok(dir)
+    Ok(Created {
+        dir,
+        name,
+        action: kind.action(),
+    })
 }
 
 /// The files of the crate, relative to its folder.
@@ -98,7 +154,7 @@ fn check_name(name: &str) -> Result<(), CliError> {
     if valid {
         Ok(())
     } else {
-        Err(CliError::usage(format!("{name:?} cannot be a plugin name"))
+        Err(CliError::usage(format!("`{name}` cannot be a plugin name"))
             .with_help("use letters, digits, '-' and '_', starting with a letter (e.g. my-plugin)"))
     }
 }
@@ -129,9 +185,17 @@ fn api_path(given: Option<&Path>, near: &Path) -> Result<PathBuf, CliError> {
     })
 }
 
-/// `plugin-api/` in `near` or a folder above it.
+/// `plugin-api/` in `near` or a folder above it (`near` may not exist yet:
+/// the search starts at its nearest existing folder).
 fn repository_api(near: &Path) -> Option<PathBuf> {
-    let start = near.canonicalize().ok()?;
+    let start = near.ancestors().find_map(|dir| {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        dir.canonicalize().ok()
+    })?;
     start
         .ancestors()
         .map(|dir| dir.join("plugin-api"))
@@ -174,6 +238,8 @@ mod tests {
         let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let api = repository_api(&here).unwrap();
         assert_eq!(api, Path::new(BUILT_FROM_API).canonicalize().unwrap());
+        let not_yet = here.join("plugins/not-yet-made");
+        assert_eq!(repository_api(&not_yet), Some(api));
     }
 
     #[test]
@@ -191,17 +257,54 @@ mod tests {
         std::fs::create_dir(parent.path().join("taken")).unwrap();
         std::fs::write(parent.path().join("taken/keep.txt"), "mine").unwrap();
         let args = NewArgs {
-            name: "taken".into(),
+            dir: "taken".into(),
+            name: None,
             class: false,
             workflow: false,
             path: Some(parent.path().to_owned()),
             api_path: None,
         };
         let error = new_plugin(&args).unwrap_err();
-        assert!(error.message.contains("not empty"), "{}", error.message);
+        assert!(
+            error.message.ends_with("taken` already exists and is not empty"),
+            "{}",
+            error.message
+        );
         assert_eq!(
             std::fs::read_to_string(parent.path().join("taken/keep.txt")).unwrap(),
             "mine"
         );
+    }
+
+    #[test]
+    fn the_crate_is_named_after_the_last_part_of_its_path() {
+        let parent = tempfile::tempdir().unwrap();
+        let args = NewArgs {
+            dir: parent.path().join("nested/deeper/my-plugin"),
+            name: None,
+            class: false,
+            workflow: false,
+            path: None,
+            api_path: Some(PathBuf::from(BUILT_FROM_API)),
+        };
+        let created = new_plugin(&args).unwrap();
+        assert_eq!(created.name, "my-plugin");
+        let manifest = std::fs::read_to_string(created.dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(r#"name = "my-plugin""#), "{manifest}");
+        let steps = created.next_steps();
+        for step in [
+            "cargo test",
+            "cargo build",
+            "loader --plugins target/debug run my-plugin train",
+        ] {
+            assert!(steps.contains(step), "{step} in {steps}");
+        }
+
+        let renamed = NewArgs {
+            dir: parent.path().join("other"),
+            name: Some("renamed".into()),
+            ..args
+        };
+        assert_eq!(new_plugin(&renamed).unwrap().name, "renamed");
     }
 }

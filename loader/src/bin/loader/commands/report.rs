@@ -15,10 +15,11 @@ use crate::exit_code::{CliError, ExitCode};
 pub fn report(args: &ReportArgs) -> Result<ExitCode, CliError> {
     let output = args.output.clone().unwrap_or_else(|| args.input.with_extension("html"));
     if same_file(&output, &args.input) {
-        return Err(
-            CliError::usage(format!("the report would overwrite its input {}", args.input.display()))
-                .with_help("name the page with -o PAGE.html"),
-        );
+        return Err(CliError::usage(format!(
+            "the report would overwrite its input `{}`",
+            args.input.display()
+        ))
+        .with_help("name the page with -o PAGE.html"));
     }
     let started = Instant::now();
     let input = report::read(&args.input).map_err(|e| error(&e))?;

@@ -124,7 +124,7 @@ pub(crate) fn run(
     let outcome = run_action(plugin, &args.action, &params, settings, deadline, outputs.sink.clone());
     orphans.end();
     if work_dir.kept() {
-        eprintln!("the run's work directory is kept at {}", work_dir.path().display());
+        eprintln!("the run's work directory is kept at `{}`", work_dir.path().display());
     }
     request.conclude(outcome, &outputs, &plugin.manifest.code)
 }
