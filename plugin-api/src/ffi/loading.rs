@@ -9,7 +9,7 @@ use abi_stable::library::{AbiHeaderRef, LibHeader, ROOT_MODULE_LOADER_NAME_WITH_
 use abi_stable::std_types::{RResult, RString};
 use abi_stable::type_layout::TypeLayout;
 
-use super::host_side::{context_for, ContextHost};
+use super::host_vtable::{context_for, ContextHost};
 use super::releases::{CURRENT, RELEASES};
 use super::{layout_mismatch, ApiVersion, PluginModuleRef, API_VERSION};
 

@@ -17,7 +17,8 @@
 //! - `loading` (with the `host` feature): loading a library, choosing the
 //!   layout to check it against, and calling its entry points;
 //!   `layout_mismatch` says what differs;
-//! - [`host_side`]: turning a host's Rust callbacks into a [`HostVtable`];
+//! - `host_vtable`: turning a host's Rust callbacks into a [`HostVtable`]
+//!   ([`host_side`] names it and the loading code under their 1.x paths);
 //! - [`layout_text`]: the readable layout fingerprint committed under
 //!   `plugin-api/abi/` and checked by the layout guard's tests;
 //! - [`clock`]: the coarse monotonic clock of the progress hot path, on
@@ -63,6 +64,7 @@
 
 pub mod clock;
 pub mod host_side;
+mod host_vtable;
 #[cfg(test)]
 mod layering;
 #[cfg(test)]
