@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::validate::FieldProblem;
+use crate::field_problem::FieldProblem;
 
 /// How params are read: lax converts scalars as pydantic does; strict only
 /// checks.

@@ -103,6 +103,7 @@ pub mod export;
 #[doc(hidden)]
 #[allow(unsafe_code)]
 pub mod ffi;
+mod field_problem;
 #[cfg(feature = "host")]
 pub mod host;
 #[doc(hidden)]

@@ -7,22 +7,12 @@
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::field_problem::FieldProblem;
 use crate::lax;
 pub use crate::lax::ParamsMode;
 use crate::rules::json_kind;
-
-/// One thing wrong with the params.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldProblem {
-    /// Dotted path of the field (`optimizer.lr`, `layers[2].size`); empty for
-    /// the params object itself.
-    pub path: String,
-    /// What is wrong with it.
-    pub message: String,
-}
 
 /// The params did not validate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ const BELOW_OR_SELF: &[&str] = &[
     "ffi",
     "failure",
     "validate",
+    "field_problem",
     "lax",
     "manifest",
     "permissions",
@@ -27,6 +28,7 @@ const BELOW_OR_SELF: &[&str] = &[
 const VALUES: &[&str] = &[
     "failure",
     "validate",
+    "field_problem",
     "lax",
     "manifest",
     "permissions",
