@@ -63,6 +63,7 @@ pub mod failure;
 pub mod ffi;
 pub mod lax;
 pub mod log_entry;
+mod log_queue;
 pub mod logger;
 pub mod manifest;
 pub mod permissions;

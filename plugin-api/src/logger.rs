@@ -3,18 +3,25 @@
 //! orchestrator, or by `set_step`), so step-less calls made inside a step are
 //! attributed to it; it remembers what this run reported (`get_progress`,
 //! `get_metrics`); and once `finish`ed it refuses further calls.
+//!
+//! When the host takes entries off the caller's thread (plugin-api 1.4),
+//! the log calls hand each entry to the run's [`LogQueue`] and return; with
+//! an older host, or one that wants each entry during the call (the test
+//! host), they send it through the host's functions during the call.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::entry_buffer;
-use crate::ffi::clock::coarse_now_nanos;
+use crate::ffi::clock::{coarse_now_nanos, ticks};
+use crate::ffi::moved_value;
 use crate::ffi::plugin_side::HostHandle;
 use crate::log_entry::{self, EntryDataError, LogEntry};
+use crate::log_queue::{Data, LogQueue, What};
 use crate::rules::json_kind;
 
 /// A context call that was refused, with the reason.
@@ -220,15 +227,34 @@ pub struct Logger {
     current_step: RwLock<Option<String>>,
     finished: AtomicBool,
     reported: Mutex<Reported>,
+    /// The run's log queue, when the host takes entries off this thread.
+    queue: Option<Arc<LogQueue>>,
 }
 
 impl Logger {
     pub(crate) fn new(host: HostHandle) -> Self {
+        let queue = if host.logs_off_thread() {
+            LogQueue::start(host.another())
+        } else {
+            None
+        };
         Self {
             host,
             current_step: RwLock::new(None),
             finished: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
+            queue,
+        }
+    }
+
+    /// Waits until every entry logged so far has reached the host. Entries
+    /// go to the host from a thread of their own when it takes them so
+    /// (the loader does); the run's end, `exit()` and a crash wait for them
+    /// anyway, so only code that needs the host to have them at a given
+    /// point calls this.
+    pub fn flush(&self) {
+        if let Some(queue) = &self.queue {
+            queue.flush();
         }
     }
 
@@ -283,9 +309,12 @@ impl Logger {
     /// failed, as the Python `set_progress_failed`.
     pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
-        self.send(LogEntry::ProgressFailed {
-            step: step.map(str::to_owned),
-        })?;
+        match &self.queue {
+            Some(queue) => queue.push(ticks(), step, |_| What::ProgressFailed),
+            None => self.send(LogEntry::ProgressFailed {
+                step: step.map(str::to_owned),
+            })?,
+        }
         let mut reported = self.lock_reported();
         let report = reported.step_mut(step);
         let now = coarse_now_nanos();
@@ -330,8 +359,11 @@ impl Logger {
         file: Option<&str>,
     ) -> Result<(), ContextError> {
         self.check_open()?;
-        let step = self.get_step();
         let level = (level != MessageLevel::Info).then(|| level.as_str());
+        if let Some(queue) = &self.queue {
+            return self.queue_event(queue, level, event, data, file);
+        }
+        let step = self.get_step();
         if !self.host.has_log_entry() {
             let data = to_object(&data, "log data")?;
             return self.send(LogEntry::Event {
@@ -363,9 +395,85 @@ impl Logger {
         })
     }
 
+    /// Queues an event: its data moved in when it is a `Value`, otherwise
+    /// serialised here (so that an error is the caller's).
+    fn queue_event(
+        &self,
+        queue: &LogQueue,
+        level: Option<&'static str>,
+        event: &str,
+        data: impl Serialize,
+        file: Option<&str>,
+    ) -> Result<(), ContextError> {
+        let at = ticks();
+        let data = match moved_value::into_value(data) {
+            Ok(Value::Object(map)) => Value::Object(map),
+            Ok(other) => {
+                return Err(ContextError::NotAnObject {
+                    what: "log data",
+                    got: json_kind(&other),
+                })
+            }
+            Err(data) => return self.queue_event_text(queue, at, level, event, &data, file),
+        };
+        self.with_step(|step| {
+            queue.push(at, step, |batch| What::Event {
+                event: batch.add_text(event),
+                data: Data::Value(data),
+                file: file.map(|file| batch.add_text(file)),
+                level,
+            })
+        });
+        Ok(())
+    }
+
+    /// Queues an event whose data is not a `Value`, as its JSON text.
+    fn queue_event_text(
+        &self,
+        queue: &LogQueue,
+        at: u64,
+        level: Option<&'static str>,
+        event: &str,
+        data: &impl Serialize,
+        file: Option<&str>,
+    ) -> Result<(), ContextError> {
+        entry_buffer::with(|text| {
+            serde_json::to_writer(&mut *text, data).map_err(|e| ContextError::Serialize {
+                what: "log data",
+                reason: e.to_string(),
+            })?;
+            if text.first() != Some(&b'{') {
+                return Err(to_object(data, "log data").err().unwrap_or(ContextError::NotAnObject {
+                    what: "log data",
+                    got: "not an object",
+                }));
+            }
+            let text = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+            self.with_step(|step| {
+                queue.push(at, step, |batch| What::Event {
+                    event: batch.add_text(event),
+                    data: Data::Text(batch.add_text(text)),
+                    file: file.map(|file| batch.add_text(file)),
+                    level,
+                })
+            });
+            Ok(())
+        })
+    }
+
     /// Logs a message for the user, attributed to the running step.
     pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
         self.check_open()?;
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            self.with_step(|step| {
+                queue.push(at, step, |batch| What::Message {
+                    message: batch.add_text(message),
+                    level: level.as_str(),
+                })
+            });
+            return Ok(());
+        }
         self.send(LogEntry::Message {
             message: message.to_owned(),
             level: level.as_str().to_owned(),
@@ -377,6 +485,16 @@ impl Logger {
     /// the running step.
     pub fn log_dev_event(&self, message: &str, data: Option<Value>) -> Result<(), ContextError> {
         self.check_open()?;
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            self.with_step(|step| {
+                queue.push(at, step, |batch| What::DevEvent {
+                    message: batch.add_text(message),
+                    data: data.map(Data::Value),
+                })
+            });
+            return Ok(());
+        }
         self.send(LogEntry::DevEvent {
             message: message.to_owned(),
             data,
@@ -475,6 +593,15 @@ impl Logger {
             total,
             at: now,
         });
+    }
+}
+
+impl Drop for Logger {
+    /// The log thread hands over what is still queued, then ends.
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.close();
+        }
     }
 }
 
