@@ -237,6 +237,146 @@ fn plugin_side_of_log(c: &mut Criterion) {
     group.finish();
 }
 
+/// The caller's side of `ctx.log` (the goal: 100 ns, building the
+/// `json!` value included): the loop timed from inside the plugin, in each
+/// mode and with each set of sinks, beside two raw hand-overs measured
+/// here: the same value pushed on a `Vec` (handed to another thread to be
+/// dropped when full) and sent on a `crossbeam` queue drained by another
+/// thread.
+fn callers_side_of_log(c: &mut Criterion, fixtures: &Fixtures) {
+    let mut group = c.benchmark_group("1_callers_side_of_log");
+    group.bench_function("anchor_vec_push", |b| {
+        let (full, dropper) = crossbeam_channel::bounded::<Vec<serde_json::Value>>(2);
+        let drops = std::thread::spawn(move || dropper.iter().for_each(drop));
+        b.iter_custom(|iters| {
+            let mut values = Vec::with_capacity(4096);
+            let start = Instant::now();
+            for i in 0..iters {
+                values.push(serde_json::json!({ "i": i, "loss": 0.25 }));
+                if values.len() == 4096 {
+                    full.send(std::mem::replace(&mut values, Vec::with_capacity(4096)))
+                        .expect("the dropping thread runs");
+                }
+            }
+            let elapsed = start.elapsed();
+            full.send(values).expect("the dropping thread runs");
+            elapsed
+        });
+        drop(full);
+        drops.join().expect("the dropping thread ends");
+    });
+    group.bench_function("anchor_crossbeam_push", |b| {
+        let (queue, reader) = crossbeam_channel::unbounded::<serde_json::Value>();
+        let reads = std::thread::spawn(move || reader.iter().for_each(drop));
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                queue
+                    .send(serde_json::json!({ "i": i, "loss": 0.25 }))
+                    .expect("the reading thread runs");
+            }
+            start.elapsed()
+        });
+        drop(queue);
+        reads.join().expect("the reading thread ends");
+    });
+    let events_dir = tempfile::tempdir().expect("a temporary folder");
+    for (sinks, make) in CALLER_SINKS {
+        group.bench_function(BenchmarkId::new("in_process", sinks), |b| {
+            b.iter_custom(|iters| {
+                let sink = make(&events_dir.path().join("in_process.jsonl"));
+                plugin_loop_time(timed_action_result(fixtures, "timed_log_calls", iters, sink), "loop_nanos")
+            })
+        });
+        group.bench_function(BenchmarkId::new("isolated", sinks), |b| {
+            b.iter_custom(|iters| {
+                let sink = make(&events_dir.path().join("isolated.jsonl"));
+                let params = format!(r#"{{"count": {iters}}}"#);
+                plugin_loop_time(isolated_result(fixtures, "timed_log_calls", &params, sink), "loop_nanos")
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("1_callers_side_of_other_calls");
+    for call in ["log_message", "log_dev_event", "set_metrics", "set_progress"] {
+        group.bench_function(BenchmarkId::new("in_process", call), |b| {
+            b.iter_custom(|iters| {
+                plugin_loop_time(
+                    timed_action_result(fixtures, "timed_other_calls", iters, terminal_and_file_sinks(&events_dir.path().join("other.jsonl"))),
+                    call,
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("isolated", call), |b| {
+            b.iter_custom(|iters| {
+                let params = format!(r#"{{"count": {iters}}}"#);
+                let sink = terminal_and_file_sinks(&events_dir.path().join("other.jsonl"));
+                plugin_loop_time(isolated_result(fixtures, "timed_other_calls", &params, sink), call)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The sink sets of the caller's-side benchmark: none that writes, the
+/// terminal, a `--events` file, and both.
+const CALLER_SINKS: [(&str, fn(&Path) -> Arc<dyn EventSink>); 4] = [
+    ("no_sink", |_| null_sink()),
+    ("terminal", |_| terminal_sink()),
+    ("events_file", events_file_sink),
+    ("terminal_and_events_file", terminal_and_file_sinks),
+];
+
+fn terminal_sink() -> Arc<dyn EventSink> {
+    Arc::new(TerminalSink::new(
+        std::io::sink(),
+        TerminalOptions {
+            tty: false,
+            color: false,
+            verbose: false,
+        },
+    ))
+}
+
+/// A `--events FILE` sink as the CLI makes it (a shared mapping of the file).
+fn events_file_sink(path: &Path) -> Arc<dyn EventSink> {
+    let file = loader::events::file::open_events_file(path).expect("the events file opens");
+    Arc::new(loader::events::file::MappedJsonlSink::new(file.file))
+}
+
+fn terminal_and_file_sinks(path: &Path) -> Arc<dyn EventSink> {
+    Arc::new(FanOut::new().with(terminal_sink()).with(events_file_sink(path)))
+}
+
+/// The time a timing action measured inside the plugin, from its result.
+fn plugin_loop_time(result: serde_json::Value, field: &str) -> Duration {
+    Duration::from_nanos(result[field].as_u64().expect("the action reports its loop's time"))
+}
+
+fn timed_action_result(fixtures: &Fixtures, action: &str, count: u64, sink: Arc<dyn EventSink>) -> serde_json::Value {
+    let params = format!(r#"{{"count": {count}}}"#);
+    run_action(&fixtures.plugin, action, &params, RunSettings::default(), None, sink).expect("the bench action succeeds")
+}
+
+fn isolated_result(fixtures: &Fixtures, action: &str, params: &str, sink: Arc<dyn EventSink>) -> serde_json::Value {
+    let child = ChildCommand {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_loader")),
+        args: vec!["__child".to_owned()],
+    };
+    run_isolated(
+        &child,
+        &fixtures.library,
+        "bench",
+        action,
+        params,
+        RunSettings::default(),
+        None,
+        &Interrupts::default(),
+        sink,
+    )
+    .expect("the isolated action succeeds")
+}
+
 fn context_calls(c: &mut Criterion, fixtures: &Fixtures) {
     let host = Arc::new(RunHost::new(run_info(), RunSettings::default(), null_sink()));
     let state = Arc::as_ptr(&host).cast::<c_void>();
@@ -1050,6 +1190,7 @@ fn main() {
         .configure_from_args();
     context_calls(&mut c, &fixtures);
     plugin_side_of_log(&mut c);
+    callers_side_of_log(&mut c, &fixtures);
     let progress_counts = progress(&mut c, &fixtures);
     throughput(&mut c, &fixtures);
     let folders = discovery(&mut c, &fixtures);

@@ -22,7 +22,7 @@ use crate::ffi::moved_value;
 use crate::ffi::plugin_side::HostHandle;
 use crate::log_entry::{self, EntryDataError, LogEntry};
 use crate::log_queue::{Data, LogQueue, What};
-use crate::rules::json_kind;
+use crate::rules::{self, json_kind};
 
 /// A context call that was refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -298,9 +298,18 @@ impl Logger {
     /// (the orchestrator's overall bar uses the step-less key).
     pub(crate) fn send_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
-        self.host
-            .set_progress(current, total, step)
-            .map_err(ContextError::Progress)?;
+        match &self.queue {
+            // Behind entries still queued, so as not to overtake them (the
+            // host's answer is then the shared rules', checked here).
+            Some(queue) if !queue.all_sent() => {
+                rules::check_progress(current, total, step).map_err(ContextError::Progress)?;
+                queue.push(ticks(), step, |_| What::Progress { current, total });
+            }
+            _ => self
+                .host
+                .set_progress(current, total, step)
+                .map_err(ContextError::Progress)?,
+        }
         self.remember_progress(step, current, total);
         Ok(())
     }
@@ -330,6 +339,10 @@ impl Logger {
         self.check_open()?;
         let value = to_object(&value, "metrics")?;
         let json = serde_json::to_string(&value).expect("a JSON map always serialises");
+        if let Some(queue) = self.queue.as_ref().filter(|queue| !queue.all_sent()) {
+            // The entries logged before reach the host first.
+            queue.flush();
+        }
         self.host.set_metrics(&json, step).map_err(ContextError::Metrics)?;
         let mut reported = self.lock_reported();
         reported.metrics.entry(step.to_owned()).or_default().extend(value);
@@ -632,7 +645,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::ffi::host_side::{context_for, release_1_1_context_for};
+    use crate::ffi::host_side::{context_for, release_1_1_context_for, ContextHost};
     use crate::testing::RecordingHost;
     use crate::RuntimeContext;
 
@@ -815,6 +828,122 @@ mod tests {
                 "dev_event shapes None step=train",
             ]
         );
+    }
+
+    /// A host that takes entries off the caller's thread (as the loader
+    /// does), recording each with the time it was given.
+    #[derive(Default)]
+    struct OffThreadHost {
+        recording: RecordingHost,
+        times: Mutex<Vec<u64>>,
+    }
+
+    impl ContextHost for OffThreadHost {
+        fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
+            self.recording.set_progress(current, total, step)
+        }
+        fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
+            self.recording.set_metrics(value_json, step)
+        }
+        fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
+            self.recording.log(event, data_json, file)
+        }
+        fn log_message(&self, message: &str, level: &str) {
+            self.recording.log_message(message, level)
+        }
+        fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
+            self.recording.log_dev_event(message, data_json)
+        }
+        fn env_json(&self) -> String {
+            self.recording.env_json()
+        }
+        fn job_id(&self) -> Option<String> {
+            None
+        }
+        fn checkpoint_json(&self) -> Option<String> {
+            None
+        }
+        fn is_cancelled(&self) -> bool {
+            false
+        }
+        fn has_client(&self, _: crate::ffi::ClientKind) -> bool {
+            false
+        }
+        fn client_request(&self, _: crate::ffi::ClientKind, _: &str) -> Result<String, String> {
+            Err("none".into())
+        }
+        fn log_entry(&self, entry_json: &str) -> Result<(), String> {
+            self.recording.log_entry(entry_json)
+        }
+        fn logs_off_thread(&self) -> bool {
+            true
+        }
+        fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Result<(), String> {
+            self.times.lock().unwrap().push(unix_nanos);
+            self.recording.log_entry(entry_json)
+        }
+    }
+
+    #[test]
+    fn off_the_callers_thread_entries_keep_their_order_step_level_and_call_time() {
+        let host = Arc::new(OffThreadHost::default());
+        let logger = Logger::new(HostHandle::new(context_for(&host)));
+        let before = crate::ffi::clock::unix_nanos_now();
+        logger.set_step(Some("train"));
+        logger.log("epoch", json!({"loss": 0.5}), Some("/m.bin")).unwrap();
+        #[derive(Serialize)]
+        struct Rows {
+            rows: u32,
+        }
+        logger.log("rows", Rows { rows: 2 }, None).unwrap();
+        logger.debug("noise").unwrap();
+        logger.critical("too hot").unwrap();
+        logger.log_dev_event("shapes", Some(json!([1, 2]))).unwrap();
+        logger.set_progress_failed(Some("train")).unwrap();
+        assert_eq!(
+            logger.log("bad", json!([1]), None),
+            Err(ContextError::NotAnObject {
+                what: "log data",
+                got: "an array"
+            }),
+            "the caller still learns of data that is not an object"
+        );
+        assert_eq!(
+            logger.log("bad", 3, None).unwrap_err().to_string(),
+            "log data must be a JSON object, got a number"
+        );
+        logger.flush();
+        let after = crate::ffi::clock::unix_nanos_now();
+        assert_eq!(
+            host.recording.calls(),
+            [
+                r#"log epoch {"loss":0.5} step=train file=Some("/m.bin")"#,
+                r#"log rows {"rows":2} step=train file=None"#,
+                r#"log debug {"content":"noise"} step=train level=debug file=None"#,
+                "message critical too hot step=train",
+                r#"dev_event shapes Some("[1,2]") step=train"#,
+                "progress failed step=Some(\"train\")",
+            ]
+        );
+        let times = host.times.lock().unwrap().clone();
+        assert_eq!(times.len(), 6);
+        let slack = 2_000_000;
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert!(times[0] + slack >= before && times[5] <= after + slack, "{before}..{after}: {times:?}");
+    }
+
+    #[test]
+    fn a_host_older_than_1_4_gets_each_entry_during_the_call() {
+        let host = Arc::new(OffThreadHost::default());
+        let logger = Logger::new(HostHandle::new(crate::ffi::host_side::release_1_3_context_for(&host)));
+        logger.log("epoch", json!({"loss": 0.5}), None).unwrap();
+        logger.info("hi").unwrap();
+        assert_eq!(
+            host.recording.calls(),
+            [r#"log epoch {"loss":0.5} file=None"#, "message info hi"],
+            "sent before the call returned, without a log thread"
+        );
+        assert!(host.times.lock().unwrap().is_empty(), "log_entry_at is not in a 1.3 host");
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! The crash hook is best effort: it runs the log thread's work on the
 //! crashing thread (serialising the entries and calling the host), which
 //! is not async-signal-safe; a crash inside the allocator or inside the
-//! log queue itself cannot be drained so.
+//! log queue itself, or a stack overflow (the hook runs on the thread's own
+//! stack, not the small alternate one), cannot be drained so.
 
 use std::sync::OnceLock;
 
@@ -53,13 +54,17 @@ pub fn drain_at_exit_or_crash(drain: fn()) {
     // as the library, which is never unloaded while it has a running queue.
     unsafe { libc::atexit(exit_hook) };
     for signal in CRASH_SIGNALS {
-        // SAFETY: installs a handler on the alternate signal stack (Rust
-        // threads have one); the struct is fully initialised.
+        // SAFETY: installs a handler; the struct is fully initialised. Not
+        // on the alternate signal stack: handing entries over (serialising
+        // them, the host's sinks) needs more stack than the few kilobytes
+        // Rust gives it, so the handler runs on the crashing thread's own
+        // stack. A stack overflow, which leaves none, is then not drained:
+        // the kernel ends the process with SIGSEGV at once.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = crash_hook as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
                 as libc::sighandler_t;
-            action.sa_flags = libc::SA_ONSTACK | libc::SA_SIGINFO;
+            action.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }

@@ -46,6 +46,24 @@ pub(crate) enum What {
         data: Option<Data>,
     },
     ProgressFailed,
+    /// A `set_progress` made while entries of the caller were still queued,
+    /// queued behind them so that it does not overtake them.
+    Progress {
+        current: u64,
+        total: u64,
+    },
+}
+
+/// What the log thread hands the host for one queued entry.
+pub(crate) enum Handed<'a> {
+    /// A log entry's JSON text (the text `LogEntry::to_json` gives).
+    Entry(&'a str),
+    /// A progress update.
+    Progress {
+        current: u64,
+        total: u64,
+        step: Option<&'a str>,
+    },
 }
 
 /// One queued entry.
@@ -87,7 +105,6 @@ impl Batch {
         self.entries.len() >= MAX_ENTRIES || self.text.len() >= MAX_TEXT
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -96,26 +113,32 @@ impl Batch {
         &self.text[span.start as usize..(span.start + span.len) as usize]
     }
 
-    /// Calls `f` with each entry's tick count and JSON text (the text
-    /// `LogEntry::to_json` gives), oldest first, and empties the batch
-    /// (the entries' values are dropped here, not on the caller's thread).
-    pub fn drain(&mut self, out: &mut Vec<u8>, mut f: impl FnMut(u64, &str)) {
+    /// Calls `f` with each entry's tick count and what to hand the host,
+    /// oldest first, and empties the batch (the entries' values are
+    /// dropped here, not on the caller's thread).
+    pub fn drain(&mut self, out: &mut Vec<u8>, mut f: impl FnMut(u64, Handed<'_>)) {
         let mut entries = std::mem::take(&mut self.entries);
         for entry in entries.drain(..) {
             let at = entry.at;
+            if let What::Progress { current, total } = entry.what {
+                let step = entry.step.map(|s| self.get(s));
+                f(at, Handed::Progress { current, total, step });
+                continue;
+            }
             out.clear();
             self.write(entry, out);
-            f(at, std::str::from_utf8(out).expect("serde_json writes UTF-8"));
+            f(at, Handed::Entry(std::str::from_utf8(out).expect("serde_json writes UTF-8")));
         }
         self.entries = entries;
         self.text.clear();
     }
 
-    /// Writes one entry's JSON text. Its data was checked to be a JSON
+    /// Writes one log entry's JSON text. Its data was checked to be a JSON
     /// object at the call, so writing it cannot fail.
     fn write(&self, entry: Pending, out: &mut Vec<u8>) {
         let step = entry.step.map(|s| self.get(s));
         match entry.what {
+            What::Progress { .. } => unreachable!("progress is handed over as it is"),
             What::Event {
                 event,
                 data,
@@ -202,8 +225,9 @@ mod tests {
             what: What::ProgressFailed,
         });
         let mut seen = Vec::new();
-        batch.drain(&mut Vec::new(), |at, text| {
-            seen.push((at, LogEntry::from_json(text).unwrap()))
+        batch.drain(&mut Vec::new(), |at, handed| match handed {
+            Handed::Entry(text) => seen.push((at, LogEntry::from_json(text).unwrap())),
+            Handed::Progress { .. } => panic!("no progress was queued"),
         });
         let expected = [
             LogEntry::Event {

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
-pub(crate) use batch::{Batch, Data, Pending, What};
+pub(crate) use batch::{Batch, Data, Handed, Pending, What};
 
 use crate::ffi::clock::TickScale;
 use crate::ffi::exit_hooks;
@@ -69,8 +69,13 @@ impl Turn {
         let (scale, host) = (&self.scale, &self.host);
         // A refusal (a call after the run ended, which the host counts)
         // has no caller left to tell.
-        batch.drain(&mut self.text, |at, entry| {
-            let _ = host.log_entry_at(entry, scale.unix_nanos(at));
+        batch.drain(&mut self.text, |at, handed| match handed {
+            Handed::Entry(entry) => {
+                let _ = host.log_entry_at(entry, scale.unix_nanos(at));
+            }
+            Handed::Progress { current, total, step } => {
+                let _ = host.set_progress(current, total, step);
+            }
         });
     }
 }
@@ -85,6 +90,8 @@ pub(crate) struct LogQueue {
     room_waiters: AtomicUsize,
     /// The log thread is idle: the next entry must wake it.
     idle: AtomicBool,
+    /// Entries queued and not yet handed to the host.
+    unsent: AtomicUsize,
     turn: Mutex<Turn>,
 }
 
@@ -106,6 +113,7 @@ impl LogQueue {
             room: Condvar::new(),
             room_waiters: AtomicUsize::new(0),
             idle: AtomicBool::new(false),
+            unsent: AtomicUsize::new(0),
             turn: Mutex::new(Turn {
                 spare: Batch::default(),
                 scale: TickScale::new(),
@@ -138,6 +146,7 @@ impl LogQueue {
         let step = step.map(|step| state.batch.add_text(step));
         let what = what(&mut state.batch);
         state.batch.push(Pending { at, step, what });
+        self.unsent.fetch_add(1, Ordering::Relaxed);
         drop(state);
         // Read before the swap: a write on every entry would pull the flag's
         // cache line away from the log thread each time. The lock just
@@ -167,8 +176,17 @@ impl LogQueue {
             self.room.notify_all();
         }
         drop(state);
+        let handed = batch.len();
         turn.hand_over(&mut batch);
+        self.unsent.fetch_sub(handed, Ordering::Release);
         turn.spare = batch;
+    }
+
+    /// Whether every entry queued so far has reached the host: a call that
+    /// goes to the host directly (`set_progress`) may then do so without
+    /// overtaking an entry of its thread.
+    pub fn all_sent(&self) -> bool {
+        self.unsent.load(Ordering::Acquire) == 0
     }
 
     /// Stops the log thread once it has handed over what is queued.
@@ -223,7 +241,7 @@ impl LogQueue {
     }
 
     #[cfg(test)]
-    fn queued(&self) -> usize {
+    pub fn queued(&self) -> usize {
         lock(&self.state).batch.len()
     }
 }
