@@ -1020,10 +1020,64 @@ fn per_event(path: &str, count: u64) -> Option<f64> {
     estimate(path).map(|ns| ns / count as f64)
 }
 
+/// A row of a time held to at most `limit_ns`, beside a reference.
+fn limit_row(what: &str, value: Option<f64>, reference: Option<f64>, reference_name: &str, limit_ns: f64) {
+    let Some(v) = value else { return };
+    let goal = Goal::cell(Some(Goal {
+        text: format!("≤ {limit_ns} ns"),
+        met: v <= limit_ns,
+    }));
+    match reference {
+        Some(r) => println!(
+            "| {what} | {} | {} ({reference_name}) | {:.2}x | {goal} |",
+            human(v),
+            human(r),
+            v / r
+        ),
+        None => println!("| {what} | {} | | | {goal} |", human(v)),
+    }
+}
+
+/// The caller's side of the log calls, beside the raw hand-overs.
+fn report_callers_side() {
+    let anchor = estimate("1_callers_side_of_log/anchor_crossbeam_push");
+    for (sinks, _) in CALLER_SINKS {
+        for mode in ["in_process", "isolated"] {
+            limit_row(
+                &format!("`ctx.log` on the caller's thread, {mode}, {sinks}"),
+                estimate(&format!("1_callers_side_of_log/{mode}/{sinks}")),
+                anchor,
+                "json! + crossbeam queue push",
+                100.0,
+            );
+        }
+    }
+    limit_row(
+        "json! + `Vec` push (anchor)",
+        estimate("1_callers_side_of_log/anchor_vec_push"),
+        anchor,
+        "json! + crossbeam queue push",
+        100.0,
+    );
+    for call in ["log_message", "log_dev_event", "set_metrics", "set_progress"] {
+        let limit = if call == "set_progress" { 50.0 } else { 100.0 };
+        for mode in ["in_process", "isolated"] {
+            limit_row(
+                &format!("`{call}` on the caller's thread, {mode}, terminal + events file"),
+                estimate(&format!("1_callers_side_of_other_calls/{mode}/{call}")),
+                None,
+                "",
+                limit,
+            );
+        }
+    }
+}
+
 fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
     println!("\n## Summary (ratios from this run's criterion estimates)\n");
     println!("| measurement | time | reference | ratio | goal |");
     println!("|---|---|---|---|---|");
+    report_callers_side();
     for call in ["is_cancelled", "log"] {
         let group = format!("1_context_call_{call}");
         let vtable = estimate(&format!("{group}/plugin_vtable"));
@@ -1115,7 +1169,7 @@ fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
         rate_row(
             &format!("`loader run … --events FILE`, 1 M `log` calls, whole process, {mode}"),
             per_event(&format!("7_cli_events/jsonl_file/{mode}"), CLI_EVENTS),
-            1e6,
+            2e6,
         );
     }
     if let Some(ns) = per_event("7_cli_events/default_sinks/in_process", CLI_EVENTS) {
