@@ -21,7 +21,8 @@ use std::sync::OnceLock;
 const CRASH_SIGNALS: [libc::c_int; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT];
 
 struct Hooks {
-    drain: fn(),
+    at_exit: fn(),
+    on_crash: fn(),
     /// The actions replaced, in [`CRASH_SIGNALS`] order.
     previous: [libc::sigaction; CRASH_SIGNALS.len()],
 }
@@ -34,9 +35,9 @@ unsafe impl Send for Hooks {}
 
 static HOOKS: OnceLock<Hooks> = OnceLock::new();
 
-/// Runs `drain` at `exit()` and on a crash signal, before what was there
-/// before. Once per library; later calls do nothing.
-pub fn drain_at_exit_or_crash(drain: fn()) {
+/// Runs `at_exit` at `exit()` and `on_crash` on a crash signal, before
+/// what was there before. Once per library; later calls do nothing.
+pub fn drain_at_exit_or_crash(at_exit: fn(), on_crash: fn()) {
     if HOOKS.get().is_some() {
         return;
     }
@@ -47,7 +48,14 @@ pub fn drain_at_exit_or_crash(drain: fn()) {
         // SAFETY: reads the current action of a valid signal into `slot`.
         unsafe { libc::sigaction(*signal, std::ptr::null(), slot) };
     }
-    if HOOKS.set(Hooks { drain, previous }).is_err() {
+    if HOOKS
+        .set(Hooks {
+            at_exit,
+            on_crash,
+            previous,
+        })
+        .is_err()
+    {
         return;
     }
     // SAFETY: `atexit` stores a plain `extern "C" fn()` that lives as long
@@ -73,13 +81,13 @@ pub fn drain_at_exit_or_crash(drain: fn()) {
 
 extern "C" fn exit_hook() {
     if let Some(hooks) = HOOKS.get() {
-        (hooks.drain)();
+        (hooks.at_exit)();
     }
 }
 
 extern "C" fn crash_hook(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     let Some(hooks) = HOOKS.get() else { return };
-    (hooks.drain)();
+    (hooks.on_crash)();
     let Some(index) = CRASH_SIGNALS.iter().position(|&s| s == signal) else {
         return;
     };

@@ -18,7 +18,8 @@
 //!   [`batch::MAX_TEXT`]), so a flood is slowed to the host's pace;
 //! - nothing is lost at the end: the run's end waits for the queue
 //!   ([`LogQueue::flush`], also on a panic), and so do `exit()` and the
-//!   crash signals ([`drain_all`], through [`crate::ffi::exit_hooks`]).
+//!   crash signals ([`drain_at_exit`], [`drain_on_crash`], through
+//!   [`crate::ffi::exit_hooks`]).
 
 mod batch;
 
@@ -46,7 +47,8 @@ thread_local! {
     static ON_LOG_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Every queue of this library that may hold entries, for [`drain_all`].
+/// Every queue of this library that may hold entries, for [`drain_at_exit`]
+/// and [`drain_on_crash`].
 static QUEUES: Mutex<Vec<Weak<LogQueue>>> = Mutex::new(Vec::new());
 
 struct State {
@@ -130,7 +132,7 @@ impl LogQueue {
         queues.retain(|q| q.strong_count() > 0);
         queues.push(Arc::downgrade(&queue));
         drop(queues);
-        exit_hooks::drain_at_exit_or_crash(drain_all);
+        exit_hooks::drain_at_exit_or_crash(drain_at_exit, drain_on_crash);
         Some(queue)
     }
 
@@ -254,10 +256,22 @@ fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     }
 }
 
-/// Hands what every queue of this library holds to its host: at `exit()`
-/// and on a crash signal (best effort there: see [`exit_hooks`]). Not on a
-/// log thread, which cannot wait for itself.
-fn drain_all() {
+/// At `exit()`: hands what every queue of this library holds to its host,
+/// waiting for the log thread's batch in progress (one batch at most).
+fn drain_at_exit() {
+    if ON_LOG_THREAD.with(Cell::get) {
+        return;
+    }
+    let live: Vec<Arc<LogQueue>> = lock(&QUEUES).iter().filter_map(Weak::upgrade).collect();
+    for queue in live {
+        queue.flush();
+    }
+}
+
+/// On a crash signal: as [`drain_at_exit`], but taking every lock without
+/// blocking, retrying for a bounded time (best effort: see [`exit_hooks`]).
+/// Not on a log thread, which cannot wait for itself.
+fn drain_on_crash() {
     if ON_LOG_THREAD.with(Cell::get) {
         return;
     }
@@ -399,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn drain_all_hands_every_live_queue_over() {
+    fn a_crash_drain_hands_every_live_queue_over() {
         let host = Arc::new(SlowHost::default());
         let queue = LogQueue::start(HostHandle::new(context_for(&host))).unwrap();
         let gate = lock(&host.gate);
@@ -407,7 +421,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         message(&queue, 0, "second");
         drop(gate);
-        drain_all();
+        drain_on_crash();
         assert_eq!(messages(&host), ["first", "second"]);
         queue.close();
     }
