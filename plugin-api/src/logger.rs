@@ -21,7 +21,7 @@ use crate::ffi::clock::{coarse_now_nanos, ticks};
 use crate::ffi::moved_value;
 use crate::ffi::plugin_side::HostHandle;
 use crate::log_entry::{self, EntryDataError, LogEntry};
-use crate::log_queue::{Data, LogQueue, What};
+use crate::log_queue::{Data, LogQueue, MetricsSoFar, What};
 use crate::rules::{self, json_kind};
 
 /// A context call that was refused, with the reason.
@@ -152,7 +152,6 @@ struct Reported {
     /// Per step (few in a run, so a list searched without allocating a
     /// key: `set_progress` is called in tight loops).
     steps: Vec<StepReport>,
-    metrics: BTreeMap<String, Map<String, Value>>,
 }
 
 /// The progress reported for one step (the step-less key when `None`).
@@ -227,14 +226,18 @@ pub struct Logger {
     current_step: RwLock<Option<String>>,
     finished: AtomicBool,
     reported: Mutex<Reported>,
+    /// The metrics reported so far, merged per step (by the log thread
+    /// when there is one).
+    metrics: MetricsSoFar,
     /// The run's log queue, when the host takes entries off this thread.
     queue: Option<Arc<LogQueue>>,
 }
 
 impl Logger {
     pub(crate) fn new(host: HostHandle) -> Self {
+        let metrics = MetricsSoFar::default();
         let queue = if host.logs_off_thread() {
-            LogQueue::start(host.another())
+            LogQueue::start(host.another(), metrics.clone())
         } else {
             None
         };
@@ -243,6 +246,7 @@ impl Logger {
             current_step: RwLock::new(None),
             finished: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
+            metrics,
             queue,
         }
     }
@@ -337,15 +341,28 @@ impl Logger {
     /// object.
     pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
         self.check_open()?;
+        if let Some(queue) = &self.queue {
+            // The value is moved in when it is a `Value`; the host's own
+            // checks are the shared rules, made here.
+            let value = match moved_value::into_value(value) {
+                Ok(Value::Object(map)) => map,
+                Ok(other) => {
+                    return Err(ContextError::NotAnObject {
+                        what: "metrics",
+                        got: json_kind(&other),
+                    })
+                }
+                Err(value) => to_object(&value, "metrics")?,
+            };
+            rules::check_metrics_step(step).map_err(ContextError::Metrics)?;
+            queue.push(ticks(), Some(step), |_| What::Metrics { value });
+            return Ok(());
+        }
         let value = to_object(&value, "metrics")?;
         let json = serde_json::to_string(&value).expect("a JSON map always serialises");
-        if let Some(queue) = self.queue.as_ref().filter(|queue| !queue.all_sent()) {
-            // The entries logged before reach the host first.
-            queue.flush();
-        }
         self.host.set_metrics(&json, step).map_err(ContextError::Metrics)?;
-        let mut reported = self.lock_reported();
-        reported.metrics.entry(step.to_owned()).or_default().extend(value);
+        let mut metrics = self.lock_metrics();
+        metrics.entry(step.to_owned()).or_default().extend(value);
         Ok(())
     }
 
@@ -555,11 +572,12 @@ impl Logger {
     /// The metrics this run reported: one step's merged metrics, or, when
     /// `step` is `None`, every step's as `{step: {...}}`.
     pub fn get_metrics(&self, step: Option<&str>) -> Map<String, Value> {
-        let reported = self.lock_reported();
+        // Queued metrics are merged once the host has them.
+        self.flush();
+        let metrics = self.lock_metrics();
         match step {
-            Some(step) => reported.metrics.get(step).cloned().unwrap_or_default(),
-            None => reported
-                .metrics
+            Some(step) => metrics.get(step).cloned().unwrap_or_default(),
+            None => metrics
                 .iter()
                 .map(|(step, metrics)| (step.clone(), Value::Object(metrics.clone())))
                 .collect(),
@@ -583,6 +601,10 @@ impl Logger {
         } else {
             Ok(())
         }
+    }
+
+    fn lock_metrics(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Map<String, Value>>> {
+        self.metrics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_reported(&self) -> std::sync::MutexGuard<'_, Reported> {
@@ -900,6 +922,17 @@ mod tests {
         logger.critical("too hot").unwrap();
         logger.log_dev_event("shapes", Some(json!([1, 2]))).unwrap();
         logger.set_progress_failed(Some("train")).unwrap();
+        logger.set_metrics(json!({"loss": 0.5}), "train").unwrap();
+        logger.set_metrics(json!({"acc": 0.9}), "train").unwrap();
+        assert_eq!(
+            logger.set_metrics(json!({"loss": 1}), " "),
+            Err(ContextError::Metrics("a non-empty step name is required".into()))
+        );
+        assert_eq!(
+            Value::Object(logger.get_metrics(Some("train"))),
+            json!({"loss": 0.5, "acc": 0.9}),
+            "what was queued is read back"
+        );
         assert_eq!(
             logger.log("bad", json!([1]), None),
             Err(ContextError::NotAnObject {
@@ -923,6 +956,8 @@ mod tests {
                 "message critical too hot step=train",
                 r#"dev_event shapes Some("[1,2]") step=train"#,
                 "progress failed step=Some(\"train\")",
+                r#"metrics {"loss":0.5} step=train"#,
+                r#"metrics {"acc":0.9} step=train"#,
             ]
         );
         let times = host.times.lock().unwrap().clone();

@@ -5,7 +5,7 @@
 //! count of the call. The log thread writes each entry's JSON text from it.
 
 use serde_json::value::RawValue;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::log_entry::{write_event_entry, LogEntry};
 
@@ -52,6 +52,10 @@ pub(crate) enum What {
         current: u64,
         total: u64,
     },
+    /// `set_metrics`: the object for the entry's step.
+    Metrics {
+        value: Map<String, Value>,
+    },
 }
 
 /// What the log thread hands the host for one queued entry.
@@ -63,6 +67,11 @@ pub(crate) enum Handed<'a> {
         current: u64,
         total: u64,
         step: Option<&'a str>,
+    },
+    /// Metrics for a step.
+    Metrics {
+        value: Map<String, Value>,
+        step: &'a str,
     },
 }
 
@@ -120,10 +129,18 @@ impl Batch {
         let mut entries = std::mem::take(&mut self.entries);
         for entry in entries.drain(..) {
             let at = entry.at;
-            if let What::Progress { current, total } = entry.what {
-                let step = entry.step.map(|s| self.get(s));
-                f(at, Handed::Progress { current, total, step });
-                continue;
+            let step = entry.step.map(|s| self.get(s));
+            match entry.what {
+                What::Progress { current, total } => {
+                    f(at, Handed::Progress { current, total, step });
+                    continue;
+                }
+                What::Metrics { value } => {
+                    let step = step.expect("metrics are queued with their step");
+                    f(at, Handed::Metrics { value, step });
+                    continue;
+                }
+                _ => {}
             }
             out.clear();
             self.write(entry, out);
@@ -138,7 +155,7 @@ impl Batch {
     fn write(&self, entry: Pending, out: &mut Vec<u8>) {
         let step = entry.step.map(|s| self.get(s));
         match entry.what {
-            What::Progress { .. } => unreachable!("progress is handed over as it is"),
+            What::Progress { .. } | What::Metrics { .. } => unreachable!("handed over as they are"),
             What::Event {
                 event,
                 data,
@@ -227,7 +244,7 @@ mod tests {
         let mut seen = Vec::new();
         batch.drain(&mut Vec::new(), |at, handed| match handed {
             Handed::Entry(text) => seen.push((at, LogEntry::from_json(text).unwrap())),
-            Handed::Progress { .. } => panic!("no progress was queued"),
+            Handed::Progress { .. } | Handed::Metrics { .. } => panic!("only entries were queued"),
         });
         let expected = [
             LogEntry::Event {

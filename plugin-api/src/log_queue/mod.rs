@@ -24,15 +24,21 @@
 mod batch;
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 pub(crate) use batch::{Batch, Data, Handed, Pending, What};
 
+/// The metrics a run reported so far, merged per step (`get_metrics`): the
+/// log thread merges each queued `set_metrics` once the host has it.
+pub(crate) type MetricsSoFar = Arc<Mutex<BTreeMap<String, Map<String, Value>>>>;
+
 use crate::ffi::clock::TickScale;
 use crate::ffi::exit_hooks;
 use crate::ffi::plugin_side::HostHandle;
+use serde_json::{Map, Value};
 
 /// How long the log thread, having handed a batch over, lets the next one
 /// gather before it goes idle (and has to be woken by the next entry).
@@ -62,21 +68,37 @@ struct Turn {
     spare: Batch,
     scale: TickScale,
     text: Vec<u8>,
+    metrics_text: Vec<u8>,
     host: HostHandle,
+    metrics: MetricsSoFar,
 }
 
 impl Turn {
     fn hand_over(&mut self, batch: &mut Batch) {
         self.scale.mark();
-        let (scale, host) = (&self.scale, &self.host);
+        let Turn {
+            scale,
+            text,
+            metrics_text,
+            host,
+            metrics,
+            ..
+        } = self;
         // A refusal (a call after the run ended, which the host counts)
         // has no caller left to tell.
-        batch.drain(&mut self.text, |at, handed| match handed {
+        batch.drain(text, |at, handed| match handed {
             Handed::Entry(entry) => {
                 let _ = host.log_entry_at(entry, scale.unix_nanos(at));
             }
             Handed::Progress { current, total, step } => {
                 let _ = host.set_progress(current, total, step);
+            }
+            Handed::Metrics { value, step } => {
+                metrics_text.clear();
+                serde_json::to_writer(&mut *metrics_text, &value).expect("a JSON map serialises");
+                let json = std::str::from_utf8(metrics_text).expect("serde_json writes UTF-8");
+                let _ = host.set_metrics(json, step);
+                lock(metrics).entry(step.to_owned()).or_default().extend(value);
             }
         });
     }
@@ -105,7 +127,7 @@ impl LogQueue {
     /// A queue handing its entries to `host`, with its log thread running;
     /// `None` if the thread cannot be started (the caller then sends each
     /// entry during its call).
-    pub fn start(host: HostHandle) -> Option<Arc<Self>> {
+    pub fn start(host: HostHandle, metrics: MetricsSoFar) -> Option<Arc<Self>> {
         let queue = Arc::new(LogQueue {
             state: Mutex::new(State {
                 batch: Batch::default(),
@@ -120,7 +142,9 @@ impl LogQueue {
                 spare: Batch::default(),
                 scale: TickScale::new(),
                 text: Vec::with_capacity(256),
+                metrics_text: Vec::new(),
                 host,
+                metrics,
             }),
         });
         let for_thread = queue.clone();
@@ -368,7 +392,7 @@ mod tests {
     #[test]
     fn entries_reach_the_host_in_order_with_the_time_of_their_call() {
         let host = Arc::new(SlowHost::default());
-        let queue = LogQueue::start(HostHandle::new(context_for(&host))).unwrap();
+        let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
         let before = crate::ffi::clock::unix_nanos_now();
         for i in 0..10_000 {
             message(&queue, crate::ffi::clock::ticks(), &i.to_string());
@@ -392,7 +416,7 @@ mod tests {
     #[test]
     fn a_flood_waits_for_the_host_instead_of_queueing_without_bound() {
         let host = Arc::new(SlowHost::default());
-        let queue = LogQueue::start(HostHandle::new(context_for(&host))).unwrap();
+        let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
         let gate = lock(&host.gate);
         let flooder = {
             let queue = queue.clone();
@@ -415,7 +439,7 @@ mod tests {
     #[test]
     fn a_crash_drain_hands_every_live_queue_over() {
         let host = Arc::new(SlowHost::default());
-        let queue = LogQueue::start(HostHandle::new(context_for(&host))).unwrap();
+        let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
         let gate = lock(&host.gate);
         message(&queue, 0, "first");
         std::thread::sleep(Duration::from_millis(20));
