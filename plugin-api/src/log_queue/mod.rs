@@ -1,6 +1,7 @@
-//! The log queue: how `ctx.log` and the other log calls return in tens of
-//! nanoseconds when the host takes entries off the caller's thread
-//! (plugin-api 1.4, `logs_off_thread`).
+//! The log queue: how `ctx.log`, the other log calls and `set_metrics`
+//! return in tens of nanoseconds when the host takes entries off the
+//! caller's thread (plugin-api 1.4, `logs_off_thread`). A `set_progress`
+//! made while entries are unsent goes through it too, behind them.
 //!
 //! The caller stamps the entry with a tick count, copies its strings into
 //! the queue's batch and moves its data in (module [`batch`]), under one
