@@ -280,42 +280,76 @@ fn callers_side_of_log(c: &mut Criterion, fixtures: &Fixtures) {
         drop(queue);
         reads.join().expect("the reading thread ends");
     });
-    let events_dir = tempfile::tempdir().expect("a temporary folder");
+    let events = EventsFiles::default();
+    group.sample_size(20);
     for (sinks, make) in CALLER_SINKS {
-        group.bench_function(BenchmarkId::new("in_process", sinks), |b| {
-            b.iter_custom(|iters| {
-                let sink = make(&events_dir.path().join("in_process.jsonl"));
-                plugin_loop_time(timed_action_result(fixtures, "timed_log_calls", iters, sink), "loop_nanos")
-            })
-        });
-        group.bench_function(BenchmarkId::new("isolated", sinks), |b| {
-            b.iter_custom(|iters| {
-                let sink = make(&events_dir.path().join("isolated.jsonl"));
-                let params = format!(r#"{{"count": {iters}}}"#);
-                plugin_loop_time(isolated_result(fixtures, "timed_log_calls", &params, sink), "loop_nanos")
-            })
-        });
+        for (mode, isolated) in [("in_process", false), ("isolated", true)] {
+            group.bench_function(BenchmarkId::new(mode, sinks), |b| {
+                b.iter_custom(|iters| {
+                    callers_time(iters, |count| {
+                        let sink = make(&events.next());
+                        timed_run(fixtures, isolated, "timed_log_calls", count, sink)["loop_nanos"].as_u64()
+                    })
+                })
+            });
+        }
     }
     group.finish();
     let mut group = c.benchmark_group("1_callers_side_of_other_calls");
+    group.sample_size(20);
     for call in ["log_message", "log_dev_event", "set_metrics", "set_progress"] {
-        group.bench_function(BenchmarkId::new("in_process", call), |b| {
-            b.iter_custom(|iters| {
-                plugin_loop_time(
-                    timed_action_result(fixtures, "timed_other_calls", iters, terminal_and_file_sinks(&events_dir.path().join("other.jsonl"))),
-                    call,
-                )
-            })
-        });
-        group.bench_function(BenchmarkId::new("isolated", call), |b| {
-            b.iter_custom(|iters| {
-                let params = format!(r#"{{"count": {iters}}}"#);
-                let sink = terminal_and_file_sinks(&events_dir.path().join("other.jsonl"));
-                plugin_loop_time(isolated_result(fixtures, "timed_other_calls", &params, sink), call)
-            })
-        });
+        for (mode, isolated) in [("in_process", false), ("isolated", true)] {
+            group.bench_function(BenchmarkId::new(mode, call), |b| {
+                b.iter_custom(|iters| {
+                    callers_time(iters, |count| {
+                        let sink = terminal_and_file_sinks(&events.next());
+                        timed_run(fixtures, isolated, "timed_other_calls", count, sink)[call].as_u64()
+                    })
+                })
+            });
+        }
     }
     group.finish();
+}
+
+/// The calls of one timed loop in the plugin: as the issue's measure, 100 k
+/// calls whole loop divided by the count.
+const CALLER_LOOP: u64 = 100_000;
+
+/// `iters` calls' worth of the caller's time, from loops of
+/// [`CALLER_LOOP`] calls each timed inside the plugin by `run_loop`.
+fn callers_time(iters: u64, mut run_loop: impl FnMut(u64) -> Option<u64>) -> Duration {
+    let runs = iters.div_ceil(CALLER_LOOP);
+    let nanos: u64 = (0..runs)
+        .map(|_| run_loop(CALLER_LOOP).expect("the action reports its loop's time"))
+        .sum();
+    Duration::from_nanos((nanos as u128 * iters as u128 / (runs * CALLER_LOOP) as u128) as u64)
+}
+
+/// A fresh `--events` file path for each run (a run's file stays locked
+/// until its last reference, which the plugin's log thread may hold a
+/// moment after the run, is gone).
+#[derive(Default)]
+struct EventsFiles {
+    dir: std::sync::OnceLock<tempfile::TempDir>,
+    count: AtomicU64,
+}
+
+impl EventsFiles {
+    fn next(&self) -> PathBuf {
+        let dir = self.dir.get_or_init(|| tempfile::tempdir().expect("a temporary folder"));
+        let n = self.count.fetch_add(1, Ordering::Relaxed);
+        dir.path().join(format!("events-{n}.jsonl"))
+    }
+}
+
+/// Runs a timing action in one mode with `count` and returns its result.
+fn timed_run(fixtures: &Fixtures, isolated: bool, action: &str, count: u64, sink: Arc<dyn EventSink>) -> serde_json::Value {
+    if isolated {
+        isolated_result(fixtures, action, &format!(r#"{{"count": {count}}}"#), sink)
+    } else {
+        timed_action_result(fixtures, action, count, sink)
+    }
 }
 
 /// The sink sets of the caller's-side benchmark: none that writes, the
@@ -346,11 +380,6 @@ fn events_file_sink(path: &Path) -> Arc<dyn EventSink> {
 
 fn terminal_and_file_sinks(path: &Path) -> Arc<dyn EventSink> {
     Arc::new(FanOut::new().with(terminal_sink()).with(events_file_sink(path)))
-}
-
-/// The time a timing action measured inside the plugin, from its result.
-fn plugin_loop_time(result: serde_json::Value, field: &str) -> Duration {
-    Duration::from_nanos(result[field].as_u64().expect("the action reports its loop's time"))
 }
 
 fn timed_action_result(fixtures: &Fixtures, action: &str, count: u64, sink: Arc<dyn EventSink>) -> serde_json::Value {

@@ -205,6 +205,34 @@ fn write_event_fields(
 }
 
 /// Writes a string or an optional string, which always serialise.
+/// The entries other than events, borrowed, written as [`LogEntry`]
+/// writes them (the text `LogEntry::to_json` gives), without copying
+/// their strings first.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum BorrowedEntry<'a> {
+    Message {
+        message: &'a str,
+        level: &'a str,
+        step: Option<&'a str>,
+    },
+    DevEvent {
+        message: &'a str,
+        data: Option<&'a Value>,
+        step: Option<&'a str>,
+    },
+    ProgressFailed {
+        step: Option<&'a str>,
+    },
+}
+
+impl BorrowedEntry<'_> {
+    /// Appends the entry's JSON text to `out`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, self).expect("an entry of strings and a JSON value serialises")
+    }
+}
+
 fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("strings always serialise to JSON")
 }

@@ -18,10 +18,9 @@ use serde_json::{json, Map, Value};
 
 use crate::entry_buffer;
 use crate::ffi::clock::{coarse_now_nanos, ticks};
-use crate::ffi::moved_value;
 use crate::ffi::plugin_side::HostHandle;
-use crate::log_entry::{self, EntryDataError, LogEntry};
-use crate::log_queue::{Data, LogQueue, MetricsSoFar, What};
+use crate::log_entry::{self, BorrowedEntry, EntryDataError, LogEntry};
+use crate::log_queue::{LogQueue, MetricsSoFar, What};
 use crate::rules::{self, json_kind};
 
 /// A context call that was refused, with the reason.
@@ -322,12 +321,9 @@ impl Logger {
     /// failed, as the Python `set_progress_failed`.
     pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
-        match &self.queue {
-            Some(queue) => queue.push(ticks(), step, |_| What::ProgressFailed),
-            None => self.send(LogEntry::ProgressFailed {
-                step: step.map(str::to_owned),
-            })?,
-        }
+        self.send_borrowed(BorrowedEntry::ProgressFailed { step }, || LogEntry::ProgressFailed {
+            step: step.map(str::to_owned),
+        })?;
         let mut reported = self.lock_reported();
         let report = reported.step_mut(step);
         let now = coarse_now_nanos();
@@ -342,21 +338,22 @@ impl Logger {
     pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
         self.check_open()?;
         if let Some(queue) = &self.queue {
-            // The value is moved in when it is a `Value`; the host's own
-            // checks are the shared rules, made here.
-            let value = match moved_value::into_value(value) {
-                Ok(Value::Object(map)) => map,
-                Ok(other) => {
-                    return Err(ContextError::NotAnObject {
+            // Written here, as a log entry is; the host's own checks are
+            // the shared rules, made here.
+            let at = ticks();
+            return entry_buffer::with(|text| {
+                let written = serde_json::to_writer(&mut *text, &value);
+                if written.is_err() || text.first() != Some(&b'{') {
+                    return Err(to_object(&value, "metrics").err().unwrap_or(ContextError::NotAnObject {
                         what: "metrics",
-                        got: json_kind(&other),
-                    })
+                        got: "not an object",
+                    }));
                 }
-                Err(value) => to_object(&value, "metrics")?,
-            };
-            rules::check_metrics_step(step).map_err(ContextError::Metrics)?;
-            queue.push(ticks(), Some(step), |_| What::Metrics { value });
-            return Ok(());
+                rules::check_metrics_step(step).map_err(ContextError::Metrics)?;
+                let json = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+                queue.push(at, Some(step), |batch| What::Metrics(batch.add_text(json)));
+                Ok(())
+            });
         }
         let value = to_object(&value, "metrics")?;
         let json = serde_json::to_string(&value).expect("a JSON map always serialises");
@@ -390,124 +387,81 @@ impl Logger {
     ) -> Result<(), ContextError> {
         self.check_open()?;
         let level = (level != MessageLevel::Info).then(|| level.as_str());
-        if let Some(queue) = &self.queue {
-            return self.queue_event(queue, level, event, data, file);
-        }
-        let step = self.get_step();
         if !self.host.has_log_entry() {
             let data = to_object(&data, "log data")?;
             return self.send(LogEntry::Event {
                 event: event.to_owned(),
                 data,
                 file: file.map(str::to_owned),
-                step,
+                step: self.get_step(),
                 level: level.map(str::to_owned),
             });
         }
-        entry_buffer::with(|entry| {
-            log_entry::write_event_entry(entry, event, &data, file, step.as_deref(), level).map_err(|e| match e {
-                EntryDataError::Serialize(e) => ContextError::Serialize {
-                    what: "log data",
-                    reason: e.to_string(),
-                },
-                EntryDataError::NotAnObject => {
-                    to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
+        let at = ticks();
+        self.with_step(|step| {
+            entry_buffer::with(|entry| {
+                log_entry::write_event_entry(entry, event, &data, file, step, level).map_err(|e| match e {
+                    EntryDataError::Serialize(e) => ContextError::Serialize {
                         what: "log data",
-                        got: "not an object",
-                    })
-                }
-            })?;
-            let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
-            self.host
-                .log_entry_json(text)
-                .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
-                .map_err(ContextError::Log)
+                        reason: e.to_string(),
+                    },
+                    EntryDataError::NotAnObject => {
+                        to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
+                            what: "log data",
+                            got: "not an object",
+                        })
+                    }
+                })?;
+                self.send_text(at, entry)
+            })
         })
     }
 
-    /// Queues an event: its data moved in when it is a `Value`, otherwise
-    /// serialised here (so that an error is the caller's).
-    fn queue_event(
-        &self,
-        queue: &LogQueue,
-        level: Option<&'static str>,
-        event: &str,
-        data: impl Serialize,
-        file: Option<&str>,
-    ) -> Result<(), ContextError> {
-        let at = ticks();
-        let data = match moved_value::into_value(data) {
-            Ok(Value::Object(map)) => Value::Object(map),
-            Ok(other) => {
-                return Err(ContextError::NotAnObject {
-                    what: "log data",
-                    got: json_kind(&other),
-                })
+    /// Sends an entry's JSON text: into the log queue when there is one,
+    /// to the host (`log_entry`, 1.2) during the call otherwise.
+    fn send_text(&self, at: u64, entry: &[u8]) -> Result<(), ContextError> {
+        let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
+        match &self.queue {
+            Some(queue) => {
+                queue.push(at, None, |batch| What::Entry(batch.add_text(text)));
+                Ok(())
             }
-            Err(data) => return self.queue_event_text(queue, at, level, event, &data, file),
-        };
-        self.with_step(|step| {
-            queue.push(at, step, |batch| What::Event {
-                event: batch.add_text(event),
-                data: Data::Value(data),
-                file: file.map(|file| batch.add_text(file)),
-                level,
-            })
-        });
-        Ok(())
+            None => self
+                .host
+                .log_entry_json(text)
+                .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
+                .map_err(ContextError::Log),
+        }
     }
 
-    /// Queues an event whose data is not a `Value`, as its JSON text.
-    fn queue_event_text(
-        &self,
-        queue: &LogQueue,
-        at: u64,
-        level: Option<&'static str>,
-        event: &str,
-        data: &impl Serialize,
-        file: Option<&str>,
-    ) -> Result<(), ContextError> {
+    /// Sends an entry other than an event, written without copying its
+    /// strings when the host takes entries as JSON (1.2); as the plain 1.1
+    /// call that stands for it otherwise.
+    fn send_borrowed(&self, entry: BorrowedEntry<'_>, owned: impl FnOnce() -> LogEntry) -> Result<(), ContextError> {
+        if !self.host.has_log_entry() {
+            return self.send(owned());
+        }
+        let at = ticks();
         entry_buffer::with(|text| {
-            serde_json::to_writer(&mut *text, data).map_err(|e| ContextError::Serialize {
-                what: "log data",
-                reason: e.to_string(),
-            })?;
-            if text.first() != Some(&b'{') {
-                return Err(to_object(data, "log data").err().unwrap_or(ContextError::NotAnObject {
-                    what: "log data",
-                    got: "not an object",
-                }));
-            }
-            let text = std::str::from_utf8(text).expect("serde_json writes UTF-8");
-            self.with_step(|step| {
-                queue.push(at, step, |batch| What::Event {
-                    event: batch.add_text(event),
-                    data: Data::Text(batch.add_text(text)),
-                    file: file.map(|file| batch.add_text(file)),
-                    level,
-                })
-            });
-            Ok(())
+            entry.write(text);
+            self.send_text(at, text)
         })
     }
 
     /// Logs a message for the user, attributed to the running step.
     pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
         self.check_open()?;
-        if let Some(queue) = &self.queue {
-            let at = ticks();
-            self.with_step(|step| {
-                queue.push(at, step, |batch| What::Message {
-                    message: batch.add_text(message),
-                    level: level.as_str(),
-                })
-            });
-            return Ok(());
-        }
-        self.send(LogEntry::Message {
-            message: message.to_owned(),
-            level: level.as_str().to_owned(),
-            step: self.get_step(),
+        self.with_step(|step| {
+            let entry = BorrowedEntry::Message {
+                message,
+                level: level.as_str(),
+                step,
+            };
+            self.send_borrowed(entry, || LogEntry::Message {
+                message: message.to_owned(),
+                level: level.as_str().to_owned(),
+                step: step.map(str::to_owned),
+            })
         })
     }
 
@@ -515,20 +469,17 @@ impl Logger {
     /// the running step.
     pub fn log_dev_event(&self, message: &str, data: Option<Value>) -> Result<(), ContextError> {
         self.check_open()?;
-        if let Some(queue) = &self.queue {
-            let at = ticks();
-            self.with_step(|step| {
-                queue.push(at, step, |batch| What::DevEvent {
-                    message: batch.add_text(message),
-                    data: data.map(Data::Value),
-                })
-            });
-            return Ok(());
-        }
-        self.send(LogEntry::DevEvent {
-            message: message.to_owned(),
-            data,
-            step: self.get_step(),
+        self.with_step(|step| {
+            let entry = BorrowedEntry::DevEvent {
+                message,
+                data: data.as_ref(),
+                step,
+            };
+            self.send_borrowed(entry, || LogEntry::DevEvent {
+                message: message.to_owned(),
+                data: data.clone(),
+                step: step.map(str::to_owned),
+            })
         })
     }
 

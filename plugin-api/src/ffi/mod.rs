@@ -22,8 +22,6 @@
 //! - [`clock`]: the coarse monotonic clock of the progress hot path, on
 //!   both sides, and the tick counter that stamps queued log entries (a
 //!   system call and an instruction, so they live with the crate's `unsafe`);
-//! - [`moved_value`]: taking a `serde_json::Value` out of a generic log
-//!   argument without copying it;
 //! - [`exit_hooks`]: handing queued log entries to the host when the
 //!   process calls `exit()` or crashes.
 //!
@@ -85,7 +83,6 @@ pub mod v1_1;
 pub mod v1_2;
 pub mod v1_3;
 pub mod v1_4;
-pub mod moved_value;
 pub mod exit_hooks;
 mod version;
 

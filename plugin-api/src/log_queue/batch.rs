@@ -1,18 +1,15 @@
 //! One batch of queued log entries, as the caller's thread leaves them:
-//! each entry's strings copied into one text buffer (no allocation per
-//! entry), its data kept as the `Value` the caller built (moved, not
-//! copied) or as the JSON text of any other `Serialize` type, and the tick
-//! count of the call. The log thread writes each entry's JSON text from it.
+//! each entry's JSON text (written on the caller's thread, where its data
+//! was built, so that no allocation is freed by another thread: that
+//! costs the allocator several times the writing) copied into one text
+//! buffer, with the tick count of the call; a progress update or metrics
+//! with their step. The buffers are reused from batch to batch.
 
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
-
-use crate::log_entry::{write_event_entry, LogEntry};
-
-/// Entries in a batch beyond which a caller waits for the log thread.
-pub(crate) const MAX_ENTRIES: usize = 8 * 1024;
+/// Entries in a batch beyond which a caller waits for the log thread: a
+/// loop of 100 k calls fits without waiting.
+pub(crate) const MAX_ENTRIES: usize = 128 * 1024;
 /// Text in a batch beyond which a caller waits for the log thread.
-pub(crate) const MAX_TEXT: usize = 1024 * 1024;
+pub(crate) const MAX_TEXT: usize = 8 * 1024 * 1024;
 
 /// Where a string lies in the batch's text.
 #[derive(Debug, Clone, Copy)]
@@ -21,41 +18,25 @@ pub(crate) struct Span {
     len: u32,
 }
 
-/// The data of an event or developer event.
-pub(crate) enum Data {
-    /// The caller's value, moved in.
-    Value(Value),
-    /// JSON text the caller's data serialised to, in the batch's text.
-    Text(Span),
-}
-
 /// What an entry is, its strings in the batch's text.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum What {
-    Event {
-        event: Span,
-        data: Data,
-        file: Option<Span>,
-        level: Option<&'static str>,
-    },
-    Message {
-        message: Span,
-        level: &'static str,
-    },
-    DevEvent {
-        message: Span,
-        data: Option<Data>,
-    },
-    ProgressFailed,
+    /// A log entry: the JSON text of a `LogEntry`.
+    Entry(Span),
     /// A `set_progress` made while entries of the caller were still queued,
     /// queued behind them so that it does not overtake them.
-    Progress {
-        current: u64,
-        total: u64,
-    },
-    /// `set_metrics`: the object for the entry's step.
-    Metrics {
-        value: Map<String, Value>,
-    },
+    Progress { current: u64, total: u64 },
+    /// `set_metrics`: the JSON object text, for the entry's step.
+    Metrics(Span),
+}
+
+/// One queued entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    /// [`crate::ffi::clock::ticks`] at the call.
+    pub at: u64,
+    pub step: Option<Span>,
+    pub what: What,
 }
 
 /// What the log thread hands the host for one queued entry.
@@ -68,19 +49,8 @@ pub(crate) enum Handed<'a> {
         total: u64,
         step: Option<&'a str>,
     },
-    /// Metrics for a step.
-    Metrics {
-        value: Map<String, Value>,
-        step: &'a str,
-    },
-}
-
-/// One queued entry.
-pub(crate) struct Pending {
-    /// [`crate::ffi::clock::ticks`] at the call.
-    pub at: u64,
-    pub step: Option<Span>,
-    pub what: What,
+    /// Metrics (JSON object text) for a step.
+    Metrics { json: &'a str, step: &'a str },
 }
 
 /// Queued entries and the text their strings live in.
@@ -123,162 +93,58 @@ impl Batch {
     }
 
     /// Calls `f` with each entry's tick count and what to hand the host,
-    /// oldest first, and empties the batch (the entries' values are
-    /// dropped here, not on the caller's thread).
-    pub fn drain(&mut self, out: &mut Vec<u8>, mut f: impl FnMut(u64, Handed<'_>)) {
-        let mut entries = std::mem::take(&mut self.entries);
-        for entry in entries.drain(..) {
-            let at = entry.at;
+    /// oldest first, and empties the batch (keeping its buffers).
+    pub fn drain(&mut self, mut f: impl FnMut(u64, Handed<'_>)) {
+        for entry in &self.entries {
             let step = entry.step.map(|s| self.get(s));
-            match entry.what {
-                What::Progress { current, total } => {
-                    f(at, Handed::Progress { current, total, step });
-                    continue;
-                }
-                What::Metrics { value } => {
-                    let step = step.expect("metrics are queued with their step");
-                    f(at, Handed::Metrics { value, step });
-                    continue;
-                }
-                _ => {}
-            }
-            out.clear();
-            self.write(entry, out);
-            f(at, Handed::Entry(std::str::from_utf8(out).expect("serde_json writes UTF-8")));
+            let handed = match entry.what {
+                What::Entry(text) => Handed::Entry(self.get(text)),
+                What::Progress { current, total } => Handed::Progress { current, total, step },
+                What::Metrics(json) => Handed::Metrics {
+                    json: self.get(json),
+                    step: step.expect("metrics are queued with their step"),
+                },
+            };
+            f(entry.at, handed);
         }
-        self.entries = entries;
+        self.entries.clear();
         self.text.clear();
-    }
-
-    /// Writes one log entry's JSON text. Its data was checked to be a JSON
-    /// object at the call, so writing it cannot fail.
-    fn write(&self, entry: Pending, out: &mut Vec<u8>) {
-        let step = entry.step.map(|s| self.get(s));
-        match entry.what {
-            What::Progress { .. } | What::Metrics { .. } => unreachable!("handed over as they are"),
-            What::Event {
-                event,
-                data,
-                file,
-                level,
-            } => {
-                let (event, file) = (self.get(event), file.map(|s| self.get(s)));
-                let written = match &data {
-                    Data::Value(value) => write_event_entry(out, event, value, file, step, level),
-                    Data::Text(text) => {
-                        let raw: &RawValue =
-                            serde_json::from_str(self.get(*text)).expect("serde_json wrote this text at the call");
-                        write_event_entry(out, event, raw, file, step, level)
-                    }
-                };
-                written.expect("the data was checked to be an object at the call");
-            }
-            What::Message { message, level } => {
-                let entry = LogEntry::Message {
-                    message: self.get(message).to_owned(),
-                    level: level.to_owned(),
-                    step: step.map(str::to_owned),
-                };
-                serde_json::to_writer(out, &entry).expect("an entry serialises");
-            }
-            What::DevEvent { message, data } => {
-                let data = data.map(|data| match data {
-                    Data::Value(value) => value,
-                    Data::Text(text) => serde_json::from_str(self.get(text)).expect("serde_json wrote this text"),
-                });
-                let entry = LogEntry::DevEvent {
-                    message: self.get(message).to_owned(),
-                    data,
-                    step: step.map(str::to_owned),
-                };
-                serde_json::to_writer(out, &entry).expect("an entry serialises");
-            }
-            What::ProgressFailed => {
-                let entry = LogEntry::ProgressFailed {
-                    step: step.map(str::to_owned),
-                };
-                serde_json::to_writer(out, &entry).expect("an entry serialises");
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn entries_come_out_as_the_json_text_of_their_log_entry_in_order() {
+    fn entries_come_out_in_order_with_their_texts_and_ticks_and_the_batch_is_emptied() {
         let mut batch = Batch::default();
+        let what = What::Entry(batch.add_text(r#"{"kind":"message"}"#));
+        batch.push(Pending { at: 7, step: None, what });
         let step = Some(batch.add_text("train"));
-        let what = What::Event {
-            event: batch.add_text("tick"),
-            data: Data::Value(json!({"i": 1})),
-            file: None,
-            level: Some("debug"),
-        };
-        batch.push(Pending { at: 7, step, what });
-        let what = What::Event {
-            event: batch.add_text("rows"),
-            data: Data::Text(batch.add_text(r#"{"n":2}"#)),
-            file: Some(batch.add_text("/f")),
-            level: None,
-        };
-        batch.push(Pending { at: 8, step: None, what });
-        let what = What::Message {
-            message: batch.add_text("hi"),
-            level: "warning",
-        };
-        batch.push(Pending { at: 9, step, what });
-        let what = What::DevEvent {
-            message: batch.add_text("shapes"),
-            data: Some(Data::Value(json!([1]))),
-        };
-        batch.push(Pending { at: 10, step: None, what });
         batch.push(Pending {
-            at: 11,
+            at: 8,
             step,
-            what: What::ProgressFailed,
+            what: What::Progress { current: 1, total: 2 },
         });
+        let what = What::Metrics(batch.add_text(r#"{"loss":1}"#));
+        batch.push(Pending { at: 9, step, what });
         let mut seen = Vec::new();
-        batch.drain(&mut Vec::new(), |at, handed| match handed {
-            Handed::Entry(text) => seen.push((at, LogEntry::from_json(text).unwrap())),
-            Handed::Progress { .. } | Handed::Metrics { .. } => panic!("only entries were queued"),
+        batch.drain(|at, handed| {
+            seen.push(match handed {
+                Handed::Entry(text) => format!("{at} entry {text}"),
+                Handed::Progress { current, total, step } => format!("{at} progress {current}/{total} {step:?}"),
+                Handed::Metrics { json, step } => format!("{at} metrics {json} {step}"),
+            })
         });
-        let expected = [
-            LogEntry::Event {
-                event: "tick".into(),
-                data: json!({"i": 1}).as_object().unwrap().clone(),
-                file: None,
-                step: Some("train".into()),
-                level: Some("debug".into()),
-            },
-            LogEntry::Event {
-                event: "rows".into(),
-                data: json!({"n": 2}).as_object().unwrap().clone(),
-                file: Some("/f".into()),
-                step: None,
-                level: None,
-            },
-            LogEntry::Message {
-                message: "hi".into(),
-                level: "warning".into(),
-                step: Some("train".into()),
-            },
-            LogEntry::DevEvent {
-                message: "shapes".into(),
-                data: Some(json!([1])),
-                step: None,
-            },
-            LogEntry::ProgressFailed {
-                step: Some("train".into()),
-            },
-        ];
-        let ats: Vec<u64> = seen.iter().map(|(at, _)| *at).collect();
-        assert_eq!(ats, [7, 8, 9, 10, 11]);
-        let entries: Vec<LogEntry> = seen.into_iter().map(|(_, e)| e).collect();
-        assert_eq!(entries, expected);
+        assert_eq!(
+            seen,
+            [
+                r#"7 entry {"kind":"message"}"#,
+                r#"8 progress 1/2 Some("train")"#,
+                r#"9 metrics {"loss":1} train"#,
+            ]
+        );
         assert!(batch.is_empty() && batch.text.is_empty());
     }
 }

@@ -3,12 +3,14 @@
 //! caller's thread (plugin-api 1.4, `logs_off_thread`). A `set_progress`
 //! made while entries are unsent goes through it too, behind them.
 //!
-//! The caller stamps the entry with a tick count, copies its strings into
-//! the queue's batch and moves its data in (module [`batch`]), under one
+//! The caller writes the entry's JSON text (in its thread's reused buffer,
+//! where its data was built and is dropped: memory freed by another
+//! thread costs the allocator more than the writing), stamps it with a tick
+//! count and copies it into the queue's batch (module [`batch`]) under one
 //! uncontended lock. A log thread of the plugin's, one per run, takes the
-//! whole batch at once, writes each entry's JSON text and hands it to the
-//! host with the time of its call (`log_entry_at`); the host's sinks run
-//! on that thread, never on the caller's.
+//! whole batch at once and hands each entry to the host with the time of
+//! its call (`log_entry_at`); the host's checks and sinks run on that
+//! thread, never on the caller's.
 //!
 //! What is kept:
 //! - order: one batch holds the entries in the order of their calls, and
@@ -30,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
-pub(crate) use batch::{Batch, Data, Handed, Pending, What};
+pub(crate) use batch::{Batch, Handed, Pending, What};
 
 /// The metrics a run reported so far, merged per step (`get_metrics`): the
 /// log thread merges each queued `set_metrics` once the host has it.
@@ -68,8 +70,6 @@ struct State {
 struct Turn {
     spare: Batch,
     scale: TickScale,
-    text: Vec<u8>,
-    metrics_text: Vec<u8>,
     host: HostHandle,
     metrics: MetricsSoFar,
 }
@@ -78,28 +78,22 @@ impl Turn {
     fn hand_over(&mut self, batch: &mut Batch) {
         self.scale.mark();
         let Turn {
-            scale,
-            text,
-            metrics_text,
-            host,
-            metrics,
-            ..
+            scale, host, metrics, ..
         } = self;
         // A refusal (a call after the run ended, which the host counts)
         // has no caller left to tell.
-        batch.drain(text, |at, handed| match handed {
+        batch.drain(|at, handed| match handed {
             Handed::Entry(entry) => {
                 let _ = host.log_entry_at(entry, scale.unix_nanos(at));
             }
             Handed::Progress { current, total, step } => {
                 let _ = host.set_progress(current, total, step);
             }
-            Handed::Metrics { value, step } => {
-                metrics_text.clear();
-                serde_json::to_writer(&mut *metrics_text, &value).expect("a JSON map serialises");
-                let json = std::str::from_utf8(metrics_text).expect("serde_json writes UTF-8");
+            Handed::Metrics { json, step } => {
                 let _ = host.set_metrics(json, step);
-                lock(metrics).entry(step.to_owned()).or_default().extend(value);
+                if let Ok(value) = serde_json::from_str::<Map<String, Value>>(json) {
+                    lock(metrics).entry(step.to_owned()).or_default().extend(value);
+                }
             }
         });
     }
@@ -142,8 +136,6 @@ impl LogQueue {
             turn: Mutex::new(Turn {
                 spare: Batch::default(),
                 scale: TickScale::new(),
-                text: Vec::with_capacity(256),
-                metrics_text: Vec::new(),
                 host,
                 metrics,
             }),
@@ -374,10 +366,13 @@ mod tests {
     }
 
     fn message(queue: &LogQueue, at: u64, text: &str) {
-        queue.push(at, None, |batch| What::Message {
-            message: batch.add_text(text),
-            level: "info",
-        });
+        let entry = LogEntry::Message {
+            message: text.to_owned(),
+            level: "info".to_owned(),
+            step: None,
+        }
+        .to_json();
+        queue.push(at, None, |batch| What::Entry(batch.add_text(&entry)));
     }
 
     fn messages(host: &SlowHost) -> Vec<String> {
