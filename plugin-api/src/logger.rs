@@ -321,9 +321,12 @@ impl Logger {
     /// failed, as the Python `set_progress_failed`.
     pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
-        self.send_borrowed(BorrowedEntry::ProgressFailed { step }, || LogEntry::ProgressFailed {
-            step: step.map(str::to_owned),
-        })?;
+        match &self.queue {
+            Some(queue) => queue.push(ticks(), step, |_| What::ProgressFailed),
+            None => self.send_borrowed(BorrowedEntry::ProgressFailed { step }, || LogEntry::ProgressFailed {
+                step: step.map(str::to_owned),
+            })?,
+        }
         let mut reported = self.lock_reported();
         let report = reported.step_mut(step);
         let now = coarse_now_nanos();
@@ -397,7 +400,34 @@ impl Logger {
                 level: level.map(str::to_owned),
             });
         }
-        let at = ticks();
+        let not_an_object = || {
+            to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
+                what: "log data",
+                got: "not an object",
+            })
+        };
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            return entry_buffer::with(|text| {
+                serde_json::to_writer(&mut *text, &data).map_err(|e| ContextError::Serialize {
+                    what: "log data",
+                    reason: e.to_string(),
+                })?;
+                if text.first() != Some(&b'{') {
+                    return Err(not_an_object());
+                }
+                let data = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+                self.with_step(|step| {
+                    queue.push(at, step, |batch| What::Event {
+                        event: batch.add_text(event),
+                        data: batch.add_text(data),
+                        file: file.map(|file| batch.add_text(file)),
+                        level,
+                    })
+                });
+                Ok(())
+            });
+        }
         self.with_step(|step| {
             entry_buffer::with(|entry| {
                 log_entry::write_event_entry(entry, event, &data, file, step, level).map_err(|e| match e {
@@ -405,52 +435,48 @@ impl Logger {
                         what: "log data",
                         reason: e.to_string(),
                     },
-                    EntryDataError::NotAnObject => {
-                        to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
-                            what: "log data",
-                            got: "not an object",
-                        })
-                    }
+                    EntryDataError::NotAnObject => not_an_object(),
                 })?;
-                self.send_text(at, entry)
+                self.send_text(entry)
             })
         })
     }
 
-    /// Sends an entry's JSON text: into the log queue when there is one,
-    /// to the host (`log_entry`, 1.2) during the call otherwise.
-    fn send_text(&self, at: u64, entry: &[u8]) -> Result<(), ContextError> {
+    /// Sends an entry's JSON text to the host (`log_entry`, 1.2) during the call.
+    fn send_text(&self, entry: &[u8]) -> Result<(), ContextError> {
         let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
-        match &self.queue {
-            Some(queue) => {
-                queue.push(at, None, |batch| What::Entry(batch.add_text(text)));
-                Ok(())
-            }
-            None => self
-                .host
-                .log_entry_json(text)
-                .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
-                .map_err(ContextError::Log),
-        }
+        self.host
+            .log_entry_json(text)
+            .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
+            .map_err(ContextError::Log)
     }
 
-    /// Sends an entry other than an event, written without copying its
-    /// strings when the host takes entries as JSON (1.2); as the plain 1.1
-    /// call that stands for it otherwise.
+    /// Sends an entry other than an event during the call, written without
+    /// copying its strings when the host takes entries as JSON (1.2); as
+    /// the plain 1.1 call that stands for it otherwise.
     fn send_borrowed(&self, entry: BorrowedEntry<'_>, owned: impl FnOnce() -> LogEntry) -> Result<(), ContextError> {
         if !self.host.has_log_entry() {
             return self.send(owned());
         }
-        let at = ticks();
         entry_buffer::with(|text| {
             entry.write(text);
-            self.send_text(at, text)
+            self.send_text(text)
         })
     }
 
     /// Logs a message for the user, attributed to the running step.
     pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
         self.check_open()?;
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            self.with_step(|step| {
+                queue.push(at, step, |batch| What::Message {
+                    message: batch.add_text(message),
+                    level: level.as_str(),
+                })
+            });
+            return Ok(());
+        }
         self.with_step(|step| {
             let entry = BorrowedEntry::Message {
                 message,
@@ -469,6 +495,22 @@ impl Logger {
     /// the running step.
     pub fn log_dev_event(&self, message: &str, data: Option<Value>) -> Result<(), ContextError> {
         self.check_open()?;
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            entry_buffer::with(|text| {
+                if let Some(data) = &data {
+                    serde_json::to_writer(&mut *text, data).expect("a JSON value serialises");
+                }
+                let data_text = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+                self.with_step(|step| {
+                    queue.push(at, step, |batch| What::DevEvent {
+                        message: batch.add_text(message),
+                        data: data.is_some().then(|| batch.add_text(data_text)),
+                    })
+                })
+            });
+            return Ok(());
+        }
         self.with_step(|step| {
             let entry = BorrowedEntry::DevEvent {
                 message,

@@ -70,6 +70,7 @@ struct State {
 struct Turn {
     spare: Batch,
     scale: TickScale,
+    text: Vec<u8>,
     host: HostHandle,
     metrics: MetricsSoFar,
 }
@@ -78,11 +79,15 @@ impl Turn {
     fn hand_over(&mut self, batch: &mut Batch) {
         self.scale.mark();
         let Turn {
-            scale, host, metrics, ..
+            scale,
+            text,
+            host,
+            metrics,
+            ..
         } = self;
         // A refusal (a call after the run ended, which the host counts)
         // has no caller left to tell.
-        batch.drain(|at, handed| match handed {
+        batch.drain(text, |at, handed| match handed {
             Handed::Entry(entry) => {
                 let _ = host.log_entry_at(entry, scale.unix_nanos(at));
             }
@@ -136,6 +141,7 @@ impl LogQueue {
             turn: Mutex::new(Turn {
                 spare: Batch::default(),
                 scale: TickScale::new(),
+                text: Vec::with_capacity(256),
                 host,
                 metrics,
             }),
@@ -366,13 +372,10 @@ mod tests {
     }
 
     fn message(queue: &LogQueue, at: u64, text: &str) {
-        let entry = LogEntry::Message {
-            message: text.to_owned(),
-            level: "info".to_owned(),
-            step: None,
-        }
-        .to_json();
-        queue.push(at, None, |batch| What::Entry(batch.add_text(&entry)));
+        queue.push(at, None, |batch| What::Message {
+            message: batch.add_text(text),
+            level: "info",
+        });
     }
 
     fn messages(host: &SlowHost) -> Vec<String> {
