@@ -337,14 +337,22 @@ struct EventsFiles {
 
 impl EventsFiles {
     fn next(&self) -> PathBuf {
-        let dir = self.dir.get_or_init(|| tempfile::tempdir().expect("a temporary folder"));
+        let dir = self
+            .dir
+            .get_or_init(|| tempfile::tempdir().expect("a temporary folder"));
         let n = self.count.fetch_add(1, Ordering::Relaxed);
         dir.path().join(format!("events-{n}.jsonl"))
     }
 }
 
 /// Runs a timing action in one mode with `count` and returns its result.
-fn timed_run(fixtures: &Fixtures, isolated: bool, action: &str, count: u64, sink: Arc<dyn EventSink>) -> serde_json::Value {
+fn timed_run(
+    fixtures: &Fixtures,
+    isolated: bool,
+    action: &str,
+    count: u64,
+    sink: Arc<dyn EventSink>,
+) -> serde_json::Value {
     if isolated {
         isolated_result(fixtures, action, &format!(r#"{{"count": {count}}}"#), sink)
     } else {
@@ -384,7 +392,8 @@ fn terminal_and_file_sinks(path: &Path) -> Arc<dyn EventSink> {
 
 fn timed_action_result(fixtures: &Fixtures, action: &str, count: u64, sink: Arc<dyn EventSink>) -> serde_json::Value {
     let params = format!(r#"{{"count": {count}}}"#);
-    run_action(&fixtures.plugin, action, &params, RunSettings::default(), None, sink).expect("the bench action succeeds")
+    run_action(&fixtures.plugin, action, &params, RunSettings::default(), None, sink)
+        .expect("the bench action succeeds")
 }
 
 fn isolated_result(fixtures: &Fixtures, action: &str, params: &str, sink: Arc<dyn EventSink>) -> serde_json::Value {
@@ -1102,6 +1111,40 @@ fn report_callers_side() {
     }
 }
 
+/// The caller's CPU time per `ctx.log` (the plugin thread's own, which
+/// neither other processes nor the log thread add to on a loaded
+/// machine): the median of [`CPU_ROUNDS`] loops of [`CALLER_LOOP`] calls
+/// in each mode and set of sinks, measured after criterion's groups.
+fn callers_cpu_table(fixtures: &Fixtures) {
+    const CPU_ROUNDS: usize = 9;
+    let events = EventsFiles::default();
+    println!("\n## The caller's CPU time per `ctx.log` (median of {CPU_ROUNDS} loops of {CALLER_LOOP})\n");
+    println!("| sinks | in_process | isolated | goal |");
+    println!("|---|---|---|---|");
+    for (sinks, make) in CALLER_SINKS {
+        let per_call = |isolated: bool| {
+            let mut nanos: Vec<u64> = (0..CPU_ROUNDS)
+                .map(|_| {
+                    let result = timed_run(fixtures, isolated, "timed_log_calls", CALLER_LOOP, make(&events.next()));
+                    result["loop_cpu_nanos"]
+                        .as_u64()
+                        .expect("the action reports its CPU time")
+                })
+                .collect();
+            nanos.sort_unstable();
+            nanos[CPU_ROUNDS / 2] as f64 / CALLER_LOOP as f64
+        };
+        let (in_process, isolated) = (per_call(false), per_call(true));
+        let met = in_process <= 100.0 && isolated <= 100.0;
+        println!(
+            "| {sinks} | {} | {} | ≤ 100 ns {} |",
+            human(in_process),
+            human(isolated),
+            if met { "✓" } else { "✗" }
+        );
+    }
+}
+
 fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
     println!("\n## Summary (ratios from this run's criterion estimates)\n");
     println!("| measurement | time | reference | ratio | goal |");
@@ -1283,4 +1326,5 @@ fn main() {
     first_event(&mut c, &folders);
     c.final_summary();
     report(Some(progress_counts), list_peak_memory(folders.hundred()));
+    callers_cpu_table(&fixtures);
 }

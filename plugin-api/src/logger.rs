@@ -957,7 +957,10 @@ mod tests {
         assert_eq!(times.len(), 6);
         let slack = 2_000_000;
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
-        assert!(times[0] + slack >= before && times[5] <= after + slack, "{before}..{after}: {times:?}");
+        assert!(
+            times[0] + slack >= before && times[5] <= after + slack,
+            "{before}..{after}: {times:?}"
+        );
     }
 
     #[test]
@@ -971,7 +974,10 @@ mod tests {
             [r#"log epoch {"loss":0.5} file=None"#, "message info hi"],
             "sent before the call returned, without a log thread"
         );
-        assert!(host.times.lock().unwrap().is_empty(), "log_entry_at is not in a 1.3 host");
+        assert!(
+            host.times.lock().unwrap().is_empty(),
+            "log_entry_at is not in a 1.3 host"
+        );
     }
 
     #[test]

@@ -96,7 +96,10 @@ impl TickScale {
     /// A scale whose first reading is now.
     pub fn new() -> Self {
         let now = (ticks(), unix_nanos_now());
-        Self { first: now, latest: now }
+        Self {
+            first: now,
+            latest: now,
+        }
     }
 
     /// Reads both clocks again.
@@ -107,7 +110,10 @@ impl TickScale {
     /// The Unix nanoseconds of a tick count read at most a little after
     /// the latest mark.
     pub fn unix_nanos(&self, tick: u64) -> u64 {
-        let (tick_span, nano_span) = (self.latest.0.saturating_sub(self.first.0), self.latest.1.saturating_sub(self.first.1));
+        let (tick_span, nano_span) = (
+            self.latest.0.saturating_sub(self.first.0),
+            self.latest.1.saturating_sub(self.first.1),
+        );
         let back = self.latest.0 as i128 - tick as i128;
         let nanos_back = if tick_span == 0 {
             0

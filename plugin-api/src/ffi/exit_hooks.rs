@@ -70,8 +70,8 @@ pub fn drain_at_exit_or_crash(at_exit: fn(), on_crash: fn()) {
         // the kernel ends the process with SIGSEGV at once.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = crash_hook as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
-                as libc::sighandler_t;
+            action.sa_sigaction =
+                crash_hook as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as libc::sighandler_t;
             action.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());

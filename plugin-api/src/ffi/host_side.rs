@@ -322,7 +322,11 @@ extern "C" fn logs_off_thread<H: ContextHost>(state: HostStatePtr) -> bool {
     with_host(state, |_| false, |h: &H| h.logs_off_thread())
 }
 
-extern "C" fn log_entry_at<H: ContextHost>(state: HostStatePtr, entry: RStr<'_>, unix_nanos: u64) -> RResult<(), RString> {
+extern "C" fn log_entry_at<H: ContextHost>(
+    state: HostStatePtr,
+    entry: RStr<'_>,
+    unix_nanos: u64,
+) -> RResult<(), RString> {
     with_host(
         state,
         |m| RResult::RErr(host_panicked(m)),

@@ -64,6 +64,7 @@
 //! change without a version bump.
 
 pub mod clock;
+pub mod exit_hooks;
 pub mod host_side;
 #[cfg(test)]
 mod layering;
@@ -83,7 +84,6 @@ pub mod v1_1;
 pub mod v1_2;
 pub mod v1_3;
 pub mod v1_4;
-pub mod exit_hooks;
 mod version;
 
 pub use version::{ApiVersion, API_VERSION};

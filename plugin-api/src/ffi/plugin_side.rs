@@ -102,7 +102,10 @@ impl HostHandle {
     /// Whether the host takes entries from a log thread of the plugin's
     /// through `log_entry_at` (plugin-api 1.4); false for an older host.
     pub fn logs_off_thread(&self) -> bool {
-        self.context.vtable.logs_off_thread().is_some_and(|f| f(self.context.state))
+        self.context
+            .vtable
+            .logs_off_thread()
+            .is_some_and(|f| f(self.context.state))
     }
 
     /// Sends an entry made at `unix_nanos` through `log_entry_at`; `None`

@@ -191,7 +191,11 @@ mod tests {
             message: batch.add_text("hi"),
             level: "warning",
         };
-        batch.push(Pending { at: 8, step: None, what });
+        batch.push(Pending {
+            at: 8,
+            step: None,
+            what,
+        });
         let what = What::DevEvent {
             message: batch.add_text("shapes"),
             data: Some(batch.add_text("[1]")),
