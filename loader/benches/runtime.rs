@@ -863,8 +863,8 @@ fn cli_events(c: &mut Criterion, folders: &DiscoveryFolders) {
         if let Ok(text) = std::fs::read_to_string(&events) {
             assert_eq!(
                 text.lines().count() as u64,
-                CLI_EVENTS + 1,
-                "{mode}: every log event and the result are in the file"
+                CLI_EVENTS + 2,
+                "{mode}: the run's start, every log event and the result are in the file"
             );
             std::fs::remove_file(&events).expect("the events file can be removed");
         }
