@@ -181,7 +181,10 @@ fn main() {
         }
     }
 
-    println!("\nevents a second through the CLI, {THROUGHPUT_EVENTS} ctx.log, --events FILE (goal >= 1 M/s)\n");
+    println!(
+        "\nevents a second through the CLI, {THROUGHPUT_EVENTS} ctx.log, --events FILE (goal >= {} M/s)\n",
+        THROUGHPUT_GOAL / 1e6
+    );
     println!("| mode | wall | by wall | CPU (user+sys) | by CPU | goal by CPU |");
     println!("|---|---|---|---|---|---|");
     let baseline = baseline();

@@ -362,7 +362,10 @@ fn timed_run(
 
 /// The sink sets of the caller's-side benchmark: none that writes, the
 /// terminal, a `--events` file, and both.
-const CALLER_SINKS: [(&str, fn(&Path) -> Arc<dyn EventSink>); 4] = [
+/// Makes a set of sinks, given a fresh `--events` file path.
+type MakeSinks = fn(&Path) -> Arc<dyn EventSink>;
+
+const CALLER_SINKS: [(&str, MakeSinks); 4] = [
     ("no_sink", |_| null_sink()),
     ("terminal", |_| terminal_sink()),
     ("events_file", events_file_sink),

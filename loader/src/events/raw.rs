@@ -119,7 +119,7 @@ impl<'a> UserEvent<'a> {
         file: Option<&'a str>,
         data: &'a RawValue,
     ) -> Option<Self> {
-        is_one_line_object(data).then(|| UserEvent {
+        is_one_line_object(data).then_some(UserEvent {
             time,
             name,
             level,
