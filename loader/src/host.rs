@@ -519,6 +519,8 @@ mod tests {
         ctx.log("named", json!({"step": "load", "n": 1}), None).unwrap();
         ctx.logger().set_step(Some("train"));
         ctx.log("in_step", json!({"step": "other"}), Some("/f")).unwrap();
+        // Entries reach the host from the plugin's log thread.
+        ctx.logger().flush();
         let events = sink.events();
         let steps: Vec<_> = events.iter().map(|e| e.step.as_deref()).collect();
         assert_eq!(steps, [None, Some("load"), Some("train")]);
@@ -608,6 +610,7 @@ mod tests {
         ctx.log_dev_event("dbg", Some(json!({"layers": 2}))).unwrap();
         ctx.set_metrics(json!({"loss": 1.0}), "train").unwrap();
         ctx.set_metrics(json!({"acc": 0.5}), "train").unwrap();
+        ctx.logger().flush();
         let events = sink.events();
         assert_eq!(events.len(), 5);
         assert_eq!(events[3].data, json!({"loss": 1.0}));
@@ -644,6 +647,7 @@ mod tests {
         ctx.log_dev_event("dbg", None).unwrap();
         ctx.set_progress(1, 2, None).unwrap();
         ctx.logger().set_progress_failed(Some("train")).unwrap();
+        ctx.logger().flush();
         let events = sink.events();
         assert_eq!(events[0].step.as_deref(), Some("train"));
         assert_eq!(events[0].data, json!({"step": "mine", "n": 1}), "data kept as given");
@@ -769,6 +773,7 @@ mod tests {
         let ctx = RuntimeContext::with_host(host.clone());
         host.finish(false);
         ctx.log_message("late", MessageLevel::Info).unwrap();
+        ctx.logger().flush();
         assert!(ctx.set_progress(1, 2, None).is_err());
         assert!(sink.events().is_empty());
         assert_eq!(host.finish(false), 2);
