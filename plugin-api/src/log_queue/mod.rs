@@ -1,16 +1,16 @@
 //! The log queue: how `ctx.log`, the other log calls and `set_metrics`
-//! return in tens of nanoseconds when the host takes entries off the
+//! return without waiting for the host when it takes entries off the
 //! caller's thread (plugin-api 1.4, `logs_off_thread`). A `set_progress`
 //! made while entries are unsent goes through it too, behind them.
 //!
-//! The caller writes the entry's JSON text (in its thread's reused buffer,
-//! where its data was built and is dropped: memory freed by another
-//! thread costs the allocator more than the writing), stamps it with a tick
-//! count and copies it into the queue's batch (module [`batch`]) under one
-//! uncontended lock. A log thread of the plugin's, one per run, takes the
-//! whole batch at once and hands each entry to the host with the time of
-//! its call (`log_entry_at`); the host's checks and sinks run on that
-//! thread, never on the caller's.
+//! The caller writes its data's JSON text (in its thread's reused buffer,
+//! where the data was built and is dropped: memory freed by another
+//! thread costs the allocator more than the writing), stamps the entry
+//! with a tick count and copies its strings into the queue's batch (module
+//! [`batch`]) under one uncontended lock. A log thread of the plugin's, one
+//! per run, takes the whole batch at once, writes each entry's JSON text
+//! and hands it to the host with the time of its call (`log_entry_at`);
+//! the host's checks and sinks run on that thread, never on the caller's.
 //!
 //! What is kept:
 //! - order: one batch holds the entries in the order of their calls, and
