@@ -35,6 +35,7 @@ markdown_doctests! {
     Permissions => "src/permissions.md",
     Cli => "src/cli.md",
     Events => "src/events.md",
+    Logging => "src/logging.md",
     Report => "src/report.md",
     Backend => "src/backend.md",
     Ray => "src/ray.md",

@@ -237,6 +237,187 @@ fn plugin_side_of_log(c: &mut Criterion) {
     group.finish();
 }
 
+/// The caller's side of `ctx.log` (the goal: 100 ns, building the
+/// `json!` value included): the loop timed from inside the plugin, in each
+/// mode and with each set of sinks, beside two raw hand-overs measured
+/// here: the same value pushed on a `Vec` (handed to another thread to be
+/// dropped when full) and sent on a `crossbeam` queue drained by another
+/// thread.
+fn callers_side_of_log(c: &mut Criterion, fixtures: &Fixtures) {
+    let mut group = c.benchmark_group("1_callers_side_of_log");
+    group.bench_function("anchor_vec_push", |b| {
+        let (full, dropper) = crossbeam_channel::bounded::<Vec<serde_json::Value>>(2);
+        let drops = std::thread::spawn(move || dropper.iter().for_each(drop));
+        b.iter_custom(|iters| {
+            let mut values = Vec::with_capacity(4096);
+            let start = Instant::now();
+            for i in 0..iters {
+                values.push(serde_json::json!({ "i": i, "loss": 0.25 }));
+                if values.len() == 4096 {
+                    full.send(std::mem::replace(&mut values, Vec::with_capacity(4096)))
+                        .expect("the dropping thread runs");
+                }
+            }
+            let elapsed = start.elapsed();
+            full.send(values).expect("the dropping thread runs");
+            elapsed
+        });
+        drop(full);
+        drops.join().expect("the dropping thread ends");
+    });
+    group.bench_function("anchor_crossbeam_push", |b| {
+        let (queue, reader) = crossbeam_channel::unbounded::<serde_json::Value>();
+        let reads = std::thread::spawn(move || reader.iter().for_each(drop));
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                queue
+                    .send(serde_json::json!({ "i": i, "loss": 0.25 }))
+                    .expect("the reading thread runs");
+            }
+            start.elapsed()
+        });
+        drop(queue);
+        reads.join().expect("the reading thread ends");
+    });
+    let events = EventsFiles::default();
+    group.sample_size(20);
+    for (sinks, make) in CALLER_SINKS {
+        for (mode, isolated) in [("in_process", false), ("isolated", true)] {
+            group.bench_function(BenchmarkId::new(mode, sinks), |b| {
+                b.iter_custom(|iters| {
+                    callers_time(iters, |count| {
+                        let sink = make(&events.next());
+                        timed_run(fixtures, isolated, "timed_log_calls", count, sink)["loop_nanos"].as_u64()
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+    let mut group = c.benchmark_group("1_callers_side_of_other_calls");
+    group.sample_size(20);
+    for call in ["log_message", "log_dev_event", "set_metrics", "set_progress"] {
+        for (mode, isolated) in [("in_process", false), ("isolated", true)] {
+            group.bench_function(BenchmarkId::new(mode, call), |b| {
+                b.iter_custom(|iters| {
+                    callers_time(iters, |count| {
+                        let sink = terminal_and_file_sinks(&events.next());
+                        timed_run(fixtures, isolated, "timed_other_calls", count, sink)[call].as_u64()
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The calls of one timed loop in the plugin: as the issue's measure, 100 k
+/// calls whole loop divided by the count.
+const CALLER_LOOP: u64 = 100_000;
+
+/// `iters` calls' worth of the caller's time, from loops of
+/// [`CALLER_LOOP`] calls each timed inside the plugin by `run_loop`.
+fn callers_time(iters: u64, mut run_loop: impl FnMut(u64) -> Option<u64>) -> Duration {
+    let runs = iters.div_ceil(CALLER_LOOP);
+    let nanos: u64 = (0..runs)
+        .map(|_| run_loop(CALLER_LOOP).expect("the action reports its loop's time"))
+        .sum();
+    Duration::from_nanos((nanos as u128 * iters as u128 / (runs * CALLER_LOOP) as u128) as u64)
+}
+
+/// A fresh `--events` file path for each run (a run's file stays locked
+/// until its last reference, which the plugin's log thread may hold a
+/// moment after the run, is gone).
+#[derive(Default)]
+struct EventsFiles {
+    dir: std::sync::OnceLock<tempfile::TempDir>,
+    count: AtomicU64,
+}
+
+impl EventsFiles {
+    fn next(&self) -> PathBuf {
+        let dir = self
+            .dir
+            .get_or_init(|| tempfile::tempdir().expect("a temporary folder"));
+        let n = self.count.fetch_add(1, Ordering::Relaxed);
+        dir.path().join(format!("events-{n}.jsonl"))
+    }
+}
+
+/// Runs a timing action in one mode with `count` and returns its result.
+fn timed_run(
+    fixtures: &Fixtures,
+    isolated: bool,
+    action: &str,
+    count: u64,
+    sink: Arc<dyn EventSink>,
+) -> serde_json::Value {
+    if isolated {
+        isolated_result(fixtures, action, &format!(r#"{{"count": {count}}}"#), sink)
+    } else {
+        timed_action_result(fixtures, action, count, sink)
+    }
+}
+
+/// The sink sets of the caller's-side benchmark: none that writes, the
+/// terminal, a `--events` file, and both.
+/// Makes a set of sinks, given a fresh `--events` file path.
+type MakeSinks = fn(&Path) -> Arc<dyn EventSink>;
+
+const CALLER_SINKS: [(&str, MakeSinks); 4] = [
+    ("no_sink", |_| null_sink()),
+    ("terminal", |_| terminal_sink()),
+    ("events_file", events_file_sink),
+    ("terminal_and_events_file", terminal_and_file_sinks),
+];
+
+fn terminal_sink() -> Arc<dyn EventSink> {
+    Arc::new(TerminalSink::new(
+        std::io::sink(),
+        TerminalOptions {
+            tty: false,
+            color: false,
+            verbose: false,
+        },
+    ))
+}
+
+/// A `--events FILE` sink as the CLI makes it (a shared mapping of the file).
+fn events_file_sink(path: &Path) -> Arc<dyn EventSink> {
+    let file = loader::events::file::open_events_file(path).expect("the events file opens");
+    Arc::new(loader::events::file::MappedJsonlSink::new(file.file))
+}
+
+fn terminal_and_file_sinks(path: &Path) -> Arc<dyn EventSink> {
+    Arc::new(FanOut::new().with(terminal_sink()).with(events_file_sink(path)))
+}
+
+fn timed_action_result(fixtures: &Fixtures, action: &str, count: u64, sink: Arc<dyn EventSink>) -> serde_json::Value {
+    let params = format!(r#"{{"count": {count}}}"#);
+    run_action(&fixtures.plugin, action, &params, RunSettings::default(), None, sink)
+        .expect("the bench action succeeds")
+}
+
+fn isolated_result(fixtures: &Fixtures, action: &str, params: &str, sink: Arc<dyn EventSink>) -> serde_json::Value {
+    let child = ChildCommand {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_loader")),
+        args: vec!["__child".to_owned()],
+    };
+    run_isolated(
+        &child,
+        &fixtures.library,
+        "bench",
+        action,
+        params,
+        RunSettings::default(),
+        None,
+        &Interrupts::default(),
+        sink,
+    )
+    .expect("the isolated action succeeds")
+}
+
 fn context_calls(c: &mut Criterion, fixtures: &Fixtures) {
     let host = Arc::new(RunHost::new(run_info(), RunSettings::default(), null_sink()));
     let state = Arc::as_ptr(&host).cast::<c_void>();
@@ -685,8 +866,8 @@ fn cli_events(c: &mut Criterion, folders: &DiscoveryFolders) {
         if let Ok(text) = std::fs::read_to_string(&events) {
             assert_eq!(
                 text.lines().count() as u64,
-                CLI_EVENTS + 1,
-                "{mode}: every log event and the result are in the file"
+                CLI_EVENTS + 2,
+                "{mode}: the run's start, every log event and the result are in the file"
             );
             std::fs::remove_file(&events).expect("the events file can be removed");
         }
@@ -880,10 +1061,98 @@ fn per_event(path: &str, count: u64) -> Option<f64> {
     estimate(path).map(|ns| ns / count as f64)
 }
 
+/// A row of a time held to at most `limit_ns`, beside a reference.
+fn limit_row(what: &str, value: Option<f64>, reference: Option<f64>, reference_name: &str, limit_ns: f64) {
+    let Some(v) = value else { return };
+    let goal = Goal::cell(Some(Goal {
+        text: format!("≤ {limit_ns} ns"),
+        met: v <= limit_ns,
+    }));
+    match reference {
+        Some(r) => println!(
+            "| {what} | {} | {} ({reference_name}) | {:.2}x | {goal} |",
+            human(v),
+            human(r),
+            v / r
+        ),
+        None => println!("| {what} | {} | | | {goal} |", human(v)),
+    }
+}
+
+/// The caller's side of the log calls, beside the raw hand-overs.
+fn report_callers_side() {
+    let anchor = estimate("1_callers_side_of_log/anchor_crossbeam_push");
+    for (sinks, _) in CALLER_SINKS {
+        for mode in ["in_process", "isolated"] {
+            limit_row(
+                &format!("`ctx.log` on the caller's thread, {mode}, {sinks}"),
+                estimate(&format!("1_callers_side_of_log/{mode}/{sinks}")),
+                anchor,
+                "json! + crossbeam queue push",
+                100.0,
+            );
+        }
+    }
+    limit_row(
+        "json! + `Vec` push (anchor)",
+        estimate("1_callers_side_of_log/anchor_vec_push"),
+        anchor,
+        "json! + crossbeam queue push",
+        100.0,
+    );
+    for call in ["log_message", "log_dev_event", "set_metrics", "set_progress"] {
+        let limit = if call == "set_progress" { 50.0 } else { 100.0 };
+        for mode in ["in_process", "isolated"] {
+            limit_row(
+                &format!("`{call}` on the caller's thread, {mode}, terminal + events file"),
+                estimate(&format!("1_callers_side_of_other_calls/{mode}/{call}")),
+                None,
+                "",
+                limit,
+            );
+        }
+    }
+}
+
+/// The caller's CPU time per `ctx.log` (the plugin thread's own, which
+/// neither other processes nor the log thread add to on a loaded
+/// machine): the median of [`CPU_ROUNDS`] loops of [`CALLER_LOOP`] calls
+/// in each mode and set of sinks, measured after criterion's groups.
+fn callers_cpu_table(fixtures: &Fixtures) {
+    const CPU_ROUNDS: usize = 9;
+    let events = EventsFiles::default();
+    println!("\n## The caller's CPU time per `ctx.log` (median of {CPU_ROUNDS} loops of {CALLER_LOOP})\n");
+    println!("| sinks | in_process | isolated | goal |");
+    println!("|---|---|---|---|");
+    for (sinks, make) in CALLER_SINKS {
+        let per_call = |isolated: bool| {
+            let mut nanos: Vec<u64> = (0..CPU_ROUNDS)
+                .map(|_| {
+                    let result = timed_run(fixtures, isolated, "timed_log_calls", CALLER_LOOP, make(&events.next()));
+                    result["loop_cpu_nanos"]
+                        .as_u64()
+                        .expect("the action reports its CPU time")
+                })
+                .collect();
+            nanos.sort_unstable();
+            nanos[CPU_ROUNDS / 2] as f64 / CALLER_LOOP as f64
+        };
+        let (in_process, isolated) = (per_call(false), per_call(true));
+        let met = in_process <= 100.0 && isolated <= 100.0;
+        println!(
+            "| {sinks} | {} | {} | ≤ 100 ns {} |",
+            human(in_process),
+            human(isolated),
+            if met { "✓" } else { "✗" }
+        );
+    }
+}
+
 fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
     println!("\n## Summary (ratios from this run's criterion estimates)\n");
     println!("| measurement | time | reference | ratio | goal |");
     println!("|---|---|---|---|---|");
+    report_callers_side();
     for call in ["is_cancelled", "log"] {
         let group = format!("1_context_call_{call}");
         let vtable = estimate(&format!("{group}/plugin_vtable"));
@@ -975,7 +1244,7 @@ fn report(progress: Option<(u64, u64, Duration)>, memory: Option<u64>) {
         rate_row(
             &format!("`loader run … --events FILE`, 1 M `log` calls, whole process, {mode}"),
             per_event(&format!("7_cli_events/jsonl_file/{mode}"), CLI_EVENTS),
-            1e6,
+            2e6,
         );
     }
     if let Some(ns) = per_event("7_cli_events/default_sinks/in_process", CLI_EVENTS) {
@@ -1050,6 +1319,7 @@ fn main() {
         .configure_from_args();
     context_calls(&mut c, &fixtures);
     plugin_side_of_log(&mut c);
+    callers_side_of_log(&mut c, &fixtures);
     let progress_counts = progress(&mut c, &fixtures);
     throughput(&mut c, &fixtures);
     let folders = discovery(&mut c, &fixtures);
@@ -1059,4 +1329,5 @@ fn main() {
     first_event(&mut c, &folders);
     c.final_summary();
     report(Some(progress_counts), list_peak_memory(folders.hundred()));
+    callers_cpu_table(&fixtures);
 }

@@ -79,6 +79,7 @@ pub mod error_context;
 pub mod failure;
 #[doc(hidden)]
 pub mod logger;
+mod log_queue;
 #[doc(hidden)]
 pub mod manifest;
 #[doc(hidden)]

@@ -178,6 +178,29 @@ pub fn write_event_entry(
     written
 }
 
+/// [`write_event_entry`] for data already written as the JSON text of an
+/// object (by `serde_json`, so valid): the text is copied as it is.
+pub(crate) fn write_event_entry_with_data_text(
+    out: &mut Vec<u8>,
+    event: &str,
+    data_json: &str,
+    file: Option<&str>,
+    step: Option<&str>,
+    level: Option<&str>,
+) {
+    out.extend_from_slice(br#"{"kind":"event","event":"#);
+    write_json(out, event);
+    out.extend_from_slice(br#","data":"#);
+    out.extend_from_slice(data_json.as_bytes());
+    out.extend_from_slice(br#","file":"#);
+    write_json(out, &file);
+    out.extend_from_slice(br#","step":"#);
+    write_json(out, &step);
+    out.extend_from_slice(br#","level":"#);
+    write_json(out, &level);
+    out.push(b'}');
+}
+
 fn write_event_fields(
     out: &mut Vec<u8>,
     event: &str,
@@ -205,6 +228,41 @@ fn write_event_fields(
 }
 
 /// Writes a string or an optional string, which always serialise.
+/// The entries other than events, borrowed, written as [`LogEntry`]
+/// writes them (the text `LogEntry::to_json` gives), without copying
+/// their strings first.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum BorrowedEntry<'a> {
+    Message {
+        message: &'a str,
+        level: &'a str,
+        step: Option<&'a str>,
+    },
+    DevEvent {
+        message: &'a str,
+        data: Option<&'a Value>,
+        step: Option<&'a str>,
+    },
+    /// A developer event whose data is already JSON text.
+    #[serde(rename = "dev_event")]
+    DevEventText {
+        message: &'a str,
+        data: Option<&'a serde_json::value::RawValue>,
+        step: Option<&'a str>,
+    },
+    ProgressFailed {
+        step: Option<&'a str>,
+    },
+}
+
+impl BorrowedEntry<'_> {
+    /// Appends the entry's JSON text to `out`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, self).expect("an entry of strings and a JSON value serialises")
+    }
+}
+
 fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("strings always serialise to JSON")
 }

@@ -3,19 +3,25 @@
 //! orchestrator, or by `set_step`), so step-less calls made inside a step are
 //! attributed to it; it remembers what this run reported (`get_progress`,
 //! `get_metrics`); and once `finish`ed it refuses further calls.
+//!
+//! When the host takes entries off the caller's thread (plugin-api 1.4),
+//! the log calls hand each entry to the run's [`LogQueue`] and return; with
+//! an older host, or one that wants each entry during the call (the test
+//! host), they send it through the host's functions during the call.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::entry_buffer;
-use crate::ffi::clock::coarse_now_nanos;
+use crate::ffi::clock::{coarse_now_nanos, ticks};
 use crate::ffi::plugin_side::HostHandle;
-use crate::log_entry::{self, EntryDataError, LogEntry};
-use crate::rules::json_kind;
+use crate::log_entry::{self, BorrowedEntry, EntryDataError, LogEntry};
+use crate::log_queue::{LogQueue, MetricsSoFar, What};
+use crate::rules::{self, json_kind};
 
 /// A context call that was refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,7 +151,6 @@ struct Reported {
     /// Per step (few in a run, so a list searched without allocating a
     /// key: `set_progress` is called in tight loops).
     steps: Vec<StepReport>,
-    metrics: BTreeMap<String, Map<String, Value>>,
 }
 
 /// The progress reported for one step (the step-less key when `None`).
@@ -220,15 +225,39 @@ pub struct Logger {
     current_step: RwLock<Option<String>>,
     finished: AtomicBool,
     reported: Mutex<Reported>,
+    /// The metrics reported so far, merged per step (by the log thread
+    /// when there is one).
+    metrics: MetricsSoFar,
+    /// The run's log queue, when the host takes entries off this thread.
+    queue: Option<Arc<LogQueue>>,
 }
 
 impl Logger {
     pub(crate) fn new(host: HostHandle) -> Self {
+        let metrics = MetricsSoFar::default();
+        let queue = if host.logs_off_thread() {
+            LogQueue::start(host.another(), metrics.clone())
+        } else {
+            None
+        };
         Self {
             host,
             current_step: RwLock::new(None),
             finished: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
+            metrics,
+            queue,
+        }
+    }
+
+    /// Waits until every entry logged so far has reached the host. Entries
+    /// go to the host from a thread of their own when it takes them so
+    /// (the loader does); the run's end, `exit()` and a crash wait for them
+    /// anyway, so only code that needs the host to have them at a given
+    /// point calls this.
+    pub fn flush(&self) {
+        if let Some(queue) = &self.queue {
+            queue.flush();
         }
     }
 
@@ -272,9 +301,18 @@ impl Logger {
     /// (the orchestrator's overall bar uses the step-less key).
     pub(crate) fn send_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
-        self.host
-            .set_progress(current, total, step)
-            .map_err(ContextError::Progress)?;
+        match &self.queue {
+            // Behind entries still queued, so as not to overtake them (the
+            // host's answer is then the shared rules', checked here).
+            Some(queue) if !queue.all_sent() => {
+                rules::check_progress(current, total, step).map_err(ContextError::Progress)?;
+                queue.push(ticks(), step, |_| What::Progress { current, total });
+            }
+            _ => self
+                .host
+                .set_progress(current, total, step)
+                .map_err(ContextError::Progress)?,
+        }
         self.remember_progress(step, current, total);
         Ok(())
     }
@@ -283,9 +321,12 @@ impl Logger {
     /// failed, as the Python `set_progress_failed`.
     pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
-        self.send(LogEntry::ProgressFailed {
-            step: step.map(str::to_owned),
-        })?;
+        match &self.queue {
+            Some(queue) => queue.push(ticks(), step, |_| What::ProgressFailed),
+            None => self.send_borrowed(BorrowedEntry::ProgressFailed { step }, || LogEntry::ProgressFailed {
+                step: step.map(str::to_owned),
+            })?,
+        }
         let mut reported = self.lock_reported();
         let report = reported.step_mut(step);
         let now = coarse_now_nanos();
@@ -299,11 +340,29 @@ impl Logger {
     /// object.
     pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
         self.check_open()?;
+        if let Some(queue) = &self.queue {
+            // Written here, as a log entry is; the host's own checks are
+            // the shared rules, made here.
+            let at = ticks();
+            return entry_buffer::with(|text| {
+                let written = serde_json::to_writer(&mut *text, &value);
+                if written.is_err() || text.first() != Some(&b'{') {
+                    return Err(to_object(&value, "metrics").err().unwrap_or(ContextError::NotAnObject {
+                        what: "metrics",
+                        got: "not an object",
+                    }));
+                }
+                rules::check_metrics_step(step).map_err(ContextError::Metrics)?;
+                let json = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+                queue.push(at, Some(step), |batch| What::Metrics(batch.add_text(json)));
+                Ok(())
+            });
+        }
         let value = to_object(&value, "metrics")?;
         let json = serde_json::to_string(&value).expect("a JSON map always serialises");
         self.host.set_metrics(&json, step).map_err(ContextError::Metrics)?;
-        let mut reported = self.lock_reported();
-        reported.metrics.entry(step.to_owned()).or_default().extend(value);
+        let mut metrics = self.lock_metrics();
+        metrics.entry(step.to_owned()).or_default().extend(value);
         Ok(())
     }
 
@@ -330,7 +389,6 @@ impl Logger {
         file: Option<&str>,
     ) -> Result<(), ContextError> {
         self.check_open()?;
-        let step = self.get_step();
         let level = (level != MessageLevel::Info).then(|| level.as_str());
         if !self.host.has_log_entry() {
             let data = to_object(&data, "log data")?;
@@ -338,38 +396,98 @@ impl Logger {
                 event: event.to_owned(),
                 data,
                 file: file.map(str::to_owned),
-                step,
+                step: self.get_step(),
                 level: level.map(str::to_owned),
             });
         }
-        entry_buffer::with(|entry| {
-            log_entry::write_event_entry(entry, event, &data, file, step.as_deref(), level).map_err(|e| match e {
-                EntryDataError::Serialize(e) => ContextError::Serialize {
+        let not_an_object = || {
+            to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
+                what: "log data",
+                got: "not an object",
+            })
+        };
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            return entry_buffer::with(|text| {
+                serde_json::to_writer(&mut *text, &data).map_err(|e| ContextError::Serialize {
                     what: "log data",
                     reason: e.to_string(),
-                },
-                EntryDataError::NotAnObject => {
-                    to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
-                        what: "log data",
-                        got: "not an object",
-                    })
+                })?;
+                if text.first() != Some(&b'{') {
+                    return Err(not_an_object());
                 }
-            })?;
-            let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
-            self.host
-                .log_entry_json(text)
-                .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
-                .map_err(ContextError::Log)
+                let data = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+                self.with_step(|step| {
+                    queue.push(at, step, |batch| What::Event {
+                        event: batch.add_text(event),
+                        data: batch.add_text(data),
+                        file: file.map(|file| batch.add_text(file)),
+                        level,
+                    })
+                });
+                Ok(())
+            });
+        }
+        self.with_step(|step| {
+            entry_buffer::with(|entry| {
+                log_entry::write_event_entry(entry, event, &data, file, step, level).map_err(|e| match e {
+                    EntryDataError::Serialize(e) => ContextError::Serialize {
+                        what: "log data",
+                        reason: e.to_string(),
+                    },
+                    EntryDataError::NotAnObject => not_an_object(),
+                })?;
+                self.send_text(entry)
+            })
+        })
+    }
+
+    /// Sends an entry's JSON text to the host (`log_entry`, 1.2) during the call.
+    fn send_text(&self, entry: &[u8]) -> Result<(), ContextError> {
+        let text = std::str::from_utf8(entry).expect("serde_json writes UTF-8");
+        self.host
+            .log_entry_json(text)
+            .unwrap_or_else(|| Err("the host has no log_entry".to_owned()))
+            .map_err(ContextError::Log)
+    }
+
+    /// Sends an entry other than an event during the call, written without
+    /// copying its strings when the host takes entries as JSON (1.2); as
+    /// the plain 1.1 call that stands for it otherwise.
+    fn send_borrowed(&self, entry: BorrowedEntry<'_>, owned: impl FnOnce() -> LogEntry) -> Result<(), ContextError> {
+        if !self.host.has_log_entry() {
+            return self.send(owned());
+        }
+        entry_buffer::with(|text| {
+            entry.write(text);
+            self.send_text(text)
         })
     }
 
     /// Logs a message for the user, attributed to the running step.
     pub fn log_message(&self, message: &str, level: MessageLevel) -> Result<(), ContextError> {
         self.check_open()?;
-        self.send(LogEntry::Message {
-            message: message.to_owned(),
-            level: level.as_str().to_owned(),
-            step: self.get_step(),
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            self.with_step(|step| {
+                queue.push(at, step, |batch| What::Message {
+                    message: batch.add_text(message),
+                    level: level.as_str(),
+                })
+            });
+            return Ok(());
+        }
+        self.with_step(|step| {
+            let entry = BorrowedEntry::Message {
+                message,
+                level: level.as_str(),
+                step,
+            };
+            self.send_borrowed(entry, || LogEntry::Message {
+                message: message.to_owned(),
+                level: level.as_str().to_owned(),
+                step: step.map(str::to_owned),
+            })
         })
     }
 
@@ -377,10 +495,33 @@ impl Logger {
     /// the running step.
     pub fn log_dev_event(&self, message: &str, data: Option<Value>) -> Result<(), ContextError> {
         self.check_open()?;
-        self.send(LogEntry::DevEvent {
-            message: message.to_owned(),
-            data,
-            step: self.get_step(),
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            entry_buffer::with(|text| {
+                if let Some(data) = &data {
+                    serde_json::to_writer(&mut *text, data).expect("a JSON value serialises");
+                }
+                let data_text = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+                self.with_step(|step| {
+                    queue.push(at, step, |batch| What::DevEvent {
+                        message: batch.add_text(message),
+                        data: data.is_some().then(|| batch.add_text(data_text)),
+                    })
+                })
+            });
+            return Ok(());
+        }
+        self.with_step(|step| {
+            let entry = BorrowedEntry::DevEvent {
+                message,
+                data: data.as_ref(),
+                step,
+            };
+            self.send_borrowed(entry, || LogEntry::DevEvent {
+                message: message.to_owned(),
+                data: data.clone(),
+                step: step.map(str::to_owned),
+            })
         })
     }
 
@@ -424,11 +565,12 @@ impl Logger {
     /// The metrics this run reported: one step's merged metrics, or, when
     /// `step` is `None`, every step's as `{step: {...}}`.
     pub fn get_metrics(&self, step: Option<&str>) -> Map<String, Value> {
-        let reported = self.lock_reported();
+        // Queued metrics are merged once the host has them.
+        self.flush();
+        let metrics = self.lock_metrics();
         match step {
-            Some(step) => reported.metrics.get(step).cloned().unwrap_or_default(),
-            None => reported
-                .metrics
+            Some(step) => metrics.get(step).cloned().unwrap_or_default(),
+            None => metrics
                 .iter()
                 .map(|(step, metrics)| (step.clone(), Value::Object(metrics.clone())))
                 .collect(),
@@ -454,6 +596,10 @@ impl Logger {
         }
     }
 
+    fn lock_metrics(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Map<String, Value>>> {
+        self.metrics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock_reported(&self) -> std::sync::MutexGuard<'_, Reported> {
         self.reported.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -475,6 +621,15 @@ impl Logger {
             total,
             at: now,
         });
+    }
+}
+
+impl Drop for Logger {
+    /// The log thread hands over what is still queued, then ends.
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.close();
+        }
     }
 }
 
@@ -505,7 +660,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::ffi::host_side::{context_for, release_1_1_context_for};
+    use crate::ffi::host_side::{context_for, release_1_1_context_for, ContextHost};
     use crate::testing::RecordingHost;
     use crate::RuntimeContext;
 
@@ -687,6 +842,141 @@ mod tests {
                 "message critical too hot step=train",
                 "dev_event shapes None step=train",
             ]
+        );
+    }
+
+    /// A host that takes entries off the caller's thread (as the loader
+    /// does), recording each with the time it was given.
+    #[derive(Default)]
+    struct OffThreadHost {
+        recording: RecordingHost,
+        times: Mutex<Vec<u64>>,
+    }
+
+    impl ContextHost for OffThreadHost {
+        fn set_progress(&self, current: u64, total: u64, step: Option<&str>) -> Result<(), String> {
+            self.recording.set_progress(current, total, step)
+        }
+        fn set_metrics(&self, value_json: &str, step: &str) -> Result<(), String> {
+            self.recording.set_metrics(value_json, step)
+        }
+        fn log(&self, event: &str, data_json: &str, file: Option<&str>) {
+            self.recording.log(event, data_json, file)
+        }
+        fn log_message(&self, message: &str, level: &str) {
+            self.recording.log_message(message, level)
+        }
+        fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
+            self.recording.log_dev_event(message, data_json)
+        }
+        fn env_json(&self) -> String {
+            self.recording.env_json()
+        }
+        fn job_id(&self) -> Option<String> {
+            None
+        }
+        fn checkpoint_json(&self) -> Option<String> {
+            None
+        }
+        fn is_cancelled(&self) -> bool {
+            false
+        }
+        fn has_client(&self, _: crate::ffi::ClientKind) -> bool {
+            false
+        }
+        fn client_request(&self, _: crate::ffi::ClientKind, _: &str) -> Result<String, String> {
+            Err("none".into())
+        }
+        fn log_entry(&self, entry_json: &str) -> Result<(), String> {
+            self.recording.log_entry(entry_json)
+        }
+        fn logs_off_thread(&self) -> bool {
+            true
+        }
+        fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Result<(), String> {
+            self.times.lock().unwrap().push(unix_nanos);
+            self.recording.log_entry(entry_json)
+        }
+    }
+
+    #[test]
+    fn off_the_callers_thread_entries_keep_their_order_step_level_and_call_time() {
+        let host = Arc::new(OffThreadHost::default());
+        let logger = Logger::new(HostHandle::new(context_for(&host)));
+        let before = crate::ffi::clock::unix_nanos_now();
+        logger.set_step(Some("train"));
+        logger.log("epoch", json!({"loss": 0.5}), Some("/m.bin")).unwrap();
+        #[derive(Serialize)]
+        struct Rows {
+            rows: u32,
+        }
+        logger.log("rows", Rows { rows: 2 }, None).unwrap();
+        logger.debug("noise").unwrap();
+        logger.critical("too hot").unwrap();
+        logger.log_dev_event("shapes", Some(json!([1, 2]))).unwrap();
+        logger.set_progress_failed(Some("train")).unwrap();
+        logger.set_metrics(json!({"loss": 0.5}), "train").unwrap();
+        logger.set_metrics(json!({"acc": 0.9}), "train").unwrap();
+        assert_eq!(
+            logger.set_metrics(json!({"loss": 1}), " "),
+            Err(ContextError::Metrics("a non-empty step name is required".into()))
+        );
+        assert_eq!(
+            Value::Object(logger.get_metrics(Some("train"))),
+            json!({"loss": 0.5, "acc": 0.9}),
+            "what was queued is read back"
+        );
+        assert_eq!(
+            logger.log("bad", json!([1]), None),
+            Err(ContextError::NotAnObject {
+                what: "log data",
+                got: "an array"
+            }),
+            "the caller still learns of data that is not an object"
+        );
+        assert_eq!(
+            logger.log("bad", 3, None).unwrap_err().to_string(),
+            "log data must be a JSON object, got a number"
+        );
+        logger.flush();
+        let after = crate::ffi::clock::unix_nanos_now();
+        assert_eq!(
+            host.recording.calls(),
+            [
+                r#"log epoch {"loss":0.5} step=train file=Some("/m.bin")"#,
+                r#"log rows {"rows":2} step=train file=None"#,
+                r#"log debug {"content":"noise"} step=train level=debug file=None"#,
+                "message critical too hot step=train",
+                r#"dev_event shapes Some("[1,2]") step=train"#,
+                "progress failed step=Some(\"train\")",
+                r#"metrics {"loss":0.5} step=train"#,
+                r#"metrics {"acc":0.9} step=train"#,
+            ]
+        );
+        let times = host.times.lock().unwrap().clone();
+        assert_eq!(times.len(), 6);
+        let slack = 2_000_000;
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert!(
+            times[0] + slack >= before && times[5] <= after + slack,
+            "{before}..{after}: {times:?}"
+        );
+    }
+
+    #[test]
+    fn a_host_older_than_1_4_gets_each_entry_during_the_call() {
+        let host = Arc::new(OffThreadHost::default());
+        let logger = Logger::new(HostHandle::new(crate::ffi::host_side::release_1_3_context_for(&host)));
+        logger.log("epoch", json!({"loss": 0.5}), None).unwrap();
+        logger.info("hi").unwrap();
+        assert_eq!(
+            host.recording.calls(),
+            [r#"log epoch {"loss":0.5} file=None"#, "message info hi"],
+            "sent before the call returned, without a log thread"
+        );
+        assert!(
+            host.times.lock().unwrap().is_empty(),
+            "log_entry_at is not in a 1.3 host"
         );
     }
 

@@ -142,11 +142,25 @@ impl Plugin {
 
     pub(crate) fn run(&self, action: &str, params_json: &str, host: HostHandle) -> Result<String, ActionFailure> {
         let def = self.find_or_fail(action)?;
-        let value = def.run(params_json, RuntimeContext::from_host(host))?;
+        let ctx = RuntimeContext::from_host(host);
+        // Every entry the action logged reaches the host before the run's
+        // result, or its failure when the action panics (the guard's drop
+        // runs while the panic unwinds).
+        let _handed_over = FlushOnDrop(ctx.clone());
+        let value = def.run(params_json, ctx)?;
         Ok(value.to_string())
     }
 
     pub(crate) fn validate(&self, action: &str, params_json: &str) -> Result<(), ActionFailure> {
         self.find_or_fail(action)?.validate(params_json)
+    }
+}
+
+/// Waits for a run's log queue when dropped.
+struct FlushOnDrop(RuntimeContext);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        self.0.logger().flush();
     }
 }

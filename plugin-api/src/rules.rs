@@ -18,10 +18,16 @@ pub fn check_progress(current: u64, total: u64, step: Option<&str>) -> Result<()
 
 /// `set_metrics` needs a non-empty step and a JSON object.
 pub fn check_metrics(value_json: &str, step: &str) -> Result<(), String> {
+    check_metrics_step(step)?;
+    metrics_object(value_json).map(drop)
+}
+
+/// `set_metrics` needs a non-empty step.
+pub fn check_metrics_step(step: &str) -> Result<(), String> {
     if step.trim().is_empty() {
         return Err("a non-empty step name is required".to_owned());
     }
-    metrics_object(value_json).map(drop)
+    Ok(())
 }
 
 /// Parses metrics JSON, which must be an object.

@@ -4,7 +4,7 @@
 //! error from the one feature its host lacks; another major version, or a
 //! layout changed without a version bump, is refused at load with the reason.
 //!
-//! The release rehearsal (tests/fixtures/api-1.4) is the next minor release
+//! The release rehearsal (tests/fixtures/api-1.5) is the next minor release
 //! made by the book's recipe (docs/src/compatibility.md), with a loader built against it
 //! (`future-host`): today's plugins must run in it, as they will in the
 //! real next release. tests/fixtures/api-1.2 is the release before today's,
@@ -152,9 +152,9 @@ fn root_module_fields_an_older_plugin_lacks_read_as_absent() {
 
 #[test]
 fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
-    let dir = plugin_dir(&[fixture_library("api-1.4", "future-plugin")]);
+    let dir = plugin_dir(&[fixture_library("api-1.5", "future-plugin")]);
     let listing = listing(dir.path());
-    assert_eq!(listing["plugins"][0]["plugin_api"], "1.4.0");
+    assert_eq!(listing["plugins"][0]["plugin_api"], "1.5.0");
 
     for mode in ["--isolate", "--in-process"] {
         let output = loader(dir.path(), &["run", "future", "basic", mode], &[]);
@@ -168,13 +168,13 @@ fn a_newer_minor_plugin_loads_and_the_missing_host_feature_fails_clearly() {
         assert_eq!(error["kind"], "error", "{mode}");
         let message = error["data"]["message"].as_str().unwrap();
         assert!(
-            message.contains("report_artifact needs plugin-api >= 1.4"),
+            message.contains("report_artifact needs plugin-api >= 1.5"),
             "{mode}: {message}"
         );
     }
 }
 
-/// Runs the rehearsal's loader (built against plugin-api 1.4) on one
+/// Runs the rehearsal's loader (built against plugin-api 1.5) on one
 /// library, in a child process when `isolate`; its exit code and the JSON
 /// lines it printed.
 fn run_in_future_host(library: &std::path::Path, action: &str, params: &str, isolate: bool) -> (i32, Vec<Value>) {
@@ -189,7 +189,7 @@ fn run_in_future_host_with(
     isolate: bool,
     work_dir: Option<&std::path::Path>,
 ) -> (i32, Vec<Value>) {
-    let host = build_fixture("api-1.4").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
+    let host = build_fixture("api-1.5").join(format!("future-host{}", std::env::consts::EXE_SUFFIX));
     let dir = plugin_dir(&[library.to_owned()]);
     let copied = dir.path().join(library.file_name().unwrap());
     let work_dir_args = work_dir.map(|dir| [std::ffi::OsStr::new("--work-dir"), dir.as_os_str()]);
@@ -215,9 +215,9 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
             sample_library("tabular-trainer"),
             "train",
             json!({ "epochs": 1, "samples": 100 }),
-            "1.3.0",
+            "1.4.0",
         ),
-        (sample_library("dataset-exporter"), "export", export_params, "1.3.0"),
+        (sample_library("dataset-exporter"), "export", export_params, "1.4.0"),
         (fixture_library("api-1.2", "past-plugin"), "greet", json!({}), "1.2.1"),
         (fixture_library("api-1.0", "legacy-plugin"), "greet", json!({}), "1.0.0"),
     ];
@@ -228,10 +228,10 @@ fn todays_plugins_run_in_a_loader_of_the_next_minor_release() {
                 "{} (isolated: {isolate})",
                 library.file_name().unwrap().to_string_lossy()
             );
-            assert_eq!(code, 0, "{name} in the 1.4 loader: {events:?}");
+            assert_eq!(code, 0, "{name} in the 1.5 loader: {events:?}");
             assert_eq!(
                 events[0],
-                json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.4.0", "health": null }),
+                json!({ "kind": "loaded", "plugin_api": declared, "host_api": "1.5.0", "health": null }),
                 "{name}: a field the plugin's release lacks reads as absent"
             );
             assert!(
@@ -335,7 +335,7 @@ fn todays_plugins_run_in_a_loader_of_the_previous_minor_release_without_a_work_d
         assert_eq!(code, 0, "{name} in the 1.2 loader: {events:?}");
         assert_eq!(
             events[0],
-            json!({ "kind": "loaded", "plugin_api": "1.3.0", "host_api": "1.2.1" }),
+            json!({ "kind": "loaded", "plugin_api": "1.4.0", "host_api": "1.2.1" }),
             "{name}"
         );
         let result = events.last().unwrap();
@@ -361,7 +361,7 @@ fn todays_plugins_run_in_a_loader_of_the_previous_minor_release_without_a_work_d
 
 #[test]
 fn the_next_minor_release_runs_its_own_plugins_new_features() {
-    let (code, events) = run_in_future_host(&fixture_library("api-1.4", "future-plugin"), "report", "{}", true);
+    let (code, events) = run_in_future_host(&fixture_library("api-1.5", "future-plugin"), "report", "{}", true);
     assert_eq!(code, 0, "{events:?}");
     assert_eq!(events[0]["health"], "ok", "{events:?}");
     assert_eq!(events[1], json!({ "kind": "artifact", "path": "model.bin" }));
@@ -377,7 +377,7 @@ fn another_major_version_is_refused_with_both_versions() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("major-plugin"));
     assert!(
-        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.3.0"),
+        reason.contains("plugin-api 2.0.0") && reason.contains("plugin-api 1.4.0"),
         "{reason}"
     );
     assert_eq!(
@@ -396,7 +396,7 @@ fn a_layout_changed_without_a_version_bump_is_refused_with_the_reason() {
     let listing = listing(dir.path());
     let reason = problem_for(&listing, &library_file_name("changed-plugin"));
     assert!(
-        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.3.0")
+        reason.contains("built against plugin-api 1.0.0, older than this loader's plugin-api 1.4.0")
             && reason.contains("its layout is not the one plugin-api 1.0 released"),
         "{reason}"
     );
@@ -417,7 +417,7 @@ fn old_new_and_current_plugins_load_side_by_side() {
     let dir = plugin_dir(&[
         fixture_library("api-1.0", "legacy-plugin"),
         fixture_library("api-1.2", "past-plugin"),
-        fixture_library("api-1.4", "future-plugin"),
+        fixture_library("api-1.5", "future-plugin"),
         fixture_library("probe", "probe-plugin"),
     ]);
     let listing = listing(dir.path());
@@ -430,10 +430,10 @@ fn old_new_and_current_plugins_load_side_by_side() {
     assert_eq!(
         versions,
         vec![
-            ("future", "1.4.0"),
+            ("future", "1.5.0"),
             ("legacy", "1.0.0"),
             ("past", "1.2.1"),
-            ("probe", "1.3.0")
+            ("probe", "1.4.0")
         ]
     );
     for (plugin, action) in [

@@ -17,7 +17,7 @@ fn list_shows_every_sample_plugin_with_its_actions() {
         "evaluate",
         "dataset-exporter 0.1.0",
         "export",
-        "plugin-api 1.3.0",
+        "plugin-api 1.4.0",
     ] {
         assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
     }

@@ -20,7 +20,7 @@ fn mixed_folder() -> tempfile::TempDir {
     let dir = plugin_dir(&[
         sample_library("tabular-trainer"),
         fixture_library("api-1.0", "legacy-plugin"),
-        fixture_library("api-1.4", "future-plugin"),
+        fixture_library("api-1.5", "future-plugin"),
         fixture_library("api-2.0", "major-plugin"),
         fixture_library("api-1.0-changed", "changed-plugin"),
         fixture_library("probe", "plain-cdylib"),

@@ -38,8 +38,8 @@ fn every_problem_has_a_kind_and_the_declared_version_where_known() {
         ("crash-on-load", "crashed_while_loading", Value::Null),
         ("major-plugin", "incompatible_major", "2.0.0".into()),
         ("changed-plugin", "layout_mismatch", "1.0.0".into()),
-        ("misdeclared-plugin", "bad_manifest", "1.3.0".into()),
-        ("zz-second-copy", "duplicate", "1.3.0".into()),
+        ("misdeclared-plugin", "bad_manifest", "1.4.0".into()),
+        ("zz-second-copy", "duplicate", "1.4.0".into()),
     ];
     for (stem, kind, declared) in expected {
         let problem = problem(problems, &library_file_name(stem));

@@ -107,8 +107,20 @@ impl<'a> UserEvent<'a> {
         file: Option<&'a str>,
         data: &'a RawValue,
     ) -> Option<Self> {
-        is_one_line_object(data).then(|| UserEvent {
-            time: SystemTime::now(),
+        Self::at(SystemTime::now(), name, level, step, file, data)
+    }
+
+    /// [`now`](Self::now) for an event made at `time`.
+    pub fn at(
+        time: SystemTime,
+        name: &'a str,
+        level: Level,
+        step: Option<&'a str>,
+        file: Option<&'a str>,
+        data: &'a RawValue,
+    ) -> Option<Self> {
+        is_one_line_object(data).then_some(UserEvent {
+            time,
             name,
             level,
             step,

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use plugin_api::host::{metrics_object, ClientKind, ContextHost, LogEntryRef};
 use plugin_api::PluginEnvironment;
@@ -265,29 +265,103 @@ impl RunHost {
 
     /// A structured event, attributed to `step`.
     fn emit_log(&self, event: &str, data: Value, file: Option<&str>, step: Option<String>, level: Level) {
+        self.emit_log_at(SystemTime::now(), event, data, file, step, level)
+    }
+
+    /// [`emit_log`](Self::emit_log) for an event made at `time`.
+    fn emit_log_at(
+        &self,
+        time: SystemTime,
+        event: &str,
+        data: Value,
+        file: Option<&str>,
+        step: Option<String>,
+        level: Level,
+    ) {
         let mut event = Event::new(EventKind::Event, event, level, data);
+        event.time = time;
         event.step = step;
         event.file = file.map(str::to_owned);
         self.emit(event);
     }
 
     /// A message for the user, attributed to `step`.
-    fn emit_message(&self, message: &str, level: Level, step: Option<String>) {
+    fn emit_message(&self, time: SystemTime, message: &str, level: Level, step: Option<String>) {
         let mut event = Event::new(EventKind::Message, "message", level, json!({ "content": message }));
+        event.time = time;
         event.step = step;
         self.emit(event);
     }
 
     /// A developer event, attributed to `step`.
-    fn emit_dev_event(&self, message: &str, data: Value, step: Option<String>) {
+    fn emit_dev_event(&self, time: SystemTime, message: &str, data: Value, step: Option<String>) {
         let mut event = Event::new(
             EventKind::DevEvent,
             "dev_event",
             Level::Debug,
             json!({ "message": message, "data": data }),
         );
+        event.time = time;
         event.step = step;
         self.emit(event);
+    }
+
+    /// A plugin's log entry (JSON `LogEntry` text), made at `time`.
+    fn log_entry_made(&self, entry_json: &str, time: SystemTime) -> Result<(), String> {
+        match LogEntryRef::parse(entry_json)? {
+            LogEntryRef::Event {
+                event,
+                data,
+                file,
+                step,
+                level,
+            } => {
+                let level = level_of(level.as_deref());
+                // The data stays text unless it has to be read: an event
+                // without a step whose data may name one is attributed
+                // from its data, as 1.0/1.1 plugins attribute theirs.
+                let attributed = step.is_some() || !raw::may_contain(data.get(), "\"step\"");
+                let user = attributed
+                    .then(|| UserEvent::at(time, &event, level, step.as_deref(), file.as_deref(), data))
+                    .flatten();
+                if let Some(user) = user {
+                    self.emit_user(&user);
+                    return Ok(());
+                }
+                // Data with line breaks between its tokens is rewritten on one line.
+                let step = step.map(Cow::into_owned);
+                match attributed.then(|| RawData::object(data)).flatten() {
+                    Some(raw) => {
+                        let mut event = Event::new(EventKind::Event, event, level, Value::Null);
+                        event.time = time;
+                        event.step = step;
+                        event.file = file.map(Cow::into_owned);
+                        event.raw_data = Some(raw);
+                        self.emit(event);
+                    }
+                    None => {
+                        let data: Value =
+                            serde_json::from_str(data.get()).map_err(|e| format!("not a log entry: {e}"))?;
+                        let step = step.or_else(|| step_in_data(&data));
+                        self.emit_log_at(time, &event, data, file.as_deref(), step, level)
+                    }
+                }
+            }
+            LogEntryRef::Message { message, level, step } => {
+                self.emit_message(time, &message, level_of(Some(&level)), step.map(Cow::into_owned))
+            }
+            LogEntryRef::DevEvent { message, data, step } => {
+                let data = data.map_or(Ok(Value::Null), |d| serde_json::from_str(d.get()));
+                let data = data.map_err(|e| format!("not a log entry: {e}"))?;
+                self.emit_dev_event(time, &message, data, step.map(Cow::into_owned))
+            }
+            LogEntryRef::ProgressFailed { step } => {
+                if let Some(event) = self.progress.mark_failed(step.as_deref()) {
+                    self.emit(event);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -355,68 +429,30 @@ impl ContextHost for RunHost {
 
     /// A plugin built against 1.0/1.1: a message has no step.
     fn log_message(&self, message: &str, level: &str) {
-        self.emit_message(message, level_of(Some(level)), None);
+        self.emit_message(SystemTime::now(), message, level_of(Some(level)), None);
     }
 
     /// A plugin built against 1.0/1.1: a developer event has no step.
     fn log_dev_event(&self, message: &str, data_json: Option<&str>) {
-        self.emit_dev_event(message, data_json.map(parse_data).unwrap_or(Value::Null), None);
+        self.emit_dev_event(
+            SystemTime::now(),
+            message,
+            data_json.map(parse_data).unwrap_or(Value::Null),
+            None,
+        );
     }
 
     fn log_entry(&self, entry_json: &str) -> Result<(), String> {
-        match LogEntryRef::parse(entry_json)? {
-            LogEntryRef::Event {
-                event,
-                data,
-                file,
-                step,
-                level,
-            } => {
-                let level = level_of(level.as_deref());
-                // The data stays text unless it has to be read: an event
-                // without a step whose data may name one is attributed
-                // from its data, as 1.0/1.1 plugins attribute theirs.
-                let attributed = step.is_some() || !raw::may_contain(data.get(), "\"step\"");
-                let user = attributed
-                    .then(|| UserEvent::now(&event, level, step.as_deref(), file.as_deref(), data))
-                    .flatten();
-                if let Some(user) = user {
-                    self.emit_user(&user);
-                    return Ok(());
-                }
-                // Data with line breaks between its tokens is rewritten on one line.
-                let step = step.map(Cow::into_owned);
-                match attributed.then(|| RawData::object(data)).flatten() {
-                    Some(raw) => {
-                        let mut event = Event::new(EventKind::Event, event, level, Value::Null);
-                        event.step = step;
-                        event.file = file.map(Cow::into_owned);
-                        event.raw_data = Some(raw);
-                        self.emit(event);
-                    }
-                    None => {
-                        let data: Value =
-                            serde_json::from_str(data.get()).map_err(|e| format!("not a log entry: {e}"))?;
-                        let step = step.or_else(|| step_in_data(&data));
-                        self.emit_log(&event, data, file.as_deref(), step, level)
-                    }
-                }
-            }
-            LogEntryRef::Message { message, level, step } => {
-                self.emit_message(&message, level_of(Some(&level)), step.map(Cow::into_owned))
-            }
-            LogEntryRef::DevEvent { message, data, step } => {
-                let data = data.map_or(Ok(Value::Null), |d| serde_json::from_str(d.get()));
-                let data = data.map_err(|e| format!("not a log entry: {e}"))?;
-                self.emit_dev_event(&message, data, step.map(Cow::into_owned))
-            }
-            LogEntryRef::ProgressFailed { step } => {
-                if let Some(event) = self.progress.mark_failed(step.as_deref()) {
-                    self.emit(event);
-                }
-            }
-        }
-        Ok(())
+        self.log_entry_made(entry_json, SystemTime::now())
+    }
+
+    /// Entries come from the plugin's log thread, stamped at their call.
+    fn logs_off_thread(&self) -> bool {
+        true
+    }
+
+    fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Result<(), String> {
+        self.log_entry_made(entry_json, UNIX_EPOCH + Duration::from_nanos(unix_nanos))
     }
 
     fn env_json(&self) -> String {
@@ -481,6 +517,8 @@ mod tests {
         ctx.log("named", json!({"step": "load", "n": 1}), None).unwrap();
         ctx.logger().set_step(Some("train"));
         ctx.log("in_step", json!({"step": "other"}), Some("/f")).unwrap();
+        // Entries reach the host from the plugin's log thread.
+        ctx.logger().flush();
         let events = sink.events();
         let steps: Vec<_> = events.iter().map(|e| e.step.as_deref()).collect();
         assert_eq!(steps, [None, Some("load"), Some("train")]);
@@ -570,6 +608,7 @@ mod tests {
         ctx.log_dev_event("dbg", Some(json!({"layers": 2}))).unwrap();
         ctx.set_metrics(json!({"loss": 1.0}), "train").unwrap();
         ctx.set_metrics(json!({"acc": 0.5}), "train").unwrap();
+        ctx.logger().flush();
         let events = sink.events();
         assert_eq!(events.len(), 5);
         assert_eq!(events[3].data, json!({"loss": 1.0}));
@@ -606,6 +645,7 @@ mod tests {
         ctx.log_dev_event("dbg", None).unwrap();
         ctx.set_progress(1, 2, None).unwrap();
         ctx.logger().set_progress_failed(Some("train")).unwrap();
+        ctx.logger().flush();
         let events = sink.events();
         assert_eq!(events[0].step.as_deref(), Some("train"));
         assert_eq!(events[0].data, json!({"step": "mine", "n": 1}), "data kept as given");
@@ -731,6 +771,7 @@ mod tests {
         let ctx = RuntimeContext::with_host(host.clone());
         host.finish(false);
         ctx.log_message("late", MessageLevel::Info).unwrap();
+        ctx.logger().flush();
         assert!(ctx.set_progress(1, 2, None).is_err());
         assert!(sink.events().is_empty());
         assert_eq!(host.finish(false), 2);

@@ -8,6 +8,11 @@
 //! 10 ms), ample for times rounded to hundredths and for throttling at
 //! 100 ms. Elsewhere, or if the kernel refuses it, `Instant` is used; the
 //! choice is made once, so readings always come from the same clock.
+//!
+//! Queued log entries are stamped with [`ticks`]: the processor's time-stamp
+//! counter on x86-64 (one instruction, no system call), read again with the
+//! wall clock by the log thread to turn a count into a time
+//! ([`TickScale`]). Elsewhere the ticks are the wall clock's nanoseconds.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -52,6 +57,79 @@ fn coarse_clock() -> Option<u64> {
     None
 }
 
+/// A cheap, fine count that only goes forward: the time-stamp counter on
+/// x86-64 (constant rate on every processor of the last decade), the wall
+/// clock's nanoseconds elsewhere. Turn it into a time with [`TickScale`].
+#[cfg(target_arch = "x86_64")]
+pub fn ticks() -> u64 {
+    // SAFETY: `rdtsc` only reads the counter; every x86-64 processor has it.
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_rdtsc()
+    }
+}
+
+/// See the x86-64 version: here the ticks are Unix nanoseconds.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn ticks() -> u64 {
+    unix_nanos_now()
+}
+
+/// The wall clock in nanoseconds since the Unix epoch (0 before it).
+pub fn unix_nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Turns [`ticks`] into Unix nanoseconds: two readings of both clocks, the
+/// first when the scale was made and the latest at [`TickScale::mark`],
+/// give the rate; a count is placed back from the latest reading. Entries
+/// are converted just after a mark, so the placing spans microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct TickScale {
+    first: (u64, u64),
+    latest: (u64, u64),
+}
+
+impl TickScale {
+    /// A scale whose first reading is now.
+    pub fn new() -> Self {
+        let now = (ticks(), unix_nanos_now());
+        Self {
+            first: now,
+            latest: now,
+        }
+    }
+
+    /// Reads both clocks again.
+    pub fn mark(&mut self) {
+        self.latest = (ticks(), unix_nanos_now());
+    }
+
+    /// The Unix nanoseconds of a tick count read at most a little after
+    /// the latest mark.
+    pub fn unix_nanos(&self, tick: u64) -> u64 {
+        let (tick_span, nano_span) = (
+            self.latest.0.saturating_sub(self.first.0),
+            self.latest.1.saturating_sub(self.first.1),
+        );
+        let back = self.latest.0 as i128 - tick as i128;
+        let nanos_back = if tick_span == 0 {
+            0
+        } else {
+            back * nano_span as i128 / tick_span as i128
+        };
+        (self.latest.1 as i128 - nanos_back).clamp(0, u64::MAX as i128) as u64
+    }
+}
+
+impl Default for TickScale {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +149,17 @@ mod tests {
             (20_000_000..5_000_000_000).contains(&slept),
             "{slept} ns for a 30 ms sleep"
         );
+    }
+
+    #[test]
+    fn ticks_read_back_as_the_wall_time_of_their_reading() {
+        let mut scale = TickScale::new();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (tick, wall) = (ticks(), unix_nanos_now());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        scale.mark();
+        let placed = scale.unix_nanos(tick);
+        let off = placed.abs_diff(wall);
+        assert!(off < 500_000, "{off} ns off");
     }
 }

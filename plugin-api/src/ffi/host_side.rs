@@ -5,6 +5,6 @@
 
 pub use super::host_vtable::{context_for, ContextHost};
 #[cfg(test)]
-pub(crate) use super::host_vtable::{release_1_1_context_for, release_1_2_context_for};
+pub(crate) use super::host_vtable::{release_1_1_context_for, release_1_2_context_for, release_1_3_context_for};
 #[cfg(feature = "host")]
 pub use super::loading::{load_library, LoadError, PluginLibrary};

@@ -54,6 +54,21 @@ pub trait ContextHost: Send + Sync + 'static {
     fn work_dir(&self) -> Option<String> {
         None
     }
+    /// Whether the plugin may hand its log entries to a thread of its own,
+    /// which sends them through [`log_entry_at`](Self::log_entry_at) (added
+    /// in 1.4): the plugin's call then returns before the host has seen the
+    /// entry. False unless a host says so, so that a test host sees each
+    /// entry during the call that makes it.
+    fn logs_off_thread(&self) -> bool {
+        false
+    }
+    /// [`log_entry`](Self::log_entry) for an entry made earlier, with the
+    /// time of the call that made it in nanoseconds since the Unix epoch
+    /// (added in 1.4). By default the time is not used.
+    fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Result<(), String> {
+        let _ = unix_nanos;
+        self.log_entry(entry_json)
+    }
 }
 
 /// The context handed to a plugin for a run with this host. `host` must stay
@@ -85,8 +100,50 @@ impl<H: ContextHost> VtableFor<H> {
         client_request: client_request::<H>,
         log_entry: log_entry::<H>,
         work_dir: work_dir::<H>,
+        logs_off_thread: logs_off_thread::<H>,
+        log_entry_at: log_entry_at::<H>,
     }));
     const VTABLE: HostVtableRef = HostVtableRef(Self::VALUE.as_prefix());
+}
+
+/// The context a host built against plugin-api 1.3 would hand a plugin: a
+/// vtable without the 1.4 functions, so that the plugin side's answers for
+/// a host that predates 1.4 (entries sent during the call) can be tested.
+#[cfg(test)]
+pub(crate) fn release_1_3_context_for<H: ContextHost>(host: &Arc<H>) -> HostContext {
+    HostContext {
+        state: Arc::as_ptr(host).cast::<HostState>(),
+        vtable: Release1_3VtableFor::<H>::VTABLE,
+    }
+}
+
+#[cfg(test)]
+struct Release1_3VtableFor<H>(std::marker::PhantomData<H>);
+
+#[cfg(test)]
+impl<H: ContextHost> Release1_3VtableFor<H> {
+    staticref!(const VALUE: WithMetadata<super::v1_3::HostVtable> = WithMetadata::new(super::v1_3::HostVtable {
+        retain: retain::<H>,
+        release: release::<H>,
+        set_progress: set_progress::<H>,
+        set_metrics: set_metrics::<H>,
+        log: log::<H>,
+        log_message: log_message::<H>,
+        log_dev_event: log_dev_event::<H>,
+        env: env::<H>,
+        job_id: job_id::<H>,
+        checkpoint: checkpoint::<H>,
+        is_cancelled: is_cancelled::<H>,
+        has_client: has_client::<H>,
+        client_request: client_request::<H>,
+        log_entry: log_entry::<H>,
+        work_dir: work_dir::<H>,
+    }));
+    // SAFETY: the 1.3 vtable is a prefix of the current one (a minor release
+    // only appends fields), and the prefix's metadata records its 15 fields,
+    // so the accessors of the fields after them return `None`: exactly how a
+    // plugin sees the vtable of a host built against 1.3.
+    const VTABLE: HostVtableRef = HostVtableRef(unsafe { Self::VALUE.as_prefix().cast() });
 }
 
 /// The context a host built against plugin-api 1.2 would hand a plugin: a
@@ -257,6 +314,22 @@ extern "C" fn log_entry<H: ContextHost>(state: HostStatePtr, entry: RStr<'_>) ->
         state,
         |m| RResult::RErr(host_panicked(m)),
         |h: &H| h.log_entry(entry.as_str()).map_err(RString::from).into(),
+    )
+}
+
+extern "C" fn logs_off_thread<H: ContextHost>(state: HostStatePtr) -> bool {
+    with_host(state, |_| false, |h: &H| h.logs_off_thread())
+}
+
+extern "C" fn log_entry_at<H: ContextHost>(
+    state: HostStatePtr,
+    entry: RStr<'_>,
+    unix_nanos: u64,
+) -> RResult<(), RString> {
+    with_host(
+        state,
+        |m| RResult::RErr(host_panicked(m)),
+        |h: &H| h.log_entry_at(entry.as_str(), unix_nanos).map_err(RString::from).into(),
     )
 }
 

@@ -6,7 +6,7 @@
 //! - [`PluginModule`]: the root module a plugin exports (plugin -> host);
 //! - [`HostVtable`] / [`HostContext`]: the context the host injects into every
 //!   action call (host -> plugin);
-//! - [`v1_0`], [`v1_1`], [`v1_2`], [`v1_3`], ...: frozen copies of the boundary as each
+//! - [`v1_0`], [`v1_1`], [`v1_2`], [`v1_3`], [`v1_4`], ...: frozen copies of the boundary as each
 //!   minor version released it, listed by minor in [`releases::RELEASES`]; a
 //!   plugin declaring 1.M is checked against entry M;
 //! - [`root_module`]: the `extern "C"` entry points a plugin exports,
@@ -22,7 +22,10 @@
 //! - [`layout_text`]: the readable layout fingerprint committed under
 //!   `plugin-api/abi/` and checked by the layout guard's tests;
 //! - [`clock`]: the coarse monotonic clock of the progress hot path, on
-//!   both sides (a system call, so it lives with the crate's `unsafe`).
+//!   both sides, and the tick counter that stamps queued log entries (a
+//!   system call and an instruction, so they live with the crate's `unsafe`);
+//! - [`exit_hooks`]: handing queued log entries to the host when the
+//!   process calls `exit()` or crashes.
 //!
 //! # Layers
 //!
@@ -63,6 +66,7 @@
 //! change without a version bump.
 
 pub mod clock;
+pub mod exit_hooks;
 pub mod host_side;
 mod host_vtable;
 #[cfg(test)]
@@ -84,6 +88,7 @@ pub mod v1_0;
 pub mod v1_1;
 pub mod v1_2;
 pub mod v1_3;
+pub mod v1_4;
 mod version;
 
 pub use version::{ApiVersion, API_VERSION};
@@ -168,6 +173,15 @@ pub struct HostVtable {
     /// The run's work directory, the one place the plugin may always write
     /// (an absolute path), if the host gives one.
     pub work_dir: extern "C" fn(HostStatePtr) -> ROption<RString>,
+
+    // ---- added in 1.4 ----
+    /// Whether the host takes log entries from a thread of the plugin's own
+    /// through `log_entry_at` (true for the loader; a test host that wants
+    /// each entry during the call says false).
+    pub logs_off_thread: extern "C" fn(HostStatePtr) -> bool,
+    /// `log_entry` for an entry made earlier: the JSON `LogEntry` and the
+    /// time of the call that made it, in nanoseconds since the Unix epoch.
+    pub log_entry_at: extern "C" fn(HostStatePtr, RStr<'_>, u64) -> RResult<(), RString>,
 }
 
 /// Which client a `has_client` / `client_request` call is for.

@@ -99,6 +99,32 @@ impl HostHandle {
         )
     }
 
+    /// Whether the host takes entries from a log thread of the plugin's
+    /// through `log_entry_at` (plugin-api 1.4); false for an older host.
+    pub fn logs_off_thread(&self) -> bool {
+        self.context
+            .vtable
+            .logs_off_thread()
+            .is_some_and(|f| f(self.context.state))
+    }
+
+    /// Sends an entry made at `unix_nanos` through `log_entry_at`; `None`
+    /// when the host predates plugin-api 1.4 (nothing was sent).
+    pub fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Option<Result<(), String>> {
+        let log_entry_at = self.context.vtable.log_entry_at()?;
+        Some(
+            log_entry_at(self.context.state, entry_json.into(), unix_nanos)
+                .into_result()
+                .map_err(String::from),
+        )
+    }
+
+    /// Another handle on the same host context, with a reference of its own
+    /// (for a thread that reports on the plugin's behalf).
+    pub fn another(&self) -> Self {
+        Self::new(self.context)
+    }
+
     /// Whether the host takes entries through `log_entry` (plugin-api 1.2).
     pub fn has_log_entry(&self) -> bool {
         self.context.vtable.log_entry().is_some()

@@ -7,7 +7,7 @@
 
 use abi_stable::{type_layout::TypeLayout, StableAbi};
 
-use super::{v1_0, v1_1, v1_2, v1_3, API_VERSION};
+use super::{v1_0, v1_1, v1_2, v1_3, v1_4, API_VERSION};
 
 /// One released minor version's boundary.
 #[derive(Clone, Copy)]
@@ -38,6 +38,7 @@ pub const RELEASES: [Release; API_VERSION.minor as usize + 1] = [
     Release::of::<v1_1::PluginModuleRef, v1_1::HostVtableRef>(1),
     Release::of::<v1_2::PluginModuleRef, v1_2::HostVtableRef>(2),
     Release::of::<v1_3::PluginModuleRef, v1_3::HostVtableRef>(3),
+    Release::of::<v1_4::PluginModuleRef, v1_4::HostVtableRef>(4),
 ];
 
 /// The boundary this crate builds: the newest release, or the next one
