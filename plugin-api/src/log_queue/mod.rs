@@ -28,7 +28,7 @@ mod batch;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
@@ -114,8 +114,11 @@ pub(crate) struct LogQueue {
     room_waiters: AtomicUsize,
     /// The log thread is idle: the next entry must wake it.
     idle: AtomicBool,
-    /// Entries queued and not yet handed to the host.
-    unsent: AtomicUsize,
+    /// Entries queued so far: changed only under `state`'s lock, so a
+    /// plain store of the next value, not a locked read-modify-write.
+    pushed: AtomicU64,
+    /// Entries handed to the host so far: changed only holding the turn.
+    handed: AtomicU64,
     turn: Mutex<Turn>,
 }
 
@@ -137,7 +140,8 @@ impl LogQueue {
             room: Condvar::new(),
             room_waiters: AtomicUsize::new(0),
             idle: AtomicBool::new(false),
-            unsent: AtomicUsize::new(0),
+            pushed: AtomicU64::new(0),
+            handed: AtomicU64::new(0),
             turn: Mutex::new(Turn {
                 spare: Batch::default(),
                 scale: TickScale::new(),
@@ -171,7 +175,8 @@ impl LogQueue {
         let step = step.map(|step| state.batch.add_text(step));
         let what = what(&mut state.batch);
         state.batch.push(Pending { at, step, what });
-        self.unsent.fetch_add(1, Ordering::Relaxed);
+        let pushed = self.pushed.load(Ordering::Relaxed);
+        self.pushed.store(pushed + 1, Ordering::Relaxed);
         drop(state);
         // Read before the swap: a write on every entry would pull the flag's
         // cache line away from the log thread each time. The lock just
@@ -201,9 +206,9 @@ impl LogQueue {
             self.room.notify_all();
         }
         drop(state);
-        let handed = batch.len();
+        let handed = self.handed.load(Ordering::Relaxed) + batch.len() as u64;
         turn.hand_over(&mut batch);
-        self.unsent.fetch_sub(handed, Ordering::Release);
+        self.handed.store(handed, Ordering::Release);
         turn.spare = batch;
     }
 
@@ -211,7 +216,12 @@ impl LogQueue {
     /// goes to the host directly (`set_progress`) may then do so without
     /// overtaking an entry of its thread.
     pub fn all_sent(&self) -> bool {
-        self.unsent.load(Ordering::Acquire) == 0
+        // The caller's own entries are among those `pushed` counts (it
+        // stored that count itself, or a later thread a larger one), and
+        // batches are handed over in order: so if as many were handed over,
+        // its own were.
+        let pushed = self.pushed.load(Ordering::Relaxed);
+        self.handed.load(Ordering::Acquire) >= pushed
     }
 
     /// Stops the log thread once it has handed over what is queued.
