@@ -77,9 +77,9 @@ pub mod env;
 pub mod error_context;
 #[doc(hidden)]
 pub mod failure;
+mod log_queue;
 #[doc(hidden)]
 pub mod logger;
-mod log_queue;
 #[doc(hidden)]
 pub mod manifest;
 #[doc(hidden)]

@@ -5,7 +5,7 @@
 //! `get_metrics`); and once `finish`ed it refuses further calls.
 //!
 //! When the host takes entries off the caller's thread (plugin-api 1.4),
-//! the log calls hand each entry to the run's [`LogQueue`] and return; with
+//! the log calls hand each entry to the run's `LogQueue` and return; with
 //! an older host, or one that wants each entry during the call (the test
 //! host), they send it through the host's functions during the call.
 
