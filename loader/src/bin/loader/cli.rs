@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::exit_code::CliError;
-use crate::exit_code::ExitCode;
+use crate::exit_code::{CliError, ExitCode};
 use clap::ValueEnum;
 use clap::{Args, Parser, Subcommand};
 use loader::find::manifest_cache::CatalogPlugin;

@@ -26,9 +26,7 @@ use loader::run::runner::Deadline;
 use loader::sandbox::SandboxMode;
 use plugin_api::{ActionManifest, ActionResources};
 
-use crate::cli::MethodArg;
-use crate::cli::RunArgs;
-use crate::cli::Target;
+use crate::cli::{MethodArg, RunArgs, Target};
 use crate::ctrl_c::{interrupt_on_ctrl_c, OnCtrlC};
 use crate::exit_code::{CliError, ExitCode};
 use crate::run_setup::{failure_error, isolation_options, sinks, with_env_hints, RunSinks};

@@ -6,8 +6,7 @@ use loader::backend::flush::flush_spool;
 use loader::backend::{backend_endpoint, BackendSettings};
 use loader::run::redact::Redactor;
 
-use crate::backend::state_dir;
-use crate::backend::var;
+use crate::backend::{state_dir, var};
 use crate::cli::FlushArgs;
 use crate::exit_code::{CliError, ExitCode};
 use crate::run_setup::seconds;

@@ -3,8 +3,7 @@
 use crate::cli::GrantArgs;
 use crate::exit_code::{CliError, ExitCode};
 use crate::plugin_folder::PluginFolder;
-use crate::sandbox_grants::grant_book;
-use crate::sandbox_grants::permission_lines;
+use crate::sandbox_grants::{grant_book, permission_lines};
 use crate::stdout::outln;
 
 /// `loader grant`.

@@ -7,11 +7,9 @@ use plugin_api::{ActionManifest, ActionResources};
 
 use crate::exit_code::{CliError, ExitCode};
 use crate::params_table;
-use crate::plugin_folder::find_action_if_named;
-use crate::plugin_folder::PluginFolder;
+use crate::plugin_folder::{find_action_if_named, PluginFolder};
 use crate::run_setup::child_command;
-use crate::stdout::outln;
-use crate::stdout::print_json;
+use crate::stdout::{outln, print_json};
 
 /// `loader info`: the full manifest comes from an isolated child that loads
 /// the library (the loader never does outside `--in-process`).

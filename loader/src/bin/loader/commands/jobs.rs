@@ -9,8 +9,7 @@ use loader::ray::log::{JobLog, LogLines};
 use loader::ray::JobsApi;
 use serde_json::Value;
 
-use crate::cli::JobsArgs;
-use crate::cli::JobsCommand;
+use crate::cli::{JobsArgs, JobsCommand};
 use crate::exit_code::{CliError, ExitCode};
 use crate::on_ray::ray_error;
 use crate::stdout::print_json;

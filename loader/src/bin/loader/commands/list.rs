@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 
 use crate::exit_code::{CliError, ExitCode};
 use crate::plugin_folder::PluginFolder;
-use crate::stdout::outln;
-use crate::stdout::print_json;
+use crate::stdout::{outln, print_json};
 
 pub(crate) fn list(folder: &mut PluginFolder, as_json: bool) -> Result<ExitCode, CliError> {
     let discovery = folder.scan()?;

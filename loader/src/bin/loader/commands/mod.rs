@@ -17,8 +17,7 @@ use loader::find::load_check::serve_load_check;
 
 use crate::cli::{Cli, Command};
 use crate::exit_code::{CliError, ExitCode};
-use crate::plugin_folder::plugin_dir;
-use crate::plugin_folder::PluginFolder;
+use crate::plugin_folder::{plugin_dir, PluginFolder};
 use crate::run_setup::seconds;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {

@@ -17,19 +17,11 @@ use serde_json::Value;
 
 use crate::cli::RunArgs;
 use crate::exit_code::{CliError, ExitCode};
-use crate::plugin_folder::find_action;
-use crate::plugin_folder::PluginFolder;
-use crate::run_setup::child_command;
-use crate::run_setup::deadline;
-use crate::run_setup::failure_error;
-use crate::run_setup::interrupt_on_ctrl_c;
-use crate::run_setup::isolation_options;
-use crate::run_setup::settings;
-use crate::run_setup::sinks;
-use crate::run_setup::with_env_hints;
-use crate::run_setup::with_granted_env;
-use crate::run_setup::EventsOutput;
-use crate::run_setup::RunSinks;
+use crate::plugin_folder::{find_action, PluginFolder};
+use crate::run_setup::{
+    child_command, deadline, failure_error, interrupt_on_ctrl_c, isolation_options, settings, sinks, with_env_hints,
+    with_granted_env, EventsOutput, RunSinks,
+};
 use crate::stdout::print_json;
 
 /// Reads `--params`: inline JSON or `@file` (a regular file of at most
