@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use loader::backend::config::{self, ACCESS_TOKEN_VAR, AGENT_TOKEN_VAR, TENANT_VAR};
 use loader::backend::flush::flush_spool;
@@ -18,11 +17,7 @@ use plugin_api::PluginEnvironment;
 
 use crate::cli::BackendArgs;
 use crate::exit_code::{CliError, ExitCode};
-
-pub(crate) fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| CliError::usage(format!("{flag} must be a non-negative number of seconds")))
-}
+use crate::run_setup::seconds;
 
 pub(crate) fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
