@@ -466,6 +466,7 @@ fn calls_from_a_thread_left_running_never_follow_the_result_and_are_counted() {
 #[test]
 fn exit_inside_an_action_is_a_failure_with_its_events() {
     let dir = flood_dir();
+    let tmp = tempfile::tempdir().unwrap();
     for mode in MODES {
         for code in ["0", "3"] {
             let events_file = dir.path().join(format!("exit{code}{mode}.jsonl"));
@@ -482,10 +483,16 @@ fn exit_inside_an_action_is_a_failure_with_its_events() {
                     events_file.to_str().unwrap(),
                     mode,
                 ],
-                &[],
+                &[("TMPDIR", tmp.path().to_str().unwrap())],
             );
             let err = stderr(&output);
             assert_eq!(exit_code(&output), 1, "{mode} exit({code}): {err}");
+            let left: Vec<_> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            assert!(left.is_empty(), "{mode} exit({code}) left its work directory: {left:?}");
             let events = std::fs::read_to_string(&events_file).unwrap();
             assert!(!events.contains('\0'), "{mode}: the file is cut to its lines");
             let events = jsonl(&events);

@@ -54,6 +54,7 @@ pub fn report_exits() {
 /// `cancelled` instead of `exited`.
 pub fn exit_on_interrupt(code: i32) -> ! {
     INTERRUPTED.store(true, Ordering::SeqCst);
+    crate::sandbox::remove_live_work_dirs();
     std::process::exit(code)
 }
 
@@ -107,6 +108,7 @@ extern "C" fn report_exit() {
     .with_dropped_late_calls(dropped);
     running.sink.emit(&running.run, &error);
     running.sink.finish(&running.run);
+    crate::sandbox::remove_live_work_dirs();
     sys::exit_immediately(1);
 }
 

@@ -41,7 +41,7 @@ pub use containment::{
 };
 pub use grants::{check_net_entry, resolve, GrantBook, GrantError, Grants, MissingGrant, RecordedGrant, RunGrants};
 pub use kernel::Support;
-pub use workdir::WorkDir;
+pub use workdir::{remove_live_work_dirs, WorkDir};
 
 /// How much of the sandbox a run insists on (`--sandbox`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -2,13 +2,17 @@
 //! (unless granted more). Made fresh for each run under the temporary
 //! folder (`$TMPDIR`, else `/tmp`), readable by the user alone, and
 //! removed with everything in it after the run unless it is kept on
-//! purpose (`--keep-work-dir`).
+//! purpose (`--keep-work-dir`), also when the process ends with `exit()`
+//! while a run is on (a second Ctrl-C, an in-process plugin's `exit()`):
+//! those paths call [`remove_live_work_dirs`]. Only a loader killed outright
+//! (SIGKILL) leaves its work directory behind.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A run's work directory; removed when dropped unless kept, or unless it
@@ -23,6 +27,19 @@ pub struct WorkDir {
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// The work directories this process made and has not removed yet, nor
+/// been asked to keep.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every work directory this process made and still holds: for a
+/// process about to end without running destructors (`exit()`).
+pub fn remove_live_work_dirs() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));
+    for path in live {
+        remove(&path);
+    }
+}
+
 impl WorkDir {
     /// Makes a new work directory in `parent` (the temporary folder when
     /// `None`); kept after the run when `keep`.
@@ -36,7 +53,12 @@ impl WorkDir {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = parent.join(format!("loader-run-{}-{n}-{nanos:08x}", std::process::id()));
             match fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(WorkDir { path, keep, made: true }),
+                Ok(()) => {
+                    if !keep {
+                        LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(path.clone());
+                    }
+                    return Ok(WorkDir { path, keep, made: true });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(io::Error::new(
@@ -73,11 +95,21 @@ impl Drop for WorkDir {
         if self.keep {
             return;
         }
-        if fs::remove_dir_all(&self.path).is_err() {
-            // A plugin may have taken its own rights away from a folder.
-            make_removable(&self.path);
-            if let Err(e) = fs::remove_dir_all(&self.path) {
-                tracing::warn!("cannot remove the work directory {}: {e}", self.path.display());
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|live| live != &self.path);
+        remove(&self.path);
+    }
+}
+
+/// Removes a work directory and everything in it.
+fn remove(path: &Path) {
+    if fs::remove_dir_all(path).is_err() {
+        // A plugin may have taken its own rights away from a folder.
+        make_removable(path);
+        if let Err(e) = fs::remove_dir_all(path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove the work directory {}: {e}", path.display());
             }
         }
     }
@@ -98,6 +130,18 @@ fn make_removable(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_ending_with_exit_removes_the_work_dirs_it_holds() {
+        let kept = WorkDir::create(None, true).unwrap();
+        let live = WorkDir::create(None, false).unwrap();
+        fs::write(live.path().join("file"), b"x").unwrap();
+        remove_live_work_dirs();
+        assert!(!live.path().exists());
+        assert!(kept.path().exists(), "a kept work dir stays");
+        drop(live);
+        fs::remove_dir_all(kept.path()).unwrap();
+    }
 
     #[test]
     fn a_work_dir_is_private_and_gone_after_the_run_unless_kept() {
