@@ -63,11 +63,29 @@ impl Created {
              cd {dir}\n  \
              cargo test        # its unit test, on RecordingHost\n  \
              cargo build       # the plugin library, into target/debug\n  \
-             loader --plugins target/debug run {name} {action}\n",
+             {loader} --plugins target/debug run {name} {action}\n",
             name = self.name,
             dir = self.dir.display(),
             action = self.action,
+            loader = loader_command(),
         )
+    }
+}
+
+/// How to run this loader from the new crate's folder: `loader` when that
+/// name on `PATH` is this program, else its full path (a loader built in a
+/// clone is usually not on `PATH`).
+fn loader_command() -> String {
+    let Ok(this) = std::env::current_exe().and_then(|exe| exe.canonicalize()) else {
+        return "loader".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("loader").canonicalize().is_ok_and(|found| found == this))
+    });
+    if on_path {
+        "loader".to_owned()
+    } else {
+        this.display().to_string()
     }
 }
 
