@@ -167,6 +167,21 @@ pub fn tasks_of(address: &str, submission_id: &str, name: &str) -> Vec<Value> {
     state_rows(address, &path)
 }
 
+/// The tasks named `name` of a job once `count` of them are listed, or
+/// what is listed after 20 s: workers send their task events to Ray's
+/// state API about once a second, so a task that has just ended may not be
+/// listed yet.
+pub fn tasks_listed(address: &str, submission_id: &str, name: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let tasks = tasks_of(address, submission_id, name);
+        if tasks.len() >= count || std::time::Instant::now() > deadline {
+            return tasks;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 /// A file of params lines, one JSON object each; returns its path.
 pub fn lines_file(dir: &Path, lines: &[Value]) -> String {
     let path = dir.join("batch.jsonl");

@@ -101,7 +101,7 @@ fn ray_cluster_method_task_runs_the_action_as_a_ray_task_and_relays_it_like_a_lo
     let last = events.last().unwrap();
     assert_eq!(last["kind"], "result", "{last}");
     assert_eq!(last["data"]["epochs"], 3);
-    let tasks = tasks_of(&address, &id, "stream_run");
+    let tasks = tasks_listed(&address, &id, "stream_run", 1);
     assert_eq!(tasks.len(), 1, "one Ray task ran it: {tasks:?}");
     assert_eq!(
         tasks[0]["required_resources"]["CPU"], 1.0,
@@ -314,7 +314,7 @@ fn ray_cluster_the_agent_client_reads_the_own_job_in_every_mode_and_the_manifest
         );
         assert!(result["listed"].as_u64().unwrap() >= 1, "{mode}: {result}");
         let reserved = if mode == "task" {
-            let tasks = tasks_of(&address, &id, "stream_run");
+            let tasks = tasks_listed(&address, &id, "stream_run", 1);
             assert_eq!(tasks.len(), 1, "{mode}: {tasks:?}");
             assert!(
                 reserved_by_job(&address, &id).get("CPU").is_none(),
@@ -500,7 +500,7 @@ fn ray_cluster_a_batch_of_20_is_one_job_running_4_tasks_at_a_time_and_retries_it
         );
     }
     assert_eq!(final_status(dir.path(), &address, &batch), "SUCCEEDED");
-    let tasks = tasks_of(&address, &batch, "run_line");
+    let tasks = tasks_listed(&address, &batch, "run_line", 21);
     assert_eq!(tasks.len(), 21, "a task per attempt: {tasks:?}");
     assert!(most_at_once(&tasks) <= 4, "more than --parallel 4 at once: {tasks:?}");
 }
