@@ -49,7 +49,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Flush(args) => flush::flush(&args),
         Command::New(args) => {
             let created = new::new_plugin(&args)?;
-            eprint!("{}", created.next_steps());
+            eprint!("{}", created.next_steps(&new::loader_command()));
             Ok(ExitCode::Success)
         }
         Command::Completions { shell } => {

@@ -55,8 +55,9 @@ pub struct Created {
 }
 
 impl Created {
-    /// What to do next: test, build and run the plugin, as commands.
-    pub fn next_steps(&self) -> String {
+    /// What to do next: test, build and run the plugin, as commands, the
+    /// loader run as `loader` (see [`loader_command`]).
+    pub fn next_steps(&self, loader: &str) -> String {
         format!(
             "created plugin `{name}` in `{dir}`\n\
              next:\n  \
@@ -67,7 +68,6 @@ impl Created {
             name = self.name,
             dir = self.dir.display(),
             action = self.action,
-            loader = loader_command(),
         )
     }
 }
@@ -75,7 +75,7 @@ impl Created {
 /// How to run this loader from the new crate's folder: `loader` when that
 /// name on `PATH` is this program, else its full path (a loader built in a
 /// clone is usually not on `PATH`).
-fn loader_command() -> String {
+pub fn loader_command() -> String {
     let Ok(this) = std::env::current_exe().and_then(|exe| exe.canonicalize()) else {
         return "loader".to_owned();
     };
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(created.name, "my-plugin");
         let manifest = std::fs::read_to_string(created.dir.join("Cargo.toml")).unwrap();
         assert!(manifest.contains(r#"name = "my-plugin""#), "{manifest}");
-        let steps = created.next_steps();
+        let steps = created.next_steps("loader");
         for step in [
             "cargo test",
             "cargo build",
