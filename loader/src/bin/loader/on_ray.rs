@@ -77,7 +77,7 @@ pub fn run(
 /// the cluster's loader has no grant book), as flags of its loader; and
 /// the names of the variables of this machine's environment granted to
 /// the plugin (their values go into the package).
-pub(crate) fn sandbox_on_cluster(
+fn sandbox_on_cluster(
     args: &RunArgs,
     plugin: &CatalogPlugin,
     action: &ActionManifest,
@@ -121,7 +121,7 @@ pub(crate) fn loader_command(
 
 /// The listener for what the run sends straight back, unless `--ray-listen
 /// off` (or it cannot be set up: the log serves then, as `-v` says).
-pub(crate) fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
+fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
     match Listener::bind(&args.elsewhere.ray_listen, api.address()) {
         Ok(listener) => listener,
         Err(e) => {
@@ -131,7 +131,7 @@ pub(crate) fn listener(args: &RunArgs, api: &JobsApi) -> Option<Listener> {
     }
 }
 
-pub(crate) fn package_spec(
+fn package_spec(
     plugin: &CatalogPlugin,
     settings: &RunSettings,
     params: BTreeMap<usize, String>,
@@ -154,7 +154,7 @@ pub(crate) fn package_spec(
 
 /// Builds and uploads the package of `run_spec` (the run's params
 /// numbered as `params` says), and says what it did unless quiet.
-pub(crate) fn prepare(
+fn prepare(
     plugin: &CatalogPlugin,
     args: &RunArgs,
     settings: &RunSettings,
@@ -179,7 +179,7 @@ pub(crate) fn prepare(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_on_ray(
+fn run_on_ray(
     plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
@@ -270,7 +270,7 @@ pub(crate) fn run_on_ray(
 }
 
 /// Where the outcome lines go.
-pub(crate) fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliError> {
+fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>, CliError> {
     match path {
         None => Ok(Box::new(std::io::stdout())),
         Some(path) => File::create(path)
@@ -280,7 +280,7 @@ pub(crate) fn outcome_writer(path: Option<&PathBuf>) -> Result<Box<dyn Write + S
 }
 
 /// The batch's progress bar and failure messages on the terminal.
-pub(crate) struct BatchDisplay {
+struct BatchDisplay {
     sink: Option<TerminalSink>,
     tracker: ProgressTracker,
     run: RunInfo,
@@ -325,7 +325,7 @@ impl BatchDisplay {
     }
 }
 
-pub(crate) fn run_batch(
+fn run_batch(
     plugin: &CatalogPlugin,
     action: &ActionManifest,
     args: &RunArgs,
@@ -445,7 +445,7 @@ pub(crate) fn run_batch(
 
 /// Where a batch's outcomes go: one JSON line each to stdout or
 /// `--results`, and the progress bar and messages on the terminal.
-pub(crate) struct BatchOutput {
+struct BatchOutput {
     writer: Box<dyn Write + Send>,
     write_failed: Option<String>,
     display: BatchDisplay,

@@ -212,7 +212,7 @@ impl PluginFolder {
 
 /// Why a plugin described by the folder could not be loaded, as the
 /// command's error.
-pub(crate) fn load_error(error: PluginLoadError) -> CliError {
+fn load_error(error: PluginLoadError) -> CliError {
     match error {
         PluginLoadError::Check(e) => check_failed(e.to_string()),
         PluginLoadError::Stale(e) => CliError::new(ExitCode::ActionFailed, e.to_string()),
@@ -221,7 +221,7 @@ pub(crate) fn load_error(error: PluginLoadError) -> CliError {
 }
 
 /// The load check could not run: nothing was loaded unchecked.
-pub(crate) fn check_failed(why: String) -> CliError {
+fn check_failed(why: String) -> CliError {
     CliError::new(ExitCode::LoadCheckFailed, why)
         .with_help("only `run --in-process --no-load-check` loads plugins without the check (trusted plugins only)")
 }
@@ -234,7 +234,7 @@ pub(crate) fn loading(checker: Option<&ChildCommand>, load_timeout: Duration, sa
 }
 
 /// The environment variable naming the plugin folder.
-pub const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
+const PLUGIN_DIR_VAR: &str = "LOADER_PLUGIN_DIR";
 
 pub(crate) fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os(PLUGIN_DIR_VAR).map(PathBuf::from))
@@ -262,7 +262,7 @@ pub(crate) fn find_action_if_named(plugin: &CatalogPlugin, action: Option<&str>)
         .unwrap_or(Ok(()))
 }
 
-pub(crate) fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
+fn list_or_none<S: AsRef<str>>(names: &[S]) -> String {
     if names.is_empty() {
         return "none".to_owned();
     }

@@ -25,10 +25,10 @@ use crate::ctrl_c::{self, OnCtrlC};
 use crate::exit_code::{CliError, ExitCode};
 
 /// The longest `--timeout` or `--grace` accepted: a year.
-pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 /// The smallest `--max-event-bytes` accepted (a result must still fit).
-pub(crate) const MIN_EVENT_BYTES: usize = 1024;
+const MIN_EVENT_BYTES: usize = 1024;
 
 /// The command that isolated children run: the loader itself.
 pub(crate) fn child_command(what: &str) -> Result<ChildCommand, CliError> {
@@ -58,7 +58,7 @@ pub(crate) fn interrupt_on_ctrl_c(settings: &RunSettings, in_process: bool) -> I
 /// Reads `--checkpoint`: `CATEGORY=PATH` or a JSON object, kept as given
 /// (as the original keeps its checkpoint dict; `category` and `path` may be
 /// absent or null, but are strings otherwise).
-pub(crate) fn read_checkpoint(arg: &str) -> Result<Value, CliError> {
+fn read_checkpoint(arg: &str) -> Result<Value, CliError> {
     if arg.trim_start().starts_with('{') {
         let value: Value =
             serde_json::from_str(arg).map_err(|e| CliError::usage(format!("--checkpoint is not valid JSON: {e}")))?;
@@ -268,7 +268,7 @@ pub(crate) fn failure_error(failure: &ActionFailure, plugin: &str, action: &str)
 /// that one, in the same `error:` style as every other error. An action
 /// that called `exit()` in-process ends the loader before `main` can print
 /// anything, so that error (kind `exited`) is passed on.
-pub(crate) struct WithoutErrors<S>(S);
+struct WithoutErrors<S>(S);
 
 impl<S: EventSink> EventSink for WithoutErrors<S> {
     fn start(&self, run: &RunInfo) {

@@ -24,7 +24,7 @@ pub(crate) fn grant_book(state_dir: Option<&Path>) -> Result<GrantBook, CliError
 }
 
 /// `--allow-*` as given, checked.
-pub(crate) fn run_grants(flags: &PermissionArgs) -> Result<RunGrants, CliError> {
+fn run_grants(flags: &PermissionArgs) -> Result<RunGrants, CliError> {
     for entry in flags.allow_net.iter().flatten() {
         loader::sandbox::check_net_entry(entry).map_err(|e| CliError::usage(format!("--allow-net {e}")))?;
     }
@@ -135,7 +135,7 @@ pub fn forwarded_grants(
 
 /// With `--sandbox=require`: refuses at once when this system lacks a part
 /// of the sandbox.
-pub fn require_complete(net_all: bool) -> Result<(), CliError> {
+fn require_complete(net_all: bool) -> Result<(), CliError> {
     let missing = Support::detect().missing(net_all, true);
     match loader::sandbox::missing_line(&missing) {
         Some(line) => Err(CliError::new(
@@ -147,7 +147,7 @@ pub fn require_complete(net_all: bool) -> Result<(), CliError> {
     }
 }
 
-pub(crate) fn not_granted(code: &str, missing: &[MissingGrant], changed: bool) -> CliError {
+fn not_granted(code: &str, missing: &[MissingGrant], changed: bool) -> CliError {
     let mut causes: Vec<String> = missing.iter().map(|m| format!("needs to {m}")).collect();
     if changed {
         causes.push("the permissions granted with `loader grant` were for a different set; grant again".to_owned());
@@ -200,7 +200,7 @@ pub fn permissions_text(manifest: &PluginManifest) -> String {
 }
 
 /// Words before a path that say it was being written.
-pub(crate) const WRITING: &[&str] = &[
+const WRITING: &[&str] = &[
     "writing",
     "write",
     "creating",
