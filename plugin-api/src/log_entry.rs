@@ -178,12 +178,12 @@ pub fn write_event_entry(
     written
 }
 
-/// [`write_event_entry`] for data already written as the JSON text of an
-/// object (by `serde_json`, so valid): the text is copied as it is.
-pub(crate) fn write_event_entry_with_data_text(
+/// [`write_event_entry`] for data whose JSON text (of an object, valid)
+/// `write_data` appends in place.
+pub(crate) fn write_event_entry_with(
     out: &mut Vec<u8>,
     event: &str,
-    data_json: &str,
+    write_data: impl FnOnce(&mut Vec<u8>),
     file: Option<&str>,
     step: Option<&str>,
     level: Option<&str>,
@@ -191,7 +191,7 @@ pub(crate) fn write_event_entry_with_data_text(
     out.extend_from_slice(br#"{"kind":"event","event":"#);
     write_json(out, event);
     out.extend_from_slice(br#","data":"#);
-    out.extend_from_slice(data_json.as_bytes());
+    write_data(out);
     out.extend_from_slice(br#","file":"#);
     write_json(out, &file);
     out.extend_from_slice(br#","step":"#);

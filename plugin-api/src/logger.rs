@@ -10,7 +10,7 @@
 //! host), they send it through the host's functions during the call.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
@@ -20,7 +20,7 @@ use crate::entry_buffer;
 use crate::ffi::clock::{coarse_now_nanos, ticks};
 use crate::ffi::plugin_side::HostHandle;
 use crate::log_entry::{self, BorrowedEntry, EntryDataError, LogEntry};
-use crate::log_queue::{LogQueue, MetricsSoFar, What};
+use crate::log_queue::{record_json_tape, record_tape, tape_is_object, LogQueue, MetricsSoFar, What};
 use crate::rules::{self, json_kind};
 
 /// A context call that was refused, with the reason.
@@ -216,13 +216,36 @@ impl Reported {
     }
 }
 
+/// A thread's copy of a logger's running step (see `Logger::with_step`).
+struct StepCopy {
+    logger: u64,
+    changes: u64,
+    step: Option<String>,
+}
+
+thread_local! {
+    static STEP_COPY: std::cell::RefCell<StepCopy> = const {
+        std::cell::RefCell::new(StepCopy {
+            logger: 0,
+            changes: 0,
+            step: None,
+        })
+    };
+}
+
 /// The logger of one run (`ctx.logger()`). Every method is also available on
 /// [`RuntimeContext`](crate::RuntimeContext) directly; the book's
 /// "Writing a plugin" chapter (`docs/src/writing-plugins.md`) says how each
 /// maps to the Python original.
 pub struct Logger {
     host: HostHandle,
+    /// This logger among every one the process made (the key of each
+    /// thread's copy of the running step).
+    id: u64,
     current_step: RwLock<Option<String>>,
+    /// Counts changes of `current_step`: a thread reads the step from its
+    /// own copy while the count is the one it copied at.
+    step_changes: AtomicU64,
     finished: AtomicBool,
     reported: Mutex<Reported>,
     /// The metrics reported so far, merged per step (by the log thread
@@ -240,9 +263,12 @@ impl Logger {
         } else {
             None
         };
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
             host,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             current_step: RwLock::new(None),
+            step_changes: AtomicU64::new(0),
             finished: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
             metrics,
@@ -270,6 +296,7 @@ impl Logger {
     /// context shares it.
     pub fn set_step(&self, step: Option<&str>) {
         *self.current_step.write().unwrap_or_else(|e| e.into_inner()) = step.map(str::to_owned);
+        self.step_changes.fetch_add(1, Ordering::Release);
     }
 
     /// The step running now, if any.
@@ -277,9 +304,28 @@ impl Logger {
         self.with_step(|step| step.map(str::to_owned))
     }
 
-    /// Runs `f` with the step running now, borrowed.
+    /// Runs `f` with the step running now, borrowed: from this thread's
+    /// copy, taken again after each change, so that the calls of a hot
+    /// loop take no lock.
     fn with_step<T>(&self, f: impl FnOnce(Option<&str>) -> T) -> T {
-        f(self.current_step.read().unwrap_or_else(|e| e.into_inner()).as_deref())
+        let changes = self.step_changes.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let copied = STEP_COPY.try_with(|cell| {
+            let mut copy = cell.try_borrow_mut().ok()?;
+            if copy.logger != self.id || copy.changes != changes {
+                *copy = StepCopy {
+                    logger: self.id,
+                    changes,
+                    step: self.current_step.read().unwrap_or_else(|e| e.into_inner()).clone(),
+                };
+            }
+            Some((f.take().expect("called once"))(copy.step.as_deref()))
+        });
+        match (copied, f) {
+            (Ok(Some(result)), _) => result,
+            (_, Some(f)) => f(self.current_step.read().unwrap_or_else(|e| e.into_inner()).as_deref()),
+            (_, None) => unreachable!("f ran but gave no result"),
+        }
     }
 
     /// Sets the progress of `step`, or of the running step when `step` is
@@ -306,7 +352,7 @@ impl Logger {
             // host's answer is then the shared rules', checked here).
             Some(queue) if !queue.all_sent() => {
                 rules::check_progress(current, total, step).map_err(ContextError::Progress)?;
-                queue.push(ticks(), step, |_| What::Progress { current, total });
+                queue.push(ticks(), step, What::Progress { current, total });
             }
             _ => self
                 .host
@@ -322,7 +368,7 @@ impl Logger {
     pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
         match &self.queue {
-            Some(queue) => queue.push(ticks(), step, |_| What::ProgressFailed),
+            Some(queue) => queue.push(ticks(), step, What::ProgressFailed),
             None => self.send_borrowed(BorrowedEntry::ProgressFailed { step }, || LogEntry::ProgressFailed {
                 step: step.map(str::to_owned),
             })?,
@@ -341,20 +387,18 @@ impl Logger {
     pub fn set_metrics(&self, value: impl Serialize, step: &str) -> Result<(), ContextError> {
         self.check_open()?;
         if let Some(queue) = &self.queue {
-            // Written here, as a log entry is; the host's own checks are
+            // Recorded here, as a log entry is; the host's own checks are
             // the shared rules, made here.
             let at = ticks();
-            return entry_buffer::with(|text| {
-                let written = serde_json::to_writer(&mut *text, &value);
-                if written.is_err() || text.first() != Some(&b'{') {
+            return with_tape(&value, "metrics", |tape| {
+                if !tape_is_object(tape) {
                     return Err(to_object(&value, "metrics").err().unwrap_or(ContextError::NotAnObject {
                         what: "metrics",
                         got: "not an object",
                     }));
                 }
                 rules::check_metrics_step(step).map_err(ContextError::Metrics)?;
-                let json = std::str::from_utf8(text).expect("serde_json writes UTF-8");
-                queue.push(at, Some(step), |batch| What::Metrics(batch.add_text(json)));
+                queue.push(at, Some(step), What::Metrics(tape));
                 Ok(())
             });
         }
@@ -389,7 +433,29 @@ impl Logger {
         file: Option<&str>,
     ) -> Result<(), ContextError> {
         self.check_open()?;
-        let level = (level != MessageLevel::Info).then(|| level.as_str());
+        let level = (level != MessageLevel::Info).then_some(level);
+        if let Some(queue) = &self.queue {
+            let at = ticks();
+            return with_tape(&data, "log data", |tape| {
+                if !tape_is_object(tape) {
+                    return Err(not_an_object(&data));
+                }
+                self.with_step(|step| {
+                    queue.push(
+                        at,
+                        step,
+                        What::Event {
+                            event,
+                            data: tape,
+                            file,
+                            level,
+                        },
+                    )
+                });
+                Ok(())
+            });
+        }
+        let level = level.map(MessageLevel::as_str);
         if !self.host.has_log_entry() {
             let data = to_object(&data, "log data")?;
             return self.send(LogEntry::Event {
@@ -400,34 +466,6 @@ impl Logger {
                 level: level.map(str::to_owned),
             });
         }
-        let not_an_object = || {
-            to_object(&data, "log data").err().unwrap_or(ContextError::NotAnObject {
-                what: "log data",
-                got: "not an object",
-            })
-        };
-        if let Some(queue) = &self.queue {
-            let at = ticks();
-            return entry_buffer::with(|text| {
-                serde_json::to_writer(&mut *text, &data).map_err(|e| ContextError::Serialize {
-                    what: "log data",
-                    reason: e.to_string(),
-                })?;
-                if text.first() != Some(&b'{') {
-                    return Err(not_an_object());
-                }
-                let data = std::str::from_utf8(text).expect("serde_json writes UTF-8");
-                self.with_step(|step| {
-                    queue.push(at, step, |batch| What::Event {
-                        event: batch.add_text(event),
-                        data: batch.add_text(data),
-                        file: file.map(|file| batch.add_text(file)),
-                        level,
-                    })
-                });
-                Ok(())
-            });
-        }
         self.with_step(|step| {
             entry_buffer::with(|entry| {
                 log_entry::write_event_entry(entry, event, &data, file, step, level).map_err(|e| match e {
@@ -435,7 +473,7 @@ impl Logger {
                         what: "log data",
                         reason: e.to_string(),
                     },
-                    EntryDataError::NotAnObject => not_an_object(),
+                    EntryDataError::NotAnObject => not_an_object(&data),
                 })?;
                 self.send_text(entry)
             })
@@ -469,12 +507,7 @@ impl Logger {
         self.check_open()?;
         if let Some(queue) = &self.queue {
             let at = ticks();
-            self.with_step(|step| {
-                queue.push(at, step, |batch| What::Message {
-                    message: batch.add_text(message),
-                    level: level.as_str(),
-                })
-            });
+            self.with_step(|step| queue.push(at, step, What::Message { message, level }));
             return Ok(());
         }
         self.with_step(|step| {
@@ -497,19 +530,11 @@ impl Logger {
         self.check_open()?;
         if let Some(queue) = &self.queue {
             let at = ticks();
-            entry_buffer::with(|text| {
-                if let Some(data) = &data {
-                    serde_json::to_writer(&mut *text, data).expect("a JSON value serialises");
-                }
-                let data_text = std::str::from_utf8(text).expect("serde_json writes UTF-8");
-                self.with_step(|step| {
-                    queue.push(at, step, |batch| What::DevEvent {
-                        message: batch.add_text(message),
-                        data: data.is_some().then(|| batch.add_text(data_text)),
-                    })
-                })
+            return with_tape(&data, "dev event data", |tape| {
+                let data = data.is_some().then_some(tape);
+                self.with_step(|step| queue.push(at, step, What::DevEvent { message, data }));
+                Ok(())
             });
-            return Ok(());
         }
         self.with_step(|step| {
             let entry = BorrowedEntry::DevEvent {
@@ -635,6 +660,35 @@ impl Drop for Logger {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// The error for data that is not a JSON object (or does not serialise).
+fn not_an_object(data: &impl Serialize) -> ContextError {
+    to_object(data, "log data").err().unwrap_or(ContextError::NotAnObject {
+        what: "log data",
+        got: "not an object",
+    })
+}
+
+/// Runs `f` with `data`'s tape, recorded in this thread's reused buffer;
+/// data the tape does not record is stored as the JSON text serde_json
+/// writes for it, and data that does not serialise is refused here.
+fn with_tape<T>(
+    data: &impl Serialize,
+    what: &'static str,
+    f: impl FnOnce(&[u8]) -> Result<T, ContextError>,
+) -> Result<T, ContextError> {
+    entry_buffer::with(|buffer| {
+        if record_tape(data, buffer).is_err() {
+            buffer.clear();
+            let json = serde_json::to_vec(data).map_err(|e| ContextError::Serialize {
+                what,
+                reason: e.to_string(),
+            })?;
+            record_json_tape(&json, buffer);
+        }
+        f(buffer)
+    })
 }
 
 /// Serialises `value`, which must be a JSON object.

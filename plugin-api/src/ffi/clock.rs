@@ -90,6 +90,9 @@ pub fn unix_nanos_now() -> u64 {
 pub struct TickScale {
     first: (u64, u64),
     latest: (u64, u64),
+    /// Nanoseconds a tick, from the two readings (worked out at each mark,
+    /// not for each entry).
+    nanos_per_tick: f64,
 }
 
 impl TickScale {
@@ -99,28 +102,29 @@ impl TickScale {
         Self {
             first: now,
             latest: now,
+            nanos_per_tick: 0.0,
         }
     }
 
     /// Reads both clocks again.
     pub fn mark(&mut self) {
         self.latest = (ticks(), unix_nanos_now());
+        let tick_span = self.latest.0.saturating_sub(self.first.0);
+        let nano_span = self.latest.1.saturating_sub(self.first.1);
+        self.nanos_per_tick = if tick_span == 0 {
+            0.0
+        } else {
+            nano_span as f64 / tick_span as f64
+        };
     }
 
-    /// The Unix nanoseconds of a tick count read at most a little after
-    /// the latest mark.
+    /// The Unix nanoseconds of a tick count read at most a little before
+    /// or after the latest mark (an `f64` places a span of seconds to the
+    /// nanosecond).
     pub fn unix_nanos(&self, tick: u64) -> u64 {
-        let (tick_span, nano_span) = (
-            self.latest.0.saturating_sub(self.first.0),
-            self.latest.1.saturating_sub(self.first.1),
-        );
-        let back = self.latest.0 as i128 - tick as i128;
-        let nanos_back = if tick_span == 0 {
-            0
-        } else {
-            back * nano_span as i128 / tick_span as i128
-        };
-        (self.latest.1 as i128 - nanos_back).clamp(0, u64::MAX as i128) as u64
+        let ticks_back = self.latest.0.wrapping_sub(tick) as i64;
+        let nanos_back = (ticks_back as f64 * self.nanos_per_tick) as i64;
+        self.latest.1.saturating_add_signed(-nanos_back)
     }
 }
 

@@ -25,7 +25,10 @@
 //!   both sides, and the tick counter that stamps queued log entries (a
 //!   system call and an instruction, so they live with the crate's `unsafe`);
 //! - [`exit_hooks`]: handing queued log entries to the host when the
-//!   process calls `exit()` or crashes.
+//!   process calls `exit()` or crashes;
+//! - [`byte_ring`]: the lock-free ring between a logging thread and the
+//!   log thread (memory shared by two threads without a lock, so it lives
+//!   with the crate's `unsafe`).
 //!
 //! # Layers
 //!
@@ -65,6 +68,7 @@
 //! commits its layout snapshot; the layout guard's tests fail on any layout
 //! change without a version bump.
 
+pub(crate) mod byte_ring;
 pub mod clock;
 pub mod exit_hooks;
 pub mod host_side;

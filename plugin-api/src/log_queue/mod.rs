@@ -1,125 +1,149 @@
 //! The log queue: how `ctx.log`, the other log calls and `set_metrics`
 //! return without waiting for the host when it takes entries off the
 //! caller's thread (plugin-api 1.4, `logs_off_thread`). A `set_progress`
-//! made while entries are unsent goes through it too, behind them.
+//! made while the caller's entries are unsent goes through it too, behind
+//! them.
 //!
-//! The caller writes its data's JSON text (in its thread's reused buffer,
-//! where the data was built and is dropped: memory freed by another
-//! thread costs the allocator more than the writing), stamps the entry
-//! with a tick count and copies its strings into the queue's batch (module
-//! [`batch`]) under one uncontended lock. A log thread of the plugin's, one
-//! per run, takes the whole batch at once, writes each entry's JSON text
-//! and hands it to the host with the time of its call (`log_entry_at`);
-//! the host's checks and sinks run on that thread, never on the caller's.
+//! Each thread that logs gets a ring of its own ([`byte_ring`](crate::ffi::byte_ring)): the caller
+//! records its data's shape and raw numbers ([`tape`]: no JSON text, no
+//! allocation), stamps the call with a tick count and copies the record
+//! ([`record`]) into its ring with one atomic store, without a lock. A log
+//! thread of the plugin's, one per run, reads every ring, writes each
+//! entry's JSON text and hands it to the host with the time of its call
+//! (`log_entry_at`); the host's checks and sinks run on that thread, never
+//! on the caller's.
 //!
 //! What is kept:
-//! - order: one batch holds the entries in the order of their calls, and
-//!   batches are handed over one at a time, in turn (the `turn` lock);
+//! - order: a thread's records are read in the order it wrote them; the
+//!   records of several threads found in one pass go in the order of their
+//!   tick counts;
 //! - times: each entry carries the tick count of its call, turned into
 //!   wall time by the log thread ([`TickScale`]);
-//! - memory: a caller waits while a batch is full ([`batch::MAX_ENTRIES`],
-//!   [`batch::MAX_TEXT`]), so a flood is slowed to the host's pace;
+//! - memory: a thread's ring is [`RING_BYTES`]; a caller waits while its
+//!   ring is full, so a flood is slowed to the host's pace; a record too
+//!   large for a ring is handed over on the caller's thread, after
+//!   everything queued before it;
 //! - nothing is lost at the end: the run's end waits for the queue
 //!   ([`LogQueue::flush`], also on a panic), and so do `exit()` and the
 //!   crash signals ([`drain_at_exit`], [`drain_on_crash`], through
 //!   [`crate::ffi::exit_hooks`]).
 
-mod batch;
+mod record;
+mod tape;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
-pub(crate) use batch::{Batch, Handed, Pending, What};
+pub(crate) use record::What;
+pub(crate) use tape::{is_object as tape_is_object, record as record_tape, record_json as record_json_tape};
+
+use crate::ffi::byte_ring::{Producer, Reader, Ring};
+use serde_json::{Map, Value};
+
+use crate::ffi::clock::TickScale;
+use crate::ffi::exit_hooks;
+use crate::ffi::plugin_side::HostHandle;
 
 /// The metrics a run reported so far, merged per step (`get_metrics`): the
 /// log thread merges each queued `set_metrics` once the host has it.
 pub(crate) type MetricsSoFar = Arc<Mutex<BTreeMap<String, Map<String, Value>>>>;
 
-use crate::ffi::clock::TickScale;
-use crate::ffi::exit_hooks;
-use crate::ffi::plugin_side::HostHandle;
-use serde_json::{Map, Value};
+/// Each logging thread's ring: room for a loop of 100 k `log` calls of a
+/// small object without waiting. Its pages are only made real as they are
+/// first written.
+const RING_BYTES: usize = 8 << 20;
 
-/// How long the log thread, having handed a batch over, lets the next one
-/// gather before it goes idle (and has to be woken by the next entry).
+/// How long the log thread, having handed records over, lets the next ones
+/// gather before it goes idle (and has to be woken by the next record).
 const GATHER: Duration = Duration::from_micros(200);
 
+/// How long a caller whose ring is full waits before it looks again (it is
+/// woken sooner when the log thread makes room).
+const ROOM_WAIT: Duration = Duration::from_millis(1);
+
 /// How long a drain at exit or on a crash waits for the log thread to
-/// finish the batch it is handing over.
+/// finish the pass it is making.
 const DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+/// Records handed over between two wake-ups of callers waiting for room.
+const ROOM_EVERY: usize = 4096;
 
 thread_local! {
     /// Set on log threads: a drain there cannot wait for itself.
     static ON_LOG_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// This thread's rings, one for each queue it wrote to (by queue id).
+    static PRODUCERS: RefCell<Vec<(u64, Producer)>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Queue ids, so that a thread finds its ring for a queue.
+static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Every queue of this library that may hold entries, for [`drain_at_exit`]
 /// and [`drain_on_crash`].
 static QUEUES: Mutex<Vec<Weak<LogQueue>>> = Mutex::new(Vec::new());
 
-struct State {
-    batch: Batch,
-    closed: bool,
-}
-
-/// What the one handing a batch over holds: the spare batch swapped in,
-/// the clock scale, the text buffer and the host.
+/// What the reader of the rings holds: the rings, the clock scale, the
+/// text buffers and the host.
 struct Turn {
-    spare: Batch,
+    rings: Vec<Arc<Ring>>,
     scale: TickScale,
-    text: Vec<u8>,
+    entry: Vec<u8>,
+    data: Vec<u8>,
     host: HostHandle,
     metrics: MetricsSoFar,
 }
 
 impl Turn {
-    fn hand_over(&mut self, batch: &mut Batch) {
-        self.scale.mark();
-        let Turn {
-            scale,
-            text,
-            host,
-            metrics,
-            ..
-        } = self;
+    /// Hands one call to the host.
+    fn hand(&mut self, at: u64, step: Option<&str>, what: What<'_>) {
         // A refusal (a call after the run ended, which the host counts)
         // has no caller left to tell.
-        batch.drain(text, |at, handed| match handed {
-            Handed::Entry(entry) => {
-                let _ = host.log_entry_at(entry, scale.unix_nanos(at));
+        match what {
+            What::Progress { current, total } => {
+                let _ = self.host.set_progress(current, total, step);
             }
-            Handed::Progress { current, total, step } => {
-                let _ = host.set_progress(current, total, step);
-            }
-            Handed::Metrics { json, step } => {
-                let _ = host.set_metrics(json, step);
+            What::Metrics(data) => {
+                let step = step.expect("metrics are queued with their step");
+                self.data.clear();
+                tape::write_json(data, &mut self.data);
+                let json = std::str::from_utf8(&self.data).expect("the tape's JSON text is UTF-8");
+                let _ = self.host.set_metrics(json, step);
                 if let Ok(value) = serde_json::from_str::<Map<String, Value>>(json) {
-                    lock(metrics).entry(step.to_owned()).or_default().extend(value);
+                    lock(&self.metrics).entry(step.to_owned()).or_default().extend(value);
                 }
             }
-        });
+            what => {
+                self.entry.clear();
+                record::write_entry(what, step, &mut self.data, &mut self.entry);
+                let entry = std::str::from_utf8(&self.entry).expect("entries are written as UTF-8");
+                let _ = self.host.log_entry_at(entry, self.scale.unix_nanos(at));
+            }
+        }
     }
 }
 
 /// One run's log queue (see the module docs).
 pub(crate) struct LogQueue {
-    state: Mutex<State>,
-    /// The log thread waits on it for entries.
-    work: Condvar,
-    /// Callers wait on it for room.
-    room: Condvar,
-    room_waiters: AtomicUsize,
-    /// The log thread is idle: the next entry must wake it.
-    idle: AtomicBool,
-    /// Entries queued so far: changed only under `state`'s lock, so a
-    /// plain store of the next value, not a locked read-modify-write.
-    pushed: AtomicU64,
-    /// Entries handed to the host so far: changed only holding the turn.
-    handed: AtomicU64,
+    id: u64,
+    /// Rings made since the reader last looked.
+    new_rings: Mutex<Vec<Arc<Ring>>>,
+    has_new_rings: AtomicBool,
     turn: Mutex<Turn>,
+    /// The log thread sleeps on `work` holding it; a caller that wakes the
+    /// thread takes it first, so the wake-up cannot fall between the
+    /// thread's last look and its sleep.
+    sleep: Mutex<()>,
+    work: Condvar,
+    /// The log thread is asleep (or about to be): the next record wakes it.
+    idle: AtomicBool,
+    closed: AtomicBool,
+    /// Callers whose ring is full wait on it.
+    room: Mutex<()>,
+    room_made: Condvar,
+    room_waiters: AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,23 +156,24 @@ impl LogQueue {
     /// entry during its call).
     pub fn start(host: HostHandle, metrics: MetricsSoFar) -> Option<Arc<Self>> {
         let queue = Arc::new(LogQueue {
-            state: Mutex::new(State {
-                batch: Batch::default(),
-                closed: false,
-            }),
-            work: Condvar::new(),
-            room: Condvar::new(),
-            room_waiters: AtomicUsize::new(0),
-            idle: AtomicBool::new(false),
-            pushed: AtomicU64::new(0),
-            handed: AtomicU64::new(0),
+            id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
+            new_rings: Mutex::new(Vec::new()),
+            has_new_rings: AtomicBool::new(false),
             turn: Mutex::new(Turn {
-                spare: Batch::default(),
+                rings: Vec::new(),
                 scale: TickScale::new(),
-                text: Vec::with_capacity(256),
+                entry: Vec::with_capacity(256),
+                data: Vec::with_capacity(256),
                 host,
                 metrics,
             }),
+            sleep: Mutex::new(()),
+            work: Condvar::new(),
+            idle: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            room: Mutex::new(()),
+            room_made: Condvar::new(),
+            room_waiters: AtomicUsize::new(0),
         });
         let for_thread = queue.clone();
         std::thread::Builder::new()
@@ -163,27 +188,86 @@ impl LogQueue {
         Some(queue)
     }
 
-    /// Queues one entry made at tick `at`: `what` adds its strings and data
-    /// to the batch. Waits while the batch is full.
-    pub fn push(&self, at: u64, step: Option<&str>, what: impl FnOnce(&mut Batch) -> What) {
-        let mut state = lock(&self.state);
-        while state.batch.is_full() && !state.closed {
-            self.room_waiters.fetch_add(1, Ordering::SeqCst);
-            state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
-            self.room_waiters.fetch_sub(1, Ordering::SeqCst);
+    /// Runs `f` with this thread's ring for the queue, made on first use;
+    /// `None` when the thread has none and cannot have one (it is ending,
+    /// or is inside a push already, or memory ran out).
+    fn with_producer<T>(&self, f: impl FnOnce(&mut Producer) -> T) -> Option<T> {
+        PRODUCERS
+            .try_with(|cell| {
+                let mut producers = cell.try_borrow_mut().ok()?;
+                let at = match producers.iter().position(|(id, _)| *id == self.id) {
+                    Some(at) => at,
+                    None => {
+                        producers.retain(|(_, producer)| !producer.ring().is_abandoned());
+                        let (ring, producer) = Ring::new(RING_BYTES)?;
+                        lock(&self.new_rings).push(ring);
+                        self.has_new_rings.store(true, Ordering::SeqCst);
+                        producers.push((self.id, producer));
+                        producers.len() - 1
+                    }
+                };
+                Some(f(&mut producers[at].1))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Queues one call made at tick `at`. Waits while this thread's ring is
+    /// full; a record too large for a ring (or a thread without one) is
+    /// handed over here, after everything queued before it.
+    pub fn push(&self, at: u64, step: Option<&str>, what: What<'_>) {
+        let len = record::encoded_len(step, &what);
+        let fill = |slot: &mut [u8]| record::encode(slot, at, step, &what);
+        let queued = self
+            .with_producer(|producer| {
+                len <= producer.ring().max_record()
+                    && (producer.try_write(len, fill) || self.wait_for_room(producer, len, fill))
+            })
+            .unwrap_or(false);
+        if !queued {
+            let mut turn = lock(&self.turn);
+            self.take_turn(&mut turn);
+            turn.scale.mark();
+            turn.hand(at, step, what);
+            return;
         }
-        let step = step.map(|step| state.batch.add_text(step));
-        let what = what(&mut state.batch);
-        state.batch.push(Pending { at, step, what });
-        let pushed = self.pushed.load(Ordering::Relaxed);
-        self.pushed.store(pushed + 1, Ordering::Relaxed);
-        drop(state);
-        // Read before the swap: a write on every entry would pull the flag's
-        // cache line away from the log thread each time. The lock just
-        // released orders this read after the thread's store (made holding
-        // the lock, before it waits).
-        if self.idle.load(Ordering::Relaxed) && self.idle.swap(false, Ordering::SeqCst) {
-            self.work.notify_one();
+        // The record's store, then the look at `idle`, in this order for
+        // every thread: either the log thread's last look finds the record,
+        // or this look finds the thread idle and wakes it.
+        fence(Ordering::SeqCst);
+        if self.idle.load(Ordering::Relaxed) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        let _sleep = lock(&self.sleep);
+        self.idle.store(false, Ordering::SeqCst);
+        self.work.notify_one();
+    }
+
+    /// Waits until the ring takes the record; `false` if the queue closed
+    /// meanwhile (its log thread is gone: the caller hands it over itself).
+    fn wait_for_room(&self, producer: &mut Producer, len: usize, fill: impl FnOnce(&mut [u8]) + Copy) -> bool {
+        loop {
+            if self.idle.load(Ordering::SeqCst) {
+                self.wake();
+            }
+            let room = lock(&self.room);
+            self.room_waiters.fetch_add(1, Ordering::SeqCst);
+            if producer.try_write(len, fill) {
+                self.room_waiters.fetch_sub(1, Ordering::SeqCst);
+                return true;
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                self.room_waiters.fetch_sub(1, Ordering::SeqCst);
+                return false;
+            }
+            drop(self.room_made.wait_timeout(room, ROOM_WAIT));
+            self.room_waiters.fetch_sub(1, Ordering::SeqCst);
+            if producer.try_write(len, fill) {
+                return true;
+            }
         }
     }
 
@@ -191,93 +275,159 @@ impl LogQueue {
     /// returns once the host has them all.
     pub fn flush(&self) {
         let mut turn = lock(&self.turn);
-        self.take_and_hand_over(&mut turn, lock(&self.state));
+        self.take_turn(&mut turn);
     }
 
-    /// Swaps the batch out (making room for waiting callers) and hands it
-    /// over; called holding the turn, so batches go in order.
-    fn take_and_hand_over(&self, turn: &mut Turn, mut state: MutexGuard<'_, State>) {
-        if state.batch.is_empty() {
-            return;
+    /// Reads every ring once, handing over the records published when it
+    /// looked, in order; called holding the turn. Returns how many.
+    fn take_turn(&self, turn: &mut Turn) -> usize {
+        if self.has_new_rings.swap(false, Ordering::SeqCst) {
+            turn.rings.append(&mut lock(&self.new_rings));
         }
-        let mut batch = std::mem::take(&mut turn.spare);
-        std::mem::swap(&mut state.batch, &mut batch);
+        turn.scale.mark();
+        let rings = std::mem::take(&mut turn.rings);
+        for ring in &rings {
+            ring.prefault_ahead();
+        }
+        let mut readers: Vec<_> = rings.iter().map(|ring| ring.reader()).collect();
+        let mut handed: usize = 0;
+        let mut hand_next = |turn: &mut Turn, reader: &mut Reader<'_>| {
+            let next = reader.peek().expect("the reader has a next record");
+            let len = next.len();
+            let (at, step, what) = record::decode(next);
+            turn.hand(at, step, what);
+            reader.consume(len);
+            handed += 1;
+            if handed.is_multiple_of(ROOM_EVERY) {
+                self.make_room();
+            }
+        };
+        if let [reader] = readers.as_mut_slice() {
+            while reader.peek().is_some() {
+                hand_next(turn, reader);
+            }
+        }
+        // With several threads' rings: each time, the record made first.
+        loop {
+            let mut first: Option<(usize, u64)> = None;
+            for (i, reader) in readers.iter_mut().enumerate() {
+                if let Some(at) = reader.peek().map(record::tick_of) {
+                    if first.is_none_or(|(_, earliest)| at < earliest) {
+                        first = Some((i, at));
+                    }
+                }
+            }
+            let Some((i, _)) = first else { break };
+            hand_next(turn, &mut readers[i]);
+        }
+        drop(readers);
+        self.make_room();
+        turn.rings = rings;
+        // A ring whose thread has ended (its producer dropped, so this is
+        // the last owner) is forgotten once empty. The acquire fence pairs
+        // with the release of the producer's drop, so its last record is
+        // seen.
+        turn.rings.retain(|ring| {
+            Arc::strong_count(ring) > 1 || {
+                fence(Ordering::Acquire);
+                !ring.is_empty()
+            }
+        });
+        handed
+    }
+
+    fn make_room(&self) {
         if self.room_waiters.load(Ordering::SeqCst) > 0 {
-            self.room.notify_all();
+            let _room = lock(&self.room);
+            self.room_made.notify_all();
         }
-        drop(state);
-        let handed = self.handed.load(Ordering::Relaxed) + batch.len() as u64;
-        turn.hand_over(&mut batch);
-        self.handed.store(handed, Ordering::Release);
-        turn.spare = batch;
     }
 
-    /// Whether every entry queued so far has reached the host: a call that
-    /// goes to the host directly (`set_progress`) may then do so without
-    /// overtaking an entry of its thread.
+    /// Whether every entry this thread queued has reached the host: a call
+    /// that goes to the host directly (`set_progress`) may then do so
+    /// without overtaking one of them.
     pub fn all_sent(&self) -> bool {
-        // The caller's own entries are among those `pushed` counts (it
-        // stored that count itself, or a later thread a larger one), and
-        // batches are handed over in order: so if as many were handed over,
-        // its own were.
-        let pushed = self.pushed.load(Ordering::Relaxed);
-        self.handed.load(Ordering::Acquire) >= pushed
+        PRODUCERS
+            .try_with(|cell| {
+                let producers = cell.try_borrow().ok()?;
+                Some(
+                    producers
+                        .iter()
+                        .find(|(id, _)| *id == self.id)
+                        .is_none_or(|(_, producer)| producer.all_handed()),
+                )
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(false)
     }
 
     /// Stops the log thread once it has handed over what is queued.
     pub fn close(&self) {
-        lock(&self.state).closed = true;
-        self.work.notify_one();
-        self.room.notify_all();
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake();
+        let _room = lock(&self.room);
+        self.room_made.notify_all();
     }
 
-    /// The log thread: hands each batch over; after one, lets the next
-    /// gather for [`GATHER`] before waiting to be woken.
+    /// Whether a ring holds records not yet handed over.
+    fn has_pending(&self) -> bool {
+        self.has_new_rings.load(Ordering::SeqCst) || lock(&self.turn).rings.iter().any(|ring| !ring.is_empty())
+    }
+
+    /// The log thread: hands the records over; after a pass that found
+    /// some, lets the next gather for [`GATHER`]; after one that found
+    /// none, sleeps until a record wakes it.
     fn run(&self) {
         ON_LOG_THREAD.with(|on| on.set(true));
-        let mut state = lock(&self.state);
         loop {
-            if state.batch.is_empty() && !state.closed {
-                state = match self.work.wait_timeout(state, GATHER) {
-                    Ok((guard, _)) => guard,
-                    Err(poisoned) => poisoned.into_inner().0,
-                };
-            }
-            while state.batch.is_empty() {
-                if state.closed {
-                    return;
+            let handed = self.take_turn(&mut lock(&self.turn));
+            let sleep = lock(&self.sleep);
+            if handed > 0 {
+                if !self.closed.load(Ordering::SeqCst) {
+                    drop(self.work.wait_timeout(sleep, GATHER));
                 }
-                self.idle.store(true, Ordering::SeqCst);
-                state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+                continue;
             }
+            if self.closed.load(Ordering::SeqCst) {
+                drop(sleep);
+                self.take_turn(&mut lock(&self.turn));
+                return;
+            }
+            self.idle.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.has_pending() {
+                self.idle.store(false, Ordering::SeqCst);
+                continue;
+            }
+            drop(self.work.wait(sleep));
             self.idle.store(false, Ordering::SeqCst);
-            drop(state);
-            {
-                let mut turn = lock(&self.turn);
-                self.take_and_hand_over(&mut turn, lock(&self.state));
-            }
-            state = lock(&self.state);
         }
     }
 
     /// [`flush`](Self::flush) for `exit()` and crash handlers: takes the
-    /// locks without blocking, retrying until `until` (the log thread may
-    /// be handing a batch over; the crashed thread may hold a lock for ever).
+    /// turn without blocking, retrying until `until` (the log thread may
+    /// be making a pass; the crashed thread may hold it for ever).
     fn drain_before(&self, until: Instant) {
         while Instant::now() < until {
             if let Some(mut turn) = try_lock(&self.turn) {
-                if let Some(state) = try_lock(&self.state) {
-                    self.take_and_hand_over(&mut turn, state);
-                    return;
-                }
+                self.take_turn(&mut turn);
+                return;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
 
-    #[cfg(test)]
-    pub fn queued(&self) -> usize {
-        lock(&self.state).batch.len()
+impl Drop for LogQueue {
+    /// Tells each thread's ring that the queue is gone, so the thread
+    /// forgets it.
+    fn drop(&mut self) {
+        let turn = self.turn.get_mut().unwrap_or_else(|e| e.into_inner());
+        let new_rings = self.new_rings.get_mut().unwrap_or_else(|e| e.into_inner());
+        for ring in turn.rings.iter().chain(new_rings.iter()) {
+            ring.abandon();
+        }
     }
 }
 
@@ -290,7 +440,7 @@ fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 }
 
 /// At `exit()`: hands what every queue of this library holds to its host,
-/// waiting for the log thread's batch in progress (one batch at most).
+/// waiting for the log thread's pass in progress.
 fn drain_at_exit() {
     if ON_LOG_THREAD.with(Cell::get) {
         return;
@@ -329,6 +479,7 @@ mod tests {
     use super::*;
     use crate::ffi::host_side::context_for;
     use crate::log_entry::LogEntry;
+    use crate::logger::MessageLevel;
     use crate::testing::RecordingHost;
     use serde_json::json;
 
@@ -382,10 +533,14 @@ mod tests {
     }
 
     fn message(queue: &LogQueue, at: u64, text: &str) {
-        queue.push(at, None, |batch| What::Message {
-            message: batch.add_text(text),
-            level: "info",
-        });
+        queue.push(
+            at,
+            None,
+            What::Message {
+                message: text,
+                level: MessageLevel::Info,
+            },
+        );
     }
 
     fn messages(host: &SlowHost) -> Vec<String> {
@@ -427,21 +582,80 @@ mod tests {
         let host = Arc::new(SlowHost::default());
         let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
         let gate = lock(&host.gate);
+        let text = "0123456789abcdef";
+        let record_len = record::encoded_len(
+            None,
+            &What::Message {
+                message: text,
+                level: MessageLevel::Info,
+            },
+        );
+        let total = 3 * RING_BYTES / record_len;
+        let pushed = Arc::new(AtomicUsize::new(0));
         let flooder = {
-            let queue = queue.clone();
+            let (queue, pushed) = (queue.clone(), pushed.clone());
             std::thread::spawn(move || {
-                for i in 0..(batch::MAX_ENTRIES * 3) {
-                    message(&queue, 0, &i.to_string());
+                for _ in 0..total {
+                    message(&queue, 0, text);
+                    pushed.fetch_add(1, Ordering::Relaxed);
                 }
             })
         };
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(300));
         assert!(!flooder.is_finished(), "the caller waits while the host is stuck");
-        assert!(queue.queued() <= batch::MAX_ENTRIES, "{}", queue.queued());
+        let queued = pushed.load(Ordering::Relaxed) * record_len;
+        assert!(queued <= RING_BYTES, "{queued} bytes queued");
         drop(gate);
         flooder.join().unwrap();
         queue.flush();
-        assert_eq!(messages(&host).len(), batch::MAX_ENTRIES * 3);
+        assert_eq!(messages(&host).len(), total);
+        queue.close();
+    }
+
+    #[test]
+    fn each_threads_entries_keep_their_order_and_none_is_lost() {
+        let host = Arc::new(SlowHost::default());
+        let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let queue = queue.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000 {
+                        message(&queue, crate::ffi::clock::ticks(), &format!("{t} {i}"));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        queue.flush();
+        let mut next = [0; 4];
+        for text in messages(&host) {
+            let (t, i) = text.split_once(' ').unwrap();
+            let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[t], "thread {t}'s entries in order");
+            next[t] += 1;
+        }
+        assert_eq!(next, [20_000; 4]);
+        queue.close();
+    }
+
+    #[test]
+    fn a_record_too_large_for_a_ring_follows_the_ones_before_it() {
+        let host = Arc::new(SlowHost::default());
+        let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
+        let huge = "x".repeat(RING_BYTES / 2);
+        message(&queue, 0, "before");
+        message(&queue, 0, &huge);
+        message(&queue, 0, "after");
+        queue.flush();
+        let seen = messages(&host);
+        assert_eq!(seen.len(), 3);
+        assert_eq!(
+            (seen[0].as_str(), seen[1].len(), seen[2].as_str()),
+            ("before", huge.len(), "after")
+        );
         queue.close();
     }
 
