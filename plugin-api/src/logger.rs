@@ -20,7 +20,7 @@ use crate::entry_buffer;
 use crate::ffi::clock::{coarse_now_nanos, ticks};
 use crate::ffi::plugin_side::HostHandle;
 use crate::log_entry::{self, BorrowedEntry, EntryDataError, LogEntry};
-use crate::log_queue::{record_json_tape, record_tape, tape_is_object, LogQueue, MetricsSoFar, What};
+use crate::log_queue::{tape_is_object, DataCall, LogQueue, MetricsSoFar, StepOf, What};
 use crate::rules::{self, json_kind};
 
 /// A context call that was refused, with the reason.
@@ -304,6 +304,20 @@ impl Logger {
         self.with_step(|step| step.map(str::to_owned))
     }
 
+    /// The running step, read under its lock.
+    fn read_step(&self) -> Option<String> {
+        self.current_step.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The running step, for a queued call: the queue keeps each thread's
+    /// copy of it, taken again (with `read`) after each change.
+    fn running_step<'a>(&self, read: &'a dyn Fn() -> Option<String>) -> StepOf<'a> {
+        StepOf::Running {
+            changes: self.step_changes.load(Ordering::Acquire),
+            read,
+        }
+    }
+
     /// Runs `f` with the step running now, borrowed: from this thread's
     /// copy, taken again after each change, so that the calls of a hot
     /// loop take no lock.
@@ -316,7 +330,7 @@ impl Logger {
                 *copy = StepCopy {
                     logger: self.id,
                     changes,
-                    step: self.current_step.read().unwrap_or_else(|e| e.into_inner()).clone(),
+                    step: self.read_step(),
                 };
             }
             Some((f.take().expect("called once"))(copy.step.as_deref()))
@@ -352,7 +366,7 @@ impl Logger {
             // host's answer is then the shared rules', checked here).
             Some(queue) if !queue.all_sent() => {
                 rules::check_progress(current, total, step).map_err(ContextError::Progress)?;
-                queue.push(ticks(), step, What::Progress { current, total });
+                queue.push(ticks(), StepOf::Given(step), What::Progress { current, total });
             }
             _ => self
                 .host
@@ -368,7 +382,7 @@ impl Logger {
     pub fn set_progress_failed(&self, step: Option<&str>) -> Result<(), ContextError> {
         self.check_open()?;
         match &self.queue {
-            Some(queue) => queue.push(ticks(), step, What::ProgressFailed),
+            Some(queue) => queue.push(ticks(), StepOf::Given(step), What::ProgressFailed),
             None => self.send_borrowed(BorrowedEntry::ProgressFailed { step }, || LogEntry::ProgressFailed {
                 step: step.map(str::to_owned),
             })?,
@@ -390,17 +404,16 @@ impl Logger {
             // Recorded here, as a log entry is; the host's own checks are
             // the shared rules, made here.
             let at = ticks();
-            return with_tape(&value, "metrics", |tape| {
-                if !tape_is_object(tape) {
+            let check = |tape: Result<&[u8], serde_json::Error>| {
+                if !tape.is_ok_and(tape_is_object) {
                     return Err(to_object(&value, "metrics").err().unwrap_or(ContextError::NotAnObject {
                         what: "metrics",
                         got: "not an object",
                     }));
                 }
-                rules::check_metrics_step(step).map_err(ContextError::Metrics)?;
-                queue.push(at, Some(step), What::Metrics(tape));
-                Ok(())
-            });
+                rules::check_metrics_step(step).map_err(ContextError::Metrics)
+            };
+            return queue.push_data(at, StepOf::Given(Some(step)), &value, check, DataCall::Metrics);
         }
         let value = to_object(&value, "metrics")?;
         let json = serde_json::to_string(&value).expect("a JSON map always serialises");
@@ -436,24 +449,16 @@ impl Logger {
         let level = (level != MessageLevel::Info).then_some(level);
         if let Some(queue) = &self.queue {
             let at = ticks();
-            return with_tape(&data, "log data", |tape| {
-                if !tape_is_object(tape) {
-                    return Err(not_an_object(&data));
-                }
-                self.with_step(|step| {
-                    queue.push(
-                        at,
-                        step,
-                        What::Event {
-                            event,
-                            data: tape,
-                            file,
-                            level,
-                        },
-                    )
-                });
-                Ok(())
-            });
+            let check = |tape: Result<&[u8], serde_json::Error>| match tape {
+                Ok(tape) if tape_is_object(tape) => Ok(()),
+                Ok(_) => Err(not_an_object(&data)),
+                Err(e) => Err(ContextError::Serialize {
+                    what: "log data",
+                    reason: e.to_string(),
+                }),
+            };
+            let call = DataCall::Event { event, file, level };
+            return queue.push_data(at, self.running_step(&|| self.read_step()), &data, check, call);
         }
         let level = level.map(MessageLevel::as_str);
         if !self.host.has_log_entry() {
@@ -507,7 +512,11 @@ impl Logger {
         self.check_open()?;
         if let Some(queue) = &self.queue {
             let at = ticks();
-            self.with_step(|step| queue.push(at, step, What::Message { message, level }));
+            queue.push(
+                at,
+                self.running_step(&|| self.read_step()),
+                What::Message { message, level },
+            );
             return Ok(());
         }
         self.with_step(|step| {
@@ -530,11 +539,17 @@ impl Logger {
         self.check_open()?;
         if let Some(queue) = &self.queue {
             let at = ticks();
-            return with_tape(&data, "dev event data", |tape| {
-                let data = data.is_some().then_some(tape);
-                self.with_step(|step| queue.push(at, step, What::DevEvent { message, data }));
-                Ok(())
-            });
+            let call = DataCall::DevEvent {
+                message,
+                with_data: data.is_some(),
+            };
+            let check = |tape: Result<&[u8], serde_json::Error>| {
+                tape.map(drop).map_err(|e| ContextError::Serialize {
+                    what: "dev event data",
+                    reason: e.to_string(),
+                })
+            };
+            return queue.push_data(at, self.running_step(&|| self.read_step()), &data, check, call);
         }
         self.with_step(|step| {
             let entry = BorrowedEntry::DevEvent {
@@ -667,27 +682,6 @@ fn not_an_object(data: &impl Serialize) -> ContextError {
     to_object(data, "log data").err().unwrap_or(ContextError::NotAnObject {
         what: "log data",
         got: "not an object",
-    })
-}
-
-/// Runs `f` with `data`'s tape, recorded in this thread's reused buffer;
-/// data the tape does not record is stored as the JSON text serde_json
-/// writes for it, and data that does not serialise is refused here.
-fn with_tape<T>(
-    data: &impl Serialize,
-    what: &'static str,
-    f: impl FnOnce(&[u8]) -> Result<T, ContextError>,
-) -> Result<T, ContextError> {
-    entry_buffer::with(|buffer| {
-        if record_tape(data, buffer).is_err() {
-            buffer.clear();
-            let json = serde_json::to_vec(data).map_err(|e| ContextError::Serialize {
-                what,
-                reason: e.to_string(),
-            })?;
-            record_json_tape(&json, buffer);
-        }
-        f(buffer)
     })
 }
 

@@ -81,10 +81,12 @@ impl Ring {
     }
 
     /// The largest record a ring of this capacity takes.
+    #[inline]
     pub fn max_record(&self) -> usize {
         self.capacity / 4
     }
 
+    #[inline]
     fn index(&self, position: u64) -> usize {
         position as usize & (self.capacity - 1)
     }
@@ -226,6 +228,7 @@ pub(crate) struct Producer {
 }
 
 impl Producer {
+    #[inline]
     pub fn ring(&self) -> &Arc<Ring> {
         &self.ring
     }
@@ -238,6 +241,7 @@ impl Producer {
     /// Writes one record of `len` bytes (a multiple of [`ALIGN`], at most
     /// [`Ring::max_record`]) with `fill` and publishes it; `false`, writing
     /// nothing, while the ring has no room for it.
+    #[inline]
     pub fn try_write(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
         debug_assert!(len.is_multiple_of(ALIGN) && len <= self.ring.max_record() && len >= ALIGN);
         let capacity = self.ring.capacity as u64;

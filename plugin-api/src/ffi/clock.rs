@@ -61,6 +61,7 @@ fn coarse_clock() -> Option<u64> {
 /// x86-64 (constant rate on every processor of the last decade), the wall
 /// clock's nanoseconds elsewhere. Turn it into a time with [`TickScale`].
 #[cfg(target_arch = "x86_64")]
+#[inline]
 pub fn ticks() -> u64 {
     // SAFETY: `rdtsc` only reads the counter; every x86-64 processor has it.
     #[allow(unused_unsafe)]

@@ -37,10 +37,12 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
-pub(crate) use record::What;
-pub(crate) use tape::{is_object as tape_is_object, record as record_tape, record_json as record_json_tape};
+pub(crate) use record::{DataCall, What};
+
+pub(crate) use tape::is_object as tape_is_object;
 
 use crate::ffi::byte_ring::{Producer, Reader, Ring};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ffi::clock::TickScale;
@@ -74,8 +76,8 @@ const ROOM_EVERY: usize = 4096;
 thread_local! {
     /// Set on log threads: a drain there cannot wait for itself.
     static ON_LOG_THREAD: Cell<bool> = const { Cell::new(false) };
-    /// This thread's rings, one for each queue it wrote to (by queue id).
-    static PRODUCERS: RefCell<Vec<(u64, Producer)>> = const { RefCell::new(Vec::new()) };
+    /// What this thread keeps for each queue it wrote to (by queue id).
+    static CALLERS: RefCell<Vec<(u64, Caller)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Queue ids, so that a thread finds its ring for a queue.
@@ -84,6 +86,55 @@ static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 /// Every queue of this library that may hold entries, for [`drain_at_exit`]
 /// and [`drain_on_crash`].
 static QUEUES: Mutex<Vec<Weak<LogQueue>>> = Mutex::new(Vec::new());
+
+/// What a thread keeps for one queue: the writing side of its ring, and
+/// the buffer its calls' data is recorded in before it is copied there.
+struct Caller {
+    producer: Producer,
+    tape: Vec<u8>,
+    /// Its copy of the logger's running step, and the logger's count of
+    /// step changes when it was taken.
+    step: Option<(u64, Option<String>)>,
+}
+
+impl Caller {
+    /// The step a call is attributed to, from this thread's copy of the
+    /// running step (taken again after each change).
+    #[inline]
+    fn resolve<'s>(step: &'s mut Option<(u64, Option<String>)>, of: StepOf<'s>) -> Option<&'s str> {
+        match of {
+            StepOf::Given(step) => step,
+            StepOf::Running { changes, read } => {
+                if step.as_ref().is_none_or(|(seen, _)| *seen != changes) {
+                    *step = Some((changes, read()));
+                }
+                step.as_ref().and_then(|(_, step)| step.as_deref())
+            }
+        }
+    }
+}
+
+/// The step a queued call is attributed to.
+#[derive(Clone, Copy)]
+pub(crate) enum StepOf<'a> {
+    /// Given by the call (or none).
+    Given(Option<&'a str>),
+    /// The logger's running step: `changes` is its count of step changes,
+    /// `read` reads the step (taken only when the count moved).
+    Running {
+        changes: u64,
+        read: &'a dyn Fn() -> Option<String>,
+    },
+}
+
+impl StepOf<'_> {
+    fn read(&self) -> Option<String> {
+        match *self {
+            StepOf::Given(step) => step.map(str::to_owned),
+            StepOf::Running { read, .. } => read(),
+        }
+    }
+}
 
 /// What the reader of the rings holds: the rings, the clock scale, the
 /// text buffers and the host.
@@ -188,25 +239,35 @@ impl LogQueue {
         Some(queue)
     }
 
-    /// Runs `f` with this thread's ring for the queue, made on first use;
-    /// `None` when the thread has none and cannot have one (it is ending,
-    /// or is inside a push already, or memory ran out).
-    fn with_producer<T>(&self, f: impl FnOnce(&mut Producer) -> T) -> Option<T> {
-        PRODUCERS
+    /// Runs `f` with what this thread keeps for the queue (its ring, made
+    /// on first use); `None` when the thread has none and cannot have one
+    /// (it is ending, or is inside a call of the queue already, as a
+    /// `Serialize` impl that logs is, or memory ran out).
+    #[inline]
+    fn with_caller<T>(&self, f: impl FnOnce(&mut Caller) -> T) -> Option<T> {
+        CALLERS
             .try_with(|cell| {
-                let mut producers = cell.try_borrow_mut().ok()?;
-                let at = match producers.iter().position(|(id, _)| *id == self.id) {
+                let mut callers = cell.try_borrow_mut().ok()?;
+                let at = match callers.iter().position(|(id, _)| *id == self.id) {
                     Some(at) => at,
                     None => {
-                        producers.retain(|(_, producer)| !producer.ring().is_abandoned());
+                        callers.retain(|(_, caller)| !caller.producer.ring().is_abandoned());
                         let (ring, producer) = Ring::new(RING_BYTES)?;
                         lock(&self.new_rings).push(ring);
                         self.has_new_rings.store(true, Ordering::SeqCst);
-                        producers.push((self.id, producer));
-                        producers.len() - 1
+                        let tape = Vec::with_capacity(256);
+                        callers.push((
+                            self.id,
+                            Caller {
+                                producer,
+                                tape,
+                                step: None,
+                            },
+                        ));
+                        callers.len() - 1
                     }
                 };
-                Some(f(&mut producers[at].1))
+                Some(f(&mut callers[at].1))
             })
             .ok()
             .flatten()
@@ -215,22 +276,80 @@ impl LogQueue {
     /// Queues one call made at tick `at`. Waits while this thread's ring is
     /// full; a record too large for a ring (or a thread without one) is
     /// handed over here, after everything queued before it.
-    pub fn push(&self, at: u64, step: Option<&str>, what: What<'_>) {
-        let len = record::encoded_len(step, &what);
-        let fill = |slot: &mut [u8]| record::encode(slot, at, step, &what);
-        let queued = self
-            .with_producer(|producer| {
-                len <= producer.ring().max_record()
-                    && (producer.try_write(len, fill) || self.wait_for_room(producer, len, fill))
-            })
-            .unwrap_or(false);
-        if !queued {
-            let mut turn = lock(&self.turn);
-            self.take_turn(&mut turn);
-            turn.scale.mark();
-            turn.hand(at, step, what);
-            return;
+    #[inline]
+    pub fn push(&self, at: u64, step: StepOf<'_>, what: What<'_>) {
+        let queued = self.with_caller(|caller| {
+            let step = Caller::resolve(&mut caller.step, step);
+            let queued = self.write(&mut caller.producer, at, step, &what);
+            if !queued {
+                self.hand_over_here(at, step, what);
+            }
+            queued
+        });
+        match queued {
+            Some(true) => self.wake_if_idle(),
+            Some(false) => {}
+            None => self.hand_over_here(at, step.read().as_deref(), what),
         }
+    }
+
+    /// Queues one call with data, made at tick `at`: records `data` on the
+    /// tape (in this thread's reused buffer), lets `check` refuse it (or
+    /// the error of a `Serialize` that failed), then queues `call` with
+    /// the tape as its data, as [`push`](Self::push).
+    #[inline]
+    pub fn push_data<E>(
+        &self,
+        at: u64,
+        step: StepOf<'_>,
+        data: &(impl Serialize + ?Sized),
+        check: impl FnOnce(Result<&[u8], serde_json::Error>) -> Result<(), E>,
+        call: DataCall<'_>,
+    ) -> Result<(), E> {
+        let mut check = Some(check);
+        let queued = self.with_caller(|caller| {
+            let check = check.take().expect("called once");
+            caller.tape.clear();
+            let recorded = tape::record_or_json(data, &mut caller.tape);
+            check(recorded.map(|()| caller.tape.as_slice()))?;
+            let what = call.with_tape(&caller.tape);
+            let step = Caller::resolve(&mut caller.step, step);
+            let queued = self.write(&mut caller.producer, at, step, &what);
+            if !queued {
+                self.hand_over_here(at, step, what);
+            }
+            Ok(queued)
+        });
+        match (queued, check) {
+            (Some(Ok(true)), _) => {
+                self.wake_if_idle();
+                Ok(())
+            }
+            (Some(result), _) => result.map(drop),
+            (None, Some(check)) => {
+                let mut tape = Vec::new();
+                let recorded = tape::record_or_json(data, &mut tape);
+                check(recorded.map(|()| tape.as_slice()))?;
+                self.hand_over_here(at, step.read().as_deref(), call.with_tape(&tape));
+                Ok(())
+            }
+            (None, None) => unreachable!("the thread's queue state ran the calls but gave no result"),
+        }
+    }
+
+    /// Writes the record of `what` into `producer`'s ring, waiting for
+    /// room; `false` if it is too large for a ring or the queue closed.
+    #[inline]
+    fn write(&self, producer: &mut Producer, at: u64, step: Option<&str>, what: &What<'_>) -> bool {
+        let len = record::encoded_len(step, what);
+        let fill = |slot: &mut [u8]| record::encode(slot, at, step, what);
+        len <= producer.ring().max_record()
+            && (producer.try_write(len, fill) || self.wait_for_room(producer, len, fill))
+    }
+
+    /// After a record was written: wakes the log thread if it sleeps.
+    #[inline]
+    fn wake_if_idle(&self) {
         // The record's store, then the look at `idle`, in this order for
         // every thread: either the log thread's last look finds the record,
         // or this look finds the thread idle and wakes it.
@@ -238,6 +357,14 @@ impl LogQueue {
         if self.idle.load(Ordering::Relaxed) {
             self.wake();
         }
+    }
+
+    /// Hands one call over on this thread, after everything queued.
+    fn hand_over_here(&self, at: u64, step: Option<&str>, what: What<'_>) {
+        let mut turn = lock(&self.turn);
+        self.take_turn(&mut turn);
+        turn.scale.mark();
+        turn.hand(at, step, what);
     }
 
     fn wake(&self) {
@@ -347,14 +474,14 @@ impl LogQueue {
     /// that goes to the host directly (`set_progress`) may then do so
     /// without overtaking one of them.
     pub fn all_sent(&self) -> bool {
-        PRODUCERS
+        CALLERS
             .try_with(|cell| {
-                let producers = cell.try_borrow().ok()?;
+                let callers = cell.try_borrow().ok()?;
                 Some(
-                    producers
+                    callers
                         .iter()
                         .find(|(id, _)| *id == self.id)
-                        .is_none_or(|(_, producer)| producer.all_handed()),
+                        .is_none_or(|(_, caller)| caller.producer.all_handed()),
                 )
             })
             .ok()
@@ -535,7 +662,7 @@ mod tests {
     fn message(queue: &LogQueue, at: u64, text: &str) {
         queue.push(
             at,
-            None,
+            StepOf::Given(None),
             What::Message {
                 message: text,
                 level: MessageLevel::Info,
@@ -638,6 +765,43 @@ mod tests {
             next[t] += 1;
         }
         assert_eq!(next, [20_000; 4]);
+        queue.close();
+    }
+
+    #[test]
+    fn the_running_step_is_read_again_only_after_it_changed() {
+        let host = Arc::new(SlowHost::default());
+        let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
+        let reads = AtomicUsize::new(0);
+        let step = Mutex::new(Some("train".to_owned()));
+        let read = || {
+            reads.fetch_add(1, Ordering::Relaxed);
+            lock(&step).clone()
+        };
+        let log = |changes: u64, text: &str| {
+            let what = What::Message {
+                message: text,
+                level: MessageLevel::Info,
+            };
+            queue.push(0, StepOf::Running { changes, read: &read }, what);
+        };
+        log(1, "a");
+        log(1, "b");
+        *lock(&step) = Some("test".to_owned());
+        log(1, "c, before the change is counted");
+        log(2, "d");
+        log(2, "e");
+        queue.flush();
+        let steps: Vec<Option<String>> = lock(&host.entries)
+            .iter()
+            .map(|(entry, _)| match LogEntry::from_json(entry).unwrap() {
+                LogEntry::Message { step, .. } => step,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected = ["train", "train", "train", "test", "test"].map(|s| Some(s.to_owned()));
+        assert_eq!(steps, expected);
+        assert_eq!(reads.load(Ordering::Relaxed), 2);
         queue.close();
     }
 

@@ -39,11 +39,52 @@ pub(crate) enum What<'a> {
     Metrics(&'a [u8]),
 }
 
+/// A call with data, before its data is recorded: [`What`] without the
+/// tape.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DataCall<'a> {
+    Event {
+        event: &'a str,
+        file: Option<&'a str>,
+        level: Option<MessageLevel>,
+    },
+    /// `with_data`: the data is the dev event's (it may have none).
+    DevEvent {
+        message: &'a str,
+        with_data: bool,
+    },
+    Metrics,
+}
+
+impl<'a> DataCall<'a> {
+    /// The call, with `tape` as its data.
+    #[inline]
+    pub fn with_tape<'t>(self, tape: &'t [u8]) -> What<'t>
+    where
+        'a: 't,
+    {
+        match self {
+            DataCall::Event { event, file, level } => What::Event {
+                event,
+                data: tape,
+                file,
+                level,
+            },
+            DataCall::DevEvent { message, with_data } => What::DevEvent {
+                message,
+                data: with_data.then_some(tape),
+            },
+            DataCall::Metrics => What::Metrics(tape),
+        }
+    }
+}
+
 const HEADER: usize = 16;
 const HAS_STEP: u8 = 1;
 const HAS_FILE: u8 = 2;
 const HAS_DATA: u8 = 4;
 
+#[inline]
 fn level_byte(level: Option<MessageLevel>) -> u8 {
     level.map_or(0, |level| {
         1 + MessageLevel::ALL
@@ -57,11 +98,13 @@ fn level_of(byte: u8) -> Option<MessageLevel> {
     byte.checked_sub(1).map(|i| MessageLevel::ALL[i as usize])
 }
 
+#[inline]
 fn field(bytes: &[u8]) -> usize {
     4 + bytes.len()
 }
 
 /// The length of the record of `what` (padding included).
+#[inline]
 pub(crate) fn encoded_len(step: Option<&str>, what: &What<'_>) -> usize {
     let step = step.map_or(0, |s| field(s.as_bytes()));
     let fields = match *what {
@@ -79,6 +122,7 @@ pub(crate) fn encoded_len(step: Option<&str>, what: &What<'_>) -> usize {
 
 /// Writes the record (all but its first four bytes, the ring's length)
 /// into `slot`, [`encoded_len`] bytes long.
+#[inline]
 pub(crate) fn encode(slot: &mut [u8], at: u64, step: Option<&str>, what: &What<'_>) {
     let (kind, level, mut flags) = match *what {
         What::Event { file, level, .. } => (0, level_byte(level), if file.is_some() { HAS_FILE } else { 0 }),

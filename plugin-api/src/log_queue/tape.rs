@@ -83,17 +83,32 @@ impl ser::Error for Fallback {
 
 /// Appends `value`'s tape to `out`; on [`Fallback`], `out` may hold part
 /// of it (the caller truncates).
+#[inline]
 pub(crate) fn record(value: &(impl Serialize + ?Sized), out: &mut Vec<u8>) -> Result<(), Fallback> {
     value.serialize(&mut Recorder { out })
 }
 
+/// Appends `value`'s tape to `out` (empty), or, where the tape falls back,
+/// the JSON text serde_json writes for it as one item; serde_json's error
+/// (or the `Serialize` impl's) if it writes none.
+#[inline]
+pub(crate) fn record_or_json(value: &(impl Serialize + ?Sized), out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    if record(value, out).is_err() {
+        out.clear();
+        record_json(&serde_json::to_vec(value)?, out);
+    }
+    Ok(())
+}
+
 /// Appends JSON text written by serde_json as one tape item.
+#[inline]
 pub(crate) fn record_json(json: &[u8], out: &mut Vec<u8>) {
     out.push(Tag::Json as u8);
     push_len_and_bytes(out, json);
 }
 
 /// Whether a tape holds a JSON object (what `log` and `set_metrics` take).
+#[inline]
 pub(crate) fn is_object(tape: &[u8]) -> bool {
     match tape.first().map(|&byte| Tag::from_byte(byte)) {
         Some(Tag::MapStart) => true,
@@ -102,6 +117,7 @@ pub(crate) fn is_object(tape: &[u8]) -> bool {
     }
 }
 
+#[inline]
 fn push_len_and_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
@@ -179,22 +195,28 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
+    #[inline]
     fn tag(&mut self, tag: Tag) {
         self.out.push(tag as u8);
     }
 
+    #[inline]
     fn str(&mut self, s: &str) {
-        self.tag(Tag::Str);
-        push_len_and_bytes(self.out, s.as_bytes());
+        // The tag and the length in one copy, then the bytes.
+        let [a, b, c, d] = (s.len() as u32).to_le_bytes();
+        self.out.extend_from_slice(&[Tag::Str as u8, a, b, c, d]);
+        self.out.extend_from_slice(s.as_bytes());
     }
 
+    #[inline]
     fn bytes8(&mut self, tag: Tag, bytes: [u8; 8]) -> Result<(), Fallback> {
-        self.tag(tag);
-        self.out.extend_from_slice(&bytes);
+        let [a, b, c, d, e, f, g, h] = bytes;
+        self.out.extend_from_slice(&[tag as u8, a, b, c, d, e, f, g, h]);
         Ok(())
     }
 
     /// `{"variant":` as serde_json opens an enum variant with data.
+    #[inline]
     fn open_variant(&mut self, variant: &str) {
         self.tag(Tag::MapStart);
         self.str(variant);
@@ -209,6 +231,7 @@ pub(crate) struct Compound<'r, 'a> {
 }
 
 impl Compound<'_, '_> {
+    #[inline]
     fn close(self, tag: Tag) -> Result<(), Fallback> {
         self.recorder.tag(tag);
         if self.in_variant {
@@ -229,50 +252,64 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
     type SerializeStruct = Compound<'r, 'a>;
     type SerializeStructVariant = Compound<'r, 'a>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<(), Fallback> {
         self.tag(if v { Tag::True } else { Tag::False });
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<(), Fallback> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<(), Fallback> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<(), Fallback> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<(), Fallback> {
         self.bytes8(Tag::I64, v.to_le_bytes())
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), Fallback> {
         self.serialize_u64(v.into())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<(), Fallback> {
         self.serialize_u64(v.into())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<(), Fallback> {
         self.serialize_u64(v.into())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<(), Fallback> {
         self.bytes8(Tag::U64, v.to_le_bytes())
     }
+    #[inline]
     fn serialize_f32(self, v: f32) -> Result<(), Fallback> {
         self.tag(Tag::F32);
         self.out.extend_from_slice(&v.to_bits().to_le_bytes());
         Ok(())
     }
+    #[inline]
     fn serialize_f64(self, v: f64) -> Result<(), Fallback> {
         self.bytes8(Tag::F64, v.to_bits().to_le_bytes())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Result<(), Fallback> {
         self.str(v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<(), Fallback> {
         self.str(v);
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Fallback> {
         self.tag(Tag::SeqStart);
         for &byte in v {
@@ -281,25 +318,32 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
         self.tag(Tag::SeqEnd);
         Ok(())
     }
+    #[inline]
     fn serialize_none(self) -> Result<(), Fallback> {
         self.serialize_unit()
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Fallback> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_unit(self) -> Result<(), Fallback> {
         self.tag(Tag::Null);
         Ok(())
     }
+    #[inline]
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Fallback> {
         self.serialize_unit()
     }
+    #[inline]
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Fallback> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), Fallback> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -312,6 +356,7 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
         self.tag(Tag::MapEnd);
         Ok(())
     }
+    #[inline]
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Fallback> {
         self.tag(Tag::SeqStart);
         Ok(Compound {
@@ -319,12 +364,15 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
             in_variant: false,
         })
     }
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, Fallback> {
         self.serialize_seq(Some(len))
     }
+    #[inline]
     fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Self::SerializeTupleStruct, Fallback> {
         self.serialize_seq(Some(len))
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _: &'static str,
@@ -339,6 +387,7 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
             in_variant: true,
         })
     }
+    #[inline]
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Fallback> {
         self.tag(Tag::MapStart);
         Ok(Compound {
@@ -346,6 +395,7 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
             in_variant: false,
         })
     }
+    #[inline]
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, Fallback> {
         // serde_json's own types that write raw text (`RawValue`, and
         // `Number` with arbitrary precision) say so by their name.
@@ -354,6 +404,7 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
         }
         self.serialize_map(Some(len))
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _: &'static str,
@@ -373,9 +424,11 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
 impl ser::SerializeSeq for Compound<'_, '_> {
     type Ok = ();
     type Error = Fallback;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
         value.serialize(&mut *self.recorder)
     }
+    #[inline]
     fn end(self) -> Result<(), Fallback> {
         self.close(Tag::SeqEnd)
     }
@@ -384,9 +437,11 @@ impl ser::SerializeSeq for Compound<'_, '_> {
 impl ser::SerializeTuple for Compound<'_, '_> {
     type Ok = ();
     type Error = Fallback;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
         value.serialize(&mut *self.recorder)
     }
+    #[inline]
     fn end(self) -> Result<(), Fallback> {
         self.close(Tag::SeqEnd)
     }
@@ -395,9 +450,11 @@ impl ser::SerializeTuple for Compound<'_, '_> {
 impl ser::SerializeTupleStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = Fallback;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
         value.serialize(&mut *self.recorder)
     }
+    #[inline]
     fn end(self) -> Result<(), Fallback> {
         self.close(Tag::SeqEnd)
     }
@@ -406,9 +463,11 @@ impl ser::SerializeTupleStruct for Compound<'_, '_> {
 impl ser::SerializeTupleVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = Fallback;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
         value.serialize(&mut *self.recorder)
     }
+    #[inline]
     fn end(self) -> Result<(), Fallback> {
         self.close(Tag::SeqEnd)
     }
@@ -417,12 +476,15 @@ impl ser::SerializeTupleVariant for Compound<'_, '_> {
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = Fallback;
+    #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Fallback> {
         key.serialize(KeyRecorder(&mut *self.recorder))
     }
+    #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
         value.serialize(&mut *self.recorder)
     }
+    #[inline]
     fn end(self) -> Result<(), Fallback> {
         self.close(Tag::MapEnd)
     }
@@ -431,10 +493,12 @@ impl ser::SerializeMap for Compound<'_, '_> {
 impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = Fallback;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fallback> {
         self.recorder.str(key);
         value.serialize(&mut *self.recorder)
     }
+    #[inline]
     fn end(self) -> Result<(), Fallback> {
         self.close(Tag::MapEnd)
     }
@@ -443,10 +507,12 @@ impl ser::SerializeStruct for Compound<'_, '_> {
 impl ser::SerializeStructVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = Fallback;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fallback> {
         self.recorder.str(key);
         value.serialize(&mut *self.recorder)
     }
+    #[inline]
     fn end(self) -> Result<(), Fallback> {
         self.close(Tag::MapEnd)
     }
@@ -458,6 +524,7 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
 struct KeyRecorder<'r, 'a>(&'r mut Recorder<'a>);
 
 impl KeyRecorder<'_, '_> {
+    #[inline]
     fn decimal(self, v: impl Display) -> Result<(), Fallback> {
         self.0.str(&v.to_string());
         Ok(())
@@ -475,68 +542,89 @@ impl ser::Serializer for KeyRecorder<'_, '_> {
     type SerializeStruct = ser::Impossible<(), Fallback>;
     type SerializeStructVariant = ser::Impossible<(), Fallback>;
 
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<(), Fallback> {
         self.0.str(v);
         Ok(())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Result<(), Fallback> {
         self.0.str(v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<(), Fallback> {
         self.decimal(v)
     }
+    #[inline]
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Fallback> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), Fallback> {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_bool(self, _: bool) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_f32(self, _: f32) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_f64(self, _: f64) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_bytes(self, _: &[u8]) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_none(self) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_unit(self) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -546,15 +634,19 @@ impl ser::Serializer for KeyRecorder<'_, '_> {
     ) -> Result<(), Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _: &'static str,
@@ -564,12 +656,15 @@ impl ser::Serializer for KeyRecorder<'_, '_> {
     ) -> Result<Self::SerializeTupleVariant, Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Fallback> {
         Err(Fallback)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _: &'static str,
