@@ -167,8 +167,12 @@ extern "C" fn raw_log(state: *const c_void, event: *const u8, event_len: usize, 
 }
 
 /// A host that does nothing: what a context call costs on the plugin's side
-/// alone (plugin-api and the vtable), with nothing done for it.
-struct IdleHost;
+/// alone (plugin-api and the vtable), with nothing done for it. With
+/// `off_thread`, it takes log entries off the caller's thread, as the
+/// loader does (plugin-api's log queue then runs).
+struct IdleHost {
+    off_thread: bool,
+}
 
 impl ContextHost for IdleHost {
     fn set_progress(&self, _: u64, _: u64, _: Option<&str>) -> Result<(), String> {
@@ -202,14 +206,31 @@ impl ContextHost for IdleHost {
         black_box(entry_json);
         Ok(())
     }
+    fn logs_off_thread(&self) -> bool {
+        self.off_thread
+    }
+    fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Result<(), String> {
+        black_box((entry_json, unix_nanos));
+        Ok(())
+    }
 }
 
 /// The fixed share of a `log` call, which no host can save: the plugin's
-/// own `json!` value with that value's JSON text, and the whole call
-/// through plugin-api and the vtable to a host that does nothing (the
-/// book's comparison with the Python original reads these).
+/// own `json!` value alone and with that value's JSON text, and the whole
+/// call through plugin-api and the vtable to a host that does nothing,
+/// during the call and off the caller's thread (the book's comparison with
+/// the Python original reads these).
 fn plugin_side_of_log(c: &mut Criterion) {
     let mut group = c.benchmark_group("1_plugin_side_of_log");
+    group.bench_function("json_value_alone", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                black_box(serde_json::json!({ "i": i, "loss": 0.25 }));
+            }
+            start.elapsed()
+        })
+    });
     group.bench_function("json_value_and_its_text", |b| {
         let mut text = Vec::with_capacity(256);
         b.iter_custom(|iters| {
@@ -223,17 +244,22 @@ fn plugin_side_of_log(c: &mut Criterion) {
             start.elapsed()
         })
     });
-    group.bench_function("ctx_log_to_an_idle_host", |b| {
-        let ctx = RuntimeContext::with_host(Arc::new(IdleHost));
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                ctx.log("tick", serde_json::json!({ "i": i, "loss": 0.25 }), None)
-                    .expect("the idle host takes every entry");
-            }
-            start.elapsed()
-        })
-    });
+    for (name, off_thread) in [
+        ("ctx_log_to_an_idle_host", false),
+        ("ctx_log_to_an_idle_host_off_thread", true),
+    ] {
+        group.bench_function(name, |b| {
+            let ctx = RuntimeContext::with_host(Arc::new(IdleHost { off_thread }));
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    ctx.log("tick", serde_json::json!({ "i": i, "loss": 0.25 }), None)
+                        .expect("the idle host takes every entry");
+                }
+                start.elapsed()
+            })
+        });
+    }
     group.finish();
 }
 
@@ -1081,6 +1107,26 @@ fn limit_row(what: &str, value: Option<f64>, reference: Option<f64>, reference_n
 
 /// The caller's side of the log calls, beside the raw hand-overs.
 fn report_callers_side() {
+    let json_alone = estimate("1_plugin_side_of_log/json_value_alone");
+    for (what, name) in [
+        (
+            "`ctx.log` to a host that does nothing, off the caller's thread",
+            "ctx_log_to_an_idle_host_off_thread",
+        ),
+        (
+            "`ctx.log` to a host that does nothing, during the call",
+            "ctx_log_to_an_idle_host",
+        ),
+        ("the `json!` value and its JSON text", "json_value_and_its_text"),
+    ] {
+        limit_row(
+            what,
+            estimate(&format!("1_plugin_side_of_log/{name}")),
+            json_alone,
+            "the `json!` value alone",
+            100.0,
+        );
+    }
     let anchor = estimate("1_callers_side_of_log/anchor_crossbeam_push");
     for (sinks, _) in CALLER_SINKS {
         for mode in ["in_process", "isolated"] {
