@@ -20,7 +20,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{Event, EventKind, Level, RawData, UserEvent};
@@ -167,39 +166,43 @@ pub fn read(line: &[u8]) -> Result<Event, FrameError> {
 /// half-written.
 pub fn read_into(line: &[u8], event: &mut Event) -> Result<(), FrameError> {
     let line = line.strip_prefix(&[FRAME_START]).unwrap_or(line);
-    let text = std::str::from_utf8(line).map_err(|_| FrameError::NotUtf8)?;
-    let mut ends = memchr::memchr_iter(SEPARATOR, line);
-    let mut start = 0;
-    let mut next = || {
-        let end = ends.next()?;
-        let field = &text[start..end];
-        start = end + 1;
-        Some(field)
-    };
-    let (Some(time), Some(level), Some(name), Some(step), Some(file)) = (next(), next(), next(), next(), next()) else {
+    // The fields are checked as UTF-8 where they are read; a line that is
+    // not UTF-8 anywhere is refused as such, whatever else is wrong with it.
+    read_fields(line, event).map_err(|error| match std::str::from_utf8(line) {
+        Ok(_) => error,
+        Err(_) => FrameError::NotUtf8,
+    })
+}
+
+/// [`read_into`] of a frame without its start.
+fn read_fields(line: &[u8], event: &mut Event) -> Result<(), FrameError> {
+    let Some(([time, level, name, step, file], data)) = split_header(line) else {
         return Err(FrameError::Fields(1 + memchr::memchr_iter(SEPARATOR, line).count()));
     };
-    let data = &text[start..];
     if data.is_empty() {
         return Err(FrameError::Fields(6));
     }
-    event.time = read_time(time).ok_or_else(|| FrameError::Time(time.to_owned()))?;
-    event.level = level.parse().map_err(|_| FrameError::Level(level.to_owned()))?;
+    let lossy = |field: &[u8]| String::from_utf8_lossy(field).into_owned();
+    event.time = read_time(time).ok_or_else(|| FrameError::Time(lossy(time)))?;
+    event.level = Level::from_name(level).ok_or_else(|| FrameError::Level(lossy(level)))?;
     let step = read_optional("step", step)?;
     let file = read_optional("file", file)?;
-    for (what, text) in [("event name", Some(name)), ("step", step), ("file", file)] {
-        if !plain(text.unwrap_or_default()) {
-            return Err(FrameError::Control(what));
-        }
-    }
-    let raw: &RawValue = serde_json::from_str(data).map_err(|_| FrameError::Data)?;
+    let name = field_text("event name", name)?;
+    let step = step.map(|step| field_text("step", step)).transpose()?;
+    let file = file.map(|file| field_text("file", file)).transpose()?;
     match &mut event.raw_data {
         Some(kept) if kept.capacity() <= KEPT_CAPACITY => {
-            if !kept.set_object(raw) {
+            if !kept.set_object_text(data) {
                 return Err(FrameError::Data);
             }
         }
-        slot => *slot = Some(RawData::object(raw).ok_or(FrameError::Data)?),
+        slot => {
+            let mut raw = RawData::default();
+            if !raw.set_object_text(data) {
+                return Err(FrameError::Data);
+            }
+            *slot = Some(raw);
+        }
     }
     event.kind = EventKind::Event;
     set_text(&mut event.event, name);
@@ -210,6 +213,28 @@ pub fn read_into(line: &[u8], event: &mut Event) -> Result<(), FrameError> {
     }
     event.dropped_late_calls = None;
     Ok(())
+}
+
+/// The five fields before a frame's data, and the data; `None` when there
+/// are fewer than five separators. The header is short, so it is searched
+/// a byte at a time rather than with `memchr`'s setup for each field.
+fn split_header(line: &[u8]) -> Option<([&[u8]; 5], &[u8])> {
+    let mut fields = [&line[..0]; 5];
+    let mut start = 0;
+    for field in &mut fields {
+        let len = line[start..].iter().position(|&b| b == SEPARATOR)?;
+        *field = &line[start..start + len];
+        start += len + 1;
+    }
+    Some((fields, &line[start..]))
+}
+
+/// The text of a name, step or file field: UTF-8 without a control character.
+fn field_text<'a>(what: &'static str, field: &'a [u8]) -> Result<&'a str, FrameError> {
+    if field.iter().any(|&b| b < 0x20) {
+        return Err(FrameError::Control(what));
+    }
+    std::str::from_utf8(field).map_err(|_| FrameError::NotUtf8)
 }
 
 /// The largest text allocation of an event [`read_into`] reuses; a larger
@@ -241,27 +266,40 @@ pub fn name_in_prefix(prefix: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(name).into_owned())
 }
 
-/// 16 hexadecimal digits of nanoseconds since 1970.
-fn read_time(text: &str) -> Option<SystemTime> {
-    if text.len() != 16 {
-        return None;
+/// 16 lowercase hexadecimal digits of nanoseconds since 1970.
+fn read_time(field: &[u8]) -> Option<SystemTime> {
+    let digits: &[u8; 16] = field.try_into().ok()?;
+    // Without a branch per digit: a digit that is not one marks `invalid`.
+    let (mut nanos, mut invalid) = (0u64, 0u8);
+    for &byte in digits {
+        let value = HEX_VALUES[usize::from(byte)];
+        invalid |= value;
+        nanos = nanos << 4 | u64::from(value & 0xf);
     }
-    let nanos = text.bytes().try_fold(0u64, |n, b| {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        Some(n << 4 | u64::from(digit))
-    })?;
-    Some(UNIX_EPOCH + Duration::from_nanos(nanos))
+    (invalid & NOT_HEX == 0).then(|| UNIX_EPOCH + Duration::from_nanos(nanos))
 }
 
-fn read_optional<'a>(what: &'static str, field: &'a str) -> Result<Option<&'a str>, FrameError> {
-    match field.split_at_checked(1) {
-        Some(("-", "")) => Ok(None),
-        Some(("+", text)) => Ok(Some(text)),
-        _ => Err(FrameError::Optional(what, field.to_owned())),
+/// Marks a byte that is not a lowercase hexadecimal digit in [`HEX_VALUES`].
+const NOT_HEX: u8 = 0x80;
+
+/// Each byte's value as a lowercase hexadecimal digit, or [`NOT_HEX`].
+static HEX_VALUES: [u8; 256] = hex_values();
+
+const fn hex_values() -> [u8; 256] {
+    let mut values = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        values[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    values
+}
+
+fn read_optional<'a>(what: &'static str, field: &'a [u8]) -> Result<Option<&'a [u8]>, FrameError> {
+    match field.split_first() {
+        Some((b'-', [])) => Ok(None),
+        Some((b'+', text)) => Ok(Some(text)),
+        _ => Err(FrameError::Optional(what, String::from_utf8_lossy(field).into_owned())),
     }
 }
 
@@ -269,6 +307,7 @@ fn read_optional<'a>(what: &'static str, field: &'a str) -> Result<Option<&'a st
 mod tests {
     use super::*;
     use serde_json::json;
+    use serde_json::value::RawValue;
 
     fn frame_of(event: &Event) -> Vec<u8> {
         assert!(fits(event), "{event:?}");

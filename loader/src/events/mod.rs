@@ -43,6 +43,7 @@ pub mod file;
 pub mod frame;
 pub mod jsonl;
 pub mod metrics;
+pub mod plain_object;
 pub mod progress;
 pub mod raw;
 pub mod terminal;
@@ -163,6 +164,20 @@ impl Level {
             Level::Critical => "critical",
         }
     }
+
+    /// The level named `name` (a lowercase name, as bytes).
+    pub fn from_name(name: &[u8]) -> Option<Level> {
+        Some(match name {
+            b"debug" => Level::Debug,
+            b"info" => Level::Info,
+            b"success" => Level::Success,
+            b"warning" => Level::Warning,
+            b"danger" => Level::Danger,
+            b"error" => Level::Error,
+            b"critical" => Level::Critical,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Level {
@@ -176,14 +191,11 @@ impl FromStr for Level {
 
     /// Accepts the lowercase names.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Level::ALL
-            .into_iter()
-            .find(|l| l.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "log level",
-                name: s.to_owned(),
-                expected: "debug, info, success, warning, danger, error or critical",
-            })
+        Level::from_name(s.as_bytes()).ok_or_else(|| UnknownName {
+            what: "log level",
+            name: s.to_owned(),
+            expected: "debug, info, success, warning, danger, error or critical",
+        })
     }
 }
 

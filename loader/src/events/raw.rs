@@ -13,11 +13,17 @@ use std::time::SystemTime;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::plain_object::is_plain_object;
 use super::{Event, EventKind, EventSink, Level, RunInfo};
 
 /// A JSON object as text on one line, checked to be valid JSON when made.
-#[derive(Debug, Clone)]
-pub struct RawData(String);
+#[derive(Debug, Clone, Default)]
+pub struct RawData {
+    text: String,
+    /// The text is known to be printable ASCII without escapes (it was
+    /// read as a [plain object](super::plain_object)); false says nothing.
+    printable: bool,
+}
 
 impl RawData {
     /// The data of `raw` when it is a JSON object (serde_json has already
@@ -25,7 +31,7 @@ impl RawData {
     /// line break (whitespace between its tokens: a string cannot hold one)
     /// is rewritten compactly, so the data never ends a JSON line.
     pub fn object(raw: &RawValue) -> Option<Self> {
-        let mut data = RawData(String::new());
+        let mut data = RawData::default();
         data.set_object(raw).then_some(data)
     }
 
@@ -34,8 +40,9 @@ impl RawData {
     /// not an object.
     pub fn set_object(&mut self, raw: &RawValue) -> bool {
         if is_one_line_object(raw) {
-            self.0.clear();
-            self.0.push_str(raw.get());
+            self.text.clear();
+            self.text.push_str(raw.get());
+            self.printable = false;
             return true;
         }
         if !raw.get().starts_with('{') {
@@ -43,16 +50,43 @@ impl RawData {
         }
         match serde_json::from_str::<Value>(raw.get()) {
             Ok(value) => {
-                self.0 = value.to_string();
+                self.text = value.to_string();
+                self.printable = false;
                 true
             }
             Err(_) => false,
         }
     }
 
+    /// Makes this the data of the untrusted JSON `text` (checked here), as
+    /// [`set_object`](Self::set_object) does; false when it is not one JSON
+    /// object. A plain object (the usual data) is checked in one pass
+    /// without serde_json, and so known to be printable.
+    pub fn set_object_text(&mut self, text: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(text) else {
+            return false;
+        };
+        if is_plain_object(text.as_bytes()) {
+            self.text.clear();
+            self.text.push_str(text);
+            self.printable = true;
+            return true;
+        }
+        match serde_json::from_str::<&RawValue>(text) {
+            Ok(raw) => self.set_object(raw),
+            Err(_) => false,
+        }
+    }
+
     /// The capacity of the text's allocation.
     pub fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.text.capacity()
+    }
+
+    /// Whether the text is known to print as it is (printable ASCII):
+    /// true for data read as a plain object, false when unknown.
+    pub fn is_printable(&self) -> bool {
+        self.printable
     }
 
     /// Checks `text` and keeps it when it is one JSON object.
@@ -63,7 +97,7 @@ impl RawData {
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The data as a value.
@@ -140,7 +174,10 @@ impl<'a> UserEvent<'a> {
             file: self.file.map(str::to_owned),
             data: Value::Null,
             dropped_late_calls: None,
-            raw_data: Some(RawData(self.data.get().to_owned())),
+            raw_data: Some(RawData {
+                text: self.data.get().to_owned(),
+                printable: false,
+            }),
         }
     }
 }

@@ -451,7 +451,7 @@ impl<W: Write + Send> TerminalSink<W> {
                     Some(raw) if !is_empty_raw(raw.get()) => {
                         let text = raw.get();
                         buf.push(b' ');
-                        if text.len() <= MAX_DATA_CHARS && is_clean(text) {
+                        if text.len() <= MAX_DATA_CHARS && (raw.is_printable() || is_clean(text)) {
                             buf.extend_from_slice(text.as_bytes());
                         } else {
                             buf.extend_from_slice(self.compact_text(text.to_owned()).as_bytes());
