@@ -54,24 +54,29 @@ pub fn fits(event: &Event) -> bool {
     event.kind == EventKind::Event
         && event.dropped_late_calls.is_none()
         && (event.raw_data.is_some() || event.data.is_object())
-        && header_fits(event.time, &event.event, event.step.as_deref(), event.file.as_deref())
+        && unix_nanos(event.time).is_some()
+        && names_fit(&event.event, event.step.as_deref(), event.file.as_deref())
 }
 
 /// Whether `event` goes as a frame.
 pub fn fits_user(event: &UserEvent<'_>) -> bool {
-    header_fits(event.time, event.name, event.step, event.file)
+    event.unix_nanos.is_some() && names_fit(event.name, event.step, event.file)
 }
 
-fn header_fits(time: SystemTime, name: &str, step: Option<&str>, file: Option<&str>) -> bool {
-    let nanos = time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos());
-    nanos.is_ok_and(|n| n <= u128::from(u64::MAX)) && plain(name) && step.is_none_or(plain) && file.is_none_or(plain)
+fn names_fit(name: &str, step: Option<&str>, file: Option<&str>) -> bool {
+    plain(name) && step.is_none_or(plain) && file.is_none_or(plain)
 }
 
-/// `time` (from 1970 to 2554) in nanoseconds, as 16 hexadecimal digits.
-fn hex_nanos(time: SystemTime) -> [u8; 16] {
+/// `time` in nanoseconds since the Unix epoch, when a frame can carry it
+/// (from 1970 to 2554).
+pub fn unix_nanos(time: SystemTime) -> Option<u64> {
+    let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(since_epoch.as_nanos()).ok()
+}
+
+/// Nanoseconds since the Unix epoch as 16 hexadecimal digits.
+fn hex_nanos(nanos: u64) -> [u8; 16] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let nanos = since_epoch.as_secs() * 1_000_000_000 + u64::from(since_epoch.subsec_nanos());
     std::array::from_fn(|i| DIGITS[(nanos >> (60 - 4 * i)) as usize & 0xf])
 }
 
@@ -83,7 +88,7 @@ fn plain(text: &str) -> bool {
 /// Writes `event`, which [`fits`], as a frame and its line break.
 pub fn write(out: &mut Vec<u8>, event: &Event) {
     let header = Header {
-        time: event.time,
+        unix_nanos: unix_nanos(event.time).unwrap_or_default(),
         level: event.level,
         name: &event.event,
         step: event.step.as_deref(),
@@ -100,7 +105,7 @@ pub fn write(out: &mut Vec<u8>, event: &Event) {
 /// Writes `event`, which [`fits_user`], as a frame and its line break.
 pub fn write_user(out: &mut Vec<u8>, event: &UserEvent<'_>) {
     let header = Header {
-        time: event.time,
+        unix_nanos: event.unix_nanos.unwrap_or_default(),
         level: event.level,
         name: event.name,
         step: event.step,
@@ -113,7 +118,7 @@ pub fn write_user(out: &mut Vec<u8>, event: &UserEvent<'_>) {
 
 /// A frame's fields before its data.
 struct Header<'a> {
-    time: SystemTime,
+    unix_nanos: u64,
     level: Level,
     name: &'a str,
     step: Option<&'a str>,
@@ -124,7 +129,7 @@ impl Header<'_> {
     /// Writes the fields and the separator before the data.
     fn write(&self, out: &mut Vec<u8>) {
         out.push(FRAME_START);
-        out.extend_from_slice(&hex_nanos(self.time));
+        out.extend_from_slice(&hex_nanos(self.unix_nanos));
         out.push(SEPARATOR);
         out.extend_from_slice(self.level.as_str().as_bytes());
         out.push(SEPARATOR);

@@ -8,7 +8,7 @@
 //! `null` where the plugin gave data.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -124,6 +124,9 @@ fn is_one_line_object(raw: &RawValue) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct UserEvent<'a> {
     pub(super) time: SystemTime,
+    /// `time` in nanoseconds since the Unix epoch, when a frame can carry
+    /// it (see [`frame::unix_nanos`](super::frame::unix_nanos)).
+    pub(super) unix_nanos: Option<u64>,
     pub(super) name: &'a str,
     pub(super) level: Level,
     pub(super) step: Option<&'a str>,
@@ -153,8 +156,35 @@ impl<'a> UserEvent<'a> {
         file: Option<&'a str>,
         data: &'a RawValue,
     ) -> Option<Self> {
+        Self::made(time, super::frame::unix_nanos(time), name, level, step, file, data)
+    }
+
+    /// [`now`](Self::now) for an event made `unix_nanos` nanoseconds after
+    /// the Unix epoch.
+    pub fn at_unix_nanos(
+        unix_nanos: u64,
+        name: &'a str,
+        level: Level,
+        step: Option<&'a str>,
+        file: Option<&'a str>,
+        data: &'a RawValue,
+    ) -> Option<Self> {
+        let time = UNIX_EPOCH + Duration::from_nanos(unix_nanos);
+        Self::made(time, Some(unix_nanos), name, level, step, file, data)
+    }
+
+    fn made(
+        time: SystemTime,
+        unix_nanos: Option<u64>,
+        name: &'a str,
+        level: Level,
+        step: Option<&'a str>,
+        file: Option<&'a str>,
+        data: &'a RawValue,
+    ) -> Option<Self> {
         is_one_line_object(data).then_some(UserEvent {
             time,
+            unix_nanos,
             name,
             level,
             step,
