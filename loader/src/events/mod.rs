@@ -374,7 +374,8 @@ pub trait EventSink: Send + Sync {
 
     /// Whether [`emit`](Self::emit) takes an event whose data is still
     /// JSON text ([`Event::raw_data`]); when false, such an event reaches
-    /// the sink with its data parsed (see [`deliver`]).
+    /// the sink with its data parsed (see [`deliver`]). The answer never
+    /// changes: a sink passing events on may ask once.
     fn takes_raw_data(&self) -> bool {
         false
     }
@@ -426,6 +427,8 @@ impl<S: EventSink + ?Sized> EventSink for Arc<S> {
 #[derive(Default)]
 pub struct FanOut {
     sinks: Vec<Box<dyn EventSink>>,
+    /// Each sink's [`EventSink::takes_raw_data`], asked when it was added.
+    takes_raw_data: Vec<bool>,
 }
 
 impl FanOut {
@@ -440,6 +443,7 @@ impl FanOut {
     }
 
     pub fn push(&mut self, sink: impl EventSink + 'static) {
+        self.takes_raw_data.push(sink.takes_raw_data());
         self.sinks.push(Box::new(sink));
     }
 
@@ -475,8 +479,8 @@ impl EventSink for FanOut {
             return;
         }
         let mut parsed = None;
-        for sink in &self.sinks {
-            if sink.takes_raw_data() {
+        for (sink, &takes_raw_data) in self.sinks.iter().zip(&self.takes_raw_data) {
+            if takes_raw_data {
                 sink.emit(run, event);
             } else {
                 sink.emit(run, parsed.get_or_insert_with(|| event.with_parsed_data()));
