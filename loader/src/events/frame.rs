@@ -75,7 +75,7 @@ pub fn unix_nanos(time: SystemTime) -> Option<u64> {
 }
 
 /// Nanoseconds since the Unix epoch as 16 hexadecimal digits.
-fn hex_nanos(nanos: u64) -> [u8; 16] {
+fn hex_nanos(nanos: u64) -> [u8; TIME_DIGITS] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     std::array::from_fn(|i| DIGITS[(nanos >> (60 - 4 * i)) as usize & 0xf])
 }
@@ -115,6 +115,9 @@ pub fn write_user(out: &mut Vec<u8>, event: &UserEvent<'_>) {
     out.extend_from_slice(event.data.get().as_bytes());
     out.push(b'\n');
 }
+
+/// The length of a frame's time field.
+const TIME_DIGITS: usize = 16;
 
 /// A frame's fields before its data.
 struct Header<'a> {
@@ -222,11 +225,21 @@ fn read_fields(line: &[u8], event: &mut Event) -> Result<(), FrameError> {
 
 /// The five fields before a frame's data, and the data; `None` when there
 /// are fewer than five separators. The header is short, so it is searched
-/// a byte at a time rather than with `memchr`'s setup for each field.
+/// a byte at a time rather than with `memchr`'s setup for each field, from
+/// after the time when that has its 16 digits.
 fn split_header(line: &[u8]) -> Option<([&[u8]; 5], &[u8])> {
     let mut fields = [&line[..0]; 5];
     let mut start = 0;
-    for field in &mut fields {
+    let time: Option<&[u8; TIME_DIGITS]> = line.get(..TIME_DIGITS).and_then(|time| time.try_into().ok());
+    // Not `contains`: a call to `memchr` for 16 bytes costs more than
+    // comparing them all.
+    let without_separator = |time: &&[u8; TIME_DIGITS]| time.iter().fold(true, |none, &b| none & (b != SEPARATOR));
+    if let Some(time) = time.filter(|time| without_separator(time) && line.get(TIME_DIGITS) == Some(&SEPARATOR)) {
+        fields[0] = time;
+        start = TIME_DIGITS + 1;
+    }
+    let first_searched = usize::from(start > 0);
+    for field in &mut fields[first_searched..] {
         let len = line[start..].iter().position(|&b| b == SEPARATOR)?;
         *field = &line[start..start + len];
         start += len + 1;
@@ -273,7 +286,7 @@ pub fn name_in_prefix(prefix: &[u8]) -> Option<String> {
 
 /// 16 lowercase hexadecimal digits of nanoseconds since 1970.
 fn read_time(field: &[u8]) -> Option<SystemTime> {
-    let digits: &[u8; 16] = field.try_into().ok()?;
+    let digits: &[u8; TIME_DIGITS] = field.try_into().ok()?;
     // Without a branch per digit: a digit that is not one marks `invalid`.
     let (mut nanos, mut invalid) = (0u64, 0u8);
     for &byte in digits {
