@@ -10,9 +10,10 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use memchr::memmem;
 use plugin_api::host::{metrics_object, ClientKind, ContextHost, LogEntryRef};
 use plugin_api::PluginEnvironment;
 use serde_json::{json, Value};
@@ -321,7 +322,7 @@ impl RunHost {
                 // The data stays text unless it has to be read: an event
                 // without a step whose data may name one is attributed
                 // from its data, as 1.0/1.1 plugins attribute theirs.
-                let attributed = step.is_some() || !raw::may_contain(data.get(), "\"step\"");
+                let attributed = step.is_some() || !raw::may_contain(data.get(), &STEP_KEY);
                 let (step_text, file_text) = (step.as_deref(), file.as_deref());
                 let user = attributed
                     .then(|| match unix_nanos {
@@ -369,6 +370,9 @@ impl RunHost {
         Ok(())
     }
 }
+
+/// The search for a `"step"` key in an entry's data, set up once.
+static STEP_KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("\"step\""));
 
 /// The work directory as the plugin receives it: text, so only a UTF-8 path.
 fn work_dir_text(path: &std::path::Path) -> Option<String> {
