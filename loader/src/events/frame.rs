@@ -468,6 +468,8 @@ mod tests {
             (good.replacen("tick", "ti\tck", 1), FrameError::Control("event name")),
             (good.replacen(r#"{"i":1}"#, "[1]", 1), FrameError::Data),
             (good.replacen(r#"{"i":1}"#, r#"{"i":1}}"#, 1), FrameError::Data),
+            (good.replacen(r#"{"i":1}"#, r#"{"i":1e400}"#, 1), FrameError::Data),
+            (good.replacen(r#"{"i":1}"#, r#"{"i":"\ud800"}"#, 1), FrameError::Data),
             (good.replacen(r#"{"i":1}"#, "", 1), FrameError::Fields(6)),
             (good[..good.rfind('\u{1f}').unwrap()].to_owned(), FrameError::Fields(5)),
         ];

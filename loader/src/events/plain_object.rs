@@ -1,9 +1,10 @@
 //! A fast check of the JSON data most events carry: a flat object whose
 //! keys and strings are printable ASCII without escapes, such as
-//! `{"i":1,"loss":0.25}`. Every text it accepts is valid JSON, and prints
-//! on a terminal as it is; whatever it does not accept is left to
-//! serde_json to decide, so it only ever saves work, never changes what
-//! is accepted.
+//! `{"i":1,"loss":0.25}`. Every text it accepts is JSON that serde_json
+//! reads as a `Value` (its numbers are short enough to stay within f64's
+//! range), and prints on a terminal as it is; whatever it does not accept
+//! is left to serde_json to decide, so it only ever saves work, never
+//! changes what is accepted.
 //!
 //! The shape, with no whitespace anywhere:
 //!
@@ -13,6 +14,16 @@
 //! string := '"' (printable ASCII but '"' and '\')* '"'
 //! number := '-'? ('0' | [1-9][0-9]*) ('.' [0-9]+)? ([eE] [+-]? [0-9]+)?
 //! ```
+//!
+//! with at most [`MAX_INTEGER_DIGITS`] digits before a number's point and
+//! at most [`MAX_EXPONENT_DIGITS`] in its exponent.
+
+/// The most digits before a plain number's point: with its exponent, the
+/// number stays far below f64's largest (about 1.8e308).
+const MAX_INTEGER_DIGITS: usize = 100;
+
+/// The most digits of a plain number's exponent.
+const MAX_EXPONENT_DIGITS: usize = 2;
 
 /// Whether `text` is a JSON object of the plain shape (see the module docs).
 pub fn is_plain_object(text: &[u8]) -> bool {
@@ -77,10 +88,14 @@ fn number_end(text: &[u8], mut at: usize) -> Option<usize> {
     if text.get(at) == Some(&b'-') {
         at += 1;
     }
+    let integer_start = at;
     match text.get(at)? {
         b'0' => at += 1,
         b'1'..=b'9' => at = digits_end(at + 1),
         _ => return None,
+    }
+    if at - integer_start > MAX_INTEGER_DIGITS {
+        return None;
     }
     if text.get(at) == Some(&b'.') {
         if !is_digit(at + 1) {
@@ -93,10 +108,11 @@ fn number_end(text: &[u8], mut at: usize) -> Option<usize> {
         if matches!(text.get(at), Some(b'+' | b'-')) {
             at += 1;
         }
-        if !is_digit(at) {
+        let exponent_start = at;
+        at = digits_end(at);
+        if at == exponent_start || at - exponent_start > MAX_EXPONENT_DIGITS {
             return None;
         }
-        at = digits_end(at);
     }
     Some(at)
 }
@@ -104,10 +120,11 @@ fn number_end(text: &[u8], mut at: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::value::RawValue;
 
+    /// Whether serde_json reads `text` as a `Value` (stricter than checking
+    /// it as a `RawValue`).
     fn serde_accepts(text: &[u8]) -> bool {
-        std::str::from_utf8(text).is_ok_and(|text| serde_json::from_str::<&RawValue>(text).is_ok())
+        std::str::from_utf8(text).is_ok_and(|text| serde_json::from_str::<serde_json::Value>(text).is_ok())
     }
 
     #[test]
@@ -117,6 +134,7 @@ mod tests {
             r#"{"i":1,"loss":0.25}"#,
             r#"{"a":-0,"b":-12.5e+3,"c":1E9,"d":"x y~","e":true,"f":false,"g":null,"":""}"#,
             r#"{"n":0.0,"m":10,"k":3e-2}"#,
+            format!(r#"{{"a":-{}.5e+99}}"#, "9".repeat(MAX_INTEGER_DIGITS)).as_str(),
         ] {
             assert!(is_plain_object(text.as_bytes()), "{text}");
             assert!(serde_accepts(text.as_bytes()), "{text}");
@@ -154,6 +172,9 @@ mod tests {
             r#"{"a":}"#,
             r#"{a:1}"#,
             r#"{"a":"b}"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":1e100}"#,
+            format!(r#"{{"a":1{}}}"#, "0".repeat(MAX_INTEGER_DIGITS)).as_str(),
         ] {
             assert!(!is_plain_object(text.as_bytes()), "{text}");
         }
@@ -164,7 +185,7 @@ mod tests {
     /// hundred thousand.
     #[test]
     fn nothing_serde_json_refuses_is_accepted() {
-        const BYTES: &[u8] = b"{}[]\",:-+.eE0123456789truefalsenul \\xa\x01\x7f\xc3";
+        const BYTES: &[u8] = b"{}[]\",:-+.eE0123456789999truefalsenul \\xa\x01\x7f\xc3";
         let seeds: [&[u8]; 4] = [
             br#"{"i":1,"loss":0.25}"#,
             br#"{"a":-0.5e-7,"b":"t","c":null,"d":true,"e":false}"#,

@@ -16,7 +16,11 @@ use serde_json::Value;
 use super::plain_object::is_plain_object;
 use super::{Event, EventKind, EventSink, Level, RunInfo};
 
-/// A JSON object as text on one line, checked to be valid JSON when made.
+/// The bytes JSON allows around and between its tokens.
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// A JSON object as text on one line, checked when made to be JSON that
+/// serde_json reads as a `Value` (so [`to_value`](Self::to_value) cannot fail).
 #[derive(Debug, Clone, Default)]
 pub struct RawData {
     text: String,
@@ -26,10 +30,10 @@ pub struct RawData {
 }
 
 impl RawData {
-    /// The data of `raw` when it is a JSON object (serde_json has already
-    /// validated the text of a `RawValue`); `None` otherwise. Text with a
-    /// line break (whitespace between its tokens: a string cannot hold one)
-    /// is rewritten compactly, so the data never ends a JSON line.
+    /// The data of `raw` when it is a JSON object serde_json reads as a
+    /// `Value` (which a `RawValue` need not be); `None` otherwise. Text with a line
+    /// break (whitespace between its tokens: a string cannot hold one) is
+    /// rewritten compactly, so the data never ends a JSON line.
     pub fn object(raw: &RawValue) -> Option<Self> {
         let mut data = RawData::default();
         data.set_object(raw).then_some(data)
@@ -39,23 +43,7 @@ impl RawData {
     /// reusing this text's allocation; false (and unchanged) when `raw` is
     /// not an object.
     pub fn set_object(&mut self, raw: &RawValue) -> bool {
-        if is_one_line_object(raw) {
-            self.text.clear();
-            self.text.push_str(raw.get());
-            self.printable = false;
-            return true;
-        }
-        if !raw.get().starts_with('{') {
-            return false;
-        }
-        match serde_json::from_str::<Value>(raw.get()) {
-            Ok(value) => {
-                self.text = value.to_string();
-                self.printable = false;
-                true
-            }
-            Err(_) => false,
-        }
+        self.set_json_object(raw.get())
     }
 
     /// Makes this the data of the untrusted JSON `text` (checked here), as
@@ -63,19 +51,34 @@ impl RawData {
     /// object. A plain object (the usual data) is checked in one pass
     /// without serde_json, and so known to be printable.
     pub fn set_object_text(&mut self, text: &[u8]) -> bool {
-        let Ok(text) = std::str::from_utf8(text) else {
-            return false;
-        };
+        std::str::from_utf8(text).is_ok_and(|text| self.set_json_object(text))
+    }
+
+    /// [`set_object_text`](Self::set_object_text) of text known to be UTF-8.
+    fn set_json_object(&mut self, text: &str) -> bool {
         if is_plain_object(text.as_bytes()) {
             self.text.clear();
             self.text.push_str(text);
             self.printable = true;
             return true;
         }
-        match serde_json::from_str::<&RawValue>(text) {
-            Ok(raw) => self.set_object(raw),
-            Err(_) => false,
+        // Read whole, not only checked as a RawValue is: serde_json lets a
+        // RawValue through that it cannot read as a Value (a number beyond
+        // f64's range, a lone surrogate escape, nesting deeper than 128),
+        // and the sinks that read the data would fail on it.
+        let value = match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => return false,
+        };
+        let text = text.trim_matches(JSON_WHITESPACE);
+        if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() {
+            self.text.clear();
+            self.text.push_str(text);
+        } else {
+            self.text = value.to_string();
         }
+        self.printable = false;
+        true
     }
 
     /// The capacity of the text's allocation.
@@ -272,6 +275,28 @@ mod tests {
         for text in ["[1]", "\"{}\"", "1", "null", "{", "{} {}", "{\"a\":1}\n{}"] {
             assert!(RawData::parse_object(text).is_none(), "{text}");
         }
+    }
+
+    #[test]
+    fn only_data_serde_json_reads_as_a_value_is_kept() {
+        let too_deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(128), "]".repeat(128));
+        for text in [
+            r#"{"x":1e400}"#,
+            r#"{"x": 1e400}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":"\udc00x"}"#,
+            too_deep.as_str(),
+        ] {
+            assert!(
+                serde_json::from_str::<&RawValue>(text).is_ok(),
+                "a RawValue takes {text}"
+            );
+            assert!(RawData::parse_object(text).is_none(), "{text}");
+            assert!(!RawData::default().set_object_text(text.as_bytes()), "{text}");
+        }
+        let spaced = RawData::parse_object(" {\"x\": [1e-400, \"\\ud83e\\udd80\"]}\t").unwrap();
+        assert_eq!(spaced.get(), r#"{"x": [1e-400, "\ud83e\udd80"]}"#);
+        assert_eq!(spaced.to_value(), json!({"x": [0.0, "🦀"]}));
     }
 
     #[test]
