@@ -20,7 +20,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{Event, EventKind, Level, RawData, UserEvent};
@@ -55,24 +54,29 @@ pub fn fits(event: &Event) -> bool {
     event.kind == EventKind::Event
         && event.dropped_late_calls.is_none()
         && (event.raw_data.is_some() || event.data.is_object())
-        && header_fits(event.time, &event.event, event.step.as_deref(), event.file.as_deref())
+        && unix_nanos(event.time).is_some()
+        && names_fit(&event.event, event.step.as_deref(), event.file.as_deref())
 }
 
 /// Whether `event` goes as a frame.
 pub fn fits_user(event: &UserEvent<'_>) -> bool {
-    header_fits(event.time, event.name, event.step, event.file)
+    event.unix_nanos.is_some() && names_fit(event.name, event.step, event.file)
 }
 
-fn header_fits(time: SystemTime, name: &str, step: Option<&str>, file: Option<&str>) -> bool {
-    let nanos = time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos());
-    nanos.is_ok_and(|n| n <= u128::from(u64::MAX)) && plain(name) && step.is_none_or(plain) && file.is_none_or(plain)
+fn names_fit(name: &str, step: Option<&str>, file: Option<&str>) -> bool {
+    plain(name) && step.is_none_or(plain) && file.is_none_or(plain)
 }
 
-/// `time` (from 1970 to 2554) in nanoseconds, as 16 hexadecimal digits.
-fn hex_nanos(time: SystemTime) -> [u8; 16] {
+/// `time` in nanoseconds since the Unix epoch, when a frame can carry it
+/// (from 1970 to 2554).
+pub fn unix_nanos(time: SystemTime) -> Option<u64> {
+    let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(since_epoch.as_nanos()).ok()
+}
+
+/// Nanoseconds since the Unix epoch as 16 hexadecimal digits.
+fn hex_nanos(nanos: u64) -> [u8; TIME_DIGITS] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let nanos = since_epoch.as_secs() * 1_000_000_000 + u64::from(since_epoch.subsec_nanos());
     std::array::from_fn(|i| DIGITS[(nanos >> (60 - 4 * i)) as usize & 0xf])
 }
 
@@ -84,7 +88,7 @@ fn plain(text: &str) -> bool {
 /// Writes `event`, which [`fits`], as a frame and its line break.
 pub fn write(out: &mut Vec<u8>, event: &Event) {
     let header = Header {
-        time: event.time,
+        unix_nanos: unix_nanos(event.time).unwrap_or_default(),
         level: event.level,
         name: &event.event,
         step: event.step.as_deref(),
@@ -101,7 +105,7 @@ pub fn write(out: &mut Vec<u8>, event: &Event) {
 /// Writes `event`, which [`fits_user`], as a frame and its line break.
 pub fn write_user(out: &mut Vec<u8>, event: &UserEvent<'_>) {
     let header = Header {
-        time: event.time,
+        unix_nanos: event.unix_nanos.unwrap_or_default(),
         level: event.level,
         name: event.name,
         step: event.step,
@@ -112,9 +116,12 @@ pub fn write_user(out: &mut Vec<u8>, event: &UserEvent<'_>) {
     out.push(b'\n');
 }
 
+/// The length of a frame's time field.
+const TIME_DIGITS: usize = 16;
+
 /// A frame's fields before its data.
 struct Header<'a> {
-    time: SystemTime,
+    unix_nanos: u64,
     level: Level,
     name: &'a str,
     step: Option<&'a str>,
@@ -125,7 +132,7 @@ impl Header<'_> {
     /// Writes the fields and the separator before the data.
     fn write(&self, out: &mut Vec<u8>) {
         out.push(FRAME_START);
-        out.extend_from_slice(&hex_nanos(self.time));
+        out.extend_from_slice(&hex_nanos(self.unix_nanos));
         out.push(SEPARATOR);
         out.extend_from_slice(self.level.as_str().as_bytes());
         out.push(SEPARATOR);
@@ -167,39 +174,43 @@ pub fn read(line: &[u8]) -> Result<Event, FrameError> {
 /// half-written.
 pub fn read_into(line: &[u8], event: &mut Event) -> Result<(), FrameError> {
     let line = line.strip_prefix(&[FRAME_START]).unwrap_or(line);
-    let text = std::str::from_utf8(line).map_err(|_| FrameError::NotUtf8)?;
-    let mut ends = memchr::memchr_iter(SEPARATOR, line);
-    let mut start = 0;
-    let mut next = || {
-        let end = ends.next()?;
-        let field = &text[start..end];
-        start = end + 1;
-        Some(field)
-    };
-    let (Some(time), Some(level), Some(name), Some(step), Some(file)) = (next(), next(), next(), next(), next()) else {
+    // The fields are checked as UTF-8 where they are read; a line that is
+    // not UTF-8 anywhere is refused as such, whatever else is wrong with it.
+    read_fields(line, event).map_err(|error| match std::str::from_utf8(line) {
+        Ok(_) => error,
+        Err(_) => FrameError::NotUtf8,
+    })
+}
+
+/// [`read_into`] of a frame without its start.
+fn read_fields(line: &[u8], event: &mut Event) -> Result<(), FrameError> {
+    let Some(([time, level, name, step, file], data)) = split_header(line) else {
         return Err(FrameError::Fields(1 + memchr::memchr_iter(SEPARATOR, line).count()));
     };
-    let data = &text[start..];
     if data.is_empty() {
         return Err(FrameError::Fields(6));
     }
-    event.time = read_time(time).ok_or_else(|| FrameError::Time(time.to_owned()))?;
-    event.level = level.parse().map_err(|_| FrameError::Level(level.to_owned()))?;
+    let lossy = |field: &[u8]| String::from_utf8_lossy(field).into_owned();
+    event.time = read_time(time).ok_or_else(|| FrameError::Time(lossy(time)))?;
+    event.level = Level::from_name(level).ok_or_else(|| FrameError::Level(lossy(level)))?;
     let step = read_optional("step", step)?;
     let file = read_optional("file", file)?;
-    for (what, text) in [("event name", Some(name)), ("step", step), ("file", file)] {
-        if !plain(text.unwrap_or_default()) {
-            return Err(FrameError::Control(what));
-        }
-    }
-    let raw: &RawValue = serde_json::from_str(data).map_err(|_| FrameError::Data)?;
+    let name = field_text("event name", name)?;
+    let step = step.map(|step| field_text("step", step)).transpose()?;
+    let file = file.map(|file| field_text("file", file)).transpose()?;
     match &mut event.raw_data {
         Some(kept) if kept.capacity() <= KEPT_CAPACITY => {
-            if !kept.set_object(raw) {
+            if !kept.set_object_text(data) {
                 return Err(FrameError::Data);
             }
         }
-        slot => *slot = Some(RawData::object(raw).ok_or(FrameError::Data)?),
+        slot => {
+            let mut raw = RawData::default();
+            if !raw.set_object_text(data) {
+                return Err(FrameError::Data);
+            }
+            *slot = Some(raw);
+        }
     }
     event.kind = EventKind::Event;
     set_text(&mut event.event, name);
@@ -210,6 +221,38 @@ pub fn read_into(line: &[u8], event: &mut Event) -> Result<(), FrameError> {
     }
     event.dropped_late_calls = None;
     Ok(())
+}
+
+/// The five fields before a frame's data, and the data; `None` when there
+/// are fewer than five separators. The header is short, so it is searched
+/// a byte at a time rather than with `memchr`'s setup for each field, from
+/// after the time when that has its 16 digits.
+fn split_header(line: &[u8]) -> Option<([&[u8]; 5], &[u8])> {
+    let mut fields = [&line[..0]; 5];
+    let mut start = 0;
+    let time: Option<&[u8; TIME_DIGITS]> = line.get(..TIME_DIGITS).and_then(|time| time.try_into().ok());
+    // Not `contains`: a call to `memchr` for 16 bytes costs more than
+    // comparing them all.
+    let without_separator = |time: &&[u8; TIME_DIGITS]| time.iter().fold(true, |none, &b| none & (b != SEPARATOR));
+    if let Some(time) = time.filter(|time| without_separator(time) && line.get(TIME_DIGITS) == Some(&SEPARATOR)) {
+        fields[0] = time;
+        start = TIME_DIGITS + 1;
+    }
+    let first_searched = usize::from(start > 0);
+    for field in &mut fields[first_searched..] {
+        let len = line[start..].iter().position(|&b| b == SEPARATOR)?;
+        *field = &line[start..start + len];
+        start += len + 1;
+    }
+    Some((fields, &line[start..]))
+}
+
+/// The text of a name, step or file field: UTF-8 without a control character.
+fn field_text<'a>(what: &'static str, field: &'a [u8]) -> Result<&'a str, FrameError> {
+    if field.iter().any(|&b| b < 0x20) {
+        return Err(FrameError::Control(what));
+    }
+    std::str::from_utf8(field).map_err(|_| FrameError::NotUtf8)
 }
 
 /// The largest text allocation of an event [`read_into`] reuses; a larger
@@ -241,27 +284,40 @@ pub fn name_in_prefix(prefix: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(name).into_owned())
 }
 
-/// 16 hexadecimal digits of nanoseconds since 1970.
-fn read_time(text: &str) -> Option<SystemTime> {
-    if text.len() != 16 {
-        return None;
+/// 16 lowercase hexadecimal digits of nanoseconds since 1970.
+fn read_time(field: &[u8]) -> Option<SystemTime> {
+    let digits: &[u8; TIME_DIGITS] = field.try_into().ok()?;
+    // Without a branch per digit: a digit that is not one marks `invalid`.
+    let (mut nanos, mut invalid) = (0u64, 0u8);
+    for &byte in digits {
+        let value = HEX_VALUES[usize::from(byte)];
+        invalid |= value;
+        nanos = nanos << 4 | u64::from(value & 0xf);
     }
-    let nanos = text.bytes().try_fold(0u64, |n, b| {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        Some(n << 4 | u64::from(digit))
-    })?;
-    Some(UNIX_EPOCH + Duration::from_nanos(nanos))
+    (invalid & NOT_HEX == 0).then(|| UNIX_EPOCH + Duration::from_nanos(nanos))
 }
 
-fn read_optional<'a>(what: &'static str, field: &'a str) -> Result<Option<&'a str>, FrameError> {
-    match field.split_at_checked(1) {
-        Some(("-", "")) => Ok(None),
-        Some(("+", text)) => Ok(Some(text)),
-        _ => Err(FrameError::Optional(what, field.to_owned())),
+/// Marks a byte that is not a lowercase hexadecimal digit in [`HEX_VALUES`].
+const NOT_HEX: u8 = 0x80;
+
+/// Each byte's value as a lowercase hexadecimal digit, or [`NOT_HEX`].
+static HEX_VALUES: [u8; 256] = hex_values();
+
+const fn hex_values() -> [u8; 256] {
+    let mut values = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        values[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    values
+}
+
+fn read_optional<'a>(what: &'static str, field: &'a [u8]) -> Result<Option<&'a [u8]>, FrameError> {
+    match field.split_first() {
+        Some((b'-', [])) => Ok(None),
+        Some((b'+', text)) => Ok(Some(text)),
+        _ => Err(FrameError::Optional(what, String::from_utf8_lossy(field).into_owned())),
     }
 }
 
@@ -269,6 +325,7 @@ fn read_optional<'a>(what: &'static str, field: &'a str) -> Result<Option<&'a st
 mod tests {
     use super::*;
     use serde_json::json;
+    use serde_json::value::RawValue;
 
     fn frame_of(event: &Event) -> Vec<u8> {
         assert!(fits(event), "{event:?}");
@@ -411,6 +468,8 @@ mod tests {
             (good.replacen("tick", "ti\tck", 1), FrameError::Control("event name")),
             (good.replacen(r#"{"i":1}"#, "[1]", 1), FrameError::Data),
             (good.replacen(r#"{"i":1}"#, r#"{"i":1}}"#, 1), FrameError::Data),
+            (good.replacen(r#"{"i":1}"#, r#"{"i":1e400}"#, 1), FrameError::Data),
+            (good.replacen(r#"{"i":1}"#, r#"{"i":"\ud800"}"#, 1), FrameError::Data),
             (good.replacen(r#"{"i":1}"#, "", 1), FrameError::Fields(6)),
             (good[..good.rfind('\u{1f}').unwrap()].to_owned(), FrameError::Fields(5)),
         ];

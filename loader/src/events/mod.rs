@@ -43,6 +43,7 @@ pub mod file;
 pub mod frame;
 pub mod jsonl;
 pub mod metrics;
+pub mod plain_object;
 pub mod progress;
 pub mod raw;
 pub mod terminal;
@@ -163,6 +164,20 @@ impl Level {
             Level::Critical => "critical",
         }
     }
+
+    /// The level named `name` (a lowercase name, as bytes).
+    pub fn from_name(name: &[u8]) -> Option<Level> {
+        Some(match name {
+            b"debug" => Level::Debug,
+            b"info" => Level::Info,
+            b"success" => Level::Success,
+            b"warning" => Level::Warning,
+            b"danger" => Level::Danger,
+            b"error" => Level::Error,
+            b"critical" => Level::Critical,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Level {
@@ -176,14 +191,11 @@ impl FromStr for Level {
 
     /// Accepts the lowercase names.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Level::ALL
-            .into_iter()
-            .find(|l| l.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "log level",
-                name: s.to_owned(),
-                expected: "debug, info, success, warning, danger, error or critical",
-            })
+        Level::from_name(s.as_bytes()).ok_or_else(|| UnknownName {
+            what: "log level",
+            name: s.to_owned(),
+            expected: "debug, info, success, warning, danger, error or critical",
+        })
     }
 }
 
@@ -362,7 +374,8 @@ pub trait EventSink: Send + Sync {
 
     /// Whether [`emit`](Self::emit) takes an event whose data is still
     /// JSON text ([`Event::raw_data`]); when false, such an event reaches
-    /// the sink with its data parsed (see [`deliver`]).
+    /// the sink with its data parsed (see [`deliver`]). The answer never
+    /// changes: a sink passing events on may ask once.
     fn takes_raw_data(&self) -> bool {
         false
     }
@@ -414,6 +427,8 @@ impl<S: EventSink + ?Sized> EventSink for Arc<S> {
 #[derive(Default)]
 pub struct FanOut {
     sinks: Vec<Box<dyn EventSink>>,
+    /// Each sink's [`EventSink::takes_raw_data`], asked when it was added.
+    takes_raw_data: Vec<bool>,
 }
 
 impl FanOut {
@@ -428,6 +443,7 @@ impl FanOut {
     }
 
     pub fn push(&mut self, sink: impl EventSink + 'static) {
+        self.takes_raw_data.push(sink.takes_raw_data());
         self.sinks.push(Box::new(sink));
     }
 
@@ -463,8 +479,8 @@ impl EventSink for FanOut {
             return;
         }
         let mut parsed = None;
-        for sink in &self.sinks {
-            if sink.takes_raw_data() {
+        for (sink, &takes_raw_data) in self.sinks.iter().zip(&self.takes_raw_data) {
+            if takes_raw_data {
                 sink.emit(run, event);
             } else {
                 sink.emit(run, parsed.get_or_insert_with(|| event.with_parsed_data()));

@@ -8,24 +8,34 @@
 //! `null` where the plugin gave data.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::plain_object::is_plain_object;
 use super::{Event, EventKind, EventSink, Level, RunInfo};
 
-/// A JSON object as text on one line, checked to be valid JSON when made.
-#[derive(Debug, Clone)]
-pub struct RawData(String);
+/// The bytes JSON allows around and between its tokens.
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// A JSON object as text on one line, checked when made to be JSON that
+/// serde_json reads as a `Value` (so [`to_value`](Self::to_value) cannot fail).
+#[derive(Debug, Clone, Default)]
+pub struct RawData {
+    text: String,
+    /// The text is known to be printable ASCII without escapes (it was
+    /// read as a [plain object](super::plain_object)); false says nothing.
+    printable: bool,
+}
 
 impl RawData {
-    /// The data of `raw` when it is a JSON object (serde_json has already
-    /// validated the text of a `RawValue`); `None` otherwise. Text with a
-    /// line break (whitespace between its tokens: a string cannot hold one)
-    /// is rewritten compactly, so the data never ends a JSON line.
+    /// The data of `raw` when it is a JSON object serde_json reads as a
+    /// `Value` (which a `RawValue` need not be); `None` otherwise. Text with a line
+    /// break (whitespace between its tokens: a string cannot hold one) is
+    /// rewritten compactly, so the data never ends a JSON line.
     pub fn object(raw: &RawValue) -> Option<Self> {
-        let mut data = RawData(String::new());
+        let mut data = RawData::default();
         data.set_object(raw).then_some(data)
     }
 
@@ -33,26 +43,53 @@ impl RawData {
     /// reusing this text's allocation; false (and unchanged) when `raw` is
     /// not an object.
     pub fn set_object(&mut self, raw: &RawValue) -> bool {
-        if is_one_line_object(raw) {
-            self.0.clear();
-            self.0.push_str(raw.get());
+        self.set_json_object(raw.get())
+    }
+
+    /// Makes this the data of the untrusted JSON `text` (checked here), as
+    /// [`set_object`](Self::set_object) does; false when it is not one JSON
+    /// object. A plain object (the usual data) is checked in one pass
+    /// without serde_json, and so known to be printable.
+    pub fn set_object_text(&mut self, text: &[u8]) -> bool {
+        std::str::from_utf8(text).is_ok_and(|text| self.set_json_object(text))
+    }
+
+    /// [`set_object_text`](Self::set_object_text) of text known to be UTF-8.
+    fn set_json_object(&mut self, text: &str) -> bool {
+        if is_plain_object(text.as_bytes()) {
+            self.text.clear();
+            self.text.push_str(text);
+            self.printable = true;
             return true;
         }
-        if !raw.get().starts_with('{') {
-            return false;
+        // Read whole, not only checked as a RawValue is: serde_json lets a
+        // RawValue through that it cannot read as a Value (a number beyond
+        // f64's range, a lone surrogate escape, nesting deeper than 128),
+        // and the sinks that read the data would fail on it.
+        let value = match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => return false,
+        };
+        let text = text.trim_matches(JSON_WHITESPACE);
+        if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() {
+            self.text.clear();
+            self.text.push_str(text);
+        } else {
+            self.text = value.to_string();
         }
-        match serde_json::from_str::<Value>(raw.get()) {
-            Ok(value) => {
-                self.0 = value.to_string();
-                true
-            }
-            Err(_) => false,
-        }
+        self.printable = false;
+        true
     }
 
     /// The capacity of the text's allocation.
     pub fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.text.capacity()
+    }
+
+    /// Whether the text is known to print as it is (printable ASCII):
+    /// true for data read as a plain object, false when unknown.
+    pub fn is_printable(&self) -> bool {
+        self.printable
     }
 
     /// Checks `text` and keeps it when it is one JSON object.
@@ -63,7 +100,7 @@ impl RawData {
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The data as a value.
@@ -72,11 +109,13 @@ impl RawData {
     }
 }
 
-/// Whether JSON `text` may hold `needle` literally in a key or a string:
-/// never false when a string of it contains `needle` (escapes make the
-/// answer "may").
-pub fn may_contain(text: &str, needle: &str) -> bool {
-    text.contains('\\') || text.contains(needle)
+/// Whether JSON `text` may hold `needle` (a search set up once, as
+/// memchr's setup costs more than the search of a short text) literally in
+/// a key or a string: never false when a string of it contains the needle
+/// (escapes make the answer "may").
+pub fn may_contain(text: &str, needle: &memchr::memmem::Finder<'_>) -> bool {
+    let bytes = text.as_bytes();
+    memchr::memchr(b'\\', bytes).is_some() || needle.find(bytes).is_some()
 }
 
 /// Whether `raw` is a JSON object on one line, as [`RawData`] keeps data.
@@ -90,6 +129,9 @@ fn is_one_line_object(raw: &RawValue) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct UserEvent<'a> {
     pub(super) time: SystemTime,
+    /// `time` in nanoseconds since the Unix epoch, when a frame can carry
+    /// it (see [`frame::unix_nanos`](super::frame::unix_nanos)).
+    pub(super) unix_nanos: Option<u64>,
     pub(super) name: &'a str,
     pub(super) level: Level,
     pub(super) step: Option<&'a str>,
@@ -119,8 +161,35 @@ impl<'a> UserEvent<'a> {
         file: Option<&'a str>,
         data: &'a RawValue,
     ) -> Option<Self> {
+        Self::made(time, super::frame::unix_nanos(time), name, level, step, file, data)
+    }
+
+    /// [`now`](Self::now) for an event made `unix_nanos` nanoseconds after
+    /// the Unix epoch.
+    pub fn at_unix_nanos(
+        unix_nanos: u64,
+        name: &'a str,
+        level: Level,
+        step: Option<&'a str>,
+        file: Option<&'a str>,
+        data: &'a RawValue,
+    ) -> Option<Self> {
+        let time = UNIX_EPOCH + Duration::from_nanos(unix_nanos);
+        Self::made(time, Some(unix_nanos), name, level, step, file, data)
+    }
+
+    fn made(
+        time: SystemTime,
+        unix_nanos: Option<u64>,
+        name: &'a str,
+        level: Level,
+        step: Option<&'a str>,
+        file: Option<&'a str>,
+        data: &'a RawValue,
+    ) -> Option<Self> {
         is_one_line_object(data).then_some(UserEvent {
             time,
+            unix_nanos,
             name,
             level,
             step,
@@ -140,7 +209,10 @@ impl<'a> UserEvent<'a> {
             file: self.file.map(str::to_owned),
             data: Value::Null,
             dropped_late_calls: None,
-            raw_data: Some(RawData(self.data.get().to_owned())),
+            raw_data: Some(RawData {
+                text: self.data.get().to_owned(),
+                printable: false,
+            }),
         }
     }
 }
@@ -206,6 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn only_data_serde_json_reads_as_a_value_is_kept() {
+        let too_deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(128), "]".repeat(128));
+        for text in [
+            r#"{"x":1e400}"#,
+            r#"{"x": 1e400}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":"\udc00x"}"#,
+            too_deep.as_str(),
+        ] {
+            assert!(
+                serde_json::from_str::<&RawValue>(text).is_ok(),
+                "a RawValue takes {text}"
+            );
+            assert!(RawData::parse_object(text).is_none(), "{text}");
+            assert!(!RawData::default().set_object_text(text.as_bytes()), "{text}");
+        }
+        let spaced = RawData::parse_object(" {\"x\": [1e-400, \"\\ud83e\\udd80\"]}\t").unwrap();
+        assert_eq!(spaced.get(), r#"{"x": [1e-400, "\ud83e\udd80"]}"#);
+        assert_eq!(spaced.to_value(), json!({"x": [0.0, "🦀"]}));
+    }
+
+    #[test]
     fn line_breaks_between_tokens_are_taken_out() {
         let raw = RawData::parse_object("{\"a\":\r\n [1,\n2], \"s\": \"x\\ny\"}\n").unwrap();
         assert_eq!(raw.get(), r#"{"a":[1,2],"s":"x\ny"}"#);
@@ -223,10 +317,17 @@ mod tests {
 
     #[test]
     fn escaped_text_may_contain_anything() {
+        let (token, key_a) = (
+            memchr::memmem::Finder::new("token"),
+            memchr::memmem::Finder::new("\"a\""),
+        );
         let raw = RawData::parse_object(r#"{"a":"x\u0074oken"}"#).unwrap();
-        assert!(may_contain(raw.get(), "token"));
+        assert!(may_contain(raw.get(), &token));
         let plain = RawData::parse_object(r#"{"a":"x"}"#).unwrap();
-        assert!(!may_contain(plain.get(), "token"));
-        assert!(may_contain(plain.get(), "\"a\""));
+        assert!(!may_contain(plain.get(), &token));
+        assert!(may_contain(plain.get(), &key_a));
+        let step = memchr::memmem::Finder::new("\"step\"");
+        assert!(may_contain(r#"{"x":1,"step":2}"#, &step));
+        assert!(!may_contain(r#"{"x":"steps","s":"tep"}"#, &step));
     }
 }

@@ -251,9 +251,12 @@ fn render_metrics(buf: &mut Vec<u8>, opts: TerminalOptions, step: Option<&str>, 
     }
 }
 
-/// Whether JSON object text has no fields (`{}`, perhaps with spaces).
+/// Whether JSON object text (a valid object, as raw data always is) has
+/// no fields (`{}`, perhaps with spaces): whether the first byte after
+/// its `{` that is not a space closes it.
 fn is_empty_raw(text: &str) -> bool {
-    text.bytes().filter(|b| !b.is_ascii_whitespace()).eq(*b"{}")
+    let mut bytes = text.bytes();
+    bytes.next() == Some(b'{') && bytes.find(|b| !b.is_ascii_whitespace()) == Some(b'}')
 }
 
 /// `null`, `{}` and `[]` carry nothing worth printing.
@@ -451,7 +454,7 @@ impl<W: Write + Send> TerminalSink<W> {
                     Some(raw) if !is_empty_raw(raw.get()) => {
                         let text = raw.get();
                         buf.push(b' ');
-                        if text.len() <= MAX_DATA_CHARS && is_clean(text) {
+                        if text.len() <= MAX_DATA_CHARS && (raw.is_printable() || is_clean(text)) {
                             buf.extend_from_slice(text.as_bytes());
                         } else {
                             buf.extend_from_slice(self.compact_text(text.to_owned()).as_bytes());
@@ -857,6 +860,16 @@ mod tests {
             status,
         }
         .to_event(step)
+    }
+
+    #[test]
+    fn only_objects_without_fields_are_empty_raw_data() {
+        for empty in ["{}", "{ }", "{\n\t }"] {
+            assert!(is_empty_raw(empty), "{empty:?}");
+        }
+        for full in [r#"{"a":1}"#, r#"{ "a":{}}"#, r#"{"":null}"#] {
+            assert!(!is_empty_raw(full), "{full:?}");
+        }
     }
 
     fn render(opts: TerminalOptions, events: &[Event]) -> String {

@@ -35,6 +35,8 @@ struct State {
 pub struct SinkRelay {
     run: RunInfo,
     sink: Arc<dyn EventSink>,
+    /// The sink's [`EventSink::takes_raw_data`], asked once.
+    takes_raw_data: bool,
     state: Mutex<State>,
     /// Stream ends and the child's exit, for the supervisor.
     notices: Mutex<Sender<Relayed>>,
@@ -44,6 +46,7 @@ impl SinkRelay {
     pub fn new(run: RunInfo, sink: Arc<dyn EventSink>, notices: Sender<Relayed>) -> Self {
         SinkRelay {
             run,
+            takes_raw_data: sink.takes_raw_data(),
             sink,
             state: Mutex::new(State::default()),
             notices: Mutex::new(notices),
@@ -79,6 +82,8 @@ impl SinkRelay {
                 } else {
                     tracing::warn!("the isolated process reported a second outcome; it was ignored");
                 }
+            } else if self.takes_raw_data || event.raw_data.is_none() {
+                self.sink.emit(&self.run, &event);
             } else {
                 deliver(&self.sink, &self.run, &event);
             }

@@ -10,9 +10,10 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use memchr::memmem;
 use plugin_api::host::{metrics_object, ClientKind, ContextHost, LogEntryRef};
 use plugin_api::PluginEnvironment;
 use serde_json::{json, Value};
@@ -306,8 +307,9 @@ impl RunHost {
         self.emit(event);
     }
 
-    /// A plugin's log entry (JSON `LogEntry` text), made at `time`.
-    fn log_entry_made(&self, entry_json: &str, time: SystemTime) -> Result<(), String> {
+    /// A plugin's log entry (JSON `LogEntry` text), made at `time`, which
+    /// is `unix_nanos` after the Unix epoch when the plugin gave it so.
+    fn log_entry_made(&self, entry_json: &str, time: SystemTime, unix_nanos: Option<u64>) -> Result<(), String> {
         match LogEntryRef::parse(entry_json)? {
             LogEntryRef::Event {
                 event,
@@ -320,9 +322,13 @@ impl RunHost {
                 // The data stays text unless it has to be read: an event
                 // without a step whose data may name one is attributed
                 // from its data, as 1.0/1.1 plugins attribute theirs.
-                let attributed = step.is_some() || !raw::may_contain(data.get(), "\"step\"");
+                let attributed = step.is_some() || !raw::may_contain(data.get(), &STEP_KEY);
+                let (step_text, file_text) = (step.as_deref(), file.as_deref());
                 let user = attributed
-                    .then(|| UserEvent::at(time, &event, level, step.as_deref(), file.as_deref(), data))
+                    .then(|| match unix_nanos {
+                        Some(nanos) => UserEvent::at_unix_nanos(nanos, &event, level, step_text, file_text, data),
+                        None => UserEvent::at(time, &event, level, step_text, file_text, data),
+                    })
                     .flatten();
                 if let Some(user) = user {
                     self.emit_user(&user);
@@ -364,6 +370,9 @@ impl RunHost {
         Ok(())
     }
 }
+
+/// The search for a `"step"` key in an entry's data, set up once.
+static STEP_KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("\"step\""));
 
 /// The work directory as the plugin receives it: text, so only a UTF-8 path.
 fn work_dir_text(path: &std::path::Path) -> Option<String> {
@@ -443,7 +452,7 @@ impl ContextHost for RunHost {
     }
 
     fn log_entry(&self, entry_json: &str) -> Result<(), String> {
-        self.log_entry_made(entry_json, SystemTime::now())
+        self.log_entry_made(entry_json, SystemTime::now(), None)
     }
 
     /// Entries come from the plugin's log thread, stamped at their call.
@@ -452,7 +461,11 @@ impl ContextHost for RunHost {
     }
 
     fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Result<(), String> {
-        self.log_entry_made(entry_json, UNIX_EPOCH + Duration::from_nanos(unix_nanos))
+        self.log_entry_made(
+            entry_json,
+            UNIX_EPOCH + Duration::from_nanos(unix_nanos),
+            Some(unix_nanos),
+        )
     }
 
     fn env_json(&self) -> String {
