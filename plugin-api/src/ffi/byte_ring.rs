@@ -238,6 +238,19 @@ impl Producer {
         self.ring.read.0.load(Ordering::Acquire) >= self.written
     }
 
+    /// Whether more than three quarters of the ring wait for the reader
+    /// (a flood the reader does not keep up with). Reads the reader's
+    /// position only when the last one read says so.
+    #[inline]
+    pub fn is_backed_up(&mut self) -> bool {
+        let limit = self.ring.capacity as u64 / 4 * 3;
+        if self.written - self.read_seen <= limit {
+            return false;
+        }
+        self.read_seen = self.ring.read.0.load(Ordering::Acquire);
+        self.written - self.read_seen > limit
+    }
+
     /// Writes one record of `len` bytes (a multiple of [`ALIGN`], at most
     /// [`Ring::max_record`]) with `fill` and publishes it; `false`, writing
     /// nothing, while the ring has no room for it.
@@ -361,6 +374,21 @@ mod tests {
         assert_eq!(first, 1);
         assert!(producer.try_write(16, record(5, 16)));
         assert!(!producer.all_handed());
+    }
+
+    #[test]
+    fn a_ring_is_backed_up_past_three_quarters_unread() {
+        let (ring, mut producer) = Ring::new(256).unwrap();
+        for i in 0..12 {
+            assert!(!producer.is_backed_up(), "{i} records");
+            assert!(producer.try_write(16, record(1, 16)));
+        }
+        assert!(producer.try_write(16, record(1, 16)));
+        assert!(producer.is_backed_up());
+        let mut reader = ring.reader();
+        reader.peek().unwrap();
+        reader.consume(16);
+        assert!(!producer.is_backed_up());
     }
 
     #[test]

@@ -310,7 +310,14 @@ impl LogQueue {
         let queued = self.with_caller(|caller| {
             let check = check.take().expect("called once");
             caller.tape.clear();
-            let recorded = tape::record_or_json(data, &mut caller.tape);
+            // When the log thread is behind, this thread writes the JSON
+            // text itself (it would soon wait for room anyway), so that a
+            // flood is shared by both threads.
+            let recorded = if caller.producer.is_backed_up() {
+                tape::record_as_json(data, &mut caller.tape)
+            } else {
+                tape::record_or_json(data, &mut caller.tape)
+            };
             check(recorded.map(|()| caller.tape.as_slice()))?;
             let what = call.with_tape(&caller.tape);
             let step = Caller::resolve(&mut caller.step, step);

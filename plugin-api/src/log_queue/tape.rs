@@ -100,6 +100,19 @@ pub(crate) fn record_or_json(value: &(impl Serialize + ?Sized), out: &mut Vec<u8
     Ok(())
 }
 
+/// Appends `value`'s JSON text, written by serde_json here, to `out`
+/// (empty) as one tape item: what a caller does when the log thread is
+/// behind, so that the text is written by a thread that would otherwise
+/// wait.
+#[inline]
+pub(crate) fn record_as_json(value: &(impl Serialize + ?Sized), out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(&[Tag::Json as u8, 0, 0, 0, 0]);
+    serde_json::to_writer(&mut *out, value)?;
+    let len = (out.len() - 5) as u32;
+    out[1..5].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
 /// Appends JSON text written by serde_json as one tape item.
 #[inline]
 pub(crate) fn record_json(json: &[u8], out: &mut Vec<u8>) {
@@ -780,6 +793,17 @@ mod tests {
         );
         assert!(through_tape(&1u128).1);
         assert!(!through_tape(&json!({"a": 1})).1);
+    }
+
+    #[test]
+    fn json_text_written_at_the_call_reads_back_the_same() {
+        let value = json!({"i": 7, "loss": 0.25, "s": "é\n"});
+        let mut tape = Vec::new();
+        record_as_json(&value, &mut tape).unwrap();
+        assert!(is_object(&tape));
+        let mut out = Vec::new();
+        write_json(&tape, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&value).unwrap());
     }
 
     #[test]
