@@ -509,13 +509,17 @@ impl LogQueue {
         self.has_new_rings.load(Ordering::SeqCst) || lock(&self.turn).rings.iter().any(|ring| !ring.is_empty())
     }
 
-    /// The log thread: hands the records over; after a pass that found
-    /// some, lets the next gather for [`GATHER`]; after one that found
-    /// none, sleeps until a record wakes it.
+    /// The log thread: hands the records over, pass after pass while
+    /// more keep coming; then lets the next gather for [`GATHER`]; after a
+    /// pass that found none, sleeps until a record wakes it.
     fn run(&self) {
         ON_LOG_THREAD.with(|on| on.set(true));
         loop {
             let handed = self.take_turn(&mut lock(&self.turn));
+            if handed > 0 && self.has_pending() {
+                // More came during the pass: go on at once.
+                continue;
+            }
             let sleep = lock(&self.sleep);
             if handed > 0 {
                 if !self.closed.load(Ordering::SeqCst) {
