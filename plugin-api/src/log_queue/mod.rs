@@ -4,14 +4,18 @@
 //! made while the caller's entries are unsent goes through it too, behind
 //! them.
 //!
-//! Each thread that logs gets a ring of its own ([`byte_ring`](crate::ffi::byte_ring)): the caller
-//! records its data's shape and raw numbers ([`tape`]: no JSON text, no
-//! allocation), stamps the call with a tick count and copies the record
+//! Each thread that logs gets a ring of its own
+//! ([`byte_ring`](crate::ffi::byte_ring)): the caller records its data's
+//! shape and raw numbers ([`tape`]: no JSON text, no allocation), stamps the call with a tick count and copies the record
 //! ([`record`]) into its ring with one atomic store, without a lock. A log
 //! thread of the plugin's, one per run, reads every ring, writes each
 //! entry's JSON text and hands it to the host with the time of its call
 //! (`log_entry_at`); the host's checks and sinks run on that thread, never
 //! on the caller's.
+//!
+//! A caller whose ring is more than three quarters unread (the log thread
+//! is behind) writes its data's JSON text itself instead of the tape, so
+//! that a flood is shared by both threads.
 //!
 //! What is kept:
 //! - order: a thread's records are read in the order it wrote them; the
@@ -37,14 +41,13 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
-pub(crate) use record::{DataCall, What};
-
-pub(crate) use tape::is_object as tape_is_object;
-
-use crate::ffi::byte_ring::{Producer, Reader, Ring};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub(crate) use record::{DataCall, What};
+pub(crate) use tape::is_object as tape_is_object;
+
+use crate::ffi::byte_ring::{Producer, Reader, Ring};
 use crate::ffi::clock::TickScale;
 use crate::ffi::exit_hooks;
 use crate::ffi::plugin_side::HostHandle;
