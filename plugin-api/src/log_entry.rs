@@ -189,7 +189,7 @@ pub(crate) fn write_event_entry_with(
     level: Option<&str>,
 ) {
     out.extend_from_slice(br#"{"kind":"event","event":"#);
-    write_json(out, event);
+    write_json_str(out, event);
     out.extend_from_slice(br#","data":"#);
     write_data(out);
     out.extend_from_slice(br#","file":"#);
@@ -265,6 +265,21 @@ impl BorrowedEntry<'_> {
 
 fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("strings always serialise to JSON")
+}
+
+/// Appends a string as JSON, as serde_json writes it: quoted as it is when
+/// nothing in it needs an escape (no quote, backslash or control
+/// character: the usual names and keys), by serde_json otherwise.
+#[inline]
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        write_json(out, s);
+    }
 }
 
 /// The kinds of entry, as `kind` names them.

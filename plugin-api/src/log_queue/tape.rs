@@ -138,11 +138,10 @@ fn push_len_and_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends the JSON text of a tape [`record`] made to `out`.
 pub(crate) fn write_json(mut tape: &[u8], out: &mut Vec<u8>) {
-    // An explicit stack of the open arrays and objects (whether an object,
-    // and how many items so far: an object's keys and values alternate)
-    // rather than recursion: the log thread's stack must not depend on how
-    // deep a plugin's data is.
-    let mut open: Vec<(bool, u32)> = Vec::new();
+    // An explicit stack of the open arrays and objects rather than
+    // recursion: the log thread's stack must not depend on how deep a
+    // plugin's data is.
+    let mut open = Open::default();
     while let Some((&byte, rest)) = tape.split_first() {
         tape = rest;
         let tag = Tag::from_byte(byte);
@@ -167,17 +166,56 @@ pub(crate) fn write_json(mut tape: &[u8], out: &mut Vec<u8>) {
             Tag::I64 => write_scalar(out, i64::from_le_bytes(take(&mut tape))),
             Tag::F64 => write_scalar(out, f64::from_bits(u64::from_le_bytes(take(&mut tape)))),
             Tag::F32 => write_scalar(out, f32::from_bits(u32::from_le_bytes(take(&mut tape)))),
-            Tag::Str => write_scalar(out, take_str(&mut tape)),
+            Tag::Str => crate::log_entry::write_json_str(out, take_str(&mut tape)),
             Tag::Json => out.extend_from_slice(take_bytes(&mut tape)),
             Tag::SeqStart => {
                 out.push(b'[');
-                open.push((false, 0));
+                open.push(false);
             }
             Tag::MapStart => {
                 out.push(b'{');
-                open.push((true, 0));
+                open.push(true);
             }
             Tag::SeqEnd | Tag::MapEnd => unreachable!("handled above"),
+        }
+    }
+}
+
+/// The open arrays and objects of [`write_json`], each as whether it is an
+/// object and how many items it has so far (an object's keys and values
+/// alternate): the first levels in place, deeper ones on the heap, so that
+/// the usual data costs no allocation.
+#[derive(Default)]
+struct Open {
+    near: [(bool, u32); Open::NEAR],
+    depth: usize,
+    far: Vec<(bool, u32)>,
+}
+
+impl Open {
+    const NEAR: usize = 16;
+
+    fn push(&mut self, is_object: bool) {
+        if self.depth < Self::NEAR {
+            self.near[self.depth] = (is_object, 0);
+        } else {
+            self.far.push((is_object, 0));
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.depth > Self::NEAR {
+            self.far.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn last_mut(&mut self) -> Option<&mut (bool, u32)> {
+        match self.depth {
+            0 => None,
+            depth if depth <= Self::NEAR => Some(&mut self.near[depth - 1]),
+            _ => self.far.last_mut(),
         }
     }
 }
@@ -748,6 +786,7 @@ mod tests {
     fn the_text_is_serde_jsons_for_every_kind_of_value() {
         same_as_serde_json(&json!({"i": 7, "loss": 0.25, "neg": -3, "big": u64::MAX, "min": i64::MIN}));
         same_as_serde_json(&json!({"s": "quote \" backslash \\ newline \n tab \t nul \u{0} é 😀", "": ""}));
+        same_as_serde_json(&json!({"plain é 😀 \u{7f}": "unit \u{1f} separator", "k\"ey": "\u{7f}"}));
         same_as_serde_json(&json!({"nested": [[], {}, [1, [2, {"a": [null, true, false]}]]], "e": {}}));
         same_as_serde_json(&json!([1.0, 1e300, -0.0, 1.5e-7, 0.1, f64::MAX]));
         same_as_serde_json(&(
@@ -778,6 +817,19 @@ mod tests {
         });
         same_as_serde_json(&(i128::MAX, u128::MAX));
         same_as_serde_json(&BTreeMap::from([(true, 1), (false, 0)]));
+    }
+
+    #[test]
+    fn data_deeper_than_the_stack_kept_in_place_reads_back_the_same() {
+        let mut value = json!({"leaf": [1, {"x": 2}]});
+        for depth in 0..40 {
+            value = if depth % 2 == 0 {
+                json!([value, depth])
+            } else {
+                json!({"d": value, "n": depth})
+            };
+        }
+        same_as_serde_json(&value);
     }
 
     #[test]
