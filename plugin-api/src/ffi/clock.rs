@@ -107,9 +107,13 @@ impl TickScale {
         }
     }
 
-    /// Reads both clocks again.
+    /// Reads both clocks again (the wall clock between two tick readings,
+    /// paired with their middle).
     pub fn mark(&mut self) {
-        self.latest = (ticks(), unix_nanos_now());
+        let before = ticks();
+        let wall = unix_nanos_now();
+        let after = ticks();
+        self.latest = (before + (after - before) / 2, wall);
         let tick_span = self.latest.0.saturating_sub(self.first.0);
         let nano_span = self.latest.1.saturating_sub(self.first.1);
         self.nanos_per_tick = if tick_span == 0 {

@@ -144,6 +144,10 @@ impl StepOf<'_> {
 struct Turn {
     rings: Vec<Arc<Ring>>,
     scale: TickScale,
+    /// The time of the last entry handed over: the next is never earlier
+    /// (two passes place their tick counts with two readings of the
+    /// clocks, which may differ by a little).
+    last_nanos: u64,
     entry: Vec<u8>,
     data: Vec<u8>,
     host: HostHandle,
@@ -173,7 +177,8 @@ impl Turn {
                 self.entry.clear();
                 record::write_entry(what, step, &mut self.data, &mut self.entry);
                 let entry = std::str::from_utf8(&self.entry).expect("entries are written as UTF-8");
-                let _ = self.host.log_entry_at(entry, self.scale.unix_nanos(at));
+                self.last_nanos = self.scale.unix_nanos(at).max(self.last_nanos);
+                let _ = self.host.log_entry_at(entry, self.last_nanos);
             }
         }
     }
@@ -186,6 +191,10 @@ pub(crate) struct LogQueue {
     new_rings: Mutex<Vec<Arc<Ring>>>,
     has_new_rings: AtomicBool,
     turn: Mutex<Turn>,
+    /// Threads waiting for the turn (a flush, a hand-over on the caller's
+    /// thread, a drain at exit): the log thread lets them have it between
+    /// two passes, however fast records keep coming.
+    waiting_for_turn: AtomicUsize,
     /// The log thread sleeps on `work` holding it; a caller that wakes the
     /// thread takes it first, so the wake-up cannot fall between the
     /// thread's last look and its sleep.
@@ -216,11 +225,13 @@ impl LogQueue {
             turn: Mutex::new(Turn {
                 rings: Vec::new(),
                 scale: TickScale::new(),
+                last_nanos: 0,
                 entry: Vec::with_capacity(256),
                 data: Vec::with_capacity(256),
                 host,
                 metrics,
             }),
+            waiting_for_turn: AtomicUsize::new(0),
             sleep: Mutex::new(()),
             work: Condvar::new(),
             idle: AtomicBool::new(false),
@@ -371,7 +382,7 @@ impl LogQueue {
 
     /// Hands one call over on this thread, after everything queued.
     fn hand_over_here(&self, at: u64, step: Option<&str>, what: What<'_>) {
-        let mut turn = lock(&self.turn);
+        let mut turn = self.wait_for_turn();
         self.take_turn(&mut turn);
         turn.scale.mark();
         turn.hand(at, step, what);
@@ -411,8 +422,17 @@ impl LogQueue {
     /// Hands every entry queued so far to the host, on this thread, and
     /// returns once the host has them all.
     pub fn flush(&self) {
-        let mut turn = lock(&self.turn);
+        let mut turn = self.wait_for_turn();
         self.take_turn(&mut turn);
+    }
+
+    /// Takes the turn from the log thread, which lets it go between two
+    /// passes as soon as it sees someone waiting.
+    fn wait_for_turn(&self) -> MutexGuard<'_, Turn> {
+        self.waiting_for_turn.fetch_add(1, Ordering::SeqCst);
+        let turn = lock(&self.turn);
+        self.waiting_for_turn.fetch_sub(1, Ordering::SeqCst);
+        turn
     }
 
     /// Reads every ring once, handing over the records published when it
@@ -519,8 +539,9 @@ impl LogQueue {
         ON_LOG_THREAD.with(|on| on.set(true));
         loop {
             let handed = self.take_turn(&mut lock(&self.turn));
-            if handed > 0 && self.has_pending() {
-                // More came during the pass: go on at once.
+            if handed > 0 && self.waiting_for_turn.load(Ordering::SeqCst) == 0 && self.has_pending() {
+                // More came during the pass: go on at once (unless someone
+                // waits for the turn: the pause below lets them have it).
                 continue;
             }
             let sleep = lock(&self.sleep);
@@ -550,13 +571,15 @@ impl LogQueue {
     /// turn without blocking, retrying until `until` (the log thread may
     /// be making a pass; the crashed thread may hold it for ever).
     fn drain_before(&self, until: Instant) {
+        self.waiting_for_turn.fetch_add(1, Ordering::SeqCst);
         while Instant::now() < until {
             if let Some(mut turn) = try_lock(&self.turn) {
                 self.take_turn(&mut turn);
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        self.waiting_for_turn.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -630,6 +653,9 @@ mod tests {
     struct SlowHost {
         entries: Mutex<Vec<(String, u64)>>,
         gate: Mutex<()>,
+        /// Counts entries instead of keeping them (for floods).
+        only_count: AtomicBool,
+        counted: AtomicUsize,
     }
 
     impl crate::ffi::host_side::ContextHost for SlowHost {
@@ -668,7 +694,11 @@ mod tests {
         }
         fn log_entry_at(&self, entry_json: &str, unix_nanos: u64) -> Result<(), String> {
             drop(lock(&self.gate));
-            lock(&self.entries).push((entry_json.to_owned(), unix_nanos));
+            if self.only_count.load(Ordering::Relaxed) {
+                self.counted.fetch_add(1, Ordering::Relaxed);
+            } else {
+                lock(&self.entries).push((entry_json.to_owned(), unix_nanos));
+            }
             Ok(())
         }
     }
@@ -779,6 +809,40 @@ mod tests {
             next[t] += 1;
         }
         assert_eq!(next, [20_000; 4]);
+        queue.close();
+    }
+
+    #[test]
+    fn a_flush_gets_its_turn_while_another_thread_floods() {
+        let host = Arc::new(SlowHost::default());
+        host.only_count.store(true, Ordering::Relaxed);
+        let queue = LogQueue::start(HostHandle::new(context_for(&host)), MetricsSoFar::default()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flooder = {
+            let (queue, stop) = (queue.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    message(&queue, 0, "flood");
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let (done, flushed) = std::sync::mpsc::channel();
+        let flusher = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    queue.flush();
+                }
+                done.send(()).unwrap();
+            })
+        };
+        let in_time = flushed.recv_timeout(Duration::from_secs(10)).is_ok();
+        stop.store(true, Ordering::Relaxed);
+        flooder.join().unwrap();
+        flusher.join().unwrap();
+        assert!(in_time, "5 flushes did not get the turn within 10 s of a flood");
+        assert!(host.counted.load(Ordering::Relaxed) > 0);
         queue.close();
     }
 
