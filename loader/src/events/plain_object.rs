@@ -15,8 +15,8 @@
 //! number := '-'? ('0' | [1-9][0-9]*) ('.' [0-9]+)? ([eE] [+-]? [0-9]+)?
 //! ```
 //!
-//! with at most [`MAX_INTEGER_DIGITS`] digits before a number's point and
-//! at most [`MAX_EXPONENT_DIGITS`] in its exponent.
+//! with at most `MAX_INTEGER_DIGITS` digits before a number's point and
+//! at most `MAX_EXPONENT_DIGITS` in its exponent.
 
 /// The most digits before a plain number's point: with its exponent, the
 /// number stays far below f64's largest (about 1.8e308).

@@ -26,7 +26,7 @@
 //!   system call and an instruction, so they live with the crate's `unsafe`);
 //! - [`exit_hooks`]: handing queued log entries to the host when the
 //!   process calls `exit()` or crashes;
-//! - [`byte_ring`]: the lock-free ring between a logging thread and the
+//! - `byte_ring`: the lock-free ring between a logging thread and the
 //!   log thread (memory shared by two threads without a lock, so it lives
 //!   with the crate's `unsafe`).
 //!
