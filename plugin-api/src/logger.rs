@@ -216,20 +216,34 @@ impl Reported {
     }
 }
 
-/// A thread's copy of a logger's running step (see `Logger::with_step`).
-struct StepCopy {
-    logger: u64,
-    changes: u64,
+/// A thread's copy of a logger's running step, so that the calls of a hot
+/// loop read it without a lock: taken again only when the logger's count
+/// of step changes moved.
+#[derive(Default)]
+pub(crate) struct StepCopy {
+    /// The count of changes when the copy was taken (`None`: never).
+    taken_at: Option<u64>,
     step: Option<String>,
 }
 
+impl StepCopy {
+    /// The running step, read again with `read` if `changes` (the
+    /// logger's count now) differs from the copy's.
+    #[inline]
+    pub(crate) fn current(&mut self, changes: u64, read: impl FnOnce() -> Option<String>) -> Option<&str> {
+        if self.taken_at != Some(changes) {
+            self.step = read();
+            self.taken_at = Some(changes);
+        }
+        self.step.as_deref()
+    }
+}
+
 thread_local! {
-    static STEP_COPY: std::cell::RefCell<StepCopy> = const {
-        std::cell::RefCell::new(StepCopy {
-            logger: 0,
-            changes: 0,
-            step: None,
-        })
+    /// This thread's copy of the running step of the logger it used last
+    /// (by the logger's id), for `Logger::with_step`.
+    static STEP_COPY: std::cell::RefCell<(u64, StepCopy)> = const {
+        std::cell::RefCell::new((0, StepCopy { taken_at: None, step: None }))
     };
 }
 
@@ -326,18 +340,17 @@ impl Logger {
         let mut f = Some(f);
         let copied = STEP_COPY.try_with(|cell| {
             let mut copy = cell.try_borrow_mut().ok()?;
-            if copy.logger != self.id || copy.changes != changes {
-                *copy = StepCopy {
-                    logger: self.id,
-                    changes,
-                    step: self.read_step(),
-                };
+            let (logger, copy) = &mut *copy;
+            if *logger != self.id {
+                *logger = self.id;
+                *copy = StepCopy::default();
             }
-            Some((f.take().expect("called once"))(copy.step.as_deref()))
+            let step = copy.current(changes, || self.read_step());
+            Some((f.take().expect("called once"))(step))
         });
         match (copied, f) {
             (Ok(Some(result)), _) => result,
-            (_, Some(f)) => f(self.current_step.read().unwrap_or_else(|e| e.into_inner()).as_deref()),
+            (_, Some(f)) => f(self.read_step().as_deref()),
             (_, None) => unreachable!("f ran but gave no result"),
         }
     }

@@ -51,6 +51,7 @@ use crate::ffi::byte_ring::{Producer, Reader, Ring};
 use crate::ffi::clock::TickScale;
 use crate::ffi::exit_hooks;
 use crate::ffi::plugin_side::HostHandle;
+use crate::logger::StepCopy;
 
 /// The metrics a run reported so far, merged per step (`get_metrics`): the
 /// log thread merges each queued `set_metrics` once the host has it.
@@ -95,24 +96,18 @@ static QUEUES: Mutex<Vec<Weak<LogQueue>>> = Mutex::new(Vec::new());
 struct Caller {
     producer: Producer,
     tape: Vec<u8>,
-    /// Its copy of the logger's running step, and the logger's count of
-    /// step changes when it was taken.
-    step: Option<(u64, Option<String>)>,
+    /// Its copy of the logger's running step.
+    step: StepCopy,
 }
 
 impl Caller {
     /// The step a call is attributed to, from this thread's copy of the
     /// running step (taken again after each change).
     #[inline]
-    fn resolve<'s>(step: &'s mut Option<(u64, Option<String>)>, of: StepOf<'s>) -> Option<&'s str> {
+    fn resolve<'s>(step: &'s mut StepCopy, of: StepOf<'s>) -> Option<&'s str> {
         match of {
             StepOf::Given(step) => step,
-            StepOf::Running { changes, read } => {
-                if step.as_ref().is_none_or(|(seen, _)| *seen != changes) {
-                    *step = Some((changes, read()));
-                }
-                step.as_ref().and_then(|(_, step)| step.as_deref())
-            }
+            StepOf::Running { changes, read } => step.current(changes, read),
         }
     }
 }
@@ -275,7 +270,7 @@ impl LogQueue {
                             Caller {
                                 producer,
                                 tape,
-                                step: None,
+                                step: StepCopy::default(),
                             },
                         ));
                         callers.len() - 1
@@ -529,7 +524,12 @@ impl LogQueue {
 
     /// Whether a ring holds records not yet handed over.
     fn has_pending(&self) -> bool {
-        self.has_new_rings.load(Ordering::SeqCst) || lock(&self.turn).rings.iter().any(|ring| !ring.is_empty())
+        self.pending_in(&lock(&self.turn))
+    }
+
+    /// [`has_pending`](Self::has_pending), holding the turn already.
+    fn pending_in(&self, turn: &Turn) -> bool {
+        self.has_new_rings.load(Ordering::SeqCst) || turn.rings.iter().any(|ring| !ring.is_empty())
     }
 
     /// The log thread: hands the records over, pass after pass while
@@ -538,8 +538,12 @@ impl LogQueue {
     fn run(&self) {
         ON_LOG_THREAD.with(|on| on.set(true));
         loop {
-            let handed = self.take_turn(&mut lock(&self.turn));
-            if handed > 0 && self.waiting_for_turn.load(Ordering::SeqCst) == 0 && self.has_pending() {
+            let (handed, more) = {
+                let mut turn = lock(&self.turn);
+                let handed = self.take_turn(&mut turn);
+                (handed, handed > 0 && self.pending_in(&turn))
+            };
+            if more && self.waiting_for_turn.load(Ordering::SeqCst) == 0 {
                 // More came during the pass: go on at once (unless someone
                 // waits for the turn: the pause below lets them have it).
                 continue;

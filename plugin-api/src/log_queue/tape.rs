@@ -472,57 +472,30 @@ impl<'r, 'a> ser::Serializer for &'r mut Recorder<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Fallback;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
-        value.serialize(&mut *self.recorder)
-    }
-    #[inline]
-    fn end(self) -> Result<(), Fallback> {
-        self.close(Tag::SeqEnd)
-    }
+/// The array forms: each item recorded in turn, then the array closed.
+macro_rules! record_items {
+    ($($form:ident :: $item:ident),*) => {$(
+        impl ser::$form for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Fallback;
+            #[inline]
+            fn $item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
+                value.serialize(&mut *self.recorder)
+            }
+            #[inline]
+            fn end(self) -> Result<(), Fallback> {
+                self.close(Tag::SeqEnd)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Fallback;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
-        value.serialize(&mut *self.recorder)
-    }
-    #[inline]
-    fn end(self) -> Result<(), Fallback> {
-        self.close(Tag::SeqEnd)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Fallback;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
-        value.serialize(&mut *self.recorder)
-    }
-    #[inline]
-    fn end(self) -> Result<(), Fallback> {
-        self.close(Tag::SeqEnd)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Fallback;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fallback> {
-        value.serialize(&mut *self.recorder)
-    }
-    #[inline]
-    fn end(self) -> Result<(), Fallback> {
-        self.close(Tag::SeqEnd)
-    }
-}
+record_items!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
@@ -541,33 +514,26 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Fallback;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fallback> {
-        self.recorder.str(key);
-        value.serialize(&mut *self.recorder)
-    }
-    #[inline]
-    fn end(self) -> Result<(), Fallback> {
-        self.close(Tag::MapEnd)
-    }
+/// The object forms with named fields: each name, then its value.
+macro_rules! record_fields {
+    ($($form:ident),*) => {$(
+        impl ser::$form for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Fallback;
+            #[inline]
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fallback> {
+                self.recorder.str(key);
+                value.serialize(&mut *self.recorder)
+            }
+            #[inline]
+            fn end(self) -> Result<(), Fallback> {
+                self.close(Tag::MapEnd)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Fallback;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fallback> {
-        self.recorder.str(key);
-        value.serialize(&mut *self.recorder)
-    }
-    #[inline]
-    fn end(self) -> Result<(), Fallback> {
-        self.close(Tag::MapEnd)
-    }
-}
+record_fields!(SerializeStruct, SerializeStructVariant);
 
 /// A map key: recorded as the string serde_json makes of it (strings,
 /// characters, integers, unit variants, newtypes of those); any other key
@@ -580,6 +546,26 @@ impl KeyRecorder<'_, '_> {
         self.0.str(&v.to_string());
         Ok(())
     }
+}
+
+/// Integer keys, written as their decimals (as serde_json does).
+macro_rules! decimal_keys {
+    ($($method:ident: $int:ty),*) => {$(
+        #[inline]
+        fn $method(self, v: $int) -> Result<(), Fallback> {
+            self.decimal(v)
+        }
+    )*};
+}
+
+/// Keys left to serde_json (which writes some and refuses the others).
+macro_rules! keys_for_serde_json {
+    ($($method:ident($($arg:ty),*) -> $out:ty),*) => {$(
+        #[inline]
+        fn $method(self, $(_: $arg),*) -> Result<$out, Fallback> {
+            Err(Fallback)
+        }
+    )*};
 }
 
 impl ser::Serializer for KeyRecorder<'_, '_> {
@@ -603,38 +589,16 @@ impl ser::Serializer for KeyRecorder<'_, '_> {
         self.0.str(v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
-    #[inline]
-    fn serialize_i8(self, v: i8) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
-    #[inline]
-    fn serialize_i16(self, v: i16) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
-    #[inline]
-    fn serialize_u8(self, v: u8) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
-    #[inline]
-    fn serialize_u16(self, v: u16) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
-    #[inline]
-    fn serialize_u32(self, v: u32) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Result<(), Fallback> {
-        self.decimal(v)
-    }
+    decimal_keys!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64
+    );
     #[inline]
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Fallback> {
         self.serialize_str(variant)
@@ -643,36 +607,24 @@ impl ser::Serializer for KeyRecorder<'_, '_> {
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), Fallback> {
         value.serialize(self)
     }
-    #[inline]
-    fn serialize_bool(self, _: bool) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_f32(self, _: f32) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_f64(self, _: f64) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_none(self) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
+    keys_for_serde_json!(
+        serialize_bool(bool) -> (),
+        serialize_f32(f32) -> (),
+        serialize_f64(f64) -> (),
+        serialize_bytes(&[u8]) -> (),
+        serialize_none() -> (),
+        serialize_unit() -> (),
+        serialize_unit_struct(&'static str) -> (),
+        serialize_seq(Option<usize>) -> Self::SerializeSeq,
+        serialize_tuple(usize) -> Self::SerializeTuple,
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct,
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant,
+        serialize_map(Option<usize>) -> Self::SerializeMap,
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct,
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant
+    );
     #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_unit(self) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Fallback> {
         Err(Fallback)
     }
     #[inline]
@@ -683,46 +635,6 @@ impl ser::Serializer for KeyRecorder<'_, '_> {
         _: &'static str,
         _: &T,
     ) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Fallback> {
-        Err(Fallback)
-    }
-    #[inline]
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Fallback> {
         Err(Fallback)
     }
 }
